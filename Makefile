@@ -1,0 +1,28 @@
+# Two commands for a newcomer: `make demo` and `make test`. Both create or refresh .venv first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+KDEDGE_DATA ?= $(abspath ../shared/data)
+export KDEDGE_DATA
+
+.PHONY: demo test lint venv clean
+
+venv: $(VENV)/.installed
+
+# Re-installs whenever pyproject.toml changes; editable install so the code you edit is what runs.
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[dev]"
+	touch $@
+
+demo: venv
+	$(BIN)/kdedge distill quickstart_mnist --out runs/demo --force
+
+test: venv
+	$(BIN)/python -m pytest -q
+
+lint: venv
+	$(BIN)/ruff check kdedge tests bench
+
+clean:
+	rm -rf runs build dist *.egg-info

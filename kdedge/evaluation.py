@@ -1,0 +1,23 @@
+"""`kdedge eval RUN`: re-score a run's saved models on its recipe's test set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kdedge.checkpoint import RunDir, load_run_model
+from kdedge.pipeline import make_context, prepare_data, stage_summary
+
+
+def evaluate_run_dir(path: Path, data_root: str | None) -> dict:
+    """{'data': ..., 'teacher': {...}, 'student': {...}} like summary.json, freshly measured."""
+    run = RunDir(path)
+    recipe = run.read_recipe()
+    bundle = prepare_data(recipe, data_root)
+    ctx = make_context(recipe, bundle)
+    summary: dict = {"data": run.read_summary().get("data", {})}
+    for stage in ("teacher", "student"):
+        if getattr(recipe, stage) is None or not run.weights(stage).is_file():
+            continue
+        model, _ = load_run_model(run, stage)
+        summary[stage] = stage_summary(model.to(ctx.device), bundle, ctx, getattr(recipe, stage), {})
+    return summary

@@ -1,0 +1,52 @@
+"""Distillation losses by name. Convention everywhere in kdedge: `alpha` weights the SOFT (teacher)
+term and (1 - alpha) the hard-label term, so alpha=0 is plain training and alpha=1 teacher only.
+
+All losses take student_logits (N, C) float, teacher_logits (N, C) float or None, targets (N,) int64
+and return a scalar averaged over the N samples (batchmean, never per element). class_weights (C,),
+when given, weights the hard-label term per class (imbalanced data such as APTOS).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from kdedge.registry import Registry
+
+LOSSES: Registry = Registry("loss")
+
+
+@LOSSES.register("none")
+def hard_only(student_logits, teacher_logits, targets, alpha: float, temperature: float,
+    class_weights: torch.Tensor | None = None) -> torch.Tensor:
+    """CE(y, softmax(s)): no teacher; alpha and temperature are ignored."""
+    return F.cross_entropy(student_logits, targets, weight=class_weights)
+
+
+@LOSSES.register("hinton")
+def hinton_kd(student_logits, teacher_logits, targets, alpha: float, temperature: float,
+    class_weights: torch.Tensor | None = None) -> torch.Tensor:
+    """alpha * T^2 * CE(softmax(t/T), softmax(s/T)) + (1 - alpha) * CE(y, softmax(s)).
+
+    The T^2 keeps the soft term's gradient magnitude independent of T (Hinton et al. 2015, sec. 2).
+    """
+    soft_targets = F.softmax(teacher_logits / temperature, dim=1)
+    soft_ce = -(soft_targets * F.log_softmax(student_logits / temperature, dim=1)).sum(1).mean()
+    return alpha * temperature**2 * soft_ce + (1 - alpha) * F.cross_entropy(student_logits, targets, weight=class_weights)
+
+
+@LOSSES.register("kl")
+def kl_kd(student_logits, teacher_logits, targets, alpha: float, temperature: float,
+    class_weights: torch.Tensor | None = None) -> torch.Tensor:
+    """alpha * T^2 * KL(softmax(t/T) || softmax(s/T)) + (1 - alpha) * CE(y, softmax(s)), KL batchmean.
+
+    Same gradient as `hinton` (they differ by the teacher's entropy, a constant); the value is 0 when
+    the student matches the teacher, which makes loss curves easier to read.
+    """
+    kl = F.kl_div(
+        F.log_softmax(student_logits / temperature, dim=1),
+        F.log_softmax(teacher_logits / temperature, dim=1),
+        reduction="batchmean",
+        log_target=True,
+    )
+    return alpha * temperature**2 * kl + (1 - alpha) * F.cross_entropy(student_logits, targets, weight=class_weights)

@@ -1,0 +1,46 @@
+"""Classification metrics on logits (N, C) and labels (N,); all return plain Python / numpy values."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def confusion_matrix(predicted: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """(C, C) int64 counts, rows = true class, columns = predicted class."""
+    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(matrix, (labels, predicted), 1)
+    return matrix
+
+
+def quadratic_weighted_kappa(predicted: np.ndarray, labels: np.ndarray, num_classes: int) -> float:
+    """Cohen's kappa with quadratic weights (APTOS 2019's metric): 1 - sum(W*O) / sum(W*E),
+    W_ij = (i-j)^2 / (C-1)^2, O the confusion matrix, E the outer product of its marginals / N."""
+    observed = confusion_matrix(predicted, labels, num_classes).astype(np.float64)
+    grades = np.arange(num_classes)
+    weights = (grades[:, None] - grades[None, :]) ** 2 / max(num_classes - 1, 1) ** 2
+    expected = np.outer(observed.sum(1), observed.sum(0)) / max(observed.sum(), 1)
+    denominator = (weights * expected).sum()
+    return 1.0 if denominator == 0 else float(1 - (weights * observed).sum() / denominator)
+
+
+def classification_report(logits: torch.Tensor | np.ndarray, labels: torch.Tensor | np.ndarray) -> dict:
+    """accuracy, errors, per-class errors and QWK for logits (N, C) vs labels (N,)."""
+    logits_np = logits.float().cpu().numpy() if isinstance(logits, torch.Tensor) else np.asarray(logits)
+    labels_np = labels.cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
+    num_classes = logits_np.shape[1]
+    predicted = logits_np.argmax(1)
+    wrong = predicted != labels_np
+    per_class_errors = np.bincount(labels_np[wrong], minlength=num_classes)
+    return {
+        "accuracy": float(1 - wrong.mean()) if len(wrong) else 0.0,
+        "errors": int(wrong.sum()),
+        "count": int(len(wrong)),
+        "per_class_errors": per_class_errors.tolist(),
+        "qwk": quadratic_weighted_kappa(predicted, labels_np, num_classes),
+    }
+
+
+def agreement(logits_a: torch.Tensor, logits_b: torch.Tensor) -> float:
+    """Fraction of rows where two models' top-1 classes agree."""
+    return float((logits_a.argmax(1) == logits_b.argmax(1)).float().mean())

@@ -1,0 +1,286 @@
+"""The recipe: one YAML file per experiment, validated by a frozen pydantic model (extra="forbid").
+
+Key paths users and docs rely on stay stable: seed, device, data.name, data.image_size, teacher.model,
+teacher.epochs, teacher.batch_size, teacher.lr, teacher.checkpoint, teacher.pretrained (same under
+student.), distillation.loss, distillation.alpha, distillation.temperature.
+
+Convention: distillation.alpha is the weight of the SOFT (teacher) term. `hard_weight` is accepted
+instead, for users of torchdistill / seed code that weight the other term (alpha = 1 - hard_weight).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from kdedge.data import DATASETS
+from kdedge.errors import InputError, did_you_mean
+from kdedge.losses import LOSSES
+from kdedge.models import MODELS
+
+Scalar = int | float | str | bool
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Strict):
+    name: str
+    image_size: Annotated[int, Field(gt=0)] | None = None
+    val_size: Annotated[int, Field(ge=0)] = 0
+    train_limit: Annotated[int, Field(gt=0)] | None = None
+    test_limit: Annotated[int, Field(gt=0)] | None = None
+    omit_classes: list[int] = Field(default_factory=list)
+    keep_classes: list[int] | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _known_dataset(cls, name: str) -> str:
+        if name not in DATASETS:
+            raise ValueError(DATASETS.unknown_message(name))
+        return name
+
+
+class StageConfig(_Strict):
+    """How one model (teacher or student) is built and trained."""
+
+    model: str
+    model_kwargs: dict[str, Any] = Field(default_factory=dict)
+    epochs: Annotated[int, Field(gt=0)] = 10
+    batch_size: Annotated[int, Field(gt=0)] = 128
+    optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
+    lr: Annotated[float, Field(gt=0)] = 0.1
+    momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
+    nesterov: bool = False
+    weight_decay: Annotated[float, Field(ge=0)] = 0.0
+    max_norm: Annotated[float, Field(gt=0)] | None = None
+    schedule: Literal["constant", "cosine", "step", "onecycle"] = "constant"
+    step_epochs: Annotated[int, Field(gt=0)] | None = None
+    step_gamma: Annotated[float, Field(gt=0, le=1)] = 0.1
+    warmup_epochs: Annotated[int, Field(ge=0)] = 0
+    augment: Literal["none", "jitter", "crop_flip"] = "none"
+    class_weighted_loss: bool = False
+    checkpoint: str | None = None
+    pretrained: bool | str = False
+    eval_batch_size: Annotated[int, Field(gt=0)] = 1024
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, name: str) -> str:
+        if name not in MODELS:
+            raise ValueError(MODELS.unknown_message(name))
+        return name
+
+    @model_validator(mode="after")
+    def _step_needs_epochs(self) -> StageConfig:
+        if self.schedule == "step" and self.step_epochs is None:
+            raise ValueError("schedule 'step' needs step_epochs (decay every N epochs)")
+        return self
+
+
+class DistillConfig(_Strict):
+    loss: str = "hinton"
+    alpha: Annotated[float, Field(ge=0, le=1)] | None = None
+    hard_weight: Annotated[float, Field(ge=0, le=1)] | None = None
+    temperature: Annotated[float, Field(gt=0)] = 4.0
+    cache_teacher_logits: bool = True
+    bias_fix: Annotated[float, Field()] | Literal["auto"] | None = None
+
+    @field_validator("loss")
+    @classmethod
+    def _known_loss(cls, name: str) -> str:
+        if name not in LOSSES:
+            raise ValueError(LOSSES.unknown_message(name))
+        return name
+
+    @model_validator(mode="after")
+    def _one_weight(self) -> DistillConfig:
+        if self.alpha is not None and self.hard_weight is not None:
+            raise ValueError("give alpha (soft-term weight) or hard_weight (hard-term weight), not both")
+        return self
+
+    @property
+    def soft_weight(self) -> float:
+        """alpha: weight of the teacher term; default 0.5 when neither alpha nor hard_weight is given."""
+        if self.hard_weight is not None:
+            return 1.0 - self.hard_weight
+        return 0.5 if self.alpha is None else self.alpha
+
+
+class SweepConfig(_Strict):
+    """Students trained from ONE teacher: every point of the grid's cartesian product is a run."""
+
+    grid: dict[str, list[Scalar]]
+    metric: Literal["test_errors", "test_accuracy", "val_accuracy"] = "test_errors"
+
+
+class Recipe(_Strict):
+    name: str
+    description: str = ""
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: Literal["off", "bf16", "fp16"] = "off"
+    channels_last: bool = False
+    compile: bool = False
+    data: DataConfig
+    teacher: StageConfig | None = None
+    student: StageConfig | None = None
+    distillation: DistillConfig = Field(default_factory=DistillConfig)
+    sweep: SweepConfig | None = None
+
+    @model_validator(mode="after")
+    def _has_a_model(self) -> Recipe:
+        if self.teacher is None and self.student is None:
+            raise ValueError("a recipe needs a teacher, a student, or both")
+        if self.student is not None and self.teacher is None and self.distillation.loss != "none":
+            raise ValueError("distillation.loss needs a teacher section (or set distillation.loss: none)")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def fingerprint(self) -> str:
+        """sha256 of the canonical JSON of the resolved recipe (first 16 hex digits)."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def packaged_recipes() -> dict[str, Path]:
+    """Recipes shipped inside the package: name -> path."""
+    folder = resources.files("kdedge") / "recipes"
+    return {Path(str(p)).stem: Path(str(p)) for p in folder.iterdir() if str(p).endswith(".yaml")}
+
+
+def find_recipe(path_or_name: str) -> Path:
+    """A path to a YAML file, or the name of a packaged recipe ('hinton_mnist')."""
+    path = Path(path_or_name)
+    if path.is_file():
+        return path
+    shipped = packaged_recipes()
+    if path_or_name in shipped:
+        return shipped[path_or_name]
+    if path.suffix in (".yaml", ".yml") or "/" in path_or_name:
+        raise InputError(f"recipe file not found: {path_or_name}")
+    hint = did_you_mean(path_or_name, shipped)
+    raise InputError(f"no recipe file or packaged recipe named '{path_or_name}';{hint} see `kdedge recipes`")
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """safe_load a YAML mapping; a python tag or a syntax error is one InputError naming the file."""
+    try:
+        content = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise InputError(f"{path}:{where} invalid YAML: {problem}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(f"cannot read recipe {path}: {err}") from None
+    if not isinstance(content, dict):
+        raise InputError(f"{path}: a recipe must be a YAML mapping (got {type(content).__name__})")
+    return content
+
+
+def _schema_children(model_cls: type[BaseModel]) -> dict[str, type[BaseModel] | None]:
+    """field name -> nested recipe model class (or None for a leaf / free-form dict)."""
+    children: dict[str, type[BaseModel] | None] = {}
+    for name, field in model_cls.model_fields.items():
+        nested = None
+        for candidate in (field.annotation, *getattr(field.annotation, "__args__", ())):
+            if isinstance(candidate, type) and issubclass(candidate, _Strict):
+                nested = candidate
+        children[name] = nested
+    return children
+
+
+def check_key(key: str) -> None:
+    """Raise InputError unless the dotted key names a recipe field (free-form below model_kwargs/grid)."""
+    model_cls: type[BaseModel] | None = Recipe
+    parts = key.split(".")
+    for depth, part in enumerate(parts):
+        if model_cls is None:
+            return  # below a free-form mapping such as model_kwargs
+        children = _schema_children(model_cls)
+        if part not in children:
+            where = ".".join(parts[:depth]) or "recipe"
+            raise InputError(f"unknown key '{key}' in {where}:{did_you_mean(part, children)} "
+                             f"valid: {', '.join(children)}")  # fmt: skip
+        model_cls = children[part]
+        if model_cls is None and depth < len(parts) - 1 and part not in ("model_kwargs", "grid"):
+            raise InputError(f"'{'.'.join(parts[: depth + 1])}' is a value, not a section (in '{key}')")
+
+
+def apply_overrides(config: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Return a deep copy of config with each dotted key set; keys are checked against the schema."""
+    result = json.loads(json.dumps(config))
+    for key, value in overrides.items():
+        check_key(key)
+        node = result
+        *parents, leaf = key.split(".")
+        for part in parents:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        node[leaf] = value
+    return result
+
+
+def parse_set(assignments: list[str]) -> dict[str, Any]:
+    """['a.b=3', 'c=x'] -> {'a.b': 3, 'c': 'x'}; values are YAML scalars, typed later by the schema."""
+    overrides: dict[str, Any] = {}
+    for item in assignments:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"--set '{item}': expected KEY=VALUE, e.g. student.epochs=5")
+        try:
+            overrides[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            overrides[key.strip()] = raw
+    return overrides
+
+
+def _format_error(error: dict[str, Any], source: str) -> str:
+    where = ".".join(str(p) for p in error["loc"]) or "recipe"
+    if error["type"] == "extra_forbidden":
+        parent: type[BaseModel] | None = Recipe
+        for part in error["loc"][:-1]:
+            parent = _schema_children(parent).get(str(part)) if parent else None
+        hint = did_you_mean(str(error["loc"][-1]), _schema_children(parent)) if parent else ""
+        return f"{source}: unknown key '{where}'{',' + hint if hint else ''}"
+    message = error["msg"].removeprefix("Value error, ")
+    got = "" if error["type"] in ("missing", "value_error") else f" (got {error.get('input')!r})"
+    return f"{source}: {where}: {message}{got}"
+
+
+def validate_recipe(config: dict[str, Any], source: str = "recipe") -> Recipe:
+    """dict -> Recipe; every problem is collected into ONE InputError line, each with its key path."""
+    try:
+        return Recipe.model_validate(config)
+    except ValidationError as err:
+        raise InputError("; ".join(_format_error(e, source) for e in err.errors())) from None
+
+
+def _resolve_paths(config: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Relative checkpoint / pretrained paths in a recipe file are relative to the recipe's folder."""
+    for stage in ("teacher", "student"):
+        section = config.get(stage)
+        if not isinstance(section, dict):
+            continue
+        for key in ("checkpoint", "pretrained"):
+            value = section.get(key)
+            if isinstance(value, str) and not Path(value).expanduser().is_absolute():
+                section[key] = str((base / value).resolve())
+    return config
+
+
+def load_recipe(path_or_name: str, overrides: dict[str, Any] | None = None) -> Recipe:
+    """Read, override (`--set`) and validate a recipe given by path or packaged name."""
+    path = find_recipe(path_or_name)
+    config = _resolve_paths(read_yaml(path), path.parent)
+    return validate_recipe(apply_overrides(config, overrides or {}), source=str(path))

@@ -1,0 +1,43 @@
+"""Name -> builder maps (models, data sets, losses). A miss lists the valid names and suggests one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+from kdedge.errors import InputError, did_you_mean
+
+T = TypeVar("T", bound=Callable)
+
+
+class Registry(Generic[T]):
+    """A small named table of builders, filled by the `register` decorator at import time."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._builders: dict[str, T] = {}
+
+    def register(self, name: str) -> Callable[[T], T]:
+        def add(builder: T) -> T:
+            if name in self._builders:
+                raise ValueError(f"{self.kind} '{name}' registered twice")
+            self._builders[name] = builder
+            return builder
+
+        return add
+
+    def names(self) -> list[str]:
+        return sorted(self._builders)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._builders
+
+    def get(self, name: str) -> T:
+        if name not in self._builders:
+            raise InputError(self.unknown_message(name))
+        return self._builders[name]
+
+    def unknown_message(self, name: str) -> str:
+        hint = did_you_mean(name, self._builders)
+        head = f"unknown {self.kind} '{name}'," + hint if hint else f"unknown {self.kind} '{name}';"
+        return f"{head} valid: {', '.join(self.names())}"
