@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -54,10 +55,14 @@ def load_state(path: Path) -> dict[str, torch.Tensor]:
         raise InputError(f"weights file not found: {path}")
     if path.suffix in (".pt", ".pth", ".bin"):
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # torch warns about pickle protocols on stderr: one line only
+                warnings.simplefilter("ignore")
+                state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:  # noqa: BLE001 - any failure of an untrusted file is bad input
-            raise InputError(f"{path}: not a plain tensor checkpoint (refused by weights_only load: "
-                             f"{str(err).splitlines()[0][:120]})") from None  # fmt: skip
+            lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+            reason = next((line for line in lines if line.startswith("Unsupported")), lines[0] if lines else "")
+            raise InputError(f"{path}: not a plain tensor checkpoint; torch.load(weights_only=True) refused it "
+                             f"({reason[:100]}); kdedge loads tensors only, never pickled code") from None  # fmt: skip
         state = state.get("state_dict", state) if isinstance(state, dict) else state
         if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
             raise InputError(f"{path}: expected a mapping of parameter names to tensors")
@@ -128,7 +133,11 @@ class RunDir:
 
     # -- contents -------------------------------------------------------------------------------
     def write_recipe(self, recipe: Recipe) -> None:
-        atomic_write_text(self.path / "recipe.yaml", yaml.safe_dump(recipe.to_dict(), sort_keys=False))
+        alpha = recipe.distillation.soft_weight  # the loss convention, said where a reader of the run looks
+        header = (f"# loss convention: distillation.alpha = weight of the SOFT (teacher) term; this run used "
+                  f"alpha = {alpha:g} (hard-label term {1 - alpha:g})\n")  # fmt: skip
+        body = yaml.safe_dump(recipe.to_dict(), sort_keys=False)
+        atomic_write_text(self.path / "recipe.yaml", header + body)
 
     def read_recipe(self) -> Recipe:
         from kdedge.recipe import read_yaml
@@ -193,6 +202,8 @@ def build_stage_model(cfg, info: dict[str, Any]) -> nn.Module:
     from kdedge.models import build_model
 
     model = build_model(cfg.model, info["num_classes"], info["in_channels"], info["image_size"], cfg.model_kwargs)
+    if cfg.checkpoint:
+        return model  # the stage's own checkpoint replaces every weight: no pretrained download needed
     if isinstance(cfg.pretrained, str):
         load_pretrained(model, Path(cfg.pretrained).expanduser(), cfg.model)
     elif cfg.pretrained:
@@ -219,17 +230,35 @@ def load_pretrained_from_hub(model: nn.Module, name: str) -> None:
     if name not in TIMM_MODELS:
         raise InputError(f"pretrained: true is only available for timm models ({', '.join(TIMM_MODELS)}), "
                          f"not '{name}'; use a file path or false")  # fmt: skip
+    import huggingface_hub.constants as hub
     import timm
 
+    offline = not _hub_resolvable()  # then only HF's local cache is tried: fails at once, not after retries
+    was_offline, hub.HF_HUB_OFFLINE = hub.HF_HUB_OFFLINE, hub.HF_HUB_OFFLINE or offline
     try:
         reference = timm.create_model(name, pretrained=True)
     except Exception as err:  # noqa: BLE001 - network / hub failures all mean the same to the user
-        raise InputError(f"pretrained weights for '{name}' could not be downloaded ({type(err).__name__}); "
-                         "give a local file with pretrained: PATH, or pretrained: false") from None  # fmt: skip
+        why = (f"could not be downloaded ({type(err).__name__})" if not offline
+               else "huggingface.co is unreachable and they are not in the local Hugging Face cache")
+        raise InputError(f"pretrained weights for '{name}': {why}; give a local .safetensors file with "
+                         "pretrained: PATH, or pretrained: false") from None  # fmt: skip
+    finally:
+        hub.HF_HUB_OFFLINE = was_offline
     with tempfile.TemporaryDirectory() as folder:
         file = Path(folder) / "weights.safetensors"
         save_state(file, reference.state_dict())
         load_pretrained(model, file, name)
+
+
+def _hub_resolvable(host: str = "huggingface.co") -> bool:
+    """Whether the hub's name resolves (no network: fails at once, unlike the hub client's retries)."""
+    import socket
+
+    try:
+        socket.getaddrinfo(host, 443)
+    except OSError:
+        return False
+    return True
 
 
 def load_run_model(run: RunDir, stage: str) -> tuple[nn.Module, dict[str, Any]]:

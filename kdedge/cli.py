@@ -14,6 +14,11 @@ from kdedge import __version__
 from kdedge.console import console, error_console, make_progress, summary_table
 from kdedge.errors import InputError, KdedgeError
 
+try:  # typer >= 0.20 vendors its own click; older typer uses click itself
+    from typer._click.exceptions import UsageError
+except ImportError:  # pragma: no cover
+    from click.exceptions import UsageError
+
 app = typer.Typer(add_completion=True, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Distill large image classifiers into small ones for edge devices.")  # fmt: skip
 recipes_app = typer.Typer(help="List or show the recipes shipped with kdedge.", invoke_without_command=True)
@@ -26,6 +31,15 @@ DataRootOption = Annotated[
 ]
 ForceOption = Annotated[bool, typer.Option("--force", help="Overwrite a finished run in --out.")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or tables.")]
+TensorBoardOption = Annotated[bool, typer.Option(
+    "--tensorboard", help="Also write TensorBoard events into the run directory (needs kdedge[tensorboard])."
+)]  # fmt: skip
+ResumeOption = Annotated[
+    Path | None, typer.Option("--resume", help="Continue this killed run from its last checkpoint.")
+]
+CheckpointMinutesOption = Annotated[float, typer.Option(
+    "--checkpoint-minutes", min=0, help="Also save training state every N minutes inside an epoch (0: off)."
+)]  # fmt: skip
 
 
 def _version(value: bool) -> None:
@@ -36,7 +50,8 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True)] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,  # fmt: skip
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
     if debug:
@@ -53,22 +68,40 @@ def _default_out(name: str) -> Path:
 
 
 def _run(recipe_arg: str, overrides: list[str], out: Path | None, data_root: str | None, force: bool,
-         quiet: bool, stages: tuple[str, ...]) -> None:  # fmt: skip
-    from kdedge.checkpoint import RunDir
-    from kdedge.pipeline import run_recipe
-    from kdedge.recipe import load_recipe, parse_set
+         quiet: bool, stages: tuple[str, ...], resume: Path | None = None,
+         checkpoint_minutes: float = 30.0, tensorboard: bool = False) -> None:  # fmt: skip
+    from kdedge import distributed
+    from kdedge.pipeline import prepare_data, run_recipe
+    from kdedge.recipe import load_recipe, parse_set, weight_paths
+    from kdedge.resume import Checkpointer, open_run
+    from kdedge.tblog import require_tensorboard
+    from kdedge.train import describe_device
 
-    recipe = load_recipe(recipe_arg, parse_set(overrides))
+    recipe = load_recipe(recipe_arg, parse_set([*overrides, *(["tensorboard=true"] if tensorboard else [])]))
+    if recipe.tensorboard:
+        require_tensorboard()
+    device_line = describe_device(recipe.device)
+    bundle = prepare_data(recipe, data_root)  # bad data root: said before the run directory is touched
     if stages == ("teacher",) and recipe.teacher is None:
         raise InputError(f"{recipe_arg}: `kdedge train` trains the teacher, and this recipe has none; use distill")
-    run = RunDir(out or _default_out(recipe.name)).open_for_writing(force)
+    if resume is not None and out is not None and out.resolve() != resume.resolve():
+        raise InputError(f"--out {out} and --resume {resume}: a resumed run continues in its own directory")
+    world = distributed.start(recipe.device)  # under torchrun: join the group; only rank 0 writes and prints
+    quiet = quiet or not world.is_main
+    run_path = resume or out or _default_out(recipe.name)
+    run = (open_run(run_path, recipe, force, resume is not None) if world.is_main
+           else distributed.SilentRunDir(run_path))  # fmt: skip
+    checkpointer = Checkpointer(run, recipe, checkpoint_minutes, resume=resume is not None)
     if not quiet:
+        for key, path in weight_paths(recipe).items():  # relative ones were resolved against the recipe's folder
+            console.print(f"{key}: {path}", markup=False, highlight=False)
         d = recipe.distillation
         console.print(f"[bold]{recipe.name}[/] -> {run.path}  (distillation: loss={d.loss}, alpha={d.soft_weight} "
                       f"= weight of the teacher term, T={d.temperature})")  # fmt: skip
+        console.print(device_line, markup=False, highlight=False)
     try:
         with make_progress(quiet) as progress:
-            summary = run_recipe(recipe, run, data_root, stages, progress)
+            summary = run_recipe(recipe, run, data_root, stages, progress, checkpointer, bundle)
     finally:
         run.release()
     if not quiet:
@@ -81,9 +114,12 @@ def distill(
     recipe: Annotated[str, typer.Argument(help="Recipe file or packaged recipe name.")],
     set_: SetOption = [],  # noqa: B006 - typer reads the default, never mutates it
     out: OutOption = None, data_root: DataRootOption = None, force: ForceOption = False, quiet: QuietOption = False,
+    resume: ResumeOption = None, checkpoint_minutes: CheckpointMinutesOption = 30.0,
+    tensorboard: TensorBoardOption = False,
 ) -> None:  # fmt: skip
     """Train the teacher (unless the recipe gives a checkpoint), then distill the student."""
-    _run(recipe, set_, out, data_root, force, quiet, ("teacher", "student"))
+    _run(recipe, set_, out, data_root, force, quiet, ("teacher", "student"), resume, checkpoint_minutes,
+         tensorboard)
 
 
 @app.command()
@@ -91,9 +127,11 @@ def train(
     recipe: Annotated[str, typer.Argument(help="Recipe file or packaged recipe name.")],
     set_: SetOption = [],  # noqa: B006
     out: OutOption = None, data_root: DataRootOption = None, force: ForceOption = False, quiet: QuietOption = False,
+    resume: ResumeOption = None, checkpoint_minutes: CheckpointMinutesOption = 30.0,
+    tensorboard: TensorBoardOption = False,
 ) -> None:  # fmt: skip
     """Train the recipe's teacher only."""
-    _run(recipe, set_, out, data_root, force, quiet, ("teacher",))
+    _run(recipe, set_, out, data_root, force, quiet, ("teacher",), resume, checkpoint_minutes, tensorboard)
 
 
 @app.command("eval")
@@ -112,6 +150,75 @@ def evaluate_run(
         console.print(summary_table(summary, f"{run_dir}: re-evaluated"))
 
 
+@app.command()
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+    model: Annotated[str, typer.Option("--model", help="student, teacher or both.")] = "both",
+    precision: Annotated[str, typer.Option("--precision", help="Comma-separated: fp32,fp16,int8.")] = "fp32,fp16,int8",
+    opset: Annotated[int | None, typer.Option("--opset", help="ONNX opset (default: recipe export.opset, 20).")] = None,
+    calibration_images: Annotated[int | None, typer.Option(
+        "--calibration-images", help="Real training images for int8 calibration (default 128).")] = None,
+    int8_scheme: Annotated[str | None, typer.Option(
+        "--int8-scheme", help="u8s8 (u8 activations, s8 weights; fast on x86, default) or s8s8.")] = None,
+    min_agreement: Annotated[float | None, typer.Option(
+        "--min-agreement", help="Least fp16/int8 top-1 agreement with fp32 on test images (default 0.97).")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="Use the first N test images only.")] = None,
+    data_root: DataRootOption = None, quiet: QuietOption = False,
+) -> None:  # fmt: skip
+    """Write RUN/export/<stage>.<precision>.onnx, each checked against PyTorch and self-describing."""
+    from kdedge.export.runner import export_run
+
+    export_run(run_dir, model, precision, opset, data_root=data_root, calibration_images=calibration_images,
+               int8_scheme=int8_scheme, min_top1_agreement=min_agreement, limit=limit, quiet=quiet)  # fmt: skip
+
+
+@app.command()
+def predict(
+    model: Annotated[Path, typer.Argument(help="An ONNX file written by `kdedge export`.")],
+    images: Annotated[list[Path], typer.Argument(help="Image files (any size / mode; converted as the file says).")],
+    top_k: Annotated[int, typer.Option("--top-k", help="Classes to show per image.")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of lines.")] = False,
+) -> None:  # fmt: skip
+    """Classify images with onnxruntime + numpy + Pillow only (never imports torch)."""
+    from kdedge.predict import predict_images
+
+    results = predict_images(model, images, top_k)
+    if as_json:
+        print(json.dumps(results, indent=2))
+        return
+    for result in results:
+        classes = ", ".join(f"{t['class']} {100 * t['probability']:.1f}%" for t in result["top"])
+        print(f"{result['image']}: {classes}")
+
+
+@app.command()
+def bench(
+    paths: Annotated[list[Path], typer.Argument(help="Run directories and/or bare .onnx files.")],
+    device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
+    batch: Annotated[str, typer.Option("--batch", help="Batch sizes, comma-separated.")] = "1,32",
+    seconds: Annotated[float, typer.Option("--seconds", help="Timed seconds per row, after warm-up.")] = 2.0,
+    threads: Annotated[int | None, typer.Option("--threads", help="CPU threads (default: all).")] = None,
+    runtimes: Annotated[str, typer.Option("--runtimes", help="Any of torch,onnxruntime,openvino.")] = "all",
+    compile_: Annotated[bool, typer.Option("--compile", help="Also time torch.compile rows.")] = False,
+    limit: Annotated[int | None, typer.Option("--limit", help="Score N test images only.")] = None,
+    peak: Annotated[bool, typer.Option("--peak", help="Also measure peak GFLOP/s.")] = False,
+    accuracy_bound: Annotated[float, typer.Option(
+        "--accuracy-bound", help="Top-1 points a deployable row may lose vs fp32.")] = 0.5,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds before a row is killed.")] = 600,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write all rows as JSON.")] = None,
+    csv_out: Annotated[Path | None, typer.Option("--csv", help="Write a CSV table.")] = None,
+    md_out: Annotated[Path | None, typer.Option("--md", help="Write a Markdown table.")] = None,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Write the latency-vs-accuracy PNG.")] = None,
+    data_root: DataRootOption = None, quiet: QuietOption = False,
+) -> None:  # fmt: skip
+    """Latency, throughput, memory, size and accuracy of each model per runtime and precision."""
+    from kdedge.bench.command import bench_command, make_options
+
+    options = make_options(device, batch, seconds, threads, runtimes, compile_, limit, peak, accuracy_bound,
+                           timeout, data_root)  # fmt: skip
+    bench_command(paths, options, {"json": json_out, "csv": csv_out, "md": md_out, "plot": plot}, quiet)
+
+
 @recipes_app.callback()
 def list_recipes(
     ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", help="Machine-readable list.")] = False
@@ -126,7 +233,8 @@ def list_recipes(
         print(json.dumps(rows, indent=2))
         return
     for name, description in rows.items():
-        console.print(f"[bold]{name:<32}[/] {description.strip().splitlines()[0] if description else ''}")
+        first_line = description.strip().splitlines()[0] if description else ""
+        console.print(f"[bold]{name:<32}[/] {first_line}", soft_wrap=True)  # one line each, also in a pipe
 
 
 @recipes_app.command("show")
@@ -140,12 +248,18 @@ def show_recipe(name: Annotated[str, typer.Argument(help="Packaged recipe name o
 def main() -> None:
     """Entry point: every KdedgeError becomes one line on stderr and its exit code (2 input, 1 runtime)."""
     try:
-        app()
+        sys.exit(app(standalone_mode=False, prog_name="kdedge") or 0)
+    except UsageError as err:  # a typo'd option or a missing argument: one line too, not click's usage box
+        if type(err).__name__ != "NoArgsIsHelpError":  # bare `kdedge`: the help was printed already
+            command = err.ctx.command_path if err.ctx else "kdedge"
+            error_console.print(f"error: {command}: {err.format_message()} (see {command} --help)",
+                                markup=False, highlight=False, soft_wrap=True)  # fmt: skip
+        sys.exit(2)
     except KdedgeError as err:
         if os.environ.get("KDEDGE_DEBUG"):
             raise
         error_console.print(f"error: {err}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(err.exit_code)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, typer.Abort):
         error_console.print("interrupted")
         sys.exit(130)

@@ -24,16 +24,19 @@ DEFAULT_CACHE = Path.home() / ".cache" / "kdedge"
 
 @dataclass(frozen=True)
 class Split:
-    """images: (N, C, H, W) uint8; labels: (N,) int64."""
+    """images: (N, C, H, W) uint8; labels: (N,) int64; ids: (N,) names of the source files, when the
+    data set has them (APTOS id_codes), so a run can record exactly which images it trained/tested on."""
 
     images: torch.Tensor
     labels: torch.Tensor
+    ids: tuple[str, ...] | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def subset(self, index: torch.Tensor) -> Split:
-        return Split(self.images[index], self.labels[index])
+        ids = None if self.ids is None else tuple(self.ids[i] for i in index.tolist())
+        return Split(self.images[index], self.labels[index], ids)
 
 
 @dataclass(frozen=True)
@@ -173,10 +176,20 @@ def load_cifar10(root: Path, may_download: bool) -> DataBundle:
     )  # fmt: skip
 
 
-def load_data(name: str, data_root: str | None, image_size: int | None = None) -> DataBundle:
-    """Load a registered data set; resize all splits once when image_size differs from the native size."""
+def load_data(name: str, data_root: str | None, image_size: int | None = None,
+              options: dict | None = None) -> DataBundle:  # fmt: skip
+    """Load a registered data set; resize all splits once when image_size differs from the native size.
+
+    Loaders marked `preprocesses` (large photos: APTOS) get image_size and `options` (split, cache_dir)
+    and return images of that size themselves, from their own disk cache."""
     root, may_download = resolve_root(data_root)
-    bundle = DATASETS.get(name)(root, may_download)
+    loader = DATASETS.get(name)
+    if getattr(loader, "preprocesses", False):
+        return loader(root, may_download, image_size=image_size, **(options or {}))
+    if options:
+        users = ", ".join(n for n in DATASETS.names() if getattr(DATASETS.get(n), "preprocesses", False))
+        raise InputError(f"data.{', data.'.join(options)}: not used by data set '{name}' (only by: {users})")
+    bundle = loader(root, may_download)
     if image_size and image_size != bundle.image_size:
         resize = lambda s: None if s is None else Split(_resize(s.images, image_size), s.labels)  # noqa: E731
         bundle = replace(bundle, train=resize(bundle.train), test=resize(bundle.test), val=resize(bundle.val))
@@ -241,3 +254,14 @@ def augment(images: torch.Tensor, kind: str, generator: torch.Generator) -> torc
     if kind == "crop_flip":
         return random_shift(images, 4, generator, flip=True)
     return images
+
+
+def split_record(bundle: DataBundle) -> dict | None:
+    """{"train": [ids], "val": [...], "test": [...]} for data sets whose splits carry file ids, else None."""
+    splits = {"train": bundle.train, "val": bundle.val, "test": bundle.test}
+    if any(s is not None and s.ids is None for s in splits.values()):
+        return None
+    return {name: list(s.ids) if s is not None else [] for name, s in splits.items()}
+
+
+import kdedge.aptos  # noqa: E402, F401 - registers "aptos"; it builds on Split / DataBundle above

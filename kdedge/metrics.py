@@ -38,6 +38,7 @@ def classification_report(logits: torch.Tensor | np.ndarray, labels: torch.Tenso
         "count": int(len(wrong)),
         "per_class_errors": per_class_errors.tolist(),
         "qwk": quadratic_weighted_kappa(predicted, labels_np, num_classes),
+        "confusion": confusion_matrix(predicted, labels_np, num_classes).tolist(),  # rows true, cols pred.
     }
 
 

@@ -2,25 +2,40 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 
 import torch
 from torch import nn
 
-from kdedge.checkpoint import RunDir, build_stage_model, data_info, load_weights_into, weights_path
-from kdedge.data import DataBundle, Split, filter_classes, load_data, split_validation
+from kdedge.checkpoint import (
+    RunDir,
+    atomic_write_text,
+    build_stage_model,
+    data_info,
+    load_weights_into,
+    weights_path,
+)
+from kdedge.data import DataBundle, Split, filter_classes, load_data, split_record, split_validation
+from kdedge.distributed import current_world, process_device, training_module
 from kdedge.errors import InputError
 from kdedge.models import count_params
 from kdedge.recipe import Recipe, StageConfig
-from kdedge.train import Context, evaluate, fit, resolve_device
+from kdedge.resume import Checkpointer
+from kdedge.tblog import epoch_callback
+from kdedge.train import Context, evaluate, resolve_device
 
 
 def prepare_data(recipe: Recipe, data_root: str | None) -> DataBundle:
     """The recipe's data set with its validation split and optional size limits applied."""
     cfg = recipe.data
-    bundle = split_validation(load_data(cfg.name, data_root, cfg.image_size), cfg.val_size, recipe.seed)
+    options = {"split": cfg.split.model_dump() if cfg.split else None, "cache_dir": cfg.cache_dir}
+    options = {key: value for key, value in options.items() if value is not None}
+    bundle = load_data(cfg.name, data_root, cfg.image_size, options)
+    bundle = split_validation(bundle, cfg.val_size, recipe.seed)
 
     def first(split: Split, limit: int | None) -> Split:
         if limit is None or limit >= len(split):
@@ -44,10 +59,12 @@ def student_train_split(recipe: Recipe, bundle: DataBundle) -> Split:
 
 
 def make_context(recipe: Recipe, bundle: DataBundle, progress=None, on_epoch: Callable = lambda r: None) -> Context:
-    device = resolve_device(recipe.device)
+    world = current_world()  # rank 0 of 1 unless started by torchrun (kdedge.distributed)
+    device = process_device(resolve_device(recipe.device), world)
     return Context(device=device, mean=bundle.mean, std=bundle.std, seed=recipe.seed, amp=recipe.amp,
                    channels_last=recipe.channels_last and device.type == "cuda", num_classes=bundle.num_classes,
-                   progress=progress, on_epoch=on_epoch)  # fmt: skip
+                   progress=progress, on_epoch=on_epoch, rank=world.rank,
+                   world_size=world.world_size)  # fmt: skip
 
 
 def stage_summary(model: nn.Module, bundle: DataBundle, ctx: Context, cfg: StageConfig, extra: dict) -> dict:
@@ -56,45 +73,77 @@ def stage_summary(model: nn.Module, bundle: DataBundle, ctx: Context, cfg: Stage
                "test_errors": report["errors"], "test_count": report["count"], "test_qwk": report["qwk"],
                "per_class_errors": report["per_class_errors"], **extra}  # fmt: skip
     if bundle.val is not None:
-        summary["val_accuracy"] = evaluate(model, bundle.val, ctx, cfg.eval_batch_size)["accuracy"]
+        val_report = evaluate(model, bundle.val, ctx, cfg.eval_batch_size)
+        summary["val_accuracy"], summary["val_qwk"] = val_report["accuracy"], val_report["qwk"]
+    summary["test_confusion"] = report["confusion"]  # (C, C) rows = true class; for plots and `kdedge report`
     return summary
 
 
 def obtain_model(stage: str, recipe: Recipe, bundle: DataBundle, train: Split, ctx: Context, run: RunDir,
-                 teacher: nn.Module | None = None) -> nn.Module:  # fmt: skip
+                 teacher: nn.Module | None = None,
+                 checkpointer: Checkpointer | None = None) -> nn.Module:  # fmt: skip
     """Train one stage (or load it from `checkpoint`), save its weights and summary, return it in eval mode."""
     cfg: StageConfig = getattr(recipe, stage)
     torch.manual_seed(recipe.seed)  # the same init whether or not an earlier stage ran
     model = build_stage_model(cfg, data_info(bundle)).to(ctx.device)
     if ctx.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    checkpointer = checkpointer or Checkpointer(run, recipe)
+    if checkpointer.stage_finished(stage):  # --resume: a finished stage is loaded, never retrained
+        load_weights_into(model, run.weights(stage), stage)
+        return model.eval()
     started = time.perf_counter()
     if cfg.checkpoint:
         load_weights_into(model, weights_path(cfg.checkpoint, stage), stage)
         extra = {"source": str(weights_path(cfg.checkpoint, stage))}
     else:
         evaluation = {"test": bundle.test} | ({"val": bundle.val} if bundle.val is not None else {})
-        records = fit(model, train, cfg, ctx, stage, evaluation, teacher=teacher, distill=recipe.distillation)
+        trained = training_module(model, ctx.device, ctx.world_size, recipe.compile)  # DDP / compile wrappers
+        records = checkpointer.fit(trained, train, cfg, ctx, stage, evaluation, teacher, recipe.distillation)
         extra = {"epochs": len(records), "train_accuracy": records[-1]["train_accuracy"]}
     extra["train_seconds"] = round(time.perf_counter() - started, 2)
     run.save_weights(stage, model, recipe)
     run.update_summary(stage, stage_summary(model, bundle, ctx, cfg, extra))
+    checkpointer.finish(stage)
     return model.eval()
 
 
+def check_checkpoint_splits(recipe: Recipe, split: dict) -> None:
+    """A stage loaded from a run directory must not have trained on this run's test images (a teacher of
+    another data.split seed would leak them into the student's score)."""
+    for stage in ("teacher", "student"):
+        cfg = getattr(recipe, stage)
+        if cfg is None or not cfg.checkpoint or not (other := Path(cfg.checkpoint) / "split.json").is_file():
+            continue
+        leaked = set(json.loads(other.read_text())["train"]) & set(split["test"])
+        if leaked:
+            raise InputError(f"{stage}.checkpoint {other.parent} trained on {len(leaked)} of this run's "
+                             f"{len(split['test'])} test images (e.g. '{min(leaked)}'); use that run's data.split and "
+                             "data set")  # fmt: skip
+
+
 def run_recipe(recipe: Recipe, run: RunDir, data_root: str | None, stages: tuple[str, ...] = ("teacher", "student"),
-               progress=None) -> dict:  # fmt: skip
-    """Run the recipe's stages into `run`; returns summary.json's content."""
-    bundle = prepare_data(recipe, data_root)
-    ctx = make_context(recipe, bundle, progress, on_epoch=run.append_metrics)
+               progress=None, checkpointer: Checkpointer | None = None,
+               bundle: DataBundle | None = None) -> dict:  # fmt: skip
+    """Run the recipe's stages into `run`; returns summary.json's content. `checkpointer` (kdedge.resume)
+    saves training state every epoch and, built with resume=True, continues a killed run. `bundle`: the
+    data already loaded by prepare_data (the CLI loads it before it touches the run directory)."""
+    bundle = bundle or prepare_data(recipe, data_root)
+    tensorboard = recipe.tensorboard and current_world().is_main  # only rank 0 writes into the run directory
+    on_epoch = epoch_callback(run.path, tensorboard, run.append_metrics)  # metrics.jsonl (+ TensorBoard)
+    ctx = make_context(recipe, bundle, progress, on_epoch=on_epoch)
     run.write_recipe(recipe)
     run.update_summary("data", data_info(bundle) | {"train_images": len(bundle.train), "test_images": len(bundle.test)})
+    if (split := split_record(bundle)) is not None:  # which files trained / tested (APTOS), for audits
+        atomic_write_text(run.path / "split.json", json.dumps(split, indent=1))
+        check_checkpoint_splits(recipe, split)
     teacher = None
     if recipe.teacher is not None and "teacher" in stages:
-        teacher = obtain_model("teacher", recipe, bundle, bundle.train, ctx, run)
+        teacher = obtain_model("teacher", recipe, bundle, bundle.train, ctx, run, checkpointer=checkpointer)
     if recipe.student is not None and "student" in stages:
         if recipe.distillation.loss == "none":
             teacher = None  # the no-KD baseline: the student never sees the teacher
-        obtain_model("student", recipe, bundle, student_train_split(recipe, bundle), ctx, run, teacher=teacher)
+        obtain_model("student", recipe, bundle, student_train_split(recipe, bundle), ctx, run, teacher=teacher,
+                     checkpointer=checkpointer)
     run.update_summary("finished", True)
     return run.read_summary()

@@ -31,9 +31,25 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class SplitConfig(_Strict):
+    """A seeded stratified train/val/test split, for data sets that ship one labelled set (APTOS)."""
+
+    seed: int = 0
+    val: Annotated[float, Field(ge=0, lt=1)] = 0.1
+    test: Annotated[float, Field(gt=0, lt=1)] = 0.2
+
+    @model_validator(mode="after")
+    def _leaves_training_images(self) -> SplitConfig:
+        if self.val + self.test >= 1:
+            raise ValueError(f"val + test must be < 1 (got {self.val} + {self.test})")
+        return self
+
+
 class DataConfig(_Strict):
     name: str
     image_size: Annotated[int, Field(gt=0)] | None = None
+    split: SplitConfig | None = None  # data sets with a given test split (MNIST, CIFAR) refuse it
+    cache_dir: str | None = None  # pre-processing cache (APTOS); default $KDEDGE_CACHE or ~/.cache/kdedge
     val_size: Annotated[int, Field(ge=0)] = 0
     train_limit: Annotated[int, Field(gt=0)] | None = None
     test_limit: Annotated[int, Field(gt=0)] | None = None
@@ -121,6 +137,16 @@ class SweepConfig(_Strict):
     metric: Literal["test_errors", "test_accuracy", "val_accuracy"] = "test_errors"
 
 
+class ExportConfig(_Strict):
+    """Defaults of `kdedge export` for this recipe (its command-line options override them)."""
+
+    opset: Annotated[int, Field(ge=18, le=23)] = 20
+    calibration_images: Annotated[int, Field(gt=0)] = 128  # real training images for int8 ranges
+    int8_scheme: Literal["u8s8", "s8s8"] = "u8s8"  # activations/weights; u8s8 is the fast one on x86
+    min_top1_agreement: Annotated[float, Field(ge=0, le=1)] = 0.97  # fp16/int8 vs fp32 on real test images
+    fp32_rtol: Annotated[float, Field(gt=0)] = 1e-4  # max |onnx - torch| / max |torch| on random inputs
+
+
 class Recipe(_Strict):
     name: str
     description: str = ""
@@ -129,11 +155,13 @@ class Recipe(_Strict):
     amp: Literal["off", "bf16", "fp16"] = "off"
     channels_last: bool = False
     compile: bool = False
+    tensorboard: bool = False  # TensorBoard events next to metrics.jsonl (extra: kdedge[tensorboard])
     data: DataConfig
     teacher: StageConfig | None = None
     student: StageConfig | None = None
     distillation: DistillConfig = Field(default_factory=DistillConfig)
     sweep: SweepConfig | None = None
+    export: ExportConfig = Field(default_factory=ExportConfig)
 
     @model_validator(mode="after")
     def _has_a_model(self) -> Recipe:
@@ -166,7 +194,8 @@ def find_recipe(path_or_name: str) -> Path:
     if path_or_name in shipped:
         return shipped[path_or_name]
     if path.suffix in (".yaml", ".yml") or "/" in path_or_name:
-        raise InputError(f"recipe file not found: {path_or_name}")
+        raise InputError(f"recipe file not found: {path_or_name} (give an existing YAML file or a packaged "
+                         "recipe name; `kdedge recipes` lists them)")
     hint = did_you_mean(path_or_name, shipped)
     raise InputError(f"no recipe file or packaged recipe named '{path_or_name}';{hint} see `kdedge recipes`")
 
@@ -240,6 +269,8 @@ def parse_set(assignments: list[str]) -> dict[str, Any]:
             raise InputError(f"--set '{item}': expected KEY=VALUE, e.g. student.epochs=5")
         try:
             overrides[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.constructor.ConstructorError:  # e.g. !!python/object: never constructed, never a string
+            raise InputError(f"--set '{key.strip()}': YAML tags are not allowed (got {raw[:40]!r})") from None
         except yaml.YAMLError:
             overrides[key.strip()] = raw
     return overrides
@@ -277,6 +308,18 @@ def _resolve_paths(config: dict[str, Any], base: Path) -> dict[str, Any]:
             if isinstance(value, str) and not Path(value).expanduser().is_absolute():
                 section[key] = str((base / value).resolve())
     return config
+
+
+def weight_paths(recipe: Recipe) -> dict[str, str]:
+    """{'teacher.checkpoint': '/abs/path', ...}: the files a recipe will read, for the CLI to show."""
+    paths = {}
+    for stage in ("teacher", "student"):
+        cfg = getattr(recipe, stage)
+        for key in ("checkpoint", "pretrained"):
+            value = getattr(cfg, key, None) if cfg is not None else None
+            if isinstance(value, str):
+                paths[f"{stage}.{key}"] = value
+    return paths
 
 
 def load_recipe(path_or_name: str, overrides: dict[str, Any] | None = None) -> Recipe:

@@ -9,19 +9,40 @@ teacher would (no augmentation), the teacher's logits over the training set are 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
+from safetensors import SafetensorError, safe_open
 from torch import nn
 
+from kdedge.checkpoint import save_state
 from kdedge.data import Split, augment, normalize
+from kdedge.distributed import shard
 from kdedge.errors import InputError, RuntimeFailure
 from kdedge.losses import LOSSES
-from kdedge.metrics import classification_report
+from kdedge.metrics import agreement, classification_report
 from kdedge.recipe import DistillConfig, StageConfig
+
+
+@dataclass
+class EpochPosition:
+    """Where training stands inside an epoch, so a run killed mid-epoch resumes at the same step.
+
+    epoch: 0-based epoch in progress; step: next step to run; permutation: (N,) int64, this epoch's
+    shuffled order of the whole training split; loss_sum: () float32; correct: () int64 (steps so far).
+    """
+
+    epoch: int
+    step: int
+    permutation: torch.Tensor
+    loss_sum: torch.Tensor
+    correct: torch.Tensor
 
 
 @dataclass
@@ -38,8 +59,11 @@ class Context:
     world_size: int = 1
     num_classes: int = 0
     on_epoch: Callable[[dict], None] = lambda record: None
+    on_step: Callable[[EpochPosition], None] = lambda position: None  # kdedge.resume's timed checkpoints
     progress: object | None = None  # rich.progress.Progress, or None for silence
     notes: list[str] = field(default_factory=list)
+    # where teacher logits persist between fits (sweep points, resumed runs), keyed; None: in memory only
+    teacher_logits_file: Path | None = None
 
 
 def resolve_device(name: str) -> torch.device:
@@ -49,6 +73,15 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def describe_device(name: str) -> str:
+    """The one line a run prints about where it trains, e.g. 'device: cpu (auto: no CUDA device found)'."""
+    device = resolve_device(name)
+    if name != "auto":
+        return f"device: {device.type} (from the recipe)"
+    found = "no CUDA device found" if device.type == "cpu" else f"CUDA found: {torch.cuda.get_device_name(0)}"
+    return f"device: {device.type} (auto: {found})"
 
 
 def autocast(ctx: Context):
@@ -115,24 +148,76 @@ def apply_max_norm(model: nn.Module, max_norm: float) -> None:
 
 def teacher_logits_for(teacher: nn.Module | None, split: Split, cfg: StageConfig, distill: DistillConfig,
                        ctx: Context) -> torch.Tensor | None:  # fmt: skip
-    """The cache: teacher logits (N, C) over the whole training split, or None when they must be
-    computed per batch (augmented student input, or caching turned off)."""
+    """The cache: teacher logits (N, C) float32 over the whole training split, or None when they must be
+    computed per batch (augmented student input, or caching turned off).
+
+    With ctx.teacher_logits_file, logits saved there by an earlier fit are reused when their key
+    (teacher_logits_key: teacher weights + data + transform) matches; otherwise computed and saved."""
     if teacher is None or cfg.augment != "none" or not distill.cache_teacher_logits:
         return None
-    return predict_logits(teacher, split.images, ctx, cfg.eval_batch_size)
+    path = ctx.teacher_logits_file
+    if path is None:
+        return predict_logits(teacher, split.images, ctx, cfg.eval_batch_size)
+    key = teacher_logits_key(teacher, split, cfg, ctx)
+    logits = _read_teacher_logits(path, key)
+    if logits is not None:
+        ctx.notes.append(f"teacher logits: reused {path} (key {key})")
+        return logits.to(ctx.device)
+    logits = predict_logits(teacher, split.images, ctx, cfg.eval_batch_size)
+    if ctx.rank == 0:  # under DDP every rank computes the same logits; one writer
+        save_state(path, {"logits": logits}, {"kdedge.teacher_logits_key": key})
+    ctx.notes.append(f"teacher logits: computed for {len(split)} images, saved to {path} (key {key})")
+    return logits
+
+
+def teacher_logits_key(teacher: nn.Module, split: Split, cfg: StageConfig, ctx: Context) -> str:
+    """sha256 (first 16 hex digits) of everything cached teacher logits depend on: the teacher's
+    architecture and weights, the training images (bytes, shape, order) and the transform that feeds
+    the teacher (normalisation, augmentation, mixed precision, memory layout, device type)."""
+    digest = hashlib.sha256(repr(teacher).encode())
+    for name, tensor in teacher.state_dict().items():
+        digest.update(f"{name}{tuple(tensor.shape)}{tensor.dtype}".encode())
+        digest.update(_raw_bytes(tensor))
+    digest.update(f"{tuple(split.images.shape)}{split.images.dtype}".encode())
+    digest.update(_raw_bytes(split.images))
+    transform = [list(ctx.mean), list(ctx.std), cfg.augment, ctx.amp, ctx.channels_last, ctx.device.type]
+    digest.update(json.dumps(transform).encode())
+    return digest.hexdigest()[:16]
+
+
+def _raw_bytes(tensor: torch.Tensor) -> memoryview:
+    """The tensor's bytes (any dtype, bf16 included) without a copy when it is already on the CPU."""
+    return memoryview(tensor.detach().reshape(-1).contiguous().cpu().view(torch.uint8).numpy())
+
+
+def _read_teacher_logits(path: Path, key: str) -> torch.Tensor | None:
+    """Logits saved under `key`, or None (no file, another key, unreadable: recompute, it is only a cache)."""
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            if (handle.metadata() or {}).get("kdedge.teacher_logits_key") != key:
+                return None
+            return handle.get_tensor("logits")
+    except (SafetensorError, OSError):
+        return None
 
 
 def fit(model: nn.Module, train: Split, cfg: StageConfig, ctx: Context, stage: str,
         evaluation: dict[str, Split], teacher: nn.Module | None = None, distill: DistillConfig | None = None,
         start_epoch: int = 0, optimizer: torch.optim.Optimizer | None = None,
-        generator: torch.Generator | None = None) -> list[dict]:  # fmt: skip
+        generator: torch.Generator | None = None,
+        position: EpochPosition | None = None) -> list[dict]:  # fmt: skip
     """Train `model` in place for cfg.epochs on `train`; return one metrics record per epoch.
+
+    start_epoch / optimizer / generator / position continue a checkpointed run (kdedge.resume).
 
     With a teacher, the loss is the recipe's distillation loss on (student, teacher) logits; without,
     plain cross-entropy. `evaluation` maps split names ('val', 'test') to the splits scored each epoch.
     Under DDP (ctx.world_size > 1) every rank walks its own shard of the same shuffled order.
     """
     distill = distill if teacher is not None else DistillConfig(loss="none")
+    if teacher is not None:
+        teacher.eval()  # dropout / batch-norm statistics fixed: the soft targets must not be random
+    teacher_test_logits = _teacher_test_logits(teacher, evaluation, ctx, cfg)
     loss_fn = LOSSES.get(distill.loss)
     alpha, temperature = distill.soft_weight, distill.temperature
     optimizer = optimizer or make_optimizer(model, cfg)
@@ -142,14 +227,21 @@ def fit(model: nn.Module, train: Split, cfg: StageConfig, ctx: Context, stage: s
     class_weights = _class_weights(labels, ctx, cfg)
     steps_per_epoch = math.ceil(len(labels) / (cfg.batch_size * ctx.world_size))
     records = []
-    task = _progress_task(ctx, stage, steps_per_epoch * (cfg.epochs - start_epoch))
+    done_steps = steps_per_epoch * start_epoch + (position.step if position else 0)
+    task = _progress_task(ctx, stage, steps_per_epoch * cfg.epochs - done_steps)
     for epoch in range(start_epoch, cfg.epochs):
         started = time.perf_counter()
         model.train()
-        order = torch.randperm(len(labels), generator=generator)[ctx.rank :: ctx.world_size].to(ctx.device)
-        loss_sum = torch.zeros((), device=ctx.device)  # summed on device: no .item() sync per step
-        correct = torch.zeros((), device=ctx.device, dtype=torch.long)
+        within = position if position is not None and epoch == start_epoch else None  # resumed mid-epoch
+        permutation = within.permutation if within else torch.randperm(len(labels), generator=generator)
+        order = shard(permutation, ctx.rank, ctx.world_size).to(ctx.device)
+        # summed on device: no .item() sync per step
+        loss_sum = within.loss_sum.clone() if within else torch.zeros(())
+        correct = within.correct.clone() if within else torch.zeros((), dtype=torch.long)
+        loss_sum, correct = loss_sum.to(ctx.device), correct.to(ctx.device)
         for step, batch in enumerate(order.split(cfg.batch_size)):
+            if within and step < within.step:
+                continue
             for group in optimizer.param_groups:
                 group["lr"] = cfg.lr * lr_factor(cfg, epoch * steps_per_epoch + step, steps_per_epoch)
             inputs = normalize(augment(images[batch], cfg.augment, generator), ctx.mean, ctx.std)
@@ -165,6 +257,7 @@ def fit(model: nn.Module, train: Split, cfg: StageConfig, ctx: Context, stage: s
                 else:
                     teacher_logits = None
             loss = loss_fn(student_logits, teacher_logits, labels[batch], alpha, temperature, class_weights)
+            _check_finite(loss, stage, epoch, step, ctx)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -173,13 +266,33 @@ def fit(model: nn.Module, train: Split, cfg: StageConfig, ctx: Context, stage: s
             loss_sum += loss.detach() * len(batch)
             correct += (student_logits.detach().argmax(1) == labels[batch]).sum()
             _advance(ctx, task)
+            ctx.on_step(EpochPosition(epoch, step + 1, permutation, loss_sum, correct))
         record = _epoch_record(stage, epoch, loss_sum, correct, len(order), time.perf_counter() - started,
                                optimizer, model, evaluation, ctx, cfg)  # fmt: skip
+        if teacher_test_logits is not None:  # how often the student now picks the teacher's class
+            student_test_logits = predict_logits(model, evaluation["test"].images, ctx, cfg.eval_batch_size)
+            record["test_agreement"] = agreement(student_test_logits, teacher_test_logits)
         records.append(record)
         ctx.on_epoch(record)
         _describe(ctx, task, f"{stage} epoch {epoch + 1}/{cfg.epochs} loss {record['train_loss']:.4f}"
                   + (f" test acc {record['test_accuracy']:.4f}" if "test_accuracy" in record else ""))
     return records
+
+
+def _teacher_test_logits(teacher: nn.Module | None, evaluation: dict[str, Split], ctx: Context,
+                         cfg: StageConfig) -> torch.Tensor | None:  # fmt: skip
+    """Teacher logits (N_test, C) on the test split, computed once per fit for the agreement metric."""
+    if teacher is None or "test" not in evaluation:
+        return None
+    return predict_logits(teacher, evaluation["test"].images, ctx, cfg.eval_batch_size)
+
+
+def _check_finite(loss: torch.Tensor, stage: str, epoch: int, step: int, ctx: Context) -> None:
+    """Stop before a non-finite loss reaches the weights. On GPU only every 32nd step: a host sync per step
+    costs throughput, and once the weights are NaN every later loss is too."""
+    if (ctx.device.type == "cpu" or step % 32 == 0) and not torch.isfinite(loss.detach()).item():
+        raise RuntimeFailure(f"{stage}: loss became {float(loss.detach())} in epoch {epoch + 1}, step {step + 1}; "
+                             "lower the lr (or check the data)")  # fmt: skip
 
 
 def _epoch_record(stage, epoch, loss_sum, correct, seen, seconds, optimizer, model, evaluation, ctx, cfg) -> dict:

@@ -1,0 +1,130 @@
+"""Issue 11: for each model, the fastest runtime/precision whose accuracy stays within a bound of fp32,
+remembered next to the run (RUN/bench.json) and written as the deployable file by `kdedge export --target`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from kdedge.checkpoint import atomic_write, atomic_write_text
+from kdedge.errors import InputError
+
+FILE_RUNTIMES = ("onnxruntime", "onnxruntime-trt", "openvino")  # rows that run a deployable ONNX file
+TARGETS = {"cpu-x86": "cpu"}  # --target -> the bench device its choice is made on
+
+
+def _reference_accuracy(rows: list[dict[str, Any]]) -> float | None:
+    """fp32 accuracy of one model: onnxruntime's fp32 row, else PyTorch's, else OpenVINO's f32."""
+    for runtime in ("onnxruntime", "torch", "openvino"):
+        for row in rows:
+            if (row["runtime"], row["precision"], row["status"]) == (runtime, "fp32", "ok") and row[
+                "accuracy"
+            ] is not None:
+                return row["accuracy"]
+    return None
+
+
+def choose(rows: list[dict[str, Any]], accuracy_bound: float) -> dict[str, Any] | None:
+    """The row (at the smallest measured batch: edge latency) of the fastest file-based runtime/precision
+    whose accuracy >= fp32 accuracy - accuracy_bound points; None without an fp32 accuracy."""
+    reference = _reference_accuracy(rows)
+    candidates = (
+        [
+            r
+            for r in rows
+            if r["status"] == "ok"
+            and r["runtime"] in FILE_RUNTIMES
+            and r["accuracy"] is not None
+            and 100 * (reference - r["accuracy"]) <= accuracy_bound + 1e-9
+        ]
+        if reference is not None
+        else []
+    )
+    if not candidates:
+        return None
+    smallest = min(r["batch_size"] for r in candidates)
+    return min((r for r in candidates if r["batch_size"] == smallest), key=lambda r: r["latency_ms_p50"])
+
+
+def mark_deployable(rows: list[dict[str, Any]], accuracy_bound: float) -> list[dict[str, Any]]:
+    """Set row['deploy'] (True on every batch row of each model's chosen variant); returns the choices."""
+    choices = []
+    for key in dict.fromkeys((r["model"], r["device"]) for r in rows):
+        mine = [r for r in rows if (r["model"], r["device"]) == key]
+        best = choose(mine, accuracy_bound)
+        for row in mine:
+            row["deploy"] = best is not None and (row["runtime"], row["precision"]) == (
+                best["runtime"],
+                best["precision"],
+            )
+        if best is not None:
+            choices.append(best)
+    return choices
+
+
+def save_run_results(result: dict[str, Any], run_paths: list[Path]) -> None:
+    """RUN/bench.json: this bench's rows of each run directory, for `kdedge export --target`."""
+    for path in run_paths:
+        rows = [r for r in result["rows"] if r["group"] == path.name and r.get("file")]
+        if rows:
+            record = {"machine": result["machine"], "options": result["options"], "rows": rows}
+            atomic_write_text(path / "bench.json", json.dumps(record, indent=2, default=str))
+
+
+def deployable_choice(
+    run_path: Path, stage: str, target: str = "cpu-x86", accuracy_bound: float = 0.5
+) -> dict[str, Any]:
+    """The bench row `kdedge export --target` deploys for one stage of a run (from RUN/bench.json)."""
+    if target not in TARGETS:
+        raise InputError(f"--target: unknown target '{target}'; allowed: {', '.join(TARGETS)}")
+    record_file = Path(run_path) / "bench.json"
+    if not record_file.is_file():
+        raise InputError(
+            f"{run_path}: no bench results ({record_file.name}); run `kdedge bench {run_path} "
+            f"--device {TARGETS[target]}` first, it measures which file is fastest here"
+        )
+    rows = [
+        r
+        for r in json.loads(record_file.read_text())["rows"]
+        if r["stage"] == stage and r["device"] == TARGETS[target]
+    ]
+    best = choose(rows, accuracy_bound)
+    if best is None:
+        raise InputError(
+            f"{record_file}: no {stage} row on {TARGETS[target]} has an accuracy within "
+            f"{accuracy_bound} points of fp32 (was the test set available to bench?)"
+        )
+    return best
+
+
+def write_deployable(
+    run_path: Path, stage: str, target: str = "cpu-x86", accuracy_bound: float = 0.5
+) -> Path:
+    """Copy the chosen ONNX file to RUN/export/deploy/<stage>.<target>.onnx, adding to its metadata how to
+    run it (kdedge.target, kdedge.runtime, kdedge.runtime_precision) and what bench measured."""
+    import onnx
+
+    best = deployable_choice(run_path, stage, target, accuracy_bound)
+    source = Path(best["file"])
+    if not source.is_file() or abs(source.stat().st_size / 1e6 - best["size_mb"]) > 1e-3:
+        raise InputError(
+            f"{source}: missing or changed since it was benched; run `kdedge bench {run_path}` again"
+        )
+    model = onnx.load(str(source))
+    extra = {
+        "kdedge.target": target,
+        "kdedge.runtime": best["runtime"],
+        "kdedge.runtime_precision": best["precision"],
+        "kdedge.bench_latency_ms_p50": f"{best['latency_ms_p50']:.4f}",
+        "kdedge.bench_batch_size": str(best["batch_size"]),
+        "kdedge.bench_accuracy": f"{best['accuracy']:.6f}",
+        "kdedge.deploy_source": source.name,
+    }
+    kept = [p for p in model.metadata_props if p.key not in extra]
+    del model.metadata_props[:]
+    for key, value in [*((p.key, p.value) for p in kept), *extra.items()]:
+        model.metadata_props.add(key=key, value=value)
+    out = Path(run_path) / "export" / "deploy" / f"{stage}.{target}.onnx"
+    atomic_write(out, lambda tmp: onnx.save(model, str(tmp)))
+    return out

@@ -1,0 +1,186 @@
+"""Runners: one `predict(batch) -> logits` protocol over PyTorch, onnxruntime and OpenVINO.
+
+batch: (N, C, H, W) float32, already normalised; logits: (N, num_classes) float32 numpy.
+`bind(batch)` returns a no-argument call on a batch already resident where the runtime wants it
+(on the GPU for CUDA), which is what timing measures; `sync()` waits for queued device work.
+torch / onnxruntime / openvino are imported inside the builders, so an onnxruntime row never pays
+for importing torch and a missing optional runtime is a `Skip`, not an ImportError.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import numpy as np
+
+RUNTIMES = ("torch", "torch-compile", "onnxruntime", "openvino")
+
+
+class Skip(Exception):
+    """The runner cannot run here (runtime not installed, no such hardware); the row says why."""
+
+
+class Runner(Protocol):
+    detail: str  # what exactly ran: provider, precision hint, threads
+
+    def predict(self, batch: np.ndarray) -> np.ndarray: ...
+
+    def bind(self, batch: np.ndarray) -> Callable[[], object]: ...
+
+    def sync(self) -> None: ...
+
+
+class TorchRunner:
+    """PyTorch eager (or torch.compile) on cpu/cuda; fp16 = the whole model in half precision (GPU only)."""
+
+    def __init__(self, model, device: str, precision: str, compile_model: bool, threads: int) -> None:
+        import torch
+
+        torch.set_num_threads(threads)
+        self.torch, self.device = torch, torch.device(device)
+        self.dtype = torch.float16 if precision == "fp16" else torch.float32
+        model = model.to(self.device, self.dtype).eval()
+        self.model = torch.compile(model) if compile_model else model
+        self.detail = f"{'compiled' if compile_model else 'eager'}, {threads} threads"
+
+    def _forward(self, x):
+        with self.torch.inference_mode():
+            return self.model(x)
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        x = self.torch.from_numpy(np.ascontiguousarray(batch)).to(self.device, self.dtype)
+        return self._forward(x).float().cpu().numpy()
+
+    def bind(self, batch: np.ndarray) -> Callable[[], object]:
+        x = self.torch.from_numpy(np.ascontiguousarray(batch)).to(self.device, self.dtype)
+        return lambda: self._forward(x)
+
+    def sync(self) -> None:
+        if self.device.type == "cuda":
+            self.torch.cuda.synchronize()
+
+
+class OrtRunner:
+    """onnxruntime InferenceSession; CPU provider, or CUDA / TensorRT when onnxruntime-gpu has them."""
+
+    PROVIDERS = {
+        "cpu": ["CPUExecutionProvider"],
+        "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+        "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+    }
+
+    def __init__(self, path: str, provider: str, threads: int) -> None:
+        if importlib.util.find_spec("onnxruntime") is None:
+            raise Skip("onnxruntime is not installed")
+        import onnxruntime as ort
+
+        wanted = self.PROVIDERS[provider]
+        if wanted[0] not in ort.get_available_providers():
+            raise Skip(
+                f"{wanted[0]} not available (install onnxruntime-gpu; have {ort.get_available_providers()})"
+            )
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(path, options, providers=wanted)
+        if self.session.get_providers()[0] != wanted[0]:
+            raise Skip(
+                f"{wanted[0]} could not be created (session fell back to {self.session.get_providers()})"
+            )
+        first = self.session.get_inputs()[0]
+        self.input_name = first.name
+        self.input_dtype = np.float16 if first.type == "tensor(float16)" else np.float32
+        self.detail = f"{wanted[0]}, {threads} threads"
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        feed = {self.input_name: np.ascontiguousarray(batch, dtype=self.input_dtype)}
+        return np.asarray(self.session.run(None, feed)[0], dtype=np.float32)
+
+    def bind(self, batch: np.ndarray) -> Callable[[], object]:
+        feed = {self.input_name: np.ascontiguousarray(batch, dtype=self.input_dtype)}
+        return lambda: self.session.run(None, feed)
+
+    def sync(self) -> None:
+        """session.run returns only when the outputs are on the host."""
+
+
+class OpenVinoRunner:
+    """OpenVINO CPU plugin reading the ONNX file, compiled for a static batch with explicit threads,
+    one stream, the LATENCY hint and an explicit inference precision (f32 or bf16; an int8 QDQ file runs
+    its int8 kernels under f32 for the rest)."""
+
+    def __init__(self, path: str, precision: str, threads: int, batch_size: int) -> None:
+        if importlib.util.find_spec("openvino") is None:
+            raise Skip("openvino is not installed (pip install 'kdedge[openvino]')")
+        import openvino as ov
+
+        core = ov.Core()
+        capabilities = core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+        if precision == "bf16" and "BF16" not in capabilities:
+            raise Skip(f"no bf16 on this CPU (OpenVINO CPU has {'/'.join(capabilities)})")
+        model = core.read_model(path)
+        partial = model.input(0).get_partial_shape()  # the export's batch dim is dynamic: fix it per row
+        model.reshape(
+            {
+                model.input(0): [
+                    batch_size,
+                    *[partial[i].get_length() for i in range(1, partial.rank.get_length())],
+                ]
+            }
+        )
+        config = {
+            "INFERENCE_NUM_THREADS": threads,
+            "NUM_STREAMS": 1,
+            "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
+        }
+        self.compiled = core.compile_model(model, "CPU", config)
+        self.request = self.compiled.create_infer_request()
+        hint = config["INFERENCE_PRECISION_HINT"]
+        self.detail = f"OpenVINO {ov.__version__.split('-')[0]} CPU, {hint}, {threads} threads"
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        self.request.infer({0: np.ascontiguousarray(batch, dtype=np.float32)})
+        return np.array(self.request.get_output_tensor(0).data, dtype=np.float32)
+
+    def bind(self, batch: np.ndarray) -> Callable[[], object]:
+        feed = {0: np.ascontiguousarray(batch, dtype=np.float32)}
+        return lambda: self.request.infer(feed)
+
+    def sync(self) -> None:
+        """infer() is synchronous."""
+
+
+def _torch_model(payload: dict[str, Any]):
+    from kdedge.checkpoint import RunDir, load_run_model
+
+    model, _ = load_run_model(RunDir(payload["run_path"]), payload["stage"])
+    return model
+
+
+def make_runner(payload: dict[str, Any]) -> Runner:
+    """The runner a row's payload names (runtime, precision, device, threads, file or run_path + stage)."""
+    runtime, precision, device, threads = (
+        payload["runtime"],
+        payload["precision"],
+        payload["device"],
+        payload["threads"],
+    )
+    if runtime in ("torch", "torch-compile"):
+        if device == "cuda":
+            import torch
+
+            if not torch.cuda.is_available():
+                raise Skip("no CUDA device")
+        return TorchRunner(_torch_model(payload), device, precision, runtime == "torch-compile", threads)
+    if runtime == "onnxruntime":
+        provider = payload.get("provider") or device
+        return OrtRunner(payload["file"], provider, threads)
+    if runtime == "openvino":
+        if device != "cpu":
+            raise Skip("the OpenVINO runner runs on the CPU only")
+        return OpenVinoRunner(payload["file"], precision, threads, payload["batch_size"])
+    raise Skip(f"unknown runtime '{runtime}' (valid: {', '.join(RUNTIMES)})")

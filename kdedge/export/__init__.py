@@ -1,0 +1,27 @@
+"""torch -> ONNX fp32 / fp16 / int8, checked against PyTorch, self-describing (`kdedge export RUN`).
+
+RUN/export/{student,teacher}.{fp32,fp16,int8}.onnx; input "images" (N, C, H, W) float32 normalised,
+output "logits" (N, num_classes); dynamic batch dimension; metadata as in kdedge.onnx_meta.
+
+`read_metadata` is imported eagerly (torch-free); `export_run` lazily, so that bench and predict can
+read metadata through this package without importing torch or kdedge.pipeline.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kdedge.onnx_meta import read_metadata
+
+__all__ = ["export_run", "read_metadata", "PRECISIONS", "INT8_SCHEMES"]
+
+PRECISIONS = ("fp32", "fp16", "int8")
+INT8_SCHEMES = ("u8s8", "s8s8")
+
+
+def __getattr__(name: str) -> Any:
+    if name == "export_run":
+        from kdedge.export.runner import export_run
+
+        return export_run
+    raise AttributeError(f"module 'kdedge.export' has no attribute '{name}'")

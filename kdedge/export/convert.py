@@ -1,0 +1,122 @@
+"""The three conversions: PyTorch -> ONNX fp32 (torch.onnx dynamo exporter), fp32 -> fp16 (onnxruntime's
+float16 converter, fp32 inputs/outputs kept), fp32 -> int8 (onnxruntime static QDQ quantisation).
+
+Why the dynamo exporter (torch.onnx.export(dynamo=True)): it is torch's default and maintained path
+since 2.9 (the TorchScript exporter is deprecated), and on this project's models it is the only one
+whose Swin graph survives onnxruntime's quantisation pre-processing (TorchScript's Swin export fails
+symbolic shape inference). It is 2-6x slower to export (seconds per model), which is acceptable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+from kdedge.errors import RuntimeFailure
+
+TRACE_BATCH = 2  # traced batch size; parity is checked at other sizes (1 and 7) to prove the dim is dynamic
+
+# int8 schemes: (activation type, weight type). u8s8 is the fast one on x86 (VNNI / AVX-512 kernels);
+# onnxruntime's s8s8 default measured 1.1-4x slower than fp32 on conv nets here (issue 11).
+INT8_TYPES = {"u8s8": ("QUInt8", "QInt8"), "s8s8": ("QInt8", "QInt8")}
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[io.StringIO]:
+    """Swallow the exporters' stdout chatter and warnings; the captured text goes into error messages."""
+    captured = io.StringIO()
+    logger = logging.getLogger()
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(captured), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield captured
+    finally:
+        logger.setLevel(level)
+
+
+@contextlib.contextmanager
+def _inside(folder: Path) -> Iterator[None]:
+    """Run with `folder` as working directory: onnxruntime's shape inference drops a debug file
+    (sym_shape_infer_temp.onnx) into the CWD when it fails, and it must not litter the user's folder."""
+    previous = Path.cwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return (text.splitlines()[0][:200] if text else "") or type(err).__name__
+
+
+def export_fp32(model: nn.Module, chw: tuple[int, int, int], path: Path, opset: int) -> None:
+    """Write `model` (eval mode, CPU) as ONNX: input "images" (N, C, H, W), output "logits" (N, K), N dynamic."""
+    example = torch.randn(TRACE_BATCH, *chw)
+    batch = torch.export.Dim("batch", min=1, max=65536)
+    try:
+        with _quiet():
+            torch.onnx.export(model, (example,), str(path), input_names=["images"], output_names=["logits"],
+                              opset_version=opset, dynamic_shapes=({0: batch},), dynamo=True,
+                              external_data=False, verbose=False)  # fmt: skip
+    except Exception as err:  # noqa: BLE001 - exporter failures come in many types; all mean "cannot export"
+        raise RuntimeFailure(f"torch.onnx (dynamo) cannot export this model: {type(err).__name__}: "
+                             f"{_first_line(err)}") from None  # fmt: skip
+
+
+def to_fp16(src: Path, dst: Path) -> None:
+    """fp16 weights and compute, fp32 "images" / "logits" (keep_io_types) so callers need no change."""
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+    from onnxruntime.transformers.onnx_model import OnnxModel
+
+    with _quiet():
+        converted = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
+        # the converter appends the input Casts at the end of the node list; the checker wants topological order
+        wrapper = OnnxModel(converted)
+        wrapper.topological_sort()
+    onnx.save(wrapper.model, str(dst))
+
+
+class _Calibration:
+    """onnxruntime CalibrationDataReader over normalised images (N, C, H, W) float32, in small batches."""
+
+    def __init__(self, images: np.ndarray, batch_size: int = 16) -> None:
+        self._batches = iter([images[i : i + batch_size] for i in range(0, len(images), batch_size)])
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        batch = next(self._batches, None)
+        return None if batch is None else {"images": batch}
+
+
+def to_int8(src: Path, dst: Path, calibration: np.ndarray, scheme: str, workdir: Path) -> None:
+    """Static QDQ int8: per-channel s8 weights, u8 or s8 activations (`scheme`), MinMax ranges calibrated
+    on `calibration` (N, C, H, W) float32 real training images, after quant_pre_process (shape inference
+    + onnxruntime graph optimisation, as onnxruntime recommends before quantising)."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    activation, weight = (getattr(QuantType, name) for name in INT8_TYPES[scheme])
+    prepared = workdir / f"{src.stem}.pre.onnx"
+    try:
+        with _quiet(), _inside(workdir):
+            quant_pre_process(str(src), str(prepared))
+            quantize_static(str(prepared), str(dst), _Calibration(calibration), quant_format=QuantFormat.QDQ,
+                            per_channel=True, activation_type=activation, weight_type=weight,
+                            calibrate_method=CalibrationMethod.MinMax)  # fmt: skip
+    except Exception as err:  # noqa: BLE001 - the quantiser's failures are all "this graph cannot be quantised"
+        raise RuntimeFailure(f"onnxruntime int8 quantisation failed: {type(err).__name__}: {_first_line(err)}") from None
+    finally:
+        prepared.unlink(missing_ok=True)

@@ -1,0 +1,71 @@
+"""`kdedge predict MODEL.onnx IMAGE...`: what an edge device runs. onnxruntime + numpy + Pillow only.
+
+Never imports torch (a test checks sys.modules): pre-processing comes from the file's kdedge metadata
+(mode L/RGB, bilinear resize to input_size, /255, (x - mean) / std), exactly what training used.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kdedge.errors import InputError
+from kdedge.onnx_meta import ModelCard, model_card, open_session, run_logits
+
+
+def load_image(path: Path, card: ModelCard) -> np.ndarray:
+    """One image file -> (C, H, W) float32 on the 0..1 scale, converted and resized as the metadata says.
+
+    Pillow's bilinear resize filters when shrinking, like the antialiased resize used on the training data.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    if not path.is_file():
+        raise InputError(f"image not found: {path}")
+    try:
+        with Image.open(path) as image:
+            image = image.convert(card.pil_mode)
+            height, width = card.input_size
+            if image.size != (width, height):
+                image = image.resize((width, height), Image.Resampling.BILINEAR)
+            pixels = np.asarray(image, dtype=np.float32) / 255.0
+    except (UnidentifiedImageError, OSError, ValueError) as err:
+        raise InputError(f"{path}: not a readable image ({type(err).__name__}: {str(err)[:80]})") from None
+    return pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
+
+
+def preprocess(paths: list[Path], card: ModelCard) -> np.ndarray:
+    """Image files -> normalised batch (N, C, H, W) float32."""
+    batch = np.stack([load_image(p, card) for p in paths])
+    mean = np.asarray(card.mean, np.float32).reshape(1, -1, 1, 1)
+    std = np.asarray(card.std, np.float32).reshape(1, -1, 1, 1)
+    return (batch - mean) / std
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of (N, K) logits, numerically stable."""
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def predict_images(model_path: str | Path, image_paths: list[str | Path], top_k: int = 1) -> list[dict[str, Any]]:
+    """[{"image": path, "top": [{"index", "class", "probability"}, ...k]}] for each image, in order."""
+    if top_k < 1:
+        raise InputError(f"--top-k: must be >= 1 (got {top_k})")
+    card = model_card(model_path)
+    session = open_session(model_path)
+    paths = [Path(p) for p in image_paths]
+    probabilities = softmax(run_logits(session, preprocess(paths, card), batch_size=64))
+    k = min(top_k, probabilities.shape[1])
+    results = []
+    for path, row in zip(paths, probabilities, strict=True):
+        order = np.argsort(-row, kind="stable")[:k]
+        top = [{"index": int(i), "class": _name(card, int(i)), "probability": float(row[i])} for i in order]
+        results.append({"image": str(path), "top": top})
+    return results
+
+
+def _name(card: ModelCard, index: int) -> str:
+    return card.class_names[index] if index < len(card.class_names) else str(index)

@@ -1,0 +1,83 @@
+"""Helpers for the reliability / security tests: run the real CLI in-process or as a subprocess, write tiny
+recipes, checksum run directories. Data comes from $KDEDGE_DATA (real MNIST)."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+KDEDGE = [sys.executable, "-m", "kdedge"]
+
+# ~2 s of training on 2 CPU cores: 1,000 real MNIST digits, a 32-unit teacher, a 16-unit student
+TINY = {
+    "name": "tiny", "seed": 0, "device": "cpu",
+    "data": {"name": "mnist", "train_limit": 1000, "test_limit": 200},
+    "teacher": {"model": "mlp", "model_kwargs": {"hidden": [32], "dropout": 0.2}, "epochs": 1,
+                "batch_size": 50, "lr": 0.05, "augment": "jitter"},
+    "student": {"model": "mlp", "model_kwargs": {"hidden": [16]}, "epochs": 3, "batch_size": 50, "lr": 0.01,
+                "optimizer": "adam", "schedule": "cosine"},
+    "distillation": {"loss": "hinton", "alpha": 0.7, "temperature": 4},
+}  # fmt: skip
+
+
+def write_recipe(path: Path, **sections: dict) -> Path:
+    """TINY with some sections replaced / merged (None removes a section), written as YAML."""
+    config = {k: (dict(v) if isinstance(v, dict) else v) for k, v in TINY.items()}
+    for key, value in sections.items():
+        if value is None:
+            config.pop(key, None)
+        elif isinstance(value, dict) and isinstance(config.get(key), dict):
+            config[key] = config[key] | value
+        else:
+            config[key] = value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def run_cli(*args: str) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of `kdedge ARGS` run in this process through kdedge.cli.main."""
+    from kdedge.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    saved_argv, saved_debug = sys.argv, os.environ.pop("KDEDGE_DEBUG", None)
+    sys.argv = ["kdedge", *map(str, args)]
+    code: int | str | None = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            main()
+    except SystemExit as exc:
+        code = exc.code
+    finally:
+        sys.argv = saved_argv
+        os.environ.pop("KDEDGE_DEBUG", None)
+        if saved_debug is not None:
+            os.environ["KDEDGE_DEBUG"] = saved_debug
+    return (code if isinstance(code, int) else (0 if code is None else 1)), out.getvalue(), err.getvalue()
+
+
+def run_subprocess(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    command = [*KDEDGE, *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=REPO)
+
+
+def checksums(folder: Path) -> dict[str, str]:
+    """relative path -> sha256 of every file under `folder`."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}  # fmt: skip
+
+
+def one_error_line(stderr: str) -> str:
+    """The single line a failed command printed; fails the test when there are more, or a traceback."""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert "Traceback" not in stderr, stderr
+    assert len(lines) == 1, f"expected one line on stderr, got {len(lines)}:\n{stderr}"
+    return lines[0]

@@ -1,0 +1,69 @@
+"""Shared fixtures: the real data folder (KDEDGE_DATA), the CLI in a subprocess, a tiny finished run.
+
+Tests never hard-code a data path: `make test` and .ci/run export KDEDGE_DATA; without it, tests that
+need real data are skipped with a message saying so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+# A real but tiny distillation on MNIST: 1,000 training / 200 test images, one epoch per stage,
+# a 64-unit teacher. Seconds on 2 CPU cores; enough to exercise every file a run writes.
+TINY = ["--set", "teacher.epochs=1", "--set", "student.epochs=1", "--set", "data.train_limit=1000",
+        "--set", "data.test_limit=200", "--set", "teacher.model_kwargs.hidden=[64]"]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    """The shared real-data folder from $KDEDGE_DATA; tests that need it skip, clearly, without it."""
+    value = os.environ.get("KDEDGE_DATA")
+    if not value:
+        pytest.skip("KDEDGE_DATA is not set: export KDEDGE_DATA=<folder with MNIST/ and cifar-10-batches-py/> "
+                    "(make test does this)")  # fmt: skip
+    root = Path(value).expanduser()
+    if not root.is_dir():
+        pytest.skip(f"KDEDGE_DATA={value} is not a folder")
+    return root
+
+
+def run_cli(*args: object, cwd: Path | None = None, env: dict[str, str] | None = None,
+            executable: str | None = None, timeout: float = 300) -> subprocess.CompletedProcess:  # fmt: skip
+    """`python -m kdedge ARGS` in a fresh process (stdout, stderr as text); never raises on exit codes.
+
+    A wide COLUMNS keeps rich from wrapping one-line messages, as a user's wide terminal would.
+    """
+    command = [executable or sys.executable, "-m", "kdedge", *map(str, args)]
+    full_env = {**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1", **(env or {})}
+    return subprocess.run(command, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def kdedge() -> Callable[..., subprocess.CompletedProcess]:
+    """The CLI runner as a fixture: kdedge("distill", "quickstart_mnist", "--out", path)."""
+    return run_cli
+
+
+def checksums(folder: Path) -> dict[str, str]:
+    """{relative path: sha256} of every file under `folder` (to prove a failed command changed nothing)."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def finished_run(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
+    """(run directory, the distill process) of one tiny real MNIST distillation, shared by the session.
+    Tests must not modify it: copy it first."""
+    out = tmp_path_factory.mktemp("finished") / "run"
+    result = run_cli("distill", "hinton_mnist", *TINY, "--out", out, "--data-root", data_root)
+    assert result.returncode == 0, result.stderr
+    return out, result

@@ -1,0 +1,89 @@
+"""Bench internals without real models: timing statistics, row isolation, deployable choice."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench_helpers import SleepyRunner
+from kdedge.bench.deploy import choose, mark_deployable
+from kdedge.bench.isolate import run_isolated
+from kdedge.bench.timing import summarize, time_calls
+
+TESTS = str(Path(__file__).parent)
+
+
+def test_summarize_percentiles_and_throughput_are_exact():
+    stats = summarize(np.arange(1, 101, dtype=float), batch_size=4)
+    assert stats["latency_ms_p50"] == pytest.approx(50.5)
+    assert stats["latency_ms_p90"] == pytest.approx(90.1)
+    assert stats["latency_ms_p99"] == pytest.approx(99.01)
+    assert stats["throughput_per_s"] == pytest.approx(4 * 1000 / 50.5)
+    assert stats["repetitions"] == 100
+
+
+def test_time_calls_on_a_runner_with_known_delays():
+    runner = SleepyRunner([2, 2, 2, 2, 2, 2, 2, 2, 12, 12])  # 80% of calls 2 ms, 20% 12 ms
+    call = runner.bind(np.zeros((1, 1, 4, 4), dtype=np.float32))
+    started = time.perf_counter()
+    latencies = time_calls(call, seconds=0.6, warmup_s=0.05, sync=runner.sync)
+    elapsed = time.perf_counter() - started
+    stats = summarize(latencies, batch_size=1)
+    assert 0.6 <= elapsed < 2.5  # time-based: runs about `seconds` after the warm-up
+    assert stats["repetitions"] >= 20
+    assert 2.0 <= stats["latency_ms_p50"] < 5.0  # sleep never returns early; a loaded CPU adds a little
+    assert stats["latency_ms_p99"] >= 12.0
+    assert stats["latency_ms_p50"] < stats["latency_ms_p90"] <= stats["latency_ms_p99"]
+    assert runner.calls - len(latencies) >= 3  # the warm-up calls are made but not timed
+
+
+def test_slow_calls_still_get_the_minimum_repetitions():
+    runner = SleepyRunner([30])
+    latencies = time_calls(runner.bind(np.zeros((1, 1, 2, 2), np.float32)), seconds=0.01, warmup_s=0.0, min_reps=5)
+    assert len(latencies) == 5 and latencies.min() >= 30
+
+
+def test_a_crashing_child_becomes_an_error_status(monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", TESTS)
+    result = run_isolated({"threads": 1}, timeout_s=60, entry="bench_helpers:abort_row")
+    assert result["status"].startswith("error: child process killed by SIGABRT")
+
+
+def test_a_hanging_child_is_killed_at_the_timeout(monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", TESTS)
+    started = time.perf_counter()
+    result = run_isolated({"threads": 1}, timeout_s=3, entry="bench_helpers:hang_row")
+    assert result["status"] == "error: timed out after 3 s (child killed)"
+    assert time.perf_counter() - started < 20
+
+
+def test_a_failing_runner_is_an_error_row_and_a_missing_one_is_skipped(tmp_path):
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not a protobuf")
+    payload = {"runtime": "onnxruntime", "provider": "cpu", "precision": "fp32", "device": "cpu", "batch_size": 1,
+               "threads": 1, "seconds": 0.1, "warmup_s": 0.0, "input_shape": [1, 4, 4], "file": str(broken)}  # fmt: skip
+    status = run_isolated(payload, timeout_s=60)["status"]
+    assert status.startswith("error: ") and "\n" not in status
+    unknown = run_isolated(payload | {"runtime": "tvm"}, timeout_s=60)["status"]
+    assert unknown.startswith("skipped: unknown runtime 'tvm'")
+
+
+def _row(runtime: str, precision: str, batch: int, latency: float, accuracy: float) -> dict:
+    return {"model": "run/student", "device": "cpu", "runtime": runtime, "precision": precision, "status": "ok",
+            "batch_size": batch, "latency_ms_p50": latency, "accuracy": accuracy}  # fmt: skip
+
+
+def test_deployable_is_the_fastest_file_within_the_accuracy_bound():
+    rows = [_row("torch", "fp32", 1, 5.0, 0.900), _row("onnxruntime", "fp32", 1, 4.0, 0.900),
+            _row("onnxruntime", "int8", 1, 2.0, 0.897), _row("openvino", "int8", 1, 1.0, 0.880),
+            _row("onnxruntime", "int8", 32, 0.5, 0.897)]  # fmt: skip
+    assert (choose(rows, 0.5)["runtime"], choose(rows, 0.5)["precision"]) == ("onnxruntime", "int8")
+    assert choose(rows, 0.2)["precision"] == "fp32"  # int8 lost 0.3 points: outside a 0.2 bound
+    assert choose(rows, 2.5)["runtime"] == "openvino"
+    mark_deployable(rows, 0.5)
+    assert [r["deploy"] for r in rows] == [False, False, True, False, True]
+    no_accuracy = [dict(r, accuracy=None) for r in rows]
+    assert choose(no_accuracy, 0.5) is None

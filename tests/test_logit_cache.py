@@ -1,0 +1,130 @@
+"""The teacher-logit cache (kdedge.train.teacher_logits_for): used when valid, never when the teacher's input
+is augmented or the teacher's weights (or data) changed, and invisible in the result: a cached run trains the
+same student as an uncached one."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+
+import pytest
+import torch
+from torch import nn
+
+from kdedge.data import Split, load_data
+from kdedge.models import build_model
+from kdedge.recipe import DistillConfig, StageConfig
+from kdedge.train import Context, fit, teacher_logits_for, teacher_logits_key
+
+KD = DistillConfig(loss="kl", alpha=0.7, temperature=4.0, cache_teacher_logits=True)
+
+
+class ImageCounter:
+    """Counts the images a module's forward sees (a forward hook; the module itself is untouched)."""
+
+    def __init__(self, module: nn.Module) -> None:
+        self.images = 0
+        module.register_forward_hook(self._count)
+
+    def _count(self, module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        self.images += inputs[0].shape[0]
+
+
+@pytest.fixture(scope="module")
+def mnist_subset() -> Split:
+    """The first 1,000 real MNIST training images (uint8 (1000, 1, 28, 28))."""
+    bundle = load_data("mnist", os.environ["KDEDGE_DATA"])
+    return bundle.train.subset(torch.arange(1000))
+
+
+def _context(**changes) -> Context:
+    return replace(Context(device=torch.device("cpu"), mean=(0.1307,), std=(0.3081,), num_classes=10), **changes)
+
+
+def _teacher(seed: int = 1) -> nn.Module:
+    torch.manual_seed(seed)
+    return build_model("mlp", 10, 1, 28, {"hidden": [64], "dropout": 0.5}).eval()
+
+
+def _fit_student(split: Split, teacher: nn.Module, cfg: StageConfig, ctx: Context, distill: DistillConfig = KD):
+    torch.manual_seed(0)
+    student = build_model("mlp", 10, 1, 28, {"hidden": [32]})
+    records = fit(student, split, cfg, ctx, "student", {}, teacher=teacher, distill=distill)
+    return student, records
+
+
+def test_cache_runs_the_teacher_once_over_the_training_set(mnist_subset: Split) -> None:
+    teacher = _teacher()
+    counter = ImageCounter(teacher)
+    cfg = StageConfig(model="mlp", epochs=3, batch_size=100, lr=0.05)
+    _fit_student(mnist_subset, teacher, cfg, _context())
+    assert counter.images == len(mnist_subset)  # one pass, not one per epoch
+
+
+@pytest.mark.parametrize("why", ["augmented", "cache_off"])
+def test_teacher_runs_per_batch_when_the_cache_is_not_valid(mnist_subset: Split, why: str) -> None:
+    """Jittered student input: the teacher must see the SAME jittered batch, so no precomputed logits."""
+    teacher = _teacher()
+    counter = ImageCounter(teacher)
+    cfg = StageConfig(model="mlp", epochs=2, batch_size=100, lr=0.05, augment="jitter" if why == "augmented" else "none")
+    distill = KD if why == "augmented" else KD.model_copy(update={"cache_teacher_logits": False})
+    assert teacher_logits_for(teacher, mnist_subset, cfg, distill, _context()) is None
+    _fit_student(mnist_subset, teacher, cfg, _context(), distill)
+    assert counter.images == 2 * len(mnist_subset)  # every batch of every epoch
+
+
+def test_saved_logits_are_reused_only_for_the_same_teacher_and_data(mnist_subset: Split, tmp_path) -> None:
+    cfg = StageConfig(model="mlp", epochs=1, batch_size=100, lr=0.05)
+    ctx = _context(teacher_logits_file=tmp_path / "teacher_logits.safetensors")
+    teacher = _teacher()
+    counter = ImageCounter(teacher)
+    first = teacher_logits_for(teacher, mnist_subset, cfg, KD, ctx)
+    assert counter.images == len(mnist_subset) and ctx.teacher_logits_file.is_file()
+    again = teacher_logits_for(teacher, mnist_subset, cfg, KD, ctx)  # e.g. the next point of a sweep
+    assert counter.images == len(mnist_subset), "valid saved logits were recomputed"
+    assert torch.equal(first, again) and "reused" in ctx.notes[-1]
+
+    with torch.no_grad():
+        teacher[1].weight[0, 0] += 0.5  # the teacher changed (retrained, another checkpoint)
+    changed = teacher_logits_for(teacher, mnist_subset, cfg, KD, ctx)
+    assert counter.images == 2 * len(mnist_subset), "stale logits of the old teacher were used"
+    assert not torch.equal(first, changed) and "computed" in ctx.notes[-1]
+
+    other_data = mnist_subset.subset(torch.arange(len(mnist_subset)).flip(0))  # same images, other order
+    teacher_logits_for(teacher, other_data, cfg, KD, ctx)
+    assert counter.images == 3 * len(mnist_subset), "logits of other data were used"
+    jittered = replace_stage(cfg, augment="jitter")
+    assert teacher_logits_for(teacher, mnist_subset, jittered, KD, ctx) is None  # file present, still not used
+
+
+def replace_stage(cfg: StageConfig, **changes) -> StageConfig:
+    return cfg.model_copy(update=changes)
+
+
+def test_key_covers_weights_data_and_transform(mnist_subset: Split) -> None:
+    cfg, ctx, teacher = StageConfig(model="mlp"), _context(), _teacher()
+    key = teacher_logits_key(teacher, mnist_subset, cfg, ctx)
+    assert key == teacher_logits_key(_teacher(), mnist_subset, cfg, _context())  # same inputs, new objects
+    assert key != teacher_logits_key(_teacher(seed=2), mnist_subset, cfg, ctx)
+    assert key != teacher_logits_key(teacher, mnist_subset.subset(torch.arange(999)), cfg, ctx)
+    assert key != teacher_logits_key(teacher, mnist_subset, cfg, _context(mean=(0.5,)))
+    assert key != teacher_logits_key(teacher, mnist_subset, replace_stage(cfg, augment="jitter"), ctx)
+
+
+def test_cached_and_uncached_runs_train_the_same_student(mnist_subset: Split, tmp_path) -> None:
+    """Cached logits come from batches of eval_batch_size (1024) in inference mode, per-batch ones from batches
+    of 128: the same float32 math in another blocking, so students agree to float tolerance, not bit for bit
+    (rtol 1e-4, atol 1e-5 after 2 epochs). A run that reads the saved file is bit-identical to the cached run."""
+    cfg = StageConfig(model="mlp", epochs=2, batch_size=128, lr=0.05, schedule="cosine")
+    uncached, uncached_records = _fit_student(mnist_subset, _teacher(), cfg, _context(),
+                                              KD.model_copy(update={"cache_teacher_logits": False}))  # fmt: skip
+    cached, cached_records = _fit_student(mnist_subset, _teacher(), cfg, _context())
+    for name, tensor in uncached.state_dict().items():
+        torch.testing.assert_close(cached.state_dict()[name], tensor, rtol=1e-4, atol=1e-5)
+    assert cached_records[-1]["train_loss"] == pytest.approx(uncached_records[-1]["train_loss"], rel=1e-5)
+    ctx = _context(teacher_logits_file=tmp_path / "t.safetensors")
+    _fit_student(mnist_subset, _teacher(), cfg, ctx)  # computes and saves
+    from_file, _ = _fit_student(mnist_subset, _teacher(), cfg, ctx)  # reads the file
+    assert "reused" in ctx.notes[-1]
+    for name, tensor in cached.state_dict().items():
+        assert torch.equal(from_file.state_dict()[name], tensor), name
