@@ -1,14 +1,16 @@
 """Alpha study on CIFAR-10: one AlexNet teacher, three small-CNN students at kdedge alpha 1, 0 and 0.5.
 
-Fallback for the recipe's `sweep:` section while `kdedge distill`'s sweep runner is not in the tree: it runs
-the packaged recipe cifar10_alexnet_smallcnn through kdedge's own pipeline, trains the teacher ONCE, loads
-it (teacher.checkpoint) for each student, then writes the train/val/test accuracy table (both alpha
-conventions) and a PNG of the loss curves.
+The recipe cifar10_alexnet_smallcnn has a `sweep:` section, so `kdedge distill` trains the teacher ONCE and
+one student per alpha (kdedge.sweep). This script reads that sweep directory (or runs the sweep itself, in
+process) and adds what the sweep table lacks: train (eval mode, on the student's training split), val and
+test accuracy per student under BOTH alpha conventions, and one PNG of the loss curves.
 
-    KDEDGE_DATA=../shared/data .venv/bin/python bench/cifar10_alpha_study.py --out runs/alpha_study \
-        --set data.train_limit=1000 --set teacher.epochs=3 --set student.epochs=10
+    KDEDGE_DATA=../shared/data .venv/bin/kdedge distill cifar10_alexnet_smallcnn --out runs/alpha_sweep \
+        --set data.train_limit=600 --set teacher.epochs=2 --set student.epochs=6
+    KDEDGE_DATA=../shared/data .venv/bin/python bench/cifar10_alpha_study.py --sweep-dir runs/alpha_sweep
 
-kdedge's alpha weights the TEACHER (soft) term; the study's alpha weights the HARD-label term: study = 1 - kdedge.
+kdedge's alpha weights the TEACHER (soft) term; the study's alpha weights the HARD-label term:
+study alpha = 1 - kdedge alpha.
 """
 
 from __future__ import annotations
@@ -23,36 +25,33 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
 from kdedge.checkpoint import RunDir, load_run_model  # noqa: E402
-from kdedge.pipeline import make_context, prepare_data, run_recipe  # noqa: E402
+from kdedge.pipeline import make_context, prepare_data  # noqa: E402
 from kdedge.recipe import load_recipe, parse_set  # noqa: E402
+from kdedge.sweep import grid_points, point_name, run_sweep  # noqa: E402
 from kdedge.train import evaluate  # noqa: E402
 
 RECIPE = "cifar10_alexnet_smallcnn"
-ALPHAS = (1.0, 0.0, 0.5)
 
 
-def _run(out: Path, overrides: dict, stages: tuple[str, ...], data_root: str | None) -> RunDir:
-    run = RunDir(out).open_for_writing(force=True)
-    try:
-        run_recipe(load_recipe(RECIPE, overrides), run, data_root, stages)
-    finally:
-        run.release()
-    return run
+def run_study(out: Path, overrides: dict, data_root: str | None = None) -> list[dict]:
+    """Run the recipe's sweep (teacher once, a student per alpha) into `out`; return study_rows(out)."""
+    recipe = load_recipe(RECIPE, overrides)
+    run_sweep(recipe, dict(recipe.sweep.grid), out, data_root)
+    return study_rows(out, data_root)
 
 
-def run_study(out: Path, overrides: dict, data_root: str | None = None, alphas=ALPHAS) -> list[dict]:
-    """Teacher once, then one student per alpha; returns one row per student (accuracies as fractions)."""
-    base = overrides | {"sweep": None}  # this script is the sweep
-    teacher = _run(out / "teacher", base, ("teacher",), data_root)
+def study_rows(sweep_dir: Path, data_root: str | None = None) -> list[dict]:
+    """One row per student of a finished alpha sweep, in grid order (accuracies as fractions)."""
+    meta = json.loads((sweep_dir / "sweep.json").read_text())
     rows = []
-    for alpha in alphas:
-        settings = base | {"distillation.alpha": alpha, "teacher.checkpoint": str(teacher.path.resolve())}
-        run = _run(out / f"alpha_{alpha:g}", settings, ("teacher", "student"), data_root)
+    for point in grid_points(meta["grid"]):
+        run = RunDir(sweep_dir / "points" / point_name(point))
         recipe = run.read_recipe()
         bundle = prepare_data(recipe, data_root)
         student, _ = load_run_model(run, "student")
         train_acc = evaluate(student, bundle.train, make_context(recipe, bundle), 1024)["accuracy"]
         summary = run.read_summary()
+        alpha = recipe.distillation.soft_weight
         rows.append({"kdedge_alpha": alpha, "study_alpha": round(1 - alpha, 6), "train_accuracy": train_acc,
                      "val_accuracy": summary["student"].get("val_accuracy"),
                      "test_accuracy": summary["student"]["test_accuracy"],
@@ -62,8 +61,8 @@ def run_study(out: Path, overrides: dict, data_root: str | None = None, alphas=A
 
 
 def markdown_table(rows: list[dict]) -> str:
-    lines = ["| kdedge alpha (teacher-term weight) | study alpha (hard-label weight) | train acc % | val acc % "
-             "| test acc % |", "| ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+    lines = ["| kdedge alpha (teacher-term weight) | study alpha (hard-label weight) | train acc % "
+             "| val acc % | test acc % |", "| ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
     pct = lambda v: "n/a" if v is None else f"{100 * v:.1f}"  # noqa: E731
     for row in rows:
         lines.append(f"| {row['kdedge_alpha']:g} | {row['study_alpha']:g} | {pct(row['train_accuracy'])} | "
@@ -80,10 +79,11 @@ def plot_curves(rows: list[dict], path: Path) -> None:
         epochs = [r["epoch"] for r in curve]
         label = f"kdedge alpha {row['kdedge_alpha']:g} (study {row['study_alpha']:g})"
         (line,) = axes[0].plot(epochs, [r["train_loss"] for r in curve], marker="o", label=label)
-        axes[1].plot(epochs, [r.get("val_loss", float("nan")) for r in curve], marker="o", color=line.get_color())
-        axes[2].plot(epochs, [100 * r["train_accuracy"] for r in curve], linestyle="--", color=line.get_color())
-        axes[2].plot(epochs, [100 * r.get("val_accuracy", float("nan")) for r in curve], marker="o",
-                     color=line.get_color())  # fmt: skip
+        color = line.get_color()
+        axes[1].plot(epochs, [r.get("val_loss", float("nan")) for r in curve], marker="o", color=color)
+        axes[2].plot(epochs, [100 * r["train_accuracy"] for r in curve], linestyle="--", color=color)
+        val_accuracy = [100 * r.get("val_accuracy", float("nan")) for r in curve]
+        axes[2].plot(epochs, val_accuracy, marker="o", color=color)
     axes[0].set(title="train loss (the objective: differs per alpha)", xlabel="epoch", ylabel="loss")
     axes[1].set(title="validation cross-entropy", xlabel="epoch", ylabel="loss")
     axes[2].set(title="accuracy: train (dashed, running) / val (solid)", xlabel="epoch", ylabel="%")
@@ -99,11 +99,15 @@ def plot_curves(rows: list[dict], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("runs/alpha_study"))
+    parser.add_argument("--sweep-dir", type=Path, help="a finished `kdedge distill` sweep of the recipe")
+    parser.add_argument("--out", type=Path, default=Path("runs/alpha_study"), help="run the sweep here")
     parser.add_argument("--set", dest="sets", action="append", default=[], help="recipe override KEY=VALUE")
     parser.add_argument("--data-root", default=None)
     args = parser.parse_args(argv)
-    rows = run_study(args.out, parse_set(args.sets), args.data_root)
+    if args.sweep_dir:
+        args.out, rows = args.sweep_dir, study_rows(args.sweep_dir, args.data_root)
+    else:
+        rows = run_study(args.out, parse_set(args.sets), args.data_root)
     table = markdown_table(rows)
     print(table)
     (args.out / "alpha_table.md").write_text(table + "\n")

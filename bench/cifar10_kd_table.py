@@ -4,7 +4,8 @@ Runs the packaged recipes through the real CLI with --set overrides (so the numb
 user runs), then prints one table: model, how it was trained, test accuracy per seed, mean and spread.
 
     KDEDGE_DATA=../shared/data .venv/bin/python bench/cifar10_kd_table.py --seeds 0 1 --epochs 2 \
-        --epochs-r50 1 --batch-size 32 --lr 0.02 --train-limit 320 --train-limit-r50 160 --test-limit 200 --val-size 0
+        --epochs-r50 1 --batch-size 32 --lr 0.02 --train-limit 320 --train-limit-r50 160 --test-limit 200 \
+        --val-size 0
 
 Per seed: cifar10_self_r18 (its teacher IS the plain ResNet18 baseline: same seed, init, batch order and
 augmentation, only the loss differs for the student), cifar10_reverse_r50_from_r18 reusing that teacher via
@@ -41,7 +42,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--epochs", type=int, default=3, help="ResNet18 runs (teacher and self-KD student)")
     parser.add_argument("--epochs-r50", type=int, default=2, help="ResNet50 runs (reverse KD and no-KD)")
-    parser.add_argument("--train-limit-r50", type=int, default=400, help="ResNet50 runs (a subset of the R18 one)")
+    parser.add_argument("--train-limit-r50", type=int, default=400, help="ResNet50 runs (R18's subset)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=0.02)
     parser.add_argument("--train-limit", type=int, default=600)
@@ -66,20 +67,24 @@ def main() -> None:
 
     for seed in args.seeds:
         base = args.out / f"seed{seed}"
-        self_kd = run("cifar10_self_r18", base / "self_r18", [f"seed={seed}", *common, *stage("teacher", args.epochs),
-                                                              *stage("student", args.epochs)])  # fmt: skip
+        self_kd = run("cifar10_self_r18", base / "self_r18",
+                      [f"seed={seed}", *common, *stage("teacher", args.epochs),
+                       *stage("student", args.epochs)])  # fmt: skip
         add("ResNet18, no KD (teacher)", self_kd, "teacher")
         add("ResNet18 <- ResNet18 (self-KD)", self_kd, "student")
-        reverse = run("cifar10_reverse_r50_from_r18", base / "reverse_r50", [
-            f"seed={seed}", *common50, *stage("student", args.epochs_r50), f"teacher.checkpoint={(base / 'self_r18').resolve()}"])
+        teacher_run = (base / "self_r18").resolve()
+        reverse = run("cifar10_reverse_r50_from_r18", base / "reverse_r50",
+                      [f"seed={seed}", *common50, *stage("student", args.epochs_r50),
+                       f"teacher.checkpoint={teacher_run}"])  # fmt: skip
         add("ResNet50 <- ResNet18 (reverse KD)", reverse, "student")
-        plain50 = run("cifar10_resnet50", base / "resnet50", [f"seed={seed}", *common50, *stage("teacher", args.epochs_r50)])
+        plain50 = run("cifar10_resnet50", base / "resnet50",
+                      [f"seed={seed}", *common50, *stage("teacher", args.epochs_r50)])
         add("ResNet50, no KD", plain50, "teacher")
-    print(f"\nCIFAR-10 subset: train {args.train_limit} (ResNet50: {args.train_limit_r50}), val {args.val_size}, "
-          f"test {args.test_limit} images; "
-          f"{args.epochs} epochs (ResNet18) / {args.epochs_r50} (ResNet50), batch {args.batch_size}, lr {args.lr}; "
+    print(f"\nCIFAR-10 subset: train {args.train_limit} (ResNet50: {args.train_limit_r50}), "
+          f"val {args.val_size}, test {args.test_limit} images; {args.epochs} epochs (ResNet18) / "
+          f"{args.epochs_r50} (ResNet50), batch {args.batch_size}, lr {args.lr}; "
           f"seeds {args.seeds}")  # fmt: skip
-    print("| model (training) | test acc % per seed | mean | spread (max-min) | s/epoch (train + test eval) |")
+    print("| model (training) | test acc % per seed | mean | spread (max-min) | s/epoch (train + eval) |")
     print("| --- | --- | ---: | ---: | ---: |")
     for label, values in rows.items():
         print(f"| {label} | {' / '.join(f'{v:.1f}' for v in values)} | {statistics.mean(values):.1f} | "

@@ -57,7 +57,8 @@ def job_from_recipe(args: argparse.Namespace) -> dict:
 class NeuralNetwork(nn.Module):
     """784-...-10 ReLU MLP written like PyTorch's quickstart tutorial. (N, 1, 28, 28) -> (N, 10)."""
 
-    def __init__(self, hidden: list[int], dropout: float = 0.0, input_dropout: float = 0.0, num_classes: int = 10):
+    def __init__(self, hidden: list[int], dropout: float = 0.0, input_dropout: float = 0.0,
+                 num_classes: int = 10) -> None:  # fmt: skip
         super().__init__()
         self.flatten = nn.Flatten()
         layers: list[nn.Module] = [nn.Dropout(input_dropout)] if input_dropout > 0 else []
@@ -99,7 +100,8 @@ def train_kd_epoch(teacher, student, loader, optimizer, scheduler, job, device) 
         student_logits = student(inputs)
         soft_targets = F.softmax(teacher_logits / T, dim=-1)
         soft_prob = F.log_softmax(student_logits / T, dim=-1)
-        soft_targets_loss = torch.sum(soft_targets * (soft_targets.log() - soft_prob)) / soft_prob.size()[0] * T**2
+        soft_targets_loss = torch.sum(soft_targets * (soft_targets.log() - soft_prob)) / soft_prob.size()[0]
+        soft_targets_loss = soft_targets_loss * T**2
         label_loss = ce_loss(student_logits, labels)
         loss = soft_w * soft_targets_loss + (1 - soft_w) * label_loss
         loss.backward()
@@ -136,7 +138,8 @@ def run_plain(job: dict, teacher_path: Path) -> dict:
     started = time.perf_counter()
     optimizer = torch.optim.SGD(student.parameters(), lr=job["lr"], momentum=job["momentum"],
                                 weight_decay=job["weight_decay"])  # fmt: skip
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=job["student_epochs"] * len(train_loader))
+    steps = job["student_epochs"] * len(train_loader)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
     for _ in range(job["student_epochs"]):
         train_loss = train_kd_epoch(teacher, student, train_loader, optimizer, scheduler, job, device)
         accuracy = test_accuracy(student, test_loader, device)
@@ -145,16 +148,17 @@ def run_plain(job: dict, teacher_path: Path) -> dict:
             "teacher_test_accuracy": test_accuracy(teacher, test_loader, device)}  # fmt: skip
 
 
-# -- torchdistill, configured by bench/torchdistill_hinton.yaml, loop as in its examples/torchvision ----------
+# -- torchdistill, configured by bench/torchdistill_hinton.yaml, loop as in its examples/torchvision --------
 def td_train_one_epoch(box, device, epoch: int, log_freq: int) -> float:
-    """torchdistill's examples/torchvision/image_classification.py `train_one_epoch`; returns the mean loss."""
+    """`train_one_epoch` of torchdistill's examples/torchvision/image_classification.py; mean loss."""
     from torchdistill.misc.log import MetricLogger, SmoothedValue
 
     metric_logger = MetricLogger(delimiter="  ")
     metric_logger.add_meter("lr", SmoothedValue(window_size=1, fmt="{value}"))
     metric_logger.add_meter("img/s", SmoothedValue(window_size=10, fmt="{value}"))
     loss_sum, seen = 0.0, 0
-    for sample_batch, targets, supp_dict in metric_logger.log_every(box.train_data_loader, log_freq, f"Epoch: [{epoch}]"):
+    batches = metric_logger.log_every(box.train_data_loader, log_freq, f"Epoch: [{epoch}]")
+    for sample_batch, targets, supp_dict in batches:
         start_time = time.time()
         sample_batch, targets = sample_batch.to(device), targets.to(device)
         loss = box.forward_process(sample_batch, targets, supp_dict)
@@ -172,8 +176,9 @@ def check_same_job(config: dict, job: dict) -> None:
     """Refuse to time torchdistill on a different job than kdedge's recipe."""
     train = config["train"]
     kd = train["criterion"]["kwargs"]["sub_terms"]["kd"]["criterion"]["kwargs"]
-    theirs = (train["train_data_loader"]["kwargs"]["batch_size"], train["optimizer"]["kwargs"]["lr"],
-              train["optimizer"]["kwargs"]["momentum"], kd["temperature"], kd["beta"], round(1 - kd["alpha"], 6),
+    optimizer = train["optimizer"]["kwargs"]
+    theirs = (train["train_data_loader"]["kwargs"]["batch_size"], optimizer["lr"], optimizer["momentum"],
+              kd["temperature"], kd["beta"], round(1 - kd["alpha"], 6),
               config["models"]["student_model"]["kwargs"]["hidden"])  # fmt: skip
     ours = (job["batch_size"], job["lr"], job["momentum"], job["temperature"], job["alpha"], job["alpha"],
             job["student_hidden"])  # fmt: skip
@@ -218,49 +223,63 @@ TARGETS = {"torchdistill": 3.0, "plain": 2.0}  # issue 9: kdedge this many times
 
 
 def machine_description(threads: int | None, load_before: tuple[float, ...]) -> str:
-    lscpu = dict(line.split(":", 1) for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-                 .splitlines() if ":" in line)  # fmt: skip
+    lscpu_text = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    lscpu = dict(line.split(":", 1) for line in lscpu_text.splitlines() if ":" in line)
     mem_kb = int(next(line.split()[1] for line in open("/proc/meminfo") if line.startswith("MemTotal")))
     cores = int(lscpu.get("Core(s) per socket", "0")) * int(lscpu.get("Socket(s)", "1"))
     gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ", no GPU"
-    return (f"{lscpu.get('Model name', '?').strip()}, {lscpu.get('CPU(s)', '?').strip()} CPUs / {cores} cores, "
-            f"{mem_kb / 2**20:.0f} GiB{gpu}; torch {torch.__version__}, threads {threads or torch.get_num_threads()}; "
+    cpu = f"{lscpu.get('Model name', '?').strip()}, {lscpu.get('CPU(s)', '?').strip()} CPUs / {cores} cores"
+    return (f"{cpu}, {mem_kb / 2**20:.0f} GiB{gpu}; torch {torch.__version__}, "
+            f"threads {threads or torch.get_num_threads()}; "
             f"load average before {load_before[0]:.1f}, after {os.getloadavg()[0]:.1f}")  # fmt: skip
 
 
 def table(results: list[dict], job: dict) -> list[str]:
-    kdedge = next((r for r in results if r["run"] == "kdedge"), None)
+    kdedge = _kdedge_row(results)
     images = job["student_epochs"] * 60_000
-    rows = ["| run | student stage s | images/s | kdedge speed-up | CPU s (process) | wall s (process) "
-            "| test acc | acc - kdedge (points) | final train loss | teacher test acc |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    rows = ["| run | student stage s | images/s | kdedge speed-up | CPU s (process) | CPU speed-up "
+            "| wall s (process) | test acc | acc - kdedge (points) | final train loss | teacher test acc |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for r in results:
+        if "failed" in r:
+            rows.append(f"| {r['run']} | failed: {r['failed'][:80]} |" + " |" * 9)
+            continue
         speedup = f"{r['student_seconds'] / kdedge['student_seconds']:.2f}x" if kdedge else "-"
+        cpu_speedup = f"{r['cpu_seconds'] / kdedge['cpu_seconds']:.2f}x" if kdedge else "-"
         delta = f"{100 * (r['test_accuracy'] - kdedge['test_accuracy']):+.2f}" if kdedge else "-"
-        rows.append(f"| {r['run']} | {r['student_seconds']:.1f} | {images / r['student_seconds']:,.0f} | {speedup} "
-                    f"| {r['cpu_seconds']:.0f} | {r['process_seconds']:.0f} | {r['test_accuracy']:.4f} | {delta} "
-                    f"| {r['train_loss']:.4f} | {r['teacher_test_accuracy']:.4f} |")  # fmt: skip
+        rows.append(f"| {r['run']} | {r['student_seconds']:.1f} | {images / r['student_seconds']:,.0f} "
+                    f"| {speedup} | {r['cpu_seconds']:.0f} | {cpu_speedup} | {r['process_seconds']:.0f} "
+                    f"| {r['test_accuracy']:.4f} | {delta} | {r['train_loss']:.4f} "
+                    f"| {r['teacher_test_accuracy']:.4f} |")  # fmt: skip
     return rows
+
+
+def _kdedge_row(results: list[dict]) -> dict | None:
+    return next((r for r in results if r["run"] == "kdedge" and "failed" not in r), None)
 
 
 def verdicts(results: list[dict]) -> list[str]:
     """Issue 9's targets, each said as met or missed (numbers from this run only)."""
-    kdedge = next((r for r in results if r["run"] == "kdedge"), None)
+    kdedge = _kdedge_row(results)
     lines = []
     for r in results:
-        if kdedge is None or r["run"] not in TARGETS:
+        if kdedge is None or r["run"] not in TARGETS or "failed" in r:
             continue
-        speedup, gap = r["student_seconds"] / kdedge["student_seconds"], 100 * abs(r["test_accuracy"] - kdedge["test_accuracy"])
+        speedup = r["student_seconds"] / kdedge["student_seconds"]
+        gap = 100 * abs(r["test_accuracy"] - kdedge["test_accuracy"])
         lines.append(f"- vs {r['run']}: {speedup:.2f}x (target >= {TARGETS[r['run']]:.0f}x: "
                      f"{'met' if speedup >= TARGETS[r['run']] else 'MISSED'}); accuracy gap {gap:.2f} points "
                      f"(target <= 0.1: {'met' if gap <= 0.1 + 1e-9 else 'MISSED'})")  # fmt: skip
     return lines
 
 
-def report(results: list[dict], job: dict, machine: str, command: str, results_md: Path, append: bool) -> None:
-    block = [f"### {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: student {job['student_epochs']} epochs, "
-             f"teacher {job['teacher_epochs']} epochs, seed {job['seed']}, {job['device']}", "",
-             f"Command: `{command}`", "", f"Machine: {machine}", "", *table(results, job), "", *verdicts(results), ""]  # fmt: skip
+def report(results: list[dict], job: dict, machine: str, command: str, results_md: Path,
+           append: bool) -> None:  # fmt: skip
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    title = (f"### {when}: student {job['student_epochs']} epochs, teacher {job['teacher_epochs']} epochs, "
+             f"seed {job['seed']}, {job['device']}")  # fmt: skip
+    block = [title, "", f"Command: `{command}`", "", f"Machine: {machine}", "", *table(results, job), "",
+             *verdicts(results), ""]  # fmt: skip
     print("\n".join(block))
     if append:
         append_section(results_md, block)
@@ -268,13 +287,13 @@ def report(results: list[dict], job: dict, machine: str, command: str, results_m
 
 
 def append_section(path: Path, block: list[str]) -> None:
-    """Add `block` at the end of our section (created if missing), atomically; other sections stay as they are."""
+    """Add `block` at the end of our section (created if missing), atomically; other sections stay as is."""
     sys.path.insert(0, str(ROOT))
     from kdedge.checkpoint import atomic_write_text
 
     lines = path.read_text().splitlines() if path.exists() else ["# Benchmark results", ""]
     if HEADING not in lines:
-        lines += ["", HEADING, "", f"Produced by bench/train_speed.py (see its docstring for the job).", ""]
+        lines += ["", HEADING, "", "Produced by bench/train_speed.py (see its docstring for the job).", ""]
     start = lines.index(HEADING)
     end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
     atomic_write_text(path, "\n".join([*lines[:end], *block, *lines[end:]]) + "\n")
@@ -294,7 +313,8 @@ def train_teacher(job: dict, work: Path) -> Path:
     if not (summary.exists() and json.loads(summary.read_text()).get("finished")):
         started = time.perf_counter()
         subprocess.run(kdedge_command(job, [], out, "train"), check=True, cwd=ROOT)
-        print(f"teacher: {job['teacher_epochs']} epochs in {time.perf_counter() - started:.0f} s -> {out}", flush=True)
+        seconds = time.perf_counter() - started
+        print(f"teacher: {job['teacher_epochs']} epochs in {seconds:.0f} s -> {out}", flush=True)
     return out / "teacher.safetensors"
 
 
@@ -304,16 +324,26 @@ def run_kdedge(job: dict, teacher_path: Path, work: Path, cache: bool) -> dict:
             "distillation.loss=kl", f"distillation.cache_teacher_logits={str(cache).lower()}"]  # fmt: skip
     subprocess.run(kdedge_command(job, sets, out, "distill"), check=True, cwd=ROOT)
     summary = json.loads((out / "summary.json").read_text())
-    last = [r for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if r["stage"] == "student"][-1]
-    return {"student_seconds": summary["student"]["train_seconds"], "test_accuracy": summary["student"]["test_accuracy"],
-            "train_loss": last["train_loss"], "teacher_test_accuracy": summary["teacher"]["test_accuracy"]}  # fmt: skip
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    last = [r for r in records if r["stage"] == "student"][-1]
+    student = summary["student"]
+    return {"student_seconds": student["train_seconds"], "test_accuracy": student["test_accuracy"],
+            "train_loss": last["train_loss"],
+            "teacher_test_accuracy": summary["teacher"]["test_accuracy"]}  # fmt: skip
 
 
 def timed(run: str, command: list[str], call) -> dict:
     """Run one library in a child process; add its wall time and CPU time (user + sys) to its result."""
     before, started = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
-    result = call() if command is None else json.loads(subprocess.run(command, check=True, cwd=ROOT,
-                                                                      capture_output=True, text=True).stdout.splitlines()[-1])  # fmt: skip
+    try:
+        if command is None:
+            result = call()
+        else:
+            output = subprocess.run(command, check=True, cwd=ROOT, stdout=subprocess.PIPE, text=True).stdout
+            result = json.loads(output.splitlines()[-1])
+    except (subprocess.CalledProcessError, ValueError, KeyError, IndexError) as err:  # a failed row, not all
+        print(f"{run}: FAILED ({err})", flush=True)
+        return {"run": run, "failed": str(err)}
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     result |= {"run": run, "process_seconds": time.perf_counter() - started, "cpu_seconds": cpu}
@@ -326,7 +356,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--student-epochs", type=int, default=3)
     parser.add_argument("--teacher-epochs", type=int, default=3)
-    parser.add_argument("--full", action="store_true", help="the paper's schedule: teacher 50, student 25 epochs")
+    parser.add_argument("--full", action="store_true", help="the paper's schedule: teacher 50, student 25")
     parser.add_argument("--runs", nargs="+", choices=RUNS, default=list(RUNS[:3]))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
@@ -350,7 +380,7 @@ def main() -> None:
         print(json.dumps(worker(json.loads(args.job), args.teacher)))
         return
     if "KDEDGE_DATA" not in os.environ:
-        raise SystemExit("set KDEDGE_DATA to the folder holding MNIST/raw (e.g. KDEDGE_DATA=/work/shared/data)")
+        raise SystemExit("set KDEDGE_DATA to the folder that holds MNIST/raw (KDEDGE_DATA=../shared/data)")
     if args.threads:
         os.environ.update(OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
     job, load_before = job_from_recipe(args), os.getloadavg()
@@ -358,13 +388,18 @@ def main() -> None:
     teacher_path = train_teacher(job, args.work)
     results = []
     for run in args.runs:
-        worker = [sys.executable, __file__, "--worker", run, "--job", json.dumps(job), "--teacher", str(teacher_path)]
+        worker = [sys.executable, __file__, "--worker", run, "--job", json.dumps(job),
+                  "--teacher", str(teacher_path)]  # fmt: skip
         if run.startswith("kdedge"):
-            results.append(timed(run, None, lambda run=run: run_kdedge(job, teacher_path, args.work, run == "kdedge")))
+            cached = run == "kdedge"
+            call = lambda cached=cached: run_kdedge(job, teacher_path, args.work, cached)  # noqa: E731
+            results.append(timed(run, None, call))
         else:
             results.append(timed(run, worker, None))
-    command = "KDEDGE_DATA=" + shlex.quote(os.environ["KDEDGE_DATA"]) + " " + shlex.join([".venv/bin/python", *sys.argv])
-    report(results, job, machine_description(args.threads, load_before), command, args.results, not args.no_append)
+    data = shlex.quote(os.environ["KDEDGE_DATA"])
+    command = f"KDEDGE_DATA={data} " + shlex.join([".venv/bin/python", *sys.argv])
+    machine = machine_description(args.threads, load_before)
+    report(results, job, machine, command, args.results, not args.no_append)
 
 
 if __name__ == "__main__":

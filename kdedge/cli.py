@@ -78,10 +78,22 @@ def _run(recipe_arg: str, overrides: list[str], out: Path | None, data_root: str
     from kdedge.train import describe_device
 
     recipe = load_recipe(recipe_arg, parse_set([*overrides, *(["tensorboard=true"] if tensorboard else [])]))
+    if recipe.sweep is not None and stages == ("teacher", "student"):  # one teacher, a student per grid point
+        from kdedge.sweep import sweep_command
+
+        if distributed.world_from_env().distributed:  # every rank would run every point into the same folders
+            raise InputError(f"{recipe_arg}: a recipe with a sweep section runs in one process, not under "
+                             "torchrun; torchrun one point instead (--set sweep= --set KEY=VALUE)")
+        sweep_command(recipe, [], out or Path("runs") / recipe.name, data_root, 1, quiet)
+        return
     if recipe.tensorboard:
         require_tensorboard()
     device_line = describe_device(recipe.device)
     bundle = prepare_data(recipe, data_root)  # bad data root: said before the run directory is touched
+    if "student" in stages and recipe.student is not None:  # so is a bad transfer set / bias fix
+        from kdedge.biasfix import check_transfer_set
+
+        check_transfer_set(recipe, bundle.num_classes)
     if stages == ("teacher",) and recipe.teacher is None:
         raise InputError(f"{recipe_arg}: `kdedge train` trains the teacher, and this recipe has none; use distill")
     if resume is not None and out is not None and out.resolve() != resume.resolve():
@@ -94,11 +106,11 @@ def _run(recipe_arg: str, overrides: list[str], out: Path | None, data_root: str
     checkpointer = Checkpointer(run, recipe, checkpoint_minutes, resume=resume is not None)
     if not quiet:
         for key, path in weight_paths(recipe).items():  # relative ones were resolved against the recipe's folder
-            console.print(f"{key}: {path}", markup=False, highlight=False)
+            console.print(f"{key}: {path}", markup=False, highlight=False, soft_wrap=True)
         d = recipe.distillation
         console.print(f"[bold]{recipe.name}[/] -> {run.path}  (distillation: loss={d.loss}, alpha={d.soft_weight} "
-                      f"= weight of the teacher term, T={d.temperature})")  # fmt: skip
-        console.print(device_line, markup=False, highlight=False)
+                      f"= weight of the teacher term, T={d.temperature})", soft_wrap=True)  # fmt: skip
+        console.print(device_line, markup=False, highlight=False, soft_wrap=True)
     try:
         with make_progress(quiet) as progress:
             summary = run_recipe(recipe, run, data_root, stages, progress, checkpointer, bundle)
@@ -134,6 +146,36 @@ def train(
     _run(recipe, set_, out, data_root, force, quiet, ("teacher",), resume, checkpoint_minutes, tensorboard)
 
 
+@app.command()
+def sweep(
+    recipe: Annotated[str, typer.Argument(help="Recipe file or packaged recipe name.")],
+    grid: Annotated[list[str], typer.Option("--grid", help="KEY=V1,V2,... one grid axis (repeatable).")] = [],  # noqa: B006
+    set_: SetOption = [],  # noqa: B006
+    out: Annotated[Path | None, typer.Option("--out", help="Sweep directory (default runs/<recipe>_sweep).")] = None,
+    data_root: DataRootOption = None, quiet: QuietOption = False,
+    jobs: Annotated[int, typer.Option("--jobs", help="Points trained in parallel processes.")] = 1,
+    metric: Annotated[str | None, typer.Option("--metric", help="test_errors, test_accuracy or val_accuracy.")] = None,
+) -> None:  # fmt: skip
+    """Train the teacher once, then one student per grid point; rerun to resume an interrupted sweep."""
+    from kdedge.recipe import load_recipe, parse_set
+    from kdedge.sweep import sweep_command
+
+    if metric not in (None, "test_errors", "test_accuracy", "val_accuracy"):
+        raise InputError(f"--metric '{metric}': allowed are test_errors, test_accuracy, val_accuracy")
+    loaded = load_recipe(recipe, parse_set(set_))
+    sweep_command(loaded, grid, out or Path("runs") / f"{loaded.name}_sweep", data_root, jobs, quiet, metric)
+
+
+@app.command()
+def report(
+    path: Annotated[Path, typer.Argument(help="A run directory or a sweep directory.")],
+) -> None:
+    """Write PATH/report.md with tables and PNGs (learning curves, confusion matrices, sweep heat map)."""
+    from kdedge.report import write_report
+
+    console.print(f"report: {write_report(path)}")
+
+
 @app.command("eval")
 def evaluate_run(
     run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
@@ -163,9 +205,20 @@ def export(
     min_agreement: Annotated[float | None, typer.Option(
         "--min-agreement", help="Least fp16/int8 top-1 agreement with fp32 on test images (default 0.97).")] = None,
     limit: Annotated[int | None, typer.Option("--limit", help="Use the first N test images only.")] = None,
+    target: Annotated[str | None, typer.Option("--target", help="cpu-x86: instead of exporting, write "
+        "RUN/export/deploy/<stage>.cpu-x86.onnx, the fastest file `kdedge bench RUN` measured within "
+        "--accuracy-bound of fp32.")] = None,
+    accuracy_bound: Annotated[float, typer.Option(
+        "--accuracy-bound", help="With --target: top-1 points the file may lose vs fp32.")] = 0.5,
     data_root: DataRootOption = None, quiet: QuietOption = False,
 ) -> None:  # fmt: skip
     """Write RUN/export/<stage>.<precision>.onnx, each checked against PyTorch and self-describing."""
+    if target is not None:
+        from kdedge.bench.deploy import deploy_run
+
+        for path in deploy_run(run_dir, model, target, accuracy_bound):
+            console.print(f"deployable: {path}", markup=False, highlight=False)
+        return
     from kdedge.export.runner import export_run
 
     export_run(run_dir, model, precision, opset, data_root=data_root, calibration_images=calibration_images,

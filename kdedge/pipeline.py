@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from kdedge import biasfix
 from kdedge.checkpoint import (
     RunDir,
     atomic_write_text,
@@ -26,7 +27,7 @@ from kdedge.models import count_params
 from kdedge.recipe import Recipe, StageConfig
 from kdedge.resume import Checkpointer
 from kdedge.tblog import epoch_callback
-from kdedge.train import Context, evaluate, resolve_device
+from kdedge.train import Context, evaluate, predict_logits, resolve_device
 
 
 def prepare_data(recipe: Recipe, data_root: str | None) -> DataBundle:
@@ -88,7 +89,8 @@ def obtain_model(stage: str, recipe: Recipe, bundle: DataBundle, train: Split, c
     model = build_stage_model(cfg, data_info(bundle)).to(ctx.device)
     if ctx.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    checkpointer = checkpointer or Checkpointer(run, recipe)
+    # without one from the CLI (which cleared or checked RUN first), e.g. a sweep point: continue its saved state
+    checkpointer = checkpointer or Checkpointer(run, recipe, resume=True)
     if checkpointer.stage_finished(stage):  # --resume: a finished stage is loaded, never retrained
         load_weights_into(model, run.weights(stage), stage)
         return model.eval()
@@ -118,32 +120,56 @@ def check_checkpoint_splits(recipe: Recipe, split: dict) -> None:
         leaked = set(json.loads(other.read_text())["train"]) & set(split["test"])
         if leaked:
             raise InputError(f"{stage}.checkpoint {other.parent} trained on {len(leaked)} of this run's "
-                             f"{len(split['test'])} test images (e.g. '{min(leaked)}'); use that run's data.split and "
-                             "data set")  # fmt: skip
+                             f"{len(split['test'])} test images (e.g. '{min(leaked)}'); use that run's "
+                             "data.split and data set")  # fmt: skip
+
+
+def plot_confusions(run: RunDir, class_names: tuple[str, ...], stages: tuple[str, ...]) -> None:
+    """RUN/<stage>_confusion.png from summary.json's test confusion matrix (rows true, columns predicted)."""
+    import numpy as np
+
+    from kdedge.plots import confusion_matrix
+
+    for stage in stages:
+        if "test_confusion" in (row := run.read_summary().get(stage) or {}):
+            label = f"{stage}: {row['model']}\ntest QWK {row['test_qwk']:.3f}, acc {row['test_accuracy']:.1%}"
+            path = run.path / f"{stage}_confusion.png"
+            confusion_matrix(np.asarray(row["test_confusion"]), class_names, path, label)
 
 
 def run_recipe(recipe: Recipe, run: RunDir, data_root: str | None, stages: tuple[str, ...] = ("teacher", "student"),
                progress=None, checkpointer: Checkpointer | None = None,
-               bundle: DataBundle | None = None) -> dict:  # fmt: skip
+               bundle: DataBundle | None = None,
+               teacher_logits_file: Path | None = None) -> dict:  # fmt: skip
     """Run the recipe's stages into `run`; returns summary.json's content. `checkpointer` (kdedge.resume)
     saves training state every epoch and, built with resume=True, continues a killed run. `bundle`: the
-    data already loaded by prepare_data (the CLI loads it before it touches the run directory)."""
+    data already loaded by prepare_data (the CLI loads it before it touches the run directory).
+    `teacher_logits_file`: where the student stage keeps the teacher's logits (default RUN/teacher_logits
+    .safetensors; a sweep passes one file for all its points), reused while their key matches."""
     bundle = bundle or prepare_data(recipe, data_root)
+    if recipe.student is not None and "student" in stages:  # bad transfer sets fail before anything is written
+        biasfix.check_transfer_set(recipe, bundle.num_classes)
     tensorboard = recipe.tensorboard and current_world().is_main  # only rank 0 writes into the run directory
     on_epoch = epoch_callback(run.path, tensorboard, run.append_metrics)  # metrics.jsonl (+ TensorBoard)
     ctx = make_context(recipe, bundle, progress, on_epoch=on_epoch)
+    ctx.teacher_logits_file = teacher_logits_file or run.path / "teacher_logits.safetensors"
     run.write_recipe(recipe)
     run.update_summary("data", data_info(bundle) | {"train_images": len(bundle.train), "test_images": len(bundle.test)})
     if (split := split_record(bundle)) is not None:  # which files trained / tested (APTOS), for audits
         atomic_write_text(run.path / "split.json", json.dumps(split, indent=1))
         check_checkpoint_splits(recipe, split)
-    teacher = None
+    teacher = transfer = holdout = None
+    if recipe.student is not None and "student" in stages:
+        transfer, holdout = biasfix.split_holdout(student_train_split(recipe, bundle), recipe)
     if recipe.teacher is not None and "teacher" in stages:
         teacher = obtain_model("teacher", recipe, bundle, bundle.train, ctx, run, checkpointer=checkpointer)
     if recipe.student is not None and "student" in stages:
-        if recipe.distillation.loss == "none":
-            teacher = None  # the no-KD baseline: the student never sees the teacher
-        obtain_model("student", recipe, bundle, student_train_split(recipe, bundle), ctx, run, teacher=teacher,
-                     checkpointer=checkpointer)
+        student = obtain_model("student", recipe, bundle, transfer, ctx, run, checkpointer=checkpointer,
+                               teacher=None if recipe.distillation.loss == "none" else teacher)  # none: no-KD baseline
+        if recipe.distillation.bias_fix is not None:
+            biasfix.apply_bias_fix(run, recipe, bundle, student, teacher, holdout,
+                                   predict=lambda model, images: predict_logits(model, images, ctx),
+                                   summarize=lambda model: stage_summary(model, bundle, ctx, recipe.student, {}))
+    plot_confusions(run, bundle.class_names, stages)
     run.update_summary("finished", True)
     return run.read_summary()

@@ -125,7 +125,6 @@ class Checkpointer:
         self.run, self.recipe, self.resume = run, recipe, resume
         self.every_seconds = every_minutes * 60 if every_minutes > 0 else float("inf")
         self.last_save = time.monotonic()
-        self.last_good: str = "none yet (it failed before the first checkpoint)"
 
     def stage_finished(self, stage: str) -> bool:
         """On resume: a stage whose weights and summary were written and whose state file is gone."""
@@ -138,6 +137,7 @@ class Checkpointer:
         optimizer = make_optimizer(model, cfg)
         generator = torch.Generator().manual_seed(ctx.seed)
         path, records, start_epoch, position = state_path(self.run, stage), [], 0, None
+        self.last_good = f"none for the {stage} yet (it failed before its first checkpoint)"
         if self.resume and path.exists():
             header, position = restore(path, model, optimizer, generator)
             if header.get("recipe_sha") != self.recipe.fingerprint() or header.get("stage") != stage:

@@ -106,9 +106,11 @@ def predict_logits(model: nn.Module, images: torch.Tensor, ctx: Context, batch_s
     return torch.cat(outputs) if outputs else torch.zeros(0)
 
 
-def evaluate(model: nn.Module, split: Split, ctx: Context, batch_size: int = 1024) -> dict:
-    """accuracy / errors / per-class errors / qwk / mean CE loss of `model` on a split."""
-    logits = predict_logits(model, split.images, ctx, batch_size)
+def evaluate(model: nn.Module, split: Split, ctx: Context, batch_size: int = 1024,
+             logits: torch.Tensor | None = None) -> dict:  # fmt: skip
+    """accuracy / errors / per-class errors / qwk / mean CE loss of `model` on a split. `logits` (N, C):
+    the model's logits on the split when the caller already has them (no second forward pass)."""
+    logits = predict_logits(model, split.images, ctx, batch_size) if logits is None else logits
     report = classification_report(logits, split.labels)
     report["loss"] = float(nn.functional.cross_entropy(logits, split.labels.to(logits.device)))
     return report
@@ -267,11 +269,14 @@ def fit(model: nn.Module, train: Split, cfg: StageConfig, ctx: Context, stage: s
             correct += (student_logits.detach().argmax(1) == labels[batch]).sum()
             _advance(ctx, task)
             ctx.on_step(EpochPosition(epoch, step + 1, permutation, loss_sum, correct))
-        record = _epoch_record(stage, epoch, loss_sum, correct, len(order), time.perf_counter() - started,
-                               optimizer, model, evaluation, ctx, cfg)  # fmt: skip
+        seconds = time.perf_counter() - started
+        known = {}  # the student's test logits serve both the test metrics and the agreement: one pass
+        if teacher_test_logits is not None:
+            known["test"] = predict_logits(model, evaluation["test"].images, ctx, cfg.eval_batch_size)
+        record = _epoch_record(stage, epoch, loss_sum, correct, len(order), seconds, optimizer, model,
+                               evaluation, ctx, cfg, known)  # fmt: skip
         if teacher_test_logits is not None:  # how often the student now picks the teacher's class
-            student_test_logits = predict_logits(model, evaluation["test"].images, ctx, cfg.eval_batch_size)
-            record["test_agreement"] = agreement(student_test_logits, teacher_test_logits)
+            record["test_agreement"] = agreement(known["test"], teacher_test_logits)
         records.append(record)
         ctx.on_epoch(record)
         _describe(ctx, task, f"{stage} epoch {epoch + 1}/{cfg.epochs} loss {record['train_loss']:.4f}"
@@ -295,7 +300,8 @@ def _check_finite(loss: torch.Tensor, stage: str, epoch: int, step: int, ctx: Co
                              "lower the lr (or check the data)")  # fmt: skip
 
 
-def _epoch_record(stage, epoch, loss_sum, correct, seen, seconds, optimizer, model, evaluation, ctx, cfg) -> dict:
+def _epoch_record(stage, epoch, loss_sum, correct, seen, seconds, optimizer, model, evaluation, ctx, cfg,
+                  known_logits: dict[str, torch.Tensor] | None = None) -> dict:  # fmt: skip
     """One line of metrics.jsonl; stops the run when the loss stopped being finite."""
     if ctx.world_size > 1:
         totals = torch.stack([loss_sum.float(), correct.float(), torch.tensor(float(seen), device=ctx.device)])
@@ -309,7 +315,7 @@ def _epoch_record(stage, epoch, loss_sum, correct, seen, seconds, optimizer, mod
               "train_accuracy": float(correct) / max(seen, 1), "lr": optimizer.param_groups[0]["lr"],
               "epoch_seconds": round(seconds, 3)}  # fmt: skip
     for name, split in evaluation.items():
-        report = evaluate(model, split, ctx, cfg.eval_batch_size)
+        report = evaluate(model, split, ctx, cfg.eval_batch_size, (known_logits or {}).get(name))
         record.update({f"{name}_loss": report["loss"], f"{name}_accuracy": report["accuracy"],
                        f"{name}_errors": report["errors"]})  # fmt: skip
     return record

@@ -12,8 +12,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-MNIST_META = {"kdedge.dataset": "mnist", "kdedge.input_size": "28,28", "kdedge.in_channels": "1",
-              "kdedge.layout": "NCHW", "kdedge.mean": json.dumps([0.1307]), "kdedge.std": json.dumps([0.3081])}  # fmt: skip
+MNIST_META = {
+    "kdedge.dataset": "mnist",
+    "kdedge.input_size": "28,28",
+    "kdedge.in_channels": "1",
+    "kdedge.layout": "NCHW",
+    "kdedge.mean": json.dumps([0.1307]),
+    "kdedge.std": json.dumps([0.3081]),
+}
 
 
 def train_mnist_run(out: Path) -> Path:
@@ -23,8 +29,14 @@ def train_mnist_run(out: Path) -> Path:
 
     from kdedge.cli import app
 
-    overrides = ["teacher.epochs=1", "student.epochs=1", "data.train_limit=2000", "data.test_limit=500",
-                 "teacher.model_kwargs={hidden: [64, 64]}", "student.model_kwargs={hidden: [16]}"]  # fmt: skip
+    overrides = [
+        "teacher.epochs=1",
+        "student.epochs=1",
+        "data.train_limit=2000",
+        "data.test_limit=500",
+        "teacher.model_kwargs={hidden: [64, 64]}",
+        "student.model_kwargs={hidden: [16]}",
+    ]
     args = ["distill", "hinton_mnist", "--out", str(out), "--quiet"]
     for item in overrides:
         args += ["--set", item]
@@ -33,14 +45,23 @@ def train_mnist_run(out: Path) -> Path:
     return out
 
 
-def export_onnx(model: torch.nn.Module, path: Path, shape: tuple[int, int, int], meta: dict[str, str]) -> Path:
-    """fp32 ONNX with the kdedge contract: input 'images' (N, C, H, W), output 'logits', dynamic batch, metadata."""
+def export_onnx(
+    model: torch.nn.Module, path: Path, shape: tuple[int, int, int], meta: dict[str, str]
+) -> Path:
+    """fp32 ONNX per the kdedge contract: input 'images' (N, C, H, W), output 'logits', dynamic batch."""
     import onnx
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.onnx.export(model.eval(), torch.zeros(1, *shape), str(path), input_names=["images"],
-                      output_names=["logits"], dynamic_axes={"images": {0: "N"}, "logits": {0: "N"}},
-                      dynamo=False, opset_version=17)  # fmt: skip
+    torch.onnx.export(
+        model.eval(),
+        torch.zeros(1, *shape),
+        str(path),
+        input_names=["images"],
+        output_names=["logits"],
+        dynamic_axes={"images": {0: "N"}, "logits": {0: "N"}},
+        dynamo=False,
+        opset_version=17,
+    )
     proto = onnx.load(str(path))
     for key, value in meta.items():
         proto.metadata_props.add(key=key, value=value)
@@ -60,8 +81,15 @@ def quantize_int8(fp32: Path, out: Path, calibration: np.ndarray) -> Path:
         def get_next(self):
             return next(self.batches, None)
 
-    quantize_static(str(fp32), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)  # fmt: skip
+    quantize_static(
+        str(fp32),
+        str(out),
+        Reader(),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+    )
     proto = onnx.load(str(out))
     meta = {p.key: p.value for p in onnx.load(str(fp32)).metadata_props} | {"kdedge.precision": "int8"}
     del proto.metadata_props[:]

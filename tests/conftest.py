@@ -28,7 +28,7 @@ def data_root() -> Path:
     """The shared real-data folder from $KDEDGE_DATA; tests that need it skip, clearly, without it."""
     value = os.environ.get("KDEDGE_DATA")
     if not value:
-        pytest.skip("KDEDGE_DATA is not set: export KDEDGE_DATA=<folder with MNIST/ and cifar-10-batches-py/> "
+        pytest.skip("KDEDGE_DATA is not set: export KDEDGE_DATA=<folder with MNIST/, cifar-10-batches-py/> "
                     "(make test does this)")  # fmt: skip
     root = Path(value).expanduser()
     if not root.is_dir():
@@ -60,7 +60,9 @@ def checksums(folder: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def finished_run(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
+def finished_run(
+    data_root: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, subprocess.CompletedProcess]:
     """(run directory, the distill process) of one tiny real MNIST distillation, shared by the session.
     Tests must not modify it: copy it first."""
     out = tmp_path_factory.mktemp("finished") / "run"

@@ -234,7 +234,7 @@ def test_aptos_recipes_validate_and_a_model_typo_gets_a_suggestion():
 
 
 @pytest.mark.slow
-def test_distill_aptos_swin_end_to_end(kaggle_root, tmp_path, monkeypatch):
+def test_distill_aptos_swin_end_to_end(kaggle_root, tmp_path, monkeypatch, capsys):
     from kdedge.cli import main
     from kdedge.evaluation import evaluate_run_dir
 
@@ -259,6 +259,13 @@ def test_distill_aptos_swin_end_to_end(kaggle_root, tmp_path, monkeypatch):
         assert summary[stage]["model"] == model and -1.0 <= summary[stage]["test_qwk"] <= 1.0
     again = evaluate_run_dir(run, str(kaggle_root))  # same seeded split and cache -> the same numbers
     assert again["student"]["test_accuracy"] == summary["student"]["test_accuracy"]
+    leaky = [*argv[:2], "recipes/aptos_mobile.yaml", *argv[3:5], "--out", str(tmp_path / "leak"), "--quiet",
+             "--set", f"teacher.checkpoint={run}", "--set", "data.split.seed=1", "--set", sets[1],
+             "--set", "data.image_size=32", "--set", "student.pretrained=false"]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", leaky)  # a teacher from another split would have seen our test images
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 2 and "trained on" in capsys.readouterr().err
 
 
 def test_pretrained_true_without_network_is_one_line_at_once(tmp_path, monkeypatch):

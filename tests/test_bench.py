@@ -10,15 +10,28 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from bench_helpers import MNIST_META, export_onnx, quantize_int8, train_mnist_run
 from typer.testing import CliRunner
 
-from bench_helpers import MNIST_META, export_onnx, quantize_int8, train_mnist_run
 from kdedge.cli import app
 
 ENV = {"KDEDGE_DATA": os.environ.get("KDEDGE_DATA", ""), "COLUMNS": "200"}
-REQUIRED = {"model": str, "runtime": str, "precision": str, "device": str, "batch_size": int,
-            "latency_ms_p50": float, "latency_ms_p90": float, "latency_ms_p99": float, "throughput_per_s": float,
-            "accuracy": float, "params": int, "flops": int, "size_mb": float, "status": str}  # fmt: skip
+REQUIRED = {
+    "model": str,
+    "runtime": str,
+    "precision": str,
+    "device": str,
+    "batch_size": int,
+    "latency_ms_p50": float,
+    "latency_ms_p90": float,
+    "latency_ms_p99": float,
+    "throughput_per_s": float,
+    "accuracy": float,
+    "params": int,
+    "flops": int,
+    "size_mb": float,
+    "status": str,
+}
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +57,25 @@ def bench(*args: str):
 @pytest.fixture(scope="module")
 def run_result(run_dir: Path, tmp_path_factory) -> tuple[dict, Path]:
     out = tmp_path_factory.mktemp("out")
-    result = bench(str(run_dir), "--runtimes", "torch,onnxruntime", "--batch", "1,16", "--seconds", "0.2",
-                   "--threads", "1", "--json", str(out / "b.json"), "--csv", str(out / "b.csv"),
-                   "--md", str(out / "b.md"), "--plot", str(out / "b.png"))  # fmt: skip
+    result = bench(
+        str(run_dir),
+        "--runtimes",
+        "torch,onnxruntime",
+        "--batch",
+        "1,16",
+        "--seconds",
+        "0.2",
+        "--threads",
+        "1",
+        "--json",
+        str(out / "b.json"),
+        "--csv",
+        str(out / "b.csv"),
+        "--md",
+        str(out / "b.md"),
+        "--plot",
+        str(out / "b.png"),
+    )
     assert result.exit_code == 0, result.output
     return json.loads((out / "b.json").read_text()), out
 
@@ -63,8 +92,11 @@ def test_json_rows_have_the_schema_and_every_row_ran(run_result):
         assert row["throughput_per_s"] == pytest.approx(row["batch_size"] * 1000 / row["latency_ms_mean"])
     student = [r for r in rows if r["stage"] == "student"]
     assert all(r["speedup_vs_teacher"] > 0 and r["accuracy_delta_vs_teacher"] is not None for r in student)
-    assert {(r["runtime"], r["precision"]) for r in rows} == {("torch", "fp32"), ("onnxruntime", "fp32"),
-                                                             ("onnxruntime", "int8")}  # fmt: skip
+    assert {(r["runtime"], r["precision"]) for r in rows} == {
+        ("torch", "fp32"),
+        ("onnxruntime", "fp32"),
+        ("onnxruntime", "int8"),
+    }
     with (out / "b.csv").open() as handle:
         assert len(list(csv.DictReader(handle))) == len(rows)
     assert "| mnist/teacher | mlp | onnxruntime | int8 | 16 |" in (out / "b.md").read_text()
@@ -95,42 +127,54 @@ def test_accuracy_equals_the_runs_own_and_an_independent_onnxruntime_loop(run_di
         assert torch_row["test_count"] == len(test) == 500
         for precision in ("fp32", "int8"):
             session = ort.InferenceSession(str(run_dir / "export" / f"{stage}.{precision}.onnx"))
-            predicted = np.concatenate([session.run(None, {"images": images[i : i + 100]})[0].argmax(1)
-                                        for i in range(0, len(images), 100)])  # fmt: skip
+            predicted = np.concatenate(
+                [
+                    session.run(None, {"images": images[i : i + 100]})[0].argmax(1)
+                    for i in range(0, len(images), 100)
+                ]
+            )
             expected = float((predicted == test.labels.numpy()).mean())
-            row = next(r for r in rows if (r["stage"], r["runtime"], r["precision"]) == (stage, "onnxruntime", precision))
+            row = next(
+                r
+                for r in rows
+                if (r["stage"], r["runtime"], r["precision"]) == (stage, "onnxruntime", precision)
+            )
             assert row["accuracy"] == pytest.approx(expected, abs=1e-12), (stage, precision)
 
 
-def test_deployable_row_is_marked_and_export_target_writes_it(run_dir, run_result):
+def test_deployable_is_marked_and_export_target_writes_it(run_dir, run_result, tmp_path, capsys, monkeypatch):
     import onnx
-
-    from kdedge.bench.deploy import write_deployable
 
     rows = run_result[0]["rows"]
     for stage in ("teacher", "student"):
         chosen = {(r["runtime"], r["precision"]) for r in rows if r["stage"] == stage and r["deploy"]}
         assert len(chosen) == 1 and next(iter(chosen))[0] == "onnxruntime"
-    out = write_deployable(run_dir, "student", "cpu-x86", 0.5)
+    args = ["export", str(run_dir), "--target", "cpu-x86", "--model", "student"]
+    code, _ = run_main(args, capsys, monkeypatch)
+    out = run_dir / "export" / "deploy" / "student.cpu-x86.onnx"
+    assert code == 0 and out.is_file()
     meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
     chosen_row = next(r for r in rows if r["stage"] == "student" and r["deploy"] and r["batch_size"] == 1)
     assert meta["kdedge.target"] == "cpu-x86" and meta["kdedge.runtime"] == chosen_row["runtime"]
     assert meta["kdedge.runtime_precision"] == chosen_row["precision"] and meta["kdedge.dataset"] == "mnist"
     assert Path(chosen_row["file"]).name == meta["kdedge.deploy_source"]
+    code, err = run_main(["export", str(tmp_path), "--target", "cpu-x86"], capsys, monkeypatch)
+    assert code == 2 and "run `kdedge bench" in err  # not benched yet: says what to do
 
 
 def test_bare_onnx_files_with_a_crashing_and_a_skipped_row(run_dir, tmp_path, monkeypatch):
-    """Bare student fp32 + int8 files; one row's child aborts, an fp16 file is skipped on CPU; the table prints."""
+    """Bare student fp32 + int8 files: one row's child aborts, fp16 is skipped on CPU, the table prints."""
+    import onnx
     from rich.console import Console
 
     from kdedge.bench.report import bench_table
     from kdedge.bench.run import BenchOptions, measure_rows, plan_rows, score_rows
     from kdedge.bench.targets import discover, prepare_test_sets
 
-    import onnx
-
     for precision in ("fp32", "int8"):
-        (tmp_path / f"student.{precision}.onnx").write_bytes((run_dir / "export" / f"student.{precision}.onnx").read_bytes())
+        (tmp_path / f"student.{precision}.onnx").write_bytes(
+            (run_dir / "export" / f"student.{precision}.onnx").read_bytes()
+        )
     fake_fp16 = onnx.load(str(tmp_path / "student.fp32.onnx"))  # planned as fp16, then skipped on the CPU
     next(p for p in fake_fp16.metadata_props if p.key == "kdedge.precision").value = "fp16"
     onnx.save(fake_fp16, str(tmp_path / "student.fp16.onnx"))
@@ -149,29 +193,60 @@ def test_bare_onnx_files_with_a_crashing_and_a_skipped_row(run_dir, tmp_path, mo
     assert rows[0]["status"].startswith("error: child process killed by SIGABRT")
     assert rows[2]["status"] == "ok" and rows[2]["test_count"] == 200 and 0 <= rows[2]["accuracy"] <= 1
     console = Console(record=True, width=250)
-    console.print(bench_table({"rows": rows, "peak_gflops": None,
-                               "machine": {"cpu": "x", "cores": 2, "threads": 1, "device": "cpu"}}))  # fmt: skip
+    console.print(
+        bench_table(
+            {
+                "rows": rows,
+                "peak_gflops": None,
+                "machine": {"cpu": "x", "cores": 2, "threads": 1, "device": "cpu"},
+            }
+        )
+    )
     text = console.export_text()
     assert "error: child process killed by SIGABRT" in text and "skipped: fp16 ONNX" in text
 
 
 def test_bare_onnx_through_the_cli_scores_accuracy_from_metadata(run_dir, tmp_path):
     file = run_dir / "export" / "student.fp32.onnx"
-    result = bench(str(file), "--runtimes", "onnxruntime,openvino", "--batch", "8", "--seconds", "0.1",
-                   "--limit", "100", "--json", str(tmp_path / "b.json"), "--quiet")  # fmt: skip
+    result = bench(
+        str(file),
+        "--runtimes",
+        "onnxruntime,openvino",
+        "--batch",
+        "8",
+        "--seconds",
+        "0.1",
+        "--limit",
+        "100",
+        "--json",
+        str(tmp_path / "b.json"),
+        "--quiet",
+    )
     assert result.exit_code == 0, result.output
     rows = json.loads((tmp_path / "b.json").read_text())["rows"]
     ort_row = next(r for r in rows if r["runtime"] == "onnxruntime")
-    assert ort_row["status"] == "ok" and ort_row["test_count"] == 100 and ort_row["model"] == "export/student"
-    assert {r["runtime"] for r in rows} == {"onnxruntime", "openvino"}  # openvino rows ok or skipped, never absent
+    assert ort_row["status"] == "ok" and ort_row["test_count"] == 100 and ort_row["model"] == "export/mlp"
+    assert {r["runtime"] for r in rows} == {
+        "onnxruntime",
+        "openvino",
+    }  # openvino rows ok or skipped, never absent
     assert all(r["status"] == "ok" or r["status"].startswith("skipped: ") for r in rows)
 
 
 def test_bare_onnx_without_metadata_has_no_accuracy_but_is_timed(tmp_path):
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 5))
     file = export_onnx(model, tmp_path / "plain.onnx", (3, 8, 8), {})
-    result = bench(str(file), "--runtimes", "onnxruntime", "--batch", "2", "--seconds", "0.1",
-                   "--json", str(tmp_path / "b.json"))  # fmt: skip
+    result = bench(
+        str(file),
+        "--runtimes",
+        "onnxruntime",
+        "--batch",
+        "2",
+        "--seconds",
+        "0.1",
+        "--json",
+        str(tmp_path / "b.json"),
+    )
     assert result.exit_code == 0, result.output
     row = json.loads((tmp_path / "b.json").read_text())["rows"][0]
     assert row["status"] == "ok" and row["accuracy"] is None and row["flops"] == 2 * 192 * 5
@@ -195,8 +270,15 @@ def test_device_cuda_without_a_gpu_is_one_line_and_exit_2(run_dir, capsys, monke
     assert code == 2 and err.strip().count("\n") == 0 and "no CUDA device is present" in err
 
 
-@pytest.mark.parametrize("args, words", [(["--batch", "0"], "--batch"), (["--runtimes", "tensorflow"], "--runtimes"),
-                                         (["--device", "tpu"], "--device"), (["--limit", "0"], "--limit")])  # fmt: skip
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--batch", "0"], "--batch"),
+        (["--runtimes", "tensorflow"], "--runtimes"),
+        (["--device", "tpu"], "--device"),
+        (["--limit", "0"], "--limit"),
+    ],
+)
 def test_bad_options_are_one_line_and_exit_2(run_dir, args, words, capsys, monkeypatch):
     code, err = run_main(["bench", str(run_dir), *args], capsys, monkeypatch)
     assert code == 2 and words in err and err.strip().count("\n") == 0
@@ -211,7 +293,9 @@ def test_bench_never_imports_the_training_loop():
     import subprocess
     import sys
 
-    code = ("import sys, kdedge.bench.run, kdedge.bench.worker, kdedge.bench.report, kdedge.bench.deploy, "
-            "kdedge.bench.command; bad = [m for m in ('kdedge.train', 'kdedge.pipeline') if m in sys.modules]; "
-            "print(bad); sys.exit(1 if bad else 0)")  # fmt: skip
+    code = (
+        "import sys, kdedge.bench.run, kdedge.bench.worker, kdedge.bench.report, kdedge.bench.deploy, "
+        "kdedge.bench.command; bad = [m for m in ('kdedge.train', 'kdedge.pipeline') if m in sys.modules]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0

@@ -18,7 +18,8 @@ from kdedge.models import build_model
 from kdedge.recipe import load_recipe
 
 DATA = os.environ.get("KDEDGE_DATA", "")
-needs_data = pytest.mark.skipif(not (Path(DATA) / "cifar-10-batches-py").is_dir(), reason="KDEDGE_DATA has no CIFAR-10")
+needs_data = pytest.mark.skipif(not (Path(DATA) / "cifar-10-batches-py").is_dir(),
+                                reason="KDEDGE_DATA has no CIFAR-10")
 CIFAR_RECIPES = ("cifar10_resnet18", "cifar10_resnet50", "cifar10_self_r18", "cifar10_self_r50",
                  "cifar10_reverse_r50_from_r18", "cifar10_alexnet_smallcnn")  # fmt: skip
 CIFAR_MODELS = ("small_cnn", "alexnet_cifar", "cifar_resnet18", "cifar_resnet50")
@@ -99,7 +100,8 @@ def test_model_forward_and_onnx_export(name, tmp_path):
         expected = model(fresh_input).numpy()
     path = tmp_path / f"{name}.onnx"
     torch.onnx.export(model, (traced_input,), str(path), input_names=["images"], output_names=["logits"],
-                      dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False)  # fmt: skip
+                      dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}},
+                      dynamo=False)  # the TorchScript exporter: seconds, where dynamo takes far longer on CPU
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = session.run(["logits"], {"images": fresh_input.numpy()})[0]  # batch 3: never traced
     assert got.shape == (3, 10)
@@ -129,8 +131,8 @@ def test_cifar_recipes_load_with_the_agreed_settings(name):
     if name.startswith("cifar10_resnet") or "_r" in name:
         assert teacher.nesterov and teacher.weight_decay == 5e-4 and teacher.schedule == "cosine"
     if recipe.student is not None and name != "cifar10_alexnet_smallcnn":
-        assert (recipe.distillation.loss, recipe.distillation.soft_weight, recipe.distillation.temperature) == (
-            "kl", 0.5, 11)
+        distill = recipe.distillation
+        assert (distill.loss, distill.soft_weight, distill.temperature) == ("kl", 0.5, 11)
 
 
 def test_self_and_reverse_kd_are_recipes_not_code_paths():
@@ -144,7 +146,8 @@ def test_self_and_reverse_kd_are_recipes_not_code_paths():
 
 def test_alpha_study_recipe():
     recipe = load_recipe("cifar10_alexnet_smallcnn")
-    assert (recipe.teacher.model, recipe.teacher.epochs, recipe.student.model) == ("alexnet_cifar", 20, "small_cnn")
+    assert (recipe.teacher.model, recipe.teacher.epochs) == ("alexnet_cifar", 20)
+    assert recipe.student.model == "small_cnn"
     assert recipe.student.optimizer == "sgd"
     assert recipe.sweep is not None and sorted(recipe.sweep.grid["distillation.alpha"]) == [0.0, 0.5, 1.0]
 
@@ -157,8 +160,8 @@ def test_teacher_checkpoint_mismatch_is_one_line_exit_2(mismatch, tmp_path):
              else build_model("mlp", 10, 3, 32, {"hidden": [16]}))  # fmt: skip
     save_state(tmp_path / "teacher.safetensors", wrong.state_dict())
     result = kdedge("distill", "cifar10_self_r18", "--set", "teacher.model=small_cnn", "--set",
-                    "teacher.checkpoint=teacher.safetensors", "--set", "data.train_limit=64", "--out", "run", "-q",
-                    "--data-root", DATA, cwd=tmp_path)  # fmt: skip
+                    "teacher.checkpoint=teacher.safetensors", "--set", "data.train_limit=64", "--out", "run",
+                    "-q", "--data-root", DATA, cwd=tmp_path)  # fmt: skip
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "teacher" in lines[0] and "Traceback" not in result.stderr
@@ -176,16 +179,20 @@ def test_alpha_study_trains_the_teacher_once_and_reports_both_conventions(tmp_pa
                                                   "cifar10_alpha_study.py")  # fmt: skip
     study = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(study)
-    tiny = {"data.train_limit": 96, "data.test_limit": 64, "data.val_size": 32, "teacher.epochs": 1,
-            "student.epochs": 2, "teacher.batch_size": 32, "student.batch_size": 32, "device": "cpu"}  # fmt: skip
+    # the mechanism, not AlexNet's accuracy, is under test: a narrow small_cnn teaches (AlexNet's forward and
+    # export are tested above), on a few batches
+    tiny = {"data.train_limit": 64, "data.test_limit": 32, "data.val_size": 32, "teacher.epochs": 1,
+            "student.epochs": 2, "teacher.batch_size": 32, "student.batch_size": 32, "device": "cpu",
+            "teacher.model": "small_cnn", "teacher.model_kwargs": {"width": 8},
+            "student.model_kwargs": {"width": 4}}  # fmt: skip
     rows = study.run_study(tmp_path, tiny, DATA)
     assert [(r["kdedge_alpha"], r["study_alpha"]) for r in rows] == [(1.0, 0.0), (0.0, 1.0), (0.5, 0.5)]
     teacher_epochs = [r for r in RunDir(tmp_path / "teacher").read_metrics() if r["stage"] == "teacher"]
-    assert len(teacher_epochs) == 1
-    for row in rows:  # each student run loaded that teacher instead of training one
+    assert len(teacher_epochs) == 1  # the sweep trained the teacher once ...
+    for row in rows:  # ... and each student's run loaded it instead of training one
         run = RunDir(row["run"])
         assert [r["stage"] for r in run.read_metrics()] == ["student", "student"]
-        assert run.read_summary()["teacher"]["source"].endswith("teacher.safetensors")
+        assert run.read_summary()["teacher"]["source"] == str(tmp_path / "teacher" / "teacher.safetensors")
         assert row["teacher_test_accuracy"] == rows[0]["teacher_test_accuracy"]
         assert all(0 <= row[k] <= 1 for k in ("train_accuracy", "val_accuracy", "test_accuracy"))
     table = study.markdown_table(rows)

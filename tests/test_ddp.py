@@ -25,7 +25,8 @@ from kdedge.pipeline import run_recipe
 from kdedge.recipe import load_recipe
 
 DATA = os.environ.get("KDEDGE_DATA", "")
-needs_data = pytest.mark.skipif(not (Path(DATA) / "cifar-10-batches-py").is_dir(), reason="KDEDGE_DATA has no CIFAR-10")
+needs_data = pytest.mark.skipif(not (Path(DATA) / "cifar-10-batches-py").is_dir(),
+                                reason="KDEDGE_DATA has no CIFAR-10")
 
 
 def tiny_recipe(folder: Path, batch_size: int) -> Path:
@@ -73,7 +74,8 @@ def test_two_gloo_processes_match_one_process(tmp_path):
 def test_world_from_torchrun_env():
     assert world_from_env({}) == World(0, 1, 0)
     world = world_from_env({"WORLD_SIZE": "4", "RANK": "3", "LOCAL_RANK": "1"})
-    assert (world.rank, world.world_size, world.local_rank, world.is_main, world.distributed) == (3, 4, 1, False, True)
+    assert (world.rank, world.world_size, world.local_rank) == (3, 4, 1)
+    assert not world.is_main and world.distributed
     for bad in ({"WORLD_SIZE": "two"}, {"WORLD_SIZE": "2", "RANK": "2"}):
         with pytest.raises(InputError):
             world_from_env(bad)
@@ -85,3 +87,26 @@ def test_shards_are_disjoint_and_equally_long():
     assert {len(s) for s in shards} == {25}  # equal step counts on every rank, or DDP deadlocks
     assert len(set(torch.cat(shards).tolist())) == 100
     assert torch.equal(shard(permutation, 0, 1), permutation)
+
+
+def test_training_module_compiles_without_changing_the_saved_keys():
+    from kdedge.checkpoint import _unwrapped
+    from kdedge.distributed import training_module
+    from kdedge.models import build_model
+
+    model = build_model("small_cnn", 10, 3, 32)
+    assert training_module(model, torch.device("cpu"), 1, compile_model=False) is model
+    compiled = training_module(model, torch.device("cpu"), 1, compile_model=True)  # lazy: compiles nothing
+    assert compiled is not model and _unwrapped(compiled) is model
+    assert list(_unwrapped(compiled).state_dict()) == list(model.state_dict())
+
+
+def test_sweep_recipe_under_torchrun_is_refused(monkeypatch):
+    from typer.testing import CliRunner
+
+    from kdedge.cli import app
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    result = CliRunner().invoke(app, ["distill", "cifar10_alexnet_smallcnn", "--out", "unused"])
+    assert isinstance(result.exception, InputError) and "torchrun" in str(result.exception)

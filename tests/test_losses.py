@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from kdedge.losses import LOSSES, hard_only, hinton_kd, kl_kd
 
 # Logits chosen so that the softmaxes are simple fractions (worked out below with `math`, not torch).
-# Row 0: student [0, 2 ln 3] -> softmax at T=2 is [1/4, 3/4], at T=1 [1/10, 9/10]; teacher [0, 0] -> [1/2, 1/2].
+# Row 0: student [0, 2 ln 3] -> softmax at T=2 is [1/4, 3/4], at T=1 [1/10, 9/10];
+#        teacher [0, 0] -> [1/2, 1/2].
 # Row 1: student [0, 0]      -> [1/2, 1/2] at any T;             teacher [2 ln 3, 0] at T=2 -> [3/4, 1/4].
 STUDENT = torch.tensor([[0.0, 2 * math.log(3)], [0.0, 0.0]])
 TEACHER = torch.tensor([[0.0, 0.0], [2 * math.log(3), 0.0]])
@@ -63,9 +64,9 @@ def test_alpha_is_the_weight_of_the_soft_term() -> None:
 
 def test_kl_is_zero_when_student_equals_teacher() -> None:
     logits = torch.randn(8, 10, generator=torch.Generator().manual_seed(0))
-    assert float(kl_kd(logits, logits, torch.zeros(8, dtype=torch.long), alpha=1.0, temperature=3.0)) == pytest.approx(
-        0.0, abs=1e-6
-    )
+    assert float(
+        kl_kd(logits, logits, torch.zeros(8, dtype=torch.long), alpha=1.0, temperature=3.0)
+    ) == pytest.approx(0.0, abs=1e-6)
 
 
 @pytest.mark.parametrize("loss_fn", [hinton_kd, kl_kd])

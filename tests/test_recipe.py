@@ -35,7 +35,9 @@ def test_recipes_exist_and_top_level_folder_is_the_package_folder() -> None:
 @pytest.mark.parametrize("path", PACKAGE_RECIPES, ids=lambda p: p.stem)
 def test_every_recipe_file_validates(path: Path) -> None:
     recipe = load_recipe(str(path))
-    assert recipe.name == path.stem, "a recipe's name should be its file name (runs/<name> is derived from it)"
+    assert recipe.name == path.stem, (
+        "a recipe's name should be its file name (runs/<name> is derived from it)"
+    )
     assert recipe.description.strip(), "`kdedge recipes` shows the description: write one"
     assert recipe.teacher is not None or recipe.student is not None
     # the resolved form (what recipe.yaml in a run holds) validates back to the same recipe
@@ -48,12 +50,16 @@ def test_every_recipe_loads_by_name(path: Path) -> None:
 
 
 def test_parse_set_types_values_through_yaml_and_schema() -> None:
-    overrides = parse_set(["student.epochs=3", "distillation.temperature=2.5", "teacher.model_kwargs.hidden=[8, 8]",
+    overrides = parse_set(["student.epochs=3", "distillation.temperature=2.5",
+                           "teacher.model_kwargs.hidden=[8, 8]",
                            "data.name=mnist", "tensorboard=true"])  # fmt: skip
     assert overrides == {"student.epochs": 3, "distillation.temperature": 2.5,
-                         "teacher.model_kwargs.hidden": [8, 8], "data.name": "mnist", "tensorboard": True}  # fmt: skip
+                         "teacher.model_kwargs.hidden": [8, 8], "data.name": "mnist",
+                         "tensorboard": True}  # fmt: skip
     recipe = load_recipe("hinton_mnist", overrides)
-    assert recipe.student.epochs == 3 and recipe.teacher.model_kwargs["hidden"] == [8, 8] and recipe.tensorboard
+    assert (
+        recipe.student.epochs == 3 and recipe.teacher.model_kwargs["hidden"] == [8, 8] and recipe.tensorboard
+    )
 
 
 def test_set_without_equals_is_bad_input() -> None:
@@ -115,8 +121,12 @@ def test_hard_weight_is_one_minus_alpha() -> None:
     assert DistillConfig(hard_weight=0.3).soft_weight == pytest.approx(0.7)
     assert DistillConfig(alpha=0.7).soft_weight == pytest.approx(0.7)
     assert DistillConfig().soft_weight == 0.5
-    torchdistill_style = load_recipe("hinton_mnist", {"distillation.alpha": None, "distillation.hard_weight": 0.3})
-    assert torchdistill_style.distillation.soft_weight == pytest.approx(load_recipe("hinton_mnist").distillation.alpha)
+    torchdistill_style = load_recipe(
+        "hinton_mnist", {"distillation.alpha": None, "distillation.hard_weight": 0.3}
+    )
+    assert torchdistill_style.distillation.soft_weight == pytest.approx(
+        load_recipe("hinton_mnist").distillation.alpha
+    )
 
 
 def test_run_recipe_yaml_states_the_convention_and_reloads(tmp_path: Path) -> None:

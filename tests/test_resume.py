@@ -101,7 +101,7 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(tmp_path):
     """Must-show: real CLI in a subprocess on real MNIST, SIGKILL while the student trains, --resume;
     final weights and metrics equal those of an uninterrupted run bit for bit; the finished teacher is
     not retrained; a second run into the locked directory is refused meanwhile."""
-    recipe = write_recipe(tmp_path / "tiny.yaml", data={"train_limit": 2000}, student={"epochs": 4})
+    recipe = write_recipe(tmp_path / "tiny.yaml")  # 1,000 images: teacher 1 epoch, student 3 x 20 steps
     base = [*KDEDGE, "distill", str(recipe), "-q", "--checkpoint-minutes", "0.001"]
     full, killed = tmp_path / "full", tmp_path / "killed"
     reference = subprocess.Popen([*base, "--out", str(full)], cwd=REPO)
@@ -116,7 +116,7 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(tmp_path):
     victim.send_signal(signal.SIGKILL)
     assert victim.wait() == -signal.SIGKILL, "the run finished before it could be killed"
     header = _header(state_path(RunDir(killed), "student"))
-    assert header["epoch"] < 4, header
+    assert header["epoch"] < 3, header
     teacher_before = (killed / "teacher.safetensors").stat().st_mtime_ns
     assert not (killed / "student.safetensors").exists()
 

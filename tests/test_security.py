@@ -114,8 +114,7 @@ def test_relative_paths_resolve_against_the_recipe_folder_and_are_shown(tmp_path
     code, out, err = run_cli("distill", recipe, "--out", tmp_path / "run")
     assert code == 0, err
     assert f"teacher.checkpoint: {weights.resolve()}" in out
-    missing = write_recipe(tmp_path / "recipes" / "m.yaml", teacher={"checkpoint": "../nowhere/t.safetensors"})
+    missing = write_recipe(tmp_path / "recipes" / "m.yaml", teacher={"checkpoint": "../nowhere/t.st"})
     code, _, err = run_cli("distill", missing, "-q", "--out", tmp_path / "run2")
-    assert code == 2 and f"teacher.checkpoint: {tmp_path.resolve() / 'nowhere' / 't.safetensors'} does not exist" in (
-        one_error_line(err)
-    )
+    resolved = tmp_path.resolve() / "nowhere" / "t.st"
+    assert code == 2 and f"teacher.checkpoint: {resolved} does not exist" in one_error_line(err)

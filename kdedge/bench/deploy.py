@@ -128,3 +128,15 @@ def write_deployable(
     out = Path(run_path) / "export" / "deploy" / f"{stage}.{target}.onnx"
     atomic_write(out, lambda tmp: onnx.save(model, str(tmp)))
     return out
+
+
+def deploy_run(run_path: Path, which: str, target: str, accuracy_bound: float) -> list[Path]:
+    """`kdedge export RUN --target T`: deployable file of each stage asked for (student, teacher, both)."""
+    if which not in ("student", "teacher", "both"):
+        raise InputError(f"--model: expected student, teacher or both (got '{which}')")
+    stages = ("teacher", "student") if which == "both" else (which,)
+    record_file = Path(run_path) / "bench.json"
+    if which == "both" and record_file.is_file():  # only the stages the run has
+        benched = {r["stage"] for r in json.loads(record_file.read_text())["rows"]}
+        stages = tuple(s for s in stages if s in benched) or stages
+    return [write_deployable(Path(run_path), stage, target, accuracy_bound) for stage in stages]

@@ -154,6 +154,16 @@ class OpenVinoRunner:
         """infer() is synchronous."""
 
 
+def preload(runtime: str) -> None:
+    """Import the runtime's libraries, so a row's memory figure counts the model and its buffers, not the
+    code of torch / timm / onnxruntime / openvino (the same for every model)."""
+    modules = {"torch": ("torch", "timm", "kdedge.checkpoint"), "onnxruntime": ("onnxruntime",),
+               "openvino": ("openvino",)}.get(runtime.removesuffix("-compile"), ())  # fmt: skip
+    for name in modules:
+        if importlib.util.find_spec(name) is not None:
+            importlib.import_module(name)
+
+
 def _torch_model(payload: dict[str, Any]):
     from kdedge.checkpoint import RunDir, load_run_model
 

@@ -41,7 +41,8 @@ class BenchModel:
 
     @property
     def label(self) -> str:
-        return f"{self.group}/{self.stage or self.arch}"
+        """run/stage for a run directory; folder/arch for bare files (a folder may hold several students)."""
+        return f"{self.group}/{self.stage}" if self.run_path else f"{self.group}/{self.arch}"
 
 
 def torch_stats(model, shape: tuple[int, int, int]) -> dict[str, int]:

@@ -6,6 +6,7 @@ place with os.replace: a failed file is never written, and never replaces a good
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from dataclasses import dataclass
@@ -175,7 +176,8 @@ def export_stage(run: RunDir, recipe: Recipe, stage: str, precisions: list[str],
             if row.status == "ok":
                 meta = base | {"precision": precision, "test_accuracy": round(row.test_accuracy, 6),
                                "test_count": row.test_count, "top1_agreement_fp32": round(row.test_agreement, 6),
-                               "max_abs_diff": f"{row.max_abs_diff:.3e}"}  # fmt: skip
+                               "max_abs_diff_torch": f"{row.max_abs_diff:.3e}",
+                               "max_abs_diff_fp32_test": f"{row.test_max_abs_diff:.3e}"}  # fmt: skip
                 if precision == "int8":
                     meta |= {"int8_scheme": settings.int8_scheme, "calibration_images": len(data.calibration)}
                 row.path = str(_publish(workdir / f"{stage}.{precision}.onnx", run.path / "export", meta))
@@ -204,6 +206,7 @@ def _build(row: ExportRow, convert, path: Path, model, chw, settings: Settings, 
         row.max_abs_diff, row.rel_diff, row.random_agreement = parity.max_abs_diff, parity.rel_diff, parity.agreement
         row.test_accuracy, row.test_agreement = accuracy(logits, data.test_labels), agreement(logits, reference)
         row.test_count, row.size_mb = len(logits), path.stat().st_size / 1e6
+        row.test_max_abs_diff = float(np.abs(logits - reference).max()) if len(logits) else None
         row.extra["test_logits"] = logits
         if row.precision == "fp32" and not parity.rel_diff <= settings.fp32_rtol:
             row.status = f"max |onnx - torch| / max |torch| = {parity.rel_diff:.1e} > fp32_rtol {settings.fp32_rtol:g}"
@@ -222,4 +225,7 @@ def _publish(built: Path, out_dir: Path, meta_values: dict) -> Path:
     set_metadata(model, build_metadata(meta_values))
     final = out_dir / built.name
     atomic_write(final, lambda tmp: onnx.save(model, str(tmp)))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(final, 0o666 & ~umask)  # mkstemp made it owner-only; an exported artefact is meant to be shared
     return final

@@ -1,0 +1,123 @@
+"""Hinton et al. (2015), section 3: a student distilled on a transfer set WITHOUT some classes has learned
+low output biases for them; raising those biases by one shared value recovers most of the lost accuracy.
+
+`distillation.bias_fix: 3.5` raises the output bias of every missing class by 3.5.
+`distillation.bias_fix: auto` fits the value: a seeded HOLDOUT_FRACTION of the transfer set is kept out of
+the student's training; on it, the shift is chosen so that the student gives the missing classes the same
+mean softmax probability as the teacher does, i.e. it predicts them "as often" as the teacher, counted
+softly. (Counting argmax predictions instead is a step function that is 0 for most shifts on a transfer set
+without those classes; the probability mass is smooth, monotone in the shift, and well defined.)
+
+The unfixed student stays in RUN/student_unfixed.safetensors; RUN/student.safetensors is the fixed one.
+summary.json gets "student" (before) and "student_bias_fixed" (after), both with omitted-class errors.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from kdedge.data import DataBundle, Split
+from kdedge.errors import InputError
+from kdedge.models import output_bias
+from kdedge.recipe import Recipe
+
+HOLDOUT_FRACTION = 0.1  # of the transfer set, for bias_fix: auto (the student never trains on it)
+
+
+def missing_classes(recipe: Recipe, num_classes: int) -> list[int]:
+    """Classes the student's transfer set lacks (omitted, or not kept)."""
+    cfg = recipe.data
+    kept = set(range(num_classes)) if cfg.keep_classes is None else set(cfg.keep_classes)
+    return sorted(c for c in range(num_classes) if c not in kept or c in cfg.omit_classes)
+
+
+def check_transfer_set(recipe: Recipe, num_classes: int) -> None:
+    """Bad input, found before any training: a transfer set with no class left, or a bias fix without
+    missing classes / without a teacher to fit against."""
+    missing = missing_classes(recipe, num_classes)
+    if len(missing) == num_classes:
+        raise InputError(f"data.omit_classes / data.keep_classes leave no class for the student "
+                         f"(classes are 0..{num_classes - 1})")  # fmt: skip
+    fix = recipe.distillation.bias_fix
+    if fix is None:
+        return
+    if not missing:
+        raise InputError(f"distillation.bias_fix: {fix} needs a transfer set with classes left out "
+                         "(set data.omit_classes or data.keep_classes), this recipe omits none")  # fmt: skip
+    if fix == "auto" and recipe.teacher is None:
+        raise InputError("distillation.bias_fix: auto fits the shift to the teacher; the recipe has no teacher")
+
+
+def split_holdout(split: Split, recipe: Recipe) -> tuple[Split, Split | None]:
+    """(training part, held-out part) of the transfer set; the held-out part only for bias_fix: auto."""
+    if recipe.distillation.bias_fix != "auto":
+        return split, None
+    order = torch.randperm(len(split), generator=torch.Generator().manual_seed(recipe.seed + 1))
+    held = max(1, int(len(split) * HOLDOUT_FRACTION))
+    return split.subset(order[held:].sort().values), split.subset(order[:held].sort().values)
+
+
+def missing_mass(logits: torch.Tensor, missing: list[int], shift: float = 0.0) -> float:
+    """Mean softmax probability (over rows) of the `missing` classes after adding `shift` to their logits.
+    logits: (N, C) float32."""
+    shifted = logits.clone()
+    shifted[:, missing] += shift
+    return float(shifted.softmax(1)[:, missing].sum(1).mean())
+
+
+def fit_shift(student_logits: torch.Tensor, teacher_logits: torch.Tensor, missing: list[int],
+              low: float = -50.0, high: float = 50.0) -> float:  # fmt: skip
+    """The bias shift s with missing_mass(student, s) == missing_mass(teacher), by bisection (the mass is
+    increasing in s). student_logits, teacher_logits: (N, C) on the same held-out images."""
+    target = missing_mass(teacher_logits, missing)
+    for _ in range(80):
+        middle = (low + high) / 2
+        if missing_mass(student_logits, missing, middle) < target:
+            low = middle
+        else:
+            high = middle
+    return round((low + high) / 2, 4)
+
+
+def omitted_errors(summary: dict, missing: list[int], bundle: DataBundle) -> dict:
+    """Errors on the test images of the missing classes: {"omitted_class_errors", "omitted_class_count"}."""
+    counts = torch.bincount(bundle.test.labels, minlength=bundle.num_classes)
+    return {"omitted_classes": missing,
+            "omitted_class_errors": int(sum(summary["per_class_errors"][c] for c in missing)),
+            "omitted_class_count": int(sum(counts[c] for c in missing))}  # fmt: skip
+
+
+def raise_bias(student: nn.Module, missing: list[int], shift: float) -> None:
+    """Add `shift` to the output bias of the `missing` classes, in place."""
+    with torch.no_grad():
+        output_bias(student)[missing] += shift
+
+
+def apply_bias_fix(run, recipe: Recipe, bundle: DataBundle, student: nn.Module, teacher: nn.Module | None,
+                   holdout: Split | None, predict, summarize) -> dict:  # fmt: skip
+    """Fix `student` in place, save both versions and both summaries into `run` (a RunDir).
+
+    predict(model, images) -> logits (N, C); summarize(model) -> stage summary dict (test errors etc.).
+    Idempotent on resume: a run whose summary already has "student_bias_fixed" is left as it is.
+    """
+    summary = run.read_summary()
+    if "student_bias_fixed" in summary:
+        return summary["student_bias_fixed"]
+    missing = missing_classes(recipe, bundle.num_classes)
+    fix = recipe.distillation.bias_fix
+    if fix == "auto":
+        shift = fit_shift(predict(student, holdout.images), predict(teacher, holdout.images), missing)
+        how = {"bias_fix": "auto", "holdout_images": len(holdout)}
+    else:
+        shift, how = float(fix), {"bias_fix": float(fix)}
+    run.update_summary("student", summary["student"] | omitted_errors(summary["student"], missing, bundle))
+    from kdedge.checkpoint import save_state
+
+    save_state(run.path / "student_unfixed.safetensors", student.state_dict(), {"stage": "student_unfixed"})
+    raise_bias(student, missing, shift)
+    run.save_weights("student", student, recipe)
+    fixed = summarize(student)
+    fixed |= omitted_errors(fixed, missing, bundle) | how | {"bias_shift": shift}
+    run.update_summary("student_bias_fixed", fixed)
+    return fixed

@@ -1,0 +1,109 @@
+"""PNG plots for reports (matplotlib, Agg backend: no display needed). Reusable by every study:
+learning curves from metrics.jsonl records, confusion matrices, sweep heat maps, loss curves of several runs.
+
+Every function writes one PNG atomically (temp file + rename) and returns its path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from kdedge.checkpoint import atomic_write
+
+
+def _pyplot():
+    """matplotlib's pyplot on the Agg backend, imported on first use (no import-time side effects)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(figure, path: Path) -> Path:
+    plt = _pyplot()
+    figure.tight_layout()
+    atomic_write(Path(path), lambda tmp: figure.savefig(tmp, format="png", dpi=110))
+    plt.close(figure)
+    return Path(path)
+
+
+def learning_curves(records: Sequence[dict], path: Path, title: str) -> Path:
+    """Loss (left) and accuracy (right) per epoch of ONE stage: train, and test / val where recorded."""
+    plt = _pyplot()
+    figure, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 3.8))
+    epochs = [r["epoch"] for r in records]
+    for split, style in (("train", "-o"), ("val", "-s"), ("test", "-^")):
+        if f"{split}_loss" in records[0]:
+            loss_ax.plot(epochs, [r[f"{split}_loss"] for r in records], style, ms=3, label=split)
+        if f"{split}_accuracy" in records[0]:
+            acc_ax.plot(epochs, [100 * r[f"{split}_accuracy"] for r in records], style, ms=3, label=split)
+    loss_ax.set(xlabel="epoch", ylabel="loss", title="loss (train: training objective, test/val: CE)")
+    acc_ax.set(xlabel="epoch", ylabel="accuracy %", title="accuracy")
+    from matplotlib.ticker import MaxNLocator
+
+    for axis in (loss_ax, acc_ax):
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.grid(alpha=0.3)
+        axis.legend()
+    figure.suptitle(title)
+    return _save(figure, path)
+
+
+def curves(series: dict[str, tuple[Sequence[float], Sequence[float]]], path: Path, title: str,
+           xlabel: str = "epoch", ylabel: str = "loss") -> Path:  # fmt: skip
+    """Several labelled (x, y) curves on one axis, e.g. test loss of three students of an alpha study."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(6.5, 4))
+    for label, (xs, ys) in series.items():
+        axis.plot(xs, ys, "-o", ms=3, label=label)
+    axis.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    axis.grid(alpha=0.3)
+    axis.legend()
+    return _save(figure, path)
+
+
+def confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], path: Path, title: str) -> Path:
+    """(C, C) counts, rows = true class, columns = predicted; diagonal shown, colour on a log scale so
+    a handful of errors is visible next to a thousand correct ones."""
+    plt = _pyplot()
+    from matplotlib.colors import LogNorm
+
+    size = max(4.0, 0.45 * len(class_names) + 2)
+    figure, axis = plt.subplots(figsize=(size, size * 0.9))
+    norm = LogNorm(vmin=0.5, vmax=max(matrix.max(), 1))
+    image = axis.imshow(np.maximum(matrix, 0.5), cmap="Blues", norm=norm)
+    ticks = range(len(class_names))
+    axis.set_xticks(ticks, class_names, rotation=45 if max(map(len, class_names)) > 2 else 0)
+    axis.set_yticks(ticks, class_names)
+    axis.set(xlabel="predicted", ylabel="true", title=title)
+    for (row, col), count in np.ndenumerate(matrix):
+        if count:
+            dark = count > matrix.max() ** 0.5
+            color = "white" if dark else "black"
+            axis.text(col, row, str(count), ha="center", va="center", fontsize=7, color=color)
+    figure.colorbar(image, ax=axis, fraction=0.046)
+    return _save(figure, path)
+
+
+def heatmap(values: np.ndarray, row_labels: Sequence[str], col_labels: Sequence[str], path: Path, title: str,
+            row_name: str, col_name: str) -> Path:  # fmt: skip
+    """(R, K) grid of numbers (NaN = not run), each cell written in; lower is better (reversed colours)."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(1.2 * len(col_labels) + 2.5, 0.8 * len(row_labels) + 1.8))
+    image = axis.imshow(np.ma.masked_invalid(values), cmap="viridis_r", aspect="auto")
+    axis.set_xticks(range(len(col_labels)), col_labels)
+    axis.set_yticks(range(len(row_labels)), row_labels)
+    axis.set(xlabel=col_name, ylabel=row_name, title=title)
+    finite = values[np.isfinite(values)]
+    middle = (finite.min() + finite.max()) / 2 if finite.size else 0
+    for (row, col), value in np.ndenumerate(values):
+        text = "-" if not np.isfinite(value) else f"{value:g}"
+        color = "black" if value < middle else "white"  # viridis_r: low values are light
+        axis.text(col, row, text, ha="center", va="center", color=color)
+    figure.colorbar(image, ax=axis, fraction=0.046)
+    return _save(figure, path)

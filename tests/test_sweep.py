@@ -1,0 +1,139 @@
+"""kdedge sweep: grid parsing, bad grids, resume, and a real 2-point sweep on MNIST that shares one teacher."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from kdedge.errors import InputError
+from kdedge.recipe import load_recipe
+from kdedge.sweep import (
+    check_grid,
+    grid_points,
+    is_finished,
+    parse_grid,
+    point_name,
+    point_recipe,
+    sort_rows,
+    write_results,
+)
+
+# A tiny teacher (64 hidden units), 600 training / 200 test images, one epoch per stage.
+TINY = ["--set", "teacher.epochs=1", "--set", "student.epochs=1", "--set", "data.train_limit=600",
+        "--set", "data.test_limit=200", "--set", "teacher.model_kwargs.hidden=[64]"]  # fmt: skip
+
+
+def test_parse_grid_types_values_and_keeps_order() -> None:
+    grid = parse_grid(["distillation.alpha=0.1, 0.9", "distillation.temperature=2.5,4", "distillation.loss=none"])
+    assert grid == {"distillation.alpha": [0.1, 0.9], "distillation.temperature": [2.5, 4],
+                    "distillation.loss": ["none"]}  # fmt: skip
+    points = grid_points(grid)
+    assert len(points) == 4 and points[1] == {"distillation.alpha": 0.1, "distillation.temperature": 4,
+                                               "distillation.loss": "none"}  # fmt: skip
+    assert point_name(points[0]) == "distillation.alpha=0.1,distillation.temperature=2.5,distillation.loss=none"
+
+
+@pytest.mark.parametrize(("items", "message"), [
+    (["distillation.temprature=1,2"], "did you mean 'temperature'"),
+    (["distillation.alpha="], "expected KEY=V1,V2"),
+    (["distillation.alpha"], "expected KEY=V1,V2"),
+])  # fmt: skip
+def test_bad_grid_items_are_input_errors(items: list[str], message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        parse_grid(items)
+
+
+def test_empty_grid_and_teacher_keys_are_refused() -> None:
+    with pytest.raises(InputError, match="empty grid"):
+        check_grid({})
+    with pytest.raises(InputError, match="ONE teacher"):
+        check_grid({"teacher.lr": [0.1, 0.01]})
+
+
+def test_point_recipe_loads_the_shared_teacher_and_drops_the_sweep() -> None:
+    base = load_recipe("hinton_mnist_sweep")
+    recipe = point_recipe(base, {"distillation.alpha": 0.9, "student.epochs": 3}, "/tmp/teacher.safetensors")
+    assert recipe.sweep is None and recipe.teacher.checkpoint == "/tmp/teacher.safetensors"
+    assert recipe.distillation.alpha == 0.9 and recipe.student.epochs == 3
+    with pytest.raises(InputError, match="distillation.alpha"):
+        point_recipe(base, {"distillation.alpha": 3}, None)  # typed and bounded by the schema
+
+
+def test_sort_rows_best_first_and_results_skip_unfinished(tmp_path: Path) -> None:
+    rows = [{"a": 1, "test_errors": 9.0}, {"a": 2, "test_errors": float("nan")}, {"a": 3, "test_errors": 4.0}]
+    assert [r["a"] for r in sort_rows(rows, "test_errors")] == [3, 1, 2]
+    assert [r["a"] for r in sort_rows([{"a": 1, "test_accuracy": 0.9}, {"a": 2, "test_accuracy": 0.95}],
+                                      "test_accuracy")] == [2, 1]  # fmt: skip
+    points = [{"distillation.alpha": 0.1}, {"distillation.alpha": 0.9}]
+    paths = [tmp_path / "points" / point_name(p) for p in points]
+    for path, finished in zip(paths, (True, False), strict=True):
+        path.mkdir(parents=True)
+        summary = {"student": {"test_errors": 12, "test_accuracy": 0.9}, "finished": finished or None}
+        (path / "summary.json").write_text(json.dumps(summary))
+    assert [is_finished(p) for p in paths] == [True, False]
+    rows = write_results(tmp_path, points, paths, "test_errors", "t")
+    assert rows == [{"distillation.alpha": 0.1, "test_errors": 12.0, "student_test_errors": 12,
+                     "student_test_accuracy": 0.9, "train_seconds": None}]  # fmt: skip
+    assert (tmp_path / "sweep_heatmap.png").stat().st_size > 1000
+
+
+def test_cli_bad_grids_exit_2(kdedge, data_root: Path, tmp_path: Path) -> None:
+    for grid, message in ((["--grid", "distillation.temprature=1,2"], "did you mean"),
+                          ([], "empty grid")):  # fmt: skip
+        result = kdedge("sweep", "hinton_mnist", *grid, "--out", tmp_path / "s", "--data-root", data_root)
+        assert result.returncode == 2, result.stderr
+        assert message in result.stderr and "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.fixture(scope="module")
+def finished_sweep(tmp_path_factory, data_root: Path, kdedge) -> tuple[Path, object]:
+    out = tmp_path_factory.mktemp("sweep") / "s"
+    result = kdedge("sweep", "hinton_mnist", *TINY, "--grid", "distillation.temperature=2,8", "--out", out,
+                    "--data-root", data_root)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return out, result
+
+
+def test_two_point_sweep_on_mnist_trains_one_teacher(finished_sweep, data_root: Path, kdedge) -> None:
+    out, result = finished_sweep
+    points = sorted((out / "points").iterdir())
+    assert [p.name for p in points] == ["distillation.temperature=2", "distillation.temperature=8"]
+    teacher = load_file(out / "teacher" / "teacher.safetensors")
+    for point in points:
+        summary = json.loads((point / "summary.json").read_text())
+        assert summary["finished"] and summary["teacher"]["source"].endswith("teacher/teacher.safetensors")
+        copy = load_file(point / "teacher.safetensors")  # loaded, never retrained
+        assert all(torch.equal(copy[k], teacher[k]) for k in teacher)
+        assert "epochs" not in summary["teacher"] and summary["student"]["epochs"] == 1
+    with open(out / "sweep.csv") as file:
+        rows = list(csv.DictReader(file))
+    errors = [int(float(r["test_errors"])) for r in rows]
+    assert errors == sorted(errors) and len(rows) == 2
+    assert "temperature" in result.stdout and (out / "sweep_heatmap.png").is_file()
+    # resume: every point is finished, so a rerun trains nothing and changes no weights
+    before = {p: (p / "student.safetensors").stat().st_mtime_ns for p in points}
+    again = kdedge("sweep", "hinton_mnist", *TINY, "--grid", "distillation.temperature=2,8", "--out", out,
+                   "--data-root", data_root, "-q")  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert before == {p: (p / "student.safetensors").stat().st_mtime_ns for p in points}
+
+
+def test_interrupted_sweep_reruns_only_unfinished_points(finished_sweep, data_root: Path, kdedge) -> None:
+    out, _ = finished_sweep
+    done, killed = sorted((out / "points").iterdir())
+    summary = json.loads((killed / "summary.json").read_text())
+    del summary["finished"]  # as if the process died before the point finished
+    (killed / "summary.json").write_text(json.dumps(summary))
+    stamp = (done / "student.safetensors").stat().st_mtime_ns
+    result = kdedge("sweep", "hinton_mnist", *TINY, "--grid", "distillation.temperature=2,8", "--out", out,
+                    "--data-root", data_root, "-q")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert (done / "student.safetensors").stat().st_mtime_ns == stamp
+    assert json.loads((killed / "summary.json").read_text())["finished"]

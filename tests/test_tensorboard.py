@@ -1,0 +1,84 @@
+"""TensorBoard events: written next to metrics.jsonl when asked (--tensorboard or `tensorboard: true`),
+never otherwise; asking without the package installed is one line and exit 2."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+from conftest import TINY
+
+from kdedge.tblog import SCALARS, TensorBoardLogger, epoch_callback
+
+needs_tensorboard = pytest.mark.skipif(
+    importlib.util.find_spec("tensorboard") is None,
+    reason="tensorboard is an optional extra: pip install 'kdedge[tensorboard]'",
+)
+
+
+def _scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(folder))
+    events.Reload()
+    return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+@needs_tensorboard
+def test_logger_writes_each_metric_per_stage_and_epoch(tmp_path: Path) -> None:
+    written = []
+    hook = epoch_callback(tmp_path, True, written.append)
+    for epoch, loss in ((1, 0.9), (2, 0.5)):
+        hook({"stage": "student", "epoch": epoch, "train_loss": loss, "train_accuracy": 0.5, "lr": 0.1,
+              "test_loss": 1.0, "test_accuracy": 0.6, "test_errors": 4, "test_agreement": 0.75})  # fmt: skip
+    assert len(written) == 2  # metrics.jsonl still gets every record
+    scalars = _scalars(tmp_path)
+    assert scalars["student/loss/train"] == [(1, pytest.approx(0.9)), (2, pytest.approx(0.5))]
+    assert scalars["student/agreement/teacher_student_test"][0][1] == pytest.approx(0.75)
+    assert {f"student/{tag}" for tag in SCALARS.values() if "val" not in tag} == set(scalars)
+
+
+def test_disabled_hook_is_metrics_only(tmp_path: Path) -> None:
+    written = []
+    epoch_callback(tmp_path, False, written.append)({"stage": "teacher", "epoch": 1, "train_loss": 1.0})
+    assert written and not list(tmp_path.iterdir())
+
+
+@needs_tensorboard
+def test_logger_is_importable_without_side_effects(tmp_path: Path) -> None:
+    TensorBoardLogger(tmp_path).close()
+    assert any(p.name.startswith("events.out.tfevents") for p in tmp_path.iterdir())
+
+
+@needs_tensorboard
+def test_cli_writes_events_only_when_asked(kdedge, finished_run, data_root: Path, tmp_path: Path) -> None:
+    plain_run, _ = finished_run
+    assert not list(plain_run.glob("events.out.tfevents*")), "events written although nobody asked"
+    out = tmp_path / "tb"
+    result = kdedge(
+        "distill", "hinton_mnist", *TINY, "--out", out, "--data-root", data_root, "--tensorboard", "-q"
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(list(out.glob("events.out.tfevents*"))) == 1 and (out / "metrics.jsonl").is_file()
+    scalars = _scalars(out)
+    for tag in ("loss/train", "loss/test", "accuracy/train", "accuracy/test", "lr"):
+        assert f"teacher/{tag}" in scalars and f"student/{tag}" in scalars
+    assert "student/agreement/teacher_student_test" in scalars
+    assert "tensorboard: true" in (out / "recipe.yaml").read_text()
+
+
+def test_tensorboard_missing_is_one_line_exit_2(kdedge, tmp_path: Path) -> None:
+    """A `tensorboard` package that fails to import stands in for one that is not installed."""
+    shadow = tmp_path / "shadow" / "tensorboard"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('tensorboard is not installed (test stand-in)')\n")
+    out = tmp_path / "never"
+    result = kdedge("distill", "quickstart_mnist", "--tensorboard", "--out", out,
+                    env={"PYTHONPATH": str(shadow.parent)})  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "error: tensorboard: the 'tensorboard' package is not installed; pip install 'kdedge[tensorboard]' "
+        "(or pip install tensorboard), or drop --tensorboard"
+    ]
+    assert not out.exists()
