@@ -25,10 +25,14 @@ from pathlib import Path
 KDEDGE = [sys.executable, "-m", "kdedge"]
 
 
-def run(recipe: str, out: Path, sets: list[str]) -> dict:
-    """One `kdedge distill` run (skipped when out already holds a finished run); returns summary.json."""
+def run(recipe: str, out: Path, sets: list[str], train: bool = True) -> dict | None:
+    """One `kdedge distill` run (skipped when out already holds a finished run); returns summary.json, or
+    None when the run is not there and train is False (--table-only: report what finished)."""
     summary_file = out / "summary.json"
-    if not (summary_file.exists() and json.loads(summary_file.read_text()).get("finished")):
+    finished = summary_file.exists() and json.loads(summary_file.read_text()).get("finished")
+    if not finished and not train:
+        return None
+    if not finished:
         command = [*KDEDGE, "distill", recipe, "--out", str(out), "--force", "--quiet"]
         command += [arg for item in sets for arg in ("--set", item)]
         started = time.perf_counter()
@@ -49,6 +53,7 @@ def main() -> None:
     parser.add_argument("--test-limit", type=int, default=300)
     parser.add_argument("--val-size", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("runs/bench_cifar10_kd"))
+    parser.add_argument("--table-only", action="store_true", help="train nothing; tabulate finished runs")
     args = parser.parse_args()
     common = [f"data.train_limit={args.train_limit}", f"data.test_limit={args.test_limit}",
               f"data.val_size={args.val_size}"]  # fmt: skip
@@ -60,7 +65,9 @@ def main() -> None:
     rows: dict[str, list[float]] = {}
     seconds: dict[str, list[float]] = {}
 
-    def add(label: str, summary: dict, stage_name: str) -> None:
+    def add(label: str, summary: dict | None, stage_name: str) -> None:
+        if summary is None:
+            return
         rows.setdefault(label, []).append(100 * summary[stage_name]["test_accuracy"])
         per_epoch = summary[stage_name].get("train_seconds", 0) / summary[stage_name].get("epochs", 1)
         seconds.setdefault(label, []).append(per_epoch)
@@ -69,16 +76,16 @@ def main() -> None:
         base = args.out / f"seed{seed}"
         self_kd = run("cifar10_self_r18", base / "self_r18",
                       [f"seed={seed}", *common, *stage("teacher", args.epochs),
-                       *stage("student", args.epochs)])  # fmt: skip
+                       *stage("student", args.epochs)], not args.table_only)  # fmt: skip
         add("ResNet18, no KD (teacher)", self_kd, "teacher")
         add("ResNet18 <- ResNet18 (self-KD)", self_kd, "student")
         teacher_run = (base / "self_r18").resolve()
         reverse = run("cifar10_reverse_r50_from_r18", base / "reverse_r50",
                       [f"seed={seed}", *common50, *stage("student", args.epochs_r50),
-                       f"teacher.checkpoint={teacher_run}"])  # fmt: skip
+                       f"teacher.checkpoint={teacher_run}"], not args.table_only)  # fmt: skip
         add("ResNet50 <- ResNet18 (reverse KD)", reverse, "student")
         plain50 = run("cifar10_resnet50", base / "resnet50",
-                      [f"seed={seed}", *common50, *stage("teacher", args.epochs_r50)])
+                      [f"seed={seed}", *common50, *stage("teacher", args.epochs_r50)], not args.table_only)
         add("ResNet50, no KD", plain50, "teacher")
     print(f"\nCIFAR-10 subset: train {args.train_limit} (ResNet50: {args.train_limit_r50}), "
           f"val {args.val_size}, test {args.test_limit} images; {args.epochs} epochs (ResNet18) / "

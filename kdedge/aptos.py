@@ -139,26 +139,26 @@ def preprocess_all(paths: list[Path], size: int) -> np.ndarray:
     console.print(f"APTOS: pre-processing {len(paths)} images to {size}x{size} (once; cached on disk)")
     with make_progress(quiet=len(paths) < PARALLEL_FROM) as progress:
         task = progress.add_task("APTOS crop + resize", total=len(paths))
-        with ProcessPoolExecutor(workers) if workers > 1 else _Serial() as pool:
+        pool = ProcessPoolExecutor(workers) if workers > 1 else _Serial()
+        try:
             for index, result in enumerate(pool.map(_preprocess_file, jobs, chunksize=8)):
                 if isinstance(result, str):
                     raise InputError(result)
                 images[index] = result
                 progress.advance(task)
+        finally:
+            pool.shutdown(cancel_futures=True)  # a bad file stops the run now, not after decoding the rest
     return images
 
 
 class _Serial:
     """The executor interface without processes, for small sets (and tests)."""
 
-    def __enter__(self) -> _Serial:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        return None
-
     def map(self, fn, jobs, chunksize: int = 1):
         return map(fn, jobs)
+
+    def shutdown(self, cancel_futures: bool = False) -> None:
+        return None
 
 
 def load_images(folder: Path, paths: list[Path], size: int, cache_dir: Path) -> np.ndarray:

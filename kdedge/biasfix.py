@@ -35,18 +35,27 @@ def missing_classes(recipe: Recipe, num_classes: int) -> list[int]:
 def check_transfer_set(recipe: Recipe, num_classes: int) -> None:
     """Bad input, found before any training: a transfer set with no class left, or a bias fix without
     missing classes / without a teacher to fit against."""
+    for cls in [*recipe.data.omit_classes, *(recipe.data.keep_classes or [])]:
+        if not 0 <= cls < num_classes:
+            raise InputError(f"data: class {cls} does not exist (classes are 0..{num_classes - 1})")
     missing = missing_classes(recipe, num_classes)
     if len(missing) == num_classes:
-        raise InputError(f"data.omit_classes / data.keep_classes leave no class for the student "
-                         f"(classes are 0..{num_classes - 1})")  # fmt: skip
+        raise InputError(
+            f"data.omit_classes / data.keep_classes leave no class for the student "
+            f"(classes are 0..{num_classes - 1})"
+        )
     fix = recipe.distillation.bias_fix
     if fix is None:
         return
     if not missing:
-        raise InputError(f"distillation.bias_fix: {fix} needs a transfer set with classes left out "
-                         "(set data.omit_classes or data.keep_classes), this recipe omits none")  # fmt: skip
+        raise InputError(
+            f"distillation.bias_fix: {fix} needs a transfer set with classes left out "
+            "(set data.omit_classes or data.keep_classes), this recipe omits none"
+        )
     if fix == "auto" and recipe.teacher is None:
-        raise InputError("distillation.bias_fix: auto fits the shift to the teacher; the recipe has no teacher")
+        raise InputError(
+            "distillation.bias_fix: auto fits the shift to the teacher; the recipe has no teacher"
+        )
 
 
 def split_holdout(split: Split, recipe: Recipe) -> tuple[Split, Split | None]:
@@ -66,8 +75,13 @@ def missing_mass(logits: torch.Tensor, missing: list[int], shift: float = 0.0) -
     return float(shifted.softmax(1)[:, missing].sum(1).mean())
 
 
-def fit_shift(student_logits: torch.Tensor, teacher_logits: torch.Tensor, missing: list[int],
-              low: float = -50.0, high: float = 50.0) -> float:  # fmt: skip
+def fit_shift(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    missing: list[int],
+    low: float = -50.0,
+    high: float = 50.0,
+) -> float:
     """The bias shift s with missing_mass(student, s) == missing_mass(teacher), by bisection (the mass is
     increasing in s). student_logits, teacher_logits: (N, C) on the same held-out images."""
     target = missing_mass(teacher_logits, missing)
@@ -83,9 +97,11 @@ def fit_shift(student_logits: torch.Tensor, teacher_logits: torch.Tensor, missin
 def omitted_errors(summary: dict, missing: list[int], bundle: DataBundle) -> dict:
     """Errors on the test images of the missing classes: {"omitted_class_errors", "omitted_class_count"}."""
     counts = torch.bincount(bundle.test.labels, minlength=bundle.num_classes)
-    return {"omitted_classes": missing,
-            "omitted_class_errors": int(sum(summary["per_class_errors"][c] for c in missing)),
-            "omitted_class_count": int(sum(counts[c] for c in missing))}  # fmt: skip
+    return {
+        "omitted_classes": missing,
+        "omitted_class_errors": int(sum(summary["per_class_errors"][c] for c in missing)),
+        "omitted_class_count": int(sum(counts[c] for c in missing)),
+    }
 
 
 def raise_bias(student: nn.Module, missing: list[int], shift: float) -> None:
@@ -94,8 +110,16 @@ def raise_bias(student: nn.Module, missing: list[int], shift: float) -> None:
         output_bias(student)[missing] += shift
 
 
-def apply_bias_fix(run, recipe: Recipe, bundle: DataBundle, student: nn.Module, teacher: nn.Module | None,
-                   holdout: Split | None, predict, summarize) -> dict:  # fmt: skip
+def apply_bias_fix(
+    run,
+    recipe: Recipe,
+    bundle: DataBundle,
+    student: nn.Module,
+    teacher: nn.Module | None,
+    holdout: Split | None,
+    predict,
+    summarize,
+) -> dict:
     """Fix `student` in place, save both versions and both summaries into `run` (a RunDir).
 
     predict(model, images) -> logits (N, C); summarize(model) -> stage summary dict (test errors etc.).

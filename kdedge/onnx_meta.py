@@ -18,8 +18,21 @@ from kdedge import __version__
 from kdedge.errors import InputError
 
 PREFIX = "kdedge."
-REQUIRED_KEYS = ("model", "stage", "precision", "input_size", "in_channels", "layout", "mean", "std",
-                 "class_names", "dataset", "recipe_sha", "test_accuracy", "version")  # fmt: skip
+REQUIRED_KEYS = (
+    "model",
+    "stage",
+    "precision",
+    "input_size",
+    "in_channels",
+    "layout",
+    "mean",
+    "std",
+    "class_names",
+    "dataset",
+    "recipe_sha",
+    "test_accuracy",
+    "version",
+)
 
 
 @dataclass(frozen=True)
@@ -93,15 +106,21 @@ def model_card(onnx_path: str | Path) -> ModelCard:
     needed = ("model", "input_size", "in_channels", "mean", "std", "class_names")
     missing = [k for k in needed if PREFIX + k not in meta]
     if missing:
-        raise InputError(f"{onnx_path}: not a kdedge export (metadata lacks {', '.join(PREFIX + k for k in missing)});"
-                         " export it with `kdedge export RUN`")  # fmt: skip
+        raise InputError(
+            f"{onnx_path}: not a kdedge export (metadata lacks {', '.join(PREFIX + k for k in missing)});"
+            " export it with `kdedge export RUN`"
+        )
     try:
         height, width = (int(v) for v in meta[PREFIX + "input_size"].split(","))
         return ModelCard(
-            model=meta[PREFIX + "model"], precision=meta.get(PREFIX + "precision", "fp32"), input_size=(height, width),
-            in_channels=int(meta[PREFIX + "in_channels"]), mean=tuple(json.loads(meta[PREFIX + "mean"])),
-            std=tuple(json.loads(meta[PREFIX + "std"])), class_names=tuple(json.loads(meta[PREFIX + "class_names"])),
-        )  # fmt: skip
+            model=meta[PREFIX + "model"],
+            precision=meta.get(PREFIX + "precision", "fp32"),
+            input_size=(height, width),
+            in_channels=int(meta[PREFIX + "in_channels"]),
+            mean=tuple(json.loads(meta[PREFIX + "mean"])),
+            std=tuple(json.loads(meta[PREFIX + "std"])),
+            class_names=tuple(json.loads(meta[PREFIX + "class_names"])),
+        )
     except (ValueError, TypeError) as err:
         raise InputError(f"{onnx_path}: malformed kdedge metadata ({err})") from None
 
@@ -119,6 +138,8 @@ def open_session(onnx_path: str | Path, threads: int = 0) -> Any:
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only: ORT's warnings are noise for users
     options.intra_op_num_threads = threads
+    # no busy-waiting between ops: on a shared or battery-powered CPU spinning threads only burn cycles
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as err:  # noqa: BLE001 - ORT raises its own exception types for bad files
@@ -131,5 +152,7 @@ def run_logits(session: Any, images: Any, batch_size: int = 256) -> Any:
     import numpy as np
 
     name = session.get_inputs()[0].name
-    chunks = [session.run(None, {name: images[i : i + batch_size]})[0] for i in range(0, len(images), batch_size)]
+    chunks = [
+        session.run(None, {name: images[i : i + batch_size]})[0] for i in range(0, len(images), batch_size)
+    ]
     return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros((0, 0), np.float32)

@@ -54,8 +54,13 @@ def learning_curves(records: Sequence[dict], path: Path, title: str) -> Path:
     return _save(figure, path)
 
 
-def curves(series: dict[str, tuple[Sequence[float], Sequence[float]]], path: Path, title: str,
-           xlabel: str = "epoch", ylabel: str = "loss") -> Path:  # fmt: skip
+def curves(
+    series: dict[str, tuple[Sequence[float], Sequence[float]]],
+    path: Path,
+    title: str,
+    xlabel: str = "epoch",
+    ylabel: str = "loss",
+) -> Path:
     """Several labelled (x, y) curves on one axis, e.g. test loss of three students of an alpha study."""
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(6.5, 4))
@@ -90,8 +95,15 @@ def confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], path: Path,
     return _save(figure, path)
 
 
-def heatmap(values: np.ndarray, row_labels: Sequence[str], col_labels: Sequence[str], path: Path, title: str,
-            row_name: str, col_name: str) -> Path:  # fmt: skip
+def heatmap(
+    values: np.ndarray,
+    row_labels: Sequence[str],
+    col_labels: Sequence[str],
+    path: Path,
+    title: str,
+    row_name: str,
+    col_name: str,
+) -> Path:
     """(R, K) grid of numbers (NaN = not run), each cell written in; lower is better (reversed colours)."""
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(1.2 * len(col_labels) + 2.5, 0.8 * len(row_labels) + 1.8))

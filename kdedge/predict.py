@@ -50,7 +50,9 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return shifted / shifted.sum(axis=1, keepdims=True)
 
 
-def predict_images(model_path: str | Path, image_paths: list[str | Path], top_k: int = 1) -> list[dict[str, Any]]:
+def predict_images(
+    model_path: str | Path, image_paths: list[str | Path], top_k: int = 1
+) -> list[dict[str, Any]]:
     """[{"image": path, "top": [{"index", "class", "probability"}, ...k]}] for each image, in order."""
     if top_k < 1:
         raise InputError(f"--top-k: must be >= 1 (got {top_k})")

@@ -27,7 +27,9 @@ def write_report(path: Path) -> Path:
     elif (path / "summary.json").is_file():
         lines = run_section(path, RunDir(path).read_summary().get("data", {}).get("dataset", ""))
     else:
-        raise InputError(f"{path} is neither a run directory (summary.json) nor a sweep directory (sweep.json)")
+        raise InputError(
+            f"{path} is neither a run directory (summary.json) nor a sweep directory (sweep.json)"
+        )
     report = path / "report.md"
     atomic_write_text(report, "\n".join(lines) + "\n")
     return report
@@ -35,17 +37,24 @@ def write_report(path: Path) -> Path:
 
 def summary_rows(summary: dict) -> list[str]:
     """Markdown table of the run's stages, with omitted-class errors where a transfer set lacked classes."""
-    lines = ["| stage | model | params | test acc % | test errors | omitted-class errors | bias shift | train s |",
-             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| stage | model | params | test acc % | test errors | omitted-class errors | bias shift | train s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for stage in STAGES:
         row = summary.get(stage)
         if not row:
             continue
-        omitted = (f"{row['omitted_class_errors']} / {row['omitted_class_count']} (classes {row['omitted_classes']})"
-                   if "omitted_class_errors" in row else "")  # fmt: skip
-        lines.append(f"| {stage} | {row['model']} | {row['params']:,} | {100 * row['test_accuracy']:.2f} | "
-                     f"{row['test_errors']} / {row['test_count']} | {omitted} | {row.get('bias_shift', '')} | "
-                     f"{row.get('train_seconds', '')} |")  # fmt: skip
+        omitted = (
+            f"{row['omitted_class_errors']} / {row['omitted_class_count']} (classes {row['omitted_classes']})"
+            if "omitted_class_errors" in row
+            else ""
+        )
+        lines.append(
+            f"| {stage} | {row['model']} | {row['params']:,} | {100 * row['test_accuracy']:.2f} | "
+            f"{row['test_errors']} / {row['test_count']} | {omitted} | {row.get('bias_shift', '')} | "
+            f"{row.get('train_seconds', '')} |"
+        )
     return lines
 
 
@@ -65,11 +74,21 @@ def run_section(path: Path, title: str, heading: str = "#") -> list[str]:
         if matrix is None:
             continue
         matrix = np.asarray(matrix)
-        labels = [str(n) for n in names] if len(names) == len(matrix) else [str(i) for i in range(len(matrix))]
-        png = plots.confusion_matrix(matrix, labels, path / f"{stage}_confusion.png",
-                                     f"{stage}: test confusion ({int(matrix.sum() - np.trace(matrix))} errors)")
-        lines += [f"{heading}# {stage}: test confusion matrix (rows true, columns predicted)", "",
-                  f"![{stage} confusion]({png.name})", ""]  # fmt: skip
+        labels = (
+            [str(n) for n in names] if len(names) == len(matrix) else [str(i) for i in range(len(matrix))]
+        )
+        png = plots.confusion_matrix(
+            matrix,
+            labels,
+            path / f"{stage}_confusion.png",
+            f"{stage}: test confusion ({int(matrix.sum() - np.trace(matrix))} errors)",
+        )
+        lines += [
+            f"{heading}# {stage}: test confusion matrix (rows true, columns predicted)",
+            "",
+            f"![{stage} confusion]({png.name})",
+            "",
+        ]
     return lines
 
 
@@ -77,8 +96,13 @@ def sweep_section(path: Path) -> list[str]:
     """Markdown for a sweep directory: its table and heat map, the teacher, the points' test curves."""
     meta = json.loads((path / "sweep.json").read_text())
     table = (path / "sweep.md").read_text().splitlines()[1:] if (path / "sweep.md").is_file() else []
-    lines = [f"# Sweep of {meta['recipe']} ({meta['points']} points, metric {meta['metric']})", "",
-             f"Grid: `{json.dumps(meta['grid'])}`; teacher weights: `{meta['teacher']}`", *table, ""]  # fmt: skip
+    lines = [
+        f"# Sweep of {meta['recipe']} ({meta['points']} points, metric {meta['metric']})",
+        "",
+        f"Grid: `{json.dumps(meta['grid'])}`; teacher weights: `{meta['teacher']}`",
+        *table,
+        "",
+    ]
     if (path / "sweep_heatmap.png").is_file():
         lines += ["## Heat map", "", "![heat map](sweep_heatmap.png)", ""]
     series = {}
@@ -87,9 +111,13 @@ def sweep_section(path: Path) -> list[str]:
         if test:
             series[point.name] = ([r["epoch"] for r in test], [r["test_errors"] for r in test])
     if series:
-        plots.curves(series, path / "points_test_errors.png", "students: test errors per epoch", ylabel="test errors")
+        plots.curves(
+            series, path / "points_test_errors.png", "students: test errors per epoch", ylabel="test errors"
+        )
         lines += ["## Students: test errors per epoch", "", "![points](points_test_errors.png)", ""]
     if (path / "teacher" / "summary.json").is_file():
-        lines += [line.replace("](", "](teacher/") if line.startswith("![") else line
-                  for line in run_section(path / "teacher", "the shared teacher", "##")]  # fmt: skip
+        lines += [
+            line.replace("](", "](teacher/") if line.startswith("![") else line
+            for line in run_section(path / "teacher", "the shared teacher", "##")
+        ]
     return lines

@@ -15,6 +15,9 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 KDEDGE = [sys.executable, "-m", "kdedge"]
+# one intra-op thread per test process: on a shared 2-core machine idle OpenMP workers spinning against
+# other jobs cost more CPU than the tiny models here gain (resumed and reference runs use the same setting)
+ENV = os.environ | {"OMP_NUM_THREADS": "1"}
 
 # ~2 s of training on 2 CPU cores: 1,000 real MNIST digits, a 32-unit teacher, a 16-unit student
 TINY = {
@@ -66,7 +69,7 @@ def run_cli(*args: str) -> tuple[int, str, str]:
 
 def run_subprocess(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     command = [*KDEDGE, *map(str, args)]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=REPO)
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=REPO, env=ENV)
 
 
 def checksums(folder: Path) -> dict[str, str]:

@@ -172,6 +172,12 @@ def test_cache_is_built_once_reused_and_rebuilt_when_settings_change(kaggle_root
     assert (_load(broken_copy, cache).train.images == first).all() and built["count"] == 4
 
 
+def test_parallel_decoding_gives_the_same_pixels(kaggle_root, tmp_path, monkeypatch):
+    serial = _load(kaggle_root, tmp_path / "serial").train.images
+    monkeypatch.setattr(aptos, "PARALLEL_FROM", 10)  # 60 images -> the process pool used for real data
+    assert (_load(kaggle_root, tmp_path / "parallel").train.images == serial).all()
+
+
 def test_split_and_cache_options_are_refused_by_other_data_sets():
     with pytest.raises(InputError, match="data.split: not used by data set 'mnist_embedded'"):
         load_data("mnist_embedded", None, None, {"split": {"seed": 1}})
@@ -255,6 +261,8 @@ def test_distill_aptos_swin_end_to_end(kaggle_root, tmp_path, monkeypatch, capsy
     assert len(split["test"]) == summary["teacher"]["test_count"] == summary["data"]["test_images"]
     assert not set(split["train"]) & set(split["test"])
     assert summary["data"]["image_size"] == 32 and summary["data"]["class_names"][4] == "proliferative"
+    assert np.asarray(summary["student"]["test_confusion"]).sum() == len(split["test"])
+    assert Image.open(run / "student_confusion.png").size[0] > 100  # the PNG of that matrix
     for stage, model in (("teacher", "convnext_tiny"), ("student", "swin_tiny_patch4_window7_224")):
         assert summary[stage]["model"] == model and -1.0 <= summary[stage]["test_qwk"] <= 1.0
     again = evaluate_run_dir(run, str(kaggle_root))  # same seeded split and cache -> the same numbers

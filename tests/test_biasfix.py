@@ -9,15 +9,33 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from kdedge.biasfix import check_transfer_set, fit_shift, missing_classes, missing_mass, raise_bias, split_holdout
+from kdedge.biasfix import (
+    check_transfer_set,
+    fit_shift,
+    missing_classes,
+    missing_mass,
+    raise_bias,
+    split_holdout,
+)
 from kdedge.errors import InputError
 from kdedge.models import build_model, output_bias
 from kdedge.pipeline import prepare_data, student_train_split
 from kdedge.recipe import load_recipe
 
-TINY = ["--set", "teacher.epochs=1", "--set", "student.epochs=1", "--set", "data.train_limit=600",
-        "--set", "data.test_limit=200", "--set", "teacher.model_kwargs.hidden=[64]",
-        "--set", "student.model_kwargs.hidden=[32]"]  # fmt: skip
+TINY = [
+    "--set",
+    "teacher.epochs=1",
+    "--set",
+    "student.epochs=1",
+    "--set",
+    "data.train_limit=600",
+    "--set",
+    "data.test_limit=200",
+    "--set",
+    "teacher.model_kwargs.hidden=[64]",
+    "--set",
+    "student.model_kwargs.hidden=[32]",
+]
 
 
 def recipe_with(**overrides):
@@ -31,8 +49,9 @@ def test_omit_and_keep_filter_only_the_students_split(data_root: Path) -> None:
     assert 3 in bundle.train.labels and 3 not in transfer.labels  # the teacher still sees threes
     assert len(transfer) == int((bundle.train.labels != 3).sum())
     only = student_train_split(recipe_with(**{"data.train_limit": 2000, "data.keep_classes": [7, 8]}), bundle)
-    assert set(only.labels.tolist()) == {7, 8} and len(only) == int(torch.isin(bundle.train.labels,
-                                                                              torch.tensor([7, 8])).sum())
+    assert set(only.labels.tolist()) == {7, 8} and len(only) == int(
+        torch.isin(bundle.train.labels, torch.tensor([7, 8])).sum()
+    )
     assert len(bundle.test) == 10_000 and set(bundle.test.labels.tolist()) == set(range(10))  # full test set
 
 
@@ -70,20 +89,29 @@ def test_auto_fit_recovers_a_known_bias_shift_on_a_tiny_model() -> None:
 
 
 def test_holdout_only_for_auto_and_disjoint(data_root: Path) -> None:
-    recipe = recipe_with(**{"data.train_limit": 1000, "data.omit_classes": [3], "distillation.bias_fix": "auto"})
+    recipe = recipe_with(
+        **{"data.train_limit": 1000, "data.omit_classes": [3], "distillation.bias_fix": "auto"}
+    )
     transfer = student_train_split(recipe, prepare_data(recipe, str(data_root)))
     train, held = split_holdout(transfer, recipe)
     assert len(held) == len(transfer) // 10 and len(train) + len(held) == len(transfer)
     assert split_holdout(transfer, recipe_with(**{"distillation.bias_fix": 2.0}))[1] is None
 
 
-@pytest.mark.parametrize(("overrides", "message"), [
-    (["--set", "data.omit_classes=[0,1,2,3,4,5,6,7,8,9]"], "leave no class"),
-    (["--set", "distillation.bias_fix=3.5"], "needs a transfer set with classes left out"),
-    (["--set", "data.keep_classes=[12]"], "class 12 does not exist"),
-])  # fmt: skip
-def test_cli_bad_transfer_sets_exit_2_before_writing(kdedge, data_root: Path, tmp_path: Path, overrides, message):
-    result = kdedge("distill", "hinton_mnist", *TINY, *overrides, "--out", tmp_path / "run", "--data-root", data_root)
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["--set", "data.omit_classes=[0,1,2,3,4,5,6,7,8,9]"], "leave no class"),
+        (["--set", "distillation.bias_fix=3.5"], "needs a transfer set with classes left out"),
+        (["--set", "data.keep_classes=[12]"], "class 12 does not exist"),
+    ],
+)
+def test_cli_bad_transfer_sets_exit_2_before_writing(
+    kdedge, data_root: Path, tmp_path: Path, overrides, message
+):
+    result = kdedge(
+        "distill", "hinton_mnist", *TINY, *overrides, "--out", tmp_path / "run", "--data-root", data_root
+    )
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "run").exists()
@@ -91,8 +119,19 @@ def test_cli_bad_transfer_sets_exit_2_before_writing(kdedge, data_root: Path, tm
 
 def test_distill_with_bias_fix_saves_both_students_and_reports_omitted_errors(kdedge, data_root, tmp_path):
     out = tmp_path / "run"
-    result = kdedge("distill", "hinton_mnist", *TINY, "--set", "data.omit_classes=[3]",
-                    "--set", "distillation.bias_fix=auto", "--out", out, "--data-root", data_root)  # fmt: skip
+    result = kdedge(
+        "distill",
+        "hinton_mnist",
+        *TINY,
+        "--set",
+        "data.omit_classes=[3]",
+        "--set",
+        "distillation.bias_fix=auto",
+        "--out",
+        out,
+        "--data-root",
+        data_root,
+    )
     assert result.returncode == 0, result.stderr
     assert "student_bias_fixed" in result.stdout
     summary = json.loads((out / "summary.json").read_text())

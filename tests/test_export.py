@@ -34,12 +34,38 @@ FAMILIES = [
     pytest.param("mobilenetv3_large_100", 3, 32, {}, marks=pytest.mark.slow),
     pytest.param("efficientnet_b0", 3, 32, {}, marks=pytest.mark.slow),
 ]
-CONTRACT_KEYS = ("version", "model", "stage", "precision", "input_size", "in_channels", "layout", "mean", "std",
-                 "class_names", "dataset", "recipe_sha", "test_accuracy")  # fmt: skip
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny models on a shared 2-core box: a second intra-op thread only spin-waits and burns CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+CONTRACT_KEYS = (
+    "version",
+    "model",
+    "stage",
+    "precision",
+    "input_size",
+    "in_channels",
+    "layout",
+    "mean",
+    "std",
+    "class_names",
+    "dataset",
+    "recipe_sha",
+    "test_accuracy",
+)
 
 
 @pytest.mark.parametrize(("name", "channels", "size", "kwargs"), FAMILIES)
-def test_fp32_parity_at_two_untraced_batch_sizes(tmp_path: Path, name: str, channels: int, size: int, kwargs: dict):
+def test_fp32_parity_at_two_untraced_batch_sizes(
+    tmp_path: Path, name: str, channels: int, size: int, kwargs: dict
+):
     torch.manual_seed(0)
     model = build_model(name, 10, channels, size, kwargs).eval()
     path = tmp_path / "model.onnx"
@@ -59,16 +85,26 @@ def mnist_export(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> t
     """A briefly trained MNIST MLP exported to fp32/fp16/int8 (int8 calibrated on 64 real training digits)."""
     from kdedge.export import export_run
 
-    run = make_run(tmp_path_factory.mktemp("mnist") / "run", data_root, "mlp", model_kwargs={"hidden": [64]},
-                   train_steps=300, test_limit=500)  # fmt: skip
-    rows = export_run(run, "both", "fp32,fp16,int8", data_root=str(data_root), calibration_images=64, quiet=True)
+    run = make_run(
+        tmp_path_factory.mktemp("mnist") / "run",
+        data_root,
+        "mlp",
+        model_kwargs={"hidden": [64]},
+        train_steps=300,
+        test_limit=500,
+    )
+    rows = export_run(
+        run, "both", "fp32,fp16,int8", data_root=str(data_root), calibration_images=64, quiet=True
+    )
     return run, rows
 
 
 def test_export_writes_checked_self_describing_files(mnist_export):
     run, rows = mnist_export
     assert {r.name for r in rows} == {"student.fp32", "student.fp16", "student.int8"}
-    assert sorted(p.name for p in (run / "export").iterdir()) == [f"student.{p}.onnx" for p in ("fp16", "fp32", "int8")]
+    assert sorted(p.name for p in (run / "export").iterdir()) == [
+        f"student.{p}.onnx" for p in ("fp16", "fp32", "int8")
+    ]
     summary = json.loads((run / "summary.json").read_text())["data"]
     for row in rows:
         path = Path(row.path)
@@ -118,8 +154,13 @@ def test_int8_is_static_qdq_per_channel_u8s8_and_smaller(mnist_export):
     ops = {n.op_type for n in model.graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops and "DynamicQuantizeLinear" not in ops
     inits = {i.name: i for i in model.graph.initializer}
-    weight_scales = [inits[n.input[1]] for n in model.graph.node if n.op_type == "DequantizeLinear"
-                     and n.input[0] in inits and inits[n.input[0]].data_type == onnx.TensorProto.INT8]  # fmt: skip
+    weight_scales = [
+        inits[n.input[1]]
+        for n in model.graph.node
+        if n.op_type == "DequantizeLinear"
+        and n.input[0] in inits
+        and inits[n.input[0]].data_type == onnx.TensorProto.INT8
+    ]
     assert weight_scales and all(len(s.dims) == 1 and s.dims[0] > 1 for s in weight_scales)  # per channel
     assert _activation_zero_point_types(by["int8"].path) == {onnx.TensorProto.UINT8}
     assert read_metadata(by["int8"].path)["kdedge.int8_scheme"] == "u8s8"
@@ -133,10 +174,25 @@ def test_int8_is_static_qdq_per_channel_u8s8_and_smaller(mnist_export):
 def test_s8s8_scheme_on_real_cifar_calibration(data_root: Path, tmp_path: Path):
     from kdedge.export import export_run
 
-    run = make_run(tmp_path / "run", data_root, "small_cnn", dataset="cifar10", model_kwargs={"width": 8},
-                   train_steps=150, test_limit=200)  # fmt: skip
-    rows = export_run(run, "student", "int8", data_root=str(data_root), calibration_images=32, int8_scheme="s8s8",
-                      min_top1_agreement=0.9, quiet=True)  # fmt: skip
+    run = make_run(
+        tmp_path / "run",
+        data_root,
+        "small_cnn",
+        dataset="cifar10",
+        model_kwargs={"width": 8},
+        train_steps=150,
+        test_limit=200,
+    )
+    rows = export_run(
+        run,
+        "student",
+        "int8",
+        data_root=str(data_root),
+        calibration_images=32,
+        int8_scheme="s8s8",
+        min_top1_agreement=0.9,
+        quiet=True,
+    )
     assert [r.name for r in rows] == ["student.int8"] and not (run / "export" / "student.fp32.onnx").exists()
     assert _activation_zero_point_types(rows[0].path) == {onnx.TensorProto.INT8}
     meta = read_metadata(rows[0].path)
@@ -170,7 +226,9 @@ def test_a_model_that_cannot_export_leaves_nothing(data_root: Path, tmp_path: Pa
     assert sorted(p.name for p in (run / "export").iterdir()) == ["student.fp32.onnx"]  # no temp files left
 
 
-def test_failed_parity_or_agreement_writes_no_file(mnist_export, data_root: Path, tmp_path: Path, monkeypatch):
+def test_failed_parity_or_agreement_writes_no_file(
+    mnist_export, data_root: Path, tmp_path: Path, monkeypatch
+):
     import shutil
 
     from kdedge.export import export_run, runner

@@ -20,6 +20,16 @@ from kdedge.checkpoint import RunDir, load_run_model
 from kdedge.data import normalize
 from kdedge.pipeline import prepare_data
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny models on a shared 2-core box: a second intra-op thread only spin-waits and burns CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 # Runs `kdedge predict` through kdedge.cli.main, then proves torch was never imported in this process.
 TORCH_FREE_PREDICT = """
 import contextlib, io, sys
@@ -43,9 +53,19 @@ def exported(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[
     from kdedge.export import export_run
 
     runs = {}
-    for dataset, model, kwargs in (("mnist", "mlp", {"hidden": [64]}), ("cifar10", "small_cnn", {"width": 8})):
-        run = make_run(tmp_path_factory.mktemp(dataset) / "run", data_root, model, dataset=dataset,
-                       model_kwargs=kwargs, train_steps=200, test_limit=24)  # fmt: skip
+    for dataset, model, kwargs in (
+        ("mnist", "mlp", {"hidden": [64]}),
+        ("cifar10", "small_cnn", {"width": 8}),
+    ):
+        run = make_run(
+            tmp_path_factory.mktemp(dataset) / "run",
+            data_root,
+            model,
+            dataset=dataset,
+            model_kwargs=kwargs,
+            train_steps=200,
+            test_limit=24,
+        )
         export_run(run, "student", "fp32", data_root=str(data_root), quiet=True)
         runs[dataset] = run
     return runs
@@ -69,8 +89,12 @@ def _save_test_images(run: Path, data_root: Path, folder: Path) -> tuple[list[Pa
 def test_predict_matches_pytorch_without_importing_torch(exported, dataset, data_root: Path, tmp_path: Path):
     files, torch_classes = _save_test_images(exported[dataset], data_root, tmp_path)
     model_file = exported[dataset] / "export" / "student.fp32.onnx"
-    done = subprocess.run([sys.executable, "-c", TORCH_FREE_PREDICT, str(model_file), *map(str, files)],
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", TORCH_FREE_PREDICT, str(model_file), *map(str, files)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     results = json.loads(done.stdout)
     assert [r["image"] for r in results] == [str(f) for f in files]
@@ -79,17 +103,20 @@ def test_predict_matches_pytorch_without_importing_torch(exported, dataset, data
 
 
 def test_predict_converts_mode_and_resizes(exported, data_root: Path, tmp_path: Path):
-    """MNIST digits handed over as 56x56 RGB files are converted to L and resized to 28x28 per the metadata."""
+    """MNIST digits given as 56x56 RGB files are converted to L and resized to 28x28 per the metadata."""
     files, torch_classes = _save_test_images(exported["mnist"], data_root, tmp_path)
     big = []
     for file in files:
         big.append(file.with_name(file.stem + "_rgb56.png"))
         Image.open(file).convert("RGB").resize((56, 56), Image.Resampling.NEAREST).save(big[-1])
-    code, out, err = run_cli("predict", exported["mnist"] / "export" / "student.fp32.onnx", *big, "--json",
-                             "--top-k", "3")  # fmt: skip
+    code, out, err = run_cli(
+        "predict", exported["mnist"] / "export" / "student.fp32.onnx", *big, "--json", "--top-k", "3"
+    )
     assert code == 0, err
     results = json.loads(out)
-    assert all(len(r["top"]) == 3 and r["top"][0]["probability"] >= r["top"][1]["probability"] for r in results)
+    assert all(
+        len(r["top"]) == 3 and r["top"][0]["probability"] >= r["top"][1]["probability"] for r in results
+    )
     same = np.mean([r["top"][0]["index"] == c for r, c in zip(results, torch_classes, strict=True)])
     assert same >= 0.9  # a 2x blow-up, shrunk back with an antialiasing filter, is nearly the same digit
 
@@ -114,10 +141,14 @@ def test_bad_input_is_one_line_exit_2(exported, tmp_path: Path):
     onnx.save(stripped, str(foreign))
     not_an_image = tmp_path / "notes.png"
     not_an_image.write_text("not a picture")
-    cases = [((corrupt, image), "not a valid ONNX file"), ((tmp_path / "missing.onnx", image), "not found"),
-             ((foreign, image), "not a kdedge export"), ((model_file, not_an_image), "not a readable image"),
-             ((model_file, tmp_path / "missing.png"), "image not found"),
-             ((model_file, image, "--top-k", "0"), "--top-k")]  # fmt: skip
+    cases = [
+        ((corrupt, image), "not a valid ONNX file"),
+        ((tmp_path / "missing.onnx", image), "not found"),
+        ((foreign, image), "not a kdedge export"),
+        ((model_file, not_an_image), "not a readable image"),
+        ((model_file, tmp_path / "missing.png"), "image not found"),
+        ((model_file, image, "--top-k", "0"), "--top-k"),
+    ]
     for args, message in cases:
         code, out, err = run_cli("predict", *args)
         assert code == 2 and message in err, (args, err)
@@ -125,7 +156,9 @@ def test_bad_input_is_one_line_exit_2(exported, tmp_path: Path):
 
 
 def test_predict_module_import_chain_is_torch_free():
-    code = ("import sys, kdedge.cli, kdedge.predict, kdedge.onnx_meta; from kdedge.export import read_metadata; "
-            "assert 'torch' not in sys.modules, 'torch imported'")  # fmt: skip
+    code = (
+        "import sys, kdedge.cli, kdedge.predict, kdedge.onnx_meta; from kdedge.export import read_metadata; "
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr

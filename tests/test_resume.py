@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from cli_helpers import KDEDGE, REPO, checksums, one_error_line, run_cli, write_recipe
+from cli_helpers import ENV, KDEDGE, REPO, checksums, one_error_line, run_cli, write_recipe
 from safetensors import safe_open
 from safetensors.torch import load_file
 
@@ -104,8 +104,8 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(tmp_path):
     recipe = write_recipe(tmp_path / "tiny.yaml")  # 1,000 images: teacher 1 epoch, student 3 x 20 steps
     base = [*KDEDGE, "distill", str(recipe), "-q", "--checkpoint-minutes", "0.001"]
     full, killed = tmp_path / "full", tmp_path / "killed"
-    reference = subprocess.Popen([*base, "--out", str(full)], cwd=REPO)
-    victim = subprocess.Popen([*base, "--out", str(killed)], cwd=REPO)
+    reference = subprocess.Popen([*base, "--out", str(full)], cwd=REPO, env=ENV)
+    victim = subprocess.Popen([*base, "--out", str(killed)], cwd=REPO, env=ENV)
     deadline = time.monotonic() + 120
     while not (killed / ".lock").exists() and victim.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -121,7 +121,7 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(tmp_path):
     assert not (killed / "student.safetensors").exists()
 
     resumed = subprocess.run([*base, "--resume", str(killed)], cwd=REPO, capture_output=True, text=True,
-                             timeout=300)  # fmt: skip
+                             timeout=300, env=ENV)  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr
     assert reference.wait(timeout=300) == 0
     for stage in ("teacher", "student"):

@@ -1,9 +1,10 @@
-"""kdedge sweep: grid parsing, bad grids, resume, and a real 2-point sweep on MNIST that shares one teacher."""
+"""kdedge sweep: grid parsing, bad grids, resume, a real 2-point MNIST sweep sharing one teacher."""
 
 from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -12,37 +13,52 @@ from safetensors.torch import load_file
 
 from kdedge.errors import InputError
 from kdedge.recipe import load_recipe
-from kdedge.sweep import (
-    check_grid,
-    grid_points,
-    is_finished,
-    parse_grid,
-    point_name,
-    point_recipe,
-    sort_rows,
-    write_results,
-)
+from kdedge.sweep import check_grid, grid_points, parse_grid, point_name, point_recipe
+from kdedge.sweep_results import is_finished, sort_rows, write_results
 
 # A tiny teacher (64 hidden units), 600 training / 200 test images, one epoch per stage.
-TINY = ["--set", "teacher.epochs=1", "--set", "student.epochs=1", "--set", "data.train_limit=600",
-        "--set", "data.test_limit=200", "--set", "teacher.model_kwargs.hidden=[64]"]  # fmt: skip
+TINY = [
+    "--set",
+    "teacher.epochs=1",
+    "--set",
+    "student.epochs=1",
+    "--set",
+    "data.train_limit=600",
+    "--set",
+    "data.test_limit=200",
+    "--set",
+    "teacher.model_kwargs.hidden=[64]",
+]
 
 
 def test_parse_grid_types_values_and_keeps_order() -> None:
-    grid = parse_grid(["distillation.alpha=0.1, 0.9", "distillation.temperature=2.5,4", "distillation.loss=none"])
-    assert grid == {"distillation.alpha": [0.1, 0.9], "distillation.temperature": [2.5, 4],
-                    "distillation.loss": ["none"]}  # fmt: skip
+    grid = parse_grid(
+        ["distillation.alpha=0.1, 0.9", "distillation.temperature=2.5,4", "distillation.loss=none"]
+    )
+    assert grid == {
+        "distillation.alpha": [0.1, 0.9],
+        "distillation.temperature": [2.5, 4],
+        "distillation.loss": ["none"],
+    }
     points = grid_points(grid)
-    assert len(points) == 4 and points[1] == {"distillation.alpha": 0.1, "distillation.temperature": 4,
-                                               "distillation.loss": "none"}  # fmt: skip
-    assert point_name(points[0]) == "distillation.alpha=0.1,distillation.temperature=2.5,distillation.loss=none"
+    assert len(points) == 4 and points[1] == {
+        "distillation.alpha": 0.1,
+        "distillation.temperature": 4,
+        "distillation.loss": "none",
+    }
+    assert (
+        point_name(points[0]) == "distillation.alpha=0.1,distillation.temperature=2.5,distillation.loss=none"
+    )
 
 
-@pytest.mark.parametrize(("items", "message"), [
-    (["distillation.temprature=1,2"], "did you mean 'temperature'"),
-    (["distillation.alpha="], "expected KEY=V1,V2"),
-    (["distillation.alpha"], "expected KEY=V1,V2"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("items", "message"),
+    [
+        (["distillation.temprature=1,2"], "did you mean 'temperature'"),
+        (["distillation.alpha="], "expected KEY=V1,V2"),
+        (["distillation.alpha"], "expected KEY=V1,V2"),
+    ],
+)
 def test_bad_grid_items_are_input_errors(items: list[str], message: str) -> None:
     with pytest.raises(InputError, match=message):
         parse_grid(items)
@@ -67,8 +83,10 @@ def test_point_recipe_loads_the_shared_teacher_and_drops_the_sweep() -> None:
 def test_sort_rows_best_first_and_results_skip_unfinished(tmp_path: Path) -> None:
     rows = [{"a": 1, "test_errors": 9.0}, {"a": 2, "test_errors": float("nan")}, {"a": 3, "test_errors": 4.0}]
     assert [r["a"] for r in sort_rows(rows, "test_errors")] == [3, 1, 2]
-    assert [r["a"] for r in sort_rows([{"a": 1, "test_accuracy": 0.9}, {"a": 2, "test_accuracy": 0.95}],
-                                      "test_accuracy")] == [2, 1]  # fmt: skip
+    assert [
+        r["a"]
+        for r in sort_rows([{"a": 1, "test_accuracy": 0.9}, {"a": 2, "test_accuracy": 0.95}], "test_accuracy")
+    ] == [2, 1]
     points = [{"distillation.alpha": 0.1}, {"distillation.alpha": 0.9}]
     paths = [tmp_path / "points" / point_name(p) for p in points]
     for path, finished in zip(paths, (True, False), strict=True):
@@ -77,14 +95,20 @@ def test_sort_rows_best_first_and_results_skip_unfinished(tmp_path: Path) -> Non
         (path / "summary.json").write_text(json.dumps(summary))
     assert [is_finished(p) for p in paths] == [True, False]
     rows = write_results(tmp_path, points, paths, "test_errors", "t")
-    assert rows == [{"distillation.alpha": 0.1, "test_errors": 12.0, "student_test_errors": 12,
-                     "student_test_accuracy": 0.9, "train_seconds": None}]  # fmt: skip
+    assert rows == [
+        {
+            "distillation.alpha": 0.1,
+            "test_errors": 12.0,
+            "student_test_errors": 12,
+            "student_test_accuracy": 0.9,
+            "train_seconds": None,
+        }
+    ]
     assert (tmp_path / "sweep_heatmap.png").stat().st_size > 1000
 
 
 def test_cli_bad_grids_exit_2(kdedge, data_root: Path, tmp_path: Path) -> None:
-    for grid, message in ((["--grid", "distillation.temprature=1,2"], "did you mean"),
-                          ([], "empty grid")):  # fmt: skip
+    for grid, message in ((["--grid", "distillation.temprature=1,2"], "did you mean"), ([], "empty grid")):
         result = kdedge("sweep", "hinton_mnist", *grid, "--out", tmp_path / "s", "--data-root", data_root)
         assert result.returncode == 2, result.stderr
         assert message in result.stderr and "Traceback" not in result.stderr
@@ -95,8 +119,17 @@ def test_cli_bad_grids_exit_2(kdedge, data_root: Path, tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def finished_sweep(tmp_path_factory, data_root: Path, kdedge) -> tuple[Path, object]:
     out = tmp_path_factory.mktemp("sweep") / "s"
-    result = kdedge("sweep", "hinton_mnist", *TINY, "--grid", "distillation.temperature=2,8", "--out", out,
-                    "--data-root", data_root)  # fmt: skip
+    result = kdedge(
+        "sweep",
+        "hinton_mnist",
+        *TINY,
+        "--grid",
+        "distillation.temperature=2,8",
+        "--out",
+        out,
+        "--data-root",
+        data_root,
+    )
     assert result.returncode == 0, result.stderr
     return out, result
 
@@ -119,8 +152,18 @@ def test_two_point_sweep_on_mnist_trains_one_teacher(finished_sweep, data_root: 
     assert "temperature" in result.stdout and (out / "sweep_heatmap.png").is_file()
     # resume: every point is finished, so a rerun trains nothing and changes no weights
     before = {p: (p / "student.safetensors").stat().st_mtime_ns for p in points}
-    again = kdedge("sweep", "hinton_mnist", *TINY, "--grid", "distillation.temperature=2,8", "--out", out,
-                   "--data-root", data_root, "-q")  # fmt: skip
+    again = kdedge(
+        "sweep",
+        "hinton_mnist",
+        *TINY,
+        "--grid",
+        "distillation.temperature=2,8",
+        "--out",
+        out,
+        "--data-root",
+        data_root,
+        "-q",
+    )
     assert again.returncode == 0, again.stderr
     assert before == {p: (p / "student.safetensors").stat().st_mtime_ns for p in points}
 
@@ -132,8 +175,42 @@ def test_interrupted_sweep_reruns_only_unfinished_points(finished_sweep, data_ro
     del summary["finished"]  # as if the process died before the point finished
     (killed / "summary.json").write_text(json.dumps(summary))
     stamp = (done / "student.safetensors").stat().st_mtime_ns
-    result = kdedge("sweep", "hinton_mnist", *TINY, "--grid", "distillation.temperature=2,8", "--out", out,
-                    "--data-root", data_root, "-q")  # fmt: skip
+    result = kdedge(
+        "sweep",
+        "hinton_mnist",
+        *TINY,
+        "--grid",
+        "distillation.temperature=2,8",
+        "--out",
+        out,
+        "--data-root",
+        data_root,
+        "-q",
+    )
     assert result.returncode == 0, result.stderr
     assert (done / "student.safetensors").stat().st_mtime_ns == stamp
     assert json.loads((killed / "summary.json").read_text())["finished"]
+
+
+def test_report_of_a_sweep(finished_sweep, kdedge) -> None:
+    out, _ = finished_sweep
+    result = kdedge("report", out)
+    assert result.returncode == 0, result.stderr
+    text = (out / "report.md").read_text()
+    assert "![heat map](sweep_heatmap.png)" in text and "teacher/teacher_curves.png" in text
+    for image in re.findall(r"!\[[^]]*\]\(([^)]+)\)", text):
+        assert (out / image).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_distill_of_a_recipe_with_a_sweep_section_runs_the_sweep(
+    kdedge, data_root: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "alpha"
+    grid = "sweep.grid={distillation.alpha: [0.0, 1.0]}"
+    result = kdedge(
+        "distill", "hinton_mnist_sweep", *TINY, "--set", grid, "--out", out, "--data-root", data_root
+    )
+    assert result.returncode == 0, result.stderr
+    names = sorted(p.name for p in (out / "points").iterdir())
+    assert names == ["distillation.alpha=0.0", "distillation.alpha=1.0"]
+    assert (out / "teacher" / "teacher.safetensors").is_file() and (out / "sweep.md").is_file()

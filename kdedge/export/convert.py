@@ -64,17 +64,27 @@ def _first_line(err: BaseException) -> str:
 
 
 def export_fp32(model: nn.Module, chw: tuple[int, int, int], path: Path, opset: int) -> None:
-    """Write `model` (eval mode, CPU) as ONNX: input "images" (N, C, H, W), output "logits" (N, K), N dynamic."""
+    """Write `model` (eval, CPU) as ONNX: "images" (N, C, H, W) -> "logits" (N, K), N dynamic."""
     example = torch.randn(TRACE_BATCH, *chw)
     batch = torch.export.Dim("batch", min=1, max=65536)
     try:
         with _quiet():
-            torch.onnx.export(model, (example,), str(path), input_names=["images"], output_names=["logits"],
-                              opset_version=opset, dynamic_shapes=({0: batch},), dynamo=True,
-                              external_data=False, verbose=False)  # fmt: skip
+            torch.onnx.export(
+                model,
+                (example,),
+                str(path),
+                input_names=["images"],
+                output_names=["logits"],
+                opset_version=opset,
+                dynamic_shapes=({0: batch},),
+                dynamo=True,
+                external_data=False,
+                verbose=False,
+            )
     except Exception as err:  # noqa: BLE001 - exporter failures come in many types; all mean "cannot export"
-        raise RuntimeFailure(f"torch.onnx (dynamo) cannot export this model: {type(err).__name__}: "
-                             f"{_first_line(err)}") from None  # fmt: skip
+        raise RuntimeFailure(
+            f"torch.onnx (dynamo) cannot export this model: {type(err).__name__}: {_first_line(err)}"
+        ) from None
 
 
 def to_fp16(src: Path, dst: Path) -> None:
@@ -84,7 +94,7 @@ def to_fp16(src: Path, dst: Path) -> None:
 
     with _quiet():
         converted = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
-        # the converter appends the input Casts at the end of the node list; the checker wants topological order
+        # the converter appends the input Casts at the end; the checker wants topological order
         wrapper = OnnxModel(converted)
         wrapper.topological_sort()
     onnx.save(wrapper.model, str(dst))
@@ -113,10 +123,19 @@ def to_int8(src: Path, dst: Path, calibration: np.ndarray, scheme: str, workdir:
     try:
         with _quiet(), _inside(workdir):
             quant_pre_process(str(src), str(prepared))
-            quantize_static(str(prepared), str(dst), _Calibration(calibration), quant_format=QuantFormat.QDQ,
-                            per_channel=True, activation_type=activation, weight_type=weight,
-                            calibrate_method=CalibrationMethod.MinMax)  # fmt: skip
+            quantize_static(
+                str(prepared),
+                str(dst),
+                _Calibration(calibration),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                activation_type=activation,
+                weight_type=weight,
+                calibrate_method=CalibrationMethod.MinMax,
+            )
     except Exception as err:  # noqa: BLE001 - the quantiser's failures are all "this graph cannot be quantised"
-        raise RuntimeFailure(f"onnxruntime int8 quantisation failed: {type(err).__name__}: {_first_line(err)}") from None
+        raise RuntimeFailure(
+            f"onnxruntime int8 quantisation failed: {type(err).__name__}: {_first_line(err)}"
+        ) from None
     finally:
         prepared.unlink(missing_ok=True)

@@ -39,25 +39,37 @@ def file_line(row: ExportRow) -> str:
     """One plain line per finished file (the export's progress)."""
     if row.status != "ok":
         return f"{row.name}: FAILED ({row.status})"
-    return (f"{row.name}: checker ok; max |onnx - torch| {row.max_abs_diff:.2e} (rel {row.rel_diff:.1e}), "
-            f"top-1 agreement {100 * row.random_agreement:.0f}% on random batches of 1 and 7; test acc "
-            f"{100 * row.test_accuracy:.2f}% (n={row.test_count}), agreement with fp32 "
-            f"{100 * row.test_agreement:.2f}% (max |Δ| {row.test_max_abs_diff:.1e}); {row.size_mb:.2f} MB in "
-            f"{row.seconds:.1f} s")  # fmt: skip
+    return (
+        f"{row.name}: checker ok; max |onnx - torch| {row.max_abs_diff:.2e} (rel {row.rel_diff:.1e}), "
+        f"top-1 agreement {100 * row.random_agreement:.0f}% on random batches of 1 and 7; test acc "
+        f"{100 * row.test_accuracy:.2f}% (n={row.test_count}), agreement with fp32 "
+        f"{100 * row.test_agreement:.2f}% (max |Δ| {row.test_max_abs_diff:.1e}); {row.size_mb:.2f} MB in "
+        f"{row.seconds:.1f} s"
+    )
 
 
 def export_table(rows: list[ExportRow], title: str) -> Table:
-    """One row per file. |Δ| torch: max |onnx - torch| on random batches of 1 and 7; |Δ| fp32: max |this - fp32
-    file| on the real test images; =fp32 %: top-1 agreement with the fp32 file there; s: export seconds."""
+    """One row per file. |Δ| torch: max |onnx - torch| on random batches of 1 and 7; |Δ| fp32: max
+    |this - fp32 file| on the real test images; =fp32 %: top-1 agreement with the fp32 file there;
+    s: seconds to convert and check the file."""
     table = Table(title=title)
     columns = ("file", "status", "MB", "x smaller", "|Δ| torch", "|Δ| fp32", "test acc %", "=fp32 %", "s")
     for column in columns:
         table.add_column(column, justify="left" if column in ("file", "status") else "right")
     fp32_size = {r.stage: r.size_mb for r in rows if r.precision == "fp32" and r.size_mb}
     for row in rows:
-        ratio = fp32_size.get(row.stage, 0) / row.size_mb if row.size_mb and fp32_size.get(row.stage) else None
-        table.add_row(row.name + ".onnx", row.status, _fmt(row.size_mb, ".2f"), _fmt(ratio, ".1f"),
-                      _fmt(row.max_abs_diff, ".1e"), _fmt(row.test_max_abs_diff, ".1e"),
-                      _fmt(row.test_accuracy, ".2f", 100),
-                      _fmt(row.test_agreement, ".2f", 100), f"{row.seconds:.1f}")  # fmt: skip
+        ratio = (
+            fp32_size.get(row.stage, 0) / row.size_mb if row.size_mb and fp32_size.get(row.stage) else None
+        )
+        table.add_row(
+            row.name + ".onnx",
+            row.status,
+            _fmt(row.size_mb, ".2f"),
+            _fmt(ratio, ".1f"),
+            _fmt(row.max_abs_diff, ".1e"),
+            _fmt(row.test_max_abs_diff, ".1e"),
+            _fmt(row.test_accuracy, ".2f", 100),
+            _fmt(row.test_agreement, ".2f", 100),
+            f"{row.seconds:.1f}",
+        )
     return table

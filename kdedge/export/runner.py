@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,98 +16,37 @@ import onnx
 import torch
 
 from kdedge.checkpoint import RunDir, atomic_write, load_run_model
-from kdedge.errors import InputError, KdedgeError, RuntimeFailure, did_you_mean
-from kdedge.export import INT8_SCHEMES, PRECISIONS
+from kdedge.errors import InputError, KdedgeError, RuntimeFailure
 from kdedge.export.convert import export_fp32, to_fp16, to_int8
+from kdedge.export.options import (
+    STAGES,
+    EvalData,
+    Settings,
+    load_eval_data,
+    parse_precisions,
+    resolve_settings,
+    select_stages,
+)
 from kdedge.export.report import ExportRow, export_table, file_line
 from kdedge.export.verify import accuracy, agreement, check, onnx_logits, torch_parity
 from kdedge.onnx_meta import build_metadata, set_metadata
 from kdedge.recipe import Recipe
 
-STAGES = ("student", "teacher")
 
-
-@dataclass(frozen=True)
-class Settings:
-    """Resolved export options: recipe `export:` section, overridden by what the caller passed."""
-
-    opset: int
-    calibration_images: int
-    int8_scheme: str
-    min_top1_agreement: float
-    fp32_rtol: float
-    limit: int | None
-
-
-@dataclass(frozen=True)
-class EvalData:
-    """Normalised float32 arrays: test images (N, C, H, W) + labels (N,), calibration images (M, C, H, W)."""
-
-    test_images: np.ndarray
-    test_labels: np.ndarray
-    calibration: np.ndarray
-
-
-def parse_precisions(text: str | list[str] | tuple[str, ...]) -> list[str]:
-    """'fp32,int8' -> ['fp32', 'int8'] (fp32 always first: the others are converted from it)."""
-    items = [p.strip() for p in (text.split(",") if isinstance(text, str) else text) if p.strip()]
-    for item in items:
-        if item not in PRECISIONS:
-            raise InputError(f"--precision: unknown precision '{item}';{did_you_mean(item, PRECISIONS)} "
-                             f"allowed: {', '.join(PRECISIONS)}")  # fmt: skip
-    if not items:
-        raise InputError(f"--precision: give at least one of {', '.join(PRECISIONS)}")
-    return [p for p in PRECISIONS if p in items]
-
-
-def resolve_settings(recipe: Recipe, overrides: dict) -> Settings:
-    """Recipe defaults (recipe.export) with the non-None overrides applied and checked."""
-    values = recipe.export.model_dump() | {"limit": None}
-    values |= {k: v for k, v in overrides.items() if v is not None}
-    if values["int8_scheme"] not in INT8_SCHEMES:
-        raise InputError(f"--int8-scheme: unknown scheme '{values['int8_scheme']}'; allowed: {', '.join(INT8_SCHEMES)}")
-    checks = {"calibration_images": values["calibration_images"] > 0, "opset": 18 <= values["opset"] <= 23,
-              "min_top1_agreement": 0 <= values["min_top1_agreement"] <= 1, "fp32_rtol": values["fp32_rtol"] > 0,
-              "limit": values["limit"] is None or values["limit"] > 0}  # fmt: skip
-    bad = [k for k, ok in checks.items() if not ok]
-    if bad:
-        allowed = {"calibration_images": "> 0", "opset": "18..23", "min_top1_agreement": "0..1", "fp32_rtol": "> 0",
-                   "limit": "> 0"}  # fmt: skip
-        raise InputError("; ".join(f"--{k.replace('_', '-')}: must be {allowed[k]} (got {values[k]})" for k in bad))
-    return Settings(**values)
-
-
-def select_stages(run: RunDir, recipe: Recipe, which: str) -> list[str]:
-    """'student' | 'teacher' | 'both' -> the stages to export; 'both' says out loud which are missing."""
-    if which not in (*STAGES, "both"):
-        raise InputError(f"--model: must be student, teacher or both (got '{which}')")
-    wanted = list(STAGES) if which == "both" else [which]
-    present = [s for s in wanted if getattr(recipe, s) is not None and run.weights(s).is_file()]
-    if not present:
-        names = " or ".join(f"{s}.safetensors" for s in wanted)
-        raise InputError(f"{run.path} has no trained {which if which != 'both' else 'model'} (missing {names})")
-    return present
-
-
-def load_eval_data(recipe: Recipe, data_root: str | None, settings: Settings, need_calibration: bool) -> EvalData:
-    """Real test images (first `limit`) and a seeded sample of training images for int8 calibration."""
-    from kdedge.data import normalize
-    from kdedge.pipeline import prepare_data
-
-    bundle = prepare_data(recipe, data_root)
-    test = bundle.test if settings.limit is None else bundle.test.subset(torch.arange(min(settings.limit, len(bundle.test))))
-    as_array = lambda images: normalize(images, bundle.mean, bundle.std).numpy()  # noqa: E731
-    calibration = np.zeros((0,), np.float32)
-    if need_calibration:
-        order = torch.randperm(len(bundle.train), generator=torch.Generator().manual_seed(recipe.seed))
-        calibration = as_array(bundle.train.images[order[: settings.calibration_images]])
-    return EvalData(as_array(test.images), test.labels.numpy(), calibration)
-
-
-def export_run(run_path: str | Path, models: str = "both", precisions: str | list[str] = "fp32,fp16,int8",
-               opset: int | None = None, *, data_root: str | None = None, calibration_images: int | None = None,
-               int8_scheme: str | None = None, min_top1_agreement: float | None = None,
-               fp32_rtol: float | None = None, limit: int | None = None, quiet: bool = False) -> list[ExportRow]:  # fmt: skip
+def export_run(
+    run_path: str | Path,
+    models: str = "both",
+    precisions: str | list[str] = "fp32,fp16,int8",
+    opset: int | None = None,
+    *,
+    data_root: str | None = None,
+    calibration_images: int | None = None,
+    int8_scheme: str | None = None,
+    min_top1_agreement: float | None = None,
+    fp32_rtol: float | None = None,
+    limit: int | None = None,
+    quiet: bool = False,
+) -> list[ExportRow]:
     """Export a run's models to RUN/export/<stage>.<precision>.onnx; returns one row per file.
 
     Raises RuntimeFailure (after reporting every file) when any file failed its checks; the files that
@@ -119,13 +57,23 @@ def export_run(run_path: str | Path, models: str = "both", precisions: str | lis
     run = RunDir(Path(run_path))
     recipe = run.read_recipe()
     wanted = parse_precisions(precisions)
-    settings = resolve_settings(recipe, {"opset": opset, "calibration_images": calibration_images,
-                                         "int8_scheme": int8_scheme, "min_top1_agreement": min_top1_agreement,
-                                         "fp32_rtol": fp32_rtol, "limit": limit})  # fmt: skip
+    settings = resolve_settings(
+        recipe,
+        {
+            "opset": opset,
+            "calibration_images": calibration_images,
+            "int8_scheme": int8_scheme,
+            "min_top1_agreement": min_top1_agreement,
+            "fp32_rtol": fp32_rtol,
+            "limit": limit,
+        },
+    )
     stages = select_stages(run, recipe, models)
     say = (lambda text: None) if quiet else (lambda text: console.print(text, markup=False, highlight=False))
     if models == "both" and len(stages) < 2:
-        say(f"note: {run.path} has no trained {({*STAGES} - {*stages}).pop()}; exporting the {stages[0]} only")
+        say(
+            f"note: {run.path} has no trained {({*STAGES} - {*stages}).pop()}; exporting the {stages[0]} only"
+        )
     data = load_eval_data(recipe, data_root, settings, "int8" in wanted)
     out_dir = run.path / "export"
     created = not out_dir.exists()
@@ -138,46 +86,83 @@ def export_run(run_path: str | Path, models: str = "both", precisions: str | lis
         if created and not any(out_dir.iterdir()):
             out_dir.rmdir()  # nothing was exported: leave the run as it was
     if not quiet:
-        console.print(export_table(rows, f"{run.path}: ONNX export (opset {settings.opset}, dynamo exporter)"))
+        console.print(
+            export_table(rows, f"{run.path}: ONNX export (opset {settings.opset}, dynamo exporter)")
+        )
     failed = [r for r in rows if r.status != "ok"]
     if failed:
-        raise RuntimeFailure("export failed for " + "; ".join(f"{r.name} ({r.status})" for r in failed)
-                             + "; no file was written for these")  # fmt: skip
+        raise RuntimeFailure(
+            "export failed for "
+            + "; ".join(f"{r.name} ({r.status})" for r in failed)
+            + "; no file was written for these"
+        )
     return rows
 
 
-def export_stage(run: RunDir, recipe: Recipe, stage: str, precisions: list[str], settings: Settings,
-                 data: EvalData, say) -> list[ExportRow]:  # fmt: skip
+def export_stage(
+    run: RunDir, recipe: Recipe, stage: str, precisions: list[str], settings: Settings, data: EvalData, say
+) -> list[ExportRow]:
     """fp32 (always built: the reference), then the other precisions; one ExportRow per requested file."""
     model, info = load_run_model(run, stage)
     chw = (info["in_channels"], info["image_size"], info["image_size"])
     if data.test_images.shape[1:] != chw:
-        raise InputError(f"{run.path}: the recipe's data gives images {data.test_images.shape[1:]}, but the {stage} "
-                         f"was trained on {chw}")  # fmt: skip
-    base = {"model": getattr(recipe, stage).model, "stage": stage, "input_size": chw[1:], "in_channels": chw[0],
-            "mean": info["mean"], "std": info["std"], "class_names": info["class_names"], "dataset": info["dataset"],
-            "recipe_sha": recipe.fingerprint(), "opset": settings.opset, "exporter": "torch.onnx dynamo",
-            "torch_version": torch.__version__}  # fmt: skip
+        raise InputError(
+            f"{run.path}: the recipe's data gives images {data.test_images.shape[1:]}, but the {stage} "
+            f"was trained on {chw}"
+        )
+    base = {
+        "model": getattr(recipe, stage).model,
+        "stage": stage,
+        "input_size": chw[1:],
+        "in_channels": chw[0],
+        "mean": info["mean"],
+        "std": info["std"],
+        "class_names": info["class_names"],
+        "dataset": info["dataset"],
+        "recipe_sha": recipe.fingerprint(),
+        "opset": settings.opset,
+        "exporter": "torch.onnx dynamo",
+        "torch_version": torch.__version__,
+    }
     rows: list[ExportRow] = []
     with tempfile.TemporaryDirectory(dir=run.path / "export", prefix=".export-") as folder:
         workdir = Path(folder)
         fp32 = workdir / f"{stage}.fp32.onnx"
-        reference = _build(ExportRow(stage, "fp32"), lambda: export_fp32(model, chw, fp32, settings.opset),
-                           fp32, model, chw, settings, data, None)  # fmt: skip
+        reference = _build(
+            ExportRow(stage, "fp32"),
+            lambda: export_fp32(model, chw, fp32, settings.opset),
+            fp32,
+            model,
+            chw,
+            settings,
+            data,
+            None,
+        )
         for precision in precisions:
             if precision == "fp32":
                 row = reference
             elif reference.status != "ok":
                 row = ExportRow(stage, precision, status="skipped: the fp32 export it is made from failed")
             else:
-                row = _build(ExportRow(stage, precision), _converter(precision, fp32, workdir, settings, data),
-                             workdir / f"{stage}.{precision}.onnx", model, chw, settings, data,
-                             reference.extra["test_logits"])  # fmt: skip
+                row = _build(
+                    ExportRow(stage, precision),
+                    _converter(precision, fp32, workdir, settings, data),
+                    workdir / f"{stage}.{precision}.onnx",
+                    model,
+                    chw,
+                    settings,
+                    data,
+                    reference.extra["test_logits"],
+                )
             if row.status == "ok":
-                meta = base | {"precision": precision, "test_accuracy": round(row.test_accuracy, 6),
-                               "test_count": row.test_count, "top1_agreement_fp32": round(row.test_agreement, 6),
-                               "max_abs_diff_torch": f"{row.max_abs_diff:.3e}",
-                               "max_abs_diff_fp32_test": f"{row.test_max_abs_diff:.3e}"}  # fmt: skip
+                meta = base | {
+                    "precision": precision,
+                    "test_accuracy": round(row.test_accuracy, 6),
+                    "test_count": row.test_count,
+                    "top1_agreement_fp32": round(row.test_agreement, 6),
+                    "max_abs_diff_torch": f"{row.max_abs_diff:.3e}",
+                    "max_abs_diff_fp32_test": f"{row.test_max_abs_diff:.3e}",
+                }
                 if precision == "int8":
                     meta |= {"int8_scheme": settings.int8_scheme, "calibration_images": len(data.calibration)}
                 row.path = str(_publish(workdir / f"{stage}.{precision}.onnx", run.path / "export", meta))
@@ -193,8 +178,16 @@ def _converter(precision: str, fp32: Path, workdir: Path, settings: Settings, da
     return lambda: to_int8(fp32, target, data.calibration, settings.int8_scheme, workdir)
 
 
-def _build(row: ExportRow, convert, path: Path, model, chw, settings: Settings, data: EvalData,
-           fp32_test_logits: np.ndarray | None) -> ExportRow:  # fmt: skip
+def _build(
+    row: ExportRow,
+    convert,
+    path: Path,
+    model,
+    chw,
+    settings: Settings,
+    data: EvalData,
+    fp32_test_logits: np.ndarray | None,
+) -> ExportRow:
     """Convert, check, compare; fill `row` (status explains a failure; the temp file stays private)."""
     started = time.perf_counter()
     try:
@@ -203,16 +196,27 @@ def _build(row: ExportRow, convert, path: Path, model, chw, settings: Settings, 
         parity = torch_parity(model, path, chw)
         logits = onnx_logits(path, data.test_images)
         reference = logits if fp32_test_logits is None else fp32_test_logits
-        row.max_abs_diff, row.rel_diff, row.random_agreement = parity.max_abs_diff, parity.rel_diff, parity.agreement
-        row.test_accuracy, row.test_agreement = accuracy(logits, data.test_labels), agreement(logits, reference)
+        row.max_abs_diff, row.rel_diff, row.random_agreement = (
+            parity.max_abs_diff,
+            parity.rel_diff,
+            parity.agreement,
+        )
+        row.test_accuracy, row.test_agreement = (
+            accuracy(logits, data.test_labels),
+            agreement(logits, reference),
+        )
         row.test_count, row.size_mb = len(logits), path.stat().st_size / 1e6
         row.test_max_abs_diff = float(np.abs(logits - reference).max()) if len(logits) else None
         row.extra["test_logits"] = logits
         if row.precision == "fp32" and not parity.rel_diff <= settings.fp32_rtol:
-            row.status = f"max |onnx - torch| / max |torch| = {parity.rel_diff:.1e} > fp32_rtol {settings.fp32_rtol:g}"
+            row.status = (
+                f"max |onnx - torch| / max |torch| = {parity.rel_diff:.1e} > fp32_rtol {settings.fp32_rtol:g}"
+            )
         elif row.precision != "fp32" and not row.test_agreement >= settings.min_top1_agreement:
-            row.status = (f"top-1 agreement with fp32 on {row.test_count} test images {row.test_agreement:.4f} < "
-                          f"min_top1_agreement {settings.min_top1_agreement:g}")  # fmt: skip
+            row.status = (
+                f"top-1 agreement with fp32 on {row.test_count} test images {row.test_agreement:.4f} < "
+                f"min_top1_agreement {settings.min_top1_agreement:g}"
+            )
     except KdedgeError as err:
         row.status = str(err)
     row.seconds = time.perf_counter() - started

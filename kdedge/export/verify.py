@@ -20,7 +20,7 @@ PARITY_BATCHES = (1, 7)  # neither is the traced batch size (2): proves the batc
 
 @dataclass(frozen=True)
 class Parity:
-    """ONNX vs PyTorch on random inputs: largest |difference|, it relative to max |torch logit|, top-1 agreement."""
+    """ONNX vs PyTorch on random inputs: max |difference|, that / max |torch logit|, top-1 agreement."""
 
     max_abs_diff: float
     rel_diff: float
@@ -38,7 +38,7 @@ def check(path: Path) -> None:
 
 @torch.inference_mode()
 def torch_parity(model: nn.Module, path: Path, chw: tuple[int, int, int], seed: int = 1234) -> Parity:
-    """Compare `model` (eval, CPU) with the ONNX file on fresh N(0, 1) inputs (b, C, H, W), b in PARITY_BATCHES."""
+    """`model` (eval, CPU) vs the ONNX file on fresh N(0, 1) inputs (b, C, H, W), b in PARITY_BATCHES."""
     session = open_session(path)
     generator = torch.Generator().manual_seed(seed)
     diffs, scales, agree, total = [], [], 0, 0
@@ -47,8 +47,10 @@ def torch_parity(model: nn.Module, path: Path, chw: tuple[int, int, int], seed: 
         expected = model(images).float().numpy()
         got = run_logits(session, images.numpy())
         if got.shape != expected.shape:
-            raise RuntimeFailure(f"{path.name}: logits shape {got.shape} at batch {batch}, PyTorch gives "
-                                 f"{expected.shape} (is the batch dimension dynamic?)")  # fmt: skip
+            raise RuntimeFailure(
+                f"{path.name}: logits shape {got.shape} at batch {batch}, PyTorch gives "
+                f"{expected.shape} (is the batch dimension dynamic?)"
+            )
         diffs.append(float(np.abs(got - expected).max()))
         scales.append(float(np.abs(expected).max()))
         agree += int((got.argmax(1) == expected.argmax(1)).sum())

@@ -1,0 +1,116 @@
+"""Options of `kdedge export`, validated before any work: precisions, stages, resolved settings, and the
+real data (test images, calibration images) the checks run on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from kdedge.checkpoint import RunDir
+from kdedge.errors import InputError, did_you_mean
+from kdedge.export import INT8_SCHEMES, PRECISIONS
+from kdedge.recipe import Recipe
+
+STAGES = ("student", "teacher")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved export options: recipe `export:` section, overridden by what the caller passed."""
+
+    opset: int
+    calibration_images: int
+    int8_scheme: str
+    min_top1_agreement: float
+    fp32_rtol: float
+    limit: int | None
+
+
+@dataclass(frozen=True)
+class EvalData:
+    """Normalised float32 arrays: test images (N, C, H, W) + labels (N,), calibration images (M, C, H, W)."""
+
+    test_images: np.ndarray
+    test_labels: np.ndarray
+    calibration: np.ndarray
+
+
+def parse_precisions(text: str | list[str] | tuple[str, ...]) -> list[str]:
+    """'fp32,int8' -> ['fp32', 'int8'] (fp32 always first: the others are converted from it)."""
+    items = [p.strip() for p in (text.split(",") if isinstance(text, str) else text) if p.strip()]
+    for item in items:
+        if item not in PRECISIONS:
+            raise InputError(
+                f"--precision: unknown precision '{item}';{did_you_mean(item, PRECISIONS)} "
+                f"allowed: {', '.join(PRECISIONS)}"
+            )
+    if not items:
+        raise InputError(f"--precision: give at least one of {', '.join(PRECISIONS)}")
+    return [p for p in PRECISIONS if p in items]
+
+
+def resolve_settings(recipe: Recipe, overrides: dict) -> Settings:
+    """Recipe defaults (recipe.export) with the non-None overrides applied and checked."""
+    values = recipe.export.model_dump() | {"limit": None}
+    values |= {k: v for k, v in overrides.items() if v is not None}
+    if values["int8_scheme"] not in INT8_SCHEMES:
+        raise InputError(
+            f"--int8-scheme: unknown scheme '{values['int8_scheme']}'; allowed: {', '.join(INT8_SCHEMES)}"
+        )
+    checks = {
+        "calibration_images": values["calibration_images"] > 0,
+        "opset": 18 <= values["opset"] <= 23,
+        "min_top1_agreement": 0 <= values["min_top1_agreement"] <= 1,
+        "fp32_rtol": values["fp32_rtol"] > 0,
+        "limit": values["limit"] is None or values["limit"] > 0,
+    }
+    bad = [k for k, ok in checks.items() if not ok]
+    if bad:
+        allowed = {
+            "calibration_images": "> 0",
+            "opset": "18..23",
+            "min_top1_agreement": "0..1",
+            "fp32_rtol": "> 0",
+            "limit": "> 0",
+        }
+        raise InputError(
+            "; ".join(f"--{k.replace('_', '-')}: must be {allowed[k]} (got {values[k]})" for k in bad)
+        )
+    return Settings(**values)
+
+
+def select_stages(run: RunDir, recipe: Recipe, which: str) -> list[str]:
+    """'student' | 'teacher' | 'both' -> the stages to export; 'both' says out loud which are missing."""
+    if which not in (*STAGES, "both"):
+        raise InputError(f"--model: must be student, teacher or both (got '{which}')")
+    wanted = list(STAGES) if which == "both" else [which]
+    present = [s for s in wanted if getattr(recipe, s) is not None and run.weights(s).is_file()]
+    if not present:
+        names = " or ".join(f"{s}.safetensors" for s in wanted)
+        raise InputError(
+            f"{run.path} has no trained {which if which != 'both' else 'model'} (missing {names})"
+        )
+    return present
+
+
+def load_eval_data(
+    recipe: Recipe, data_root: str | None, settings: Settings, need_calibration: bool
+) -> EvalData:
+    """Real test images (first `limit`) and a seeded sample of training images for int8 calibration."""
+    from kdedge.data import normalize
+    from kdedge.pipeline import prepare_data
+
+    bundle = prepare_data(recipe, data_root)
+    test = (
+        bundle.test
+        if settings.limit is None
+        else bundle.test.subset(torch.arange(min(settings.limit, len(bundle.test))))
+    )
+    as_array = lambda images: normalize(images, bundle.mean, bundle.std).numpy()  # noqa: E731
+    calibration = np.zeros((0,), np.float32)
+    if need_calibration:
+        order = torch.randperm(len(bundle.train), generator=torch.Generator().manual_seed(recipe.seed))
+        calibration = as_array(bundle.train.images[order[: settings.calibration_images]])
+    return EvalData(as_array(test.images), test.labels.numpy(), calibration)

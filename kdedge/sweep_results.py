@@ -1,0 +1,120 @@
+"""The results of a sweep: one row per finished point, sorted by the metric, as sweep.csv, sweep.md and
+a heat map of the metric over the first two grid axes (sweep_heatmap.png)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+from kdedge.checkpoint import RunDir, atomic_write_text
+
+
+def is_finished(path: Path) -> bool:
+    return bool(RunDir(path).read_summary().get("finished"))
+
+
+def metric_value(summary: dict, metric: str) -> float:
+    """The point's score: the bias-fixed student when there is one, else the student."""
+    row = summary.get("student_bias_fixed") or summary.get("student") or {}
+    return float(row.get(metric, float("nan")))
+
+
+def sort_rows(rows: list[dict], metric: str) -> list[dict]:
+    """Best first: fewest errors, or highest accuracy; points without a value last."""
+    sign = 1 if metric.endswith("errors") else -1
+
+    def key(row: dict) -> tuple[bool, float]:
+        value = row.get(metric)
+        missing = value is None or value != value
+        return missing, 0.0 if missing else sign * value
+
+    return sorted(rows, key=key)
+
+
+def point_row(point: dict[str, Any], summary: dict, metric: str) -> dict[str, Any]:
+    """One row of sweep.csv: the point's values, the metric and the student's (and fixed student's) errors."""
+    student = summary.get("student") or {}
+    fixed = summary.get("student_bias_fixed") or {}
+    row = {
+        **point,
+        metric: metric_value(summary, metric),
+        "student_test_errors": student.get("test_errors"),
+        "student_test_accuracy": student.get("test_accuracy"),
+        "train_seconds": student.get("train_seconds"),
+    }
+    if fixed:
+        row |= {
+            "fixed_test_errors": fixed.get("test_errors"),
+            "bias_shift": fixed.get("bias_shift"),
+            "omitted_errors_before": student.get("omitted_class_errors"),
+            "omitted_errors_after": fixed.get("omitted_class_errors"),
+        }
+    return row
+
+
+def rows_to_csv(rows: list[dict]) -> str:
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def rows_to_markdown(rows: list[dict], title: str) -> str:
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    lines = [f"# {title}", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(row.get(c)) for c in columns) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}" if value < 1 else f"{value:g}"
+    return "" if value is None else str(value)
+
+
+def write_results(
+    sweep_dir: Path, points: list[dict], paths: list[Path], metric: str, name: str
+) -> list[dict]:
+    """sweep.csv, sweep.md and sweep_heatmap.png from the points' summaries (finished ones only)."""
+    rows = [
+        point_row(point, RunDir(path).read_summary(), metric)
+        for point, path in zip(points, paths, strict=True)
+        if is_finished(path)
+    ]
+    rows = sort_rows(rows, metric)
+    atomic_write_text(sweep_dir / "sweep.csv", rows_to_csv(rows))
+    atomic_write_text(sweep_dir / "sweep.md", rows_to_markdown(rows, f"sweep of {name}, sorted by {metric}"))
+    if rows:
+        heatmap_png(sweep_dir, rows, points, metric)
+    return rows
+
+
+def heatmap_png(sweep_dir: Path, rows: list[dict], points: list[dict], metric: str) -> Path:
+    """Metric over the first two grid axes (alpha x temperature for the Hinton sweep), axes in grid order;
+    with more axes, the best value over the others; with one axis, a single row."""
+    import numpy as np
+
+    from kdedge.plots import heatmap
+
+    keys = list(points[0])
+    row_key, col_key = (keys[0], keys[1]) if len(keys) > 1 else (None, keys[0])
+    row_values = list(dict.fromkeys(p[row_key] for p in points)) if row_key else [""]
+    col_values = list(dict.fromkeys(p[col_key] for p in points))
+    values = np.full((len(row_values), len(col_values)), np.nan)
+    for row in sort_rows(rows, metric)[::-1]:  # best last, so the best over other axes wins
+        i = row_values.index(row[row_key]) if row_key else 0
+        values[i, col_values.index(row[col_key])] = row[metric]
+    title = f"student {metric} (bias-fixed where fixed)" + (", best over other axes" if len(keys) > 2 else "")
+    return heatmap(
+        values,
+        [str(v) for v in row_values],
+        [str(v) for v in col_values],
+        sweep_dir / "sweep_heatmap.png",
+        title,
+        row_key or "",
+        col_key,
+    )
