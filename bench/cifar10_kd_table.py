@@ -91,11 +91,13 @@ def main() -> None:
           f"val {args.val_size}, test {args.test_limit} images; {args.epochs} epochs (ResNet18) / "
           f"{args.epochs_r50} (ResNet50), batch {args.batch_size}, lr {args.lr}; "
           f"seeds {args.seeds}")  # fmt: skip
-    print("| model (training) | test acc % per seed | mean | spread (max-min) | s/epoch (train + eval) |")
-    print("| --- | --- | ---: | ---: | ---: |")
+    print("| model (training) | seeds | test acc % per seed | mean | max-min | s/epoch (train+eval) |")
+    print("| --- | ---: | --- | ---: | ---: | ---: |")
     for label, values in rows.items():
-        print(f"| {label} | {' / '.join(f'{v:.1f}' for v in values)} | {statistics.mean(values):.1f} | "
-              f"{max(values) - min(values):.1f} | {statistics.mean(seconds[label]):.0f} |")  # fmt: skip
+        spread = f"{max(values) - min(values):.1f}" if len(values) > 1 else "n/a"
+        print(f"| {label} | {len(values)} | {' / '.join(f'{v:.1f}' for v in values)} | "
+              f"{statistics.mean(values):.1f} | {spread} | "
+              f"{statistics.mean(seconds[label]):.0f} |")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -60,9 +60,9 @@ def load_state(path: Path) -> dict[str, torch.Tensor]:
                 state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:  # noqa: BLE001 - any failure of an untrusted file is bad input
             lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-            reason = next((line for line in lines if line.startswith("Unsupported")), lines[0] if lines else "")
-            raise InputError(f"{path}: not a plain tensor checkpoint; torch.load(weights_only=True) refused it "
-                             f"({reason[:100]}); kdedge loads tensors only, never pickled code") from None  # fmt: skip
+            reason = next((line for line in lines if line.startswith("Unsupported")), (lines or [""])[0])
+            raise InputError(f"{path}: not a plain tensor checkpoint; torch.load(weights_only=True) refused "
+                             f"it ({reason[:100]}); kdedge loads tensors only, never pickled code") from None
         state = state.get("state_dict", state) if isinstance(state, dict) else state
         if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
             raise InputError(f"{path}: expected a mapping of parameter names to tensors")

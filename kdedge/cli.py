@@ -105,7 +105,7 @@ def _run(recipe_arg: str, overrides: list[str], out: Path | None, data_root: str
            else distributed.SilentRunDir(run_path))  # fmt: skip
     checkpointer = Checkpointer(run, recipe, checkpoint_minutes, resume=resume is not None)
     if not quiet:
-        for key, path in weight_paths(recipe).items():  # relative ones were resolved against the recipe's folder
+        for key, path in weight_paths(recipe).items():  # relative ones are resolved against the recipe's dir
             console.print(f"{key}: {path}", markup=False, highlight=False, soft_wrap=True)
         d = recipe.distillation
         console.print(f"[bold]{recipe.name}[/] -> {run.path}  (distillation: loss={d.loss}, alpha={d.soft_weight} "
@@ -196,14 +196,14 @@ def evaluate_run(
 def export(
     run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
     model: Annotated[str, typer.Option("--model", help="student, teacher or both.")] = "both",
-    precision: Annotated[str, typer.Option("--precision", help="Comma-separated: fp32,fp16,int8.")] = "fp32,fp16,int8",
-    opset: Annotated[int | None, typer.Option("--opset", help="ONNX opset (default: recipe export.opset, 20).")] = None,
+    precision: Annotated[str, typer.Option("--precision", help="Comma-separated.")] = "fp32,fp16,int8",
+    opset: Annotated[int | None, typer.Option("--opset", help="ONNX opset (default 20).")] = None,
     calibration_images: Annotated[int | None, typer.Option(
         "--calibration-images", help="Real training images for int8 calibration (default 128).")] = None,
     int8_scheme: Annotated[str | None, typer.Option(
         "--int8-scheme", help="u8s8 (u8 activations, s8 weights; fast on x86, default) or s8s8.")] = None,
     min_agreement: Annotated[float | None, typer.Option(
-        "--min-agreement", help="Least fp16/int8 top-1 agreement with fp32 on test images (default 0.97).")] = None,
+        "--min-agreement", help="Least fp16/int8 top-1 agreement with fp32 on test images (0.97).")] = None,
     limit: Annotated[int | None, typer.Option("--limit", help="Use the first N test images only.")] = None,
     target: Annotated[str | None, typer.Option("--target", help="cpu-x86: instead of exporting, write "
         "RUN/export/deploy/<stage>.cpu-x86.onnx, the fastest file `kdedge bench RUN` measured within "
@@ -222,13 +222,14 @@ def export(
     from kdedge.export.runner import export_run
 
     export_run(run_dir, model, precision, opset, data_root=data_root, calibration_images=calibration_images,
-               int8_scheme=int8_scheme, min_top1_agreement=min_agreement, limit=limit, quiet=quiet)  # fmt: skip
+               int8_scheme=int8_scheme, min_top1_agreement=min_agreement, limit=limit,
+               quiet=quiet)  # fmt: skip
 
 
 @app.command()
 def predict(
     model: Annotated[Path, typer.Argument(help="An ONNX file written by `kdedge export`.")],
-    images: Annotated[list[Path], typer.Argument(help="Image files (any size / mode; converted as the file says).")],
+    images: Annotated[list[Path], typer.Argument(help="Image files (any size / mode).")],
     top_k: Annotated[int, typer.Option("--top-k", help="Classes to show per image.")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of lines.")] = False,
 ) -> None:  # fmt: skip

@@ -94,7 +94,7 @@ def obtain_model(stage: str, recipe: Recipe, bundle: DataBundle, train: Split, c
     if checkpointer.stage_finished(stage):  # --resume: a finished stage is loaded, never retrained
         load_weights_into(model, run.weights(stage), stage)
         return model.eval()
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     if cfg.checkpoint:
         load_weights_into(model, weights_path(cfg.checkpoint, stage), stage)
         extra = {"source": str(weights_path(cfg.checkpoint, stage))}
@@ -104,6 +104,7 @@ def obtain_model(stage: str, recipe: Recipe, bundle: DataBundle, train: Split, c
         records = checkpointer.fit(trained, train, cfg, ctx, stage, evaluation, teacher, recipe.distillation)
         extra = {"epochs": len(records), "train_accuracy": records[-1]["train_accuracy"]}
     extra["train_seconds"] = round(time.perf_counter() - started, 2)
+    extra["train_cpu_seconds"] = round(time.process_time() - cpu_started, 2)  # all threads; less noisy
     run.save_weights(stage, model, recipe)
     run.update_summary(stage, stage_summary(model, bundle, ctx, cfg, extra))
     checkpointer.finish(stage)
@@ -122,19 +123,6 @@ def check_checkpoint_splits(recipe: Recipe, split: dict) -> None:
             raise InputError(f"{stage}.checkpoint {other.parent} trained on {len(leaked)} of this run's "
                              f"{len(split['test'])} test images (e.g. '{min(leaked)}'); use that run's "
                              "data.split and data set")  # fmt: skip
-
-
-def plot_confusions(run: RunDir, class_names: tuple[str, ...], stages: tuple[str, ...]) -> None:
-    """RUN/<stage>_confusion.png from summary.json's test confusion matrix (rows true, columns predicted)."""
-    import numpy as np
-
-    from kdedge.plots import confusion_matrix
-
-    for stage in stages:
-        if "test_confusion" in (row := run.read_summary().get(stage) or {}):
-            label = f"{stage}: {row['model']}\ntest QWK {row['test_qwk']:.3f}, acc {row['test_accuracy']:.1%}"
-            path = run.path / f"{stage}_confusion.png"
-            confusion_matrix(np.asarray(row["test_confusion"]), class_names, path, label)
 
 
 def run_recipe(recipe: Recipe, run: RunDir, data_root: str | None, stages: tuple[str, ...] = ("teacher", "student"),
@@ -170,6 +158,5 @@ def run_recipe(recipe: Recipe, run: RunDir, data_root: str | None, stages: tuple
             biasfix.apply_bias_fix(run, recipe, bundle, student, teacher, holdout,
                                    predict=lambda model, images: predict_logits(model, images, ctx),
                                    summarize=lambda model: stage_summary(model, bundle, ctx, recipe.student, {}))
-    plot_confusions(run, bundle.class_names, stages)
     run.update_summary("finished", True)
     return run.read_summary()

@@ -33,23 +33,27 @@ def _save(figure, path: Path) -> Path:
 
 
 def learning_curves(records: Sequence[dict], path: Path, title: str) -> Path:
-    """Loss (left) and accuracy (right) per epoch of ONE stage: train, and test / val where recorded."""
+    """Three panels per epoch of ONE stage: the training objective (a KD loss can be T^2 times larger than
+    a CE, so it gets its own axis), test / val cross-entropy, and train / val / test accuracy."""
     plt = _pyplot()
-    figure, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 3.8))
+    from matplotlib.ticker import MaxNLocator
+
+    figure, (train_ax, loss_ax, acc_ax) = plt.subplots(1, 3, figsize=(13, 3.8))
     epochs = [r["epoch"] for r in records]
+    train_ax.plot(epochs, [r["train_loss"] for r in records], "-o", ms=3, label="train")
     for split, style in (("train", "-o"), ("val", "-s"), ("test", "-^")):
-        if f"{split}_loss" in records[0]:
+        if split != "train" and f"{split}_loss" in records[0]:
             loss_ax.plot(epochs, [r[f"{split}_loss"] for r in records], style, ms=3, label=split)
         if f"{split}_accuracy" in records[0]:
             acc_ax.plot(epochs, [100 * r[f"{split}_accuracy"] for r in records], style, ms=3, label=split)
-    loss_ax.set(xlabel="epoch", ylabel="loss", title="loss (train: training objective, test/val: CE)")
+    train_ax.set(xlabel="epoch", ylabel="loss", title="training objective")
+    loss_ax.set(xlabel="epoch", ylabel="cross-entropy", title="held-out loss")
     acc_ax.set(xlabel="epoch", ylabel="accuracy %", title="accuracy")
-    from matplotlib.ticker import MaxNLocator
-
-    for axis in (loss_ax, acc_ax):
+    for axis in (train_ax, loss_ax, acc_ax):
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.grid(alpha=0.3)
-        axis.legend()
+        if axis.lines:
+            axis.legend()
     figure.suptitle(title)
     return _save(figure, path)
 
@@ -66,6 +70,10 @@ def curves(
     figure, axis = plt.subplots(figsize=(6.5, 4))
     for label, (xs, ys) in series.items():
         axis.plot(xs, ys, "-o", ms=3, label=label)
+    if xlabel == "epoch":
+        from matplotlib.ticker import MaxNLocator
+
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.set(xlabel=xlabel, ylabel=ylabel, title=title)
     axis.grid(alpha=0.3)
     axis.legend()

@@ -105,16 +105,20 @@ def sweep_section(path: Path) -> list[str]:
     ]
     if (path / "sweep_heatmap.png").is_file():
         lines += ["## Heat map", "", "![heat map](sweep_heatmap.png)", ""]
-    series = {}
-    for point in sorted((path / "points").glob("*")):
-        test = [r for r in RunDir(point).read_metrics() if r.get("stage") == "student" and "test_errors" in r]
-        if test:
-            series[point.name] = ([r["epoch"] for r in test], [r["test_errors"] for r in test])
-    if series:
-        plots.curves(
-            series, path / "points_test_errors.png", "students: test errors per epoch", ylabel="test errors"
-        )
-        lines += ["## Students: test errors per epoch", "", "![points](points_test_errors.png)", ""]
+    records = {p.name: RunDir(p).read_metrics() for p in sorted((path / "points").glob("*"))}
+    for key, label in (
+        ("test_errors", "test errors"),
+        ("test_loss", "test loss (CE)"),
+        ("train_loss", "train loss"),
+    ):
+        series = {
+            name: ([r["epoch"] for r in rows], [r[key] for r in rows])
+            for name, point_records in records.items()
+            if (rows := [r for r in point_records if r.get("stage") == "student" and key in r])
+        }
+        if series:  # one curve per point: the alpha study's loss curves, the sweep's convergence
+            plots.curves(series, path / f"points_{key}.png", f"students: {label} per epoch", ylabel=label)
+            lines += [f"## Students: {label} per epoch", "", f"![{key}](points_{key}.png)", ""]
     if (path / "teacher" / "summary.json").is_file():
         lines += [
             line.replace("](", "](teacher/") if line.startswith("![") else line

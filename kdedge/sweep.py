@@ -98,8 +98,12 @@ def _run_point(config: dict, path: str, data_root: str | None, threads: int | No
         torch.set_num_threads(threads)
     recipe = validate_recipe(config, source=path)
     run = RunDir(Path(path)).open_for_writing(force=False)
+    # points share SWEEP/teacher_logits.safetensors: the teacher runs over the data once, not once per point
+    # (kdedge.train.teacher_logits_for reuses it only while teacher weights, data and transform match)
+    point = Path(path)
+    shared = point.parent.parent / "teacher_logits.safetensors" if point.parent.name == "points" else None
     try:
-        return run_recipe(recipe, run, data_root, progress=progress)
+        return run_recipe(recipe, run, data_root, progress=progress, teacher_logits_file=shared)
     finally:
         run.release()
 
@@ -196,6 +200,7 @@ def sweep_command(
 
     from kdedge.console import console, make_progress
 
+    metric = metric or (base.sweep.metric if base.sweep else "test_errors")
     grid = dict(base.sweep.grid) if base.sweep else {}
     grid |= parse_grid(grid_items)
     check_grid(grid)
@@ -206,7 +211,8 @@ def sweep_command(
     if not quiet and rows:
         table = Table(title=f"{base.name}: sweep, best first")
         for column in rows[0]:  # 'distillation.temperature' -> 'temperature': the table must fit a terminal
-            table.add_column(column.split(".")[-1].replace("student_", "").replace("_", " "), justify="right")
+            label = f"{metric} (sorted)" if column == metric else column.split(".")[-1].replace("_test_", " ")
+            table.add_column(label.replace("_", " "), justify="right")
         for row in rows:
             table.add_row(*(cell(row.get(column)) for column in rows[0]))
         console.print(table)

@@ -296,8 +296,8 @@ def _check_finite(loss: torch.Tensor, stage: str, epoch: int, step: int, ctx: Co
     """Stop before a non-finite loss reaches the weights. On GPU only every 32nd step: a host sync per step
     costs throughput, and once the weights are NaN every later loss is too."""
     if (ctx.device.type == "cpu" or step % 32 == 0) and not torch.isfinite(loss.detach()).item():
-        raise RuntimeFailure(f"{stage}: loss became {float(loss.detach())} in epoch {epoch + 1}, step {step + 1}; "
-                             "lower the lr (or check the data)")  # fmt: skip
+        raise RuntimeFailure(f"{stage}: loss became {float(loss.detach())} in epoch {epoch + 1}, "
+                             f"step {step + 1}; lower the lr (or check the data)")  # fmt: skip
 
 
 def _epoch_record(stage, epoch, loss_sum, correct, seen, seconds, optimizer, model, evaluation, ctx, cfg,

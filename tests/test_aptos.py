@@ -262,7 +262,10 @@ def test_distill_aptos_swin_end_to_end(kaggle_root, tmp_path, monkeypatch, capsy
     assert not set(split["train"]) & set(split["test"])
     assert summary["data"]["image_size"] == 32 and summary["data"]["class_names"][4] == "proliferative"
     assert np.asarray(summary["student"]["test_confusion"]).sum() == len(split["test"])
-    assert Image.open(run / "student_confusion.png").size[0] > 100  # the PNG of that matrix
+    from kdedge.report import write_report
+
+    write_report(run)  # `kdedge report RUN`: the confusion matrix PNG from summary.json
+    assert Image.open(run / "student_confusion.png").size[0] > 100
     for stage, model in (("teacher", "convnext_tiny"), ("student", "swin_tiny_patch4_window7_224")):
         assert summary[stage]["model"] == model and -1.0 <= summary[stage]["test_qwk"] <= 1.0
     again = evaluate_run_dir(run, str(kaggle_root))  # same seeded split and cache -> the same numbers

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -93,8 +96,13 @@ def test_recipes_json_and_show(kdedge) -> None:
 def test_version_and_completion(kdedge) -> None:
     version = kdedge("--version")
     assert version.returncode == 0 and version.stdout.strip() == f"kdedge {kdedge_package.__version__}"
-    completion = kdedge("--show-completion", "bash")
-    assert completion.returncode == 0 and "complete" in completion.stdout
+    # what the script from `kdedge --install-completion` asks when the user presses TAB after "kdedge dis"
+    script = Path(sys.executable).with_name("kdedge")
+    completion = subprocess.run(
+        [str(script)], capture_output=True, text=True, timeout=120,
+        env=os.environ | {"_KDEDGE_COMPLETE": "complete_bash", "COMP_WORDS": "kdedge dis", "COMP_CWORD": "1"},
+    )  # fmt: skip
+    assert completion.returncode == 0 and completion.stdout.split() == ["distill"]
 
 
 def test_a_finished_run_is_not_overwritten_without_force(

@@ -69,6 +69,8 @@ def bench_command(
     for path in paths:
         if not path.exists():
             raise InputError(f"{path}: no such run directory or .onnx file")
+    from rich.console import Console
+
     from kdedge.bench.deploy import save_run_results
     from kdedge.bench.report import bench_table, write_csv, write_json, write_markdown, write_pareto
     from kdedge.console import console, make_progress
@@ -81,7 +83,8 @@ def bench_command(
             writers[kind](result, file)
     save_run_results(result, [p for p in paths if p.is_dir()])
     if not quiet:
-        console.print(bench_table(result))
+        # a pipe or log file gets a wide table instead of rich's 80 columns, which would squash it unreadably
+        (console if console.is_terminal else Console(width=220)).print(bench_table(result))
         notes = sorted({row["note"] for row in result["rows"] if row.get("note")})
         for note in notes:
             console.print(note, markup=False, highlight=False)

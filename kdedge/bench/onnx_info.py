@@ -83,8 +83,10 @@ def graph_stats(path: Path, shape: tuple[int, int, int]) -> dict[str, Any]:
     for node in inferred.graph.node:
         if node.op_type not in ("Conv", "Gemm", "MatMul"):
             continue
-        out = shapes.get(node.output[0])
-        operand = shapes.get(_through_dequant(node.input[1 if node.op_type == "Conv" else 0], producers))
+        out = _batch_one(shapes.get(node.output[0]))
+        operand = _batch_one(
+            shapes.get(_through_dequant(node.input[1 if node.op_type == "Conv" else 0], producers))
+        )
         if not out or not operand or 0 in out or 0 in operand:
             known = False
             continue
@@ -94,6 +96,12 @@ def graph_stats(path: Path, shape: tuple[int, int, int]) -> dict[str, Any]:
             k = operand[0] if node.op_type == "Gemm" and _attr(node, "transA") else operand[-1]
             flops += 2 * int(np.prod(out)) * int(k)
     return {"params": params, "flops": flops if known else None}
+
+
+def _batch_one(shape: list[int] | None) -> list[int] | None:
+    """Shape inference loses the batch dim after data-dependent Reshapes (0 = unknown); the input was fixed
+    to batch 1, so an unknown LEADING dim of an activation is that 1. Other unknown dims stay unknown."""
+    return [1, *shape[1:]] if shape and shape[0] == 0 and len(shape) > 1 else shape
 
 
 def _through_dequant(name: str, producers: dict) -> str:

@@ -119,6 +119,7 @@ def to_int8(src: Path, dst: Path, calibration: np.ndarray, scheme: str, workdir:
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     activation, weight = (getattr(QuantType, name) for name in INT8_TYPES[scheme])
+    src, dst, workdir = src.resolve(), dst.resolve(), workdir.resolve()  # _inside() changes the CWD
     prepared = workdir / f"{src.stem}.pre.onnx"
     try:
         with _quiet(), _inside(workdir):

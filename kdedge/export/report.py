@@ -63,7 +63,7 @@ def export_table(rows: list[ExportRow], title: str) -> Table:
         )
         table.add_row(
             row.name + ".onnx",
-            row.status,
+            "ok" if row.status == "ok" else "skipped" if row.status.startswith("skipped") else "FAILED",
             _fmt(row.size_mb, ".2f"),
             _fmt(ratio, ".1f"),
             _fmt(row.max_abs_diff, ".1e"),
