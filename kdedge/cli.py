@@ -149,12 +149,12 @@ def train(
 @app.command()
 def sweep(
     recipe: Annotated[str, typer.Argument(help="Recipe file or packaged recipe name.")],
-    grid: Annotated[list[str], typer.Option("--grid", help="KEY=V1,V2,... one grid axis (repeatable).")] = [],  # noqa: B006
+    grid: Annotated[list[str], typer.Option("--grid", help="KEY=V1,V2,... a grid axis (repeatable).")] = [],  # noqa: B006
     set_: SetOption = [],  # noqa: B006
-    out: Annotated[Path | None, typer.Option("--out", help="Sweep directory (default runs/<recipe>_sweep).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Folder (default runs/<recipe>_sweep).")] = None,
     data_root: DataRootOption = None, quiet: QuietOption = False,
     jobs: Annotated[int, typer.Option("--jobs", help="Points trained in parallel processes.")] = 1,
-    metric: Annotated[str | None, typer.Option("--metric", help="test_errors, test_accuracy or val_accuracy.")] = None,
+    metric: Annotated[str | None, typer.Option("--metric", help="test_errors or *_accuracy")] = None,
 ) -> None:  # fmt: skip
     """Train the teacher once, then one student per grid point; rerun to resume an interrupted sweep."""
     from kdedge.recipe import load_recipe, parse_set

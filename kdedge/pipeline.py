@@ -152,11 +152,12 @@ def run_recipe(recipe: Recipe, run: RunDir, data_root: str | None, stages: tuple
     if recipe.teacher is not None and "teacher" in stages:
         teacher = obtain_model("teacher", recipe, bundle, bundle.train, ctx, run, checkpointer=checkpointer)
     if recipe.student is not None and "student" in stages:
+        kd_teacher = None if recipe.distillation.loss == "none" else teacher  # none: the no-KD baseline
         student = obtain_model("student", recipe, bundle, transfer, ctx, run, checkpointer=checkpointer,
-                               teacher=None if recipe.distillation.loss == "none" else teacher)  # none: no-KD baseline
+                               teacher=kd_teacher)
         if recipe.distillation.bias_fix is not None:
             biasfix.apply_bias_fix(run, recipe, bundle, student, teacher, holdout,
                                    predict=lambda model, images: predict_logits(model, images, ctx),
-                                   summarize=lambda model: stage_summary(model, bundle, ctx, recipe.student, {}))
+                                   summarize=lambda m: stage_summary(m, bundle, ctx, recipe.student, {}))
     run.update_summary("finished", True)
     return run.read_summary()

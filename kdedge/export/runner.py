@@ -54,7 +54,7 @@ def export_run(
     """
     from kdedge.console import console
 
-    run = RunDir(Path(run_path))
+    run = RunDir(Path(run_path).resolve())  # absolute: int8 pre-processing runs in a temp working dir
     recipe = run.read_recipe()
     wanted = parse_precisions(precisions)
     settings = resolve_settings(
