@@ -1,9 +1,11 @@
 """Alpha study on CIFAR-10: one AlexNet teacher, three small-CNN students at kdedge alpha 1, 0 and 0.5.
 
-The recipe cifar10_alexnet_smallcnn has a `sweep:` section, so `kdedge distill` trains the teacher ONCE and
-one student per alpha (kdedge.sweep). This script reads that sweep directory (or runs the sweep itself, in
-process) and adds what the sweep table lacks: train (eval mode, on the student's training split), val and
-test accuracy per student under BOTH alpha conventions, and one PNG of the loss curves.
+The recipe cifar10_alexnet_smallcnn has a `sweep:` section, so `kdedge distill` (or `kdedge sweep`) trains the
+teacher ONCE and one student per alpha, and writes the alpha study itself (kdedge.alpha_study):
+alpha_study.csv / .md (train / val / test accuracy under BOTH alpha conventions) and alpha_study_curves.png;
+`kdedge report SWEEP` shows them. This script is a thin caller of that library code: it runs the sweep (or
+reads a finished one) and prints the table; `--eval-train` replaces the train column (running accuracy of
+the last epoch) by the final student's accuracy in eval mode on its training split (loads data and model).
 
     KDEDGE_DATA=../shared/data .venv/bin/kdedge distill cifar10_alexnet_smallcnn --out runs/alpha_sweep \
         --set data.train_limit=600 --set teacher.epochs=2 --set student.epochs=6
@@ -19,82 +21,50 @@ import argparse
 import json
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only, no display
-import matplotlib.pyplot as plt  # noqa: E402
-
-from kdedge.checkpoint import RunDir, load_run_model  # noqa: E402
-from kdedge.pipeline import make_context, prepare_data  # noqa: E402
-from kdedge.recipe import load_recipe, parse_set  # noqa: E402
-from kdedge.sweep import grid_points, point_name, run_sweep  # noqa: E402
-from kdedge.train import evaluate  # noqa: E402
+from kdedge import alpha_study
+from kdedge.recipe import load_recipe, parse_set
+from kdedge.report import sweep_points
+from kdedge.sweep import run_sweep
 
 RECIPE = "cifar10_alexnet_smallcnn"
+markdown_table = alpha_study.markdown_table
 
 
 def run_study(out: Path, overrides: dict, data_root: str | None = None) -> list[dict]:
     """Run the recipe's sweep (teacher once, a student per alpha) into `out`; return study_rows(out)."""
     recipe = load_recipe(RECIPE, overrides)
     run_sweep(recipe, dict(recipe.sweep.grid), out, data_root)
-    return study_rows(out, data_root)
+    return study_rows(out)
 
 
-def study_rows(sweep_dir: Path, data_root: str | None = None) -> list[dict]:
-    """One row per student of a finished alpha sweep, in grid order (accuracies as fractions)."""
-    meta = json.loads((sweep_dir / "sweep.json").read_text())
-    rows = []
-    for point in grid_points(meta["grid"]):
-        run = RunDir(sweep_dir / "points" / point_name(point))
+def study_rows(sweep_dir: Path) -> list[dict]:
+    """One row per finished student of an alpha sweep, in grid order (accuracies as fractions)."""
+    grid = json.loads((sweep_dir / "sweep.json").read_text())["grid"]
+    return alpha_study.study_rows(*sweep_points(sweep_dir, grid))
+
+
+def eval_train_accuracy(rows: list[dict], data_root: str | None) -> list[dict]:
+    """Rows with train_accuracy = the final student in eval mode on its training split."""
+    from kdedge.checkpoint import RunDir, load_run_model
+    from kdedge.pipeline import make_context, prepare_data
+    from kdedge.train import evaluate
+
+    updated = []
+    for row in rows:
+        run = RunDir(Path(row["run"]))
         recipe = run.read_recipe()
         bundle = prepare_data(recipe, data_root)
         student, _ = load_run_model(run, "student")
-        train_acc = evaluate(student, bundle.train, make_context(recipe, bundle), 1024)["accuracy"]
-        summary = run.read_summary()
-        alpha = recipe.distillation.soft_weight
-        rows.append({"kdedge_alpha": alpha, "study_alpha": round(1 - alpha, 6), "train_accuracy": train_acc,
-                     "val_accuracy": summary["student"].get("val_accuracy"),
-                     "test_accuracy": summary["student"]["test_accuracy"],
-                     "teacher_test_accuracy": summary["teacher"]["test_accuracy"], "run": str(run.path),
-                     "curves": [r for r in run.read_metrics() if r["stage"] == "student"]})  # fmt: skip
-    return rows
+        report = evaluate(student, bundle.train, make_context(recipe, bundle), 1024)
+        mode = "the final student in eval mode on its training split"
+        updated.append(row | {"train_accuracy": report["accuracy"], "train_accuracy_mode": mode})
+    return updated
 
 
-def markdown_table(rows: list[dict]) -> str:
-    lines = ["| kdedge alpha (teacher-term weight) | study alpha (hard-label weight) | train acc % "
-             "| val acc % | test acc % |", "| ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
-    pct = lambda v: "n/a" if v is None else f"{100 * v:.1f}"  # noqa: E731
-    for row in rows:
-        lines.append(f"| {row['kdedge_alpha']:g} | {row['study_alpha']:g} | {pct(row['train_accuracy'])} | "
-                     f"{pct(row['val_accuracy'])} | {pct(row['test_accuracy'])} |")  # fmt: skip
-    lines.append(f"\nteacher (alexnet_cifar) test accuracy: {pct(rows[0]['teacher_test_accuracy'])} %")
-    return "\n".join(lines)
-
-
-def plot_curves(rows: list[dict], path: Path) -> None:
-    """Per epoch, per student: training objective, validation CE loss, train (running) / val accuracy."""
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
-    for row in rows:
-        curve = row["curves"]
-        epochs = [r["epoch"] for r in curve]
-        label = f"kdedge alpha {row['kdedge_alpha']:g} (study {row['study_alpha']:g})"
-        (line,) = axes[0].plot(epochs, [r["train_loss"] for r in curve], marker="o", label=label)
-        color = line.get_color()
-        axes[1].plot(epochs, [r.get("val_loss", float("nan")) for r in curve], marker="o", color=color)
-        axes[2].plot(epochs, [100 * r["train_accuracy"] for r in curve], linestyle="--", color=color)
-        val_accuracy = [100 * r.get("val_accuracy", float("nan")) for r in curve]
-        axes[2].plot(epochs, val_accuracy, marker="o", color=color)
-    axes[0].set(title="train loss (the objective: differs per alpha)", xlabel="epoch", ylabel="loss")
-    axes[1].set(title="validation cross-entropy", xlabel="epoch", ylabel="loss")
-    axes[2].set(title="accuracy: train (dashed, running) / val (solid)", xlabel="epoch", ylabel="%")
-    axes[0].legend(fontsize=8)
-    for axis in axes:
-        axis.grid(alpha=0.3)
-    fig.suptitle("CIFAR-10 alpha study: AlexNet teacher -> small CNN students")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+def plot_curves(rows: list[dict], path: Path) -> Path | None:
+    """Train (solid) and val (dashed) loss per epoch, one colour per student."""
+    title = "CIFAR-10 alpha study: AlexNet teacher -> small-CNN students"
+    return alpha_study.loss_curves_png(rows, path, title)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -103,18 +73,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/alpha_study"), help="run the sweep here")
     parser.add_argument("--set", dest="sets", action="append", default=[], help="recipe override KEY=VALUE")
     parser.add_argument("--data-root", default=None)
+    parser.add_argument("--eval-train", action="store_true", help="train acc in eval mode (loads the data)")
     args = parser.parse_args(argv)
     if args.sweep_dir:
-        args.out, rows = args.sweep_dir, study_rows(args.sweep_dir, args.data_root)
+        out, rows = args.sweep_dir, study_rows(args.sweep_dir)
     else:
-        rows = run_study(args.out, parse_set(args.sets), args.data_root)
-    table = markdown_table(rows)
-    print(table)
-    (args.out / "alpha_table.md").write_text(table + "\n")
-    (args.out / "alpha_rows.json").write_text(json.dumps([{k: v for k, v in r.items() if k != "curves"}
-                                                          for r in rows], indent=2))  # fmt: skip
-    plot_curves(rows, args.out / "alpha_curves.png")
-    print(f"wrote {args.out / 'alpha_table.md'} and {args.out / 'alpha_curves.png'}")
+        out, rows = args.out, run_study(args.out, parse_set(args.sets), args.data_root)
+    if args.eval_train:
+        rows = eval_train_accuracy(rows, args.data_root)
+        alpha_study.write_tables(out, rows)
+    print("\n".join(alpha_study.markdown_section(rows, None, "#")))
+    print(f"wrote {out / alpha_study.MARKDOWN_NAME}, {alpha_study.CSV_NAME} and {alpha_study.PNG_NAME}")
 
 
 if __name__ == "__main__":

@@ -50,7 +50,8 @@ def save_state(path: Path, state: dict[str, torch.Tensor], metadata: dict[str, s
 
 
 def load_state(path: Path) -> dict[str, torch.Tensor]:
-    """Weights from .safetensors (or a foreign .pt/.pth via torch.load(weights_only=True)); never unpickles code."""
+    """Weights from .safetensors (or a foreign .pt/.pth via torch.load(weights_only=True)); never unpickles
+    code."""
     if not path.is_file():
         raise InputError(f"weights file not found: {path}")
     if path.suffix in (".pt", ".pth", ".bin"):
@@ -80,9 +81,12 @@ def load_weights_into(model: nn.Module, path: Path, what: str) -> None:
     missing = [k for k in own if k not in state]
     wrong = [k for k in own if k in state and state[k].shape != own[k].shape]
     if missing or wrong or len(state) != len(own):
-        detail = (f"shape of '{wrong[0]}' is {tuple(state[wrong[0]].shape)}, model wants {tuple(own[wrong[0]].shape)}"
-                  if wrong else f"{len(missing)} of the model's tensors missing (e.g. '{(missing or ['?'])[0]}'), "
-                  f"{len(state)} in file vs {len(own)} in model")  # fmt: skip
+        if wrong:
+            detail = (f"shape of '{wrong[0]}' is {tuple(state[wrong[0]].shape)}, "
+                      f"model wants {tuple(own[wrong[0]].shape)}")  # fmt: skip
+        else:
+            detail = (f"{len(missing)} of the model's tensors missing (e.g. '{(missing or ['?'])[0]}'), "
+                      f"{len(state)} in file vs {len(own)} in model")  # fmt: skip
         raise InputError(f"{what} weights {path} do not fit the recipe's model: {detail}")
     model.load_state_dict(state)
 
@@ -119,7 +123,8 @@ class RunDir:
         except FileExistsError:
             if _lock_is_live(lock):
                 raise InputError(f"{self.path} is being written by another kdedge process "
-                                 f"(pid {lock.read_text().strip()}); wait for it or choose another --out") from None
+                                 f"(pid {lock.read_text().strip()}); wait for it or choose another "
+                                 "--out") from None  # fmt: skip
             lock.unlink(missing_ok=True)  # stale lock of a killed run
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         os.write(fd, str(os.getpid()).encode())
@@ -201,7 +206,8 @@ def build_stage_model(cfg, info: dict[str, Any]) -> nn.Module:
     """The recipe's model for one stage (StageConfig), with pretrained weights when the recipe asks."""
     from kdedge.models import build_model
 
-    model = build_model(cfg.model, info["num_classes"], info["in_channels"], info["image_size"], cfg.model_kwargs)
+    model = build_model(cfg.model, info["num_classes"], info["in_channels"], info["image_size"],
+                        cfg.model_kwargs)  # fmt: skip
     if cfg.checkpoint:
         return model  # the stage's own checkpoint replaces every weight: no pretrained download needed
     if isinstance(cfg.pretrained, str):
@@ -270,6 +276,7 @@ def load_run_model(run: RunDir, stage: str) -> tuple[nn.Module, dict[str, Any]]:
         raise InputError(f"{run.path} has no trained {stage} (missing {run.weights(stage).name})")
     from kdedge.models import build_model
 
-    model = build_model(cfg.model, info["num_classes"], info["in_channels"], info["image_size"], cfg.model_kwargs)
+    model = build_model(cfg.model, info["num_classes"], info["in_channels"], info["image_size"],
+                        cfg.model_kwargs)  # fmt: skip
     load_weights_into(model, run.weights(stage), stage)
     return model.eval(), info

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from kdedge import __version__
-from kdedge.console import console, error_console, make_progress, summary_table
+from kdedge.console import console, error_console, summary_table
 from kdedge.errors import InputError, KdedgeError
 
 try:  # typer >= 0.20 vendors its own click; older typer uses click itself
@@ -26,9 +26,9 @@ app.add_typer(recipes_app, name="recipes")
 
 SetOption = Annotated[list[str], typer.Option("--set", help="Override a recipe key: a.b=value (repeatable).")]
 OutOption = Annotated[Path | None, typer.Option("--out", help="Run directory (default runs/<recipe name>).")]
-DataRootOption = Annotated[
-    str | None, typer.Option("--data-root", help="Data folder (default $KDEDGE_DATA, else download to ~/.cache/kdedge).")
-]
+DataRootOption = Annotated[str | None, typer.Option(
+    "--data-root", help="Data folder (default $KDEDGE_DATA, else download to ~/.cache/kdedge)."
+)]  # fmt: skip
 ForceOption = Annotated[bool, typer.Option("--force", help="Overwrite a finished run in --out.")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or tables.")]
 TensorBoardOption = Annotated[bool, typer.Option(
@@ -58,92 +58,34 @@ def _root(
         os.environ["KDEDGE_DEBUG"] = "1"
 
 
-def _default_out(name: str) -> Path:
-    """runs/NAME, or runs/NAME-2, -3, ... when a finished run is already there (like Ultralytics' exp2)."""
-    candidate, index = Path("runs") / name, 1
-    while (candidate / "summary.json").exists():
-        index += 1
-        candidate = Path("runs") / f"{name}-{index}"
-    return candidate
-
-
-def _run(recipe_arg: str, overrides: list[str], out: Path | None, data_root: str | None, force: bool,
-         quiet: bool, stages: tuple[str, ...], resume: Path | None = None,
-         checkpoint_minutes: float = 30.0, tensorboard: bool = False) -> None:  # fmt: skip
-    from kdedge import distributed
-    from kdedge.pipeline import prepare_data, run_recipe
-    from kdedge.recipe import load_recipe, parse_set, weight_paths
-    from kdedge.resume import Checkpointer, open_run
-    from kdedge.tblog import require_tensorboard
-    from kdedge.train import describe_device
-
-    recipe = load_recipe(recipe_arg, parse_set([*overrides, *(["tensorboard=true"] if tensorboard else [])]))
-    if recipe.sweep is not None and stages == ("teacher", "student"):  # one teacher, a student per grid point
-        from kdedge.sweep import sweep_command
-
-        if distributed.world_from_env().distributed:  # every rank would run every point into the same folders
-            raise InputError(f"{recipe_arg}: a recipe with a sweep section runs in one process, not under "
-                             "torchrun; torchrun one point instead (--set sweep= --set KEY=VALUE)")
-        sweep_command(recipe, [], out or Path("runs") / recipe.name, data_root, 1, quiet)
-        return
-    if recipe.tensorboard:
-        require_tensorboard()
-    device_line = describe_device(recipe.device)
-    bundle = prepare_data(recipe, data_root)  # bad data root: said before the run directory is touched
-    if "student" in stages and recipe.student is not None:  # so is a bad transfer set / bias fix
-        from kdedge.biasfix import check_transfer_set
-
-        check_transfer_set(recipe, bundle.num_classes)
-    if stages == ("teacher",) and recipe.teacher is None:
-        raise InputError(f"{recipe_arg}: `kdedge train` trains the teacher, and this recipe has none; use distill")
-    if resume is not None and out is not None and out.resolve() != resume.resolve():
-        raise InputError(f"--out {out} and --resume {resume}: a resumed run continues in its own directory")
-    world = distributed.start(recipe.device)  # under torchrun: join the group; only rank 0 writes and prints
-    quiet = quiet or not world.is_main
-    run_path = resume or out or _default_out(recipe.name)
-    run = (open_run(run_path, recipe, force, resume is not None) if world.is_main
-           else distributed.SilentRunDir(run_path))  # fmt: skip
-    checkpointer = Checkpointer(run, recipe, checkpoint_minutes, resume=resume is not None)
-    if not quiet:
-        for key, path in weight_paths(recipe).items():  # relative ones are resolved against the recipe's dir
-            console.print(f"{key}: {path}", markup=False, highlight=False, soft_wrap=True)
-        d = recipe.distillation
-        console.print(f"[bold]{recipe.name}[/] -> {run.path}  (distillation: loss={d.loss}, alpha={d.soft_weight} "
-                      f"= weight of the teacher term, T={d.temperature})", soft_wrap=True)  # fmt: skip
-        console.print(device_line, markup=False, highlight=False, soft_wrap=True)
-    try:
-        with make_progress(quiet) as progress:
-            summary = run_recipe(recipe, run, data_root, stages, progress, checkpointer, bundle)
-    finally:
-        run.release()
-    if not quiet:
-        console.print(summary_table(summary, f"{recipe.name}: test set of {summary['data']['dataset']}"))
-        console.print(f"run directory: {run.path}")
-
-
 @app.command()
 def distill(
     recipe: Annotated[str, typer.Argument(help="Recipe file or packaged recipe name.")],
     set_: SetOption = [],  # noqa: B006 - typer reads the default, never mutates it
-    out: OutOption = None, data_root: DataRootOption = None, force: ForceOption = False, quiet: QuietOption = False,
-    resume: ResumeOption = None, checkpoint_minutes: CheckpointMinutesOption = 30.0,
-    tensorboard: TensorBoardOption = False,
+    out: OutOption = None, data_root: DataRootOption = None, force: ForceOption = False,
+    quiet: QuietOption = False, resume: ResumeOption = None,
+    checkpoint_minutes: CheckpointMinutesOption = 30.0, tensorboard: TensorBoardOption = False,
 ) -> None:  # fmt: skip
     """Train the teacher (unless the recipe gives a checkpoint), then distill the student."""
-    _run(recipe, set_, out, data_root, force, quiet, ("teacher", "student"), resume, checkpoint_minutes,
-         tensorboard)
+    from kdedge.distill_command import distill_command
+
+    distill_command(recipe, set_, out, data_root, force, quiet, ("teacher", "student"), resume,
+                    checkpoint_minutes, tensorboard)  # fmt: skip
 
 
 @app.command()
 def train(
     recipe: Annotated[str, typer.Argument(help="Recipe file or packaged recipe name.")],
     set_: SetOption = [],  # noqa: B006
-    out: OutOption = None, data_root: DataRootOption = None, force: ForceOption = False, quiet: QuietOption = False,
-    resume: ResumeOption = None, checkpoint_minutes: CheckpointMinutesOption = 30.0,
-    tensorboard: TensorBoardOption = False,
+    out: OutOption = None, data_root: DataRootOption = None, force: ForceOption = False,
+    quiet: QuietOption = False, resume: ResumeOption = None,
+    checkpoint_minutes: CheckpointMinutesOption = 30.0, tensorboard: TensorBoardOption = False,
 ) -> None:  # fmt: skip
     """Train the recipe's teacher only."""
-    _run(recipe, set_, out, data_root, force, quiet, ("teacher",), resume, checkpoint_minutes, tensorboard)
+    from kdedge.distill_command import distill_command
+
+    distill_command(recipe, set_, out, data_root, force, quiet, ("teacher",), resume, checkpoint_minutes,
+                    tensorboard)  # fmt: skip
 
 
 @app.command()
@@ -156,7 +98,10 @@ def sweep(
     jobs: Annotated[int, typer.Option("--jobs", help="Points trained in parallel processes.")] = 1,
     metric: Annotated[str | None, typer.Option("--metric", help="test_errors or *_accuracy")] = None,
 ) -> None:  # fmt: skip
-    """Train the teacher once, then one student per grid point; rerun to resume an interrupted sweep."""
+    """Train the teacher once, then one student per grid point.
+
+    Interrupted? Rerun the same command (same --out): it resumes the sweep, skipping finished points.
+    """
     from kdedge.recipe import load_recipe, parse_set
     from kdedge.sweep import sweep_command
 
@@ -202,6 +147,8 @@ def export(
         "--calibration-images", help="Real training images for int8 calibration (default 128).")] = None,
     int8_scheme: Annotated[str | None, typer.Option(
         "--int8-scheme", help="u8s8 (u8 activations, s8 weights; fast on x86, default) or s8s8.")] = None,
+    int8_method: Annotated[str | None, typer.Option("--int8-method", help="int8 quantiser: ort (onnxruntime, "
+        "default) or nncf (OpenVINO's NNCF; pip install 'kdedge[openvino]').")] = None,
     min_agreement: Annotated[float | None, typer.Option(
         "--min-agreement", help="Least fp16/int8 top-1 agreement with fp32 on test images (0.97).")] = None,
     limit: Annotated[int | None, typer.Option("--limit", help="Use the first N test images only.")] = None,
@@ -210,6 +157,8 @@ def export(
         "--accuracy-bound of fp32.")] = None,
     accuracy_bound: Annotated[float, typer.Option(
         "--accuracy-bound", help="With --target: top-1 points the file may lose vs fp32.")] = 0.5,
+    force: Annotated[bool, typer.Option("--force", help="Replace RUN/export as a whole (no old file stays); "
+        "built next to it and swapped in only if every file passes.")] = False,
     data_root: DataRootOption = None, quiet: QuietOption = False,
 ) -> None:  # fmt: skip
     """Write RUN/export/<stage>.<precision>.onnx, each checked against PyTorch and self-describing."""
@@ -222,8 +171,8 @@ def export(
     from kdedge.export.runner import export_run
 
     export_run(run_dir, model, precision, opset, data_root=data_root, calibration_images=calibration_images,
-               int8_scheme=int8_scheme, min_top1_agreement=min_agreement, limit=limit,
-               quiet=quiet)  # fmt: skip
+               int8_scheme=int8_scheme, int8_method=int8_method, min_top1_agreement=min_agreement,
+               limit=limit, quiet=quiet, force=force)  # fmt: skip
 
 
 @app.command()
@@ -275,7 +224,8 @@ def bench(
 
 @recipes_app.callback()
 def list_recipes(
-    ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", help="Machine-readable list.")] = False
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable list.")] = False,
 ) -> None:
     """List the packaged recipes, one line each."""
     if ctx.invoked_subcommand is not None:

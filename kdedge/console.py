@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 console = Console()
@@ -27,6 +34,7 @@ def summary_table(summary: dict, title: str) -> Table:
         if not row:
             continue
         table.add_row(stage, row["model"], f"{row['params']:,}", f"{100 * row['test_accuracy']:.2f}",
-                      f"{row['test_errors']} / {row['test_count']}", f"{row.get('test_qwk', float('nan')):.3f}",
+                      f"{row['test_errors']} / {row['test_count']}",
+                      f"{row.get('test_qwk', float('nan')):.3f}",
                       f"{row.get('train_seconds', 0):.1f}")  # fmt: skip
     return table

@@ -88,14 +88,16 @@ def load_mnist(root: Path, may_download: bool) -> DataBundle:
     }  # fmt: skip
     if not all((raw / f).exists() for f in files.values()):
         if not may_download:
-            raise InputError(f"data root {root} has no MNIST (expected {raw}/{files['train_x']}); "
-                             "point --data-root or KDEDGE_DATA at a folder that has it, or unset both to download")
+            raise InputError(f"data root {root} has no MNIST (expected {raw}/{files['train_x']}); point "
+                             "--data-root or KDEDGE_DATA at a folder that has it, or unset both to download")
         import torchvision
 
         for train in (True, False):
             torchvision.datasets.MNIST(root, train=train, download=True)
     arrays = {key: _read_idx(raw / name) for key, name in files.items()}
-    as_split = lambda x, y: Split(torch.from_numpy(x.copy()).unsqueeze(1), torch.from_numpy(y.astype(np.int64)))  # noqa: E731
+    def as_split(x: np.ndarray, y: np.ndarray) -> Split:
+        return Split(torch.from_numpy(x.copy()).unsqueeze(1), torch.from_numpy(y.astype(np.int64)))
+
     return DataBundle(
         "mnist", as_split(arrays["train_x"], arrays["train_y"]), as_split(arrays["test_x"], arrays["test_y"]),
         tuple(str(d) for d in range(10)), (0.1307,), (0.3081,),
@@ -117,7 +119,8 @@ def load_mnist_embedded(root: Path, may_download: bool) -> DataBundle:
         rank_in_class[members] = torch.arange(len(members))
     is_test = rank_in_class % 5 == 4
     return DataBundle(
-        "mnist_embedded", Split(images[~is_test], labels_t[~is_test]), Split(images[is_test], labels_t[is_test]),
+        "mnist_embedded", Split(images[~is_test], labels_t[~is_test]),
+        Split(images[is_test], labels_t[is_test]),
         tuple(str(d) for d in range(10)), (0.1307,), (0.3081,),
     )  # fmt: skip
 
@@ -154,7 +157,8 @@ CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog
 
 @DATASETS.register("cifar10")
 def load_cifar10(root: Path, may_download: bool) -> DataBundle:
-    """CIFAR-10 from ROOT/cifar-10-batches-py (read directly: works on subsets that torchvision's md5 check rejects)."""
+    """CIFAR-10 from ROOT/cifar-10-batches-py (read directly: works on subsets that torchvision's md5
+    check rejects)."""
     folder = root / "cifar-10-batches-py"
     names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
     missing = [n for n in names if not (folder / n).exists()]
@@ -164,8 +168,8 @@ def load_cifar10(root: Path, may_download: bool) -> DataBundle:
         torchvision.datasets.CIFAR10(root, train=True, download=True)
         missing = [n for n in names if not (folder / n).exists()]
     if missing:
-        raise InputError(f"CIFAR-10 root {folder} is missing {', '.join(missing)}; expected data_batch_1..5 and "
-                         "test_batch (empty batches are fine); point --data-root or KDEDGE_DATA at it")
+        raise InputError(f"CIFAR-10 root {folder} is missing {', '.join(missing)}; expected data_batch_1..5 "
+                         "and test_batch (empty batches are fine); point --data-root or KDEDGE_DATA at it")
     parts = [_read_cifar_batch(folder / n) for n in names]
     train_x = np.concatenate([p[0] for p in parts[:5]])
     train_y = np.concatenate([p[1] for p in parts[:5]])
@@ -198,8 +202,8 @@ def load_data(name: str, data_root: str | None, image_size: int | None = None,
 
 def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
     """(N, C, H, W) uint8 -> (N, C, size, size) uint8, antialiased bilinear, in chunks to bound memory."""
-    chunks = [F.interpolate(c.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-              for c in images.split(1024)]  # fmt: skip
+    chunks = [F.interpolate(c.float(), size=(size, size), mode="bilinear", antialias=True,
+                            align_corners=False) for c in images.split(1024)]  # fmt: skip
     return torch.cat(chunks).round().clamp(0, 255).to(torch.uint8)
 
 
@@ -208,9 +212,11 @@ def split_validation(bundle: DataBundle, val_size: int, seed: int) -> DataBundle
     if val_size <= 0:
         return bundle
     if val_size >= len(bundle.train):
-        raise InputError(f"data.val_size: must be smaller than the {len(bundle.train)} training images (got {val_size})")
+        raise InputError(f"data.val_size: must be smaller than the {len(bundle.train)} training images "
+                         f"(got {val_size})")
     order = torch.randperm(len(bundle.train), generator=torch.Generator().manual_seed(seed))
-    return replace(bundle, val=bundle.train.subset(order[:val_size]), train=bundle.train.subset(order[val_size:]))
+    val, train = bundle.train.subset(order[:val_size]), bundle.train.subset(order[val_size:])
+    return replace(bundle, val=val, train=train)
 
 
 def filter_classes(split: Split, omit: list[int], keep: list[int] | None) -> Split:
@@ -228,32 +234,6 @@ def normalize(images: torch.Tensor, mean: tuple[float, ...], std: tuple[float, .
     mean_t = torch.tensor(mean, device=images.device).view(1, -1, 1, 1)
     std_t = torch.tensor(std, device=images.device).view(1, -1, 1, 1)
     return (images.float() / 255.0 - mean_t) / std_t
-
-
-def random_shift(images: torch.Tensor, max_shift: int, generator: torch.Generator, flip: bool = False) -> torch.Tensor:
-    """Shift each image by its own random (dy, dx) in [-max_shift, max_shift], zero fill; optional random
-    horizontal flip. (N, C, H, W) -> same shape; vectorised, no per-sample Python."""
-    n, _, h, w = images.shape
-    padded = F.pad(images, (max_shift,) * 4)
-    dy = torch.randint(0, 2 * max_shift + 1, (n,), generator=generator).to(images.device)
-    dx = torch.randint(0, 2 * max_shift + 1, (n,), generator=generator).to(images.device)
-    rows = (dy[:, None] + torch.arange(h, device=images.device))[:, :, None]  # (N, H, 1)
-    cols = (dx[:, None] + torch.arange(w, device=images.device))[:, None, :]  # (N, 1, W)
-    if flip:
-        mirrored = torch.rand(n, generator=generator).to(images.device) < 0.5
-        cols = torch.where(mirrored[:, None, None], cols.flip(-1), cols)
-    batch_index = torch.arange(n, device=images.device)[:, None, None]
-    return padded.permute(0, 2, 3, 1)[batch_index, rows, cols].permute(0, 3, 1, 2).contiguous()
-
-
-def augment(images: torch.Tensor, kind: str, generator: torch.Generator) -> torch.Tensor:
-    """Training-time augmentation on a uint8 batch: 'none', 'jitter' (shift <= 2 px, Hinton's MNIST
-    teacher) or 'crop_flip' (pad-4 random crop + horizontal flip, the CIFAR standard)."""
-    if kind == "jitter":
-        return random_shift(images, 2, generator)
-    if kind == "crop_flip":
-        return random_shift(images, 4, generator, flip=True)
-    return images
 
 
 def split_record(bundle: DataBundle) -> dict | None:

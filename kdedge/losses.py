@@ -16,6 +16,14 @@ from kdedge.registry import Registry
 LOSSES: Registry = Registry("loss")
 
 
+def inverse_frequency_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Per-class weights (C,) inversely proportional to the class counts in labels (N,), mean 1: the
+    hard-label term of imbalanced data (APTOS) then counts every class equally."""
+    counts = torch.bincount(labels, minlength=num_classes).float().clamp(min=1)
+    weights = counts.sum() / (len(counts) * counts)
+    return weights / weights.mean()
+
+
 @LOSSES.register("none")
 def hard_only(student_logits, teacher_logits, targets, alpha: float, temperature: float,
     class_weights: torch.Tensor | None = None) -> torch.Tensor:
@@ -32,7 +40,8 @@ def hinton_kd(student_logits, teacher_logits, targets, alpha: float, temperature
     """
     soft_targets = F.softmax(teacher_logits / temperature, dim=1)
     soft_ce = -(soft_targets * F.log_softmax(student_logits / temperature, dim=1)).sum(1).mean()
-    return alpha * temperature**2 * soft_ce + (1 - alpha) * F.cross_entropy(student_logits, targets, weight=class_weights)
+    hard_ce = F.cross_entropy(student_logits, targets, weight=class_weights)
+    return alpha * temperature**2 * soft_ce + (1 - alpha) * hard_ce
 
 
 @LOSSES.register("kl")
@@ -49,4 +58,5 @@ def kl_kd(student_logits, teacher_logits, targets, alpha: float, temperature: fl
         reduction="batchmean",
         log_target=True,
     )
-    return alpha * temperature**2 * kl + (1 - alpha) * F.cross_entropy(student_logits, targets, weight=class_weights)
+    hard_ce = F.cross_entropy(student_logits, targets, weight=class_weights)
+    return alpha * temperature**2 * kl + (1 - alpha) * hard_ce

@@ -140,7 +140,9 @@ def build_model(
     """Build a registered model; a bad keyword argument becomes one clear InputError."""
     builder = MODELS.get(name)
     try:
-        return builder(num_classes=num_classes, in_channels=in_channels, image_size=image_size, **(kwargs or {}))
+        return builder(
+            num_classes=num_classes, in_channels=in_channels, image_size=image_size, **(kwargs or {})
+        )
     except TypeError as err:
         raise InputError(f"model '{name}': bad model_kwargs {kwargs}: {err}") from None
 

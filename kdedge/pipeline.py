@@ -21,13 +21,14 @@ from kdedge.checkpoint import (
     weights_path,
 )
 from kdedge.data import DataBundle, Split, filter_classes, load_data, split_record, split_validation
+from kdedge.devices import resolve_device
 from kdedge.distributed import current_world, process_device, training_module
 from kdedge.errors import InputError
 from kdedge.models import count_params
 from kdedge.recipe import Recipe, StageConfig
 from kdedge.resume import Checkpointer
 from kdedge.tblog import epoch_callback
-from kdedge.train import Context, evaluate, predict_logits, resolve_device
+from kdedge.train import Context, evaluate, predict_logits
 
 
 def prepare_data(recipe: Recipe, data_root: str | None) -> DataBundle:
@@ -44,7 +45,8 @@ def prepare_data(recipe: Recipe, data_root: str | None) -> DataBundle:
         order = torch.randperm(len(split), generator=torch.Generator().manual_seed(recipe.seed))
         return split.subset(order[:limit])
 
-    return replace(bundle, train=first(bundle.train, cfg.train_limit), test=first(bundle.test, cfg.test_limit))
+    return replace(bundle, train=first(bundle.train, cfg.train_limit),
+                   test=first(bundle.test, cfg.test_limit))  # fmt: skip
 
 
 def student_train_split(recipe: Recipe, bundle: DataBundle) -> Split:
@@ -59,11 +61,13 @@ def student_train_split(recipe: Recipe, bundle: DataBundle) -> Split:
     return split
 
 
-def make_context(recipe: Recipe, bundle: DataBundle, progress=None, on_epoch: Callable = lambda r: None) -> Context:
+def make_context(recipe: Recipe, bundle: DataBundle, progress=None,
+                 on_epoch: Callable = lambda r: None) -> Context:  # fmt: skip
     world = current_world()  # rank 0 of 1 unless started by torchrun (kdedge.distributed)
     device = process_device(resolve_device(recipe.device), world)
     return Context(device=device, mean=bundle.mean, std=bundle.std, seed=recipe.seed, amp=recipe.amp,
-                   channels_last=recipe.channels_last and device.type == "cuda", num_classes=bundle.num_classes,
+                   channels_last=recipe.channels_last and device.type == "cuda",
+                   num_classes=bundle.num_classes,
                    progress=progress, on_epoch=on_epoch, rank=world.rank,
                    world_size=world.world_size)  # fmt: skip
 
@@ -83,13 +87,15 @@ def stage_summary(model: nn.Module, bundle: DataBundle, ctx: Context, cfg: Stage
 def obtain_model(stage: str, recipe: Recipe, bundle: DataBundle, train: Split, ctx: Context, run: RunDir,
                  teacher: nn.Module | None = None,
                  checkpointer: Checkpointer | None = None) -> nn.Module:  # fmt: skip
-    """Train one stage (or load it from `checkpoint`), save its weights and summary, return it in eval mode."""
+    """Train one stage (or load it from `checkpoint`), save its weights and summary; return it in eval
+    mode."""
     cfg: StageConfig = getattr(recipe, stage)
     torch.manual_seed(recipe.seed)  # the same init whether or not an earlier stage ran
     model = build_stage_model(cfg, data_info(bundle)).to(ctx.device)
     if ctx.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    # without one from the CLI (which cleared or checked RUN first), e.g. a sweep point: continue its saved state
+    # without one from the CLI (which cleared or checked RUN first), e.g. a sweep point: continue its
+    # saved state
     checkpointer = checkpointer or Checkpointer(run, recipe, resume=True)
     if checkpointer.stage_finished(stage):  # --resume: a finished stage is loaded, never retrained
         load_weights_into(model, run.weights(stage), stage)
@@ -125,7 +131,8 @@ def check_checkpoint_splits(recipe: Recipe, split: dict) -> None:
                              "data.split and data set")  # fmt: skip
 
 
-def run_recipe(recipe: Recipe, run: RunDir, data_root: str | None, stages: tuple[str, ...] = ("teacher", "student"),
+def run_recipe(recipe: Recipe, run: RunDir, data_root: str | None,
+               stages: tuple[str, ...] = ("teacher", "student"),
                progress=None, checkpointer: Checkpointer | None = None,
                bundle: DataBundle | None = None,
                teacher_logits_file: Path | None = None) -> dict:  # fmt: skip
@@ -135,20 +142,22 @@ def run_recipe(recipe: Recipe, run: RunDir, data_root: str | None, stages: tuple
     `teacher_logits_file`: where the student stage keeps the teacher's logits (default RUN/teacher_logits
     .safetensors; a sweep passes one file for all its points), reused while their key matches."""
     bundle = bundle or prepare_data(recipe, data_root)
-    if recipe.student is not None and "student" in stages:  # bad transfer sets fail before anything is written
+    if recipe.student is not None and "student" in stages:  # bad transfer sets fail before any write
         biasfix.check_transfer_set(recipe, bundle.num_classes)
     tensorboard = recipe.tensorboard and current_world().is_main  # only rank 0 writes into the run directory
     on_epoch = epoch_callback(run.path, tensorboard, run.append_metrics)  # metrics.jsonl (+ TensorBoard)
     ctx = make_context(recipe, bundle, progress, on_epoch=on_epoch)
     ctx.teacher_logits_file = teacher_logits_file or run.path / "teacher_logits.safetensors"
     run.write_recipe(recipe)
-    run.update_summary("data", data_info(bundle) | {"train_images": len(bundle.train), "test_images": len(bundle.test)})
+    sizes = {"train_images": len(bundle.train), "test_images": len(bundle.test)}
+    run.update_summary("data", data_info(bundle) | sizes)
     if (split := split_record(bundle)) is not None:  # which files trained / tested (APTOS), for audits
         atomic_write_text(run.path / "split.json", json.dumps(split, indent=1))
         check_checkpoint_splits(recipe, split)
     teacher = transfer = holdout = None
     if recipe.student is not None and "student" in stages:
-        transfer, holdout = biasfix.split_holdout(student_train_split(recipe, bundle), recipe)
+        pool, holdout = biasfix.split_holdout(bundle.train, recipe)  # held out before classes are dropped
+        transfer = student_train_split(recipe, replace(bundle, train=pool))
     if recipe.teacher is not None and "teacher" in stages:
         teacher = obtain_model("teacher", recipe, bundle, bundle.train, ctx, run, checkpointer=checkpointer)
     if recipe.student is not None and "student" in stages:

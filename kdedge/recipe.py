@@ -19,10 +19,13 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from kdedge import overrides as _overrides
 from kdedge.data import DATASETS
 from kdedge.errors import InputError, did_you_mean
 from kdedge.losses import LOSSES
 from kdedge.models import MODELS
+from kdedge.overrides import parse_set as parse_set  # re-exported: `--set` parsing lives in kdedge.overrides
+from kdedge.overrides import schema_children
 
 Scalar = int | float | str | bool
 
@@ -81,7 +84,7 @@ class StageConfig(_Strict):
     step_epochs: Annotated[int, Field(gt=0)] | None = None
     step_gamma: Annotated[float, Field(gt=0, le=1)] = 0.1
     warmup_epochs: Annotated[int, Field(ge=0)] = 0
-    augment: Literal["none", "jitter", "crop_flip"] = "none"
+    augment: Literal["none", "jitter", "affine", "crop_flip"] = "none"
     class_weighted_loss: bool = False
     checkpoint: str | None = None
     pretrained: bool | str = False
@@ -216,64 +219,14 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return content
 
 
-def _schema_children(model_cls: type[BaseModel]) -> dict[str, type[BaseModel] | None]:
-    """field name -> nested recipe model class (or None for a leaf / free-form dict)."""
-    children: dict[str, type[BaseModel] | None] = {}
-    for name, field in model_cls.model_fields.items():
-        nested = None
-        for candidate in (field.annotation, *getattr(field.annotation, "__args__", ())):
-            if isinstance(candidate, type) and issubclass(candidate, _Strict):
-                nested = candidate
-        children[name] = nested
-    return children
-
-
 def check_key(key: str) -> None:
     """Raise InputError unless the dotted key names a recipe field (free-form below model_kwargs/grid)."""
-    model_cls: type[BaseModel] | None = Recipe
-    parts = key.split(".")
-    for depth, part in enumerate(parts):
-        if model_cls is None:
-            return  # below a free-form mapping such as model_kwargs
-        children = _schema_children(model_cls)
-        if part not in children:
-            where = ".".join(parts[:depth]) or "recipe"
-            raise InputError(f"unknown key '{key}' in {where}:{did_you_mean(part, children)} "
-                             f"valid: {', '.join(children)}")  # fmt: skip
-        model_cls = children[part]
-        if model_cls is None and depth < len(parts) - 1 and part not in ("model_kwargs", "grid"):
-            raise InputError(f"'{'.'.join(parts[: depth + 1])}' is a value, not a section (in '{key}')")
+    _overrides.check_key(key, Recipe)
 
 
 def apply_overrides(config: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """Return a deep copy of config with each dotted key set; keys are checked against the schema."""
-    result = json.loads(json.dumps(config))
-    for key, value in overrides.items():
-        check_key(key)
-        node = result
-        *parents, leaf = key.split(".")
-        for part in parents:
-            if not isinstance(node.get(part), dict):
-                node[part] = {}
-            node = node[part]
-        node[leaf] = value
-    return result
-
-
-def parse_set(assignments: list[str]) -> dict[str, Any]:
-    """['a.b=3', 'c=x'] -> {'a.b': 3, 'c': 'x'}; values are YAML scalars, typed later by the schema."""
-    overrides: dict[str, Any] = {}
-    for item in assignments:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise InputError(f"--set '{item}': expected KEY=VALUE, e.g. student.epochs=5")
-        try:
-            overrides[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.constructor.ConstructorError:  # e.g. !!python/object: never constructed, never a string
-            raise InputError(f"--set '{key.strip()}': YAML tags are not allowed (got {raw[:40]!r})") from None
-        except yaml.YAMLError:
-            overrides[key.strip()] = raw
-    return overrides
+    return _overrides.apply_overrides(config, overrides, Recipe)
 
 
 def _format_error(error: dict[str, Any], source: str) -> str:
@@ -281,8 +234,8 @@ def _format_error(error: dict[str, Any], source: str) -> str:
     if error["type"] == "extra_forbidden":
         parent: type[BaseModel] | None = Recipe
         for part in error["loc"][:-1]:
-            parent = _schema_children(parent).get(str(part)) if parent else None
-        hint = did_you_mean(str(error["loc"][-1]), _schema_children(parent)) if parent else ""
+            parent = schema_children(parent).get(str(part)) if parent else None
+        hint = did_you_mean(str(error["loc"][-1]), schema_children(parent)) if parent else ""
         return f"{source}: unknown key '{where}'{',' + hint if hint else ''}"
     message = error["msg"].removeprefix("Value error, ")
     got = "" if error["type"] in ("missing", "value_error") else f" (got {error.get('input')!r})"

@@ -2,7 +2,8 @@
 
 Run:   summary table (teacher, student, bias-fixed student), learning curves per stage (metrics.jsonl),
        test confusion matrices (summary.json's test_confusion; no data or model is loaded).
-Sweep: the sweep table (best first), the heat map, the teacher's curves, every point's test errors per epoch.
+Sweep: the sweep table (best first), the heat map, the teacher's curves, every point's test errors per epoch;
+       over an alpha grid also the alpha study (both loss conventions, kdedge.alpha_study), also on screen.
 """
 
 from __future__ import annotations
@@ -12,18 +13,20 @@ from pathlib import Path
 
 import numpy as np
 
-from kdedge import plots
+from kdedge import alpha_study, plots
 from kdedge.checkpoint import RunDir, atomic_write_text
 from kdedge.errors import InputError
+from kdedge.sweep import grid_points, point_name
 
 STAGES = ("teacher", "student", "student_bias_fixed")
 
 
-def write_report(path: Path) -> Path:
-    """Write PATH/report.md (and its PNGs next to it); returns the report's path."""
+def write_report(path: Path, show: bool = True) -> Path:
+    """Write PATH/report.md (and its PNGs next to it); returns the report's path. With `show`, tables that
+    exist only in the report (the alpha study's) are printed too."""
     path = Path(path)
     if (path / "sweep.json").is_file():
-        lines = sweep_section(path)
+        lines = sweep_section(path, show)
     elif (path / "summary.json").is_file():
         lines = run_section(path, RunDir(path).read_summary().get("data", {}).get("dataset", ""))
     else:
@@ -92,8 +95,31 @@ def run_section(path: Path, title: str, heading: str = "#") -> list[str]:
     return lines
 
 
-def sweep_section(path: Path) -> list[str]:
-    """Markdown for a sweep directory: its table and heat map, the teacher, the points' test curves."""
+def sweep_points(path: Path, grid: dict[str, list]) -> tuple[list[dict], list[Path]]:
+    """The grid's points, in grid order, and their run directories under PATH/points."""
+    points = grid_points(grid)
+    return points, [path / "points" / point_name(point) for point in points]
+
+
+def alpha_section(path: Path, meta: dict, show: bool) -> list[str]:
+    """The alpha study of an alpha sweep (files rewritten from the points), as Markdown; [] otherwise."""
+    if not alpha_study.is_alpha_sweep(meta["grid"]):
+        return []
+    rows = alpha_study.write_study(path, *sweep_points(path, meta["grid"]), meta["recipe"])
+    if not rows:
+        return []
+    if show:
+        from kdedge.console import console
+
+        console.print(alpha_study.rich_table(rows, f"{meta['recipe']}: alpha study (both conventions)"))
+    png = alpha_study.PNG_NAME if (path / alpha_study.PNG_NAME).is_file() else None
+    return alpha_study.markdown_section(rows, png) + [f"Table as CSV: [{alpha_study.CSV_NAME}]"
+                                                      f"({alpha_study.CSV_NAME})", ""]  # fmt: skip
+
+
+def sweep_section(path: Path, show: bool = False) -> list[str]:
+    """Markdown for a sweep directory: its table and heat map, the alpha study of an alpha grid, the
+    teacher, the points' test curves."""
     meta = json.loads((path / "sweep.json").read_text())
     table = (path / "sweep.md").read_text().splitlines()[1:] if (path / "sweep.md").is_file() else []
     lines = [
@@ -102,6 +128,7 @@ def sweep_section(path: Path) -> list[str]:
         f"Grid: `{json.dumps(meta['grid'])}`; teacher weights: `{meta['teacher']}`",
         *table,
         "",
+        *alpha_section(path, meta, show),
     ]
     if (path / "sweep_heatmap.png").is_file():
         lines += ["## Heat map", "", "![heat map](sweep_heatmap.png)", ""]

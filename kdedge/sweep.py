@@ -88,8 +88,14 @@ def point_recipe(base: Recipe, point: dict[str, Any], teacher_weights: str | Non
 
 # -- running ------------------------------------------------------------------------------------------------
 def _run_point(config: dict, path: str, data_root: str | None, threads: int | None, progress=None) -> dict:
-    """One point in this process (or a worker process): an ordinary run directory, trained from scratch
-    unless it finished before (an unfinished one is overwritten; its teacher is loaded, so little is lost)."""
+    """Train one grid point (or the sweep's teacher-only run) into the run directory `path`, in this
+    process or a spawned worker (`config` is the resolved recipe as a dict; `threads` caps torch's threads
+    in a worker). Returns its summary.
+
+    The caller skips finished points. An unfinished one continues where it stopped, never starts over: a
+    stage whose weights are saved is loaded, a stage with a training state (RUN/<stage>.state.safetensors)
+    resumes from it. A point's teacher is loaded from the sweep's teacher (teacher.checkpoint), never
+    trained here."""
     import torch
 
     from kdedge.pipeline import run_recipe

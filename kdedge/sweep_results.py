@@ -1,5 +1,6 @@
 """The results of a sweep: one row per finished point, sorted by the metric, as sweep.csv, sweep.md and
-a heat map of the metric over the first two grid axes (sweep_heatmap.png)."""
+a heat map of the metric over the first two grid axes (sweep_heatmap.png); for a grid over the alpha
+(either convention), the alpha study's table and loss curves too (kdedge.alpha_study)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import io
 from pathlib import Path
 from typing import Any
 
+from kdedge import alpha_study
 from kdedge.checkpoint import RunDir, atomic_write_text
 
 
@@ -79,7 +81,8 @@ def cell(value: Any) -> str:
 def write_results(
     sweep_dir: Path, points: list[dict], paths: list[Path], metric: str, name: str
 ) -> list[dict]:
-    """sweep.csv, sweep.md and sweep_heatmap.png from the points' summaries (finished ones only)."""
+    """sweep.csv, sweep.md and sweep_heatmap.png from the points' summaries (finished ones only), and
+    alpha_study.{csv,md} + alpha_study_curves.png when the grid varies the alpha."""
     rows = [
         point_row(point, RunDir(path).read_summary(), metric)
         for point, path in zip(points, paths, strict=True)
@@ -90,6 +93,8 @@ def write_results(
     atomic_write_text(sweep_dir / "sweep.md", rows_to_markdown(rows, f"sweep of {name}, sorted by {metric}"))
     if rows:
         heatmap_png(sweep_dir, rows, points, metric)
+    if points and alpha_study.is_alpha_sweep(points[0]):
+        alpha_study.write_study(sweep_dir, points, paths, name)
     return rows
 
 

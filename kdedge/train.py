@@ -3,13 +3,12 @@
 Data is resident on the training device as uint8 tensors; each step indexes a batch, augments it on
 the device, normalises it and takes one optimiser step. When the student sees the same input the
 teacher would (no augmentation), the teacher's logits over the training set are computed once
-(in eval/inference mode) and indexed per batch instead of re-running the teacher every step.
+(in eval/inference mode; for jittered input, once per each of the 25 shifts) and indexed per batch instead
+of re-running the teacher every step.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import math
 import time
@@ -18,14 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
 from torch import nn
 
-from kdedge.checkpoint import save_state
-from kdedge.data import Split, augment, normalize
+from kdedge import teacher_cache
+from kdedge.augment import JITTER_VARIANTS, augment_with_variant, jitter_variant
+from kdedge.data import Split, normalize
+from kdedge.devices import autocast
 from kdedge.distributed import shard
-from kdedge.errors import InputError, RuntimeFailure
-from kdedge.losses import LOSSES
+from kdedge.errors import RuntimeFailure
+from kdedge.losses import LOSSES, inverse_frequency_weights
 from kdedge.metrics import agreement, classification_report
 from kdedge.recipe import DistillConfig, StageConfig
 
@@ -66,32 +66,9 @@ class Context:
     teacher_logits_file: Path | None = None
 
 
-def resolve_device(name: str) -> torch.device:
-    """'auto' -> CUDA when present else CPU; an explicit 'cuda' without a GPU is bad input."""
-    if name == "cuda" and not torch.cuda.is_available():
-        raise InputError("device: 'cuda' requested but no CUDA device is present (use device=auto or cpu)")
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def describe_device(name: str) -> str:
-    """The one line a run prints about where it trains, e.g. 'device: cpu (auto: no CUDA device found)'."""
-    device = resolve_device(name)
-    if name != "auto":
-        return f"device: {device.type} (from the recipe)"
-    found = "no CUDA device found" if device.type == "cpu" else f"CUDA found: {torch.cuda.get_device_name(0)}"
-    return f"device: {device.type} (auto: {found})"
-
-
-def autocast(ctx: Context):
-    if ctx.amp == "off" or ctx.device.type != "cuda":
-        return contextlib.nullcontext()
-    return torch.autocast("cuda", dtype=torch.bfloat16 if ctx.amp == "bf16" else torch.float16)
-
-
 @torch.inference_mode()
-def predict_logits(model: nn.Module, images: torch.Tensor, ctx: Context, batch_size: int = 1024) -> torch.Tensor:
+def predict_logits(model: nn.Module, images: torch.Tensor, ctx: Context,
+                   batch_size: int = 1024) -> torch.Tensor:  # fmt: skip
     """Logits (N, C) float32 of `model` in eval mode for uint8 images (N, C, H, W)."""
     was_training = model.training
     model.eval()
@@ -100,7 +77,7 @@ def predict_logits(model: nn.Module, images: torch.Tensor, ctx: Context, batch_s
         inputs = normalize(chunk.to(ctx.device, non_blocking=True), ctx.mean, ctx.std)
         if ctx.channels_last:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
-        with autocast(ctx):
+        with autocast(ctx.amp, ctx.device):
             outputs.append(model(inputs).float())
     model.train(was_training)
     return torch.cat(outputs) if outputs else torch.zeros(0)
@@ -119,7 +96,8 @@ def evaluate(model: nn.Module, split: Split, ctx: Context, batch_size: int = 102
 def make_optimizer(model: nn.Module, cfg: StageConfig) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0,
+        nesterov = cfg.nesterov and cfg.momentum > 0
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=nesterov,
                                weight_decay=cfg.weight_decay)  # fmt: skip
     optimizer_cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
     return optimizer_cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -141,7 +119,7 @@ def lr_factor(cfg: StageConfig, step: int, steps_per_epoch: int) -> float:
 
 
 def apply_max_norm(model: nn.Module, max_norm: float) -> None:
-    """Hinton et al.'s constraint: rescale each hidden unit's incoming weight vector to L2 norm <= max_norm."""
+    """Hinton et al.'s constraint: rescale each unit's incoming weight vector to L2 norm <= max_norm."""
     with torch.no_grad():
         for layer in model.modules():
             if isinstance(layer, nn.Linear):
@@ -150,57 +128,33 @@ def apply_max_norm(model: nn.Module, max_norm: float) -> None:
 
 def teacher_logits_for(teacher: nn.Module | None, split: Split, cfg: StageConfig, distill: DistillConfig,
                        ctx: Context) -> torch.Tensor | None:  # fmt: skip
-    """The cache: teacher logits (N, C) float32 over the whole training split, or None when they must be
-    computed per batch (augmented student input, or caching turned off).
+    """The cache: teacher logits float32 over the whole training split, (N, C) for unaugmented student input
+    or (JITTER_VARIANTS, N, C) for jittered input (the teacher's logits for each of the 25 shifts); None
+    when they must be computed per batch (random crops / affine warps, or caching turned off).
 
     With ctx.teacher_logits_file, logits saved there by an earlier fit are reused when their key
     (teacher_logits_key: teacher weights + data + transform) matches; otherwise computed and saved."""
-    if teacher is None or cfg.augment != "none" or not distill.cache_teacher_logits:
+    if teacher is None or cfg.augment not in ("none", "jitter") or not distill.cache_teacher_logits:
         return None
-    path = ctx.teacher_logits_file
-    if path is None:
-        return predict_logits(teacher, split.images, ctx, cfg.eval_batch_size)
+
+    def compute() -> torch.Tensor:
+        if cfg.augment == "none":
+            return predict_logits(teacher, split.images, ctx, cfg.eval_batch_size)
+        # 25 teacher passes over the data, once; a live teacher costs one pass per student epoch
+        shifted = (jitter_variant(split.images, variant) for variant in range(JITTER_VARIANTS))
+        return torch.stack([predict_logits(teacher, images, ctx, cfg.eval_batch_size) for images in shifted])
+
     key = teacher_logits_key(teacher, split, cfg, ctx)
-    logits = _read_teacher_logits(path, key)
-    if logits is not None:
-        ctx.notes.append(f"teacher logits: reused {path} (key {key})")
-        return logits.to(ctx.device)
-    logits = predict_logits(teacher, split.images, ctx, cfg.eval_batch_size)
-    if ctx.rank == 0:  # under DDP every rank computes the same logits; one writer
-        save_state(path, {"logits": logits}, {"kdedge.teacher_logits_key": key})
-    ctx.notes.append(f"teacher logits: computed for {len(split)} images, saved to {path} (key {key})")
-    return logits
+    return teacher_cache.load_or_compute(ctx.teacher_logits_file, key, compute, ctx.rank == 0, ctx.notes,
+                                         ctx.device)  # fmt: skip
 
 
 def teacher_logits_key(teacher: nn.Module, split: Split, cfg: StageConfig, ctx: Context) -> str:
     """sha256 (first 16 hex digits) of everything cached teacher logits depend on: the teacher's
     architecture and weights, the training images (bytes, shape, order) and the transform that feeds
     the teacher (normalisation, augmentation, mixed precision, memory layout, device type)."""
-    digest = hashlib.sha256(repr(teacher).encode())
-    for name, tensor in teacher.state_dict().items():
-        digest.update(f"{name}{tuple(tensor.shape)}{tensor.dtype}".encode())
-        digest.update(_raw_bytes(tensor))
-    digest.update(f"{tuple(split.images.shape)}{split.images.dtype}".encode())
-    digest.update(_raw_bytes(split.images))
     transform = [list(ctx.mean), list(ctx.std), cfg.augment, ctx.amp, ctx.channels_last, ctx.device.type]
-    digest.update(json.dumps(transform).encode())
-    return digest.hexdigest()[:16]
-
-
-def _raw_bytes(tensor: torch.Tensor) -> memoryview:
-    """The tensor's bytes (any dtype, bf16 included) without a copy when it is already on the CPU."""
-    return memoryview(tensor.detach().reshape(-1).contiguous().cpu().view(torch.uint8).numpy())
-
-
-def _read_teacher_logits(path: Path, key: str) -> torch.Tensor | None:
-    """Logits saved under `key`, or None (no file, another key, unreadable: recompute, it is only a cache)."""
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            if (handle.metadata() or {}).get("kdedge.teacher_logits_key") != key:
-                return None
-            return handle.get_tensor("logits")
-    except (SafetensorError, OSError):
-        return None
+    return teacher_cache.digest_key(teacher, split.images, json.dumps(transform))
 
 
 def fit(model: nn.Module, train: Split, cfg: StageConfig, ctx: Context, stage: str,
@@ -226,7 +180,9 @@ def fit(model: nn.Module, train: Split, cfg: StageConfig, ctx: Context, stage: s
     generator = generator or torch.Generator().manual_seed(ctx.seed)
     images, labels = train.images.to(ctx.device), train.labels.to(ctx.device)
     cached_teacher_logits = teacher_logits_for(teacher, train, cfg, distill, ctx)
-    class_weights = _class_weights(labels, ctx, cfg)
+    class_weights = inverse_frequency_weights(labels, ctx.num_classes) if cfg.class_weighted_loss else None
+    # fp16 gradients underflow without loss scaling (bf16 has fp32's range: no scaler); a no-op when disabled
+    scaler = torch.amp.GradScaler(ctx.device.type, enabled=ctx.amp == "fp16" and ctx.device.type == "cuda")
     steps_per_epoch = math.ceil(len(labels) / (cfg.batch_size * ctx.world_size))
     records = []
     done_steps = steps_per_epoch * start_epoch + (position.step if position else 0)
@@ -246,13 +202,14 @@ def fit(model: nn.Module, train: Split, cfg: StageConfig, ctx: Context, stage: s
                 continue
             for group in optimizer.param_groups:
                 group["lr"] = cfg.lr * lr_factor(cfg, epoch * steps_per_epoch + step, steps_per_epoch)
-            inputs = normalize(augment(images[batch], cfg.augment, generator), ctx.mean, ctx.std)
+            batch_images, variant = augment_with_variant(images[batch], cfg.augment, generator)
+            inputs = normalize(batch_images, ctx.mean, ctx.std)
             if ctx.channels_last:
                 inputs = inputs.contiguous(memory_format=torch.channels_last)
-            with autocast(ctx):
+            with autocast(ctx.amp, ctx.device):
                 student_logits = model(inputs).float()
-                if cached_teacher_logits is not None:
-                    teacher_logits = cached_teacher_logits[batch]
+                if cached_teacher_logits is not None:  # variant: which jittered copy each image is
+                    teacher_logits = cached_teacher_logits[batch if variant is None else (variant, batch)]
                 elif teacher is not None:
                     with torch.inference_mode():
                         teacher_logits = teacher(inputs).float().clone()
@@ -261,8 +218,9 @@ def fit(model: nn.Module, train: Split, cfg: StageConfig, ctx: Context, stage: s
             loss = loss_fn(student_logits, teacher_logits, labels[batch], alpha, temperature, class_weights)
             _check_finite(loss, stage, epoch, step, ctx)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
             if cfg.max_norm:
                 apply_max_norm(model, cfg.max_norm)
             loss_sum += loss.detach() * len(batch)
@@ -304,7 +262,8 @@ def _epoch_record(stage, epoch, loss_sum, correct, seen, seconds, optimizer, mod
                   known_logits: dict[str, torch.Tensor] | None = None) -> dict:  # fmt: skip
     """One line of metrics.jsonl; stops the run when the loss stopped being finite."""
     if ctx.world_size > 1:
-        totals = torch.stack([loss_sum.float(), correct.float(), torch.tensor(float(seen), device=ctx.device)])
+        seen_t = torch.tensor(float(seen), device=ctx.device)
+        totals = torch.stack([loss_sum.float(), correct.float(), seen_t])
         torch.distributed.all_reduce(totals)
         loss_sum, correct, seen = totals[0], totals[1], int(totals[2])
     train_loss = float(loss_sum) / max(seen, 1)
@@ -321,17 +280,10 @@ def _epoch_record(stage, epoch, loss_sum, correct, seen, seconds, optimizer, mod
     return record
 
 
-def _class_weights(labels: torch.Tensor, ctx: Context, cfg: StageConfig) -> torch.Tensor | None:
-    """Inverse-frequency weights (C,) for imbalanced data (APTOS), mean 1; None unless the recipe asks."""
-    if not cfg.class_weighted_loss:
-        return None
-    counts = torch.bincount(labels, minlength=ctx.num_classes).float().clamp(min=1)
-    weights = counts.sum() / (len(counts) * counts)
-    return weights / weights.mean()
-
-
 def _progress_task(ctx: Context, description: str, total: int):
-    return ctx.progress.add_task(description, total=total) if ctx.progress is not None and ctx.rank == 0 else None
+    if ctx.progress is None or ctx.rank != 0:
+        return None
+    return ctx.progress.add_task(description, total=total)
 
 
 def _advance(ctx: Context, task) -> None:

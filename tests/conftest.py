@@ -14,13 +14,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cli_helpers import tiny_overrides
 
 REPO = Path(__file__).resolve().parents[1]
 
 # A real but tiny distillation on MNIST: 1,000 training / 200 test images, one epoch per stage,
 # a 64-unit teacher. Seconds on 2 CPU cores; enough to exercise every file a run writes.
-TINY = ["--set", "teacher.epochs=1", "--set", "student.epochs=1", "--set", "data.train_limit=1000",
-        "--set", "data.test_limit=200", "--set", "teacher.model_kwargs.hidden=[64]"]  # fmt: skip
+TINY = tiny_overrides("data.train_limit=1000")
 
 
 @pytest.fixture(scope="session")

@@ -69,3 +69,22 @@ def _train(model: nn.Module, bundle, steps: int, batch_size: int = 64) -> None:
         optimizer.step()
     torch.set_num_threads(threads)
     model.eval()
+
+
+def make_exported_run(
+    path: Path,
+    data_root: Path,
+    model: str,
+    precisions: str,
+    *,
+    models: str = "student",
+    export_options: dict | None = None,
+    **run_options: Any,
+) -> tuple[Path, list]:
+    """make_run(path, data_root, model, **run_options), then a quiet `export_run` of it with
+    `export_options` (calibration_images, int8_scheme, ...): (run directory, export rows)."""
+    from kdedge.export import export_run
+
+    run = make_run(path, data_root, model, **run_options)
+    rows = export_run(run, models, precisions, data_root=str(data_root), quiet=True, **(export_options or {}))
+    return run, rows

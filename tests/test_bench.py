@@ -299,3 +299,53 @@ def test_bench_never_imports_the_training_loop():
         "print(bad); sys.exit(1 if bad else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
+
+
+def _finished_run(path: Path, teacher_hidden: list[int] | None, teacher_source: Path | None = None) -> Path:
+    """A finished hinton_mnist-like run directory made without data: random tiny MLP weights, the summary
+    a run writes. teacher_hidden None: the teacher was loaded from `teacher_source` and is not kept."""
+    from kdedge.checkpoint import RunDir
+    from kdedge.models import build_model
+    from kdedge.recipe import validate_recipe
+
+    teacher = {"model": "mlp", "model_kwargs": {"hidden": teacher_hidden or [8]}}
+    if teacher_source is not None:
+        teacher["checkpoint"] = str(teacher_source)
+    recipe = validate_recipe({"name": "pairing", "data": {"name": "mnist"}, "teacher": teacher,
+                              "student": {"model": "mlp", "model_kwargs": {"hidden": [4]}}})  # fmt: skip
+    run = RunDir(path)
+    path.mkdir(parents=True)
+    run.write_recipe(recipe)
+    info = {"dataset": "mnist", "num_classes": 10, "in_channels": 1, "image_size": 28, "mean": [0.1307],
+            "std": [0.3081], "class_names": [str(i) for i in range(10)]}  # fmt: skip
+    run.update_summary("data", info)
+    if teacher_hidden is not None:
+        run.save_weights("teacher", build_model("mlp", 10, 1, 28, {"hidden": teacher_hidden}), recipe)
+    run.update_summary("teacher", {"source": str(teacher_source)} if teacher_source else {"epochs": 1})
+    run.save_weights("student", build_model("mlp", 10, 1, 28, {"hidden": [4]}), recipe)
+    run.update_summary("student", {"epochs": 1})
+    run.update_summary("finished", True)
+    return path
+
+
+def test_students_pair_with_the_teacher_their_run_records_not_a_same_named_folder(tmp_path):
+    """a/run and b/run share a folder name; c/run's student learnt from a/run's teacher (teacher.checkpoint,
+    summary.json teacher.source) and keeps no teacher of its own. Each student must be compared with its
+    own teacher: a and c with a's (8 hidden units), b with b's (32)."""
+    from kdedge.bench.report import add_comparisons
+    from kdedge.bench.run import BenchOptions, plan_rows
+    from kdedge.bench.targets import discover
+
+    a = _finished_run(tmp_path / "a" / "run", [8])
+    b = _finished_run(tmp_path / "b" / "run", [32])
+    c = _finished_run(tmp_path / "c" / "run", None, teacher_source=a / "teacher.safetensors")
+    rows = plan_rows(discover([a, b, c]), BenchOptions(batch_sizes=(1,), runtimes=("torch",)), tmp_path)
+    for row in rows:  # as if every row ran: latency = parameter count, so a speed-up names its teacher
+        row.update(status="ok", latency_ms_p50=float(row["params"]), accuracy=None)
+    add_comparisons(rows, None)
+    teacher_params = {Path(r["run"]).parent.name: r["params"] for r in rows if r["stage"] == "teacher"}
+    assert set(teacher_params) == {"a", "b"} and teacher_params["a"] < teacher_params["b"]
+    speedups = {Path(r["run"]).parent.name: r["speedup_vs_teacher"] * r["params"]
+                for r in rows if r["stage"] == "student"}  # fmt: skip
+    expected = {"a": teacher_params["a"], "b": teacher_params["b"], "c": teacher_params["a"]}
+    assert speedups == pytest.approx(expected)

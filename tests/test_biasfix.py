@@ -3,39 +3,28 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
+from cli_helpers import tiny_overrides
 from safetensors.torch import load_file
 
 from kdedge.biasfix import (
     check_transfer_set,
     fit_shift,
     missing_classes,
-    missing_mass,
+    missing_rate,
     raise_bias,
     split_holdout,
 )
-from kdedge.errors import InputError
+from kdedge.errors import InputError, RuntimeFailure
 from kdedge.models import build_model, output_bias
 from kdedge.pipeline import prepare_data, student_train_split
 from kdedge.recipe import load_recipe
 
-TINY = [
-    "--set",
-    "teacher.epochs=1",
-    "--set",
-    "student.epochs=1",
-    "--set",
-    "data.train_limit=600",
-    "--set",
-    "data.test_limit=200",
-    "--set",
-    "teacher.model_kwargs.hidden=[64]",
-    "--set",
-    "student.model_kwargs.hidden=[32]",
-]
+TINY = tiny_overrides("student.model_kwargs.hidden=[32]")
 
 
 def recipe_with(**overrides):
@@ -72,30 +61,44 @@ def test_auto_fit_recovers_a_known_bias_shift_on_a_tiny_model() -> None:
     and raising the bias by it must give back the teacher's outputs."""
     torch.manual_seed(0)
     teacher = build_model("mlp", 10, 1, 8, {"hidden": [16]}).eval()
+    with torch.no_grad():  # a random net may never pick 3 or 5: make the teacher predict them sometimes
+        output_bias(teacher)[[3, 5]] += 0.3
     student = build_model("mlp", 10, 1, 8, {"hidden": [16]}).eval()
     student.load_state_dict(teacher.state_dict())
     with torch.no_grad():
         output_bias(student)[[3, 5]] -= 2.75
     images = torch.randn(512, 1, 8, 8)
     with torch.no_grad():
-        shift = fit_shift(student(images), teacher(images), [3, 5])
-    assert shift == pytest.approx(2.75, abs=1e-3)
+        student_logits, teacher_logits = student(images), teacher(images)
+    shift = fit_shift(student_logits, teacher_logits, [3, 5])
+    target = missing_rate(teacher_logits, [3, 5])
+    assert 0 < target < 1 and missing_rate(student_logits, [3, 5], shift) == target
+    assert shift == pytest.approx(2.75, abs=0.25)  # the middle of the matching interval, which holds 2.75
     raise_bias(student, [3, 5], shift)
     with torch.no_grad():
-        assert torch.allclose(student(images), teacher(images), atol=1e-3)
-    logits = torch.zeros(4, 3)
-    assert missing_mass(logits, [0]) == pytest.approx(1 / 3)
-    assert missing_mass(logits, [0], shift=float(torch.log(torch.tensor(2.0)))) == pytest.approx(0.5)
+        agree = (student(images).argmax(1) == teacher_logits.argmax(1)).float().mean()
+    assert agree > 0.98
+    logits = torch.tensor([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 3.0], [1.0, 0.0, 0.0]])
+    assert missing_rate(logits, [0]) == pytest.approx(0.5)
+    assert missing_rate(logits, [0], shift=1.5) == pytest.approx(0.75)  # row 2 flips, row 3 (3 > 1.5) not
+    with pytest.raises(RuntimeFailure, match="nothing to match"):
+        fit_shift(logits, torch.tensor([[0.0, 1.0, 0.0]]), [0])  # the teacher never predicts class 0
 
 
 def test_holdout_only_for_auto_and_disjoint(data_root: Path) -> None:
     recipe = recipe_with(
         **{"data.train_limit": 1000, "data.omit_classes": [3], "distillation.bias_fix": "auto"}
     )
-    transfer = student_train_split(recipe, prepare_data(recipe, str(data_root)))
-    train, held = split_holdout(transfer, recipe)
-    assert len(held) == len(transfer) // 10 and len(train) + len(held) == len(transfer)
-    assert split_holdout(transfer, recipe_with(**{"distillation.bias_fix": 2.0}))[1] is None
+    bundle = prepare_data(recipe, str(data_root))
+    rest, held = split_holdout(bundle.train, recipe)
+    assert len(held) == len(bundle.train) // 10 and len(rest) + len(held) == len(bundle.train)
+    assert 3 in held.labels  # held out before the threes are dropped: the teacher predicts them there
+    transfer = student_train_split(recipe, replace(bundle, train=rest))
+    assert 3 not in transfer.labels and len(transfer) == int((rest.labels != 3).sum())
+    assert not set(held.ids or []) & set(transfer.ids or [])  # MNIST splits carry no ids: check by pixels
+    pixels = {bytes(img.numpy()) for img in held.images}
+    assert not any(bytes(img.numpy()) in pixels for img in transfer.images[:2000])
+    assert split_holdout(bundle.train, recipe_with(**{"distillation.bias_fix": 2.0}))[1] is None
 
 
 @pytest.mark.parametrize(

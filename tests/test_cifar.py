@@ -12,8 +12,9 @@ import pytest
 import torch
 from torch import nn
 
+from kdedge.augment import augment
 from kdedge.checkpoint import RunDir, save_state
-from kdedge.data import augment, load_data
+from kdedge.data import load_data
 from kdedge.models import build_model
 from kdedge.recipe import load_recipe
 

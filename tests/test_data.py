@@ -72,3 +72,22 @@ def test_normalize_shapes_and_values() -> None:
     out = normalize(images, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
     assert out.shape == (2, 3, 4, 4) and out.dtype == torch.float32
     assert torch.allclose(out, torch.full_like(out, 2.0))
+
+
+def test_affine_augment_geometry_and_determinism() -> None:
+    """`random_affine` with no rotation/zoom/shift is the identity; with shifts only it moves pixels exactly
+    like the integer jitter; a seed fixes the draw."""
+    from kdedge.augment import JITTER_VARIANTS, augment, jitter_variant, random_affine
+
+    images = torch.randint(0, 256, (6, 1, 28, 28), dtype=torch.uint8)
+    identity = random_affine(images, torch.Generator().manual_seed(0), degrees=0, scale=0, max_shift=0)
+    assert torch.equal(identity, images)
+    shifted = random_affine(images, torch.Generator().manual_seed(1), degrees=0, scale=0, max_shift=2)
+    variants = [jitter_variant(images, v) for v in range(JITTER_VARIANTS)]  # every integer shift <= 2 px
+    matches = [[v for v in range(JITTER_VARIANTS) if torch.equal(shifted[i], variants[v][i])]
+               for i in range(6)]  # fmt: skip
+    assert all(len(found) >= 1 for found in matches), matches  # each image is exactly one pure shift
+    first = augment(images, "affine", torch.Generator().manual_seed(3))
+    assert first.dtype == torch.uint8 and first.shape == images.shape
+    assert torch.equal(first, augment(images, "affine", torch.Generator().manual_seed(3)))
+    assert not torch.equal(first, augment(images, "affine", torch.Generator().manual_seed(4)))

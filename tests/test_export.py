@@ -10,8 +10,8 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from cli_helpers import run_cli
-from export_helpers import make_run
+from cli_helpers import checksums, run_cli
+from export_helpers import make_exported_run, make_run
 from torch import nn
 
 from kdedge.errors import InputError, RuntimeFailure
@@ -83,20 +83,17 @@ def test_fp32_parity_at_two_untraced_batch_sizes(
 @pytest.fixture(scope="module")
 def mnist_export(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list]:
     """A briefly trained MNIST MLP exported to fp32/fp16/int8 (int8 calibrated on 64 real training digits)."""
-    from kdedge.export import export_run
-
-    run = make_run(
+    return make_exported_run(
         tmp_path_factory.mktemp("mnist") / "run",
         data_root,
         "mlp",
+        "fp32,fp16,int8",
+        models="both",
+        export_options={"calibration_images": 64},
         model_kwargs={"hidden": [64]},
         train_steps=300,
         test_limit=500,
     )
-    rows = export_run(
-        run, "both", "fp32,fp16,int8", data_root=str(data_root), calibration_images=64, quiet=True
-    )
-    return run, rows
 
 
 def test_export_writes_checked_self_describing_files(mnist_export):
@@ -172,26 +169,16 @@ def test_int8_is_static_qdq_per_channel_u8s8_and_smaller(mnist_export):
 
 
 def test_s8s8_scheme_on_real_cifar_calibration(data_root: Path, tmp_path: Path):
-    from kdedge.export import export_run
-
-    run = make_run(
+    run, rows = make_exported_run(
         tmp_path / "run",
         data_root,
         "small_cnn",
+        "int8",
+        export_options={"calibration_images": 32, "int8_scheme": "s8s8", "min_top1_agreement": 0.9},
         dataset="cifar10",
         model_kwargs={"width": 8},
         train_steps=150,
         test_limit=200,
-    )
-    rows = export_run(
-        run,
-        "student",
-        "int8",
-        data_root=str(data_root),
-        calibration_images=32,
-        int8_scheme="s8s8",
-        min_top1_agreement=0.9,
-        quiet=True,
     )
     assert [r.name for r in rows] == ["student.int8"] and not (run / "export" / "student.fp32.onnx").exists()
     assert _activation_zero_point_types(rows[0].path) == {onnx.TensorProto.INT8}
@@ -244,6 +231,34 @@ def test_failed_parity_or_agreement_writes_no_file(
     with pytest.raises(RuntimeFailure, match="student.fp32.*fp32_rtol"):
         export_run(run, "student", "fp32", data_root=str(data_root), limit=50, quiet=True)
     assert sorted(p.name for p in (run / "export").iterdir()) == ["student.fp32.onnx"]
+
+
+def test_force_replaces_the_whole_export_and_a_failed_one_keeps_the_old(
+    mnist_export, data_root: Path, tmp_path: Path, monkeypatch
+):
+    """--force: RUN/export ends up holding only the new files (the old fp16/int8 and a stale deploy/
+    file do not linger); a forced export that fails leaves the previous export exactly as it was."""
+    import shutil
+
+    from kdedge.export import export_run, runner
+
+    run = tmp_path / "run"
+    shutil.copytree(mnist_export[0], run)
+    (run / "export" / "deploy").mkdir()
+    (run / "export" / "deploy" / "student.cpu-x86.onnx").write_bytes(b"chosen from the old export")
+    code, _, err = run_cli("export", run, "--model", "student", "--precision", "fp32", "--limit", "50",
+                           "--data-root", data_root, "--force", "-q")  # fmt: skip
+    assert code == 0, err
+    assert sorted(p.name for p in (run / "export").iterdir()) == ["student.fp32.onnx"]
+    assert sorted(p.name for p in run.iterdir() if p.name.startswith(".export")) == []  # no staging left
+    good = checksums(run / "export")
+    stamps = {p.name: p.stat().st_mtime_ns for p in (run / "export").iterdir()}
+    monkeypatch.setattr(runner, "agreement", lambda a, b: 0.5)  # the int8 file fails its check
+    with pytest.raises(RuntimeFailure, match="student.int8.*agreement.*left as it was"):
+        export_run(run, "student", "fp32,int8", data_root=str(data_root), limit=50, quiet=True, force=True)
+    assert checksums(run / "export") == good  # not even the new fp32 file, which passed
+    assert stamps == {p.name: p.stat().st_mtime_ns for p in (run / "export").iterdir()}
+    assert sorted(p.name for p in run.iterdir() if p.name.startswith(".export")) == []
 
 
 def test_cli_bad_input_is_one_line_exit_2(mnist_export, tmp_path: Path, data_root: Path):

@@ -1,6 +1,6 @@
-"""The teacher-logit cache (kdedge.train.teacher_logits_for): used when valid, never when the teacher's input
-is augmented or the teacher's weights (or data) changed, and invisible in the result: a cached run trains the
-same student as an uncached one."""
+"""The teacher-logit cache (kdedge.train.teacher_logits_for): used when valid (jittered input included: one
+row per shift), never for random crops/warps or when the teacher's weights (or data) changed, and invisible in
+the result: a cached run trains the same student as an uncached one."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import pytest
 import torch
 from torch import nn
 
-from kdedge.data import Split, load_data
+from kdedge.augment import JITTER_VARIANTS, jitter_variant
+from kdedge.data import Split, load_data, normalize
 from kdedge.models import build_model
 from kdedge.recipe import DistillConfig, StageConfig
 from kdedge.train import Context, fit, teacher_logits_for, teacher_logits_key
@@ -73,14 +74,15 @@ def test_cache_runs_the_teacher_once_over_the_training_set(mnist_subset: Split) 
     assert counter.images == len(mnist_subset)  # one pass, not one per epoch
 
 
-@pytest.mark.parametrize("why", ["augmented", "cache_off"])
+@pytest.mark.parametrize("why", ["affine", "crop_flip", "cache_off"])
 def test_teacher_runs_per_batch_when_the_cache_is_not_valid(mnist_subset: Split, why: str) -> None:
-    """Jittered student input: the teacher must see the SAME jittered batch, so no precomputed logits."""
+    """Randomly warped/cropped student input: the teacher must see the SAME batch, and the outcomes are too
+    many to precompute, so no cached logits."""
     teacher = _teacher()
     counter = ImageCounter(teacher)
-    augment = "jitter" if why == "augmented" else "none"
+    augment = "none" if why == "cache_off" else why
     cfg = StageConfig(model="mlp", epochs=2, batch_size=100, lr=0.05, augment=augment)
-    distill = KD if why == "augmented" else KD.model_copy(update={"cache_teacher_logits": False})
+    distill = KD.model_copy(update={"cache_teacher_logits": False}) if why == "cache_off" else KD
     assert teacher_logits_for(teacher, mnist_subset, cfg, distill, _context()) is None
     _fit_student(mnist_subset, teacher, cfg, _context(), distill)
     assert counter.images == 2 * len(mnist_subset)  # every batch of every epoch
@@ -107,7 +109,30 @@ def test_saved_logits_are_reused_only_for_the_same_teacher_and_data(mnist_subset
     teacher_logits_for(teacher, other_data, cfg, KD, ctx)
     assert counter.images == 3 * len(mnist_subset), "logits of other data were used"
     jittered = replace_stage(cfg, augment="jitter")
-    assert teacher_logits_for(teacher, mnist_subset, jittered, KD, ctx) is None  # file there, still unused
+    per_shift = teacher_logits_for(teacher, mnist_subset, jittered, KD, ctx)  # another key: not plain logits
+    assert per_shift.shape == (JITTER_VARIANTS, len(mnist_subset), 10)
+    assert counter.images == (3 + JITTER_VARIANTS) * len(mnist_subset)
+
+
+def test_jittered_input_uses_per_shift_logits_and_trains_the_same_student(mnist_subset: Split) -> None:
+    """Jitter has 25 outcomes: the teacher runs once per shift (25 passes, whatever the epoch count), row v of
+    the cache is the teacher on shift v, and the student matches one trained against a live teacher."""
+    teacher = _teacher()
+    counter = ImageCounter(teacher)
+    cfg = StageConfig(model="mlp", epochs=3, batch_size=128, lr=0.05, augment="jitter")
+    cached = teacher_logits_for(teacher, mnist_subset, cfg, KD, _context())
+    variant = 7  # dy = 1, dx = 2: one pixel up, no horizontal shift
+    live = teacher(normalize(jitter_variant(mnist_subset.images, variant), (0.1307,), (0.3081,))).detach()
+    torch.testing.assert_close(cached[variant], live, rtol=1e-5, atol=1e-5)
+    counter.images = 0
+    student, records = _fit_student(mnist_subset, teacher, cfg, _context())
+    assert counter.images == JITTER_VARIANTS * len(mnist_subset)
+    uncached = KD.model_copy(update={"cache_teacher_logits": False})
+    live_student, live_records = _fit_student(mnist_subset, teacher, cfg, _context(), uncached)
+    assert counter.images == (JITTER_VARIANTS + 3) * len(mnist_subset)  # live: one pass per epoch
+    for name, tensor in live_student.state_dict().items():
+        torch.testing.assert_close(student.state_dict()[name], tensor, rtol=1e-4, atol=1e-5)
+    assert records[-1]["train_loss"] == pytest.approx(live_records[-1]["train_loss"], rel=1e-5)
 
 
 def replace_stage(cfg: StageConfig, **changes) -> StageConfig:

@@ -13,7 +13,7 @@ import onnx
 import pytest
 import torch
 from cli_helpers import run_cli
-from export_helpers import make_run
+from export_helpers import make_exported_run
 from PIL import Image
 
 from kdedge.checkpoint import RunDir, load_run_model
@@ -50,24 +50,21 @@ print(out.getvalue())
 @pytest.fixture(scope="module")
 def exported(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """{'mnist': run, 'cifar10': run}: briefly trained students exported to fp32."""
-    from kdedge.export import export_run
-
     runs = {}
     for dataset, model, kwargs in (
         ("mnist", "mlp", {"hidden": [64]}),
         ("cifar10", "small_cnn", {"width": 8}),
     ):
-        run = make_run(
+        runs[dataset], _ = make_exported_run(
             tmp_path_factory.mktemp(dataset) / "run",
             data_root,
             model,
+            "fp32",
             dataset=dataset,
             model_kwargs=kwargs,
             train_steps=200,
             test_limit=24,
         )
-        export_run(run, "student", "fp32", data_root=str(data_root), quiet=True)
-        runs[dataset] = run
     return runs
 
 

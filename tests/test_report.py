@@ -6,21 +6,11 @@ import re
 from pathlib import Path
 
 import numpy as np
+from cli_helpers import tiny_overrides
 
 from kdedge import plots
 
-TINY = [
-    "--set",
-    "teacher.epochs=2",
-    "--set",
-    "student.epochs=1",
-    "--set",
-    "data.train_limit=600",
-    "--set",
-    "data.test_limit=200",
-    "--set",
-    "teacher.model_kwargs.hidden=[64]",
-]
+TINY = tiny_overrides("teacher.epochs=2")
 
 
 def is_png(path: Path) -> bool:

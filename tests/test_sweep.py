@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from cli_helpers import tiny_overrides
 from safetensors.torch import load_file
 
 from kdedge.errors import InputError
@@ -17,18 +18,7 @@ from kdedge.sweep import check_grid, grid_points, parse_grid, point_name, point_
 from kdedge.sweep_results import is_finished, sort_rows, write_results
 
 # A tiny teacher (64 hidden units), 600 training / 200 test images, one epoch per stage.
-TINY = [
-    "--set",
-    "teacher.epochs=1",
-    "--set",
-    "student.epochs=1",
-    "--set",
-    "data.train_limit=600",
-    "--set",
-    "data.test_limit=200",
-    "--set",
-    "teacher.model_kwargs.hidden=[64]",
-]
+TINY = tiny_overrides()
 
 
 def test_parse_grid_types_values_and_keeps_order() -> None:

@@ -50,8 +50,8 @@ def choose(rows: list[dict[str, Any]], accuracy_bound: float) -> dict[str, Any] 
 def mark_deployable(rows: list[dict[str, Any]], accuracy_bound: float) -> list[dict[str, Any]]:
     """Set row['deploy'] (True on every batch row of each model's chosen variant); returns the choices."""
     choices = []
-    for key in dict.fromkeys((r["model"], r["device"]) for r in rows):
-        mine = [r for r in rows if (r["model"], r["device"]) == key]
+    for key in dict.fromkeys((r.get("run"), r["model"], r["device"]) for r in rows):
+        mine = [r for r in rows if (r.get("run"), r["model"], r["device"]) == key]
         best = choose(mine, accuracy_bound)
         for row in mine:
             row["deploy"] = best is not None and (row["runtime"], row["precision"]) == (
@@ -66,7 +66,7 @@ def mark_deployable(rows: list[dict[str, Any]], accuracy_bound: float) -> list[d
 def save_run_results(result: dict[str, Any], run_paths: list[Path]) -> None:
     """RUN/bench.json: this bench's rows of each run directory, for `kdedge export --target`."""
     for path in run_paths:
-        rows = [r for r in result["rows"] if r["group"] == path.name and r.get("file")]
+        rows = [r for r in result["rows"] if r.get("run") == str(path.resolve()) and r.get("file")]
         if rows:
             record = {"machine": result["machine"], "options": result["options"], "rows": rows}
             atomic_write_text(path / "bench.json", json.dumps(record, indent=2, default=str))

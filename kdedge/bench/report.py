@@ -70,26 +70,29 @@ def machine_info(options) -> dict[str, Any]:
 
 def add_comparisons(rows: list[dict[str, Any]], peak_gflops: float | None) -> None:
     """speedup_vs_teacher (teacher p50 / student p50) and accuracy_delta_vs_teacher (points) for each
-    student row against its group's teacher row of the same runtime, precision, device and batch; and the
-    achieved fraction of the measured peak GFLOP/s."""
-    teachers = {
-        (r["group"], r["runtime"], r["precision"], r["device"], r["batch_size"]): r
-        for r in rows
-        if r["stage"] == "teacher" and r["status"] == "ok"
-    }
+    student row against its teacher's row of the same runtime, precision, device and batch; and the
+    achieved fraction of the measured peak GFLOP/s. A student's teacher is the teacher row with the same
+    _pair_key (the teacher weights its run records; never a folder name), from its own run if there."""
+    teachers: dict[tuple, list[dict[str, Any]]] = {}
+    for r in rows:
+        if r["stage"] == "teacher" and r["status"] == "ok" and r.get("_pair_key"):
+            teachers.setdefault(_pairing(r), []).append(r)
     for row in rows:
         row.update(speedup_vs_teacher=None, accuracy_delta_vs_teacher=None, peak_fraction=None)
         if row["status"] != "ok":
             continue
-        teacher = teachers.get(
-            (row["group"], row["runtime"], row["precision"], row["device"], row["batch_size"])
-        )
-        if row["stage"] == "student" and teacher is not None:
+        mine = teachers.get(_pairing(row), []) if row["stage"] == "student" else []
+        teacher = next((t for t in mine if t.get("run") == row.get("run")), mine[0] if mine else None)
+        if teacher is not None:
             row["speedup_vs_teacher"] = teacher["latency_ms_p50"] / row["latency_ms_p50"]
             if row["accuracy"] is not None and teacher["accuracy"] is not None:
                 row["accuracy_delta_vs_teacher"] = 100 * (row["accuracy"] - teacher["accuracy"])
         if peak_gflops and row.get("flops"):
             row["peak_fraction"] = row["flops"] * row["throughput_per_s"] / (peak_gflops * 1e9)
+
+
+def _pairing(row: dict[str, Any]) -> tuple:
+    return row.get("_pair_key"), row["runtime"], row["precision"], row["device"], row["batch_size"]
 
 
 def _fmt(value: Any, digits: int = 2) -> str:

@@ -99,6 +99,7 @@ def plan_rows(models: list[BenchModel], options: BenchOptions, folder: Path) -> 
                     {
                         "model": model.label,
                         "group": model.group,
+                        "run": model.run_path,  # absolute; None for bare files
                         "stage": model.stage,
                         "arch": model.arch,
                         "runtime": runtime,
@@ -113,6 +114,7 @@ def plan_rows(models: list[BenchModel], options: BenchOptions, folder: Path) -> 
                         "dataset": model.dataset,
                         "status": f"skipped: {skip}" if skip else "",
                         "_model_index": index,
+                        "_pair_key": model.pair_key,
                         "_scored": scored,
                         "_logits": str(folder / f"logits{len(rows)}.npy") if scored else None,
                     }
@@ -194,7 +196,9 @@ def score_rows(rows: list[dict[str, Any]], models: list[BenchModel]) -> None:
 
 
 def _variant_key(row: dict[str, Any]) -> tuple:
-    return row["model"], row["runtime"], row["precision"], row["device"]
+    """One model's runtime x precision x device (its batch sizes share a skip and an accuracy); by index,
+    as two runs in folders of the same name have the same label."""
+    return row["_model_index"], row["runtime"], row["precision"], row["device"]
 
 
 def run_bench(paths: list[Path], options: BenchOptions, progress=None) -> dict[str, Any]:

@@ -18,7 +18,7 @@ PRECISIONS = ("fp32", "fp16", "int8")
 class BenchModel:
     """One model to bench: a stage of a run directory, or bare ONNX files of one model (one per precision)."""
 
-    group: str  # run directory name or the bare files' folder; students compare to their group's teacher
+    group: str  # run directory name or the bare files' folder (for the label; two runs may share it)
     stage: str  # "teacher", "student", or "" when a bare file does not say
     arch: str
     input_shape: tuple[int, int, int]  # (C, H, W)
@@ -38,6 +38,9 @@ class BenchModel:
     test_images: str | None = None  # .npy (N, C, H, W) float32, filled by prepare_test_sets
     test_labels: np.ndarray | None = None
     note: str = ""
+    # a student is compared with the teacher of the same pair_key: for run directories the absolute path
+    # of the teacher weights the run records (see recorded_teacher), for bare files their absolute folder
+    pair_key: str | None = None
 
     @property
     def label(self) -> str:
@@ -62,12 +65,25 @@ def onnx_precision(path: Path, meta: dict[str, str]) -> str:
     return next((p for p in PRECISIONS if p in path.name.split(".")), "fp32")
 
 
+def recorded_teacher(run_path: Path, summary: dict) -> str | None:
+    """Absolute path of the teacher weights the run's student learnt from, as the run records it: the
+    teacher.checkpoint it loaded (summary.json teacher.source), else its own teacher.safetensors; None for
+    a run without a teacher. A relative source is taken relative to the working directory."""
+    teacher = summary.get("teacher")
+    if not isinstance(teacher, dict):
+        return None
+    source = Path(teacher.get("source") or run_path / "teacher.safetensors")
+    return str(source.expanduser().resolve())
+
+
 def models_of_run(path: Path) -> list[BenchModel]:
     """The run's teacher and student (whichever have weights), with their exported ONNX files."""
     from kdedge.checkpoint import RunDir, load_run_model
 
+    path = path.resolve()  # the run's identity: two runs in different folders may share a name
     run = RunDir(path)
-    recipe, info = run.read_recipe(), run.read_summary().get("data")
+    summary = run.read_summary()
+    recipe, info = run.read_recipe(), summary.get("data")
     if info is None:
         raise InputError(f"{path}: summary.json has no 'data' section (an unfinished run?)")
     exports = {file: read_metadata(file) for file in sorted((path / "export").glob("*.onnx"))}
@@ -98,6 +114,7 @@ def models_of_run(path: Path) -> list[BenchModel]:
                 test_limit=recipe.data.test_limit,
                 seed=recipe.seed,
                 data_options=_data_options(recipe.data),
+                pair_key=recorded_teacher(path, summary),
             )
         )
     if not models:
@@ -128,6 +145,7 @@ def model_of_onnx(path: Path) -> BenchModel:
         meta_list(meta, "kdedge.std"),
         onnx={onnx_precision(path, meta): str(path)},
         **graph_stats(path, shape),
+        pair_key=str(path.resolve().parent),
     )
 
 

@@ -13,10 +13,11 @@ from typing import Any
 
 from kdedge.onnx_meta import read_metadata
 
-__all__ = ["export_run", "read_metadata", "PRECISIONS", "INT8_SCHEMES"]
+__all__ = ["export_run", "read_metadata", "PRECISIONS", "INT8_SCHEMES", "INT8_METHODS"]
 
 PRECISIONS = ("fp32", "fp16", "int8")
-INT8_SCHEMES = ("u8s8", "s8s8")
+INT8_SCHEMES = ("u8s8", "u8s7", "s8s8", "u8s8-gemm", "u8s7-gemm")  # see kdedge.export.int8_schemes
+INT8_METHODS = ("ort", "nncf")  # the int8 quantiser: onnxruntime's quantize_static, or NNCF (optional extra)
 
 
 def __getattr__(name: str) -> Any:

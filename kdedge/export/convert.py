@@ -23,12 +23,13 @@ import torch
 from torch import nn
 
 from kdedge.errors import RuntimeFailure
+from kdedge.export.int8_schemes import quantize_static_options
 
 TRACE_BATCH = 2  # traced batch size; parity is checked at other sizes (1 and 7) to prove the dim is dynamic
 
-# int8 schemes: (activation type, weight type). u8s8 is the fast one on x86 (VNNI / AVX-512 kernels);
-# onnxruntime's s8s8 default measured 1.1-4x slower than fp32 on conv nets here (issue 11).
-INT8_TYPES = {"u8s8": ("QUInt8", "QInt8"), "s8s8": ("QInt8", "QInt8")}
+# int8 schemes (what is quantised, activation/weight types, 7-bit weights): kdedge.export.int8_schemes.
+# u8s8 is the fast one on x86; onnxruntime's s8s8 default measured 1.1-4x slower than fp32 on conv nets
+# here (issue 11).
 
 
 @contextlib.contextmanager
@@ -112,13 +113,17 @@ class _Calibration:
 
 
 def to_int8(src: Path, dst: Path, calibration: np.ndarray, scheme: str, workdir: Path) -> None:
-    """Static QDQ int8: per-channel s8 weights, u8 or s8 activations (`scheme`), MinMax ranges calibrated
+    """Static QDQ int8: per-channel s8 weights, u8 or s8 activations, which operators and 8- or 7-bit weights
+    as `scheme` says (kdedge.export.int8_schemes), MinMax ranges calibrated
     on `calibration` (N, C, H, W) float32 real training images, after quant_pre_process (shape inference
     + onnxruntime graph optimisation, as onnxruntime recommends before quantising)."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    activation, weight = (getattr(QuantType, name) for name in INT8_TYPES[scheme])
+    options = quantize_static_options(scheme)
+    options["activation_type"], options["weight_type"] = (
+        getattr(QuantType, options[key]) for key in ("activation_type", "weight_type")
+    )
     src, dst, workdir = src.resolve(), dst.resolve(), workdir.resolve()  # _inside() changes the CWD
     prepared = workdir / f"{src.stem}.pre.onnx"
     try:
@@ -130,9 +135,8 @@ def to_int8(src: Path, dst: Path, calibration: np.ndarray, scheme: str, workdir:
                 _Calibration(calibration),
                 quant_format=QuantFormat.QDQ,
                 per_channel=True,
-                activation_type=activation,
-                weight_type=weight,
                 calibrate_method=CalibrationMethod.MinMax,
+                **options,
             )
     except Exception as err:  # noqa: BLE001 - the quantiser's failures are all "this graph cannot be quantised"
         raise RuntimeFailure(

@@ -10,7 +10,7 @@ import torch
 
 from kdedge.checkpoint import RunDir
 from kdedge.errors import InputError, did_you_mean
-from kdedge.export import INT8_SCHEMES, PRECISIONS
+from kdedge.export import INT8_METHODS, INT8_SCHEMES, PRECISIONS
 from kdedge.recipe import Recipe
 
 STAGES = ("student", "teacher")
@@ -23,6 +23,7 @@ class Settings:
     opset: int
     calibration_images: int
     int8_scheme: str
+    int8_method: str  # "ort" | "nncf"; an export option only (the recipe's export: section has no such key)
     min_top1_agreement: float
     fp32_rtol: float
     limit: int | None
@@ -53,12 +54,9 @@ def parse_precisions(text: str | list[str] | tuple[str, ...]) -> list[str]:
 
 def resolve_settings(recipe: Recipe, overrides: dict) -> Settings:
     """Recipe defaults (recipe.export) with the non-None overrides applied and checked."""
-    values = recipe.export.model_dump() | {"limit": None}
+    values = recipe.export.model_dump() | {"limit": None, "int8_method": "ort"}
     values |= {k: v for k, v in overrides.items() if v is not None}
-    if values["int8_scheme"] not in INT8_SCHEMES:
-        raise InputError(
-            f"--int8-scheme: unknown scheme '{values['int8_scheme']}'; allowed: {', '.join(INT8_SCHEMES)}"
-        )
+    _check_int8(values, scheme_given=overrides.get("int8_scheme") is not None)
     checks = {
         "calibration_images": values["calibration_images"] > 0,
         "opset": 18 <= values["opset"] <= 23,
@@ -79,6 +77,23 @@ def resolve_settings(recipe: Recipe, overrides: dict) -> Settings:
             "; ".join(f"--{k.replace('_', '-')}: must be {allowed[k]} (got {values[k]})" for k in bad)
         )
     return Settings(**values)
+
+
+def _check_int8(values: dict, scheme_given: bool) -> None:
+    """A known scheme and method; --int8-scheme only with onnxruntime's quantiser (NNCF picks per tensor)."""
+    if values["int8_scheme"] not in INT8_SCHEMES:
+        raise InputError(
+            f"--int8-scheme: unknown scheme '{values['int8_scheme']}'; allowed: {', '.join(INT8_SCHEMES)}"
+        )
+    method = values["int8_method"]
+    if method not in INT8_METHODS:
+        raise InputError(
+            f"--int8-method: unknown method '{method}';{did_you_mean(method, INT8_METHODS)} "
+            f"allowed: {', '.join(INT8_METHODS)}"
+        )
+    if method == "nncf" and scheme_given:
+        # said out loud rather than ignored: NNCF's ONNX backend chooses u8 or s8 per activation tensor
+        raise InputError("--int8-scheme applies to --int8-method ort only (nncf chooses u8/s8 per tensor)")
 
 
 def select_stages(run: RunDir, recipe: Recipe, which: str) -> list[str]:

@@ -1,7 +1,8 @@
 """`kdedge export RUN`: for each stage, fp32 first (it is the reference), then fp16 / int8 from it.
 
 Every file is built and checked in a private temp folder inside RUN/export and only then moved into
-place with os.replace: a failed file is never written, and never replaces a good one.
+place with os.replace: a failed file is never written, and never replaces a good one. With force, the
+whole export is built next to RUN/export and replaces it only when every file passed (export.staging).
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ import torch
 
 from kdedge.checkpoint import RunDir, atomic_write, load_run_model
 from kdedge.errors import InputError, KdedgeError, RuntimeFailure
+from kdedge.export import staging
 from kdedge.export.convert import export_fp32, to_fp16, to_int8
+from kdedge.export.nncf_int8 import activation_scheme, nncf_version, require_nncf, to_int8_nncf
 from kdedge.export.options import (
     STAGES,
     EvalData,
@@ -42,15 +45,19 @@ def export_run(
     data_root: str | None = None,
     calibration_images: int | None = None,
     int8_scheme: str | None = None,
+    int8_method: str | None = None,
     min_top1_agreement: float | None = None,
     fp32_rtol: float | None = None,
     limit: int | None = None,
     quiet: bool = False,
+    force: bool = False,
 ) -> list[ExportRow]:
     """Export a run's models to RUN/export/<stage>.<precision>.onnx; returns one row per file.
 
+    int8_method: "ort" (onnxruntime quantize_static, the default) or "nncf" (needs kdedge[openvino]).
     Raises RuntimeFailure (after reporting every file) when any file failed its checks; the files that
-    passed are kept, a failed one is never written.
+    passed are kept, a failed one is never written. force: RUN/export is replaced as a whole (no file of
+    an earlier export lingers), and only when every file passed; a failed forced export changes nothing.
     """
     from kdedge.console import console
 
@@ -63,27 +70,37 @@ def export_run(
             "opset": opset,
             "calibration_images": calibration_images,
             "int8_scheme": int8_scheme,
+            "int8_method": int8_method,
             "min_top1_agreement": min_top1_agreement,
             "fp32_rtol": fp32_rtol,
             "limit": limit,
         },
     )
     stages = select_stages(run, recipe, models)
+    if "int8" in wanted and settings.int8_method == "nncf":
+        require_nncf()  # before loading data or exporting anything
     say = (lambda text: None) if quiet else (lambda text: console.print(text, markup=False, highlight=False))
     if models == "both" and len(stages) < 2:
         say(
             f"note: {run.path} has no trained {({*STAGES} - {*stages}).pop()}; exporting the {stages[0]} only"
         )
     data = load_eval_data(recipe, data_root, settings, "int8" in wanted)
-    out_dir = run.path / "export"
+    final_dir = run.path / "export"
+    out_dir = staging.staging_dir(run.path) if force else final_dir
     created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
     rows: list[ExportRow] = []
     try:
         for stage in stages:
-            rows += export_stage(run, recipe, stage, wanted, settings, data, say)
+            rows += export_stage(run, recipe, stage, wanted, settings, data, say, out_dir)
+        if force and all(r.status == "ok" for r in rows):
+            staging.swap_in(out_dir, final_dir)
+            for row in rows:
+                row.path = str(final_dir / Path(row.path).name)
     finally:
-        if created and not any(out_dir.iterdir()):
+        if force:
+            staging.discard(out_dir)  # after a swap there is nothing left to discard
+        elif created and not any(out_dir.iterdir()):
             out_dir.rmdir()  # nothing was exported: leave the run as it was
     if not quiet:
         console.print(
@@ -94,15 +111,24 @@ def export_run(
         raise RuntimeFailure(
             "export failed for "
             + "; ".join(f"{r.name} ({r.status})" for r in failed)
-            + "; no file was written for these"
+            + (f"; {final_dir} was left as it was (--force)" if force else "; no file was written for these")
         )
     return rows
 
 
 def export_stage(
-    run: RunDir, recipe: Recipe, stage: str, precisions: list[str], settings: Settings, data: EvalData, say
+    run: RunDir,
+    recipe: Recipe,
+    stage: str,
+    precisions: list[str],
+    settings: Settings,
+    data: EvalData,
+    say,
+    out_dir: Path | None = None,
 ) -> list[ExportRow]:
-    """fp32 (always built: the reference), then the other precisions; one ExportRow per requested file."""
+    """fp32 (always built: the reference), then the other precisions; one ExportRow per requested file,
+    published into out_dir (default RUN/export)."""
+    out_dir = out_dir or run.path / "export"
     model, info = load_run_model(run, stage)
     chw = (info["in_channels"], info["image_size"], info["image_size"])
     if data.test_images.shape[1:] != chw:
@@ -125,7 +151,7 @@ def export_stage(
         "torch_version": torch.__version__,
     }
     rows: list[ExportRow] = []
-    with tempfile.TemporaryDirectory(dir=run.path / "export", prefix=".export-") as folder:
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".export-") as folder:
         workdir = Path(folder)
         fp32 = workdir / f"{stage}.fp32.onnx"
         reference = _build(
@@ -164,8 +190,8 @@ def export_stage(
                     "max_abs_diff_fp32_test": f"{row.test_max_abs_diff:.3e}",
                 }
                 if precision == "int8":
-                    meta |= {"int8_scheme": settings.int8_scheme, "calibration_images": len(data.calibration)}
-                row.path = str(_publish(workdir / f"{stage}.{precision}.onnx", run.path / "export", meta))
+                    meta |= _int8_meta(settings, len(data.calibration), workdir / f"{stage}.int8.onnx")
+                row.path = str(_publish(workdir / f"{stage}.{precision}.onnx", out_dir, meta))
             say(file_line(row))
             rows.append(row)
     return rows
@@ -175,7 +201,25 @@ def _converter(precision: str, fp32: Path, workdir: Path, settings: Settings, da
     target = workdir / fp32.name.replace(".fp32.", f".{precision}.")
     if precision == "fp16":
         return lambda: to_fp16(fp32, target)
+    if settings.int8_method == "nncf":
+        return lambda: to_int8_nncf(fp32, target, data.calibration)
     return lambda: to_int8(fp32, target, data.calibration, settings.int8_scheme, workdir)
+
+
+def _int8_meta(settings: Settings, calibration_images: int, built: Path) -> dict:
+    """How an int8 file was made: quantiser and its version, activation/weight types, calibration size."""
+    if settings.int8_method == "nncf":
+        method, version, scheme = "nncf", nncf_version(), activation_scheme(built)
+    else:
+        import onnxruntime
+
+        method, version, scheme = "ort", onnxruntime.__version__, settings.int8_scheme
+    return {
+        "int8_method": method,
+        "int8_quantizer": f"{'nncf' if method == 'nncf' else 'onnxruntime'} {version}",
+        "int8_scheme": scheme,
+        "calibration_images": calibration_images,
+    }
 
 
 def _build(
@@ -229,7 +273,5 @@ def _publish(built: Path, out_dir: Path, meta_values: dict) -> Path:
     set_metadata(model, build_metadata(meta_values))
     final = out_dir / built.name
     atomic_write(final, lambda tmp: onnx.save(model, str(tmp)))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(final, 0o666 & ~umask)  # mkstemp made it owner-only; an exported artefact is meant to be shared
+    os.chmod(final, staging.shared_mode(0o666))  # mkstemp made it owner-only; artefacts are shared
     return final

@@ -1,0 +1,48 @@
+"""`kdedge export RUN --force`: the new export is built in a fresh folder next to RUN/export and swapped in
+with renames only when every file passed, so old files never linger and a failed export keeps the old one.
+
+The swap is two renames (RUN/export -> RUN/.export-old-*/export, then the new folder -> RUN/export); a
+crash between them leaves the previous export intact inside RUN/.export-old-*, never a half-written one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+
+def shared_mode(mode: int) -> int:
+    """`mode` minus this process's umask: what an ordinary mkdir / open would have given."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return mode & ~umask
+
+
+def staging_dir(run_path: Path) -> Path:
+    """A fresh, empty folder RUN/.export-new-XXXX on the same file system as RUN/export."""
+    folder = Path(tempfile.mkdtemp(dir=run_path, prefix=".export-new-"))
+    os.chmod(folder, shared_mode(0o777))  # mkdtemp made it owner-only; it becomes RUN/export
+    return folder
+
+
+def swap_in(staged: Path, final: Path) -> None:
+    """Make `staged` the folder `final`; the previous `final` (if any) is deleted only afterwards."""
+    old = None
+    if final.exists():
+        old = Path(tempfile.mkdtemp(dir=final.parent, prefix=".export-old-"))
+        os.replace(final, old / final.name)
+    try:
+        os.replace(staged, final)
+    except OSError:
+        if old is not None:
+            os.replace(old / final.name, final)  # put the previous export back
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def discard(staged: Path) -> None:
+    """Remove a staging folder that was not swapped in (a failed or interrupted forced export)."""
+    shutil.rmtree(staged, ignore_errors=True)
