@@ -146,7 +146,8 @@ def export(
     calibration_images: Annotated[int | None, typer.Option(
         "--calibration-images", help="Real training images for int8 calibration (default 128).")] = None,
     int8_scheme: Annotated[str | None, typer.Option(
-        "--int8-scheme", help="u8s8 (u8 activations, s8 weights; fast on x86, default) or s8s8.")] = None,
+        "--int8-scheme", help="u8s8 (default: u8 activations, s8 weights, fast on x86), u8s7 (7-bit weights: "
+        "x86 without VNNI), s8s8, u8s8-gemm / u8s7-gemm (Conv/MatMul/Gemm only: ConvNeXt, Swin).")] = None,
     int8_method: Annotated[str | None, typer.Option("--int8-method", help="int8 quantiser: ort (onnxruntime, "
         "default) or nncf (OpenVINO's NNCF; pip install 'kdedge[openvino]').")] = None,
     min_agreement: Annotated[float | None, typer.Option(

@@ -80,6 +80,7 @@ class StageConfig(_Strict):
     nesterov: bool = False
     weight_decay: Annotated[float, Field(ge=0)] = 0.0
     max_norm: Annotated[float, Field(gt=0)] | None = None
+    clip_grad_norm: Annotated[float, Field(gt=0)] | None = None  # total L2 norm per step (timm's --clip-grad)
     schedule: Literal["constant", "cosine", "step", "onecycle"] = "constant"
     step_epochs: Annotated[int, Field(gt=0)] | None = None
     step_gamma: Annotated[float, Field(gt=0, le=1)] = 0.1
@@ -145,7 +146,9 @@ class ExportConfig(_Strict):
 
     opset: Annotated[int, Field(ge=18, le=23)] = 20
     calibration_images: Annotated[int, Field(gt=0)] = 128  # real training images for int8 ranges
-    int8_scheme: Literal["u8s8", "s8s8"] = "u8s8"  # activations/weights; u8s8 is the fast one on x86
+    # activations/weights (kdedge.export.int8_schemes): u8s8 is the fast one on x86; -gemm quantises only
+    # Conv/MatMul/Gemm (ConvNeXt, Swin); s7 = 7-bit weights, no int16 saturation on AVX2 without VNNI
+    int8_scheme: Literal["u8s8", "u8s7", "s8s8", "u8s8-gemm", "u8s7-gemm"] = "u8s8"
     min_top1_agreement: Annotated[float, Field(ge=0, le=1)] = 0.97  # fp16/int8 vs fp32 on real test images
     fp32_rtol: Annotated[float, Field(gt=0)] = 1e-4  # max |onnx - torch| / max |torch| on random inputs
 

@@ -24,8 +24,9 @@ from torch import nn
 
 from kdedge.checkpoint import RunDir, _unwrapped, atomic_write_text, load_state, save_state, weights_path
 from kdedge.errors import InputError, RuntimeFailure
+from kdedge.optim import make_optimizer
 from kdedge.recipe import DistillConfig, Recipe, StageConfig
-from kdedge.train import Context, EpochPosition, fit, make_optimizer
+from kdedge.train import Context, EpochPosition, fit
 
 STATE_FORMAT = 1
 HEADER_KEY = "kdedge.training_state"

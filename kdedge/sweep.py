@@ -4,6 +4,7 @@ SWEEP/teacher/            the teacher, trained once (skipped when the recipe nam
 SWEEP/points/<k=v,...>/   one ordinary run directory per point (its teacher.checkpoint is the sweep's teacher)
 SWEEP/sweep.json          grid, metric, teacher weights: what `kdedge report` and a resumed sweep read
 SWEEP/sweep.csv, .md      one row per point, sorted by the metric;  SWEEP/sweep_heatmap.png  test errors
+SWEEP/alpha_study.*       for a grid over the alpha: both conventions' table and loss curves (alpha_study)
 
 A point whose summary.json says "finished" is skipped, so an interrupted sweep resumes where it stopped.
 Grid keys under `teacher.` are refused: every point shares the one teacher.
@@ -17,14 +18,17 @@ import re
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from kdedge.checkpoint import RunDir, atomic_write_text
 from kdedge.errors import InputError
 from kdedge.recipe import Recipe, apply_overrides, check_key, validate_recipe
-from kdedge.sweep_results import cell, is_finished, write_results
+from kdedge.sweep_results import cell, is_finished, result_files, write_results
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 Grid = dict[str, list[Any]]
 
@@ -145,26 +149,42 @@ def run_sweep(
     if jobs < 1:
         raise InputError(f"--jobs must be >= 1 (got {jobs})")
     points = grid_points(grid)
-    recipes = [point_recipe(base, point, None) for point in points]  # every point validates before training
+    _check_points(base, points, data_root)
+    teacher = shared_teacher(base, sweep_dir, data_root, progress)
+    recipes = [point_recipe(base, point, teacher) for point in points]
+    manifest = {
+        "recipe": base.name,
+        "grid": grid,
+        "metric": metric,
+        "teacher": teacher,
+        "points": len(points),
+    }
+    atomic_write_text(sweep_dir / "sweep.json", json.dumps(manifest, indent=2))
+    paths = [sweep_dir / "points" / point_name(point) for point in points]
+    _run_unfinished(recipes, paths, data_root, jobs, progress)
+    return write_results(sweep_dir, points, paths, metric, base.name)
+
+
+def _check_points(base: Recipe, points: list[dict[str, Any]], data_root: str | None) -> None:
+    """Every point's recipe validates, and its transfer set suits the data, before anything trains (a bad
+    data root fails here too, not once per point)."""
+    recipes = [point_recipe(base, point, None) for point in points]
     from kdedge.biasfix import check_transfer_set
     from kdedge.pipeline import prepare_data
 
-    num_classes = prepare_data(base, data_root).num_classes  # also: a bad data root fails here, not per point
+    num_classes = prepare_data(base, data_root).num_classes
     for recipe in recipes:
         check_transfer_set(recipe, num_classes)
-    teacher = shared_teacher(base, sweep_dir, data_root, progress)
-    recipes = [point_recipe(base, point, teacher) for point in points]
-    atomic_write_text(
-        sweep_dir / "sweep.json",
-        json.dumps(
-            {"recipe": base.name, "grid": grid, "metric": metric, "teacher": teacher, "points": len(points)},
-            indent=2,
-        ),
-    )
-    paths = [sweep_dir / "points" / point_name(point) for point in points]
+
+
+def _run_unfinished(
+    recipes: list[Recipe], paths: list[Path], data_root: str | None, jobs: int, progress=None
+) -> None:
+    """Train the points not finished yet (recipes[i] into paths[i]): here one after another when jobs is
+    1, else in `jobs` spawned processes; one progress task counts them."""
     todo = [i for i, path in enumerate(paths) if not is_finished(path)]
     task = (
-        progress.add_task(f"sweep: {len(todo)} of {len(points)} points to run", total=len(todo))
+        progress.add_task(f"sweep: {len(todo)} of {len(paths)} points to run", total=len(todo))
         if progress
         else None
     )
@@ -175,7 +195,6 @@ def run_sweep(
                 progress.advance(task)
     else:
         _run_parallel([(recipes[i].to_dict(), str(paths[i])) for i in todo], data_root, jobs, progress, task)
-    return write_results(sweep_dir, points, paths, metric, base.name)
 
 
 def _run_parallel(work: list[tuple[dict, str]], data_root: str | None, jobs: int, progress, task) -> None:
@@ -202,8 +221,6 @@ def sweep_command(
 ) -> list[dict]:
     """What `kdedge sweep` (and `kdedge distill` of a recipe with a sweep section) does: the recipe's
     sweep.grid, updated by --grid axes, run into sweep_dir with progress; the table on screen."""
-    from rich.table import Table
-
     from kdedge.console import console, make_progress
 
     metric = metric or (base.sweep.metric if base.sweep else "test_errors")
@@ -215,12 +232,20 @@ def sweep_command(
     with make_progress(quiet) as progress:
         rows = run_sweep(base, grid, sweep_dir, data_root, jobs, metric, progress if jobs == 1 else None)
     if not quiet and rows:
-        table = Table(title=f"{base.name}: sweep, best first")
-        for column in rows[0]:  # 'distillation.temperature' -> 'temperature': the table must fit a terminal
-            label = f"{metric} (sorted)" if column == metric else column.split(".")[-1].replace("_test_", " ")
-            table.add_column(label.replace("_", " "), justify="right")
-        for row in rows:
-            table.add_row(*(cell(row.get(column)) for column in rows[0]))
-        console.print(table)
-        console.print(f"sweep directory: {sweep_dir} (sweep.md, sweep.csv, sweep_heatmap.png)")
+        console.print(_rows_table(rows, metric, f"{base.name}: sweep, best first"))
+        console.print(f"sweep directory: {sweep_dir} ({', '.join(result_files(sweep_dir, grid))})")
     return rows
+
+
+def _rows_table(rows: list[dict], metric: str, title: str) -> Table:
+    """The sweep's rows as a rich table, with short column names: 'distillation.temperature' ->
+    'temperature' (the table must fit a terminal)."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in rows[0]:
+        label = f"{metric} (sorted)" if column == metric else column.split(".")[-1].replace("_test_", " ")
+        table.add_column(label.replace("_", " "), justify="right")
+    for row in rows:
+        table.add_row(*(cell(row.get(column)) for column in rows[0]))
+    return table

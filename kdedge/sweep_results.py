@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from kdedge import alpha_study
 from kdedge.checkpoint import RunDir, atomic_write_text
+
+SWEEP_FILES = ("sweep.md", "sweep.csv", "sweep_heatmap.png")  # as the end-of-sweep line lists them
 
 
 def is_finished(path: Path) -> bool:
@@ -76,6 +79,16 @@ def cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4f}" if value < 1 else f"{value:g}"
     return "" if value is None else str(value)
+
+
+def result_files(sweep_dir: Path, grid_keys: Iterable[str]) -> list[str]:
+    """Names of the files write_results leaves in sweep_dir: the table and heat map, and for a grid over
+    the alpha the alpha study's files that exist (no loss curves without per-epoch records)."""
+    names = [*SWEEP_FILES]
+    if alpha_study.is_alpha_sweep(grid_keys):
+        study = (alpha_study.CSV_NAME, alpha_study.MARKDOWN_NAME, alpha_study.PNG_NAME)
+        names += [name for name in study if (sweep_dir / name).is_file()]
+    return names
 
 
 def write_results(

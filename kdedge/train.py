@@ -27,6 +27,7 @@ from kdedge.distributed import shard
 from kdedge.errors import RuntimeFailure
 from kdedge.losses import LOSSES, inverse_frequency_weights
 from kdedge.metrics import agreement, classification_report
+from kdedge.optim import lr_factor, make_optimizer, optimizer_step
 from kdedge.recipe import DistillConfig, StageConfig
 
 
@@ -91,39 +92,6 @@ def evaluate(model: nn.Module, split: Split, ctx: Context, batch_size: int = 102
     report = classification_report(logits, split.labels)
     report["loss"] = float(nn.functional.cross_entropy(logits, split.labels.to(logits.device)))
     return report
-
-
-def make_optimizer(model: nn.Module, cfg: StageConfig) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
-    if cfg.optimizer == "sgd":
-        nesterov = cfg.nesterov and cfg.momentum > 0
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=nesterov,
-                               weight_decay=cfg.weight_decay)  # fmt: skip
-    optimizer_cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
-    return optimizer_cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-
-
-def lr_factor(cfg: StageConfig, step: int, steps_per_epoch: int) -> float:
-    """Multiplier of the base lr at optimiser step `step` (warm-up, then the recipe's schedule)."""
-    epoch = step / steps_per_epoch
-    if cfg.warmup_epochs and epoch < cfg.warmup_epochs:
-        return (step + 1) / (cfg.warmup_epochs * steps_per_epoch)
-    progress = (epoch - cfg.warmup_epochs) / max(cfg.epochs - cfg.warmup_epochs, 1e-9)
-    if cfg.schedule == "cosine":
-        return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-    if cfg.schedule == "step":
-        return cfg.step_gamma ** int(epoch // cfg.step_epochs)
-    if cfg.schedule == "onecycle":  # linear up for 25%, linear down to 0
-        return min(progress / 0.25, (1 - progress) / 0.75) if progress < 1 else 0.0
-    return 1.0
-
-
-def apply_max_norm(model: nn.Module, max_norm: float) -> None:
-    """Hinton et al.'s constraint: rescale each unit's incoming weight vector to L2 norm <= max_norm."""
-    with torch.no_grad():
-        for layer in model.modules():
-            if isinstance(layer, nn.Linear):
-                layer.weight.copy_(torch.renorm(layer.weight, p=2, dim=0, maxnorm=max_norm))
 
 
 def teacher_logits_for(teacher: nn.Module | None, split: Split, cfg: StageConfig, distill: DistillConfig,
@@ -202,44 +170,49 @@ def fit(model: nn.Module, train: Split, cfg: StageConfig, ctx: Context, stage: s
                 continue
             for group in optimizer.param_groups:
                 group["lr"] = cfg.lr * lr_factor(cfg, epoch * steps_per_epoch + step, steps_per_epoch)
-            batch_images, variant = augment_with_variant(images[batch], cfg.augment, generator)
-            inputs = normalize(batch_images, ctx.mean, ctx.std)
-            if ctx.channels_last:
-                inputs = inputs.contiguous(memory_format=torch.channels_last)
+            inputs, variant = _batch_inputs(images[batch], cfg, ctx, generator)
             with autocast(ctx.amp, ctx.device):
                 student_logits = model(inputs).float()
-                if cached_teacher_logits is not None:  # variant: which jittered copy each image is
-                    teacher_logits = cached_teacher_logits[batch if variant is None else (variant, batch)]
-                elif teacher is not None:
-                    with torch.inference_mode():
-                        teacher_logits = teacher(inputs).float().clone()
-                else:
-                    teacher_logits = None
+                teacher_logits = _teacher_batch_logits(teacher, cached_teacher_logits, batch, variant, inputs)
             loss = loss_fn(student_logits, teacher_logits, labels[batch], alpha, temperature, class_weights)
             _check_finite(loss, stage, epoch, step, ctx)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            if cfg.max_norm:
-                apply_max_norm(model, cfg.max_norm)
+            optimizer_step(loss, model, optimizer, scaler, cfg)
             loss_sum += loss.detach() * len(batch)
             correct += (student_logits.detach().argmax(1) == labels[batch]).sum()
             _advance(ctx, task)
             ctx.on_step(EpochPosition(epoch, step + 1, permutation, loss_sum, correct))
         seconds = time.perf_counter() - started
-        known = {}  # the student's test logits serve both the test metrics and the agreement: one pass
-        if teacher_test_logits is not None:
-            known["test"] = predict_logits(model, evaluation["test"].images, ctx, cfg.eval_batch_size)
         record = _epoch_record(stage, epoch, loss_sum, correct, len(order), seconds, optimizer, model,
-                               evaluation, ctx, cfg, known)  # fmt: skip
-        if teacher_test_logits is not None:  # how often the student now picks the teacher's class
-            record["test_agreement"] = agreement(known["test"], teacher_test_logits)
+                               evaluation, ctx, cfg, teacher_test_logits)  # fmt: skip
         records.append(record)
         ctx.on_epoch(record)
         _describe(ctx, task, f"{stage} epoch {epoch + 1}/{cfg.epochs} loss {record['train_loss']:.4f}"
                   + (f" test acc {record['test_accuracy']:.4f}" if "test_accuracy" in record else ""))
     return records
+
+
+def _batch_inputs(batch_images: torch.Tensor, cfg: StageConfig, ctx: Context,
+                  generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:  # fmt: skip
+    """uint8 (B, C, H, W) -> augmented, normalised float inputs, and each image's jitter variant
+    ((B,) int64, or None when not jittered)."""
+    augmented, variant = augment_with_variant(batch_images, cfg.augment, generator)
+    inputs = normalize(augmented, ctx.mean, ctx.std)
+    if ctx.channels_last:
+        inputs = inputs.contiguous(memory_format=torch.channels_last)
+    return inputs, variant
+
+
+def _teacher_batch_logits(teacher: nn.Module | None, cached: torch.Tensor | None, batch: torch.Tensor,
+                          variant: torch.Tensor | None,
+                          inputs: torch.Tensor) -> torch.Tensor | None:  # fmt: skip
+    """The teacher's logits (B, C) for exactly the inputs the student sees: from the cache (indexed by image,
+    and by jitter variant when jittered), else a live forward pass, else None (no teacher)."""
+    if cached is not None:
+        return cached[batch if variant is None else (variant, batch)]
+    if teacher is None:
+        return None
+    with torch.inference_mode():
+        return teacher(inputs).float().clone()  # clone: inference tensors cannot enter autograd
 
 
 def _teacher_test_logits(teacher: nn.Module | None, evaluation: dict[str, Split], ctx: Context,
@@ -259,8 +232,9 @@ def _check_finite(loss: torch.Tensor, stage: str, epoch: int, step: int, ctx: Co
 
 
 def _epoch_record(stage, epoch, loss_sum, correct, seen, seconds, optimizer, model, evaluation, ctx, cfg,
-                  known_logits: dict[str, torch.Tensor] | None = None) -> dict:  # fmt: skip
-    """One line of metrics.jsonl; stops the run when the loss stopped being finite."""
+                  teacher_test_logits: torch.Tensor | None = None) -> dict:  # fmt: skip
+    """One line of metrics.jsonl; stops the run when the loss stopped being finite. With the teacher's test
+    logits (N_test, C) it adds test_agreement: how often the student now picks the teacher's class."""
     if ctx.world_size > 1:
         seen_t = torch.tensor(float(seen), device=ctx.device)
         totals = torch.stack([loss_sum.float(), correct.float(), seen_t])
@@ -273,8 +247,12 @@ def _epoch_record(stage, epoch, loss_sum, correct, seen, seconds, optimizer, mod
     record = {"stage": stage, "epoch": epoch + 1, "train_loss": train_loss,
               "train_accuracy": float(correct) / max(seen, 1), "lr": optimizer.param_groups[0]["lr"],
               "epoch_seconds": round(seconds, 3)}  # fmt: skip
+    known = {}  # the student's test logits serve both the test metrics and the agreement: one pass
+    if teacher_test_logits is not None:
+        known["test"] = predict_logits(model, evaluation["test"].images, ctx, cfg.eval_batch_size)
+        record["test_agreement"] = agreement(known["test"], teacher_test_logits)
     for name, split in evaluation.items():
-        report = evaluate(model, split, ctx, cfg.eval_batch_size, (known_logits or {}).get(name))
+        report = evaluate(model, split, ctx, cfg.eval_batch_size, known.get(name))
         record.update({f"{name}_loss": report["loss"], f"{name}_accuracy": report["accuracy"],
                        f"{name}_errors": report["errors"]})  # fmt: skip
     return record

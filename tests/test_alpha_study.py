@@ -11,7 +11,7 @@ import pytest
 from kdedge import alpha_study
 from kdedge.report import write_report
 from kdedge.sweep import grid_points, point_name
-from kdedge.sweep_results import write_results
+from kdedge.sweep_results import result_files, write_results
 
 TINY = ["--set", "teacher.epochs=1", "--set", "student.epochs=2", "--set", "data.train_limit=600",
         "--set", "data.test_limit=200", "--set", "teacher.model_kwargs.hidden=[64]"]  # fmt: skip
@@ -100,6 +100,23 @@ def test_sweep_results_write_the_study_only_for_alpha_grids(tmp_path: Path) -> N
         tmp_path / "alpha" / alpha_study.PNG_NAME
     )
     assert not (tmp_path / "t" / alpha_study.CSV_NAME).exists()
+
+
+def test_end_of_sweep_line_lists_the_alpha_study_files_that_exist(tmp_path: Path) -> None:
+    sweep_files = ["sweep.md", "sweep.csv", "sweep_heatmap.png"]
+    for name, grid in (
+        ("alpha", {"distillation.hard_weight": [0.0, 1.0]}),
+        ("t", {"distillation.temperature": [2]}),
+    ):
+        points = grid_points(grid)
+        fake_sweep(tmp_path / name, grid)
+        write_results(tmp_path / name, points, [tmp_path / name / "points" / point_name(p) for p in points],
+                      "test_accuracy", name)  # fmt: skip
+    study = [alpha_study.CSV_NAME, alpha_study.MARKDOWN_NAME, alpha_study.PNG_NAME]
+    assert result_files(tmp_path / "alpha", ["distillation.hard_weight"]) == sweep_files + study
+    assert result_files(tmp_path / "t", ["distillation.temperature"]) == sweep_files
+    (tmp_path / "alpha" / alpha_study.PNG_NAME).unlink()  # no per-epoch records: no loss curves
+    assert result_files(tmp_path / "alpha", ["distillation.hard_weight"]) == sweep_files + study[:2]
 
 
 def test_meaning_of_both_ends() -> None:

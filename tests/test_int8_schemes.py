@@ -145,3 +145,13 @@ def test_export_records_the_scheme_in_the_file(data_root: Path, tmp_path: Path):
     meta = read_metadata(rows[0].path)
     assert meta["kdedge.int8_scheme"] == "u8s7-gemm" and meta["kdedge.precision"] == "int8"
     assert all(int(np.abs(w).max()) <= 64 for w in _weights(Path(rows[0].path)))
+
+
+def test_recipe_schema_offers_exactly_the_export_schemes() -> None:
+    """recipe.py may not import kdedge.export (data flows export -> recipe), so the names are listed twice."""
+    import typing
+
+    from kdedge.export import INT8_SCHEMES
+    from kdedge.recipe import ExportConfig
+
+    assert typing.get_args(ExportConfig.model_fields["int8_scheme"].annotation) == INT8_SCHEMES

@@ -20,6 +20,7 @@ import onnx
 import torch
 
 from kdedge.aptos import CLASS_NAMES, IMAGENET_MEAN, IMAGENET_STD
+from kdedge.export import INT8_SCHEMES
 from kdedge.export.convert import export_fp32, to_int8
 from kdedge.models import build_model
 from kdedge.onnx_meta import build_metadata, set_metadata
@@ -51,7 +52,7 @@ def main() -> None:
     parser.add_argument("--models", default="convnext_tiny:teacher,swin_tiny_patch4_window7_224:student,"
                         "mobilenetv3_large_100:student")  # fmt: skip
     parser.add_argument("--size", type=int, default=224)
-    parser.add_argument("--int8-scheme", default="u8s8", choices=("u8s8", "s8s8"))
+    parser.add_argument("--int8-scheme", default="u8s8", choices=INT8_SCHEMES)  # see bench/int8_settings.py
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     for item in args.models.split(","):

@@ -1,4 +1,5 @@
-"""Bench output: comparisons between rows, the rich table, JSON / CSV / Markdown files, the Pareto plot."""
+"""Bench output: comparisons between rows, the rich table, JSON / CSV / Markdown files; the Pareto plot
+is kdedge.bench.pareto (write_pareto, also importable from here)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from typing import Any
 
 from rich.table import Table
 
-from kdedge.checkpoint import atomic_write, atomic_write_text
+from kdedge.bench.pareto import write_pareto as write_pareto  # re-export: the plot is one of the outputs
+from kdedge.checkpoint import atomic_write_text
 
 # The columns of the CSV / Markdown files, in order (JSON rows carry these and a few more).
 COLUMNS = (
@@ -207,84 +209,3 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
         f"flags {machine['cpu_flags']}\n\n"
     )
     atomic_write_text(path, head + "\n".join(lines) + "\n")
-
-
-def write_pareto(result: dict[str, Any], path: Path, batch_size: int | None = None) -> None:
-    """Latency p50 (log x) vs accuracy, one point per measured row at one batch size (the smallest by
-    default: edge latency); teacher = square, student = circle, colour = runtime; the Pareto front dashed."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker
-
-    machine = result["machine"]
-    measured = [r for r in result["rows"] if r["status"] == "ok"]
-    # without any accuracy (no test data, e.g. APTOS) the y axis is the file size: still a trade-off picture
-    by_accuracy = any(r.get("accuracy") is not None for r in measured)
-    key, sign = ("accuracy", 1) if by_accuracy else ("size_mb", -1)
-    scale = 100 if by_accuracy else 1
-    ok = [r for r in measured if r.get(key) is not None]
-    batch_size = batch_size or min((r["batch_size"] for r in ok), default=1)
-    points = [r for r in ok if r["batch_size"] == batch_size]
-    fig, ax = plt.subplots(figsize=(9, 6))
-    colours = {
-        "torch": "C0",
-        "torch-compile": "C4",
-        "onnxruntime": "C1",
-        "onnxruntime-trt": "C5",
-        "openvino": "C2",
-    }
-    for index, row in enumerate(sorted(points, key=lambda r: r["latency_ms_p50"])):
-        marker = "s" if row["stage"] == "teacher" else "o"
-        ax.scatter(
-            row["latency_ms_p50"],
-            scale * row[key],
-            marker=marker,
-            s=60,
-            c=colours.get(row["runtime"], "k"),
-            edgecolors="k" if row.get("deploy") else "none",
-            linewidths=1.5,
-        )
-        short = {"torch": "pt", "torch-compile": "pt-c", "onnxruntime": "ort", "openvino": "ov"}
-        ax.annotate(
-            f"{row['arch'][:16]} {short.get(row['runtime'], row['runtime'])} {row['precision']}",
-            (row["latency_ms_p50"], scale * row[key]),
-            fontsize=7,
-            xytext=(4, 3 if index % 2 else -9),  # alternate above / below: neighbours overlap less
-            textcoords="offset points",
-        )
-    front, best = [], -float("inf")
-    for row in sorted(points, key=lambda r: r["latency_ms_p50"]):
-        if sign * row[key] > best:
-            front.append(row)
-            best = sign * row[key]
-    ax.plot(
-        [r["latency_ms_p50"] for r in front],
-        [scale * r[key] for r in front],
-        "k--",
-        lw=0.8,
-        label="Pareto front",
-    )
-    for runtime, colour in colours.items():
-        if any(r["runtime"] == runtime for r in points):
-            ax.scatter([], [], c=colour, label=runtime)
-    ax.scatter([], [], marker="s", c="w", edgecolors="k", label="teacher")
-    ax.scatter([], [], marker="o", c="w", edgecolors="k", label="student")
-    ax.scatter([], [], marker="o", c="w", edgecolors="k", linewidths=2, label="deployable (thick edge)")
-    if points:  # log scale needs data; with none the axes only carry the message below
-        ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}"))
-    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # minor ticks: no "2x10^1" clutter
-    ax.set(
-        xlabel=f"latency p50, ms (batch {batch_size}, log scale)",
-        ylabel="top-1 accuracy, %" if by_accuracy else "file size, MB (no accuracy: no test data)",
-        title=f"latency vs {key} ({machine['cpu']}, {machine['threads']} threads)",
-    )
-    if not points:
-        ax.text(0.5, 0.5, "no measured row", ha="center", transform=ax.transAxes)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
-    plt.close(fig)

@@ -5,11 +5,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from kdedge.bench.onnx_info import graph_stats, input_shape, meta_list, read_metadata
 from kdedge.errors import InputError, KdedgeError
+
+if TYPE_CHECKING:
+    from kdedge.checkpoint import RunDir
+    from kdedge.recipe import Recipe
 
 PRECISIONS = ("fp32", "fp16", "int8")
 
@@ -78,7 +83,7 @@ def recorded_teacher(run_path: Path, summary: dict) -> str | None:
 
 def models_of_run(path: Path) -> list[BenchModel]:
     """The run's teacher and student (whichever have weights), with their exported ONNX files."""
-    from kdedge.checkpoint import RunDir, load_run_model
+    from kdedge.checkpoint import RunDir
 
     path = path.resolve()  # the run's identity: two runs in different folders may share a name
     run = RunDir(path)
@@ -87,39 +92,52 @@ def models_of_run(path: Path) -> list[BenchModel]:
     if info is None:
         raise InputError(f"{path}: summary.json has no 'data' section (an unfinished run?)")
     exports = {file: read_metadata(file) for file in sorted((path / "export").glob("*.onnx"))}
-    models = []
-    for stage in ("teacher", "student"):
-        if getattr(recipe, stage) is None or not run.weights(stage).is_file():
-            continue
-        model, _ = load_run_model(run, stage)
-        shape = (info["in_channels"], info["image_size"], info["image_size"])
-        files = {
-            onnx_precision(f, m): str(f)
-            for f, m in exports.items()
-            if m.get("kdedge.stage", f.name.split(".")[0]) == stage
-        }
-        models.append(
-            BenchModel(
-                path.name,
-                stage,
-                getattr(recipe, stage).model,
-                shape,
-                info["dataset"],
-                info["mean"],
-                info["std"],
-                str(path),
-                str(run.weights(stage)),
-                files,
-                **torch_stats(model, shape),
-                test_limit=recipe.data.test_limit,
-                seed=recipe.seed,
-                data_options=_data_options(recipe.data),
-                pair_key=recorded_teacher(path, summary),
-            )
-        )
+    models = [
+        _stage_model(run, recipe, stage, summary, _stage_files(exports, stage))
+        for stage in ("teacher", "student")
+        if getattr(recipe, stage) is not None and run.weights(stage).is_file()
+    ]
     if not models:
         raise InputError(f"{path}: run directory has no trained teacher or student weights")
     return models
+
+
+def _stage_files(exports: dict[Path, dict[str, str]], stage: str) -> dict[str, str]:
+    """precision -> file of the stage's exported ONNX files (kdedge.stage, else the file name says which)."""
+    return {
+        onnx_precision(f, m): str(f)
+        for f, m in exports.items()
+        if m.get("kdedge.stage", f.name.split(".")[0]) == stage
+    }
+
+
+def _stage_model(
+    run: RunDir, recipe: Recipe, stage: str, summary: dict[str, Any], files: dict[str, str]
+) -> BenchModel:
+    """One trained stage of the run: its weights (loaded for params and FLOPs), its ONNX files
+    (precision -> file), the run's test selection and the teacher it is paired with."""
+    from kdedge.checkpoint import load_run_model
+
+    info = summary["data"]
+    model, _ = load_run_model(run, stage)
+    shape = (info["in_channels"], info["image_size"], info["image_size"])
+    return BenchModel(
+        run.path.name,
+        stage,
+        getattr(recipe, stage).model,
+        shape,
+        info["dataset"],
+        info["mean"],
+        info["std"],
+        str(run.path),
+        str(run.weights(stage)),
+        files,
+        **torch_stats(model, shape),
+        test_limit=recipe.data.test_limit,
+        seed=recipe.seed,
+        data_options=_data_options(recipe.data),
+        pair_key=recorded_teacher(run.path, summary),
+    )
 
 
 def _data_options(cfg) -> dict:

@@ -4,16 +4,20 @@ so options can be checked before any work. The scheme's name is written into the
 (`kdedge.int8_scheme`).
 
 - u8s8: every operator onnxruntime can quantise (Conv, MatMul, Add, Mul, LayerNorm, Transpose, ...),
-  u8 activations, s8 weights. kdedge's default; the fastest for ReLU conv nets (ResNet).
-- u8s7: u8s8 with 7-bit weights (onnxruntime's reduce_range). On x86 CPUs WITHOUT VNNI (AVX2 only) the
-  u8s8 kernels add pairs of u8 x s8 products in int16 (vpmaddubsw), which saturates; 7-bit weights cannot
-  (2 x 255 x 64 < 32768). Same speed, accuracy safe on every x86 CPU.
-- s8s8: s8 activations; slower than fp32 on x86 without VNNI (onnxruntime converts them), for ARM.
+  u8 activations, s8 weights. kdedge's default; the right one for ReLU conv nets (ResNet18: x1.97 over
+  fp32 vs x1.90 for u8s8-gemm, AVX2 kernels).
+- u8s7: u8s8 with 7-bit weights in [-64, 64] (onnxruntime's reduce_range). On x86 CPUs WITHOUT VNNI
+  (AVX2 only) the u8s8 kernels add pairs of u8 x s8 products in int16 (vpmaddubsw), which saturates;
+  7-bit weights cannot (2 x 255 x 64 < 2**15). Same kernels, same speed; on AVX2 it cut the logit error
+  of ConvNeXt-T 4x (bench/int8_settings.py).
+- s8s8: s8 activations, for ARM; on x86 onnxruntime has no s8s8 kernel before AVX-VNNI-INT8 and is
+  much slower than u8s8 (ConvNeXt-T x1.07 over fp32 vs x1.53, AVX2 kernels).
 - u8s8-gemm: only Conv, MatMul and Gemm are quantised and MatMul/Gemm outputs stay float, so onnxruntime
   runs each MatMul as one MatMulIntegerToFloat and LayerNorm, GELU, Softmax and the residual Adds run in
-  fp32 with no Q/DQ pair around them. Faster for ConvNeXt and Swin (MatMul-dominated, LayerNorm/GELU
-  between the MatMuls), slower for ReLU conv nets; bench/int8_settings.py measures it.
-- u8s7-gemm: u8s8-gemm with 7-bit weights, for x86 without VNNI (see u8s7).
+  fp32 with no Q/DQ pair around them. For ConvNeXt and Swin (MatMul-dominated, LayerNorm/GELU between
+  the MatMuls): 5-7% faster than u8s8 on AVX2 and on AVX-512 VNNI kernels, and no less accurate.
+- u8s7-gemm: u8s8-gemm with 7-bit weights: the one to ship ConvNeXt / Swin with when the x86 CPU it
+  will run on may lack VNNI.
 """
 
 from __future__ import annotations

@@ -7,20 +7,21 @@ whole export is built next to RUN/export and replaces it only when every file pa
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import onnx
 import torch
 
-from kdedge.checkpoint import RunDir, atomic_write, load_run_model
+from kdedge.checkpoint import RunDir, load_run_model
 from kdedge.errors import InputError, KdedgeError, RuntimeFailure
 from kdedge.export import staging
 from kdedge.export.convert import export_fp32, to_fp16, to_int8
-from kdedge.export.nncf_int8 import activation_scheme, nncf_version, require_nncf, to_int8_nncf
+from kdedge.export.nncf_int8 import require_nncf, to_int8_nncf
 from kdedge.export.options import (
     STAGES,
     EvalData,
@@ -30,10 +31,12 @@ from kdedge.export.options import (
     resolve_settings,
     select_stages,
 )
+from kdedge.export.publish import file_metadata, publish, stage_metadata
 from kdedge.export.report import ExportRow, export_table, file_line
 from kdedge.export.verify import accuracy, agreement, check, onnx_logits, torch_parity
-from kdedge.onnx_meta import build_metadata, set_metadata
 from kdedge.recipe import Recipe
+
+Say = Callable[[str], None]
 
 
 def export_run(
@@ -59,61 +62,108 @@ def export_run(
     passed are kept, a failed one is never written. force: RUN/export is replaced as a whole (no file of
     an earlier export lingers), and only when every file passed; a failed forced export changes nothing.
     """
-    from kdedge.console import console
-
     run = RunDir(Path(run_path).resolve())  # absolute: int8 pre-processing runs in a temp working dir
     recipe = run.read_recipe()
     wanted = parse_precisions(precisions)
-    settings = resolve_settings(
-        recipe,
-        {
-            "opset": opset,
-            "calibration_images": calibration_images,
-            "int8_scheme": int8_scheme,
-            "int8_method": int8_method,
-            "min_top1_agreement": min_top1_agreement,
-            "fp32_rtol": fp32_rtol,
-            "limit": limit,
-        },
-    )
+    overrides = {
+        "opset": opset,
+        "calibration_images": calibration_images,
+        "int8_scheme": int8_scheme,
+        "int8_method": int8_method,
+        "min_top1_agreement": min_top1_agreement,
+        "fp32_rtol": fp32_rtol,
+        "limit": limit,
+    }
+    settings = resolve_settings(recipe, overrides)
+    say = _printer(quiet)
+    stages = _stages_to_export(run, recipe, models, wanted, settings, say)
+    data = load_eval_data(recipe, data_root, settings, "int8" in wanted)
+    rows = _export_stages(run, recipe, stages, wanted, settings, data, say, force)
+    _report(rows, run.path, settings.opset, quiet, force)
+    return rows
+
+
+def _printer(quiet: bool) -> Say:
+    """How progress lines are shown: plain text on the console, or nowhere when quiet."""
+    from kdedge.console import console
+
+    if quiet:
+        return lambda text: None
+    return lambda text: console.print(text, markup=False, highlight=False)
+
+
+def _stages_to_export(
+    run: RunDir, recipe: Recipe, models: str, wanted: list[str], settings: Settings, say: Say
+) -> list[str]:
+    """The trained stages that `models` asks for. A missing NNCF fails here, before any data is loaded
+    or anything exported; "both" with one stage trained says so and goes on."""
     stages = select_stages(run, recipe, models)
     if "int8" in wanted and settings.int8_method == "nncf":
-        require_nncf()  # before loading data or exporting anything
-    say = (lambda text: None) if quiet else (lambda text: console.print(text, markup=False, highlight=False))
+        require_nncf()
     if models == "both" and len(stages) < 2:
         say(
             f"note: {run.path} has no trained {({*STAGES} - {*stages}).pop()}; exporting the {stages[0]} only"
         )
-    data = load_eval_data(recipe, data_root, settings, "int8" in wanted)
+    return stages
+
+
+def _export_stages(
+    run: RunDir,
+    recipe: Recipe,
+    stages: list[str],
+    wanted: list[str],
+    settings: Settings,
+    data: EvalData,
+    say: Say,
+    force: bool,
+) -> list[ExportRow]:
+    """Every stage's files, published into RUN/export; with force into a staging folder that replaces
+    RUN/export only when every file passed (the rows' paths then point into RUN/export)."""
     final_dir = run.path / "export"
-    out_dir = staging.staging_dir(run.path) if force else final_dir
-    created = not out_dir.exists()
-    out_dir.mkdir(parents=True, exist_ok=True)
     rows: list[ExportRow] = []
-    try:
+    with staging.export_folder(run.path, force) as out_dir:
         for stage in stages:
             rows += export_stage(run, recipe, stage, wanted, settings, data, say, out_dir)
         if force and all(r.status == "ok" for r in rows):
             staging.swap_in(out_dir, final_dir)
             for row in rows:
                 row.path = str(final_dir / Path(row.path).name)
-    finally:
-        if force:
-            staging.discard(out_dir)  # after a swap there is nothing left to discard
-        elif created and not any(out_dir.iterdir()):
-            out_dir.rmdir()  # nothing was exported: leave the run as it was
+    return rows
+
+
+def _report(rows: list[ExportRow], run_path: Path, opset: int, quiet: bool, force: bool) -> None:
+    """The table of every file (unless quiet), then one RuntimeFailure that names each failed file."""
+    from kdedge.console import console
+
     if not quiet:
-        console.print(
-            export_table(rows, f"{run.path}: ONNX export (opset {settings.opset}, dynamo exporter)")
-        )
+        console.print(export_table(rows, f"{run_path}: ONNX export (opset {opset}, dynamo exporter)"))
     failed = [r for r in rows if r.status != "ok"]
     if failed:
-        raise RuntimeFailure(
-            "export failed for "
-            + "; ".join(f"{r.name} ({r.status})" for r in failed)
-            + (f"; {final_dir} was left as it was (--force)" if force else "; no file was written for these")
+        kept = (
+            f"{run_path / 'export'} was left as it was (--force)"
+            if force
+            else "no file was written for these"
         )
-    return rows
+        raise RuntimeFailure(
+            "export failed for " + "; ".join(f"{r.name} ({r.status})" for r in failed) + f"; {kept}"
+        )
+
+
+@dataclass(frozen=True)
+class _StageBuild:
+    """What every file of one stage is built from and checked against, and the private folder it is
+    built in (a temp folder inside the output folder: the final move is a rename)."""
+
+    stage: str
+    model: torch.nn.Module
+    chw: tuple[int, int, int]
+    settings: Settings
+    data: EvalData
+    workdir: Path
+
+    def file(self, precision: str) -> Path:
+        """The file of one precision in the private folder: <stage>.<precision>.onnx."""
+        return self.workdir / f"{self.stage}.{precision}.onnx"
 
 
 def export_stage(
@@ -123,81 +173,58 @@ def export_stage(
     precisions: list[str],
     settings: Settings,
     data: EvalData,
-    say,
+    say: Say,
     out_dir: Path | None = None,
 ) -> list[ExportRow]:
     """fp32 (always built: the reference), then the other precisions; one ExportRow per requested file,
     published into out_dir (default RUN/export)."""
     out_dir = out_dir or run.path / "export"
     model, info = load_run_model(run, stage)
+    chw = _input_shape(run, stage, info, data)
+    stage_meta = stage_metadata(recipe, stage, info, chw, settings)
+    rows: list[ExportRow] = []
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".export-") as folder:
+        job = _StageBuild(stage, model, chw, settings, data, Path(folder))
+        fp32 = job.file("fp32")
+        reference = _build(
+            job, ExportRow(stage, "fp32"), lambda: export_fp32(model, chw, fp32, settings.opset)
+        )
+        for precision in precisions:
+            row = _precision_row(job, precision, reference)
+            if row.status == "ok":
+                meta = file_metadata(stage_meta, row, job.file(precision), settings, len(data.calibration))
+                row.path = str(publish(job.file(precision), out_dir, meta))
+            say(file_line(row))
+            rows.append(row)
+    return rows
+
+
+def _input_shape(run: RunDir, stage: str, info: dict[str, Any], data: EvalData) -> tuple[int, int, int]:
+    """(C, H, W) the stage was trained on; InputError when the recipe's data gives other images."""
     chw = (info["in_channels"], info["image_size"], info["image_size"])
     if data.test_images.shape[1:] != chw:
         raise InputError(
             f"{run.path}: the recipe's data gives images {data.test_images.shape[1:]}, but the {stage} "
             f"was trained on {chw}"
         )
-    base = {
-        "model": getattr(recipe, stage).model,
-        "stage": stage,
-        "input_size": chw[1:],
-        "in_channels": chw[0],
-        "mean": info["mean"],
-        "std": info["std"],
-        "class_names": info["class_names"],
-        "dataset": info["dataset"],
-        "recipe_sha": recipe.fingerprint(),
-        "opset": settings.opset,
-        "exporter": "torch.onnx dynamo",
-        "torch_version": torch.__version__,
-    }
-    rows: list[ExportRow] = []
-    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".export-") as folder:
-        workdir = Path(folder)
-        fp32 = workdir / f"{stage}.fp32.onnx"
-        reference = _build(
-            ExportRow(stage, "fp32"),
-            lambda: export_fp32(model, chw, fp32, settings.opset),
-            fp32,
-            model,
-            chw,
-            settings,
-            data,
-            None,
-        )
-        for precision in precisions:
-            if precision == "fp32":
-                row = reference
-            elif reference.status != "ok":
-                row = ExportRow(stage, precision, status="skipped: the fp32 export it is made from failed")
-            else:
-                row = _build(
-                    ExportRow(stage, precision),
-                    _converter(precision, fp32, workdir, settings, data),
-                    workdir / f"{stage}.{precision}.onnx",
-                    model,
-                    chw,
-                    settings,
-                    data,
-                    reference.extra["test_logits"],
-                )
-            if row.status == "ok":
-                meta = base | {
-                    "precision": precision,
-                    "test_accuracy": round(row.test_accuracy, 6),
-                    "test_count": row.test_count,
-                    "top1_agreement_fp32": round(row.test_agreement, 6),
-                    "max_abs_diff_torch": f"{row.max_abs_diff:.3e}",
-                    "max_abs_diff_fp32_test": f"{row.test_max_abs_diff:.3e}",
-                }
-                if precision == "int8":
-                    meta |= _int8_meta(settings, len(data.calibration), workdir / f"{stage}.int8.onnx")
-                row.path = str(_publish(workdir / f"{stage}.{precision}.onnx", out_dir, meta))
-            say(file_line(row))
-            rows.append(row)
-    return rows
+    return chw
 
 
-def _converter(precision: str, fp32: Path, workdir: Path, settings: Settings, data: EvalData):
+def _precision_row(job: _StageBuild, precision: str, reference: ExportRow) -> ExportRow:
+    """The row of one requested precision: fp32 is the reference itself; the others are converted from
+    the fp32 file and compared with it, or skipped when it failed."""
+    if precision == "fp32":
+        return reference
+    if reference.status != "ok":
+        return ExportRow(job.stage, precision, status="skipped: the fp32 export it is made from failed")
+    convert = _converter(precision, job.file("fp32"), job.workdir, job.settings, job.data)
+    return _build(job, ExportRow(job.stage, precision), convert, reference.extra["test_logits"])
+
+
+def _converter(
+    precision: str, fp32: Path, workdir: Path, settings: Settings, data: EvalData
+) -> Callable[[], Any]:
+    """A call that writes the fp16 / int8 file (next to `fp32`, in workdir) from the fp32 one."""
     target = workdir / fp32.name.replace(".fp32.", f".{precision}.")
     if precision == "fp16":
         return lambda: to_fp16(fp32, target)
@@ -206,72 +233,59 @@ def _converter(precision: str, fp32: Path, workdir: Path, settings: Settings, da
     return lambda: to_int8(fp32, target, data.calibration, settings.int8_scheme, workdir)
 
 
-def _int8_meta(settings: Settings, calibration_images: int, built: Path) -> dict:
-    """How an int8 file was made: quantiser and its version, activation/weight types, calibration size."""
-    if settings.int8_method == "nncf":
-        method, version, scheme = "nncf", nncf_version(), activation_scheme(built)
-    else:
-        import onnxruntime
-
-        method, version, scheme = "ort", onnxruntime.__version__, settings.int8_scheme
-    return {
-        "int8_method": method,
-        "int8_quantizer": f"{'nncf' if method == 'nncf' else 'onnxruntime'} {version}",
-        "int8_scheme": scheme,
-        "calibration_images": calibration_images,
-    }
-
-
 def _build(
+    job: _StageBuild,
     row: ExportRow,
-    convert,
-    path: Path,
-    model,
-    chw,
-    settings: Settings,
-    data: EvalData,
-    fp32_test_logits: np.ndarray | None,
+    convert: Callable[[], Any],
+    fp32_test_logits: np.ndarray | None = None,
 ) -> ExportRow:
-    """Convert, check, compare; fill `row` (status explains a failure; the temp file stays private)."""
+    """Convert, check, compare; fill `row` (status explains a failure; the temp file stays private).
+
+    fp32_test_logits: (N, C) float32, the fp32 file's logits on the test images; None for the fp32 file.
+    """
+    path = job.file(row.precision)
     started = time.perf_counter()
     try:
         convert()
         check(path)
-        parity = torch_parity(model, path, chw)
-        logits = onnx_logits(path, data.test_images)
-        reference = logits if fp32_test_logits is None else fp32_test_logits
-        row.max_abs_diff, row.rel_diff, row.random_agreement = (
-            parity.max_abs_diff,
-            parity.rel_diff,
-            parity.agreement,
-        )
-        row.test_accuracy, row.test_agreement = (
-            accuracy(logits, data.test_labels),
-            agreement(logits, reference),
-        )
-        row.test_count, row.size_mb = len(logits), path.stat().st_size / 1e6
-        row.test_max_abs_diff = float(np.abs(logits - reference).max()) if len(logits) else None
-        row.extra["test_logits"] = logits
-        if row.precision == "fp32" and not parity.rel_diff <= settings.fp32_rtol:
-            row.status = (
-                f"max |onnx - torch| / max |torch| = {parity.rel_diff:.1e} > fp32_rtol {settings.fp32_rtol:g}"
-            )
-        elif row.precision != "fp32" and not row.test_agreement >= settings.min_top1_agreement:
-            row.status = (
-                f"top-1 agreement with fp32 on {row.test_count} test images {row.test_agreement:.4f} < "
-                f"min_top1_agreement {settings.min_top1_agreement:g}"
-            )
+        _measure(row, job, path, fp32_test_logits)
+        failure = _threshold_failure(row, job.settings)
+        if failure:
+            row.status = failure
     except KdedgeError as err:
         row.status = str(err)
     row.seconds = time.perf_counter() - started
     return row
 
 
-def _publish(built: Path, out_dir: Path, meta_values: dict) -> Path:
-    """Stamp the metadata and move the checked file into RUN/export atomically."""
-    model = onnx.load(str(built))
-    set_metadata(model, build_metadata(meta_values))
-    final = out_dir / built.name
-    atomic_write(final, lambda tmp: onnx.save(model, str(tmp)))
-    os.chmod(final, staging.shared_mode(0o666))  # mkstemp made it owner-only; artefacts are shared
-    return final
+def _measure(row: ExportRow, job: _StageBuild, path: Path, fp32_test_logits: np.ndarray | None) -> None:
+    """Fill `row`: parity with PyTorch on random inputs, then accuracy and agreement with the fp32 file
+    on the test images (the fp32 file is compared with itself); the logits go to row.extra."""
+    parity = torch_parity(job.model, path, job.chw)
+    logits = onnx_logits(path, job.data.test_images)
+    reference = logits if fp32_test_logits is None else fp32_test_logits
+    row.max_abs_diff, row.rel_diff, row.random_agreement = (
+        parity.max_abs_diff,
+        parity.rel_diff,
+        parity.agreement,
+    )
+    row.test_accuracy, row.test_agreement = (
+        accuracy(logits, job.data.test_labels),
+        agreement(logits, reference),
+    )
+    row.test_count, row.size_mb = len(logits), path.stat().st_size / 1e6
+    row.test_max_abs_diff = float(np.abs(logits - reference).max()) if len(logits) else None
+    row.extra["test_logits"] = logits
+
+
+def _threshold_failure(row: ExportRow, settings: Settings) -> str | None:
+    """Why a measured file misses its bound (fp32: relative error vs PyTorch; others: top-1 agreement
+    with fp32), or None when it meets it. A NaN never meets a bound."""
+    if row.precision == "fp32" and not row.rel_diff <= settings.fp32_rtol:
+        return f"max |onnx - torch| / max |torch| = {row.rel_diff:.1e} > fp32_rtol {settings.fp32_rtol:g}"
+    if row.precision != "fp32" and not row.test_agreement >= settings.min_top1_agreement:
+        return (
+            f"top-1 agreement with fp32 on {row.test_count} test images {row.test_agreement:.4f} < "
+            f"min_top1_agreement {settings.min_top1_agreement:g}"
+        )
+    return None
