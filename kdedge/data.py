@@ -78,6 +78,16 @@ def _read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
+def _download(name: str, root: Path, fetch) -> None:
+    """torchvision's download, with its failure (offline, proxy, bad checksum) as one clear line."""
+    try:
+        fetch()
+    except (OSError, RuntimeError) as error:  # URLError is an OSError; torchvision wraps some in RuntimeError
+        reason = " ".join(str(error).split())[:160]
+        raise InputError(f"could not download {name} to {root} ({reason}); point --data-root or KDEDGE_DATA "
+                         f"at a folder that already has it") from None
+
+
 @DATASETS.register("mnist")
 def load_mnist(root: Path, may_download: bool) -> DataBundle:
     """Full MNIST (60,000 train / 10,000 test) from ROOT/MNIST/raw, torchvision's layout."""
@@ -93,7 +103,7 @@ def load_mnist(root: Path, may_download: bool) -> DataBundle:
         import torchvision
 
         for train in (True, False):
-            torchvision.datasets.MNIST(root, train=train, download=True)
+            _download("MNIST", root, lambda t=train: torchvision.datasets.MNIST(root, train=t, download=True))
     arrays = {key: _read_idx(raw / name) for key, name in files.items()}
     def as_split(x: np.ndarray, y: np.ndarray) -> Split:
         return Split(torch.from_numpy(x.copy()).unsqueeze(1), torch.from_numpy(y.astype(np.int64)))
@@ -165,7 +175,7 @@ def load_cifar10(root: Path, may_download: bool) -> DataBundle:
     if missing and may_download and not folder.exists():
         import torchvision
 
-        torchvision.datasets.CIFAR10(root, train=True, download=True)
+        _download("CIFAR-10", root, lambda: torchvision.datasets.CIFAR10(root, train=True, download=True))
         missing = [n for n in names if not (folder / n).exists()]
     if missing:
         raise InputError(f"CIFAR-10 root {folder} is missing {', '.join(missing)}; expected data_batch_1..5 "

@@ -144,13 +144,19 @@ def heatmap(
 ) -> Path:
     """(R, K) grid of numbers (NaN = not run), each cell written in; lower is better (reversed colours)."""
     plt = _pyplot()
+    from matplotlib.colors import LogNorm
+
     figure, axis = plt.subplots(figsize=(1.2 * len(col_labels) + 2.5, 0.8 * len(row_labels) + 1.8))
-    image = axis.imshow(np.ma.masked_invalid(values), cmap="viridis_r", aspect="auto")
+    finite = values[np.isfinite(values)]
+    # a diverged point (errors at chance) would wash out the rest on a linear scale: log for wide ranges
+    wide = finite.size > 0 and finite.min() > 0 and finite.max() / finite.min() > 10
+    norm = LogNorm(finite.min(), finite.max()) if wide else None
+    image = axis.imshow(np.ma.masked_invalid(values), cmap="viridis_r", aspect="auto", norm=norm)
     axis.set_xticks(range(len(col_labels)), col_labels)
     axis.set_yticks(range(len(row_labels)), row_labels)
-    axis.set(xlabel=col_name, ylabel=row_name, title=title)
-    finite = values[np.isfinite(values)]
-    middle = (finite.min() + finite.max()) / 2 if finite.size else 0
+    axis.set(xlabel=col_name, ylabel=row_name, title=title + (" (log colour scale)" if wide else ""))
+    middle = float(np.sqrt(finite.min() * finite.max())) if wide else (
+        (finite.min() + finite.max()) / 2 if finite.size else 0)
     for (row, col), value in np.ndenumerate(values):
         text = "-" if not np.isfinite(value) else f"{value:g}"
         color = "black" if value < middle else "white"  # viridis_r: low values are light

@@ -91,3 +91,21 @@ def test_affine_augment_geometry_and_determinism() -> None:
     assert first.dtype == torch.uint8 and first.shape == images.shape
     assert torch.equal(first, augment(images, "affine", torch.Generator().manual_seed(3)))
     assert not torch.equal(first, augment(images, "affine", torch.Generator().manual_seed(4)))
+
+
+@pytest.mark.parametrize("name", ["mnist", "cifar10"])
+def test_failed_download_is_one_clear_input_error(tmp_path: Path, monkeypatch, name: str) -> None:
+    """Offline without --data-root/KDEDGE_DATA: torchvision's download error (a RuntimeError or URLError
+    with a multi-line message) becomes one InputError line naming the data set, the folder and the fix."""
+    import torchvision
+
+    def offline(*args, **kwargs):
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\nTried https://example/, got:\n"
+                           "<urlopen error [Errno -2] Name or service not known>")  # fmt: skip
+
+    monkeypatch.setattr(torchvision.datasets, "MNIST", offline)
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", offline)
+    with pytest.raises(InputError, match="could not download") as caught:
+        DATASETS.get(name)(tmp_path, True)
+    message = str(caught.value)
+    assert "\n" not in message and str(tmp_path) in message and "KDEDGE_DATA" in message
