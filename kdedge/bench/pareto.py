@@ -50,8 +50,8 @@ def write_pareto(result: dict[str, Any], path: Path, batch_size: int | None = No
     batch_size = batch_size or min((r["batch_size"] for r in ok), default=1)
     points = sorted((r for r in ok if r["batch_size"] == batch_size), key=lambda r: r["latency_ms_p50"])
     fig, ax = plt.subplots(figsize=(9, 6))
-    _draw_points(ax, points, y_axis)
     front = pareto_front(points, y_axis.key, y_axis.sign)
+    _draw_points(ax, points, y_axis, _labelled(points, front))
     ax.plot(
         [r["latency_ms_p50"] for r in front],
         [y_axis.value(r) for r in front],
@@ -84,9 +84,20 @@ def pareto_front(points: list[dict[str, Any]], key: str, sign: int) -> list[dict
     return front
 
 
-def _draw_points(ax: Axes, points: list[dict[str, Any]], y_axis: _YAxis) -> None:
-    """One marker per row (square teacher, circle student, colour = runtime, thick edge = deployable),
-    labelled arch / runtime / precision; `points` sorted by latency."""
+def _labelled(points: list[dict[str, Any]], front: list[dict[str, Any]]) -> set[int]:
+    """ids of the rows worth a text label: the Pareto front, deployable rows and each model's fastest row.
+    Labelling every row piles names on top of each other where files of one model cluster (the table has
+    them all)."""
+    fastest: dict[str, dict[str, Any]] = {}
+    for row in points:  # sorted by latency: the first row of a model is its fastest
+        fastest.setdefault(row.get("model", row["arch"]), row)
+    chosen = [*front, *fastest.values(), *(r for r in points if r.get("deploy"))]
+    return {id(row) for row in chosen}
+
+
+def _draw_points(ax: Axes, points: list[dict[str, Any]], y_axis: _YAxis, labelled: set[int]) -> None:
+    """One marker per row (square teacher, circle student, colour = runtime, thick edge = deployable);
+    rows in `labelled` (ids) get arch / runtime / precision; `points` sorted by latency."""
     for index, row in enumerate(points):
         ax.scatter(
             row["latency_ms_p50"],
@@ -97,6 +108,8 @@ def _draw_points(ax: Axes, points: list[dict[str, Any]], y_axis: _YAxis) -> None
             edgecolors="k" if row.get("deploy") else "none",
             linewidths=1.5,
         )
+        if id(row) not in labelled:
+            continue
         ax.annotate(
             f"{row['arch'][:16]} {RUNTIME_SHORT.get(row['runtime'], row['runtime'])} {row['precision']}",
             (row["latency_ms_p50"], y_axis.value(row)),
@@ -127,7 +140,8 @@ def _finish_axes(
     ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}"))
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # minor ticks: no "2x10^1" clutter
     ax.set(
-        xlabel=f"latency p50, ms (batch {batch_size}, log scale)",
+        xlabel=f"latency p50, ms (batch {batch_size}, log scale); "
+        "labelled: Pareto front, each model's fastest",
         ylabel=y_axis.label,
         title=f"latency vs {y_axis.key} ({machine['cpu']}, {machine['threads']} threads)",
     )
