@@ -34,11 +34,18 @@ def random_shift(images: torch.Tensor, max_shift: int, generator: torch.Generato
                  flip: bool = False) -> torch.Tensor:  # fmt: skip
     """Shift each image by its own random (dy, dx) in [-max_shift, max_shift], zero fill; optional random
     horizontal flip. (N, C, H, W) -> same shape; vectorised, no per-sample Python."""
+    dy, dx = _random_offsets(images, max_shift, generator)
+    mirrored = (torch.rand(images.shape[0], generator=generator) < 0.5).to(images.device) if flip else None
+    return shift_images(images, dy, dx, max_shift, mirrored)
+
+
+def _random_offsets(images: torch.Tensor, max_shift: int,
+                    generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """Per-image (dy, dx), each (N,) int64 in [0, 2 * max_shift] on the images' device (dy drawn first)."""
     n = images.shape[0]
     dy = torch.randint(0, 2 * max_shift + 1, (n,), generator=generator).to(images.device)
     dx = torch.randint(0, 2 * max_shift + 1, (n,), generator=generator).to(images.device)
-    mirrored = (torch.rand(n, generator=generator) < 0.5).to(images.device) if flip else None
-    return shift_images(images, dy, dx, max_shift, mirrored)
+    return dy, dx
 
 
 def jitter_variant(images: torch.Tensor, variant: int) -> torch.Tensor:
@@ -79,10 +86,8 @@ def augment_with_variant(images: torch.Tensor, kind: str,
     """`augment`, plus for 'jitter' which of the JITTER_VARIANTS each image became ((B,) int64, else None):
     jitter has only 25 outcomes, so a teacher's logits for all of them can be computed once and indexed."""
     if kind == "jitter":
-        side = 2 * JITTER_PX + 1
-        dy = torch.randint(0, side, (images.shape[0],), generator=generator).to(images.device)
-        dx = torch.randint(0, side, (images.shape[0],), generator=generator).to(images.device)
-        return shift_images(images, dy, dx, JITTER_PX), dy * side + dx
+        dy, dx = _random_offsets(images, JITTER_PX, generator)
+        return shift_images(images, dy, dx, JITTER_PX), dy * (2 * JITTER_PX + 1) + dx
     if kind == "affine":
         return random_affine(images, generator), None
     if kind == "crop_flip":

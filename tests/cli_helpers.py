@@ -80,6 +80,20 @@ def run_cli(*args: str) -> tuple[int, str, str]:
     return (code if isinstance(code, int) else (0 if code is None else 1)), out.getvalue(), err.getvalue()
 
 
+def run_main(args: list[str], capsys, monkeypatch) -> tuple[int, str]:
+    """`kdedge ARGS` through the real entry point (errors -> one line + exit code), in this process, with
+    pytest's capsys / monkeypatch fixtures: (exit code, stderr)."""
+    import pytest
+
+    from kdedge.cli import main
+
+    monkeypatch.setattr("sys.argv", ["kdedge", *args])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    return exit_info.value.code, capsys.readouterr().err
+
+
 def run_subprocess(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     command = [*KDEDGE, *map(str, args)]
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=REPO, env=ENV)

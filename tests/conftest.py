@@ -23,6 +23,19 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = tiny_overrides("data.train_limit=1000")
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models on a shared 2-core box: a second intra-op thread only spin-waits and burns CPU (a
+    1,000-image fit: 25 s on 2 threads vs 0.9 s on one). Modules opt in with
+    pytestmark = pytest.mark.usefixtures("one_torch_thread")."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def data_root() -> Path:
     """The shared real-data folder from $KDEDGE_DATA; tests that need it skip, clearly, without it."""

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from bench_helpers import MNIST_META, export_onnx, quantize_int8, train_mnist_run
+from cli_helpers import run_main
 from typer.testing import CliRunner
 
 from kdedge.cli import app
@@ -251,17 +252,6 @@ def test_bare_onnx_without_metadata_has_no_accuracy_but_is_timed(tmp_path):
     row = json.loads((tmp_path / "b.json").read_text())["rows"][0]
     assert row["status"] == "ok" and row["accuracy"] is None and row["flops"] == 2 * 192 * 5
     assert "no accuracy" in result.output
-
-
-def run_main(args: list[str], capsys, monkeypatch) -> tuple[int, str]:
-    """`kdedge ARGS` through the real entry point (errors -> one line + exit code), in this process."""
-    from kdedge.cli import main
-
-    monkeypatch.setattr("sys.argv", ["kdedge", *args])
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    return exit_info.value.code, capsys.readouterr().err
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")

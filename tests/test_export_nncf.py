@@ -10,21 +10,14 @@ from pathlib import Path
 
 import onnx
 import pytest
-import torch
+from cli_helpers import run_main
 from export_helpers import make_run
 
 from kdedge.errors import InputError
 from kdedge.export import read_metadata
 from kdedge.export.nncf_int8 import NNCF_MISSING, activation_scheme
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models on a shared 2-core box: a second intra-op thread only spin-waits and burns CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -112,22 +105,11 @@ def test_nncf_and_ort_int8_keep_fp32_accuracy(both_int8):
         assert abs(int8.test_accuracy - fp32.test_accuracy) < 0.03, (method, int8)
 
 
-def _main(args: list[str], capsys, monkeypatch) -> tuple[int, str]:
-    """`kdedge ARGS` through the real entry point (errors -> one line + exit code), in this process."""
-    from kdedge.cli import main
-
-    monkeypatch.setattr("sys.argv", ["kdedge", *args])
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    return exit_info.value.code, capsys.readouterr().err
-
-
 def test_nncf_missing_is_one_line_exit_2_and_writes_nothing(mnist_run, tmp_path, capsys, monkeypatch):
     run = tmp_path / "run"
     shutil.copytree(mnist_run, run)
     monkeypatch.setitem(sys.modules, "nncf", None)  # how Python sees a package that is not installed
-    code, err = _main(["export", str(run), "--int8-method", "nncf"], capsys, monkeypatch)
+    code, err = run_main(["export", str(run), "--int8-method", "nncf"], capsys, monkeypatch)
     assert code == 2 and err.strip() == f"error: {NNCF_MISSING}"
     assert not (run / "export").exists()
 
@@ -143,7 +125,7 @@ def test_nncf_missing_is_one_line_exit_2_and_writes_nothing(mnist_run, tmp_path,
     ],
 )
 def test_bad_int8_method_options_are_one_line_exit_2(mnist_run, args, words, capsys, monkeypatch):
-    code, err = _main(["export", str(mnist_run), *args], capsys, monkeypatch)
+    code, err = run_main(["export", str(mnist_run), *args], capsys, monkeypatch)
     assert code == 2 and words in err and err.strip().count("\n") == 0
 
 

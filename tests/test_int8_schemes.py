@@ -25,12 +25,7 @@ CHW = (3, 32, 32)
 TINY_CONVNEXT = {"depths": [1, 1, 1, 1], "dims": [16, 32, 64, 128]}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_every_scheme_name_has_quantiser_settings():

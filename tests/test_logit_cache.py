@@ -31,14 +31,7 @@ class ImageCounter:
         self.images += inputs[0].shape[0]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from intra-op threads, and on a busy 2-core CI machine every op of a
-    2-thread pool waits for both threads to be scheduled (a 1,000-image fit: 25 s, vs 0.9 s on one)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -20,14 +20,7 @@ from kdedge.checkpoint import RunDir, load_run_model
 from kdedge.data import normalize
 from kdedge.pipeline import prepare_data
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models on a shared 2-core box: a second intra-op thread only spin-waits and burns CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # Runs `kdedge predict` through kdedge.cli.main, then proves torch was never imported in this process.
