@@ -26,6 +26,8 @@ def lr_factor(cfg: StageConfig, step: int, steps_per_epoch: int) -> float:
     if cfg.warmup_epochs and epoch < cfg.warmup_epochs:
         return (step + 1) / (cfg.warmup_epochs * steps_per_epoch)
     progress = (epoch - cfg.warmup_epochs) / max(cfg.epochs - cfg.warmup_epochs, 1e-9)
+    if cfg.schedule == "cosine" and cfg.cosine_cycles:
+        return _cosine_cycle_factor(cfg.cosine_cycles, cfg.cycle_decay, epoch - cfg.warmup_epochs)
     if cfg.schedule == "cosine":
         return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
     if cfg.schedule == "step":
@@ -33,6 +35,16 @@ def lr_factor(cfg: StageConfig, step: int, steps_per_epoch: int) -> float:
     if cfg.schedule == "onecycle":  # linear up for 25%, linear down to 0
         return min(progress / 0.25, (1 - progress) / 0.75) if progress < 1 else 0.0
     return 1.0
+
+
+def _cosine_cycle_factor(cycles: list[int], decay: float, epoch: float) -> float:
+    """Cosine with warm restarts: cycle i (epochs cycles[i]) falls from decay**i to 0; past the last cycle, 0."""
+    start = 0.0
+    for index, length in enumerate(cycles):
+        if epoch < start + length:
+            return decay**index * 0.5 * (1 + math.cos(math.pi * (epoch - start) / length))
+        start += length
+    return 0.0
 
 
 def apply_max_norm(model: nn.Module, max_norm: float) -> None:

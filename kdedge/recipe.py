@@ -84,6 +84,10 @@ class StageConfig(_Strict):
     schedule: Literal["constant", "cosine", "step", "onecycle"] = "constant"
     step_epochs: Annotated[int, Field(gt=0)] | None = None
     step_gamma: Annotated[float, Field(gt=0, le=1)] = 0.1
+    # cosine with warm restarts (SGDR, Loshchilov & Hutter 2017; timm's cycle_limit/cycle_decay): the epochs
+    # of each cosine cycle, summing to `epochs`; each new cycle starts at the previous peak x cycle_decay
+    cosine_cycles: list[Annotated[int, Field(gt=0)]] | None = None
+    cycle_decay: Annotated[float, Field(gt=0, le=1)] = 1.0
     warmup_epochs: Annotated[int, Field(ge=0)] = 0
     augment: Literal["none", "jitter", "affine", "crop_flip"] = "none"
     class_weighted_loss: bool = False
@@ -102,6 +106,14 @@ class StageConfig(_Strict):
     def _step_needs_epochs(self) -> StageConfig:
         if self.schedule == "step" and self.step_epochs is None:
             raise ValueError("schedule 'step' needs step_epochs (decay every N epochs)")
+        if self.cosine_cycles is not None:
+            if self.schedule != "cosine":
+                raise ValueError("cosine_cycles needs schedule: cosine")
+            if sum(self.cosine_cycles) + self.warmup_epochs != self.epochs:
+                raise ValueError(
+                    f"cosine_cycles {self.cosine_cycles} sum to {sum(self.cosine_cycles)}; with "
+                    f"warmup_epochs {self.warmup_epochs} they must add up to epochs ({self.epochs})"
+                )
         return self
 
 
@@ -139,6 +151,9 @@ class SweepConfig(_Strict):
 
     grid: dict[str, list[Scalar]]
     metric: Literal["test_errors", "test_accuracy", "val_accuracy"] = "test_errors"
+    # also train the recipe's student once WITHOUT the teacher (distillation.loss: none) into SWEEP/baseline,
+    # so every row says what KD gained: a sweep's best point means little without it
+    baseline: bool = True
 
 
 class ExportConfig(_Strict):

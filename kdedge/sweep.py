@@ -2,6 +2,8 @@
 
 SWEEP/teacher/            the teacher, trained once (skipped when the recipe names teacher.checkpoint)
 SWEEP/points/<k=v,...>/   one ordinary run directory per point (its teacher.checkpoint is the sweep's teacher)
+SWEEP/baseline/           the recipe's student trained alone (distillation.loss: none; sweep.baseline: false
+                          skips it): every row says how many fewer errors than this KD gave
 SWEEP/sweep.json          grid, metric, teacher weights: what `kdedge report` and a resumed sweep read
 SWEEP/sweep.csv, .md      one row per point, sorted by the metric;  SWEEP/sweep_heatmap.png  test errors
 SWEEP/alpha_study.*       for a grid over the alpha: both conventions' table and loss curves (alpha_study)
@@ -25,7 +27,14 @@ import yaml
 from kdedge.checkpoint import RunDir, atomic_write_text
 from kdedge.errors import InputError
 from kdedge.recipe import Recipe, apply_overrides, check_key, validate_recipe
-from kdedge.sweep_results import cell, is_finished, result_files, write_results
+from kdedge.sweep_results import (
+    baseline_value,
+    cell,
+    column_cell,
+    is_finished,
+    result_files,
+    write_results,
+)
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -152,17 +161,35 @@ def run_sweep(
     _check_points(base, points, data_root)
     teacher = shared_teacher(base, sweep_dir, data_root, progress)
     recipes = [point_recipe(base, point, teacher) for point in points]
+    paths = [sweep_dir / "points" / point_name(point) for point in points]
+    baseline = baseline_recipe(base, grid, teacher)
+    baseline_dir = sweep_dir / "baseline" if baseline else None
     manifest = {
         "recipe": base.name,
         "grid": grid,
         "metric": metric,
         "teacher": teacher,
         "points": len(points),
+        "baseline": baseline_dir.name if baseline_dir else None,
     }
     atomic_write_text(sweep_dir / "sweep.json", json.dumps(manifest, indent=2))
-    paths = [sweep_dir / "points" / point_name(point) for point in points]
-    _run_unfinished(recipes, paths, data_root, jobs, progress)
-    return write_results(sweep_dir, points, paths, metric, base.name)
+    extra = [(baseline, baseline_dir)] if baseline and baseline_dir else []
+    _run_unfinished(
+        recipes + [r for r, _ in extra], paths + [d for _, d in extra], data_root, jobs, progress
+    )
+    return write_results(sweep_dir, points, paths, metric, base.name, baseline_dir)
+
+
+def baseline_recipe(base: Recipe, grid: Grid, teacher: str | None) -> Recipe | None:
+    """The no-KD baseline: the base recipe's student with distillation.loss none (it still loads the
+    shared teacher, only to report it). None when sweep.baseline is off, the recipe has no student or
+    teacher, or the recipe or grid already sets the loss (a grid over the loss holds its own baseline)."""
+    wanted = base.sweep.baseline if base.sweep else True
+    if not wanted or base.student is None or base.teacher is None:
+        return None
+    if base.distillation.loss == "none" or "distillation.loss" in grid:
+        return None
+    return point_recipe(base, {"distillation.loss": "none"}, teacher)
 
 
 def _check_points(base: Recipe, points: list[dict[str, Any]], data_root: str | None) -> None:
@@ -232,7 +259,9 @@ def sweep_command(
     with make_progress(quiet) as progress:
         rows = run_sweep(base, grid, sweep_dir, data_root, jobs, metric, progress if jobs == 1 else None)
     if not quiet and rows:
-        console.print(_rows_table(rows, metric, f"{base.name}: sweep, best first"))
+        baseline = baseline_value(sweep_dir / "baseline", metric)
+        no_kd = f"; no KD: {metric} {cell(baseline)}" if baseline is not None else ""
+        console.print(_rows_table(rows, metric, f"{base.name}: sweep, best first{no_kd}"))
         console.print(f"sweep directory: {sweep_dir} ({', '.join(result_files(sweep_dir, grid))})")
     return rows
 
@@ -247,5 +276,5 @@ def _rows_table(rows: list[dict], metric: str, title: str) -> Table:
         label = f"{metric} (sorted)" if column == metric else column.split(".")[-1].replace("_test_", " ")
         table.add_column(label.replace("_", " "), justify="right")
     for row in rows:
-        table.add_row(*(cell(row.get(column)) for column in rows[0]))
+        table.add_row(*(column_cell(column, row.get(column)) for column in rows[0]))
     return table

@@ -68,11 +68,38 @@ def rows_to_csv(rows: list[dict]) -> str:
     return buffer.getvalue()
 
 
-def rows_to_markdown(rows: list[dict], title: str) -> str:
+def rows_to_markdown(rows: list[dict], title: str, note: str = "") -> str:
     columns = list(dict.fromkeys(key for row in rows for key in row))
-    lines = [f"# {title}", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(cell(row.get(c)) for c in columns) + " |" for row in rows]
+    lines = [f"# {title}", "", *([note, ""] if note else [])]
+    lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(column_cell(c, row.get(c)) for c in columns) + " |" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+def baseline_value(baseline_dir: Path | None, metric: str) -> float | None:
+    """The no-KD baseline's metric, or None when there is no finished baseline run."""
+    if baseline_dir is None or not is_finished(baseline_dir):
+        return None
+    return metric_value(RunDir(baseline_dir).read_summary(), metric)
+
+
+def gain_column(metric: str) -> str:
+    return "fewer_errors_than_no_kd" if metric.endswith("errors") else f"{metric}_gain_over_no_kd"
+
+
+def gain(value: float, baseline: float, metric: str) -> float:
+    """What KD gained over the baseline: for an error count the fraction fewer (0.2 = 20 % fewer errors;
+    negative = more), for an accuracy the difference (0.01 = one point better)."""
+    if metric.endswith("errors"):
+        return (baseline - value) / baseline if baseline else float("nan")
+    return value - baseline
+
+
+def column_cell(column: str, value: Any) -> str:
+    """cell(), but the relative gain over the baseline as a signed percentage."""
+    if column == gain_column("test_errors") and isinstance(value, float) and value == value:
+        return f"{value:+.1%}"
+    return cell(value)
 
 
 def cell(value: Any) -> str:
@@ -92,28 +119,46 @@ def result_files(sweep_dir: Path, grid_keys: Iterable[str]) -> list[str]:
 
 
 def write_results(
-    sweep_dir: Path, points: list[dict], paths: list[Path], metric: str, name: str
+    sweep_dir: Path,
+    points: list[dict],
+    paths: list[Path],
+    metric: str,
+    name: str,
+    baseline_dir: Path | None = None,
 ) -> list[dict]:
-    """sweep.csv, sweep.md and sweep_heatmap.png from the points' summaries (finished ones only), and
-    alpha_study.{csv,md} + alpha_study_curves.png when the grid varies the alpha."""
+    """sweep.csv, sweep.md and sweep_heatmap.png from the points' summaries (finished ones only), each row
+    compared with the no-KD baseline when baseline_dir holds a finished one, and alpha_study.{csv,md} +
+    alpha_study_curves.png when the grid varies the alpha."""
     rows = [
         point_row(point, RunDir(path).read_summary(), metric)
         for point, path in zip(points, paths, strict=True)
         if is_finished(path)
     ]
+    baseline = baseline_value(baseline_dir, metric)
+    if baseline is not None:
+        rows = [row | {gain_column(metric): gain(row[metric], baseline, metric)} for row in rows]
     rows = sort_rows(rows, metric)
+    title = f"sweep of {name}, sorted by {metric}"
+    note = (
+        f"no-KD baseline (same student, distillation.loss: none; {baseline_dir}): {metric} {cell(baseline)}"
+        if baseline is not None
+        else ""
+    )
     atomic_write_text(sweep_dir / "sweep.csv", rows_to_csv(rows))
-    atomic_write_text(sweep_dir / "sweep.md", rows_to_markdown(rows, f"sweep of {name}, sorted by {metric}"))
+    atomic_write_text(sweep_dir / "sweep.md", rows_to_markdown(rows, title, note))
     if rows:
-        heatmap_png(sweep_dir, rows, points, metric)
+        heatmap_png(sweep_dir, rows, points, metric, baseline)
     if points and alpha_study.is_alpha_sweep(points[0]):
         alpha_study.write_study(sweep_dir, points, paths, name)
     return rows
 
 
-def heatmap_png(sweep_dir: Path, rows: list[dict], points: list[dict], metric: str) -> Path:
+def heatmap_png(
+    sweep_dir: Path, rows: list[dict], points: list[dict], metric: str, baseline: float | None = None
+) -> Path:
     """Metric over the first two grid axes (alpha x temperature for the Hinton sweep), axes in grid order;
-    with more axes, the best value over the others; with one axis, a single row."""
+    with more axes, the best value over the others; with one axis, a single row. The title gives the
+    no-KD baseline's value when there is one."""
     import numpy as np
 
     from kdedge.plots import heatmap
@@ -127,6 +172,7 @@ def heatmap_png(sweep_dir: Path, rows: list[dict], points: list[dict], metric: s
         i = row_values.index(row[row_key]) if row_key else 0
         values[i, col_values.index(row[col_key])] = row[metric]
     title = f"student {metric} (bias-fixed where fixed)" + (", best over other axes" if len(keys) > 2 else "")
+    title += f"; no KD: {cell(baseline)}" if baseline is not None else ""
     return heatmap(
         values,
         [str(v) for v in row_values],

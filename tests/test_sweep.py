@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from cli_helpers import tiny_overrides
 from safetensors.torch import load_file
 
 from kdedge.errors import InputError
 from kdedge.recipe import load_recipe
-from kdedge.sweep import check_grid, grid_points, parse_grid, point_name, point_recipe
-from kdedge.sweep_results import is_finished, sort_rows, write_results
+from kdedge.sweep import baseline_recipe, check_grid, grid_points, parse_grid, point_name, point_recipe
+from kdedge.sweep_results import column_cell, gain, is_finished, sort_rows, write_results
 
 # A tiny teacher (64 hidden units), 600 training / 200 test images, one epoch per stage.
 TINY = tiny_overrides()
@@ -97,6 +98,24 @@ def test_sort_rows_best_first_and_results_skip_unfinished(tmp_path: Path) -> Non
     assert (tmp_path / "sweep_heatmap.png").stat().st_size > 1000
 
 
+def test_baseline_recipe_is_the_student_without_kd_unless_switched_off() -> None:
+    base = load_recipe("hinton_mnist_sweep")
+    grid = {"distillation.temperature": [2, 4]}
+    recipe = baseline_recipe(base, grid, "/tmp/teacher.safetensors")
+    assert recipe is not None and recipe.distillation.loss == "none" and recipe.sweep is None
+    assert recipe.student == base.student and recipe.teacher.checkpoint == "/tmp/teacher.safetensors"
+    off = base.model_copy(update={"sweep": base.sweep.model_copy(update={"baseline": False})})
+    assert baseline_recipe(off, grid, None) is None
+    assert baseline_recipe(base, {"distillation.loss": ["none", "kl"]}, None) is None  # the grid holds it
+
+
+def test_gain_over_the_baseline() -> None:
+    assert gain(80, 100, "test_errors") == pytest.approx(0.2)  # 20 % fewer errors
+    assert gain(120, 100, "test_errors") == pytest.approx(-0.2)
+    assert gain(0.98, 0.97, "test_accuracy") == pytest.approx(0.01)
+    assert column_cell("fewer_errors_than_no_kd", 0.234) == "+23.4%"
+
+
 def test_cli_bad_grids_exit_2(kdedge, data_root: Path, tmp_path: Path) -> None:
     for grid, message in ((["--grid", "distillation.temprature=1,2"], "did you mean"), ([], "empty grid")):
         result = kdedge("sweep", "hinton_mnist", *grid, "--out", tmp_path / "s", "--data-root", data_root)
@@ -139,6 +158,13 @@ def test_two_point_sweep_on_mnist_trains_one_teacher(finished_sweep, data_root: 
         rows = list(csv.DictReader(file))
     errors = [int(float(r["test_errors"])) for r in rows]
     assert errors == sorted(errors) and len(rows) == 2
+    # the no-KD baseline: the same student without the teacher's term, trained once, compared in every row
+    baseline = json.loads((out / "baseline" / "summary.json").read_text())
+    assert yaml.safe_load((out / "baseline" / "recipe.yaml").read_text())["distillation"]["loss"] == "none"
+    base_errors = baseline["student"]["test_errors"]
+    for row, errors_kd in zip(rows, errors, strict=True):
+        assert float(row["fewer_errors_than_no_kd"]) == pytest.approx((base_errors - errors_kd) / base_errors)
+    assert f"test_errors {base_errors}" in (out / "sweep.md").read_text()
     assert "temperature" in result.stdout and (out / "sweep_heatmap.png").is_file()
     # resume: every point is finished, so a rerun trains nothing and changes no weights
     before = {p: (p / "student.safetensors").stat().st_mtime_ns for p in points}
