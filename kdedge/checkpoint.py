@@ -27,14 +27,23 @@ from kdedge.errors import InputError
 from kdedge.recipe import Recipe, validate_recipe
 
 
+def shared_mode(mode: int) -> int:
+    """`mode` minus this process's umask: what an ordinary mkdir / open would have given."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return mode & ~umask
+
+
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call write(tmp_path) on a temp file next to `path`, then rename it over `path`."""
+    """Call write(tmp_path) on a temp file next to `path`, then rename it over `path` with the permissions
+    a plain open() would give (mkstemp's owner-only 0600 would hide run files from a team's other users)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         write(tmp)
+        os.chmod(tmp, shared_mode(0o666))
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

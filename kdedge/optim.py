@@ -27,7 +27,7 @@ def lr_factor(cfg: StageConfig, step: int, steps_per_epoch: int) -> float:
         return (step + 1) / (cfg.warmup_epochs * steps_per_epoch)
     progress = (epoch - cfg.warmup_epochs) / max(cfg.epochs - cfg.warmup_epochs, 1e-9)
     if cfg.schedule == "cosine" and cfg.cosine_cycles:
-        return _cosine_cycle_factor(cfg.cosine_cycles, cfg.cycle_decay, epoch - cfg.warmup_epochs)
+        return _cosine_cycle_factor(cfg.cosine_cycles, cfg.cycle_decay, progress)
     if cfg.schedule == "cosine":
         return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
     if cfg.schedule == "step":
@@ -37,12 +37,13 @@ def lr_factor(cfg: StageConfig, step: int, steps_per_epoch: int) -> float:
     return 1.0
 
 
-def _cosine_cycle_factor(cycles: list[int], decay: float, epoch: float) -> float:
-    """Cosine with warm restarts: cycle i (epochs cycles[i]) falls from decay**i to 0; past the last cycle, 0."""
-    start = 0.0
+def _cosine_cycle_factor(cycles: list[float], decay: float, progress: float) -> float:
+    """Cosine with warm restarts at `progress` (0..1 of the epochs after warm-up): cycle i takes the share
+    cycles[i] / sum(cycles) and falls from decay**i to 0; after the last, 0."""
+    position, start = progress * sum(cycles), 0.0
     for index, length in enumerate(cycles):
-        if epoch < start + length:
-            return decay**index * 0.5 * (1 + math.cos(math.pi * (epoch - start) / length))
+        if position < start + length:
+            return decay**index * 0.5 * (1 + math.cos(math.pi * (position - start) / length))
         start += length
     return 0.0
 

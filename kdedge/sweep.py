@@ -2,8 +2,8 @@
 
 SWEEP/teacher/            the teacher, trained once (skipped when the recipe names teacher.checkpoint)
 SWEEP/points/<k=v,...>/   one ordinary run directory per point (its teacher.checkpoint is the sweep's teacher)
-SWEEP/baseline/           the recipe's student trained alone (distillation.loss: none; sweep.baseline: false
-                          skips it): every row says how many fewer errors than this KD gave
+SWEEP/baseline/           the student trained alone (distillation.loss: none; sweep.baseline: false skips
+                          it), one per combination of non-distillation grid values: each row's KD gain
 SWEEP/sweep.json          grid, metric, teacher weights: what `kdedge report` and a resumed sweep read
 SWEEP/sweep.csv, .md      one row per point, sorted by the metric;  SWEEP/sweep_heatmap.png  test errors
 SWEEP/alpha_study.*       for a grid over the alpha: both conventions' table and loss curves (alpha_study)
@@ -162,34 +162,44 @@ def run_sweep(
     teacher = shared_teacher(base, sweep_dir, data_root, progress)
     recipes = [point_recipe(base, point, teacher) for point in points]
     paths = [sweep_dir / "points" / point_name(point) for point in points]
-    baseline = baseline_recipe(base, grid, teacher)
-    baseline_dir = sweep_dir / "baseline" if baseline else None
+    baselines = baseline_runs(base, grid, teacher, sweep_dir)  # {folder: recipe}
     manifest = {
         "recipe": base.name,
         "grid": grid,
         "metric": metric,
         "teacher": teacher,
         "points": len(points),
-        "baseline": baseline_dir.name if baseline_dir else None,
+        "baselines": [str(path.relative_to(sweep_dir)) for path in baselines],
     }
     atomic_write_text(sweep_dir / "sweep.json", json.dumps(manifest, indent=2))
-    extra = [(baseline, baseline_dir)] if baseline and baseline_dir else []
-    _run_unfinished(
-        recipes + [r for r, _ in extra], paths + [d for _, d in extra], data_root, jobs, progress
-    )
-    return write_results(sweep_dir, points, paths, metric, base.name, baseline_dir)
+    _run_unfinished([*recipes, *baselines.values()], [*paths, *baselines], data_root, jobs, progress)
+    baseline_dirs = [baseline_dir(sweep_dir, point) if baselines else None for point in points]
+    return write_results(sweep_dir, points, paths, metric, base.name, baseline_dirs)
 
 
-def baseline_recipe(base: Recipe, grid: Grid, teacher: str | None) -> Recipe | None:
-    """The no-KD baseline: the base recipe's student with distillation.loss none (it still loads the
-    shared teacher, only to report it). None when sweep.baseline is off, the recipe has no student or
-    teacher, or the recipe or grid already sets the loss (a grid over the loss holds its own baseline)."""
+def baseline_dir(sweep_dir: Path, point: dict[str, Any]) -> Path:
+    """Where the no-KD baseline of a point lives: one per combination of the grid's non-distillation values
+    (SWEEP/baseline for an alpha x temperature grid; SWEEP/baseline/student.epochs=50 and so on otherwise)."""
+    rest = {key: value for key, value in point.items() if not key.startswith("distillation.")}
+    return sweep_dir / "baseline" / point_name(rest) if rest else sweep_dir / "baseline"
+
+
+def baseline_runs(base: Recipe, grid: Grid, teacher: str | None, sweep_dir: Path) -> dict[Path, Recipe]:
+    """The no-KD baselines: each point's student with distillation.loss none (it still loads the shared
+    teacher, only to report it), one per baseline_dir. None when sweep.baseline is off, the recipe has no
+    student or teacher, or the recipe or grid already sets the loss (a grid over the loss holds its own)."""
     wanted = base.sweep.baseline if base.sweep else True
     if not wanted or base.student is None or base.teacher is None:
-        return None
+        return {}
     if base.distillation.loss == "none" or "distillation.loss" in grid:
-        return None
-    return point_recipe(base, {"distillation.loss": "none"}, teacher)
+        return {}
+    runs = {}
+    for point in grid_points(grid):
+        rest = {key: value for key, value in point.items() if not key.startswith("distillation.")}
+        runs[baseline_dir(sweep_dir, point)] = point_recipe(
+            base, rest | {"distillation.loss": "none"}, teacher
+        )
+    return runs
 
 
 def _check_points(base: Recipe, points: list[dict[str, Any]], data_root: str | None) -> None:
@@ -259,7 +269,7 @@ def sweep_command(
     with make_progress(quiet) as progress:
         rows = run_sweep(base, grid, sweep_dir, data_root, jobs, metric, progress if jobs == 1 else None)
     if not quiet and rows:
-        baseline = baseline_value(sweep_dir / "baseline", metric)
+        baseline = baseline_value(sweep_dir / "baseline", metric)  # the one of an alpha x temperature grid
         no_kd = f"; no KD: {metric} {cell(baseline)}" if baseline is not None else ""
         console.print(_rows_table(rows, metric, f"{base.name}: sweep, best first{no_kd}"))
         console.print(f"sweep directory: {sweep_dir} ({', '.join(result_files(sweep_dir, grid))})")

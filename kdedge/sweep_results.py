@@ -104,7 +104,7 @@ def column_cell(column: str, value: Any) -> str:
 
 def cell(value: Any) -> str:
     if isinstance(value, float):
-        return f"{value:.4f}" if value < 1 else f"{value:g}"
+        return f"{value:.4g}" if abs(value) < 1 else f"{value:g}"  # 0.5, not 0.5000
     return "" if value is None else str(value)
 
 
@@ -124,30 +124,34 @@ def write_results(
     paths: list[Path],
     metric: str,
     name: str,
-    baseline_dir: Path | None = None,
+    baseline_dirs: list[Path | None] | None = None,
 ) -> list[dict]:
     """sweep.csv, sweep.md and sweep_heatmap.png from the points' summaries (finished ones only), each row
-    compared with the no-KD baseline when baseline_dir holds a finished one, and alpha_study.{csv,md} +
+    compared with its no-KD baseline (baseline_dirs[i], when finished), and alpha_study.{csv,md} +
     alpha_study_curves.png when the grid varies the alpha."""
-    rows = [
-        point_row(point, RunDir(path).read_summary(), metric)
-        for point, path in zip(points, paths, strict=True)
-        if is_finished(path)
-    ]
-    baseline = baseline_value(baseline_dir, metric)
-    if baseline is not None:
-        rows = [row | {gain_column(metric): gain(row[metric], baseline, metric)} for row in rows]
+    baseline_dirs = baseline_dirs or [None] * len(points)
+    rows = []
+    for point, path, base_dir in zip(points, paths, baseline_dirs, strict=True):
+        if not is_finished(path):
+            continue
+        row = point_row(point, RunDir(path).read_summary(), metric)
+        baseline = baseline_value(base_dir, metric)
+        rows.append(
+            row if baseline is None else row | {gain_column(metric): gain(row[metric], baseline, metric)}
+        )
     rows = sort_rows(rows, metric)
-    title = f"sweep of {name}, sorted by {metric}"
-    note = (
-        f"no-KD baseline (same student, distillation.loss: none; {baseline_dir}): {metric} {cell(baseline)}"
-        if baseline is not None
-        else ""
-    )
+    values = {path: baseline_value(path, metric) for path in dict.fromkeys(baseline_dirs) if path}
+    values = {path: value for path, value in values.items() if value is not None}
+    note = "; ".join(f"{path}: {metric} {cell(value)}" for path, value in values.items())
+    note = f"no-KD baseline (same student, distillation.loss: none): {note}" if note else ""
     atomic_write_text(sweep_dir / "sweep.csv", rows_to_csv(rows))
-    atomic_write_text(sweep_dir / "sweep.md", rows_to_markdown(rows, title, note))
+    atomic_write_text(
+        sweep_dir / "sweep.md", rows_to_markdown(rows, f"sweep of {name}, sorted by {metric}", note)
+    )
     if rows:
-        heatmap_png(sweep_dir, rows, points, metric, baseline)
+        heatmap_png(
+            sweep_dir, rows, points, metric, next(iter(values.values())) if len(values) == 1 else None
+        )
     if points and alpha_study.is_alpha_sweep(points[0]):
         alpha_study.write_study(sweep_dir, points, paths, name)
     return rows

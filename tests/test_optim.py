@@ -27,10 +27,16 @@ def test_cosine_cycles_restart_at_the_decayed_peak() -> None:
     assert all(lr_factor(plain, s, 7) == pytest.approx(lr_factor(single, s, 7)) for s in range(0, 700, 13))
 
 
+def test_cosine_cycles_are_relative_lengths() -> None:
+    """--set epochs=16 on a [100, 60] recipe keeps the shape: the restart lands at epoch 10."""
+    cfg = stage(epochs=16, cosine_cycles=[100, 60], cycle_decay=0.6)
+    assert lr_factor(cfg, 10 * 5, 5) == pytest.approx(0.6)
+    assert lr_factor(cfg, 5 * 5, 5) == pytest.approx(0.5)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"epochs": 150, "cosine_cycles": [100, 60]}, "add up to epochs"),
         ({"epochs": 160, "cosine_cycles": [100, 60], "schedule": "step", "step_epochs": 5}, "needs schedule"),
         ({"epochs": 160, "cosine_cycles": [100, 60], "cycle_decay": 1.5}, "less than or equal to 1"),
     ],

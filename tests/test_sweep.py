@@ -15,7 +15,15 @@ from safetensors.torch import load_file
 
 from kdedge.errors import InputError
 from kdedge.recipe import load_recipe
-from kdedge.sweep import baseline_recipe, check_grid, grid_points, parse_grid, point_name, point_recipe
+from kdedge.sweep import (
+    baseline_dir,
+    baseline_runs,
+    check_grid,
+    grid_points,
+    parse_grid,
+    point_name,
+    point_recipe,
+)
 from kdedge.sweep_results import column_cell, gain, is_finished, sort_rows, write_results
 
 # A tiny teacher (64 hidden units), 600 training / 200 test images, one epoch per stage.
@@ -98,15 +106,25 @@ def test_sort_rows_best_first_and_results_skip_unfinished(tmp_path: Path) -> Non
     assert (tmp_path / "sweep_heatmap.png").stat().st_size > 1000
 
 
-def test_baseline_recipe_is_the_student_without_kd_unless_switched_off() -> None:
+def test_baselines_are_the_student_without_kd_one_per_non_distillation_values(tmp_path: Path) -> None:
     base = load_recipe("hinton_mnist_sweep")
-    grid = {"distillation.temperature": [2, 4]}
-    recipe = baseline_recipe(base, grid, "/tmp/teacher.safetensors")
-    assert recipe is not None and recipe.distillation.loss == "none" and recipe.sweep is None
+    grid = {"distillation.temperature": [2, 4], "distillation.alpha": [0.5, 0.9]}
+    runs = baseline_runs(base, grid, "/tmp/teacher.safetensors", tmp_path)
+    assert list(runs) == [tmp_path / "baseline"]  # alpha x temperature: one baseline for all points
+    recipe = runs[tmp_path / "baseline"]
+    assert recipe.distillation.loss == "none" and recipe.sweep is None
     assert recipe.student == base.student and recipe.teacher.checkpoint == "/tmp/teacher.safetensors"
+    runs = baseline_runs(base, grid | {"student.epochs": [25, 50]}, None, tmp_path)
+    assert [(p.name, r.student.epochs) for p, r in runs.items()] == [
+        ("student.epochs=25", 25),
+        ("student.epochs=50", 50),
+    ]
+    assert baseline_dir(tmp_path, {"distillation.alpha": 0.5, "student.epochs": 50}) == (
+        tmp_path / "baseline" / "student.epochs=50"
+    )
     off = base.model_copy(update={"sweep": base.sweep.model_copy(update={"baseline": False})})
-    assert baseline_recipe(off, grid, None) is None
-    assert baseline_recipe(base, {"distillation.loss": ["none", "kl"]}, None) is None  # the grid holds it
+    assert baseline_runs(off, grid, None, tmp_path) == {}
+    assert baseline_runs(base, {"distillation.loss": ["none", "kl"]}, None, tmp_path) == {}  # grid holds it
 
 
 def test_gain_over_the_baseline() -> None:

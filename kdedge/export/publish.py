@@ -3,7 +3,6 @@ file is moved into RUN/export: stamped, then written atomically, so a reader nev
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,6 @@ import onnx
 import torch
 
 from kdedge.checkpoint import atomic_write
-from kdedge.export import staging
 from kdedge.export.nncf_int8 import activation_scheme, nncf_version
 from kdedge.export.options import Settings
 from kdedge.export.report import ExportRow
@@ -80,5 +78,4 @@ def publish(built: Path, out_dir: Path, meta_values: dict[str, Any]) -> Path:
     set_metadata(model, build_metadata(meta_values))
     final = out_dir / built.name
     atomic_write(final, lambda tmp: onnx.save(model, str(tmp)))
-    os.chmod(final, staging.shared_mode(0o666))  # mkstemp made it owner-only; artefacts are shared
     return final

@@ -15,12 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-
-def shared_mode(mode: int) -> int:
-    """`mode` minus this process's umask: what an ordinary mkdir / open would have given."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return mode & ~umask
+from kdedge.checkpoint import shared_mode
 
 
 def staging_dir(run_path: Path) -> Path:
