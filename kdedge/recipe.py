@@ -210,10 +210,8 @@ def find_recipe(path_or_name: str) -> Path:
     if path_or_name in shipped:
         return shipped[path_or_name]
     if path.suffix in (".yaml", ".yml") or "/" in path_or_name:
-        raise InputError(
-            f"recipe file not found: {path_or_name} (give an existing YAML file or a packaged "
-            "recipe name; `kdedge recipes` lists them)"
-        )
+        raise InputError(f"recipe file not found: {path_or_name} (give an existing YAML file or a packaged "
+                         "recipe name; `kdedge recipes` lists them)")
     hint = did_you_mean(path_or_name, shipped)
     raise InputError(f"no recipe file or packaged recipe named '{path_or_name}';{hint} see `kdedge recipes`")
 

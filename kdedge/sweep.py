@@ -177,10 +177,15 @@ def run_sweep(
     return write_results(sweep_dir, points, paths, metric, base.name, baseline_dirs)
 
 
+def _without_distillation(point: dict[str, Any]) -> dict[str, Any]:
+    """The point's values that are not distillation keys: what its no-KD baseline shares with it."""
+    return {key: value for key, value in point.items() if not key.startswith("distillation.")}
+
+
 def baseline_dir(sweep_dir: Path, point: dict[str, Any]) -> Path:
     """Where the no-KD baseline of a point lives: one per combination of the grid's non-distillation values
     (SWEEP/baseline for an alpha x temperature grid; SWEEP/baseline/student.epochs=50 and so on otherwise)."""
-    rest = {key: value for key, value in point.items() if not key.startswith("distillation.")}
+    rest = _without_distillation(point)
     return sweep_dir / "baseline" / point_name(rest) if rest else sweep_dir / "baseline"
 
 
@@ -195,10 +200,8 @@ def baseline_runs(base: Recipe, grid: Grid, teacher: str | None, sweep_dir: Path
         return {}
     runs = {}
     for point in grid_points(grid):
-        rest = {key: value for key, value in point.items() if not key.startswith("distillation.")}
-        runs[baseline_dir(sweep_dir, point)] = point_recipe(
-            base, rest | {"distillation.loss": "none"}, teacher
-        )
+        no_kd = _without_distillation(point) | {"distillation.loss": "none"}
+        runs[baseline_dir(sweep_dir, point)] = point_recipe(base, no_kd, teacher)
     return runs
 
 

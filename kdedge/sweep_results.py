@@ -130,18 +130,18 @@ def write_results(
     compared with its no-KD baseline (baseline_dirs[i], when finished), and alpha_study.{csv,md} +
     alpha_study_curves.png when the grid varies the alpha."""
     baseline_dirs = baseline_dirs or [None] * len(points)
+    # each baseline's summary read once, however many points share it; unfinished ones left out
+    values = {path: baseline_value(path, metric) for path in dict.fromkeys(baseline_dirs) if path}
+    values = {path: value for path, value in values.items() if value is not None}
     rows = []
     for point, path, base_dir in zip(points, paths, baseline_dirs, strict=True):
         if not is_finished(path):
             continue
         row = point_row(point, RunDir(path).read_summary(), metric)
-        baseline = baseline_value(base_dir, metric)
-        rows.append(
-            row if baseline is None else row | {gain_column(metric): gain(row[metric], baseline, metric)}
-        )
+        if base_dir in values:
+            row[gain_column(metric)] = gain(row[metric], values[base_dir], metric)
+        rows.append(row)
     rows = sort_rows(rows, metric)
-    values = {path: baseline_value(path, metric) for path in dict.fromkeys(baseline_dirs) if path}
-    values = {path: value for path, value in values.items() if value is not None}
     note = "; ".join(f"{path}: {metric} {cell(value)}" for path, value in values.items())
     note = f"no-KD baseline (same student, distillation.loss: none): {note}" if note else ""
     atomic_write_text(sweep_dir / "sweep.csv", rows_to_csv(rows))
