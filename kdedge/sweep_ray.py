@@ -18,6 +18,7 @@ heat map itself, from the same summaries as the local backend, so they are the s
 from __future__ import annotations
 
 import contextlib
+import json
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from kdedge.sweep_ray_point import LOGITS_FILE, TOKEN_FILE, Shared, teacher_logi
 from kdedge.sweep_results import cell, is_finished, metric_value, sort_rows
 
 INSTALL = "pip install 'kdedge[ray]'"
+PLACEMENT_FILE = "ray_points.json"
 
 
 @dataclass(frozen=True)
@@ -130,11 +132,13 @@ class _Tracker:
 def _attempt(point_fn: Callable, tracker: Any, name: str, *args: Any) -> dict:
     """One attempt of a point, in a worker. A KdedgeError (bad input, NaN loss) comes back as a result,
     so Ray does not retry it; any other exception propagates and Ray retries it."""
+    from ray.util import get_node_ip_address
+
     from kdedge.sweep_ray_point import gpu_ids
 
     tracker.started.remote(name)
     try:
-        return point_fn(*args) | {"gpus": gpu_ids()}
+        return point_fn(*args) | {"node": get_node_ip_address(), "gpus": gpu_ids()}
     except KdedgeError as error:
         return {"error": f"{type(error).__name__}: {error}"}
 
@@ -159,7 +163,7 @@ def run_points(recipes: list[Recipe], paths: list[Path], data_root: str | None, 
         view = _ProgressView(progress, names, paths, metric)
         refs = {task.remote(point_fn, tracker, names[i], recipes[i].to_dict(), names[i], shared, data_root): i
                 for i in todo}  # fmt: skip
-        return _collect(ray, refs, names, paths, tracker, view)
+        return _collect(ray, refs, sweep_dir, names, tracker, view)
 
 
 def _share(ray: Any, recipes: list[Recipe], paths: list[Path], todo: list[int], sweep_dir: Path,
@@ -189,11 +193,12 @@ def _share(ray: Any, recipes: list[Recipe], paths: list[Path], todo: list[int], 
     return shared
 
 
-def _collect(ray: Any, refs: dict, names: list[str], paths: list[Path], tracker: Any,
+def _collect(ray: Any, refs: dict, sweep_dir: Path, names: list[str], tracker: Any,
              view: _ProgressView) -> list[str]:  # fmt: skip
     """Wait for every task, writing sent-back files as results arrive; the progress view refreshed about
     once a second. Returns the failures."""
     failures: dict[int, str] = {}
+    placed: dict[str, dict] = {}
     pending = list(refs)
     while pending:
         done, pending = ray.wait(pending, num_returns=1, timeout=1.0)
@@ -204,14 +209,29 @@ def _collect(ray: Any, refs: dict, names: list[str], paths: list[Path], tracker:
             except ray.exceptions.RayError as error:  # retries used up: a crash, a lost node, an exception
                 result = {"error": _first_line(error)}
             if "error" in result:
-                failures[i] = f"{names[i]} ({result['error']})"
+                failures[i] = result["error"]
                 view.failed(names[i], result["error"])
                 continue
             if "files" in result:
-                write_returned(paths[i], result["files"])
+                write_returned(sweep_dir / names[i], result["files"])
+            placed[names[i]] = {"node": result.get("node"), "gpus": result.get("gpus")}
             view.finished(names[i], result["summary"])
         view.update(ray.get(tracker.counts.remote()))
-    return [failures[i] for i in sorted(failures)]  # grid order, whatever order they failed in
+    _write_placement(sweep_dir, placed, failures, names, ray.get(tracker.counts.remote()))
+    return [f"{names[i]} ({failures[i]})" for i in sorted(failures)]  # grid order, not the order they failed
+
+
+def _write_placement(sweep_dir: Path, placed: dict, failures: dict[int, str], names: list[str],
+                     attempts: dict[str, int]) -> None:  # fmt: skip
+    """SWEEP/ray_points.json: where each point of this and earlier runs trained (node, GPU ids Ray gave
+    it), how many attempts it took, and why it failed: for auditing GPU pinning and retries."""
+    path = sweep_dir / PLACEMENT_FILE
+    record = json.loads(path.read_text()) if path.is_file() else {}
+    for name, where in placed.items():
+        record[name] = where | {"attempts": attempts.get(name, 1), "status": "finished"}
+    for i, error in failures.items():
+        record[names[i]] = {"attempts": attempts.get(names[i], 1), "status": "failed", "error": error}
+    atomic_write_text(path, json.dumps(record, indent=1, sort_keys=True))
 
 
 def write_returned(folder: Path, files: dict[str, bytes]) -> None:

@@ -84,6 +84,7 @@ def test_ray_backend_writes_the_local_backends_results(local_sweep: Path, ray_sw
     assert (ray_sweep / "teacher_logits.safetensors").is_file()
 
 
+@pytest.mark.slow
 def test_points_sent_back_without_a_shared_filesystem(local_sweep: Path, tmp_path: Path, data_root: Path,
                                                       ray_module) -> None:  # fmt: skip
     out = tmp_path / "s"
@@ -122,11 +123,16 @@ def test_a_failing_point_is_retried_then_reported(tmp_path: Path, data_root: Pat
     attempts = [p.name.rsplit(".", 1)[0] for p in marks.iterdir()]
     assert attempts.count("distillation.temperature=2") == 3  # first try + 2 retries
     assert attempts.count("distillation.temperature=8") == 1  # its own config: reported once
+    placement = json.loads((out / "ray_points.json").read_text())
+    assert placement["points/distillation.temperature=2"] == {
+        "attempts": 3, "status": "failed", "error": "OSError: disk went away"}  # fmt: skip
+    assert placement["baseline"]["status"] == "finished" and placement["baseline"]["gpus"] == []
     assert attempts.count("baseline") == 1 and json.loads((out / "baseline" / "summary.json").read_text())[
         "finished"]  # fmt: skip
     assert (out / "sweep.csv").read_text().count("\n") == 1  # the header: no point finished
 
 
+@pytest.mark.slow  # a dead worker costs Ray a new process: ~15 s
 def test_a_crashed_worker_is_retried(tmp_path: Path, data_root: Path, ray_module) -> None:
     """A worker process dying (as on a lost node) is a system failure: Ray runs the point again."""
     marks = tmp_path / "attempts"
