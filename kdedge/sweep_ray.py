@@ -281,7 +281,7 @@ class _ProgressView:
 
     def failed(self, name: str, error: str) -> None:
         self.settled[name] = "failed"
-        if self.progress:
+        if self.progress and not self.progress.disable:  # --quiet: the closing error line names it
             self.progress.console.print(f"[red]point failed[/] {name}: {error}")
             self.progress.advance(self.task)
 

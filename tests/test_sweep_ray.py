@@ -29,9 +29,11 @@ TIMING = ("train_seconds",)  # the only columns allowed to differ between backen
 
 @pytest.fixture(scope="module")
 def ray_module():
-    """One local Ray for the module (starting one costs 10-20 s)."""
+    """One local Ray for the module (starting one costs 10-20 s). It declares one GPU that this machine may
+    not have: Ray schedules --gpus-per-point on it and sets CUDA_VISIBLE_DEVICES all the same (a point
+    without a real GPU behind it trains on the CPU: device auto finds no CUDA)."""
     ray = pytest.importorskip("ray", reason="pip install 'kdedge[ray]' to test the Ray backend")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
 
@@ -168,9 +170,12 @@ def test_a_rerun_trains_only_unfinished_points(ray_sweep: Path, data_root: Path,
     del summary["finished"]  # as if its worker died before the point finished
     (killed / "summary.json").write_text(json.dumps(summary))
     stamps = {p: (p / "student.safetensors").stat().st_mtime_ns for p in (done, ray_sweep / "baseline")}
-    sweep(ray_sweep, data_root, RayOptions())
+    sweep(ray_sweep, data_root, RayOptions(gpus_per_point=1))  # the rerun asks for a GPU per point
     assert stamps == {p: (p / "student.safetensors").stat().st_mtime_ns for p in stamps}
     assert json.loads((killed / "summary.json").read_text())["finished"]
+    placement = json.loads((ray_sweep / "ray_points.json").read_text())
+    assert placement[f"points/{killed.name}"]["gpus"] in ([0], ["0"])  # the GPU Ray gave the point
+    assert placement[f"points/{done.name}"]["gpus"] == []  # trained by the first run, without a GPU
 
 
 def test_ray_options_are_checked() -> None:
