@@ -103,7 +103,7 @@ def sweep(
     jobs: Annotated[int, typer.Option("--jobs", help="Points trained in parallel processes.")] = 1,
     metric: Annotated[str | None, typer.Option("--metric", help="test_errors or *_accuracy")] = None,
     backend: Annotated[str, typer.Option("--backend", help="local (this machine; --jobs) or ray (one Ray "
-        "task per point; pip install 'kdedge[ray]').")] = "local",
+        "task per point; pip install 'kdedge-distill[ray]').")] = "local",
     address: Annotated[str | None, typer.Option("--address", help="ray: join a running cluster (auto, "
         "HOST:PORT or ray://HOST:PORT); default: start Ray on this machine.")] = None,
     cpus: Annotated[int | None, typer.Option("--cpus", help="ray: CPUs of the Ray started here.")] = None,

@@ -31,7 +31,7 @@ from kdedge.recipe import Recipe
 from kdedge.sweep_ray_point import LOGITS_FILE, TOKEN_FILE, Shared, teacher_logits, train_point
 from kdedge.sweep_results import cell, is_finished, metric_value, sort_rows
 
-INSTALL = "pip install 'kdedge[ray]'"
+INSTALL = "pip install 'kdedge-distill[ray]'"
 PLACEMENT_FILE = "ray_points.json"
 
 

@@ -32,7 +32,7 @@ def ray_module():
     """One local Ray for the module (starting one costs 10-20 s). It declares one GPU that this machine may
     not have: Ray schedules --gpus-per-point on it and sets CUDA_VISIBLE_DEVICES all the same (a point
     without a real GPU behind it trains on the CPU: device auto finds no CUDA)."""
-    ray = pytest.importorskip("ray", reason="pip install 'kdedge[ray]' to test the Ray backend")
+    ray = pytest.importorskip("ray", reason="pip install 'kdedge-distill[ray]' to test the Ray backend")
     ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
@@ -197,5 +197,5 @@ def test_missing_ray_is_one_line_with_the_install_command(kdedge, tmp_path: Path
                     "--out", tmp_path / "s", "--data-root", data_root, env=env)  # fmt: skip
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip() == "error: --backend ray needs Ray, which is not installed: " \
-        "pip install 'kdedge[ray]'"  # fmt: skip
+        "pip install 'kdedge-distill[ray]'"  # fmt: skip
     assert not (tmp_path / "s").exists()
