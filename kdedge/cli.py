@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -28,7 +29,8 @@ app = typer.Typer(add_completion=True, no_args_is_help=True, pretty_exceptions_e
 recipes_app = typer.Typer(help="List or show the recipes shipped with kdedge.", invoke_without_command=True)
 app.add_typer(recipes_app, name="recipes")
 
-SetOption = Annotated[list[str], typer.Option("--set", help="Override a recipe key: a.b=value (repeatable).")]
+SetOption = Annotated[list[str], typer.Option("--set", help="Override recipe keys: --set a.b=value c=value ... "
+                                               "(several pairs after one --set, or one --set each).")]
 OutOption = Annotated[Path | None, typer.Option("--out", help="Run directory (default runs/<recipe name>).")]
 DataRootOption = Annotated[str | None, typer.Option(
     "--data-root", help="Data folder (default $KDEDGE_DATA, else download to ~/.cache/kdedge)."
@@ -290,8 +292,32 @@ def _diverged(err: Diverged) -> str:
     return f"error: {err}; retry with a lower lr ({why}): {retry}"
 
 
+ASSIGNMENT = re.compile(r"[A-Za-z_]\w*(\.\w+)*=")
+
+
+def expand_set_pairs(args: list[str]) -> list[str]:
+    """`--set a=1 b=2` -> `--set a=1 --set b=2`: the KEY=VALUE words right after a --set's value belong to
+    it (a word naming an existing file, such as a recipe path with '=' in it, never does)."""
+    out: list[str] = []
+    index, in_set = 0, False  # in_set: the words just before were --set VALUE [KEY=VALUE ...]
+    while index < len(args):
+        arg = args[index]
+        if arg == "--set" and index + 1 < len(args):
+            out += [arg, args[index + 1]]
+            index, in_set = index + 2, True
+            continue
+        if in_set and ASSIGNMENT.match(arg) and not Path(arg).exists():
+            out += ["--set", arg]
+        else:
+            in_set = arg.startswith("--set=")
+            out.append(arg)
+        index += 1
+    return out
+
+
 def main() -> None:
     """Entry point: every KdedgeError becomes one line on stderr and its exit code (2 input, 1 runtime)."""
+    sys.argv[1:] = expand_set_pairs(sys.argv[1:])
     try:
         code = app(standalone_mode=False, prog_name="kdedge") or 0
         if code == 130:  # Typer's silent exit for a Ctrl-C outside a run (parsing, loading data)
