@@ -29,8 +29,9 @@ app = typer.Typer(add_completion=True, no_args_is_help=True, pretty_exceptions_e
 recipes_app = typer.Typer(help="List or show the recipes shipped with kdedge.", invoke_without_command=True)
 app.add_typer(recipes_app, name="recipes")
 
-SetOption = Annotated[list[str], typer.Option("--set", help="Override recipe keys: --set a.b=value c=value ... "
-                                               "(several pairs after one --set, or one --set each).")]
+SetOption = Annotated[list[str], typer.Option(
+    "--set", help="Override recipe keys: --set a.b=value c=value ... (several pairs after one --set, or one "
+    "--set each).")]  # fmt: skip
 OutOption = Annotated[Path | None, typer.Option("--out", help="Run directory (default runs/<recipe name>).")]
 DataRootOption = Annotated[str | None, typer.Option(
     "--data-root", help="Data folder (default $KDEDGE_DATA, else download to ~/.cache/kdedge)."

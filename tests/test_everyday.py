@@ -279,7 +279,8 @@ def _parse(argv: list[str]) -> tuple[str, dict]:
     if argv[0].startswith("--"):
         return argv[0], {}
     parent = group.make_context("kdedge", list(argv), resilient_parsing=False)
-    name, command, rest = group.resolve_command(parent, [*getattr(parent, "_protected_args", []), *parent.args])
+    words = [*getattr(parent, "_protected_args", []), *parent.args]  # the sub-command and its words
+    name, command, rest = group.resolve_command(parent, words)
     if hasattr(command, "commands") and rest and rest[0] in command.commands:  # recipes show NAME
         name, command, rest = f"{name} {rest[0]}", command.commands[rest[0]], rest[1:]
     return name, command.make_context(name, rest, parent=parent).params
