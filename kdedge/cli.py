@@ -38,6 +38,8 @@ DataRootOption = Annotated[str | None, typer.Option(
 )]  # fmt: skip
 ForceOption = Annotated[bool, typer.Option("--force", help="Overwrite a finished run in --out.")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or tables.")]
+WideOption = Annotated[bool, typer.Option("--wide", help="Every column, however wide the table gets (by "
+                                          "default columns are hidden to fit the terminal).")]
 TensorBoardOption = Annotated[bool, typer.Option(
     "--tensorboard",
     help="Also write TensorBoard events into the run directory (needs kdedge-distill[tensorboard]).",
@@ -75,10 +77,10 @@ def distill(
     checkpoint_minutes: CheckpointMinutesOption = 30.0, tensorboard: TensorBoardOption = False,
 ) -> None:  # fmt: skip
     """Train the teacher (unless the recipe gives a checkpoint), then distill the student."""
-    from kdedge.distill_command import distill_command
+    from kdedge import api
 
-    distill_command(recipe, set_, out, data_root, force, quiet, ("teacher", "student"), resume,
-                    checkpoint_minutes, tensorboard)  # fmt: skip
+    api.distill(recipe, set_, out, data_root=data_root, force=force, quiet=quiet, resume=resume,
+                checkpoint_minutes=checkpoint_minutes, tensorboard=tensorboard)  # fmt: skip
 
 
 @app.command()
@@ -90,10 +92,10 @@ def train(
     checkpoint_minutes: CheckpointMinutesOption = 30.0, tensorboard: TensorBoardOption = False,
 ) -> None:  # fmt: skip
     """Train the recipe's teacher only."""
-    from kdedge.distill_command import distill_command
+    from kdedge import api
 
-    distill_command(recipe, set_, out, data_root, force, quiet, ("teacher",), resume, checkpoint_minutes,
-                    tensorboard)  # fmt: skip
+    api.train(recipe, set_, out, data_root=data_root, force=force, quiet=quiet, resume=resume,
+              checkpoint_minutes=checkpoint_minutes, tensorboard=tensorboard)  # fmt: skip
 
 
 @app.command()
@@ -169,7 +171,7 @@ def export(
         "--accuracy-bound", help="With --target: top-1 points the file may lose vs fp32.")] = 0.5,
     force: Annotated[bool, typer.Option("--force", help="Replace RUN/export as a whole (no old file stays); "
         "built next to it and swapped in only if every file passes.")] = False,
-    data_root: DataRootOption = None, quiet: QuietOption = False,
+    data_root: DataRootOption = None, quiet: QuietOption = False, wide: WideOption = False,
 ) -> None:  # fmt: skip
     """Write RUN/export/<stage>.<precision>.onnx, each checked against PyTorch and self-describing."""
     if target is not None:
@@ -178,11 +180,12 @@ def export(
         for path in deploy_run(run_dir, model, target, accuracy_bound):
             console.print(f"deployable: {path}", markup=False, highlight=False)
         return
-    from kdedge.export.runner import export_run
+    from kdedge import api
 
-    export_run(run_dir, model, precision, opset, data_root=data_root, calibration_images=calibration_images,
-               int8_scheme=int8_scheme, int8_method=int8_method, min_top1_agreement=min_agreement,
-               limit=limit, quiet=quiet, force=force)  # fmt: skip
+    api.export(run_dir, model, precision, opset=opset, data_root=data_root,
+               calibration_images=calibration_images, int8_scheme=int8_scheme, int8_method=int8_method,
+               min_top1_agreement=min_agreement, limit=limit, quiet=quiet, force=force,
+               wide=wide)  # fmt: skip
 
 
 @app.command()
@@ -222,14 +225,15 @@ def bench(
     csv_out: Annotated[Path | None, typer.Option("--csv", help="Write a CSV table.")] = None,
     md_out: Annotated[Path | None, typer.Option("--md", help="Write a Markdown table.")] = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write the latency-vs-accuracy PNG.")] = None,
-    data_root: DataRootOption = None, quiet: QuietOption = False,
+    data_root: DataRootOption = None, quiet: QuietOption = False, wide: WideOption = False,
 ) -> None:  # fmt: skip
     """Latency, throughput, memory, size and accuracy of each model per runtime and precision."""
-    from kdedge.bench.command import bench_command, make_options
+    from kdedge import api
 
-    options = make_options(device, batch, seconds, threads, runtimes, compile_, limit, peak, accuracy_bound,
-                           timeout, data_root)  # fmt: skip
-    bench_command(paths, options, {"json": json_out, "csv": csv_out, "md": md_out, "plot": plot}, quiet)
+    api.bench(list(paths), device=device, batch=batch, seconds=seconds, threads=threads, runtimes=runtimes,
+              compile=compile_, limit=limit, peak=peak, accuracy_bound=accuracy_bound, timeout=timeout,
+              data_root=data_root, quiet=quiet, wide=wide,
+              outputs={"json": json_out, "csv": csv_out, "md": md_out, "plot": plot})  # fmt: skip
 
 
 @recipes_app.callback()

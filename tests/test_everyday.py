@@ -328,3 +328,56 @@ def test_documented_commands_that_train_nothing_run(finished_run, data_root: Pat
         assert code == 0, f"{where}: {err}"
         ran += 1
     assert ran >= 5
+
+
+# -- the Python API ---------------------------------------------------------------------------------------
+def test_import_kdedge_is_light() -> None:
+    """`import kdedge` (and touching the API names) imports neither torch nor onnxruntime: predict stays
+    torch-free."""
+    import subprocess
+    import sys
+
+    code = ("import sys, kdedge; kdedge.Run; kdedge.distill; "
+            "print(sorted({'torch', 'onnxruntime'} & set(sys.modules)))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stderr
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_python_api_distill_export_bench(data_root: Path, tmp_path: Path) -> None:
+    """README's example, tiny: distill -> Run, export(run) -> rows, bench(run) -> rows."""
+    import kdedge
+
+    tiny = {"teacher.epochs": 1, "student.epochs": 1, "data.train_limit": 300, "data.test_limit": 100,
+            "teacher.model_kwargs.hidden": [16]}  # fmt: skip
+    run = kdedge.distill("hinton_mnist", overrides=tiny, out=tmp_path / "run", data_root=str(data_root),
+                         quiet=True)  # fmt: skip
+    assert isinstance(run, kdedge.Run) and run.path == tmp_path / "run"
+    assert run.summary["finished"] and run.weights("student").is_file()
+    assert run.recipe.teacher.model_kwargs["hidden"] == [16]
+    assert run.summary["student"]["test_count"] == 100
+    rows = kdedge.export(run, models="student", precisions="fp32", data_root=str(data_root), quiet=True)
+    assert [(r.name, r.status) for r in rows] == [("student.fp32", "ok")]
+    assert Path(rows[0].path) == run.onnx("student", "fp32") and run.onnx().is_file()
+    measured = kdedge.bench(run, batch="1", seconds=0.2, runtimes="onnxruntime", limit=100,
+                            data_root=str(data_root), quiet=True)  # fmt: skip
+    ok = [r for r in measured if r["status"] == "ok"]
+    assert ok and all(r["runtime"] == "onnxruntime" and r["latency_ms_p50"] > 0 for r in ok)
+    assert ok[0]["accuracy"] == pytest.approx(rows[0].test_accuracy)  # the same 100 test digits
+
+
+def test_the_cli_is_a_thin_layer_on_the_api(monkeypatch, tmp_path: Path) -> None:
+    """`kdedge distill` / `export` / `bench` call kdedge.api with what they parsed."""
+    from cli_helpers import run_cli
+
+    import kdedge.api
+
+    calls = []
+    for name in ("distill", "export", "bench"):
+        monkeypatch.setattr(kdedge.api, name, lambda *a, _n=name, **k: calls.append((_n, a, k)))
+    assert run_cli("distill", "hinton_mnist", "--set", "a=1", "b=2", "--out", tmp_path)[0] == 0
+    assert run_cli("export", tmp_path, "--precision", "fp32", "--wide")[0] == 0
+    assert run_cli("bench", tmp_path, "--batch", "1")[0] == 0
+    assert calls[0][:2] == ("distill", ("hinton_mnist", ["a=1", "b=2"], tmp_path))
+    assert calls[1][0] == "export" and calls[1][2]["wide"] is True
+    assert calls[2][0] == "bench" and calls[2][2]["batch"] == "1"
