@@ -263,7 +263,7 @@ def main() -> None:
     except KdedgeError as err:
         if os.environ.get("KDEDGE_DEBUG"):
             raise
-        error_console.print(f"error: {err}", markup=False, highlight=False, soft_wrap=True)
+        error_console.print(f"{err.prefix}: {err}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(err.exit_code)
     except (KeyboardInterrupt, typer.Abort):
         error_console.print("interrupted")

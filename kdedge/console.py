@@ -17,6 +17,12 @@ console = Console()
 error_console = Console(stderr=True)
 
 
+def warn(text: str) -> None:
+    """One 'warning: ...' line on stderr: something was handled (a stale lock, a corrupt cache) and the
+    command goes on."""
+    error_console.print(f"warning: {text}", markup=False, highlight=False, soft_wrap=True)
+
+
 def make_progress(quiet: bool) -> Progress:
     return Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

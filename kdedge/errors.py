@@ -10,6 +10,7 @@ class KdedgeError(Exception):
     """A failure with a one-line explanation. exit_code 2 = bad input, 1 = runtime failure."""
 
     exit_code = 1
+    prefix = "error"  # the first word of the line the CLI prints
 
 
 class InputError(KdedgeError):
