@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from kdedge import distributed
-from kdedge.console import console, make_progress, summary_table
+from kdedge.console import console, make_progress, print_table, summary_table, table_width
 from kdedge.devices import describe_device
-from kdedge.errors import InputError
+from kdedge.errors import InputError, Interrupted
 from kdedge.fsguard import DiskFull, check_writable
 from kdedge.pipeline import prepare_data, run_recipe
 from kdedge.recipe import Recipe, load_recipe, parse_set, weight_paths
@@ -59,10 +59,14 @@ def distill_command(recipe_arg: str, overrides: list[str], out: Path | None, dat
             summary = run_recipe(recipe, run, data_root, stages, progress, checkpointer, bundle)
     except DiskFull as err:  # every file written so far is intact: free space and continue
         raise DiskFull(f"{err}; free space, then continue with --resume {run.path}", err.path) from None
+    except KeyboardInterrupt:  # here, not in Typer (which exits 130 silently): say what to resume
+        raise Interrupted(checkpointer.saved(), run.path) from None
     finally:
         run.release()
     if not quiet:
-        console.print(summary_table(summary, f"{recipe.name}: test set of {summary['data']['dataset']}"))
+        width = table_width()
+        title = f"{recipe.name}: test set of {summary['data']['dataset']}"
+        print_table(summary_table(summary, title, width), width)
         console.print(f"run directory: {run.path}")
 
 

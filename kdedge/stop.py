@@ -3,9 +3,10 @@
 Schedulers (Slurm, Kubernetes, systemd) send SIGTERM and SIGKILL a grace period later. While
 `graceful_stop()` is active the first SIGTERM or SIGINT only records itself; the training loop's step hook
 (kdedge.resume.Checkpointer) sees `pending()` after the step in flight, writes the state file and raises
-Stopped, whose exit code is 128 + the signal number (143 for SIGTERM, 130 for Ctrl-C) as a shell reports
-a signal. `--resume RUN` then continues bit for bit. A second signal stops at once (KeyboardInterrupt):
-the last state file written stays valid, because every write is temp file + rename.
+Stopped, whose exit code is 128 + the signal number (143 for SIGTERM, 130 for Ctrl-C) as a shell
+reports a signal, and whose line says what was saved and the exact `--resume` command (kdedge.cli);
+that command continues bit for bit. A second signal stops at once (KeyboardInterrupt, said by the CLI
+the same way): the last state file written stays valid, because every write is temp file + rename.
 """
 
 from __future__ import annotations
@@ -14,21 +15,22 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from types import FrameType
 
-from kdedge.errors import KdedgeError
+from kdedge.errors import Interrupted
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _pending: list[int] = []  # the signal received while graceful_stop() is active (at most one)
 
 
-class Stopped(KdedgeError):
-    """Training stopped on request after saving its state; exit code 128 + signal number."""
+class Stopped(Interrupted):
+    """Training stopped on request after saving its state at a step boundary. The CLI prints it like a
+    Ctrl-C (what was saved, the exact --resume command); exit code 128 + signal number."""
 
-    prefix = "stopped"
-
-    def __init__(self, message: str, signum: int) -> None:
-        super().__init__(message)
+    def __init__(self, signum: int, saved: str, run_dir: Path) -> None:
+        self.what = f"stopped by {signal_name(signum)} at a step boundary"
+        super().__init__(saved, run_dir)
         self.exit_code = 128 + signum
 
 
@@ -62,11 +64,3 @@ def graceful_stop(enabled: bool = True) -> Iterator[None]:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         _pending.clear()
-
-
-def stop_message(signum: int, saved: str, run_path: object) -> str:
-    """'SIGTERM: training state saved to ... ; continue with --resume RUN'."""
-    return (
-        f"{signal_name(signum)}: training state saved to {saved}; continue it with the same command and "
-        f"--resume {run_path}"
-    )

@@ -77,8 +77,11 @@ def test_sigterm_saves_state_at_a_step_boundary_and_exits_143(world):
     line = one_error_line(world["stderr"])
     assert world["code"] == 128 + signal.SIGTERM, world["stderr"]
     state = world["stopped"] / "student.state.safetensors"
-    assert line.startswith(f"stopped: SIGTERM: training state saved to {state} (student, epoch "), line
-    assert f"--resume {world['stopped']}" in line and world["seconds"] < 10
+    teacher = world["stopped"] / "teacher.safetensors"
+    saved = f"saved: {teacher}, {state} (student, epoch "
+    assert line.startswith(f"stopped by SIGTERM at a step boundary; {saved}"), line
+    assert line.endswith(f"continue with: kdedge distill {world['recipe']} -q --resume {world['stopped']}")
+    assert world["seconds"] < 10, world["seconds"]
     assert (
         not (world["stopped"] / ".lock").exists() and not (world["stopped"] / "student.safetensors").exists()
     )
@@ -113,7 +116,8 @@ def test_ctrl_c_in_a_real_process_saves_and_exits_130(world, tmp_path):
     victim.send_signal(signal.SIGINT)
     victim.send_signal(signal.SIGCONT)
     _, stderr = victim.communicate(timeout=60)
-    assert victim.returncode == 130 and one_error_line(stderr).startswith("stopped: SIGINT: training state")
+    line = one_error_line(stderr)
+    assert victim.returncode == 130 and line.startswith("stopped by SIGINT at a step boundary; saved: "), line
     load_state(tmp_path / "run" / "student.state.safetensors")  # complete and checksum-valid
 
 
