@@ -281,9 +281,9 @@ def _rerun(drop: tuple[str, ...], add: list[str]) -> str:
 def _interrupted(err: Interrupted) -> str:
     """Ctrl-C: one line with what was saved and the exact command that continues."""
     if err.run_dir is None:
-        return f"interrupted; saved: {err.saved}; continue with the same command: {_rerun((), [])}"
+        return f"{err.what}; saved: {err.saved}; continue with the same command: {_rerun((), [])}"
     resume = _rerun(("--out", "--force", "--resume"), ["--resume", str(err.run_dir)])
-    return f"interrupted; saved: {err.saved}; continue with: {resume}"
+    return f"{err.what}; saved: {err.saved}; continue with: {resume}"
 
 
 def _diverged(err: Diverged) -> str:

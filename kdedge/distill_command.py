@@ -12,9 +12,11 @@ from kdedge import distributed
 from kdedge.console import console, make_progress, print_table, summary_table, table_width
 from kdedge.devices import describe_device
 from kdedge.errors import InputError, Interrupted
+from kdedge.fsguard import DiskFull, check_writable
 from kdedge.pipeline import prepare_data, run_recipe
 from kdedge.recipe import Recipe, load_recipe, parse_set, weight_paths
 from kdedge.resume import Checkpointer, open_run
+from kdedge.stop import graceful_stop
 from kdedge.tblog import require_tensorboard
 
 BOTH_STAGES = ("teacher", "student")
@@ -40,6 +42,7 @@ def distill_command(recipe_arg: str, overrides: list[str], out: Path | None, dat
     if recipe.tensorboard:
         require_tensorboard()
     device_line = describe_device(recipe.device)
+    check_writable(resume or out or default_out(recipe.name), "run directory")  # before any work
     bundle = prepare_data(recipe, data_root)  # bad data root: said before the run directory is touched
     _check_before_writing(recipe, recipe_arg, stages, bundle.num_classes, out, resume)
     world = distributed.start(recipe.device)  # under torchrun: join the group; only rank 0 writes and prints
@@ -51,8 +54,10 @@ def distill_command(recipe_arg: str, overrides: list[str], out: Path | None, dat
     if not quiet:
         _print_header(recipe, run.path, device_line)
     try:
-        with make_progress(quiet) as progress:
+        with graceful_stop(not world.distributed), make_progress(quiet) as progress:
             summary = run_recipe(recipe, run, data_root, stages, progress, checkpointer, bundle)
+    except DiskFull as err:  # every file written so far is intact: free space and continue
+        raise DiskFull(f"{err}; free space, then continue with --resume {run.path}", err.path) from None
     except KeyboardInterrupt:  # here, not in Typer (which exits 130 silently): say what to resume
         raise Interrupted(checkpointer.saved(), run.path) from None
     finally:

@@ -207,7 +207,8 @@ def test_ctrl_c_says_what_was_saved_and_the_resume_command_that_works(data_root:
     _, err = process.communicate(timeout=60)
     lines = [line for line in err.splitlines() if line.strip()]
     assert process.returncode == 130 and len(lines) == 1 and "Traceback" not in err, err
-    assert f"saved: {out / 'teacher.state.safetensors'} (teacher, end of epoch" in lines[0]
+    # saved at the step boundary after the signal (kdedge.stop), mid-epoch or at an epoch's end
+    assert f"saved: {out / 'teacher.state.safetensors'} (teacher, " in lines[0]
     command = shlex.split(lines[0].split("continue with: ", 1)[1])
     assert command[0] == "kdedge" and command[-2:] == ["--resume", str(out)] and "--out" not in command
     assert "teacher.model_kwargs.hidden=[16]" in command  # the same recipe: --resume accepts it
