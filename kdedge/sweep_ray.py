@@ -154,6 +154,7 @@ def run_points(recipes: list[Recipe], paths: list[Path], data_root: str | None, 
     if not todo:
         return []
     with ray_session(ray, options):
+        _check_fits(ray.cluster_resources(), options)
         shared = _share(ray, recipes, paths, todo, sweep_dir, data_root, options)
         tracker = ray.remote(num_cpus=0)(_Tracker).remote()
         task = ray.remote(_attempt).options(
@@ -164,6 +165,14 @@ def run_points(recipes: list[Recipe], paths: list[Path], data_root: str | None, 
         refs = {task.remote(point_fn, tracker, names[i], recipes[i].to_dict(), names[i], shared, data_root): i
                 for i in todo}  # fmt: skip
         return _collect(ray, refs, sweep_dir, names, tracker, view)
+
+
+def _check_fits(total: dict[str, float], options: RayOptions) -> None:
+    """A point asking for more than the whole cluster has would wait forever: bad input, said now."""
+    for key, need, flag in (("CPU", options.cpus_per_point, "--cpus-per-point"),
+                            ("GPU", options.gpus_per_point, "--gpus-per-point")):  # fmt: skip
+        if need > total.get(key, 0):
+            raise InputError(f"{flag} {need:g}: the Ray cluster has {total.get(key, 0):g} {key}s in all")
 
 
 def _share(ray: Any, recipes: list[Recipe], paths: list[Path], todo: list[int], sweep_dir: Path,

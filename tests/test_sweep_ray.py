@@ -178,6 +178,12 @@ def test_a_rerun_trains_only_unfinished_points(ray_sweep: Path, data_root: Path,
     assert placement[f"points/{done.name}"]["gpus"] == []  # trained by the first run, without a GPU
 
 
+def test_a_point_bigger_than_the_cluster_is_refused(tmp_path: Path, data_root: Path, ray_module) -> None:
+    with pytest.raises(InputError, match=r"--gpus-per-point 2: the Ray cluster has 1 GPUs in all"):
+        sweep(tmp_path / "s", data_root, RayOptions(gpus_per_point=2))
+    assert not (tmp_path / "s" / "points").exists()  # said before any point trained
+
+
 def test_ray_options_are_checked() -> None:
     with pytest.raises(InputError, match="--address applies to --backend ray only"):
         backend_options("local", "auto", None, 1, 0, 2, 1)
