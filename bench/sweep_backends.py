@@ -36,6 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 RECIPE = "hinton_mnist_sweep"
 POINTS = 11  # 10 grid points + the no-KD baseline
+TEACHER_HIDDEN = "[256]"
 
 
 def run(command: list[str]) -> float:
@@ -53,7 +54,7 @@ def teacher(work: Path, epochs: int) -> Path:
         # epoch on a shared CPU, and the teacher does not change how long its students take (the points
         # read its logits from the cache)
         run([sys.executable, "-m", "kdedge", "train", RECIPE, "--set", f"teacher.epochs={epochs}",
-             "--set", "teacher.augment=none", "--set", "teacher.model_kwargs.hidden=[256]",
+             "--set", "teacher.augment=none", f"teacher.model_kwargs.hidden={TEACHER_HIDDEN}",
              "--out", str(work / "teacher"), "--force", "-q"])  # fmt: skip
     return weights
 
@@ -74,7 +75,8 @@ def main() -> None:
     cpus = os.cpu_count() or 1
     weights = teacher(args.work, args.teacher_epochs)
     common = [sys.executable, "-m", "kdedge", "sweep", RECIPE, "--set", f"teacher.checkpoint={weights}",
-              "--set", f"student.epochs={args.student_epochs}", "-q"]  # fmt: skip
+              f"teacher.model_kwargs.hidden={TEACHER_HIDDEN}", f"student.epochs={args.student_epochs}",
+              "-q"]  # fmt: skip
     backends = {
         "local": ["--backend", "local"],
         "ray-1x": ["--backend", "ray", "--cpus", str(cpus), "--cpus-per-point", str(cpus)],
