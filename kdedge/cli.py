@@ -1,8 +1,8 @@
-"""The `kdedge` command. Parses, calls one function, prints. No logic; nothing imports this module."""
+"""The `kdedge` Typer app: options and help only; each command calls one function of kdedge.commands.<name>.
+Nothing imports this module."""
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -11,8 +11,8 @@ from typing import Annotated
 import typer
 
 from kdedge import __version__
-from kdedge.console import console, error_console, summary_table
-from kdedge.errors import InputError, KdedgeError
+from kdedge.console import console, error_console
+from kdedge.errors import KdedgeError
 
 try:  # typer >= 0.20 vendors its own click; older typer uses click itself
     from typer._click.exceptions import UsageError
@@ -67,7 +67,7 @@ def distill(
     checkpoint_minutes: CheckpointMinutesOption = 30.0, tensorboard: TensorBoardOption = False,
 ) -> None:  # fmt: skip
     """Train the teacher (unless the recipe gives a checkpoint), then distill the student."""
-    from kdedge.distill_command import distill_command
+    from kdedge.commands.distill import distill_command
 
     distill_command(recipe, set_, out, data_root, force, quiet, ("teacher", "student"), resume,
                     checkpoint_minutes, tensorboard)  # fmt: skip
@@ -82,7 +82,7 @@ def train(
     checkpoint_minutes: CheckpointMinutesOption = 30.0, tensorboard: TensorBoardOption = False,
 ) -> None:  # fmt: skip
     """Train the recipe's teacher only."""
-    from kdedge.distill_command import distill_command
+    from kdedge.commands.distill import distill_command
 
     distill_command(recipe, set_, out, data_root, force, quiet, ("teacher",), resume, checkpoint_minutes,
                     tensorboard)  # fmt: skip
@@ -102,13 +102,9 @@ def sweep(
 
     Interrupted? Rerun the same command (same --out): it resumes the sweep, skipping finished points.
     """
-    from kdedge.recipe import load_recipe, parse_set
-    from kdedge.sweep import sweep_command
+    from kdedge.commands.sweep import sweep_command
 
-    if metric not in (None, "test_errors", "test_accuracy", "val_accuracy"):
-        raise InputError(f"--metric '{metric}': allowed are test_errors, test_accuracy, val_accuracy")
-    loaded = load_recipe(recipe, parse_set(set_))
-    sweep_command(loaded, grid, out or Path("runs") / f"{loaded.name}_sweep", data_root, jobs, quiet, metric)
+    sweep_command(recipe, grid, set_, out, data_root, jobs, quiet, metric)
 
 
 @app.command()
@@ -116,9 +112,9 @@ def report(
     path: Annotated[Path, typer.Argument(help="A run directory or a sweep directory.")],
 ) -> None:
     """Write PATH/report.md with tables and PNGs (learning curves, confusion matrices, sweep heat map)."""
-    from kdedge.report import write_report
+    from kdedge.commands.report import report_command
 
-    console.print(f"report: {write_report(path)}")
+    report_command(path)
 
 
 @app.command("eval")
@@ -128,13 +124,9 @@ def evaluate_run(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Re-evaluate a run's teacher and student on its recipe's test set."""
-    from kdedge.evaluation import evaluate_run_dir
+    from kdedge.commands.evaluate import evaluate_command
 
-    summary = evaluate_run_dir(run_dir, data_root)
-    if as_json:
-        print(json.dumps(summary, indent=2))
-    else:
-        console.print(summary_table(summary, f"{run_dir}: re-evaluated"))
+    evaluate_command(run_dir, data_root, as_json)
 
 
 @app.command()
@@ -163,17 +155,12 @@ def export(
     data_root: DataRootOption = None, quiet: QuietOption = False,
 ) -> None:  # fmt: skip
     """Write RUN/export/<stage>.<precision>.onnx, each checked against PyTorch and self-describing."""
-    if target is not None:
-        from kdedge.bench.deploy import deploy_run
+    from kdedge.commands.export import export_command
 
-        for path in deploy_run(run_dir, model, target, accuracy_bound):
-            console.print(f"deployable: {path}", markup=False, highlight=False)
-        return
-    from kdedge.export.runner import export_run
-
-    export_run(run_dir, model, precision, opset, data_root=data_root, calibration_images=calibration_images,
-               int8_scheme=int8_scheme, int8_method=int8_method, min_top1_agreement=min_agreement,
-               limit=limit, quiet=quiet, force=force)  # fmt: skip
+    export_command(run_dir, model, precision, opset, data_root=data_root,
+                   calibration_images=calibration_images, int8_scheme=int8_scheme, int8_method=int8_method,
+                   min_agreement=min_agreement, limit=limit, target=target,
+                   accuracy_bound=accuracy_bound, force=force, quiet=quiet)  # fmt: skip
 
 
 @app.command()
@@ -184,15 +171,9 @@ def predict(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of lines.")] = False,
 ) -> None:  # fmt: skip
     """Classify images with onnxruntime + numpy + Pillow only (never imports torch)."""
-    from kdedge.predict import predict_images
+    from kdedge.commands.predict import predict_command
 
-    results = predict_images(model, images, top_k)
-    if as_json:
-        print(json.dumps(results, indent=2))
-        return
-    for result in results:
-        classes = ", ".join(f"{t['class']} {100 * t['probability']:.1f}%" for t in result["top"])
-        print(f"{result['image']}: {classes}")
+    predict_command(model, images, top_k, as_json)
 
 
 @app.command()
@@ -216,7 +197,7 @@ def bench(
     data_root: DataRootOption = None, quiet: QuietOption = False,
 ) -> None:  # fmt: skip
     """Latency, throughput, memory, size and accuracy of each model per runtime and precision."""
-    from kdedge.bench.command import bench_command, make_options
+    from kdedge.commands.bench import bench_command, make_options
 
     options = make_options(device, batch, seconds, threads, runtimes, compile_, limit, peak, accuracy_bound,
                            timeout, data_root)  # fmt: skip
@@ -231,23 +212,17 @@ def list_recipes(
     """List the packaged recipes, one line each."""
     if ctx.invoked_subcommand is not None:
         return
-    from kdedge.recipe import packaged_recipes, read_yaml
+    from kdedge.commands.recipes import list_command
 
-    rows = {name: read_yaml(path).get("description", "") for name, path in sorted(packaged_recipes().items())}
-    if as_json:
-        print(json.dumps(rows, indent=2))
-        return
-    for name, description in rows.items():
-        first_line = description.strip().splitlines()[0] if description else ""
-        console.print(f"[bold]{name:<32}[/] {first_line}", soft_wrap=True)  # one line each, also in a pipe
+    list_command(as_json)
 
 
 @recipes_app.command("show")
 def show_recipe(name: Annotated[str, typer.Argument(help="Packaged recipe name or file.")]) -> None:
     """Print a recipe so you can copy and edit it."""
-    from kdedge.recipe import find_recipe
+    from kdedge.commands.recipes import show_command
 
-    print(find_recipe(name).read_text(), end="")
+    show_command(name)
 
 
 def main() -> None:

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kdedge import distributed
 from kdedge.console import console, make_progress, summary_table
-from kdedge.devices import describe_device
 from kdedge.errors import InputError
-from kdedge.pipeline import prepare_data, run_recipe
 from kdedge.recipe import Recipe, load_recipe, parse_set, weight_paths
-from kdedge.resume import Checkpointer, open_run
-from kdedge.tblog import require_tensorboard
+from kdedge.report.tensorboard import require_tensorboard
+from kdedge.train import distributed
+from kdedge.train.devices import describe_device
+from kdedge.train.pipeline import prepare_data, run_recipe
+from kdedge.train.resume import Checkpointer, open_run
 
 BOTH_STAGES = ("teacher", "student")
 
@@ -63,19 +63,19 @@ def distill_command(recipe_arg: str, overrides: list[str], out: Path | None, dat
 
 def _run_as_sweep(recipe: Recipe, recipe_arg: str, out: Path | None, data_root: str | None,
                   quiet: bool) -> None:  # fmt: skip
-    from kdedge.sweep import sweep_command
+    from kdedge.commands.sweep import run_sweep_recipe
 
     if distributed.world_from_env().distributed:  # every rank would run every point into the same folders
         raise InputError(f"{recipe_arg}: a recipe with a sweep section runs in one process, not under "
                          "torchrun; torchrun one point instead (--set sweep= --set KEY=VALUE)")  # fmt: skip
-    sweep_command(recipe, [], out or Path("runs") / recipe.name, data_root, 1, quiet)
+    run_sweep_recipe(recipe, [], out or Path("runs") / recipe.name, data_root, 1, quiet)
 
 
 def _check_before_writing(recipe: Recipe, recipe_arg: str, stages: tuple[str, ...], num_classes: int,
                           out: Path | None, resume: Path | None) -> None:  # fmt: skip
     """Bad input that is known before the run directory is touched: one InputError, nothing written."""
     if "student" in stages and recipe.student is not None:  # a bad transfer set / bias fix
-        from kdedge.biasfix import check_transfer_set
+        from kdedge.experiments.biasfix import check_transfer_set
 
         check_transfer_set(recipe, num_classes)
     if stages == ("teacher",) and recipe.teacher is None:

@@ -72,7 +72,7 @@ def bench_command(
     from rich.console import Console
 
     from kdedge.bench.deploy import save_run_results
-    from kdedge.bench.report import bench_table, write_csv, write_json, write_markdown, write_pareto
+    from kdedge.bench.results import bench_table, write_csv, write_json, write_markdown, write_pareto
     from kdedge.console import console, make_progress
 
     with make_progress(quiet) as progress:
