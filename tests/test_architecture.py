@@ -1,6 +1,7 @@
 """The package's import graph points one way (docs/STYLE.md):
 
-    cli -> commands -> train | export | bench | experiments | report -> models, data, losses, recipe -> registry
+    cli -> commands -> train | export | bench | experiments | report -> models, data, losses, recipe
+        -> registry
 
 Read statically from the source (every import, also those inside functions; `if TYPE_CHECKING:` blocks are
 hints only and skipped), so a new arrow the wrong way fails here, before anyone imports anything.
@@ -19,10 +20,11 @@ PACKAGE = Path(__file__).resolve().parents[1] / "kdedge"
 LAYERS: list[set[str]] = [
     {"kdedge.cli", "kdedge.__main__"},
     {"kdedge.commands"},
-    {"kdedge.train", "kdedge.export", "kdedge.bench", "kdedge.experiments", "kdedge.report", "kdedge.predict"},
+    {"kdedge.train", "kdedge.export", "kdedge.bench", "kdedge.experiments", "kdedge.report",
+     "kdedge.predict"},
     {"kdedge.models", "kdedge.data", "kdedge.losses", "kdedge.recipe", "kdedge.overrides", "kdedge.rundir",
      "kdedge.onnx_meta", "kdedge.metrics"},
-    {"kdedge.registry", "kdedge.errors", "kdedge.console", "kdedge"},
+    {"kdedge.registry", "kdedge.errors", "kdedge.console", "kdedge.tables", "kdedge"},
 ]  # fmt: skip
 
 
@@ -47,7 +49,7 @@ def imports_of(path: Path, modules: set[str]) -> set[str]:
             continue
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names if alias.name.split(".")[0] == "kdedge"}
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("kdedge"):
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "kdedge":
             for alias in node.names:
                 full = f"{node.module}.{alias.name}"
                 found.add(full if full in modules else node.module)

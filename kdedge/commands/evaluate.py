@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from kdedge.console import console, summary_table
+from kdedge.console import print_table, summary_table, table_width
 from kdedge.models import load_run_model
 from kdedge.rundir import RunDir
 from kdedge.train.pipeline import make_context, prepare_data, stage_summary
@@ -32,5 +32,6 @@ def evaluate_command(run_dir: Path, data_root: str | None, as_json: bool) -> dic
     if as_json:
         print(json.dumps(summary, indent=2))
     else:
-        console.print(summary_table(summary, f"{run_dir}: re-evaluated"))
+        width = table_width()
+        print_table(summary_table(summary, f"{run_dir}: re-evaluated", width), width)
     return summary
