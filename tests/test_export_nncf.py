@@ -136,6 +136,6 @@ def test_export_run_raises_input_error_before_any_work(mnist_run, tmp_path, monk
     run = tmp_path / "run"
     shutil.copytree(mnist_run, run)
     monkeypatch.setitem(sys.modules, "nncf", None)
-    with pytest.raises(InputError, match="pip install kdedge\\[openvino\\]"):
+    with pytest.raises(InputError, match="pip install 'kdedge-distill\\[openvino\\]'"):
         export_run(run, "student", "fp32,int8", int8_method="nncf", quiet=True)
     assert not (run / "export").exists()
