@@ -11,7 +11,7 @@ from kdedge.console import console
 def export_command(run_dir: Path, model: str, precision: str, opset: int | None, *, data_root: str | None,
                    calibration_images: int | None, int8_scheme: str | None, int8_method: str | None,
                    min_agreement: float | None, limit: int | None, target: str | None,
-                   accuracy_bound: float, force: bool, quiet: bool) -> None:  # fmt: skip
+                   accuracy_bound: float, force: bool, quiet: bool, wide: bool = False) -> None:  # fmt: skip
     """Export (or, with a target, pick the deployable file) and report what was written."""
     if target is not None:
         from kdedge.bench.deploy import deploy_run
@@ -23,4 +23,4 @@ def export_command(run_dir: Path, model: str, precision: str, opset: int | None,
 
     export_run(run_dir, model, precision, opset, data_root=data_root, calibration_images=calibration_images,
                int8_scheme=int8_scheme, int8_method=int8_method, min_top1_agreement=min_agreement,
-               limit=limit, quiet=quiet, force=force)  # fmt: skip
+               limit=limit, quiet=quiet, force=force, wide=wide)  # fmt: skip

@@ -9,7 +9,12 @@ is kdedge.export.runner.export_run.
 
 from __future__ import annotations
 
+import sys
+
+from kdedge import CallablePackage
 from kdedge.onnx_meta import read_metadata
+
+sys.modules[__name__].__class__ = CallablePackage  # kdedge.export(run, ...) is the API call (kdedge.api)
 
 __all__ = ["read_metadata", "PRECISIONS", "INT8_SCHEMES", "INT8_METHODS"]
 

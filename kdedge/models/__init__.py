@@ -3,13 +3,13 @@
 
 from kdedge.models.builders import MODELS, TIMM_MODELS, build_model, count_params, output_bias
 from kdedge.models.weights import (
-    build_stage_model,
-    load_pretrained,
-    load_pretrained_from_hub,
-    load_run_model,
-    load_state,
-    load_weights_into,
-    weights_path,
+           build_stage_model,
+           load_pretrained,
+           load_pretrained_from_hub,
+           load_run_model,
+           load_state,
+           load_weights_into,
+           weights_path,
 )
 
 __all__ = ["MODELS", "TIMM_MODELS", "build_model", "build_stage_model", "count_params", "load_pretrained",

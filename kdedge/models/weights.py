@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file
 from torch import nn
 
 from kdedge.errors import InputError
+from kdedge.integrity import read_verified
+from kdedge.model_check import check_model_file
 from kdedge.models.builders import TIMM_MODELS, build_model
 
 if TYPE_CHECKING:  # only for hints: the run directory is read through its methods, never imported here
@@ -24,6 +25,8 @@ def load_state(path: Path) -> dict[str, torch.Tensor]:
     code."""
     if not path.is_file():
         raise InputError(f"weights file not found: {path}")
+    if path.suffix == ".safetensors":
+        check_model_file(path)  # an absurd header (sizes, offsets) is refused before safetensors reads it
     if path.suffix in (".pt", ".pth", ".bin"):
         try:
             with warnings.catch_warnings():  # torch warns about pickle protocols on stderr: one line only
@@ -39,7 +42,7 @@ def load_state(path: Path) -> dict[str, torch.Tensor]:
             raise InputError(f"{path}: expected a mapping of parameter names to tensors")
         return state
     try:
-        return load_file(str(path))
+        return read_verified(path)[0]  # a checksum kdedge wrote is checked before any tensor is used
     except (SafetensorError, OSError, ValueError) as err:
         raise InputError(f"{path}: not a valid safetensors file ({err})") from None
 
