@@ -176,12 +176,17 @@ def export(
     data_root: DataRootOption = None, quiet: QuietOption = False, wide: WideOption = False,
 ) -> None:  # fmt: skip
     """Write RUN/export/<stage>.<precision>.onnx, each checked against PyTorch and self-describing."""
-    from kdedge.commands.export import export_command
+    if target is not None:
+        from kdedge.commands.export import deploy_command
 
-    export_command(run_dir, model, precision, opset, data_root=data_root,
-                   calibration_images=calibration_images, int8_scheme=int8_scheme, int8_method=int8_method,
-                   min_agreement=min_agreement, limit=limit, target=target,
-                   accuracy_bound=accuracy_bound, force=force, quiet=quiet, wide=wide)  # fmt: skip
+        deploy_command(run_dir, model, target, accuracy_bound)
+        return
+    from kdedge import api
+
+    api.export(run_dir, model, precision, opset=opset, data_root=data_root,
+               calibration_images=calibration_images, int8_scheme=int8_scheme, int8_method=int8_method,
+               min_top1_agreement=min_agreement, limit=limit, quiet=quiet, force=force,
+               wide=wide)  # fmt: skip
 
 
 @app.command()
