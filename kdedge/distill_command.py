@@ -33,13 +33,12 @@ def default_out(name: str) -> Path:
 
 def distill_command(recipe_arg: str, overrides: list[str], out: Path | None, data_root: str | None,
                     force: bool, quiet: bool, stages: tuple[str, ...], resume: Path | None = None,
-                    checkpoint_minutes: float = 30.0, tensorboard: bool = False) -> None:  # fmt: skip
+                    checkpoint_minutes: float = 30.0, tensorboard: bool = False) -> Path:  # fmt: skip
     """Run `stages` of a recipe (by path or packaged name, with `--set` overrides) into a run directory;
-    a recipe with a sweep section run as `distill` becomes a sweep."""
+    a recipe with a sweep section run as `distill` becomes a sweep. Returns the run (or sweep) folder."""
     recipe = load_recipe(recipe_arg, parse_set([*overrides, *(["tensorboard=true"] if tensorboard else [])]))
     if recipe.sweep is not None and stages == BOTH_STAGES:  # one teacher, a student per grid point
-        _run_as_sweep(recipe, recipe_arg, out, data_root, quiet)
-        return
+        return _run_as_sweep(recipe, recipe_arg, out, data_root, quiet)
     if recipe.tensorboard:
         require_tensorboard()
     device_line = describe_device(recipe.device)
@@ -68,16 +67,19 @@ def distill_command(recipe_arg: str, overrides: list[str], out: Path | None, dat
         title = f"{recipe.name}: test set of {summary['data']['dataset']}"
         print_table(summary_table(summary, title, width), width)
         console.print(f"run directory: {run.path}")
+    return run.path
 
 
 def _run_as_sweep(recipe: Recipe, recipe_arg: str, out: Path | None, data_root: str | None,
-                  quiet: bool) -> None:  # fmt: skip
+                  quiet: bool) -> Path:  # fmt: skip
     from kdedge.sweep import sweep_command
 
     if distributed.world_from_env().distributed:  # every rank would run every point into the same folders
         raise InputError(f"{recipe_arg}: a recipe with a sweep section runs in one process, not under "
                          "torchrun; torchrun one point instead (--set sweep= --set KEY=VALUE)")  # fmt: skip
-    sweep_command(recipe, [], out or Path("runs") / recipe.name, data_root, 1, quiet)
+    folder = out or Path("runs") / recipe.name
+    sweep_command(recipe, [], folder, data_root, 1, quiet)
+    return folder
 
 
 def _check_before_writing(recipe: Recipe, recipe_arg: str, stages: tuple[str, ...], num_classes: int,
