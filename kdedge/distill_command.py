@@ -10,9 +10,10 @@ from pathlib import Path
 
 from kdedge import distributed
 from kdedge.console import console, make_progress, summary_table
-from kdedge.devices import describe_device
+from kdedge.devices import describe_amp, describe_device, resolve_device
 from kdedge.errors import InputError
-from kdedge.pipeline import prepare_data, run_recipe
+from kdedge.models import check_input_size
+from kdedge.pipeline import check_checkpoint_data, prepare_data, run_recipe
 from kdedge.recipe import Recipe, load_recipe, parse_set, weight_paths
 from kdedge.resume import Checkpointer, open_run
 from kdedge.tblog import require_tensorboard
@@ -40,9 +41,14 @@ def distill_command(recipe_arg: str, overrides: list[str], out: Path | None, dat
         return
     if recipe.tensorboard:
         require_tensorboard()
-    device_line = describe_device(recipe.device)
+    device = resolve_device(recipe.device)  # said once at start: where it trains, in which precision
+    device_line = f"{describe_device(recipe.device)}; {describe_amp(recipe.amp, device)}"
     bundle = prepare_data(recipe, data_root)  # bad data root: said before the run directory is touched
     _check_before_writing(recipe, recipe_arg, stages, bundle.num_classes, out, resume)
+    check_checkpoint_data(recipe, bundle)  # a teacher run of another data set or size: refused here
+    for stage in ("teacher", "student"):  # an input size the model cannot take (Swin's windows)
+        if (cfg := getattr(recipe, stage)) is not None:
+            check_input_size(cfg.model, bundle.image_size, cfg.model_kwargs)
     world = distributed.start(recipe.device)  # under torchrun: join the group; only rank 0 writes and prints
     quiet = quiet or not world.is_main
     run_path = resume or out or default_out(recipe.name)

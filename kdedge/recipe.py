@@ -168,7 +168,8 @@ class Recipe(_Strict):
     description: str = ""
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    amp: Literal["off", "bf16", "fp16"] = "off"
+    # autocast precision; auto = bf16/fp16 only where the device computes it natively (kdedge.devices)
+    amp: Literal["auto", "off", "bf16", "fp16"] = "off"
     channels_last: bool = False
     compile: bool = False
     tensorboard: bool = False  # TensorBoard events next to metrics.jsonl (extra: kdedge[tensorboard])
