@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -11,15 +12,18 @@ from typing import Annotated
 import typer
 
 from kdedge import __version__
-from kdedge.console import console, error_console, summary_table
-from kdedge.errors import InputError, KdedgeError
+from kdedge.console import console, error_console, print_table, summary_table, table_width
+from kdedge.errors import Diverged, InputError, Interrupted, KdedgeError
 
 try:  # typer >= 0.20 vendors its own click; older typer uses click itself
     from typer._click.exceptions import UsageError
 except ImportError:  # pragma: no cover
     from click.exceptions import UsageError
 
+# rich_markup_mode=None: help text prints as written ("kdedge-distill[tensorboard]" would lose its
+# brackets to rich markup) and flags get no "<bool>" placeholder
 app = typer.Typer(add_completion=True, no_args_is_help=True, pretty_exceptions_enable=False,
+                  rich_markup_mode=None,
                   help="Distill large image classifiers into small ones for edge devices.")  # fmt: skip
 recipes_app = typer.Typer(help="List or show the recipes shipped with kdedge.", invoke_without_command=True)
 app.add_typer(recipes_app, name="recipes")
@@ -32,7 +36,8 @@ DataRootOption = Annotated[str | None, typer.Option(
 ForceOption = Annotated[bool, typer.Option("--force", help="Overwrite a finished run in --out.")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or tables.")]
 TensorBoardOption = Annotated[bool, typer.Option(
-    "--tensorboard", help="Also write TensorBoard events into the run directory (needs kdedge[tensorboard])."
+    "--tensorboard",
+    help="Also write TensorBoard events into the run directory (needs kdedge-distill[tensorboard]).",
 )]  # fmt: skip
 ResumeOption = Annotated[
     Path | None, typer.Option("--resume", help="Continue this killed run from its last checkpoint.")
@@ -134,7 +139,8 @@ def evaluate_run(
     if as_json:
         print(json.dumps(summary, indent=2))
     else:
-        console.print(summary_table(summary, f"{run_dir}: re-evaluated"))
+        width = table_width()
+        print_table(summary_table(summary, f"{run_dir}: re-evaluated", width), width)
 
 
 @app.command()
@@ -149,7 +155,7 @@ def export(
         "--int8-scheme", help="u8s8 (default: u8 activations, s8 weights, fast on x86), u8s7 (7-bit weights: "
         "x86 without VNNI), s8s8, u8s8-gemm / u8s7-gemm (Conv/MatMul/Gemm only: ConvNeXt, Swin).")] = None,
     int8_method: Annotated[str | None, typer.Option("--int8-method", help="int8 quantiser: ort (onnxruntime, "
-        "default) or nncf (OpenVINO's NNCF; pip install 'kdedge[openvino]').")] = None,
+        "default) or nncf (OpenVINO's NNCF; pip install 'kdedge-distill[openvino]').")] = None,
     min_agreement: Annotated[float | None, typer.Option(
         "--min-agreement", help="Least fp16/int8 top-1 agreement with fp32 on test images (0.97).")] = None,
     limit: Annotated[int | None, typer.Option("--limit", help="Use the first N test images only.")] = None,
@@ -250,10 +256,55 @@ def show_recipe(name: Annotated[str, typer.Argument(help="Packaged recipe name o
     print(find_recipe(name).read_text(), end="")
 
 
+def _rerun(drop: tuple[str, ...], add: list[str]) -> str:
+    """This very command line (recipe, --set values and all), without the options in `drop` (and their
+    values), plus `add`: the command a user can paste to continue or retry."""
+    args, kept = sys.argv[1:], []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in drop:
+            skip = arg != "--force"  # --force takes no value
+        elif not arg.startswith(tuple(f"{d}=" for d in drop)):
+            kept.append(arg)
+    return shlex.join(["kdedge", *kept, *add])
+
+
+def _interrupted(err: Interrupted) -> str:
+    """Ctrl-C: one line with what was saved and the exact command that continues."""
+    if err.run_dir is None:
+        return f"interrupted; saved: {err.saved}; continue with the same command: {_rerun((), [])}"
+    resume = _rerun(("--out", "--force", "--resume"), ["--resume", str(err.run_dir)])
+    return f"interrupted; saved: {err.saved}; continue with: {resume}"
+
+
+def _diverged(err: Diverged) -> str:
+    """A NaN stop: --resume would refuse a changed recipe, so offer a fresh start with a lower lr."""
+    if err.lr is None:
+        return f"error: {err}"
+    resumed = next((b for a, b in zip(sys.argv, sys.argv[1:], strict=False) if a == "--resume"), None)
+    lower = ["--set", f"{err.stage}.lr={err.lr / 10:g}", *(["--out", resumed] if resumed else []), "--force"]
+    retry = _rerun(("--force", "--resume"), lower)
+    why = "a new run; --resume continues only the same recipe"
+    return f"error: {err}; retry with a lower lr ({why}): {retry}"
+
+
 def main() -> None:
     """Entry point: every KdedgeError becomes one line on stderr and its exit code (2 input, 1 runtime)."""
     try:
-        sys.exit(app(standalone_mode=False, prog_name="kdedge") or 0)
+        code = app(standalone_mode=False, prog_name="kdedge") or 0
+        if code == 130:  # Typer's silent exit for a Ctrl-C outside a run (parsing, loading data)
+            error_console.print("interrupted; nothing was written", markup=False, highlight=False)
+        sys.exit(code)
+    except Interrupted as err:
+        error_console.print(_interrupted(err), markup=False, highlight=False, soft_wrap=True)
+        sys.exit(err.exit_code)
+    except Diverged as err:
+        if os.environ.get("KDEDGE_DEBUG"):
+            raise
+        error_console.print(_diverged(err), markup=False, highlight=False, soft_wrap=True)
+        sys.exit(err.exit_code)
     except UsageError as err:  # a typo'd option or a missing argument: one line too, not click's usage box
         if type(err).__name__ != "NoArgsIsHelpError":  # bare `kdedge`: the help was printed already
             command = err.ctx.command_path if err.ctx else "kdedge"

@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from kdedge import distributed
-from kdedge.console import console, make_progress, summary_table
+from kdedge.console import console, make_progress, print_table, summary_table, table_width
 from kdedge.devices import describe_amp, describe_device, resolve_device
-from kdedge.errors import InputError
+from kdedge.errors import InputError, Interrupted
 from kdedge.models import check_input_size
 from kdedge.pipeline import check_checkpoint_data, prepare_data, run_recipe
 from kdedge.recipe import Recipe, load_recipe, parse_set, weight_paths
@@ -60,10 +60,14 @@ def distill_command(recipe_arg: str, overrides: list[str], out: Path | None, dat
     try:
         with make_progress(quiet) as progress:
             summary = run_recipe(recipe, run, data_root, stages, progress, checkpointer, bundle)
+    except KeyboardInterrupt:  # here, not in Typer (which exits 130 silently): say what to resume
+        raise Interrupted(checkpointer.saved(), run.path) from None
     finally:
         run.release()
     if not quiet:
-        console.print(summary_table(summary, f"{recipe.name}: test set of {summary['data']['dataset']}"))
+        width = table_width()
+        title = f"{recipe.name}: test set of {summary['data']['dataset']}"
+        print_table(summary_table(summary, title, width), width)
         console.print(f"run directory: {run.path}")
 
 

@@ -23,7 +23,7 @@ from safetensors import SafetensorError, safe_open
 from torch import nn
 
 from kdedge.checkpoint import RunDir, _unwrapped, atomic_write_text, load_state, save_state, weights_path
-from kdedge.errors import InputError, RuntimeFailure
+from kdedge.errors import Diverged, InputError, RuntimeFailure
 from kdedge.optim import make_optimizer
 from kdedge.recipe import DistillConfig, Recipe, StageConfig
 from kdedge.train import Context, EpochPosition, fit
@@ -162,9 +162,19 @@ class Checkpointer:
             fit(model, train, cfg, replace(ctx, on_epoch=on_epoch, on_step=on_step), stage, evaluation,
                 teacher=teacher, distill=distill, start_epoch=start_epoch, optimizer=optimizer,
                 generator=generator, position=position)  # fmt: skip
+        except Diverged as err:  # the CLI adds the retry command: --resume would refuse a changed lr
+            raise Diverged(f"{err}; last good checkpoint: {self.last_good}", stage, cfg.lr) from None
         except RuntimeFailure as err:
             raise RuntimeFailure(f"{err}; last good checkpoint: {self.last_good}") from None
         return records
+
+    def saved(self) -> str:
+        """What is on disk to continue from (for the Ctrl-C line): finished stages' weights and the
+        current stage's last training state."""
+        done = [str(self.run.weights(s)) for s in STAGES if self.run.weights(s).is_file()]
+        current = getattr(self, "last_good", "")
+        parts = done + ([current] if current and not current.startswith("none") else [])
+        return ", ".join(parts) or "nothing yet (stopped before the first checkpoint)"
 
     def finish(self, stage: str) -> None:
         """The stage's weights and summary are written: its training state is no longer needed."""

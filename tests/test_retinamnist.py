@@ -156,7 +156,7 @@ def tiny_teacher(retina_root: Path, tmp_path_factory: pytest.TempPathFactory) ->
     return out
 
 
-@pytest.mark.parametrize("name", ["retina_swin", "retina_mobile"])
+@pytest.mark.parametrize("name", [pytest.param("retina_swin", marks=pytest.mark.slow), "retina_mobile"])
 def test_a_few_batches_of_each_student_recipe(retina_root: Path, tiny_teacher: Path, tmp_path: Path,
                                               name: str) -> None:  # fmt: skip
     result = run_cli("distill", name, *FEW_BATCHES, "--set", f"teacher.checkpoint={tiny_teacher}", "--out",

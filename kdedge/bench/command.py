@@ -63,17 +63,15 @@ def make_options(
 
 
 def bench_command(
-    paths: list[Path], options: BenchOptions, outputs: dict[str, Path | None], quiet: bool
+    paths: list[Path], options: BenchOptions, outputs: dict[str, Path | None], quiet: bool, wide: bool = False
 ) -> dict:
     """Run the bench, print the table, write the requested files (json/csv/md/plot) and RUN/bench.json."""
     for path in paths:
         if not path.exists():
             raise InputError(f"{path}: no such run directory or .onnx file")
-    from rich.console import Console
-
     from kdedge.bench.deploy import save_run_results
     from kdedge.bench.report import bench_table, write_csv, write_json, write_markdown, write_pareto
-    from kdedge.console import console, make_progress
+    from kdedge.console import console, make_progress, print_table, table_width
 
     with make_progress(quiet) as progress:
         result = run_bench(paths, options, progress)
@@ -83,8 +81,8 @@ def bench_command(
             writers[kind](result, file)
     save_run_results(result, [p for p in paths if p.is_dir()])
     if not quiet:
-        # a pipe or log file gets a wide table instead of rich's 80 columns, which would squash it unreadably
-        (console if console.is_terminal else Console(width=220)).print(bench_table(result))
+        width = table_width()
+        print_table(bench_table(result, width, wide), width)
         notes = sorted({row["note"] for row in result["rows"] if row.get("note")})
         for note in notes:
             console.print(note, markup=False, highlight=False)

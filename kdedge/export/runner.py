@@ -54,10 +54,11 @@ def export_run(
     limit: int | None = None,
     quiet: bool = False,
     force: bool = False,
+    wide: bool = False,
 ) -> list[ExportRow]:
     """Export a run's models to RUN/export/<stage>.<precision>.onnx; returns one row per file.
 
-    int8_method: "ort" (onnxruntime quantize_static, the default) or "nncf" (needs kdedge[openvino]).
+    int8_method: "ort" (onnxruntime quantize_static, the default) or "nncf" (needs kdedge-distill[openvino]).
     Raises RuntimeFailure (after reporting every file) when any file failed its checks; the files that
     passed are kept, a failed one is never written. force: RUN/export is replaced as a whole (no file of
     an earlier export lingers), and only when every file passed; a failed forced export changes nothing.
@@ -79,7 +80,7 @@ def export_run(
     stages = _stages_to_export(run, recipe, models, wanted, settings, say)
     data = load_eval_data(recipe, data_root, settings, "int8" in wanted)
     rows = _export_stages(run, recipe, stages, wanted, settings, data, say, force)
-    _report(rows, run.path, settings.opset, quiet, force)
+    _report(rows, run.path, settings.opset, quiet, force, wide)
     return rows
 
 
@@ -131,12 +132,15 @@ def _export_stages(
     return rows
 
 
-def _report(rows: list[ExportRow], run_path: Path, opset: int, quiet: bool, force: bool) -> None:
+def _report(rows: list[ExportRow], run_path: Path, opset: int, quiet: bool, force: bool,
+            wide: bool = False) -> None:  # fmt: skip
     """The table of every file (unless quiet), then one RuntimeFailure that names each failed file."""
-    from kdedge.console import console
+    from kdedge.console import print_table, table_width
 
     if not quiet:
-        console.print(export_table(rows, f"{run_path}: ONNX export (opset {opset}, dynamo exporter)"))
+        width = table_width()
+        title = f"{run_path}: ONNX export (opset {opset}, dynamo exporter)"
+        print_table(export_table(rows, title, width, wide), width)
     failed = [r for r in rows if r.status != "ok"]
     if failed:
         kept = (
