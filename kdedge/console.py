@@ -32,6 +32,12 @@ def print_table(table: Table, width: int) -> None:
     (console if width == console.width else Console(width=width)).print(table)
 
 
+def warn(text: str) -> None:
+    """One 'warning: ...' line on stderr: something was handled (a stale lock, a corrupt cache) and the
+    command goes on."""
+    error_console.print(f"warning: {text}", markup=False, highlight=False, soft_wrap=True)
+
+
 def make_progress(quiet: bool) -> Progress:
     return Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

@@ -24,13 +24,15 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def describe_device(name: str) -> str:
-    """The one line a run prints about where it trains, e.g. 'device: cpu (auto: no CUDA device found)'."""
+def describe_device(name: str, amp: str | None = None) -> str:
+    """The one line a run prints about where it trains, e.g. 'device: cpu (auto: no CUDA device found)',
+    with `amp` also in which precision ('; precision: fp32 (...)', see describe_amp)."""
     device = resolve_device(name)
+    precision = "" if amp is None else f"; {describe_amp(amp, device)}"
     if name != "auto":
-        return f"device: {device.type} (from the recipe)"
+        return f"device: {device.type} (from the recipe){precision}"
     found = "no CUDA device found" if device.type == "cpu" else f"CUDA found: {torch.cuda.get_device_name(0)}"
-    return f"device: {device.type} (auto: {found})"
+    return f"device: {device.type} (auto: {found}){precision}"
 
 
 def cpu_native_bf16() -> bool:

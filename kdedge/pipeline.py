@@ -24,7 +24,7 @@ from kdedge.data import DataBundle, Split, filter_classes, load_data, split_reco
 from kdedge.devices import resolve_amp, resolve_device
 from kdedge.distributed import current_world, process_device, training_module
 from kdedge.errors import InputError
-from kdedge.models import count_params
+from kdedge.models import check_input_size, count_params
 from kdedge.recipe import Recipe, StageConfig
 from kdedge.resume import Checkpointer
 from kdedge.tblog import epoch_callback
@@ -119,6 +119,15 @@ def obtain_model(stage: str, recipe: Recipe, bundle: DataBundle, train: Split, c
     run.update_summary(stage, stage_summary(model, bundle, ctx, cfg, extra))
     checkpointer.finish(stage)
     return model.eval()
+
+
+def check_stages_fit_data(recipe: Recipe, bundle: DataBundle) -> None:
+    """Before anything is written: each stage's model takes the data's image size (Swin's windows), and a
+    stage loaded from a run directory was trained on this data set (check_checkpoint_data)."""
+    for stage in ("teacher", "student"):
+        if (cfg := getattr(recipe, stage)) is not None:
+            check_input_size(cfg.model, bundle.image_size, cfg.model_kwargs)
+    check_checkpoint_data(recipe, bundle)
 
 
 def check_checkpoint_data(recipe: Recipe, bundle: DataBundle) -> None:

@@ -230,7 +230,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
         raise InputError(f"cannot read recipe {path}: {err}") from None
     if not isinstance(content, dict):
         raise InputError(f"{path}: a recipe must be a YAML mapping (got {type(content).__name__})")
-    return content
+    return _overrides.plain(content, str(path))  # JSON types only: the recipe is hashed and saved as JSON
 
 
 def check_key(key: str) -> None:

@@ -207,7 +207,8 @@ def test_ctrl_c_says_what_was_saved_and_the_resume_command_that_works(data_root:
     _, err = process.communicate(timeout=60)
     lines = [line for line in err.splitlines() if line.strip()]
     assert process.returncode == 130 and len(lines) == 1 and "Traceback" not in err, err
-    assert f"saved: {out / 'teacher.state.safetensors'} (teacher, end of epoch" in lines[0]
+    # saved at the step boundary after the signal (kdedge.stop), mid-epoch or at an epoch's end
+    assert f"saved: {out / 'teacher.state.safetensors'} (teacher, " in lines[0]
     command = shlex.split(lines[0].split("continue with: ", 1)[1])
     assert command[0] == "kdedge" and command[-2:] == ["--resume", str(out)] and "--out" not in command
     assert "teacher.model_kwargs.hidden=[16]" in command  # the same recipe: --resume accepts it
@@ -235,3 +236,149 @@ def test_a_nan_stop_offers_the_retry_that_works(tmp_path: Path, data_root: Path)
                     "--set student.lr=1e+29 --force"  # fmt: skip
     code, _, err = run_cli(*retry.replace("lr=1e+29", "lr=0.01").split()[1:])  # the user's lower lr
     assert code == 0, err  # the offered form (same --out, --force) is accepted where --resume is not
+
+
+# -- every documented command works as written ------------------------------------------------------------
+TRAINS = ("distill", "train", "sweep")  # parsed and their recipe + --set values loaded, not trained here
+RUN_FOR_REAL = ("recipes", "--version", "eval", "report")  # cheap: run on a copy of a finished tiny run
+
+
+def _documented_commands() -> list[tuple[str, list[str]]]:
+    """(where, argv after `kdedge`) of every `kdedge ...` line in README / docs code blocks and every
+    `kdedge ...` or `--set ...` in a packaged recipe's description (a --set runs with its recipe)."""
+    import shlex
+
+    import yaml
+
+    found = []
+    for path in [REPO / "README.md", *sorted(REPO.glob("docs/*.md"))]:
+        blocks = re.findall(r"```(?:bash|sh)?\n(.*?)```", path.read_text(), re.S)
+        for block in blocks:
+            for line in block.replace("\\\n", " ").splitlines():
+                for part in line.split("&&"):
+                    if not part.strip().startswith("kdedge "):
+                        continue  # output shown in a block, make, export ...
+                    words = shlex.split(part, comments=True)
+                    if words[:1] == ["kdedge"]:
+                        cut = next((i for i, w in enumerate(words) if w in (">", "|")), len(words))
+                        found.append((f"{path.name}: {part.strip()}", words[1:cut]))
+    for recipe in sorted((REPO / "kdedge" / "recipes").glob("*.yaml")):
+        text = " ".join(str(yaml.safe_load(recipe.read_text()).get("description", "")).split())
+        for command in re.findall(r"`kdedge ([^`]+)`", text):
+            found.append((f"{recipe.name}: kdedge {command}", shlex.split(command)))
+        for pairs in re.findall(r"--set((?:\s+[A-Za-z_][\w.]*=[^\s(),;`]+)+)", text):
+            found.append((f"{recipe.name}: --set{pairs}", ["distill", recipe.stem, "--set", *pairs.split()]))
+    return found
+
+
+def _parse(argv: list[str]) -> tuple[str, dict]:
+    """(command name, its parsed parameters) from the real CLI parser, after --set pair expansion."""
+    from kdedge.cli import app, expand_set_pairs
+
+    group = typer.main.get_command(app)
+    argv = expand_set_pairs(argv)
+    if argv[0].startswith("--"):
+        return argv[0], {}
+    parent = group.make_context("kdedge", list(argv), resilient_parsing=False)
+    words = [*getattr(parent, "_protected_args", []), *parent.args]  # the sub-command and its words
+    name, command, rest = group.resolve_command(parent, words)
+    if hasattr(command, "commands") and rest and rest[0] in command.commands:  # recipes show NAME
+        name, command, rest = f"{name} {rest[0]}", command.commands[rest[0]], rest[1:]
+    return name, command.make_context(name, rest, parent=parent).params
+
+
+def test_every_documented_command_parses_and_its_recipe_loads(monkeypatch) -> None:
+    """README's code blocks and the recipes' descriptions, as a newcomer would paste them (the aptos
+    descriptions gave `--set a=false b=false`): the CLI parses each, and each training command's recipe
+    with its --set values loads (training itself is left out: hours)."""
+    from kdedge.overrides import parse_set
+    from kdedge.recipe import load_recipe
+
+    monkeypatch.chdir(REPO)  # README runs from the clone: recipes/hinton_mnist_800.yaml
+    commands = _documented_commands()
+    assert len(commands) >= 20 and any("aptos" in where for where, _ in commands)
+    for where, argv in commands:
+        if "--install-completion" in argv:
+            continue  # would change the user's shell files
+        try:
+            name, params = _parse(argv)
+        except Exception as err:  # noqa: BLE001 - say which documented command
+            pytest.fail(f"{where}: {err}")
+        if name in TRAINS and params["recipe"] != "my.yaml":  # my.yaml: written by `recipes show > my.yaml`
+            try:
+                load_recipe(params["recipe"], parse_set(params["set_"]))
+            except Exception as err:  # noqa: BLE001 - the message names the command that failed
+                pytest.fail(f"{where}: {err}")
+
+
+def test_documented_commands_that_train_nothing_run(finished_run, data_root: Path, tmp_path: Path) -> None:
+    """recipes, --version, eval and report as documented, with runs/NAME a copy of a finished tiny run."""
+    import shutil
+
+    from cli_helpers import run_cli
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run[0], run)
+    ran = 0
+    for where, argv in _documented_commands():
+        if argv[0] not in RUN_FOR_REAL:
+            continue
+        args = [str(run) if a.startswith("runs/") or a == "RUN" else a for a in argv]
+        extra = ["--data-root", str(data_root)] if argv[0] == "eval" else []
+        code, out, err = run_cli(*args, *extra)
+        assert code == 0, f"{where}: {err}"
+        ran += 1
+    assert ran >= 5
+
+
+# -- the Python API ---------------------------------------------------------------------------------------
+def test_import_kdedge_is_light() -> None:
+    """`import kdedge` (and touching the API names) imports neither torch nor onnxruntime: predict stays
+    torch-free."""
+    import subprocess
+    import sys
+
+    code = ("import sys, kdedge; kdedge.Run; kdedge.distill; "
+            "print(sorted({'torch', 'onnxruntime'} & set(sys.modules)))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stderr
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_python_api_distill_export_bench(data_root: Path, tmp_path: Path) -> None:
+    """README's example, tiny: distill -> Run, export(run) -> rows, bench(run) -> rows."""
+    import kdedge
+
+    tiny = {"teacher.epochs": 1, "student.epochs": 1, "data.train_limit": 300, "data.test_limit": 100,
+            "teacher.model_kwargs.hidden": [16]}  # fmt: skip
+    run = kdedge.distill("hinton_mnist", overrides=tiny, out=tmp_path / "run", data_root=str(data_root),
+                         quiet=True)  # fmt: skip
+    assert isinstance(run, kdedge.Run) and run.path == tmp_path / "run"
+    assert run.summary["finished"] and run.weights("student").is_file()
+    assert run.recipe.teacher.model_kwargs["hidden"] == [16]
+    assert run.summary["student"]["test_count"] == 100
+    rows = kdedge.export(run, models="student", precisions="fp32", data_root=str(data_root), quiet=True)
+    assert [(r.name, r.status) for r in rows] == [("student.fp32", "ok")]
+    assert Path(rows[0].path) == run.onnx("student", "fp32") and run.onnx().is_file()
+    measured = kdedge.bench(run, batch="1", seconds=0.2, runtimes="onnxruntime", limit=100,
+                            data_root=str(data_root), quiet=True)  # fmt: skip
+    ok = [r for r in measured if r["status"] == "ok"]
+    assert ok and all(r["runtime"] == "onnxruntime" and r["latency_ms_p50"] > 0 for r in ok)
+    assert ok[0]["accuracy"] == pytest.approx(rows[0].test_accuracy)  # the same 100 test digits
+
+
+def test_the_cli_is_a_thin_layer_on_the_api(monkeypatch, tmp_path: Path) -> None:
+    """`kdedge distill` / `export` / `bench` call kdedge.api with what they parsed."""
+    from cli_helpers import run_cli
+
+    import kdedge.api
+
+    calls = []
+    for name in ("distill", "export", "bench"):
+        monkeypatch.setattr(kdedge.api, name, lambda *a, _n=name, **k: calls.append((_n, a, k)))
+    assert run_cli("distill", "hinton_mnist", "--set", "a=1", "b=2", "--out", tmp_path)[0] == 0
+    assert run_cli("export", tmp_path, "--precision", "fp32", "--wide")[0] == 0
+    assert run_cli("bench", tmp_path, "--batch", "1")[0] == 0
+    assert calls[0][:2] == ("distill", ("hinton_mnist", ["a=1", "b=2"], tmp_path))
+    assert calls[1][0] == "export" and calls[1][2]["wide"] is True
+    assert calls[2][0] == "bench" and calls[2][2]["batch"] == "1"

@@ -113,7 +113,8 @@ def test_yaml_python_tags_are_refused(tmp_path: Path) -> None:
 def test_alpha_and_hard_weight_are_mutually_exclusive(capsys) -> None:
     with pytest.raises(ValueError, match="not both"):
         DistillConfig(alpha=0.7, hard_weight=0.3)
-    with pytest.raises(InputError, match=r"^--set distillation\.(alpha|hard_weight)=0\.[36]: distillation.*not both"):
+    both = r"^--set distillation\.(alpha|hard_weight)=0\.[36]: distillation.*not both"
+    with pytest.raises(InputError, match=both):
         load_recipe("hinton_mnist", {"distillation.hard_weight": 0.3, "distillation.alpha": 0.6})
     # one given on the command line replaces the other in the file (hinton_mnist sets alpha: 0.7), said once
     capsys.readouterr()

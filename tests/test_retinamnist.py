@@ -202,3 +202,10 @@ def test_cli_bad_npz_is_one_line(retina_root: Path, tmp_path: Path, damage: str)
     result = run_cli("train", "retina_convnext_teacher", "--out", tmp_path / "run",
                      env={"KDEDGE_DATA": str(root)})
     _refused(result, tmp_path, "RetinaMNIST")
+
+
+def test_the_start_line_says_the_precision(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(devices, "cpu_native_bf16", lambda: False)
+    assert devices.describe_device("cpu", "auto") == (
+        "device: cpu (from the recipe); precision: fp32 (auto: fp32, this CPU has no native bf16 (emulated "
+        "bf16 is slower than fp32))")

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from kdedge.bench.run import RUNTIME_CHOICES, BenchOptions, check_options, run_bench
 from kdedge.errors import InputError
+from kdedge.fsguard import check_writable
+from kdedge.model_check import check_model_file
 
 
 def parse_int_list(text: str, option: str) -> tuple[int, ...]:
@@ -69,6 +71,11 @@ def bench_command(
     for path in paths:
         if not path.exists():
             raise InputError(f"{path}: no such run directory or .onnx file")
+        if path.is_file():
+            check_model_file(path)  # a hostile file: one line before any row is planned
+    for kind, file in outputs.items():  # a read-only output folder: said before minutes of timing
+        if file is not None:
+            check_writable(file.parent, f"--{kind}")
     from kdedge.bench.deploy import save_run_results
     from kdedge.bench.report import bench_table, write_csv, write_json, write_markdown, write_pareto
     from kdedge.console import console, make_progress, print_table, table_width

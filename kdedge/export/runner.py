@@ -34,6 +34,7 @@ from kdedge.export.options import (
 from kdedge.export.publish import file_metadata, publish, stage_metadata
 from kdedge.export.report import ExportRow, export_table, file_line
 from kdedge.export.verify import accuracy, agreement, check, onnx_logits, torch_parity
+from kdedge.fsguard import check_writable, disk_full_as_error
 from kdedge.recipe import Recipe
 
 Say = Callable[[str], None]
@@ -76,6 +77,7 @@ def export_run(
         "limit": limit,
     }
     settings = resolve_settings(recipe, overrides)
+    check_writable(run.path / "export", "export folder")  # a read-only RUN: one line before any work
     say = _printer(quiet)
     stages = _stages_to_export(run, recipe, models, wanted, settings, say)
     data = load_eval_data(recipe, data_root, settings, "int8" in wanted)
@@ -250,8 +252,9 @@ def _build(
     path = job.file(row.precision)
     started = time.perf_counter()
     try:
-        convert()
-        check(path)
+        with disk_full_as_error(job.workdir.parent / path.name):  # named as the file it would become
+            convert()
+            check(path)
         _measure(row, job, path, fp32_test_logits)
         failure = _threshold_failure(row, job.settings)
         if failure:
