@@ -180,6 +180,12 @@ class Recipe(_Strict):
     sweep: SweepConfig | None = None
     export: ExportConfig = Field(default_factory=ExportConfig)
 
+    @field_validator("amp", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: Any) -> Any:
+        """YAML reads a bare `off` (in a file or `--set amp=off`) as false: that means amp off."""
+        return "off" if value is False else value
+
     @model_validator(mode="after")
     def _has_a_model(self) -> Recipe:
         if self.teacher is None and self.student is None:

@@ -209,3 +209,8 @@ def test_the_start_line_says_the_precision(monkeypatch: pytest.MonkeyPatch) -> N
     assert devices.describe_device("cpu", "auto") == (
         "device: cpu (from the recipe); precision: fp32 (auto: fp32, this CPU has no native bf16 (emulated "
         "bf16 is slower than fp32))")
+
+
+def test_amp_off_as_yaml_reads_it() -> None:
+    """YAML 1.1 turns a bare `off` into false: `--set amp=off` must still mean fp32."""
+    assert load_recipe("retina_convnext_teacher", {"amp": False}).amp == "off"
