@@ -67,19 +67,6 @@ def mnist_cnn(num_classes: int, in_channels: int, image_size: int, width: int = 
     )  # fmt: skip
 
 
-@MODELS.register("small_cnn")
-def small_cnn(num_classes: int, in_channels: int, image_size: int, width: int = 32) -> nn.Module:
-    """The alpha study's student: 2 conv blocks (conv-ReLU-pool) + 3 linear layers."""
-    return nn.Sequential(
-        nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
-        nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
-        nn.Flatten(),
-        nn.Linear(2 * width * (image_size // 4) ** 2, 256), nn.ReLU(inplace=True),
-        nn.Linear(256, 128), nn.ReLU(inplace=True),
-        nn.Linear(128, num_classes),
-    )  # fmt: skip
-
-
 def _init_relu_net(net: nn.Module) -> nn.Module:
     """He (Kaiming) normal init for every conv / linear layer of a ReLU net without batch norm, zero biases,
     and a small last layer (logits ~0: the first loss is ln(num_classes)). PyTorch's default init
@@ -92,6 +79,20 @@ def _init_relu_net(net: nn.Module) -> nn.Module:
         nn.init.zeros_(layer.bias)
     nn.init.normal_(layers[-1].weight, std=0.01)
     return net
+
+
+@MODELS.register("small_cnn")
+def small_cnn(num_classes: int, in_channels: int, image_size: int, width: int = 32) -> nn.Module:
+    """The alpha study's student: 2 conv blocks (conv-ReLU-pool) + 3 linear layers; He init (no batch
+    norm)."""
+    return _init_relu_net(nn.Sequential(
+        nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+        nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(2 * width * (image_size // 4) ** 2, 256), nn.ReLU(inplace=True),
+        nn.Linear(256, 128), nn.ReLU(inplace=True),
+        nn.Linear(128, num_classes),
+    ))  # fmt: skip
 
 
 @MODELS.register("alexnet_cifar")

@@ -93,7 +93,8 @@ def test_alexnet_keeps_its_signal_through_eight_layers() -> None:
     AlexNet's logits were ~1/50 of its input's scale and SGD never left the uniform guess (issue 17)."""
     torch.manual_seed(0)
     net = build_model("alexnet_cifar", 10, 3, 32).eval()
-    features = net[:-1](torch.randn(64, 3, 32, 32))  # the input of the last layer
+    with torch.no_grad():
+        features = net[:-1](torch.randn(64, 3, 32, 32))  # the input of the last layer
     assert 0.3 < float(features.std()) < 10
     assert all(float(m.bias.abs().max()) == 0 for m in net.modules() if isinstance(m, nn.Conv2d))
 
