@@ -133,17 +133,19 @@ def check_checkpoint_splits(recipe: Recipe, split: dict) -> None:
                              "data.split and data set")  # fmt: skip
 
 
-def check_teacher(run: RunDir, bundle: DataBundle) -> dict:
+def check_teacher(run: RunDir, bundle: DataBundle) -> dict | None:
     """Flag a teacher at chance in summary.json (teacher.teacher_at_chance and a top-level `warnings` list)
-    and print one warning line on stderr; returns the verdict (kdedge.teacher_check)."""
+    and print one warning line on stderr; returns the verdict (kdedge.teacher_check). Rank 0 only: it alone
+    writes summary.json, which other ranks may read before it is there."""
+    if not current_world().is_main:
+        return None
     summary = run.read_summary()
     verdict = teacher_verdict(summary["teacher"]["test_accuracy"], bundle.test.labels, bundle.num_classes)
     run.update_summary("teacher", summary["teacher"] | verdict)
     if verdict["teacher_at_chance"]:
         line = warning_line(summary["teacher"], verdict)
         run.update_summary("warnings", [*summary.get("warnings", []), line])
-        if current_world().is_main:
-            error_console.print(line, markup=False, highlight=False, soft_wrap=True)
+        error_console.print(line, markup=False, highlight=False, soft_wrap=True)
     return verdict
 
 
