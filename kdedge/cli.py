@@ -107,6 +107,16 @@ def sweep(
     data_root: DataRootOption = None, quiet: QuietOption = False,
     jobs: Annotated[int, typer.Option("--jobs", help="Points trained in parallel processes.")] = 1,
     metric: Annotated[str | None, typer.Option("--metric", help="test_errors or *_accuracy")] = None,
+    backend: Annotated[str, typer.Option("--backend", help="local (this machine; --jobs) or ray (one Ray "
+        "task per point; pip install 'kdedge-distill[ray]').")] = "local",
+    address: Annotated[str | None, typer.Option("--address", help="ray: join a running cluster (auto, "
+        "HOST:PORT or ray://HOST:PORT); default: start Ray on this machine.")] = None,
+    cpus: Annotated[int | None, typer.Option("--cpus", help="ray: CPUs of the Ray started here.")] = None,
+    cpus_per_point: Annotated[float, typer.Option("--cpus-per-point", help="ray: CPUs per point.")] = 1.0,
+    gpus_per_point: Annotated[float, typer.Option("--gpus-per-point", help="ray: GPUs per point (0.5: two "
+        "points share one).")] = 0.0,
+    retries: Annotated[int, typer.Option("--retries", help="ray: retries of a point that crashed or lost "
+        "its node (a bad config or NaN loss is reported, not retried).")] = 2,
 ) -> None:  # fmt: skip
     """Train the teacher once, then one student per grid point.
 
@@ -114,11 +124,14 @@ def sweep(
     """
     from kdedge.recipe import load_recipe, parse_set
     from kdedge.sweep import sweep_command
+    from kdedge.sweep_ray import backend_options
 
     if metric not in (None, "test_errors", "test_accuracy", "val_accuracy"):
         raise InputError(f"--metric '{metric}': allowed are test_errors, test_accuracy, val_accuracy")
+    ray_options = backend_options(backend, address, cpus, cpus_per_point, gpus_per_point, retries, jobs)
     loaded = load_recipe(recipe, parse_set(set_))
-    sweep_command(loaded, grid, out or Path("runs") / f"{loaded.name}_sweep", data_root, jobs, quiet, metric)
+    out = out or Path("runs") / f"{loaded.name}_sweep"
+    sweep_command(loaded, grid, out, data_root, jobs, quiet, metric, ray_options)
 
 
 @app.command()

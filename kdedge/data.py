@@ -255,3 +255,4 @@ def split_record(bundle: DataBundle) -> dict | None:
 
 
 import kdedge.aptos  # noqa: E402, F401 - registers "aptos"; it builds on Split / DataBundle above
+import kdedge.retinamnist  # noqa: E402, F401 - registers "retinamnist"
