@@ -16,7 +16,7 @@ from kdedge.report.tensorboard import require_tensorboard
 from kdedge.stop import graceful_stop
 from kdedge.train import distributed
 from kdedge.train.devices import describe_device
-from kdedge.train.pipeline import prepare_data, run_recipe
+from kdedge.train.pipeline import check_stages_fit_data, prepare_data, run_recipe
 from kdedge.train.resume import Checkpointer, open_run
 
 BOTH_STAGES = ("teacher", "student")
@@ -41,10 +41,11 @@ def distill_command(recipe_arg: str, overrides: list[str], out: Path | None, dat
         return _run_as_sweep(recipe, recipe_arg, out, data_root, quiet)
     if recipe.tensorboard:
         require_tensorboard()
-    device_line = describe_device(recipe.device)
+    device_line = describe_device(recipe.device, recipe.amp)  # said once at start: where, in which precision
     check_writable(resume or out or default_out(recipe.name), "run directory")  # before any work
     bundle = prepare_data(recipe, data_root)  # bad data root: said before the run directory is touched
     _check_before_writing(recipe, recipe_arg, stages, bundle.num_classes, out, resume)
+    check_stages_fit_data(recipe, bundle)  # Swin windows vs image size, a teacher run of another data set
     world = distributed.start(recipe.device)  # under torchrun: join the group; only rank 0 writes and prints
     quiet = quiet or not world.is_main
     run_path = resume or out or default_out(recipe.name)

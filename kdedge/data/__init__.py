@@ -1,4 +1,4 @@
-"""Data sets by name. Each source is one module here (mnist, cifar10, aptos); this file registers
+"""Data sets by name. Each source is one module here (mnist, cifar10, aptos, retinamnist); this file registers
 them explicitly, as timm's models/__init__.py does, and loads one by name (load_data).
 
 Adding a data source: write kdedge/data/<source>.py with a `load(root, may_download) -> DataBundle`
@@ -11,7 +11,7 @@ from dataclasses import replace
 
 from pydantic import ValidationError
 
-from kdedge.data import aptos, cifar10, mnist
+from kdedge.data import aptos, cifar10, mnist, retinamnist
 from kdedge.data.types import (
     DEFAULT_CACHE,
     DataBundle,
@@ -35,6 +35,7 @@ DATASETS.add("mnist", DataSource(mnist.load_mnist))
 DATASETS.add("mnist_embedded", DataSource(mnist.load_mnist_embedded))
 DATASETS.add("cifar10", DataSource(cifar10.load_cifar10))
 DATASETS.add("aptos", DataSource(aptos.load_aptos, options=aptos.AptosOptions))
+DATASETS.add("retinamnist", DataSource(retinamnist.load_retinamnist))
 
 
 def load_data(name: str, data_root: str | None, image_size: int | None = None,

@@ -11,17 +11,19 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from kdedge.console import error_console
 from kdedge.data import DataBundle, Split, filter_classes, load_data, split_record, split_validation
 from kdedge.errors import InputError
 from kdedge.experiments import biasfix
-from kdedge.models import build_stage_model, count_params, load_weights_into, weights_path
+from kdedge.models import build_stage_model, check_input_size, count_params, load_weights_into, weights_path
 from kdedge.recipe import Recipe, StageConfig
 from kdedge.report.tensorboard import epoch_callback
 from kdedge.rundir import RunDir, atomic_write_text, data_info
-from kdedge.train.devices import resolve_device
+from kdedge.train.devices import resolve_amp, resolve_device
 from kdedge.train.distributed import current_world, process_device, training_module
 from kdedge.train.loop import Context, evaluate, predict_logits
 from kdedge.train.resume import Checkpointer
+from kdedge.train.teacher_check import teacher_verdict, warning_line
 
 
 def prepare_data(recipe: Recipe, data_root: str | None) -> DataBundle:
@@ -58,7 +60,8 @@ def make_context(recipe: Recipe, bundle: DataBundle, progress=None,
                  on_epoch: Callable = lambda r: None) -> Context:  # fmt: skip
     world = current_world()  # rank 0 of 1 unless started by torchrun (kdedge.train.distributed)
     device = process_device(resolve_device(recipe.device), world)
-    return Context(device=device, mean=bundle.mean, std=bundle.std, seed=recipe.seed, amp=recipe.amp,
+    amp, _ = resolve_amp(recipe.amp, device)  # 'auto' -> what this hardware computes natively
+    return Context(device=device, mean=bundle.mean, std=bundle.std, seed=recipe.seed, amp=amp,
                    channels_last=recipe.channels_last and device.type == "cuda",
                    num_classes=bundle.num_classes,
                    progress=progress, on_epoch=on_epoch, rank=world.rank,
@@ -66,6 +69,9 @@ def make_context(recipe: Recipe, bundle: DataBundle, progress=None,
 
 
 def stage_summary(model: nn.Module, bundle: DataBundle, ctx: Context, cfg: StageConfig, extra: dict) -> dict:
+    """The stage's summary.json entry, scored in fp32 (the precision `kdedge export` ships) even when it
+    trained under autocast, so the numbers equal an onnxruntime fp32 evaluation of the exported model."""
+    ctx = replace(ctx, amp="off")
     report = evaluate(model, bundle.test, ctx, cfg.eval_batch_size)
     summary = {"model": cfg.model, "params": count_params(model), "test_accuracy": report["accuracy"],
                "test_errors": report["errors"], "test_count": report["count"], "test_qwk": report["qwk"],
@@ -110,6 +116,31 @@ def obtain_model(stage: str, recipe: Recipe, bundle: DataBundle, train: Split, c
     return model.eval()
 
 
+def check_stages_fit_data(recipe: Recipe, bundle: DataBundle) -> None:
+    """Before anything is written: each stage's model takes the data's image size (Swin's windows), and a
+    stage loaded from a run directory was trained on this data set (check_checkpoint_data)."""
+    for stage in ("teacher", "student"):
+        if (cfg := getattr(recipe, stage)) is not None:
+            check_input_size(cfg.model, bundle.image_size, cfg.model_kwargs)
+    check_checkpoint_data(recipe, bundle)
+
+
+def check_checkpoint_data(recipe: Recipe, bundle: DataBundle) -> None:
+    """A stage loaded from a run directory must have trained on this data set, at this image size: a
+    teacher of another data set with the same class count would load and distil nonsense."""
+    ours = data_info(bundle)
+    for stage in ("teacher", "student"):
+        cfg = getattr(recipe, stage)
+        if cfg is None or not cfg.checkpoint or not (file := Path(cfg.checkpoint) / "summary.json").is_file():
+            continue
+        theirs = json.loads(file.read_text()).get("data", {})
+        if any(theirs.get(key) != ours[key] for key in ("dataset", "num_classes", "image_size")):
+            trained = (f"{theirs.get('dataset')} ({theirs.get('num_classes')} classes, "
+                       f"{theirs.get('image_size')} px)")  # fmt: skip
+            raise InputError(f"{stage}.checkpoint {file.parent} was trained on {trained}; this recipe uses "
+                             f"{ours['dataset']} ({ours['num_classes']} classes, {ours['image_size']} px)")
+
+
 def check_checkpoint_splits(recipe: Recipe, split: dict) -> None:
     """A stage loaded from a run directory must not have trained on this run's test images (a teacher of
     another data.split seed would leak them into the student's score)."""
@@ -122,6 +153,22 @@ def check_checkpoint_splits(recipe: Recipe, split: dict) -> None:
             raise InputError(f"{stage}.checkpoint {other.parent} trained on {len(leaked)} of this run's "
                              f"{len(split['test'])} test images (e.g. '{min(leaked)}'); use that run's "
                              "data.split and data set")  # fmt: skip
+
+
+def check_teacher(run: RunDir, bundle: DataBundle) -> dict | None:
+    """Flag a teacher at chance in summary.json (teacher.teacher_at_chance and a top-level `warnings` list)
+    and print one warning line on stderr; returns the verdict (train.teacher_check). Rank 0 only: it alone
+    writes summary.json, which other ranks may read before it is there."""
+    if not current_world().is_main:
+        return None
+    summary = run.read_summary()
+    verdict = teacher_verdict(summary["teacher"]["test_accuracy"], bundle.test.labels, bundle.num_classes)
+    run.update_summary("teacher", summary["teacher"] | verdict)
+    if verdict["teacher_at_chance"]:
+        line = warning_line(summary["teacher"], verdict)
+        run.update_summary("warnings", [*summary.get("warnings", []), line])
+        error_console.print(line, markup=False, highlight=False, soft_wrap=True)
+    return verdict
 
 
 def run_recipe(recipe: Recipe, run: RunDir, data_root: str | None,
@@ -153,6 +200,7 @@ def run_recipe(recipe: Recipe, run: RunDir, data_root: str | None,
         transfer = student_train_split(recipe, replace(bundle, train=pool))
     if recipe.teacher is not None and "teacher" in stages:
         teacher = obtain_model("teacher", recipe, bundle, bundle.train, ctx, run, checkpointer=checkpointer)
+        check_teacher(run, bundle)
     if recipe.student is not None and "student" in stages:
         kd_teacher = None if recipe.distillation.loss == "none" else teacher  # none: the no-KD baseline
         student = obtain_model("student", recipe, bundle, transfer, ctx, run, checkpointer=checkpointer,
