@@ -203,15 +203,19 @@ def export(
 
 @app.command()
 def predict(
-    model: Annotated[Path, typer.Argument(help="An ONNX file written by `kdedge export`.")],
-    images: Annotated[list[Path], typer.Argument(help="Image files (any size / mode).")],
+    model: Annotated[Path, typer.Argument(help="An ONNX file written by `kdedge export`, or a run folder "
+                                          "(its deployable file, else its fp32 student).")],
+    images: Annotated[list[Path], typer.Argument(help="Image files (any size / mode), folders of them, or "
+                                                 "patterns such as 'photos/*.jpg'; one line each.")],
     top_k: Annotated[int, typer.Option("--top-k", help="Classes to show per image.")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of lines.")] = False,
 ) -> None:  # fmt: skip
     """Classify images with onnxruntime + numpy + Pillow only (never imports torch)."""
-    from kdedge.predict import predict_images
+    from kdedge.predict import predict_images, resolve_model
 
     results = predict_images(model, images, top_k)
+    if model.is_dir():  # say which file of the run answered (stderr: stdout stays one line per image)
+        error_console.print(f"model: {resolve_model(model)}", markup=False, highlight=False, soft_wrap=True)
     if as_json:
         print(json.dumps(results, indent=2))
         return
