@@ -171,8 +171,9 @@ def test_predict_takes_a_run_folder_and_a_folder_or_glob_of_images(exported, dat
     lines = out.strip().splitlines()
     assert code == 0 and len(lines) == 10 and lines[0].startswith(f"{files[0]}: ")
     (tmp_path / "empty").mkdir()
-    for args, message in (((run, tmp_path / "empty"), "a folder with no image files"),
-                          ((run, str(tmp_path / "none*.png")), "no file matches this pattern"),
-                          ((tmp_path / "empty", files[0]), "a folder without an exported student")):  # fmt: skip
+    cases = (((run, tmp_path / "empty"), "a folder with no image files"),
+             ((run, str(tmp_path / "none*.png")), "no file matches this pattern"),
+             ((tmp_path / "empty", files[0]), "a folder without an exported student"))  # fmt: skip
+    for args, message in cases:
         code, _, err = run_cli("predict", *args)
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
