@@ -190,8 +190,8 @@ def export(
     if target is not None:
         from kdedge.bench.deploy import deploy_run
 
-        for path in deploy_run(run_dir, model, target, accuracy_bound):
-            console.print(f"deployable: {path}", markup=False, highlight=False)
+        for path, why in deploy_run(run_dir, model, target, accuracy_bound):
+            console.print(f"deployable: {path} ({why})", markup=False, highlight=False, soft_wrap=True)
         return
     from kdedge import api
 
