@@ -390,7 +390,7 @@ def test_the_cli_is_a_thin_layer_on_the_api(monkeypatch, tmp_path: Path) -> None
 # -- bench.json keeps every configuration; export --target says what it chose and why -------------------
 def _row(runtime: str, precision: str, p50: float, accuracy: float, batch: int = 1) -> dict:
     return {"stage": "student", "runtime": runtime, "precision": precision, "device": "cpu",
-            "batch_size": batch, "file": f"/r/export/student.{precision}.onnx" if runtime != "torch" else None, "status": "ok",
+            "batch_size": batch, "file": f"/r/export/student.{precision}.onnx", "status": "ok",
             "latency_ms_p50": p50, "accuracy": accuracy, "run": "/r", "model": "r/student"}  # fmt: skip
 
 
