@@ -264,7 +264,8 @@ def _documented_commands() -> list[tuple[str, list[str]]]:
                     words = shlex.split(part, comments=True)
                     if words[:1] == ["kdedge"]:
                         cut = next((i for i, w in enumerate(words) if w in (">", "|")), len(words))
-                        found.append((f"{path.name}: {part.strip()}", words[1:cut]))
+                        argv = [w for w in words[1:cut] if w != "..."]  # "...": the docs' "and so on"
+                        found.append((f"{path.name}: {part.strip()}", argv))
     for recipe in sorted((REPO / "kdedge" / "recipes").glob("*.yaml")):
         text = " ".join(str(yaml.safe_load(recipe.read_text()).get("description", "")).split())
         for command in re.findall(r"`kdedge ([^`]+)`", text):
