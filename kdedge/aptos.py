@@ -25,8 +25,10 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from kdedge.console import warn
 from kdedge.data import DATASETS, DEFAULT_CACHE, DataBundle, Split
 from kdedge.errors import InputError
+from kdedge.fsguard import DiskFull, NotWritable, check_writable, disk_full_as_error
 
 FOLDER = "aptos2019-blindness-detection"
 CLASS_NAMES = ("no_dr", "mild", "moderate", "severe", "proliferative")
@@ -171,19 +173,34 @@ def load_images(folder: Path, paths: list[Path], size: int, cache_dir: Path) -> 
                 return cached
         except (OSError, ValueError):
             pass  # unreadable cache file (disk trouble, foreign file): rebuild it
+    try:  # checked before the minutes of decoding, so the fallback is said up front
+        check_writable(cache_dir, "APTOS data cache")
+    except NotWritable as err:
+        warn(f"{err}; pre-processing in memory for this run only (data.cache_dir or $KDEDGE_CACHE: a "
+             "writable folder keeps the result)")  # fmt: skip
+        return preprocess_all(paths, size)
     images = preprocess_all(paths, size)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    for stale in cache_dir.glob(target.name.rsplit("-", 1)[0] + "-*.npy"):
-        stale.unlink(missing_ok=True)  # same data folder and size, older file list: never read again
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=cache_dir)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            np.save(handle, images, allow_pickle=False)
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide a shared cache from other users
-        os.replace(tmp, target)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+        _save_cache(cache_dir, target, images)
+    except DiskFull as err:  # only a cache: this run goes on with the images in memory
+        warn(f"{err}; the pre-processed images were not cached")
     return images
+
+
+def _save_cache(cache_dir: Path, target: Path, images: np.ndarray) -> None:
+    """Write `images` to `target` atomically; older files of the same data folder and size are pruned."""
+    with disk_full_as_error(target, images.nbytes + 4096):
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        for stale in cache_dir.glob(target.name.rsplit("-", 1)[0] + "-*.npy"):
+            stale.unlink(missing_ok=True)  # same data folder and size, older file list: never read again
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=cache_dir)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                np.save(handle, images, allow_pickle=False)
+            os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide a shared cache from other users
+            os.replace(tmp, target)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
 
 
 def stratified_split(ids: list[str], labels: np.ndarray, seed: int, val: float,
