@@ -191,8 +191,10 @@ def export(
 
 @app.command()
 def predict(
-    model: Annotated[Path, typer.Argument(help="An ONNX file written by `kdedge export`.")],
-    images: Annotated[list[Path], typer.Argument(help="Image files (any size / mode).")],
+    model: Annotated[Path, typer.Argument(help="An ONNX file written by `kdedge export`, or a run folder "
+                                          "(its deployable file, else its fp32 student).")],
+    images: Annotated[list[Path], typer.Argument(help="Image files (any size / mode), folders of them, or "
+                                                 "patterns such as 'photos/*.jpg'; one line each.")],
     top_k: Annotated[int, typer.Option("--top-k", help="Classes to show per image.")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of lines.")] = False,
 ) -> None:  # fmt: skip

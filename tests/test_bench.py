@@ -227,7 +227,8 @@ def test_bare_onnx_through_the_cli_scores_accuracy_from_metadata(run_dir, tmp_pa
     assert result.exit_code == 0, result.output
     rows = json.loads((tmp_path / "b.json").read_text())["rows"]
     ort_row = next(r for r in rows if r["runtime"] == "onnxruntime")
-    assert ort_row["status"] == "ok" and ort_row["test_count"] == 100 and ort_row["model"] == "export/mlp"
+    assert ort_row["status"] == "ok" and ort_row["test_count"] == 100
+    assert ort_row["model"] == f"{run_dir.name}/export/student"  # run, folder, stage: not "export/mlp"
     assert {r["runtime"] for r in rows} == {
         "onnxruntime",
         "openvino",

@@ -49,8 +49,9 @@ class BenchModel:
 
     @property
     def label(self) -> str:
-        """run/stage for a run directory; folder/arch for bare files (a folder may hold several students)."""
-        return f"{self.group}/{self.stage}" if self.run_path else f"{self.group}/{self.arch}"
+        """run/stage for a run directory; folder/stage for bare files (RUN/export/student.int8.onnx ->
+        RUN/export/student), folder/arch when the file does not say its stage."""
+        return f"{self.group}/{self.stage}" if self.run_path else f"{self.group}/{self.stage or self.arch}"
 
 
 def torch_stats(model, shape: tuple[int, int, int]) -> dict[str, int]:
@@ -153,8 +154,10 @@ def model_of_onnx(path: Path) -> BenchModel:
     shape = input_shape(path, meta)
     stage = meta.get("kdedge.stage", "")
     arch = meta.get("kdedge.model") or path.name.split(".")[0]
+    folder = path.resolve().parent
+    group = f"{folder.parent.name}/{folder.name}" if folder.name in ("export", "deploy") else folder.name
     return BenchModel(
-        path.resolve().parent.name,
+        group,
         stage,
         arch,
         shape,

@@ -12,5 +12,5 @@ def deploy_command(run_dir: Path, model: str, target: str, accuracy_bound: float
     """Write RUN/export/deploy/<stage>.<target>.onnx for each stage and say where."""
     from kdedge.bench.deploy import deploy_run
 
-    for path in deploy_run(run_dir, model, target, accuracy_bound):
-        console.print(f"deployable: {path}", markup=False, highlight=False)
+    for path, why in deploy_run(run_dir, model, target, accuracy_bound):
+        console.print(f"deployable: {path} ({why})", markup=False, highlight=False, soft_wrap=True)
