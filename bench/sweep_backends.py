@@ -4,12 +4,14 @@ points + the no-KD baseline = 11 student runs) on the local backend and on Ray, 
 The teacher is trained ONCE (784-256-10, unaugmented, --teacher-epochs; kept in --work, reused by later
 runs) and loaded by every sweep through
 --set teacher.checkpoint=..., so the timed part is the 11 student runs plus whatever the backend adds.
-Each sweep runs in its own process, from an empty folder, one after another:
+Each sweep runs in its own process, from an empty folder, one after another, every point with ONE torch
+thread (OMP_NUM_THREADS=1; on a shared 2-core machine a second thread only spin-waits: a first try with
+two threads took ~110 s per 2-epoch point instead of seconds):
 
-  local     `kdedge sweep ... --backend local`                          one point at a time, all CPU threads
-  ray-1x    `kdedge sweep ... --backend ray --cpus-per-point <ncpu>`    one point at a time, same threads:
-                                                                         the difference is Ray's overhead
-  ray       `kdedge sweep ... --backend ray --cpus-per-point 1`         one point per CPU, in parallel
+  local     `kdedge sweep ... --backend local`                              one point at a time
+  ray-1     `kdedge sweep ... --backend ray --cpus 1 --cpus-per-point 1`    one point at a time: the
+                                                                             difference is Ray's overhead
+  ray       `kdedge sweep ... --backend ray --cpus-per-point 1`             one point per CPU, in parallel
 
     KDEDGE_DATA=/work/shared/data .venv/bin/python bench/sweep_backends.py --student-epochs 3
     KDEDGE_DATA=/work/shared/data .venv/bin/python bench/sweep_backends.py --student-epochs 25  # recipe's
@@ -40,9 +42,11 @@ TEACHER_HIDDEN = "[256]"
 
 
 def run(command: list[str]) -> float:
-    """Run `command` (output to this terminal's stderr); its wall seconds. A failure stops the benchmark."""
+    """Run `command` with one torch thread (output to this terminal's stderr); its wall seconds. A failure
+    stops the benchmark."""
     started = time.perf_counter()
-    subprocess.run(command, check=True, cwd=ROOT, stdout=sys.stderr)
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    subprocess.run(command, check=True, cwd=ROOT, stdout=sys.stderr, env=env)
     return time.perf_counter() - started
 
 
@@ -103,7 +107,7 @@ def main() -> None:
     ]
     backends = {
         "local": ["--backend", "local"],
-        "ray-1x": ["--backend", "ray", "--cpus", str(cpus), "--cpus-per-point", str(cpus)],
+        "ray-1": ["--backend", "ray", "--cpus", "1", "--cpus-per-point", "1"],
         "ray": ["--backend", "ray", "--cpus", str(cpus), "--cpus-per-point", "1"],
     }
     results = {}
