@@ -48,6 +48,8 @@ class DataBundle:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     val: Split | None = None
+    root: str | None = None  # where the data was read from (a run remembers it: export / eval / bench)
+    skipped: tuple[tuple[str, str], ...] = ()  # (file, reason) of unreadable images left out on request
 
     @property
     def num_classes(self) -> int:
@@ -194,16 +196,22 @@ def load_data(name: str, data_root: str | None, image_size: int | None = None,
               options: dict | None = None) -> DataBundle:  # fmt: skip
     """Load a registered data set; resize all splits once when image_size differs from the native size.
 
-    Loaders marked `preprocesses` (large photos: APTOS) get image_size and `options` (split, cache_dir)
+    Loaders marked `takes_path` (folder, csv) get --data-root as is and read their own options; loaders
+    marked `preprocesses` (large photos: APTOS) get image_size and `options` (split, cache_dir, ...)
     and return images of that size themselves, from their own disk cache."""
-    root, may_download = resolve_root(data_root)
     loader = DATASETS.get(name)
+    options = dict(options or {})
+    if getattr(loader, "takes_path", False):
+        return loader(image_size=image_size, data_root=data_root, **options)
+    root, may_download = resolve_root(data_root)
     if getattr(loader, "preprocesses", False):
-        return loader(root, may_download, image_size=image_size, **(options or {}))
+        return replace(loader(root, may_download, image_size=image_size, **options), root=str(root))
+    options.pop("run_dir", None)  # the cache fallback: only loaders with a disk cache use it
     if options:
-        users = ", ".join(n for n in DATASETS.names() if getattr(DATASETS.get(n), "preprocesses", False))
+        users = ", ".join(n for n in DATASETS.names() if getattr(DATASETS.get(n), "preprocesses", False)
+                          or getattr(DATASETS.get(n), "takes_path", False))  # fmt: skip
         raise InputError(f"data.{', data.'.join(options)}: not used by data set '{name}' (only by: {users})")
-    bundle = loader(root, may_download)
+    bundle = replace(loader(root, may_download), root=str(root))
     if image_size and image_size != bundle.image_size:
         resize = lambda s: None if s is None else Split(_resize(s.images, image_size), s.labels)  # noqa: E731
         bundle = replace(bundle, train=resize(bundle.train), test=resize(bundle.test), val=resize(bundle.val))
@@ -255,3 +263,8 @@ def split_record(bundle: DataBundle) -> dict | None:
 
 
 import kdedge.aptos  # noqa: E402, F401 - registers "aptos"; it builds on Split / DataBundle above
+from kdedge import imagesets as _imagesets  # noqa: E402 - folder / csv build on Split / DataBundle above
+
+for _name, _loader in (("folder", _imagesets.load_folder), ("csv", _imagesets.load_csv)):
+    _loader.takes_path = True  # load_data passes --data-root and the data.* options as they are
+    DATASETS.register(_name)(_loader)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kdedge.checkpoint import RunDir, load_run_model
+from kdedge.checkpoint import RunDir, load_run_model, remembered_data_root
 from kdedge.pipeline import make_context, prepare_data, stage_summary
 
 
@@ -12,7 +12,7 @@ def evaluate_run_dir(path: Path, data_root: str | None) -> dict:
     """{'data': ..., 'teacher': {...}, 'student': {...}} like summary.json, freshly measured."""
     run = RunDir(path)
     recipe = run.read_recipe()
-    bundle = prepare_data(recipe, data_root)
+    bundle = prepare_data(recipe, remembered_data_root(run.read_summary(), data_root), run.path)
     ctx = make_context(recipe, bundle)
     summary: dict = {"data": run.read_summary().get("data", {})}
     for stage in ("teacher", "student"):

@@ -13,6 +13,7 @@ from kdedge.checkpoint import atomic_write
 from kdedge.export.nncf_int8 import activation_scheme, nncf_version
 from kdedge.export.options import Settings
 from kdedge.export.report import ExportRow
+from kdedge.imagesets import DEFAULT_RESIZE
 from kdedge.onnx_meta import build_metadata, set_metadata
 from kdedge.recipe import Recipe
 
@@ -31,6 +32,7 @@ def stage_metadata(
         "std": info["std"],
         "class_names": info["class_names"],
         "dataset": info["dataset"],
+        "resize": recipe.data.resize or DEFAULT_RESIZE.get(recipe.data.name),  # predict repeats it
         "recipe_sha": recipe.fingerprint(),
         "opset": settings.opset,
         "exporter": "torch.onnx dynamo",

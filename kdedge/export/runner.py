@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from kdedge.checkpoint import RunDir, load_run_model
+from kdedge.checkpoint import RunDir, load_run_model, remembered_data_root
 from kdedge.errors import InputError, KdedgeError, RuntimeFailure
 from kdedge.export import staging
 from kdedge.export.convert import export_fp32, to_fp16, to_int8
@@ -77,7 +77,8 @@ def export_run(
     settings = resolve_settings(recipe, overrides)
     say = _printer(quiet)
     stages = _stages_to_export(run, recipe, models, wanted, settings, say)
-    data = load_eval_data(recipe, data_root, settings, "int8" in wanted)
+    root = remembered_data_root(run.read_summary(), data_root)  # the run's own data, without KDEDGE_DATA
+    data = load_eval_data(recipe, root, settings, "int8" in wanted)
     rows = _export_stages(run, recipe, stages, wanted, settings, data, say, force)
     _report(rows, run.path, settings.opset, quiet, force)
     return rows

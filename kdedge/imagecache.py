@@ -1,0 +1,304 @@
+"""Decode image files once into a uint8 cache on disk, memory-mapped for training (data larger than RAM).
+
+One implementation for every file-based data source (folder, csv, APTOS). A cache file is an .npy of
+(N, C, S, S) uint8, rows in the order the caller gives (train, then val, then test: each split is then a
+contiguous slice, a view of the map, never a copy). Its name holds a key over everything the pixels
+depend on: the pre-processing (version, size, channels, resize mode) and each file's path, byte size and
+mtime; any change builds a new file (and prunes the old one of the same source and size). Files are
+decoded in parallel processes with a progress bar and written to a temp file renamed into place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from kdedge.errors import InputError
+
+PREPROCESS_VERSION = 2  # bump whenever decode_file's output changes: old cache files stop matching
+BLACK_LEVEL = 10  # retina crop: gray level <= this is border (JPEG-ish noise of a few levels there)
+MIN_BRIGHT_FRACTION = 0.01  # a row/column belongs to the retina when >= 1% of it is brighter than that
+PARALLEL_FROM = 64  # below this many images a process pool costs more than it saves
+RESIZE_MODES = ("center_crop", "squash", "pad", "retina_crop")
+DEFAULT_CACHE = Path.home() / ".cache" / "kdedge"
+_WARNED: set[str] = set()  # cache folders already reported as unwritable (said once per process)
+Image.MAX_IMAGE_PIXELS = 200_000_000  # large medical scans are fine; a decompression bomb is not
+
+
+@dataclass(frozen=True)
+class Decode:
+    """How a file becomes a (channels, size, size) uint8 array. resize: center_crop (shorter side to
+    size, centre cut), squash (stretch), pad (longer side to size, black bars), retina_crop (cut the
+    black border around a fundus photo, pad square, resize)."""
+
+    size: int
+    channels: int
+    resize: str = "center_crop"
+
+    def describe(self) -> str:
+        constants = f"{BLACK_LEVEL}|{MIN_BRIGHT_FRACTION}"
+        return f"v{PREPROCESS_VERSION}|{self.size}|{self.channels}|{self.resize}|{constants}"
+
+
+def _to_mode(image: Image.Image, channels: int) -> Image.Image:
+    """Any Pillow mode -> 'L' or 'RGB': 16-bit scaled (not clipped), alpha dropped onto black."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") or values.max() > 255 else 255.0
+        image = Image.fromarray(np.clip(values * 255.0 / top + 0.5, 0, 255).astype(np.uint8), "L")
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        image = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        image.alpha_composite(rgba)
+    return image.convert("L" if channels == 1 else "RGB")
+
+
+def _retina_box(image: Image.Image) -> tuple[int, int, int, int] | None:
+    """Bounding box of the non-black part (found on a reduced copy: same box, 10-100x faster)."""
+    gray = image.convert("L")
+    factor = max(1, max(gray.size) // 512)
+    bright = np.asarray(gray.reduce(factor) if factor > 1 else gray) > BLACK_LEVEL
+    rows = np.flatnonzero(bright.mean(1) >= MIN_BRIGHT_FRACTION)
+    cols = np.flatnonzero(bright.mean(0) >= MIN_BRIGHT_FRACTION)
+    if not len(rows) or not len(cols):  # an all-black image keeps its full frame
+        return None
+    width, height = image.size
+    return (int(cols[0]) * factor, int(rows[0]) * factor,
+            min((int(cols[-1]) + 1) * factor, width), min((int(rows[-1]) + 1) * factor, height))  # fmt: skip
+
+
+def _pad_square(image: Image.Image) -> Image.Image:
+    side = max(image.size)
+    square = Image.new(image.mode, (side, side))  # black bars: a round retina stays round
+    square.paste(image, ((side - image.width) // 2, (side - image.height) // 2))
+    return square
+
+
+def transform(image: Image.Image, spec: Decode) -> np.ndarray:
+    """PIL image of any size/mode (EXIF orientation applied) -> (channels, size, size) uint8."""
+    image = _to_mode(ImageOps.exif_transpose(image), spec.channels)
+    if spec.resize == "retina_crop":
+        box = _retina_box(image)
+        image = _pad_square(image.crop(box) if box else image)
+    elif spec.resize == "pad":
+        image = _pad_square(image)
+    elif spec.resize == "center_crop":
+        side = min(image.size)
+        left, top = (image.width - side) // 2, (image.height - side) // 2
+        image = image.crop((left, top, left + side, top + side))
+    if image.size != (spec.size, spec.size):
+        image = image.resize((spec.size, spec.size), Image.Resampling.BICUBIC, reducing_gap=3.0)
+    pixels = np.asarray(image)
+    return (pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)).copy()
+
+
+def decode_file(job: tuple[Path, Decode]) -> np.ndarray | str:
+    """One file -> (C, S, S) uint8, or the one-line reason it could not be read (runs in a worker)."""
+    path, spec = job
+    try:
+        with Image.open(path) as image:
+            return transform(image, spec)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+        reason = str(err).splitlines()[0][:100] if str(err) else type(err).__name__
+        return f"{path}: not a readable image ({type(err).__name__}: {reason})"
+
+
+def image_kind(path: Path) -> str:
+    """'gray', 'colour' or 'bad' from the file header only (no pixel decoding; runs in a worker)."""
+    try:
+        with Image.open(path) as image:
+            mode = image.mode
+            if mode == "P":  # a palette of grays is still gray
+                palette = np.asarray(image.getpalette() or [0, 0, 0]).reshape(-1, 3)
+                return "gray" if (palette == palette[:, :1]).all() else "colour"
+            return "gray" if mode in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F") else "colour"
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return "bad"
+
+
+def _pool_map(fn, jobs: list, chunksize: int = 16):
+    """map over a process pool when there are enough jobs, in this process otherwise; yields in order."""
+    workers = min(os.cpu_count() or 1, 8) if len(jobs) >= PARALLEL_FROM else 1
+    if workers == 1:
+        yield from map(fn, jobs)
+        return
+    with ProcessPoolExecutor(workers) as pool:
+        try:
+            yield from pool.map(fn, jobs, chunksize=chunksize)
+        finally:
+            pool.shutdown(cancel_futures=True)  # a bad file stops the run now, not after decoding the rest
+
+
+def infer_channels(paths: list[Path], memo: Path | None = None) -> int:
+    """1 when every image is grayscale, 3 when every image is colour; mixed modes are an InputError.
+    `memo`: a small JSON file keyed like the cache, so a reused set skips the header scan."""
+    if memo is not None and memo.is_file():
+        return int(json.loads(memo.read_text())["channels"])
+    kinds = list(_pool_map(image_kind, paths, chunksize=64))
+    gray, colour = kinds.count("gray"), kinds.count("colour")
+    if gray and colour:
+        example = paths[kinds.index("gray" if gray < colour else "colour")]
+        raise InputError(f"mixed image modes: {gray} grayscale and {colour} colour images (e.g. {example}); "
+                         "set data.in_channels: 1 or 3 to convert them all")  # fmt: skip
+    if memo is not None:
+        memo.write_text(json.dumps({"channels": 1 if gray else 3}))
+    return 1 if gray else 3
+
+
+def channels_memo(cache_dir: Path, fallback_dir: Path | None, tag: str, source: Path,
+                  paths: list[Path]) -> Path:  # fmt: skip
+    """Where infer_channels remembers its answer for this exact file list (name, size, mtime)."""
+    folder = writable_cache_dir(cache_dir, fallback_dir)
+    return cache_path(folder, tag, source, paths, Decode(0, 0, "modes")).with_suffix(".modes.json")
+
+
+@dataclass(frozen=True)
+class Cached:
+    """images: (N_kept, C, S, S) uint8 memory map; kept: (N_kept,) indices into the caller's paths;
+    bad: [(path, reason)] of the files skipped (only with skip_bad)."""
+
+    images: np.ndarray
+    kept: np.ndarray
+    bad: list[tuple[str, str]]
+    file: Path
+
+
+def cache_key(paths: list[Path], spec: Decode) -> str:
+    """sha256 of the pre-processing and each file's path, byte size and mtime (an edited image changes it)."""
+    digest = hashlib.sha256(spec.describe().encode())
+    for path in paths:
+        stat = path.stat()
+        digest.update(f"|{path}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]
+
+
+def cache_path(cache_dir: Path, tag: str, source: Path, paths: list[Path], spec: Decode) -> Path:
+    """<cache>/<tag>-<source hash>-<size>px-<key>.npy; the source hash lets stale files be pruned."""
+    where = hashlib.sha256(str(source.resolve()).encode()).hexdigest()[:8]
+    return cache_dir / f"{tag}-{where}-{spec.size}px-{cache_key(paths, spec)}.npy"
+
+
+def writable_cache_dir(wanted: Path, fallback: Path | None) -> Path:
+    """`wanted` when a file can be created there, else `fallback` (the run directory), said once."""
+    for folder in (wanted, fallback):
+        if folder is None:
+            continue
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError:
+            continue
+        if folder != wanted and str(wanted) not in _WARNED:
+            from kdedge.console import error_console
+
+            _WARNED.add(str(wanted))
+            error_console.print(f"warning: image cache folder {wanted} is not writable; caching in {folder}",
+                                markup=False, highlight=False, soft_wrap=True)  # fmt: skip
+        return folder
+    raise InputError(f"data.cache_dir: {wanted} is not writable (nor {fallback}); set data.cache_dir or "
+                     "KDEDGE_CACHE to a writable folder")  # fmt: skip
+
+
+def _open_cached(target: Path, count: int, spec: Decode) -> Cached | None:
+    """The finished cache file and its sidecar, or None when absent / damaged / of another shape."""
+    try:
+        side = json.loads(target.with_suffix(".json").read_text())
+        images = np.load(target, mmap_mode="c", allow_pickle=False)  # "c": writable for torch, file untouched
+        kept = np.asarray(side["kept"], dtype=np.int64)
+        if images.dtype == np.uint8 and images.shape == (len(kept), spec.channels, spec.size, spec.size) \
+                and side["count"] == count:  # fmt: skip
+            return Cached(images, kept, [tuple(b) for b in side["bad"]], target)
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # unreadable cache (disk trouble, foreign or truncated file): rebuild it
+    return None
+
+
+def decode_all(paths: list[Path], spec: Decode, out: np.ndarray, label: str,
+               quiet: bool = False) -> list[str]:  # fmt: skip
+    """Decode every file into out[i] (a writable memory map), in parallel; returns the failures' reasons
+    (their rows stay zero)."""
+    from kdedge.console import console, make_progress
+
+    console.print(f"{label}: decoding {len(paths)} images to {spec.channels}x{spec.size}x{spec.size} "
+                  "(once; cached on disk)", highlight=False)  # fmt: skip
+    failures: list[str] = []
+    with make_progress(quiet=quiet or len(paths) < PARALLEL_FROM) as progress:
+        task = progress.add_task(f"{label}: decode + resize", total=len(paths))
+        for index, result in enumerate(_pool_map(decode_file, [(p, spec) for p in paths], chunksize=8)):
+            if isinstance(result, str):
+                failures.append(result)
+                out[index] = 0
+            else:
+                out[index] = result
+            progress.advance(task)
+    return failures
+
+
+def _bad_message(failures: list[str], total: int) -> str:
+    more = f" (and {len(failures) - 1} more of {total} images)" if len(failures) > 1 else ""
+    return f"{failures[0]}{more}; fix or remove it, or pass --skip-bad-images (data.skip_bad_images: true)"
+
+
+def _new_map(folder: Path, name: str, shape: tuple[int, ...]) -> tuple[Path, np.ndarray]:
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+    os.close(fd)
+    return Path(tmp), np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+
+
+def _compact(source: np.ndarray, kept: np.ndarray, folder: Path, name: str) -> Path:
+    """A new map holding only the `kept` rows of `source`, copied in chunks (bounded memory)."""
+    tmp, out = _new_map(folder, name, (len(kept), *source.shape[1:]))
+    for start in range(0, len(kept), 256):
+        out[start : start + 256] = source[kept[start : start + 256]]
+    out.flush()
+    del out
+    return tmp
+
+
+def load_cached(paths: list[Path], spec: Decode, cache_dir: Path, *, tag: str, source: Path,
+                fallback_dir: Path | None = None, skip_bad: bool = False,
+                quiet: bool = False) -> Cached:  # fmt: skip
+    """The cached (N, C, S, S) uint8 memory map of `paths` (in this order), built first when its key
+    changed. A bad file is an InputError naming it and counting the others, unless skip_bad (then its row
+    is left out and it is listed in Cached.bad)."""
+    folder = writable_cache_dir(cache_dir, fallback_dir)
+    target = cache_path(folder, tag, source, paths, spec)
+    if (found := _open_cached(target, len(paths), spec)) is not None:
+        if found.bad and not skip_bad:
+            raise InputError(_bad_message([reason for _, reason in found.bad], len(paths)))
+        return found
+    tmp, out = _new_map(folder, target.name, (len(paths), spec.channels, spec.size, spec.size))
+    final = tmp
+    try:
+        failures = decode_all(paths, spec, out, tag, quiet)
+        out.flush()
+        if failures and not skip_bad:
+            raise InputError(_bad_message(failures, len(paths)))
+        bad_paths = {reason.split(": not a readable image")[0] for reason in failures}
+        kept = np.asarray([i for i, p in enumerate(paths) if str(p) not in bad_paths], dtype=np.int64)
+        if failures:
+            final = _compact(out, kept, folder, target.name)
+        del out
+        for stale in folder.glob(target.name.rsplit("-", 1)[0] + "-*.*"):
+            stale.unlink(missing_ok=True)  # same source and size, older files or settings: never read again
+        bad = [(r.split(": not a readable image")[0], r) for r in failures]
+        side = {"count": len(paths), "kept": kept.tolist(), "bad": bad, "spec": spec.describe()}
+        target.with_suffix(".json").write_text(json.dumps(side))
+        os.chmod(final, 0o644)  # mkstemp's 0600 would hide a shared cache from other users
+        os.replace(final, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+        final.unlink(missing_ok=True)
+    opened = _open_cached(target, len(paths), spec)
+    if opened is None:  # pragma: no cover - written a moment ago
+        raise InputError(f"{target}: image cache could not be read back")
+    return opened
