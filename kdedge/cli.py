@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -11,20 +13,25 @@ from typing import Annotated
 import typer
 
 from kdedge import __version__
-from kdedge.console import console, error_console, summary_table
-from kdedge.errors import InputError, KdedgeError
+from kdedge.console import console, error_console, print_table, summary_table, table_width
+from kdedge.errors import Diverged, InputError, Interrupted, KdedgeError
 
 try:  # typer >= 0.20 vendors its own click; older typer uses click itself
     from typer._click.exceptions import UsageError
 except ImportError:  # pragma: no cover
     from click.exceptions import UsageError
 
+# rich_markup_mode=None: help text prints as written ("kdedge-distill[tensorboard]" would lose its
+# brackets to rich markup) and flags get no "<bool>" placeholder
 app = typer.Typer(add_completion=True, no_args_is_help=True, pretty_exceptions_enable=False,
+                  rich_markup_mode=None,
                   help="Distill large image classifiers into small ones for edge devices.")  # fmt: skip
 recipes_app = typer.Typer(help="List or show the recipes shipped with kdedge.", invoke_without_command=True)
 app.add_typer(recipes_app, name="recipes")
 
-SetOption = Annotated[list[str], typer.Option("--set", help="Override a recipe key: a.b=value (repeatable).")]
+SetOption = Annotated[list[str], typer.Option(
+    "--set", help="Override recipe keys: --set a.b=value c=value ... (several pairs after one --set, or one "
+    "--set each).")]  # fmt: skip
 OutOption = Annotated[Path | None, typer.Option("--out", help="Run directory (default runs/<recipe name>).")]
 DataRootOption = Annotated[str | None, typer.Option(
     "--data-root", help="Data folder (default: the run's own, else $KDEDGE_DATA, else download to "
@@ -32,8 +39,11 @@ DataRootOption = Annotated[str | None, typer.Option(
 )]  # fmt: skip
 ForceOption = Annotated[bool, typer.Option("--force", help="Overwrite a finished run in --out.")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or tables.")]
+WideOption = Annotated[bool, typer.Option("--wide", help="Every column, however wide the table gets (by "
+                                          "default columns are hidden to fit the terminal).")]
 TensorBoardOption = Annotated[bool, typer.Option(
-    "--tensorboard", help="Also write TensorBoard events into the run directory (needs kdedge[tensorboard])."
+    "--tensorboard",
+    help="Also write TensorBoard events into the run directory (needs kdedge-distill[tensorboard]).",
 )]  # fmt: skip
 ResumeOption = Annotated[
     Path | None, typer.Option("--resume", help="Continue this killed run from its last checkpoint.")
@@ -71,11 +81,11 @@ def distill(
     skip_bad_images: SkipBadOption = False,
 ) -> None:  # fmt: skip
     """Train the teacher (unless the recipe gives a checkpoint), then distill the student."""
-    from kdedge.distill_command import distill_command
+    from kdedge import api
 
     set_ = [*set_, *(["data.skip_bad_images=true"] if skip_bad_images else [])]
-    distill_command(recipe, set_, out, data_root, force, quiet, ("teacher", "student"), resume,
-                    checkpoint_minutes, tensorboard)  # fmt: skip
+    api.distill(recipe, set_, out, data_root=data_root, force=force, quiet=quiet, resume=resume,
+                checkpoint_minutes=checkpoint_minutes, tensorboard=tensorboard)  # fmt: skip
 
 
 @app.command()
@@ -88,11 +98,11 @@ def train(
     skip_bad_images: SkipBadOption = False,
 ) -> None:  # fmt: skip
     """Train the recipe's teacher only."""
-    from kdedge.distill_command import distill_command
+    from kdedge import api
 
     set_ = [*set_, *(["data.skip_bad_images=true"] if skip_bad_images else [])]
-    distill_command(recipe, set_, out, data_root, force, quiet, ("teacher",), resume, checkpoint_minutes,
-                    tensorboard)  # fmt: skip
+    api.train(recipe, set_, out, data_root=data_root, force=force, quiet=quiet, resume=resume,
+              checkpoint_minutes=checkpoint_minutes, tensorboard=tensorboard)  # fmt: skip
 
 
 @app.command()
@@ -121,6 +131,16 @@ def sweep(
     data_root: DataRootOption = None, quiet: QuietOption = False,
     jobs: Annotated[int, typer.Option("--jobs", help="Points trained in parallel processes.")] = 1,
     metric: Annotated[str | None, typer.Option("--metric", help="test_errors or *_accuracy")] = None,
+    backend: Annotated[str, typer.Option("--backend", help="local (this machine; --jobs) or ray (one Ray "
+        "task per point; pip install 'kdedge-distill[ray]').")] = "local",
+    address: Annotated[str | None, typer.Option("--address", help="ray: join a running cluster (auto, "
+        "HOST:PORT or ray://HOST:PORT); default: start Ray on this machine.")] = None,
+    cpus: Annotated[int | None, typer.Option("--cpus", help="ray: CPUs of the Ray started here.")] = None,
+    cpus_per_point: Annotated[float, typer.Option("--cpus-per-point", help="ray: CPUs per point.")] = 1.0,
+    gpus_per_point: Annotated[float, typer.Option("--gpus-per-point", help="ray: GPUs per point (0.5: two "
+        "points share one).")] = 0.0,
+    retries: Annotated[int, typer.Option("--retries", help="ray: retries of a point that crashed or lost "
+        "its node (a bad config or NaN loss is reported, not retried).")] = 2,
 ) -> None:  # fmt: skip
     """Train the teacher once, then one student per grid point.
 
@@ -128,11 +148,14 @@ def sweep(
     """
     from kdedge.recipe import load_recipe, parse_set
     from kdedge.sweep import sweep_command
+    from kdedge.sweep_ray import backend_options
 
     if metric not in (None, "test_errors", "test_accuracy", "val_accuracy"):
         raise InputError(f"--metric '{metric}': allowed are test_errors, test_accuracy, val_accuracy")
+    ray_options = backend_options(backend, address, cpus, cpus_per_point, gpus_per_point, retries, jobs)
     loaded = load_recipe(recipe, parse_set(set_))
-    sweep_command(loaded, grid, out or Path("runs") / f"{loaded.name}_sweep", data_root, jobs, quiet, metric)
+    out = out or Path("runs") / f"{loaded.name}_sweep"
+    sweep_command(loaded, grid, out, data_root, jobs, quiet, metric, ray_options)
 
 
 @app.command()
@@ -158,7 +181,8 @@ def evaluate_run(
     if as_json:
         print(json.dumps(summary, indent=2))
     else:
-        console.print(summary_table(summary, f"{run_dir}: re-evaluated"))
+        width = table_width()
+        print_table(summary_table(summary, f"{run_dir}: re-evaluated", width), width)
 
 
 @app.command()
@@ -173,7 +197,7 @@ def export(
         "--int8-scheme", help="u8s8 (default: u8 activations, s8 weights, fast on x86), u8s7 (7-bit weights: "
         "x86 without VNNI), s8s8, u8s8-gemm / u8s7-gemm (Conv/MatMul/Gemm only: ConvNeXt, Swin).")] = None,
     int8_method: Annotated[str | None, typer.Option("--int8-method", help="int8 quantiser: ort (onnxruntime, "
-        "default) or nncf (OpenVINO's NNCF; pip install 'kdedge[openvino]').")] = None,
+        "default) or nncf (OpenVINO's NNCF; pip install 'kdedge-distill[openvino]').")] = None,
     min_agreement: Annotated[float | None, typer.Option(
         "--min-agreement", help="Least fp16/int8 top-1 agreement with fp32 on test images (0.97).")] = None,
     limit: Annotated[int | None, typer.Option("--limit", help="Use the first N test images only.")] = None,
@@ -184,7 +208,7 @@ def export(
         "--accuracy-bound", help="With --target: top-1 points the file may lose vs fp32.")] = 0.5,
     force: Annotated[bool, typer.Option("--force", help="Replace RUN/export as a whole (no old file stays); "
         "built next to it and swapped in only if every file passes.")] = False,
-    data_root: DataRootOption = None, quiet: QuietOption = False,
+    data_root: DataRootOption = None, quiet: QuietOption = False, wide: WideOption = False,
 ) -> None:  # fmt: skip
     """Write RUN/export/<stage>.<precision>.onnx, each checked against PyTorch and self-describing."""
     if target is not None:
@@ -193,11 +217,12 @@ def export(
         for path in deploy_run(run_dir, model, target, accuracy_bound):
             console.print(f"deployable: {path}", markup=False, highlight=False)
         return
-    from kdedge.export.runner import export_run
+    from kdedge import api
 
-    export_run(run_dir, model, precision, opset, data_root=data_root, calibration_images=calibration_images,
-               int8_scheme=int8_scheme, int8_method=int8_method, min_top1_agreement=min_agreement,
-               limit=limit, quiet=quiet, force=force)  # fmt: skip
+    api.export(run_dir, model, precision, opset=opset, data_root=data_root,
+               calibration_images=calibration_images, int8_scheme=int8_scheme, int8_method=int8_method,
+               min_top1_agreement=min_agreement, limit=limit, quiet=quiet, force=force,
+               wide=wide)  # fmt: skip
 
 
 @app.command()
@@ -237,14 +262,15 @@ def bench(
     csv_out: Annotated[Path | None, typer.Option("--csv", help="Write a CSV table.")] = None,
     md_out: Annotated[Path | None, typer.Option("--md", help="Write a Markdown table.")] = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write the latency-vs-accuracy PNG.")] = None,
-    data_root: DataRootOption = None, quiet: QuietOption = False,
+    data_root: DataRootOption = None, quiet: QuietOption = False, wide: WideOption = False,
 ) -> None:  # fmt: skip
     """Latency, throughput, memory, size and accuracy of each model per runtime and precision."""
-    from kdedge.bench.command import bench_command, make_options
+    from kdedge import api
 
-    options = make_options(device, batch, seconds, threads, runtimes, compile_, limit, peak, accuracy_bound,
-                           timeout, data_root)  # fmt: skip
-    bench_command(paths, options, {"json": json_out, "csv": csv_out, "md": md_out, "plot": plot}, quiet)
+    api.bench(list(paths), device=device, batch=batch, seconds=seconds, threads=threads, runtimes=runtimes,
+              compile=compile_, limit=limit, peak=peak, accuracy_bound=accuracy_bound, timeout=timeout,
+              data_root=data_root, quiet=quiet, wide=wide,
+              outputs={"json": json_out, "csv": csv_out, "md": md_out, "plot": plot})  # fmt: skip
 
 
 @recipes_app.callback()
@@ -274,10 +300,79 @@ def show_recipe(name: Annotated[str, typer.Argument(help="Packaged recipe name o
     print(find_recipe(name).read_text(), end="")
 
 
+def _rerun(drop: tuple[str, ...], add: list[str]) -> str:
+    """This very command line (recipe, --set values and all), without the options in `drop` (and their
+    values), plus `add`: the command a user can paste to continue or retry."""
+    args, kept = sys.argv[1:], []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in drop:
+            skip = arg != "--force"  # --force takes no value
+        elif not arg.startswith(tuple(f"{d}=" for d in drop)):
+            kept.append(arg)
+    return shlex.join(["kdedge", *kept, *add])
+
+
+def _interrupted(err: Interrupted) -> str:
+    """Ctrl-C: one line with what was saved and the exact command that continues."""
+    if err.run_dir is None:
+        return f"{err.what}; saved: {err.saved}; continue with the same command: {_rerun((), [])}"
+    resume = _rerun(("--out", "--force", "--resume"), ["--resume", str(err.run_dir)])
+    return f"{err.what}; saved: {err.saved}; continue with: {resume}"
+
+
+def _diverged(err: Diverged) -> str:
+    """A NaN stop: --resume would refuse a changed recipe, so offer a fresh start with a lower lr."""
+    if err.lr is None:
+        return f"error: {err}"
+    resumed = next((b for a, b in zip(sys.argv, sys.argv[1:], strict=False) if a == "--resume"), None)
+    lower = ["--set", f"{err.stage}.lr={err.lr / 10:g}", *(["--out", resumed] if resumed else []), "--force"]
+    retry = _rerun(("--force", "--resume"), lower)
+    why = "a new run; --resume continues only the same recipe"
+    return f"error: {err}; retry with a lower lr ({why}): {retry}"
+
+
+ASSIGNMENT = re.compile(r"[A-Za-z_]\w*(\.\w+)*=")
+
+
+def expand_set_pairs(args: list[str]) -> list[str]:
+    """`--set a=1 b=2` -> `--set a=1 --set b=2`: the KEY=VALUE words right after a --set's value belong to
+    it (a word naming an existing file, such as a recipe path with '=' in it, never does)."""
+    out: list[str] = []
+    index, in_set = 0, False  # in_set: the words just before were --set VALUE [KEY=VALUE ...]
+    while index < len(args):
+        arg = args[index]
+        if arg == "--set" and index + 1 < len(args):
+            out += [arg, args[index + 1]]
+            index, in_set = index + 2, True
+            continue
+        if in_set and ASSIGNMENT.match(arg) and not Path(arg).exists():
+            out += ["--set", arg]
+        else:
+            in_set = arg.startswith("--set=")
+            out.append(arg)
+        index += 1
+    return out
+
+
 def main() -> None:
     """Entry point: every KdedgeError becomes one line on stderr and its exit code (2 input, 1 runtime)."""
+    sys.argv[1:] = expand_set_pairs(sys.argv[1:])
     try:
-        sys.exit(app(standalone_mode=False, prog_name="kdedge") or 0)
+        code = app(standalone_mode=False, prog_name="kdedge") or 0
+        if code == 130:  # Typer's silent exit for a Ctrl-C outside a run (parsing, loading data)
+            error_console.print("interrupted; nothing was written", markup=False, highlight=False)
+        sys.exit(code)
+    except Interrupted as err:
+        error_console.print(_interrupted(err), markup=False, highlight=False, soft_wrap=True)
+        sys.exit(err.exit_code)
+    except Diverged as err:
+        if os.environ.get("KDEDGE_DEBUG"):
+            raise
+        error_console.print(_diverged(err), markup=False, highlight=False, soft_wrap=True)
+        sys.exit(err.exit_code)
     except UsageError as err:  # a typo'd option or a missing argument: one line too, not click's usage box
         if type(err).__name__ != "NoArgsIsHelpError":  # bare `kdedge`: the help was printed already
             command = err.ctx.command_path if err.ctx else "kdedge"

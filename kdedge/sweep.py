@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from kdedge.checkpoint import RunDir, atomic_write_text
-from kdedge.errors import InputError
+from kdedge.errors import InputError, RuntimeFailure
 from kdedge.recipe import Recipe, apply_overrides, check_key, validate_recipe
 from kdedge.sweep_results import (
     baseline_value,
@@ -150,9 +151,11 @@ def run_sweep(
     jobs: int = 1,
     metric: str | None = None,
     progress=None,
+    runner: Callable | None = None,
 ) -> list[dict]:
     """Train the teacher once, then every grid point; write sweep.json/.csv/.md and the heat map.
-    Returns the rows, best first."""
+    Returns the rows, best first. `runner` trains the unfinished points (default: here or in a local
+    process pool; kdedge.sweep_ray.run_points: on Ray) and returns the points that failed for good."""
     check_grid(grid)
     metric = metric or (base.sweep.metric if base.sweep else "test_errors")
     if jobs < 1:
@@ -172,9 +175,15 @@ def run_sweep(
         "baselines": [str(path.relative_to(sweep_dir)) for path in baselines],
     }
     atomic_write_text(sweep_dir / "sweep.json", json.dumps(manifest, indent=2))
-    _run_unfinished([*recipes, *baselines.values()], [*paths, *baselines], data_root, jobs, progress)
+    runner = runner or _run_unfinished
+    failed = runner([*recipes, *baselines.values()], [*paths, *baselines], data_root, jobs, progress)
     baseline_dirs = [baseline_dir(sweep_dir, point) if baselines else None for point in points]
-    return write_results(sweep_dir, points, paths, metric, base.name, baseline_dirs)
+    rows = write_results(sweep_dir, points, paths, metric, base.name, baseline_dirs)
+    if failed:
+        listed = ", ".join(failed[:3]) + (f" and {len(failed) - 3} more" if len(failed) > 3 else "")
+        raise RuntimeFailure(f"sweep: {len(failed)} of {len(paths) + len(baselines)} runs failed: {listed}; "
+                             f"the finished ones are in {sweep_dir / 'sweep.csv'}; rerun to retry the others")
+    return rows
 
 
 def _without_distillation(point: dict[str, Any]) -> dict[str, Any]:
@@ -219,7 +228,7 @@ def _check_points(base: Recipe, points: list[dict[str, Any]], data_root: str | N
 
 def _run_unfinished(
     recipes: list[Recipe], paths: list[Path], data_root: str | None, jobs: int, progress=None
-) -> None:
+) -> list[str]:
     """Train the points not finished yet (recipes[i] into paths[i]): here one after another when jobs is
     1, else in `jobs` spawned processes; one progress task counts them."""
     todo = [i for i, path in enumerate(paths) if not is_finished(path)]
@@ -235,6 +244,7 @@ def _run_unfinished(
                 progress.advance(task)
     else:
         _run_parallel([(recipes[i].to_dict(), str(paths[i])) for i in todo], data_root, jobs, progress, task)
+    return []  # a failed point raised: the local backend stops at the first failure
 
 
 def _run_parallel(work: list[tuple[dict, str]], data_root: str | None, jobs: int, progress, task) -> None:
@@ -258,9 +268,11 @@ def sweep_command(
     jobs: int,
     quiet: bool,
     metric: str | None = None,
+    ray_options=None,
 ) -> list[dict]:
     """What `kdedge sweep` (and `kdedge distill` of a recipe with a sweep section) does: the recipe's
-    sweep.grid, updated by --grid axes, run into sweep_dir with progress; the table on screen."""
+    sweep.grid, updated by --grid axes, run into sweep_dir with progress; the table on screen.
+    `ray_options` (kdedge.sweep_ray.RayOptions): run the points on Ray instead of here."""
     from kdedge.console import console, make_progress
 
     metric = metric or (base.sweep.metric if base.sweep else "test_errors")
@@ -269,8 +281,16 @@ def sweep_command(
     check_grid(grid)
     if not quiet:
         console.print(f"[bold]{base.name}[/] sweep of {len(grid_points(grid))} points -> {sweep_dir}")
+    runner = None
+    if ray_options is not None:
+        from functools import partial
+
+        from kdedge.sweep_ray import run_points
+
+        runner = partial(run_points, sweep_dir=sweep_dir, options=ray_options, metric=metric)
     with make_progress(quiet) as progress:
-        rows = run_sweep(base, grid, sweep_dir, data_root, jobs, metric, progress if jobs == 1 else None)
+        shown = progress if jobs == 1 or runner else None  # one display; pool workers show none
+        rows = run_sweep(base, grid, sweep_dir, data_root, jobs, metric, shown, runner)
     if not quiet and rows:
         baseline = baseline_value(sweep_dir / "baseline", metric)  # the one of an alpha x temperature grid
         no_kd = f"; no KD: {metric} {cell(baseline)}" if baseline is not None else ""

@@ -8,7 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from kdedge.checkpoint import atomic_write, atomic_write_text
+from kdedge.console import warn
 from kdedge.errors import InputError
+from kdedge.fsguard import NotWritable
+from kdedge.model_check import check_model_file
 
 FILE_RUNTIMES = ("onnxruntime", "onnxruntime-trt", "openvino")  # rows that run a deployable ONNX file
 TARGETS = {"cpu-x86": "cpu"}  # --target -> the bench device its choice is made on
@@ -69,7 +72,10 @@ def save_run_results(result: dict[str, Any], run_paths: list[Path]) -> None:
         rows = [r for r in result["rows"] if r.get("run") == str(path.resolve()) and r.get("file")]
         if rows:
             record = {"machine": result["machine"], "options": result["options"], "rows": rows}
-            atomic_write_text(path / "bench.json", json.dumps(record, indent=2, default=str))
+            try:
+                atomic_write_text(path / "bench.json", json.dumps(record, indent=2, default=str))
+            except NotWritable:  # documented fallback: the table is printed; only --target needs the file
+                warn(f"{path}: read-only, bench.json not written (`kdedge export --target` needs it)")
 
 
 def deployable_choice(
@@ -111,6 +117,7 @@ def write_deployable(
         raise InputError(
             f"{source}: missing or changed since it was benched; run `kdedge bench {run_path}` again"
         )
+    check_model_file(source)  # bench.json may name any file: checked before onnx loads its data
     model = onnx.load(str(source))
     extra = {
         "kdedge.target": target,

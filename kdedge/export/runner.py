@@ -34,6 +34,7 @@ from kdedge.export.options import (
 from kdedge.export.publish import file_metadata, publish, stage_metadata
 from kdedge.export.report import ExportRow, export_table, file_line
 from kdedge.export.verify import accuracy, agreement, check, onnx_logits, torch_parity
+from kdedge.fsguard import check_writable, disk_full_as_error
 from kdedge.recipe import Recipe
 
 Say = Callable[[str], None]
@@ -54,10 +55,11 @@ def export_run(
     limit: int | None = None,
     quiet: bool = False,
     force: bool = False,
+    wide: bool = False,
 ) -> list[ExportRow]:
     """Export a run's models to RUN/export/<stage>.<precision>.onnx; returns one row per file.
 
-    int8_method: "ort" (onnxruntime quantize_static, the default) or "nncf" (needs kdedge[openvino]).
+    int8_method: "ort" (onnxruntime quantize_static, the default) or "nncf" (needs kdedge-distill[openvino]).
     Raises RuntimeFailure (after reporting every file) when any file failed its checks; the files that
     passed are kept, a failed one is never written. force: RUN/export is replaced as a whole (no file of
     an earlier export lingers), and only when every file passed; a failed forced export changes nothing.
@@ -75,12 +77,13 @@ def export_run(
         "limit": limit,
     }
     settings = resolve_settings(recipe, overrides)
+    check_writable(run.path / "export", "export folder")  # a read-only RUN: one line before any work
     say = _printer(quiet)
     stages = _stages_to_export(run, recipe, models, wanted, settings, say)
     root = remembered_data_root(run.read_summary(), data_root)  # the run's own data, without KDEDGE_DATA
     data = load_eval_data(recipe, root, settings, "int8" in wanted)
     rows = _export_stages(run, recipe, stages, wanted, settings, data, say, force)
-    _report(rows, run.path, settings.opset, quiet, force)
+    _report(rows, run.path, settings.opset, quiet, force, wide)
     return rows
 
 
@@ -132,12 +135,15 @@ def _export_stages(
     return rows
 
 
-def _report(rows: list[ExportRow], run_path: Path, opset: int, quiet: bool, force: bool) -> None:
+def _report(rows: list[ExportRow], run_path: Path, opset: int, quiet: bool, force: bool,
+            wide: bool = False) -> None:  # fmt: skip
     """The table of every file (unless quiet), then one RuntimeFailure that names each failed file."""
-    from kdedge.console import console
+    from kdedge.console import print_table, table_width
 
     if not quiet:
-        console.print(export_table(rows, f"{run_path}: ONNX export (opset {opset}, dynamo exporter)"))
+        width = table_width()
+        title = f"{run_path}: ONNX export (opset {opset}, dynamo exporter)"
+        print_table(export_table(rows, title, width, wide), width)
     failed = [r for r in rows if r.status != "ok"]
     if failed:
         kept = (
@@ -247,8 +253,9 @@ def _build(
     path = job.file(row.precision)
     started = time.perf_counter()
     try:
-        convert()
-        check(path)
+        with disk_full_as_error(job.workdir.parent / path.name):  # named as the file it would become
+            convert()
+            check(path)
         _measure(row, job, path, fp32_test_logits)
         failure = _threshold_failure(row, job.settings)
         if failure:
