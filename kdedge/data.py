@@ -263,6 +263,7 @@ def split_record(bundle: DataBundle) -> dict | None:
 
 
 import kdedge.aptos  # noqa: E402, F401 - registers "aptos"; it builds on Split / DataBundle above
+import kdedge.retinamnist  # noqa: E402, F401 - registers "retinamnist"
 from kdedge import imagesets as _imagesets  # noqa: E402 - folder / csv build on Split / DataBundle above
 
 for _name, _loader in (("folder", _imagesets.load_folder), ("csv", _imagesets.load_csv)):

@@ -13,7 +13,7 @@ from kdedge.console import console, make_progress, print_table, summary_table, t
 from kdedge.devices import describe_device
 from kdedge.errors import InputError, Interrupted
 from kdedge.fsguard import DiskFull, check_writable
-from kdedge.pipeline import prepare_data, run_recipe
+from kdedge.pipeline import check_stages_fit_data, prepare_data, run_recipe
 from kdedge.recipe import Recipe, load_recipe, parse_set, weight_paths
 from kdedge.resume import Checkpointer, open_run
 from kdedge.stop import graceful_stop
@@ -41,11 +41,12 @@ def distill_command(recipe_arg: str, overrides: list[str], out: Path | None, dat
         return _run_as_sweep(recipe, recipe_arg, out, data_root, quiet)
     if recipe.tensorboard:
         require_tensorboard()
-    device_line = describe_device(recipe.device)
+    device_line = describe_device(recipe.device, recipe.amp)  # said once at start: where, in which precision
     run_path = resume or out or default_out(recipe.name)
     check_writable(run_path, "run directory")  # before any work
     bundle = prepare_data(recipe, data_root, run_path)  # bad data: said before the run directory is touched
     _check_before_writing(recipe, recipe_arg, stages, bundle.num_classes, out, resume)
+    check_stages_fit_data(recipe, bundle)  # Swin windows vs image size, a teacher run of another data set
     world = distributed.start(recipe.device)  # under torchrun: join the group; only rank 0 writes and prints
     quiet = quiet or not world.is_main
     run = (open_run(run_path, recipe, force, resume is not None) if world.is_main

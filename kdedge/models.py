@@ -134,6 +134,23 @@ for _name in TIMM_MODELS:
     MODELS.register(_name)(_timm_builder(_name))
 
 
+def check_input_size(name: str, image_size: int, kwargs: dict | None = None) -> None:
+    """Refuse, before a run starts, an input size a timm Swin cannot take: its patch grid (image_size /
+    patch_size a side) is halved 3 times, and every grid larger than the attention window must be tiled by
+    it (timm shrinks the window to a grid that is not larger than it). Other models take any size."""
+    if not name.startswith("swin"):
+        return
+    kwargs = kwargs or {}
+    size = kwargs.get("img_size", image_size)
+    patch, window = kwargs.get("patch_size", 4), kwargs.get("window_size", 7)
+    grids = [size // patch // 2**stage for stage in range(4)]
+    if size != image_size or size % (patch * 8) or any(g > window and g % window for g in grids):
+        raise InputError(f"model '{name}': image size {image_size} px with window_size {window} does not fit "
+                         f"(needs a multiple of {patch * 8} px whose {patch}-px patch grids "
+                         f"{'/'.join(map(str, grids))} the window tiles, e.g. 64 px with window_size 4, "
+                         "224 px with 7); set data.image_size / model_kwargs.window_size")  # fmt: skip
+
+
 def build_model(
     name: str, num_classes: int, in_channels: int, image_size: int, kwargs: dict | None = None
 ) -> nn.Module:

@@ -22,10 +22,10 @@ from kdedge.checkpoint import (
 )
 from kdedge.console import error_console
 from kdedge.data import DataBundle, Split, filter_classes, load_data, split_record, split_validation
-from kdedge.devices import resolve_device
+from kdedge.devices import resolve_amp, resolve_device
 from kdedge.distributed import current_world, process_device, training_module
 from kdedge.errors import InputError
-from kdedge.models import count_params
+from kdedge.models import check_input_size, count_params
 from kdedge.recipe import Recipe, StageConfig
 from kdedge.resume import Checkpointer
 from kdedge.tblog import epoch_callback
@@ -65,7 +65,8 @@ def make_context(recipe: Recipe, bundle: DataBundle, progress=None,
                  on_epoch: Callable = lambda r: None) -> Context:  # fmt: skip
     world = current_world()  # rank 0 of 1 unless started by torchrun (kdedge.distributed)
     device = process_device(resolve_device(recipe.device), world)
-    return Context(device=device, mean=bundle.mean, std=bundle.std, seed=recipe.seed, amp=recipe.amp,
+    amp, _ = resolve_amp(recipe.amp, device)  # 'auto' -> what this hardware computes natively
+    return Context(device=device, mean=bundle.mean, std=bundle.std, seed=recipe.seed, amp=amp,
                    channels_last=recipe.channels_last and device.type == "cuda",
                    num_classes=bundle.num_classes,
                    progress=progress, on_epoch=on_epoch, rank=world.rank,
@@ -73,6 +74,9 @@ def make_context(recipe: Recipe, bundle: DataBundle, progress=None,
 
 
 def stage_summary(model: nn.Module, bundle: DataBundle, ctx: Context, cfg: StageConfig, extra: dict) -> dict:
+    """The stage's summary.json entry, scored in fp32 (the precision `kdedge export` ships) even when it
+    trained under autocast, so the numbers equal an onnxruntime fp32 evaluation of the exported model."""
+    ctx = replace(ctx, amp="off")
     report = evaluate(model, bundle.test, ctx, cfg.eval_batch_size)
     summary = {"model": cfg.model, "params": count_params(model), "test_accuracy": report["accuracy"],
                "test_errors": report["errors"], "test_count": report["count"], "test_qwk": report["qwk"],
@@ -115,6 +119,31 @@ def obtain_model(stage: str, recipe: Recipe, bundle: DataBundle, train: Split, c
     run.update_summary(stage, stage_summary(model, bundle, ctx, cfg, extra))
     checkpointer.finish(stage)
     return model.eval()
+
+
+def check_stages_fit_data(recipe: Recipe, bundle: DataBundle) -> None:
+    """Before anything is written: each stage's model takes the data's image size (Swin's windows), and a
+    stage loaded from a run directory was trained on this data set (check_checkpoint_data)."""
+    for stage in ("teacher", "student"):
+        if (cfg := getattr(recipe, stage)) is not None:
+            check_input_size(cfg.model, bundle.image_size, cfg.model_kwargs)
+    check_checkpoint_data(recipe, bundle)
+
+
+def check_checkpoint_data(recipe: Recipe, bundle: DataBundle) -> None:
+    """A stage loaded from a run directory must have trained on this data set, at this image size: a
+    teacher of another data set with the same class count would load and distil nonsense."""
+    ours = data_info(bundle)
+    for stage in ("teacher", "student"):
+        cfg = getattr(recipe, stage)
+        if cfg is None or not cfg.checkpoint or not (file := Path(cfg.checkpoint) / "summary.json").is_file():
+            continue
+        theirs = json.loads(file.read_text()).get("data", {})
+        if any(theirs.get(key) != ours[key] for key in ("dataset", "num_classes", "image_size")):
+            trained = (f"{theirs.get('dataset')} ({theirs.get('num_classes')} classes, "
+                       f"{theirs.get('image_size')} px)")  # fmt: skip
+            raise InputError(f"{stage}.checkpoint {file.parent} was trained on {trained}; this recipe uses "
+                             f"{ours['dataset']} ({ours['num_classes']} classes, {ours['image_size']} px)")
 
 
 def check_checkpoint_splits(recipe: Recipe, split: dict) -> None:

@@ -185,7 +185,8 @@ class Recipe(_Strict):
     description: str = ""
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    amp: Literal["off", "bf16", "fp16"] = "off"
+    # autocast precision; auto = bf16/fp16 only where the device computes it natively (kdedge.devices)
+    amp: Literal["auto", "off", "bf16", "fp16"] = "off"
     channels_last: bool = False
     compile: bool = False
     tensorboard: bool = False  # events next to metrics.jsonl (extra: kdedge-distill[tensorboard])
@@ -195,6 +196,12 @@ class Recipe(_Strict):
     distillation: DistillConfig = Field(default_factory=DistillConfig)
     sweep: SweepConfig | None = None
     export: ExportConfig = Field(default_factory=ExportConfig)
+
+    @field_validator("amp", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: Any) -> Any:
+        """YAML reads a bare `off` (in a file or `--set amp=off`) as false: that means amp off."""
+        return "off" if value is False else value
 
     @model_validator(mode="after")
     def _has_a_model(self) -> Recipe:

@@ -252,8 +252,10 @@ def _documented_commands() -> list[tuple[str, list[str]]]:
 
     found = []
     for path in [REPO / "README.md", *sorted(REPO.glob("docs/*.md"))]:
-        blocks = re.findall(r"```(?:bash|sh)?\n(.*?)```", path.read_text(), re.S)
-        for block in blocks:
+        blocks = re.findall(r"^```(\w*)\n(.*?)^```", path.read_text(), re.S | re.M)
+        for language, block in blocks:
+            if language not in ("", "bash", "sh", "console"):
+                continue
             for line in block.replace("\\\n", " ").splitlines():
                 for part in line.split("&&"):
                     if not part.strip().startswith("kdedge "):
