@@ -3,7 +3,7 @@
 kdedge's alpha weighs the SOFT (teacher) term; a study that weighs the HARD-label term (the original CIFAR-10
 AlexNet -> small-CNN study, torchdistill-style code) calls the same run `1 - alpha`. One row per student:
 both alphas, what they mean, final train / val / test accuracy read from the point's summary.json and
-metrics.jsonl (no data or model is loaded), and one PNG of every student's loss per epoch.
+metrics.jsonl (no data or model is loaded), and one PNG of every student's loss and accuracy per epoch.
 
 Files, next to the sweep's own table: alpha_study.csv, alpha_study.md, alpha_study_curves.png.
 """
@@ -74,6 +74,7 @@ def point_row(point: dict[str, Any], path: Path) -> dict[str, Any]:
         "test_errors": student.get("test_errors", last.get("test_errors")),
         "epochs": last.get("epoch"),
         "teacher_test_accuracy": teacher.get("test_accuracy"),
+        "teacher_at_chance": teacher.get("teacher_at_chance"),
         "train_accuracy_mode": RUNNING_TRAIN,
         "run": str(path),
     }
@@ -125,11 +126,13 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 def notes(rows: list[dict[str, Any]]) -> list[str]:
     """What the columns measure, said under the table."""
     teacher = rows[0]["teacher_test_accuracy"]
+    at_chance = any(row.get("teacher_at_chance") for row in rows)
     return [
         "kdedge alpha = weight of the soft (teacher) term; study alpha = 1 - kdedge alpha = weight of the "
         "hard-label term (kdedge alpha 1 = study alpha 0 = teacher only; kdedge 0 = study 1 = no teacher).",
         f"train acc: {rows[0]['train_accuracy_mode']}; val / test acc: the final student in eval mode.",
-        f"teacher test accuracy: {_percent(teacher)} %.",
+        f"teacher test accuracy: {_percent(teacher)} %"
+        + (" -- WARNING: the teacher is at chance, students learn nothing from it." if at_chance else "."),
     ]
 
 
@@ -169,8 +172,9 @@ def _label(row: dict[str, Any]) -> str:
 
 
 def loss_curves_png(rows: list[dict[str, Any]], path: Path, title: str) -> Path | None:
-    """One PNG: per student (one colour) the train loss (solid) and the val loss, or test loss when the
-    runs have no val split (dashed), per epoch. None when no student has per-epoch records."""
+    """One PNG: per student (one colour) the train loss and accuracy (solid) and the val loss and accuracy,
+    or test when the runs have no val split (dashed), per epoch. None when no student has per-epoch
+    records."""
     series = {
         _label(row): [r for r in RunDir(row["run"]).read_metrics() if r.get("stage") == "student"]
         for row in rows
@@ -197,6 +201,6 @@ def write_study(
     (nothing written when no point has finished)."""
     rows = study_rows(points, paths)
     if rows:
-        loss_curves_png(rows, sweep_dir / PNG_NAME, f"{name}: students' loss per epoch")
+        loss_curves_png(rows, sweep_dir / PNG_NAME, f"{name}: students' loss and accuracy per epoch")
         write_tables(sweep_dir, rows)
     return rows

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from kdedge import __version__
-from kdedge.console import console, error_console, print_table, summary_table, table_width
+from kdedge.console import console, error_console, print_table, say, summary_table, table_width
 from kdedge.errors import Diverged, InputError, Interrupted, KdedgeError
 
 try:  # typer >= 0.20 vendors its own click; older typer uses click itself
@@ -366,23 +366,22 @@ def main() -> None:
             error_console.print("interrupted; nothing was written", markup=False, highlight=False)
         sys.exit(code)
     except Interrupted as err:
-        error_console.print(_interrupted(err), markup=False, highlight=False, soft_wrap=True)
+        say(_interrupted(err))
         sys.exit(err.exit_code)
     except Diverged as err:
         if os.environ.get("KDEDGE_DEBUG"):
             raise
-        error_console.print(_diverged(err), markup=False, highlight=False, soft_wrap=True)
+        say(_diverged(err))
         sys.exit(err.exit_code)
     except UsageError as err:  # a typo'd option or a missing argument: one line too, not click's usage box
         if type(err).__name__ != "NoArgsIsHelpError":  # bare `kdedge`: the help was printed already
             command = err.ctx.command_path if err.ctx else "kdedge"
-            error_console.print(f"error: {command}: {err.format_message()} (see {command} --help)",
-                                markup=False, highlight=False, soft_wrap=True)  # fmt: skip
+            say(f"error: {command}: {err.format_message()} (see {command} --help)")
         sys.exit(2)
     except KdedgeError as err:
         if os.environ.get("KDEDGE_DEBUG"):
             raise
-        error_console.print(f"error: {err}", markup=False, highlight=False, soft_wrap=True)
+        say(f"error: {err}")
         sys.exit(err.exit_code)
     except (KeyboardInterrupt, typer.Abort):
         error_console.print("interrupted")

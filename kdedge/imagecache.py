@@ -149,14 +149,17 @@ def infer_channels(paths: list[Path], memo: Path | None = None) -> int:
         raise InputError(f"mixed image modes: {gray} grayscale and {colour} colour images (e.g. {example}); "
                          "set data.in_channels: 1 or 3 to convert them all")  # fmt: skip
     if memo is not None:
-        memo.write_text(json.dumps({"channels": 1 if gray else 3}))
+        try:
+            memo.write_text(json.dumps({"channels": 1 if gray else 3}))
+        except OSError:
+            pass  # a memo only: a full or read-only disk just means scanning again next time
     return 1 if gray else 3
 
 
-def channels_memo(cache_dir: Path, fallback_dir: Path | None, tag: str, source: Path,
-                  paths: list[Path]) -> Path:  # fmt: skip
+def channels_memo(folder: Path | None, tag: str, source: Path, paths: list[Path]) -> Path | None:
     """Where infer_channels remembers its answer for this exact file list (name, size, mtime)."""
-    folder = writable_cache_dir(cache_dir, fallback_dir)
+    if folder is None:
+        return None
     return cache_path(folder, tag, source, paths, Decode(0, 0, "modes")).with_suffix(".modes.json")
 
 
@@ -168,7 +171,7 @@ class Cached:
     images: np.ndarray
     kept: np.ndarray
     bad: list[tuple[str, str]]
-    file: Path
+    file: Path | None  # None: decoded into memory (no writable cache folder, or a full disk)
 
 
 def cache_key(paths: list[Path], spec: Decode) -> str:
@@ -186,26 +189,37 @@ def cache_path(cache_dir: Path, tag: str, source: Path, paths: list[Path], spec:
     return cache_dir / f"{tag}-{where}-{spec.size}px-{cache_key(paths, spec)}.npy"
 
 
-def writable_cache_dir(wanted: Path, fallback: Path | None) -> Path:
-    """`wanted` when a file can be created there, else `fallback` (the run directory), said once."""
-    for folder in (wanted, fallback):
-        if folder is None:
-            continue
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryFile(dir=folder):
-                pass
-        except OSError:
-            continue
-        if folder != wanted and str(wanted) not in _WARNED:
-            from kdedge.console import error_console
+def usable_cache_dir(wanted: Path, fallback: Path | None, what: str) -> Path | None:
+    """`wanted` when a file can be created there, else `fallback` (the run directory), else None (decode in
+    memory for this run only); a fallback is said once per folder."""
+    from kdedge.console import warn
+    from kdedge.fsguard import NotWritable, check_writable
 
-            _WARNED.add(str(wanted))
-            error_console.print(f"warning: image cache folder {wanted} is not writable; caching in {folder}",
-                                markup=False, highlight=False, soft_wrap=True)  # fmt: skip
+    def ready(folder: Path, name: str) -> Path:
+        check_writable(folder, name)
+        folder.mkdir(parents=True, exist_ok=True)
         return folder
-    raise InputError(f"data.cache_dir: {wanted} is not writable (nor {fallback}); set data.cache_dir or "
-                     "KDEDGE_CACHE to a writable folder")  # fmt: skip
+
+    try:
+        return ready(wanted, what)
+    except (NotWritable, OSError) as err:
+        problem = str(err).removesuffix("; choose a writable folder")
+    if fallback is not None:
+        try:
+            found = ready(fallback, "run directory")
+            _warn_once(wanted, f"{problem}; caching in {fallback} instead", warn)
+            return found
+        except (NotWritable, OSError):
+            pass
+    _warn_once(wanted, f"{problem}; decoding in memory for this run only (data.cache_dir or $KDEDGE_CACHE: "
+               "a writable folder keeps the result)", warn)  # fmt: skip
+    return None
+
+
+def _warn_once(folder: Path, text: str, warn) -> None:
+    if str(folder) not in _WARNED:
+        _WARNED.add(str(folder))
+        warn(text)
 
 
 def _open_cached(target: Path, count: int, spec: Decode) -> Cached | None:
@@ -249,14 +263,23 @@ def _bad_message(failures: list[str], total: int) -> str:
 
 
 def _new_map(folder: Path, name: str, shape: tuple[int, ...]) -> tuple[Path, np.ndarray]:
+    """A temp .npy memory map in `folder`, its blocks reserved first: a full disk is an OSError here, not
+    a SIGBUS in the middle of decoding (writes to a sparse map that cannot grow kill the process)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
     os.close(fd)
-    return Path(tmp), np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+    try:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+        with open(tmp, "r+b") as handle:
+            os.posix_fallocate(handle.fileno(), 0, os.path.getsize(tmp))
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)  # nothing half-written stays in the cache folder
+        raise
+    return Path(tmp), out
 
 
 def _compact(source: np.ndarray, kept: np.ndarray, folder: Path, name: str) -> Path:
     """A new map holding only the `kept` rows of `source`, copied in chunks (bounded memory)."""
-    tmp, out = _new_map(folder, name, (len(kept), *source.shape[1:]))
+    tmp, out = _new_map(folder, f"{name}.kept", (len(kept), *source.shape[1:]))
     for start in range(0, len(kept), 256):
         out[start : start + 256] = source[kept[start : start + 256]]
     out.flush()
@@ -264,41 +287,71 @@ def _compact(source: np.ndarray, kept: np.ndarray, folder: Path, name: str) -> P
     return tmp
 
 
-def load_cached(paths: list[Path], spec: Decode, cache_dir: Path, *, tag: str, source: Path,
-                fallback_dir: Path | None = None, skip_bad: bool = False,
-                quiet: bool = False) -> Cached:  # fmt: skip
+def load_cached(paths: list[Path], spec: Decode, folder: Path | None, *, tag: str, source: Path,
+                skip_bad: bool = False, quiet: bool = False) -> Cached:  # fmt: skip
     """The cached (N, C, S, S) uint8 memory map of `paths` (in this order), built first when its key
-    changed. A bad file is an InputError naming it and counting the others, unless skip_bad (then its row
-    is left out and it is listed in Cached.bad)."""
-    folder = writable_cache_dir(cache_dir, fallback_dir)
+    changed; folder None (no writable cache folder) or a full disk: decoded into memory instead. A bad file
+    is an InputError naming it and counting the others, unless skip_bad (then its row is left out and it is
+    listed in Cached.bad)."""
+    from kdedge.console import warn
+    from kdedge.fsguard import DiskFull
+
+    if folder is None:
+        return _build(paths, spec, None, None, tag, skip_bad, quiet)
     target = cache_path(folder, tag, source, paths, spec)
     if (found := _open_cached(target, len(paths), spec)) is not None:
         if found.bad and not skip_bad:
             raise InputError(_bad_message([reason for _, reason in found.bad], len(paths)))
         return found
-    tmp, out = _new_map(folder, target.name, (len(paths), spec.channels, spec.size, spec.size))
-    final = tmp
     try:
+        return _build(paths, spec, folder, target, tag, skip_bad, quiet)
+    except DiskFull as err:  # only a cache: this run goes on with the images in memory
+        _warn_once(folder, f"{err}; the decoded images were not cached", warn)
+        return _build(paths, spec, None, None, tag, skip_bad, quiet)
+
+
+def _build(paths: list[Path], spec: Decode, folder: Path | None, target: Path | None, tag: str,
+           skip_bad: bool, quiet: bool) -> Cached:  # fmt: skip
+    """Decode into a temp map in `folder` renamed to `target` (or into memory when folder is None)."""
+    from kdedge.fsguard import disk_full_as_error
+
+    shape = (len(paths), spec.channels, spec.size, spec.size)
+    if folder is None or target is None:
+        out = np.zeros(shape, dtype=np.uint8)
         failures = decode_all(paths, spec, out, tag, quiet)
-        out.flush()
-        if failures and not skip_bad:
-            raise InputError(_bad_message(failures, len(paths)))
-        bad_paths = {reason.split(": not a readable image")[0] for reason in failures}
-        kept = np.asarray([i for i, p in enumerate(paths) if str(p) not in bad_paths], dtype=np.int64)
-        if failures:
-            final = _compact(out, kept, folder, target.name)
-        del out
-        for stale in folder.glob(target.name.rsplit("-", 1)[0] + "-*.*"):
-            stale.unlink(missing_ok=True)  # same source and size, older files or settings: never read again
-        bad = [(r.split(": not a readable image")[0], r) for r in failures]
-        side = {"count": len(paths), "kept": kept.tolist(), "bad": bad, "spec": spec.describe()}
-        target.with_suffix(".json").write_text(json.dumps(side))
-        os.chmod(final, 0o644)  # mkstemp's 0600 would hide a shared cache from other users
-        os.replace(final, target)
+        kept, bad = _kept(paths, failures, skip_bad)
+        return Cached(out[kept] if len(kept) < len(paths) else out, kept, bad, None)
+    tmp = final = None
+    try:
+        with disk_full_as_error(target, int(np.prod(shape)) + 4096):
+            tmp, out = _new_map(folder, target.name, shape)
+            final = tmp
+            failures = decode_all(paths, spec, out, tag, quiet)
+            out.flush()
+            kept, bad = _kept(paths, failures, skip_bad)
+            if failures:
+                final = _compact(out, kept, folder, target.name)
+            del out
+            for stale in folder.glob(target.name.rsplit("-", 1)[0] + "-*.*"):
+                stale.unlink(missing_ok=True)  # same source and size, older files or settings: never read
+            side = {"count": len(paths), "kept": kept.tolist(), "bad": bad, "spec": spec.describe()}
+            target.with_suffix(".json").write_text(json.dumps(side))
+            os.chmod(final, 0o644)  # mkstemp's 0600 would hide a shared cache from other users
+            os.replace(final, target)
     finally:
-        tmp.unlink(missing_ok=True)
-        final.unlink(missing_ok=True)
+        for leftover in (tmp, final):
+            if leftover is not None:
+                leftover.unlink(missing_ok=True)
     opened = _open_cached(target, len(paths), spec)
     if opened is None:  # pragma: no cover - written a moment ago
         raise InputError(f"{target}: image cache could not be read back")
     return opened
+
+
+def _kept(paths: list[Path], failures: list[str], skip_bad: bool) -> tuple[np.ndarray, list]:
+    """Indices of the readable files and [(path, reason)] of the others; failures without skip_bad: error."""
+    if failures and not skip_bad:
+        raise InputError(_bad_message(failures, len(paths)))
+    bad = [(reason.split(": not a readable image")[0], reason) for reason in failures]
+    unreadable = {path for path, _ in bad}
+    return np.asarray([i for i, p in enumerate(paths) if str(p) not in unreadable], dtype=np.int64), bad

@@ -266,11 +266,12 @@ def build_bundle(name: str, listing: Listing, opts: ImageSetOptions, image_size:
                          "add images or change data.split")  # fmt: skip
     paths = [listing.paths[i] for i in order]
     fallback = Path(opts.run_dir) / "cache" if opts.run_dir else None
-    cache_dir = resolve_cache_dir(opts.cache_dir)
-    memo = imagecache.channels_memo(cache_dir, fallback, name, source, paths)
+    what = "APTOS data cache" if name == "aptos" else "image cache"
+    folder = imagecache.usable_cache_dir(resolve_cache_dir(opts.cache_dir), fallback, what)
+    memo = imagecache.channels_memo(folder, name, source, paths)
     channels = opts.in_channels or imagecache.infer_channels(paths, memo)
     spec = imagecache.Decode(image_size or DEFAULT_SIZE, channels, opts.resize)
-    cached = imagecache.load_cached(paths, spec, cache_dir, tag=name, source=source, fallback_dir=fallback,
+    cached = imagecache.load_cached(paths, spec, folder, tag=name, source=source,
                                     skip_bad=opts.skip_bad_images)  # fmt: skip
     images = torch.from_numpy(cached.images)  # a memory map: rows are read from disk when a batch needs them
     kept_rows = np.zeros(len(order), dtype=bool)

@@ -23,9 +23,10 @@ def make_optimizer(model: nn.Module, cfg: StageConfig) -> torch.optim.Optimizer:
 def lr_factor(cfg: StageConfig, step: int, steps_per_epoch: int) -> float:
     """Multiplier of the base lr at optimiser step `step` (warm-up, then the recipe's schedule)."""
     epoch = step / steps_per_epoch
-    if cfg.warmup_epochs and epoch < cfg.warmup_epochs:
-        return (step + 1) / (cfg.warmup_epochs * steps_per_epoch)
-    progress = (epoch - cfg.warmup_epochs) / max(cfg.epochs - cfg.warmup_epochs, 1e-9)
+    warmup = warmup_length(cfg)
+    if warmup and epoch < warmup:
+        return min(1.0, (step + 1) / (warmup * steps_per_epoch))
+    progress = (epoch - warmup) / max(cfg.epochs - warmup, 1e-9)
     if cfg.schedule == "cosine" and cfg.cosine_cycles:
         return _cosine_cycle_factor(cfg.cosine_cycles, cfg.cycle_decay, progress)
     if cfg.schedule == "cosine":
@@ -35,6 +36,11 @@ def lr_factor(cfg: StageConfig, step: int, steps_per_epoch: int) -> float:
     if cfg.schedule == "onecycle":  # linear up for 25%, linear down to 0
         return min(progress / 0.25, (1 - progress) / 0.75) if progress < 1 else 0.0
     return 1.0
+
+
+def warmup_length(cfg: StageConfig) -> float:
+    """Epochs of linear warm-up: the recipe's warmup_epochs, at most a quarter of the run."""
+    return min(cfg.warmup_epochs, cfg.epochs / 4)
 
 
 def _cosine_cycle_factor(cycles: list[float], decay: float, progress: float) -> float:

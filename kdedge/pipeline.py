@@ -29,6 +29,7 @@ from kdedge.models import check_input_size, count_params
 from kdedge.recipe import Recipe, StageConfig
 from kdedge.resume import Checkpointer
 from kdedge.tblog import epoch_callback
+from kdedge.teacher_check import teacher_verdict, warning_line
 from kdedge.train import Context, evaluate, predict_logits
 
 
@@ -160,6 +161,22 @@ def check_checkpoint_splits(recipe: Recipe, split: dict) -> None:
                              "data.split and data set")  # fmt: skip
 
 
+def check_teacher(run: RunDir, bundle: DataBundle) -> dict | None:
+    """Flag a teacher at chance in summary.json (teacher.teacher_at_chance and a top-level `warnings` list)
+    and print one warning line on stderr; returns the verdict (kdedge.teacher_check). Rank 0 only: it alone
+    writes summary.json, which other ranks may read before it is there."""
+    if not current_world().is_main:
+        return None
+    summary = run.read_summary()
+    verdict = teacher_verdict(summary["teacher"]["test_accuracy"], bundle.test.labels, bundle.num_classes)
+    run.update_summary("teacher", summary["teacher"] | verdict)
+    if verdict["teacher_at_chance"]:
+        line = warning_line(summary["teacher"], verdict)
+        run.update_summary("warnings", [*summary.get("warnings", []), line])
+        error_console.print(line, markup=False, highlight=False, soft_wrap=True)
+    return verdict
+
+
 def run_recipe(recipe: Recipe, run: RunDir, data_root: str | None,
                stages: tuple[str, ...] = ("teacher", "student"),
                progress=None, checkpointer: Checkpointer | None = None,
@@ -196,6 +213,7 @@ def run_recipe(recipe: Recipe, run: RunDir, data_root: str | None,
         transfer = student_train_split(recipe, replace(bundle, train=pool))
     if recipe.teacher is not None and "teacher" in stages:
         teacher = obtain_model("teacher", recipe, bundle, bundle.train, ctx, run, checkpointer=checkpointer)
+        check_teacher(run, bundle)
     if recipe.student is not None and "student" in stages:
         kd_teacher = None if recipe.distillation.loss == "none" else teacher  # none: the no-KD baseline
         student = obtain_model("student", recipe, bundle, transfer, ctx, run, checkpointer=checkpointer,

@@ -82,32 +82,45 @@ def curves(
 
 
 def train_heldout_curves(series: dict[str, Sequence[dict]], heldout: str, path: Path, title: str) -> Path:
-    """Per labelled run (one colour each), from its metrics.jsonl records of one stage: train loss (solid,
-    left) and `heldout` ("val" or "test") cross-entropy (dashed, right), per epoch. Two axes because a KD
-    objective is not a cross-entropy (alpha and T^2 scale it), while the held-out CE compares across runs."""
+    """Per labelled run (one colour each), from its metrics.jsonl records of one stage, per epoch: top row
+    train loss (solid, left) and `heldout` ("val" or "test") cross-entropy (dashed, right); bottom row train
+    accuracy (solid) and `heldout` accuracy (dashed). Separate loss panels because a KD objective is not a
+    cross-entropy (alpha and T^2 scale it), while the held-out CE compares across runs."""
     plt = _pyplot()
     from matplotlib.lines import Line2D
-    from matplotlib.ticker import MaxNLocator
 
     legend_rows = (len(series) + 3) // 2  # the runs and the two line styles, two per row
-    height_in = 4.0 + 0.2 * legend_rows
-    figure, (train_ax, heldout_ax) = plt.subplots(1, 2, figsize=(12, height_in))
+    height_in = 7.5 + 0.2 * legend_rows
+    figure, axes = plt.subplots(2, 2, figsize=(12, height_in))
     for label, records in series.items():
         epochs = [r["epoch"] for r in records]
-        (line,) = train_ax.plot(epochs, [r["train_loss"] for r in records], "-o", ms=3, label=label)
-        heldout_loss = [r.get(f"{heldout}_loss", float("nan")) for r in records]
-        heldout_ax.plot(epochs, heldout_loss, "--s", ms=3, color=line.get_color(), label=label)
-    train_ax.set(xlabel="epoch", ylabel="loss", title="train loss, solid (each student's own objective)")
-    heldout_ax.set(xlabel="epoch", ylabel="cross-entropy", title=f"{heldout} loss, dashed (cross-entropy)")
-    for axis in (train_ax, heldout_ax):
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-        axis.grid(alpha=0.3)
+        (line,) = axes[0, 0].plot(epochs, [r["train_loss"] for r in records], "-o", ms=3, label=label)
+        style = {"ms": 3, "color": line.get_color()}
+        axes[0, 1].plot(epochs, [r.get(f"{heldout}_loss", float("nan")) for r in records], "--s", **style)
+        axes[1, 0].plot(epochs, [100 * r["train_accuracy"] for r in records], "-o", **style)
+        axes[1, 1].plot(epochs, [100 * r.get(f"{heldout}_accuracy", float("nan")) for r in records], "--s",
+                        **style)  # fmt: skip
+    _label_curve_axes(axes, heldout)
     styles = [Line2D([], [], color="grey", ls="-", label="train"), Line2D([], [], color="grey", ls="--",
               label=heldout)]  # fmt: skip
-    handles = train_ax.get_legend_handles_labels()[0] + styles
+    handles = axes[0, 0].get_legend_handles_labels()[0] + styles
     figure.legend(handles=handles, loc="lower center", ncol=2, fontsize=8, frameon=False)
     figure.suptitle(title)
     return _save(figure, path, rect=(0, (0.05 + 0.19 * legend_rows) / height_in, 1, 1))
+
+
+def _label_curve_axes(axes, heldout: str) -> None:
+    """Titles, labels, integer epoch ticks and grids of train_heldout_curves' 2 x 2 panels."""
+    from matplotlib.ticker import MaxNLocator
+
+    axes[0, 0].set(ylabel="loss", title="train loss, solid (each student's own objective)")
+    axes[0, 1].set(ylabel="cross-entropy", title=f"{heldout} loss, dashed (cross-entropy)")
+    axes[1, 0].set(ylabel="accuracy %", title="train accuracy, solid (running, train mode)")
+    axes[1, 1].set(ylabel="accuracy %", title=f"{heldout} accuracy, dashed")
+    for axis in axes.flat:
+        axis.set_xlabel("epoch")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.grid(alpha=0.3)
 
 
 def confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], path: Path, title: str) -> Path:

@@ -56,7 +56,9 @@ def graceful_stop(enabled: bool = True) -> Iterator[None]:
     if not enabled or threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {signum: signal.signal(signum, _on_signal) for signum in SIGNALS}
+    # a signal the parent told us to ignore (nohup, a background job's SIGINT) stays ignored
+    wanted = [signum for signum in SIGNALS if signal.getsignal(signum) is not signal.SIG_IGN]
+    previous = {signum: signal.signal(signum, _on_signal) for signum in wanted}
     _pending.clear()
     try:
         yield
