@@ -26,8 +26,8 @@ sys.path.insert(0, str(ROOT / "tests"))  # tests/image_files.py: the writer the 
 
 from image_files import write_images  # noqa: E402
 
-from kdedge.pipeline import prepare_data  # noqa: E402
 from kdedge.recipe import validate_recipe  # noqa: E402
+from kdedge.train.pipeline import prepare_data  # noqa: E402
 
 
 def recipe(data: dict, epochs: int) -> dict:

@@ -94,10 +94,10 @@ def child(csv_path: Path, mode: str, run_dir: Path) -> dict:
     """Load (decode on first use) and train one epoch; memory is sampled from before the load."""
     import torch
 
-    from kdedge.checkpoint import RunDir
     from kdedge.data import Split
-    from kdedge.pipeline import prepare_data, run_recipe
     from kdedge.recipe import validate_recipe
+    from kdedge.rundir import RunDir
+    from kdedge.train.pipeline import prepare_data, run_recipe
 
     torch.set_num_threads(os.cpu_count() or 1)
     recipe = validate_recipe({

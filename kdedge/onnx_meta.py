@@ -47,7 +47,7 @@ class ModelCard:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     class_names: tuple[str, ...]
-    resize: str | None = None  # the training pre-processing (kdedge.imagecache) of file-based data sets
+    resize: str | None = None  # the training pre-processing (kdedge.imaging) of file-based data sets
 
     @property
     def pil_mode(self) -> str:

@@ -15,8 +15,8 @@ from cli_helpers import run_main
 from image_files import first_per_class, write_images
 from PIL import Image
 
-from kdedge import imagecache, imagesets
-from kdedge.data import load_data
+from kdedge import imaging
+from kdedge.data import imagecache, images, load_data
 from kdedge.errors import InputError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -128,10 +128,10 @@ def test_every_common_format_and_mode_is_converted(tmp_path):
     exif = Image.Exif()
     exif[0x0112] = 6  # "rotate 90 CW to display"
     wide.save(folder / "b" / "rotated.jpg", exif=exif)
-    spec = imagecache.Decode(10, 3, "squash")
-    rotated = imagecache.decode_file((folder / "b" / "rotated.jpg", spec))
+    spec = imaging.Decode(10, 3, "squash")
+    rotated = imaging.decode_file((folder / "b" / "rotated.jpg", spec))
     assert rotated[2, 2, 5] > 200 and rotated[2, 8, 5] < 100  # blue now on top: orientation applied
-    deep = imagecache.decode_file((folder / "b" / "deep.png", imagecache.Decode(4, 1, "squash")))
+    deep = imaging.decode_file((folder / "b" / "deep.png", imaging.Decode(4, 1, "squash")))
     assert abs(int(deep.mean()) - round(40000 * 255 / 65535)) <= 1  # 16-bit scaled, not clipped to 255
     bundle = load("folder", folder, tmp_path / "cache", in_channels=1, split={"val": 0.0, "test": 0.3})
     assert bundle.in_channels == 1 and len(bundle.train) + len(bundle.test) == 9
@@ -275,10 +275,10 @@ def test_init_model_typo_gets_a_suggestion(tmp_path, capsys, monkeypatch):
 def test_stratified_split_depends_only_on_the_set():
     ids = [f"f{i}" for i in range(40)]
     labels = np.asarray([i % 2 for i in range(40)])
-    rule = imagesets.SplitRule(seed=3)
-    first = imagesets.stratified_split(ids, labels, 2, rule)
+    rule = images.SplitRule(seed=3)
+    first = images.stratified_split(ids, labels, 2, rule)
     order = np.random.default_rng(0).permutation(40)
-    second = imagesets.stratified_split([ids[i] for i in order], labels[order], 2, rule)
+    second = images.stratified_split([ids[i] for i in order], labels[order], 2, rule)
     assert sorted(ids[i] for i in first["test"]) == sorted(ids[order[i]] for i in second["test"])
 
 
