@@ -35,7 +35,7 @@ def recipe(data: dict, epochs: int) -> dict:
     stage = {"epochs": epochs, "batch_size": 128, "optimizer": "sgd", "lr": 0.02, "momentum": 0.9,
              "nesterov": True, "weight_decay": 5e-4, "schedule": "cosine"}  # fmt: skip
     return {"name": "own_images_cifar", "seed": 0, "device": "cpu", "data": data,
-            "teacher": {"model": "small_cnn", "model_kwargs": {"width": 32}, **stage},
+            "teacher": {"model": "small_cnn", "model_kwargs": {"width": 16}, **stage},
             "student": {"model": "small_cnn", "model_kwargs": {"width": 8}, **stage},
             "distillation": {"loss": "hinton", "alpha": 0.5, "temperature": 4}}  # fmt: skip
 
@@ -46,6 +46,7 @@ def distill(config: dict, folder: Path, name: str) -> dict:
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "kdedge", "distill", str(path), "--out", str(folder / name), "-q"],
                    check=True)  # fmt: skip
+    print(f"{name}: done in {time.perf_counter() - started:.0f} s", flush=True)
     summary = json.loads((folder / name / "summary.json").read_text())
     return {"student_test_accuracy": summary["student"]["test_accuracy"],
             "teacher_test_accuracy": summary["teacher"]["test_accuracy"],
@@ -56,7 +57,7 @@ def distill(config: dict, folder: Path, name: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "own_images_cifar.json")
     args = parser.parse_args()
     builtin = recipe({"name": "cifar10", "val_size": 500}, args.epochs)
