@@ -89,7 +89,10 @@ class StageConfig(_Strict):
     # still 5/8 + 3/8 after --set epochs=16); each new cycle starts at the previous peak x cycle_decay
     cosine_cycles: list[Annotated[float, Field(gt=0)]] | None = None
     cycle_decay: Annotated[float, Field(gt=0, le=1)] = 1.0
-    warmup_epochs: Annotated[int, Field(ge=0)] = 0
+    # linear lr warm-up from ~0 over the first warmup_epochs (fractions allowed), then the schedule over the
+    # rest; capped at a quarter of the run, so `--set epochs=1` on a recipe with a 5-epoch warm-up still
+    # warms up (for a quarter epoch) and then decays instead of ending at its peak lr
+    warmup_epochs: Annotated[float, Field(ge=0)] = 0
     augment: Literal["none", "jitter", "affine", "crop_flip"] = "none"
     class_weighted_loss: bool = False
     checkpoint: str | None = None
