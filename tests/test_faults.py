@@ -21,7 +21,8 @@ from fault_helpers import fill_disk, flip_byte, read_only, resize_disk, small_di
 from hostile_files import good_model
 from safetensors.torch import load_file
 
-from kdedge.checkpoint import RunDir, load_state
+from kdedge.models import load_state
+from kdedge.rundir import RunDir
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 STUDENT_EPOCHS = 20  # 20 steps each; SIGSTOP (below) makes the signal land mid-stage anyway
@@ -200,28 +201,31 @@ def test_disk_full_mid_run_keeps_files_and_resumes(world, tmp_path):
 
 
 def _write_bench_table(path: Path) -> None:
-    from kdedge.bench.report import write_json
+    from kdedge.bench.results import write_json
 
     write_json({"rows": [{"x": "y" * 10_000}]}, path)
 
 
 def _write_logits_cache(path: Path) -> None:
-    from kdedge.teacher_cache import load_or_compute
+    from kdedge.train.teacher_cache import load_or_compute
 
     load_or_compute(path, "new-key", lambda: torch.ones(2000, 10), True, [], torch.device("cpu"))
 
 
 def _write_weights(path: Path) -> None:
-    from kdedge.checkpoint import save_state
+    from kdedge.rundir import save_state
 
     save_state(path, {"w": torch.ones(5000)})
 
 
 @pytest.mark.parametrize(
     ("name", "write"),
-    [("bench.json", _write_bench_table), ("teacher_logits.safetensors", _write_logits_cache),
-     ("student.safetensors", _write_weights)],
-)  # fmt: skip
+    [
+        ("bench.json", _write_bench_table),
+        ("teacher_logits.safetensors", _write_logits_cache),
+        ("student.safetensors", _write_weights),
+    ],
+)
 def test_disk_full_while_writing_a_file_keeps_the_old_one(tmp_path, name, write):
     """Each kind of file on a full tmpfs: DiskFull names it and the space it needs; the old one stays."""
     from kdedge.fsguard import DiskFull
