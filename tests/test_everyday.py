@@ -433,3 +433,31 @@ def test_export_target_says_runtime_precision_and_the_numbers_behind_its_choice(
     assert describe_choice(best, rows, 0.5) == (
         "onnxruntime int8: p50 0.500 ms at batch 1, accuracy 96.95 % vs fp32 97.00 % (bound 0.5 points); "
         "the fastest of 3 runtime/precision pairs benched here")
+
+
+# -- shell completion: recipe names, run folders -----------------------------------------------------------
+def _complete(words: str, cwd: Path) -> list[str]:
+    """What the script from `kdedge --install-completion` (bash) offers for the last of `words`."""
+    import os
+    import subprocess
+    import sys
+
+    script = Path(sys.executable).with_name("kdedge")
+    env = os.environ | {"_KDEDGE_COMPLETE": "complete_bash", "COMP_WORDS": words,
+                        "COMP_CWORD": str(len(words.split()) - (0 if words.endswith(" ") else 1))}  # fmt: skip
+    done = subprocess.run([str(script)], capture_output=True, text=True, timeout=60, env=env, cwd=cwd)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
+
+
+def test_completion_offers_recipe_names_and_run_folders(tmp_path: Path) -> None:
+    (tmp_path / "runs" / "try1").mkdir(parents=True)
+    (tmp_path / "runs" / "try1" / "summary.json").write_text("{}")
+    (tmp_path / "runs" / "notes").mkdir()  # not a run: offered only as a folder to go into
+    (tmp_path / "my.yaml").write_text("name: x\n")
+    assert _complete("kdedge distill hinton_mnist_8", tmp_path) == ["hinton_mnist_800"]
+    assert "my.yaml" in _complete("kdedge distill my", tmp_path)
+    assert _complete("kdedge recipes show quick", tmp_path) == ["quickstart_mnist"]
+    assert _complete("kdedge eval runs/t", tmp_path) == ["runs/try1"]
+    assert _complete("kdedge export ", tmp_path) == ["runs/notes/", "runs/try1"]
+    assert "runs/try1" in _complete("kdedge bench runs/", tmp_path)
