@@ -117,7 +117,7 @@ def _bench_rows() -> list[dict]:
 
 @pytest.mark.parametrize("width", [80, 120])
 def test_bench_table_fits_and_keeps_model_runtime_precision_whole(width: int) -> None:
-    from kdedge.bench.report import bench_table
+    from kdedge.bench.results import bench_table
 
     rows = _bench_rows()
     result = {"rows": rows, "peak_gflops": None,
@@ -135,7 +135,7 @@ def test_bench_table_fits_and_keeps_model_runtime_precision_whole(width: int) ->
 
 @pytest.mark.parametrize("width", [80, 120])
 def test_export_table_fits_and_keeps_file_names_whole(width: int) -> None:
-    from kdedge.export.report import ExportRow, export_table
+    from kdedge.export.table import ExportRow, export_table
 
     rows = []
     for stage in ("teacher", "student"):
@@ -151,7 +151,7 @@ def test_export_table_fits_and_keeps_file_names_whole(width: int) -> None:
 
 
 def test_export_progress_line_gives_random_input_parity_for_fp32_only() -> None:
-    from kdedge.export.report import ExportRow, file_line
+    from kdedge.export.table import ExportRow, file_line
 
     common = dict(seconds=1.0, size_mb=0.1, max_abs_diff=1.86, rel_diff=0.2, random_agreement=0.38,
                   test_accuracy=0.97, test_agreement=0.995, test_max_abs_diff=0.03,

@@ -21,7 +21,8 @@ from fault_helpers import fill_disk, flip_byte, read_only, resize_disk, small_di
 from hostile_files import good_model
 from safetensors.torch import load_file
 
-from kdedge.checkpoint import RunDir, load_state
+from kdedge.models import load_state
+from kdedge.rundir import RunDir
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 STUDENT_EPOCHS = 20  # 20 steps each; SIGSTOP (below) makes the signal land mid-stage anyway
@@ -200,7 +201,7 @@ def test_disk_full_mid_run_keeps_files_and_resumes(world, tmp_path):
 
 
 def test_disk_full_while_writing_a_bench_table_keeps_the_old_one(tmp_path):
-    from kdedge.bench.report import write_json
+    from kdedge.bench.results import write_json
 
     with small_disk(tmp_path / "disk", 64) as disk:
         table = disk / "bench.json"

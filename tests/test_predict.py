@@ -16,9 +16,10 @@ from cli_helpers import run_cli
 from export_helpers import make_exported_run
 from PIL import Image
 
-from kdedge.checkpoint import RunDir, load_run_model
 from kdedge.data import normalize
-from kdedge.pipeline import prepare_data
+from kdedge.models import load_run_model
+from kdedge.rundir import RunDir
+from kdedge.train.pipeline import prepare_data
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

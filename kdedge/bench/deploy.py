@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from kdedge.checkpoint import atomic_write, atomic_write_text
 from kdedge.console import warn
 from kdedge.errors import InputError
 from kdedge.fsguard import NotWritable
 from kdedge.model_check import check_model_file
+from kdedge.rundir import atomic_write, atomic_write_text
 
 FILE_RUNTIMES = ("onnxruntime", "onnxruntime-trt", "openvino")  # rows that run a deployable ONNX file
 TARGETS = {"cpu-x86": "cpu"}  # --target -> the bench device its choice is made on

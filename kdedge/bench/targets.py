@@ -13,8 +13,8 @@ from kdedge.bench.onnx_info import graph_stats, input_shape, meta_list, read_met
 from kdedge.errors import InputError, KdedgeError
 
 if TYPE_CHECKING:
-    from kdedge.checkpoint import RunDir
     from kdedge.recipe import Recipe
+    from kdedge.rundir import RunDir
 
 PRECISIONS = ("fp32", "fp16", "int8")
 
@@ -84,7 +84,7 @@ def recorded_teacher(run_path: Path, summary: dict) -> str | None:
 
 def models_of_run(path: Path) -> list[BenchModel]:
     """The run's teacher and student (whichever have weights), with their exported ONNX files."""
-    from kdedge.checkpoint import RunDir
+    from kdedge.rundir import RunDir
 
     path = path.resolve()  # the run's identity: two runs in different folders may share a name
     run = RunDir(path)
@@ -117,7 +117,7 @@ def _stage_model(
 ) -> BenchModel:
     """One trained stage of the run: its weights (loaded for params and FLOPs), its ONNX files
     (precision -> file), the run's test selection and the teacher it is paired with."""
-    from kdedge.checkpoint import load_run_model
+    from kdedge.models import load_run_model
 
     info = summary["data"]
     model, _ = load_run_model(run, stage)
