@@ -443,8 +443,8 @@ def _complete(words: str, cwd: Path) -> list[str]:
     import sys
 
     script = Path(sys.executable).with_name("kdedge")
-    env = os.environ | {"_KDEDGE_COMPLETE": "complete_bash", "COMP_WORDS": words,
-                        "COMP_CWORD": str(len(words.split()) - (0 if words.endswith(" ") else 1))}  # fmt: skip
+    cword = len(words.split()) - (0 if words.endswith(" ") else 1)  # the word being completed
+    env = os.environ | {"_KDEDGE_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": str(cword)}
     done = subprocess.run([str(script)], capture_output=True, text=True, timeout=60, env=env, cwd=cwd)
     assert done.returncode == 0, done.stderr
     return done.stdout.split()
