@@ -461,3 +461,31 @@ def test_completion_offers_recipe_names_and_run_folders(tmp_path: Path) -> None:
     assert _complete("kdedge eval runs/t", tmp_path) == ["runs/try1"]
     assert _complete("kdedge export ", tmp_path) == ["runs/notes/", "runs/try1"]
     assert "runs/try1" in _complete("kdedge bench runs/", tmp_path)
+
+
+# -- a long teacher training is said before it starts, with the checkpoint that reuses an earlier one ------
+def test_teacher_notice_names_an_earlier_run_with_the_same_teacher(tmp_path: Path) -> None:
+    """`kdedge distill hinton_mnist --set student.epochs=5` after a hinton_mnist run: the note names that
+    run's teacher.checkpoint; without one, a long teacher is said as such; a recipe that loads its teacher,
+    or a short teacher, gets no note."""
+    from kdedge.commands.teacher_reuse import teacher_notice
+    from kdedge.recipe import load_recipe
+    from kdedge.rundir import RunDir
+
+    runs = tmp_path / "runs"
+    first = RunDir(runs / "hinton_mnist")
+    first.path.mkdir(parents=True)
+    first.write_recipe(load_recipe("hinton_mnist"))
+    again = load_recipe("hinton_mnist", {"student.epochs": 5})
+    assert "the teacher trains first (50 epochs over 60,000 images, the long part)" in teacher_notice(
+        again, 60_000, runs / "try1", runs)  # recipe.yaml only: no trained teacher there yet
+    (first.path / "teacher.safetensors").write_bytes(b"weights")
+    note = teacher_notice(again, 60_000, runs / "try1", runs)
+    assert note.endswith(f"add --set teacher.checkpoint={first.path} to reuse it")
+    other = load_recipe("hinton_mnist", {"teacher.epochs": 10})  # another teacher: not that one
+    assert first.path.name not in (teacher_notice(other, 60_000, runs / "try1", runs) or "")
+    assert teacher_notice(again, 60_000, first.path, runs).startswith("note: the teacher trains first")
+    loads = load_recipe("hinton_mnist", {"teacher.checkpoint": str(first.path)})
+    assert teacher_notice(loads, 60_000, runs / "try1", runs) is None
+    short = load_recipe("hinton_mnist", {"teacher.epochs": 1})
+    assert teacher_notice(short, 1000, runs / "x", tmp_path) is None
