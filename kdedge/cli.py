@@ -1,8 +1,8 @@
-"""The `kdedge` command. Parses, calls one function, prints. No logic; nothing imports this module."""
+"""The `kdedge` Typer app: options and help only; each command calls one function of kdedge.commands.<name>.
+Nothing imports this module."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shlex
@@ -13,8 +13,8 @@ from typing import Annotated
 import typer
 
 from kdedge import __version__
-from kdedge.console import console, error_console, print_table, summary_table, table_width
-from kdedge.errors import Diverged, InputError, Interrupted, KdedgeError
+from kdedge.console import console, error_console, say
+from kdedge.errors import Diverged, Interrupted, KdedgeError
 
 try:  # typer >= 0.20 vendors its own click; older typer uses click itself
     from typer._click.exceptions import UsageError
@@ -122,16 +122,10 @@ def sweep(
 
     Interrupted? Rerun the same command (same --out): it resumes the sweep, skipping finished points.
     """
-    from kdedge.recipe import load_recipe, parse_set
-    from kdedge.sweep import sweep_command
-    from kdedge.sweep_ray import backend_options
+    from kdedge.commands.sweep import sweep_command
 
-    if metric not in (None, "test_errors", "test_accuracy", "val_accuracy"):
-        raise InputError(f"--metric '{metric}': allowed are test_errors, test_accuracy, val_accuracy")
-    ray_options = backend_options(backend, address, cpus, cpus_per_point, gpus_per_point, retries, jobs)
-    loaded = load_recipe(recipe, parse_set(set_))
-    out = out or Path("runs") / f"{loaded.name}_sweep"
-    sweep_command(loaded, grid, out, data_root, jobs, quiet, metric, ray_options)
+    sweep_command(recipe, grid, set_, out, data_root, jobs, quiet, metric,
+                  (backend, address, cpus, cpus_per_point, gpus_per_point, retries))  # fmt: skip
 
 
 @app.command()
@@ -139,9 +133,9 @@ def report(
     path: Annotated[Path, typer.Argument(help="A run directory or a sweep directory.")],
 ) -> None:
     """Write PATH/report.md with tables and PNGs (learning curves, confusion matrices, sweep heat map)."""
-    from kdedge.report import write_report
+    from kdedge.commands.report import report_command
 
-    console.print(f"report: {write_report(path)}")
+    report_command(path)
 
 
 @app.command("eval")
@@ -151,14 +145,9 @@ def evaluate_run(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Re-evaluate a run's teacher and student on its recipe's test set."""
-    from kdedge.evaluation import evaluate_run_dir
+    from kdedge.commands.evaluate import evaluate_command
 
-    summary = evaluate_run_dir(run_dir, data_root)
-    if as_json:
-        print(json.dumps(summary, indent=2))
-    else:
-        width = table_width()
-        print_table(summary_table(summary, f"{run_dir}: re-evaluated", width), width)
+    evaluate_command(run_dir, data_root, as_json)
 
 
 @app.command()
@@ -188,10 +177,9 @@ def export(
 ) -> None:  # fmt: skip
     """Write RUN/export/<stage>.<precision>.onnx, each checked against PyTorch and self-describing."""
     if target is not None:
-        from kdedge.bench.deploy import deploy_run
+        from kdedge.commands.export import deploy_command
 
-        for path in deploy_run(run_dir, model, target, accuracy_bound):
-            console.print(f"deployable: {path}", markup=False, highlight=False)
+        deploy_command(run_dir, model, target, accuracy_bound)
         return
     from kdedge import api
 
@@ -203,21 +191,17 @@ def export(
 
 @app.command()
 def predict(
-    model: Annotated[Path, typer.Argument(help="An ONNX file written by `kdedge export`.")],
-    images: Annotated[list[Path], typer.Argument(help="Image files (any size / mode).")],
+    model: Annotated[Path, typer.Argument(help="An ONNX file written by `kdedge export`, or a run folder "
+                                          "(its deployable file, else its fp32 student).")],
+    images: Annotated[list[Path], typer.Argument(help="Image files (any size / mode), folders of them, or "
+                                                 "patterns such as 'photos/*.jpg'; one line each.")],
     top_k: Annotated[int, typer.Option("--top-k", help="Classes to show per image.")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of lines.")] = False,
 ) -> None:  # fmt: skip
     """Classify images with onnxruntime + numpy + Pillow only (never imports torch)."""
-    from kdedge.predict import predict_images
+    from kdedge.commands.predict import predict_command
 
-    results = predict_images(model, images, top_k)
-    if as_json:
-        print(json.dumps(results, indent=2))
-        return
-    for result in results:
-        classes = ", ".join(f"{t['class']} {100 * t['probability']:.1f}%" for t in result["top"])
-        print(f"{result['image']}: {classes}")
+    predict_command(model, images, top_k, as_json)
 
 
 @app.command()
@@ -257,23 +241,17 @@ def list_recipes(
     """List the packaged recipes, one line each."""
     if ctx.invoked_subcommand is not None:
         return
-    from kdedge.recipe import packaged_recipes, read_yaml
+    from kdedge.commands.recipes import list_command
 
-    rows = {name: read_yaml(path).get("description", "") for name, path in sorted(packaged_recipes().items())}
-    if as_json:
-        print(json.dumps(rows, indent=2))
-        return
-    for name, description in rows.items():
-        first_line = description.strip().splitlines()[0] if description else ""
-        console.print(f"[bold]{name:<32}[/] {first_line}", soft_wrap=True)  # one line each, also in a pipe
+    list_command(as_json)
 
 
 @recipes_app.command("show")
 def show_recipe(name: Annotated[str, typer.Argument(help="Packaged recipe name or file.")]) -> None:
     """Print a recipe so you can copy and edit it."""
-    from kdedge.recipe import find_recipe
+    from kdedge.commands.recipes import show_command
 
-    print(find_recipe(name).read_text(), end="")
+    show_command(name)
 
 
 def _rerun(drop: tuple[str, ...], add: list[str]) -> str:
@@ -342,23 +320,22 @@ def main() -> None:
             error_console.print("interrupted; nothing was written", markup=False, highlight=False)
         sys.exit(code)
     except Interrupted as err:
-        error_console.print(_interrupted(err), markup=False, highlight=False, soft_wrap=True)
+        say(_interrupted(err))
         sys.exit(err.exit_code)
     except Diverged as err:
         if os.environ.get("KDEDGE_DEBUG"):
             raise
-        error_console.print(_diverged(err), markup=False, highlight=False, soft_wrap=True)
+        say(_diverged(err))
         sys.exit(err.exit_code)
     except UsageError as err:  # a typo'd option or a missing argument: one line too, not click's usage box
         if type(err).__name__ != "NoArgsIsHelpError":  # bare `kdedge`: the help was printed already
             command = err.ctx.command_path if err.ctx else "kdedge"
-            error_console.print(f"error: {command}: {err.format_message()} (see {command} --help)",
-                                markup=False, highlight=False, soft_wrap=True)  # fmt: skip
+            say(f"error: {command}: {err.format_message()} (see {command} --help)")
         sys.exit(2)
     except KdedgeError as err:
         if os.environ.get("KDEDGE_DEBUG"):
             raise
-        error_console.print(f"error: {err}", markup=False, highlight=False, soft_wrap=True)
+        say(f"error: {err}")
         sys.exit(err.exit_code)
     except (KeyboardInterrupt, typer.Abort):
         error_console.print("interrupted")

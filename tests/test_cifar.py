@@ -12,11 +12,11 @@ import pytest
 import torch
 from torch import nn
 
-from kdedge.augment import augment
-from kdedge.checkpoint import RunDir, save_state
 from kdedge.data import load_data
 from kdedge.models import build_model
 from kdedge.recipe import load_recipe
+from kdedge.rundir import RunDir, save_state
+from kdedge.train.augment import augment
 
 DATA = os.environ.get("KDEDGE_DATA", "")
 needs_data = pytest.mark.skipif(not (Path(DATA) / "cifar-10-batches-py").is_dir(),

@@ -13,11 +13,11 @@ import pytest
 import torch
 from conftest import run_cli
 
-from kdedge import devices, retinamnist
-from kdedge.data import load_data
+from kdedge.data import load_data, retinamnist
 from kdedge.errors import InputError
 from kdedge.models import check_input_size
 from kdedge.recipe import load_recipe
+from kdedge.train import devices
 
 RETINA_RECIPES = ("retina_convnext_teacher", "retina_swin", "retina_convnext_self", "retina_mobile")
 # seconds, not minutes: 60 train / 40 test images at 32 px, one epoch, a small batch

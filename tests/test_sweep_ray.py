@@ -18,9 +18,9 @@ from cli_helpers import TINY_SET
 from safetensors.torch import load_file
 
 from kdedge.errors import InputError, RuntimeFailure
+from kdedge.experiments.sweep import run_sweep
+from kdedge.experiments.sweep_ray import RayOptions, backend_options, run_points
 from kdedge.recipe import load_recipe, parse_set
-from kdedge.sweep import run_sweep
-from kdedge.sweep_ray import RayOptions, backend_options, run_points
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # the local runs: one thread, as each Ray point
 GRID = {"distillation.temperature": [2, 8]}
@@ -113,7 +113,7 @@ def test_a_failing_point_is_retried_then_reported(tmp_path: Path, data_root: Pat
             raise OSError("disk went away")
         if rel.endswith("temperature=8"):
             raise InputError("student.lr: nan is not allowed")
-        from kdedge.sweep_ray_point import train_point
+        from kdedge.experiments.sweep_ray_point import train_point
 
         return train_point(config, rel, shared, data_root)
 
@@ -143,7 +143,7 @@ def test_a_crashed_worker_is_retried(tmp_path: Path, data_root: Path, ray_module
     def crash_once(config: dict, rel: str, shared, data_root: str | None) -> dict:
         import os
 
-        from kdedge.sweep_ray_point import train_point
+        from kdedge.experiments.sweep_ray_point import train_point
 
         mark = marks / Path(rel).name
         if not mark.exists():

@@ -12,11 +12,11 @@ import torch
 from cli_helpers import tiny_overrides
 from torch import nn
 
-from kdedge.checkpoint import RunDir
 from kdedge.models import build_model
-from kdedge.optim import lr_factor, warmup_length
 from kdedge.recipe import load_recipe
-from kdedge.teacher_check import chance_accuracy, teacher_verdict
+from kdedge.rundir import RunDir
+from kdedge.train.optim import lr_factor, warmup_length
+from kdedge.train.teacher_check import chance_accuracy, teacher_verdict
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

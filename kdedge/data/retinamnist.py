@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from kdedge.data import DATASETS, DataBundle, Split
+from kdedge.data.types import DataBundle, Split
 from kdedge.errors import InputError
 
 FILE = "retinamnist.npz"
@@ -86,7 +86,6 @@ def split_of(name: str, images: np.ndarray, labels: np.ndarray) -> Split:
     return Split(chw, torch.from_numpy(labels), tuple(f"{name}/{i:04d}" for i in range(len(labels))))
 
 
-@DATASETS.register("retinamnist")
 def load_retinamnist(root: Path, may_download: bool) -> DataBundle:
     """The official RetinaMNIST 28x28 file with its official train/val/test split (1,080 / 120 / 400).
     Never downloads (may_download is ignored): a missing or non-official file is an InputError."""

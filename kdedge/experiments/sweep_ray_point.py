@@ -1,11 +1,11 @@
 """What a Ray worker does for `kdedge sweep --backend ray`: train one grid point, or compute the shared
-teacher's training-set logits once. Imported only inside Ray workers and by kdedge.sweep_ray.
+teacher's training-set logits once. Imported only inside Ray workers and by experiments.sweep_ray.
 
 A worker that sees the driver's sweep folder (a shared filesystem: the same SWEEP/.sweep_token file with
 the same content) writes the point's run folder in place, exactly as the local backend does. A worker that
 does not (another machine, local disks) builds a private copy of what the point reads (teacher weights,
 teacher logits) in a temporary folder laid out like SWEEP, trains there and returns the point's files;
-the driver writes them (kdedge.sweep_ray.write_returned). Paths inside the returned text files are
+the driver writes them (sweep_ray.write_returned). Paths inside the returned text files are
 rewritten from the temporary folder to the driver's, so both setups leave the same files.
 """
 
@@ -76,7 +76,7 @@ def train_point(config: dict, rel: str, shared: Shared, data_root: str | None) -
     """Train the point SWEEP/<rel> (a resolved recipe as a dict). Returns {"summary": ...} and, when this
     worker does not see SWEEP, "files": {path relative to SWEEP/<rel>: bytes} for the driver to write.
     Bad input / failed training raise KdedgeError (reported once); anything else is retried by Ray."""
-    from kdedge.sweep import _run_point
+    from kdedge.experiments.sweep import _run_point
 
     with workspace(shared, config) as (root, config, replacements):
         summary = _run_point(config, str(root / rel), data_root, shared.threads)
@@ -103,7 +103,7 @@ def collect_files(folder: Path, replacements: dict[str, str]) -> dict[str, bytes
 
 
 def teacher_logits(config: dict, shared: Shared, data_root: str | None) -> bytes | None:
-    """Bytes of the teacher-logits file for the point recipe `config` (kdedge.teacher_cache's safetensors
+    """Bytes of the teacher-logits file for the point recipe `config` (train.teacher_cache's safetensors
     with its key), computed here, on a worker with a point's resources: the key holds the device type, so
     logits computed on a CPU-only driver would not be reused by GPU points. None: nothing to cache (random
     augmentations, or caching off). Where the worker sees SWEEP, the file is written there as well."""
@@ -124,11 +124,12 @@ def compute_teacher_logits(config: dict, data_root: str | None, path: Path) -> b
 
     import torch
 
-    from kdedge import biasfix
-    from kdedge.checkpoint import build_stage_model, data_info, load_weights_into, weights_path
-    from kdedge.pipeline import make_context, prepare_data, student_train_split
+    from kdedge.experiments import biasfix
+    from kdedge.models import build_stage_model, load_weights_into, weights_path
     from kdedge.recipe import validate_recipe
-    from kdedge.train import teacher_logits_for
+    from kdedge.rundir import data_info
+    from kdedge.train.loop import teacher_logits_for
+    from kdedge.train.pipeline import make_context, prepare_data, student_train_split
 
     recipe = validate_recipe(config, source="sweep teacher logits")
     bundle = prepare_data(recipe, data_root)

@@ -1,6 +1,6 @@
 """`kdedge sweep --backend ray`: the sweep's points as Ray tasks, on this machine or a cluster.
 
-The driver (this process) trains or loads the teacher once (kdedge.sweep.shared_teacher, as the local
+The driver (this process) trains or loads the teacher once (experiments.sweep.shared_teacher, as the local
 backend does), has ONE Ray task compute the teacher's training-set logits (on a worker with a point's
 resources, so GPU points reuse logits computed on a GPU), then submits one task per unfinished point with
 --cpus-per-point / --gpus-per-point. Ray sets CUDA_VISIBLE_DEVICES for a task, so a point's `device: auto`
@@ -11,7 +11,7 @@ reported once; anything else (a crashed worker, a lost node, an unexpected excep
 --retries times by Ray, then reported. Reported points are listed at the end and the command exits 1;
 finished points are in sweep.csv and a rerun trains only what is missing.
 
-Files: see kdedge.sweep_ray_point (shared filesystem or not). The driver writes sweep.json/.csv/.md and the
+Files: see sweep_ray_point (shared filesystem or not). The driver writes sweep.json/.csv/.md and the
 heat map itself, from the same summaries as the local backend, so they are the same files.
 """
 
@@ -25,11 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kdedge.checkpoint import RunDir, atomic_write, atomic_write_text
 from kdedge.errors import InputError, KdedgeError
+from kdedge.experiments.sweep_ray_point import LOGITS_FILE, TOKEN_FILE, Shared, teacher_logits, train_point
+from kdedge.experiments.sweep_results import cell, is_finished, metric_value, sort_rows
 from kdedge.recipe import Recipe
-from kdedge.sweep_ray_point import LOGITS_FILE, TOKEN_FILE, Shared, teacher_logits, train_point
-from kdedge.sweep_results import cell, is_finished, metric_value, sort_rows
+from kdedge.rundir import RunDir, atomic_write, atomic_write_text
 
 INSTALL = "pip install 'kdedge-distill[ray]'"
 PLACEMENT_FILE = "ray_points.json"
@@ -134,7 +134,7 @@ def _attempt(point_fn: Callable, tracker: Any, name: str, *args: Any) -> dict:
     so Ray does not retry it; any other exception propagates and Ray retries it."""
     from ray.util import get_node_ip_address
 
-    from kdedge.sweep_ray_point import gpu_ids
+    from kdedge.experiments.sweep_ray_point import gpu_ids
 
     tracker.started.remote(name)
     try:
@@ -146,7 +146,7 @@ def _attempt(point_fn: Callable, tracker: Any, name: str, *args: Any) -> dict:
 def run_points(recipes: list[Recipe], paths: list[Path], data_root: str | None, jobs: int, progress=None,
                *, sweep_dir: Path, options: RayOptions, metric: str,
                point_fn: Callable = train_point) -> list[str]:  # fmt: skip
-    """kdedge.sweep's runner for --backend ray: train the unfinished points (recipes[i] into paths[i])
+    """experiments.sweep's runner for --backend ray: train the unfinished points (recipes[i] into paths[i])
     as Ray tasks; returns 'point (error)' for each point that failed for good. `jobs` is the local
     backend's and unused here; `point_fn` is what a task runs (tests swap in one that fails)."""
     ray = import_ray()
@@ -175,7 +175,7 @@ def _share(ray: Any, recipes: list[Recipe], paths: list[Path], todo: list[int], 
     shared = Shared(str(sweep_dir), token, options.shared_fs, threads=max(1, int(options.cpus_per_point)))
     teacher = next((r.teacher.checkpoint for r in recipes if r.teacher and r.teacher.checkpoint), None)
     if teacher:
-        from kdedge.checkpoint import weights_path
+        from kdedge.models import weights_path
 
         shared.teacher_path = str(weights_path(teacher, "teacher"))
         shared.teacher_ref = ray.put(Path(shared.teacher_path).read_bytes())

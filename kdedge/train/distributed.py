@@ -18,8 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from kdedge.checkpoint import RunDir
 from kdedge.errors import InputError
+from kdedge.rundir import RunDir
 
 
 @dataclass(frozen=True)

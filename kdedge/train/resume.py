@@ -23,11 +23,12 @@ from safetensors import SafetensorError, safe_open
 from torch import nn
 
 from kdedge import stop
-from kdedge.checkpoint import RunDir, _unwrapped, atomic_write_text, load_state, save_state, weights_path
 from kdedge.errors import Diverged, InputError, RuntimeFailure
-from kdedge.optim import make_optimizer
+from kdedge.models import load_state, weights_path
 from kdedge.recipe import DistillConfig, Recipe, StageConfig
-from kdedge.train import Context, EpochPosition, fit
+from kdedge.rundir import RunDir, atomic_write_text, save_state, unwrapped
+from kdedge.train.loop import Context, EpochPosition, fit
+from kdedge.train.optim import make_optimizer
 
 STATE_FORMAT = 1
 HEADER_KEY = "kdedge.training_state"
@@ -73,7 +74,7 @@ def save_training_state(path: Path, header: dict[str, Any], model: nn.Module,
                         optimizer: torch.optim.Optimizer,
                         generator: torch.Generator, position: EpochPosition | None) -> None:  # fmt: skip
     """Write everything needed to continue training into one safetensors file, atomically."""
-    tensors = {f"model.{k}": v for k, v in _unwrapped(model).state_dict().items()}
+    tensors = {f"model.{k}": v for k, v in unwrapped(model).state_dict().items()}
     optimizer_json = flatten(optimizer.state_dict(), "optimizer", tensors)
     header = header | {"format": STATE_FORMAT, "optimizer": optimizer_json}
     tensors["rng.torch"] = torch.get_rng_state()
@@ -106,7 +107,7 @@ def restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
             generator: torch.Generator) -> tuple[dict[str, Any], EpochPosition | None]:  # fmt: skip
     """Load a state file into model / optimiser / RNGs; returns (header, mid-epoch position or None)."""
     header, tensors = read_training_state(path)
-    _unwrapped(model).load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    unwrapped(model).load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     optimizer.load_state_dict(unflatten(header["optimizer"], tensors))
     torch.set_rng_state(tensors["rng.torch"])
     generator.set_state(tensors["rng.shuffle"])

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from kdedge.checkpoint import RunDir, load_run_model
-from kdedge.pipeline import make_context, prepare_data, stage_summary
+from kdedge.console import print_table, summary_table, table_width
+from kdedge.models import load_run_model
+from kdedge.rundir import RunDir
+from kdedge.train.pipeline import make_context, prepare_data, stage_summary
 
 
 def evaluate_run_dir(path: Path, data_root: str | None) -> dict:
@@ -20,4 +23,15 @@ def evaluate_run_dir(path: Path, data_root: str | None) -> dict:
             continue
         model, _ = load_run_model(run, stage)
         summary[stage] = stage_summary(model.to(ctx.device), bundle, ctx, getattr(recipe, stage), {})
+    return summary
+
+
+def evaluate_command(run_dir: Path, data_root: str | None, as_json: bool) -> dict:
+    """Re-evaluate and print the table (or JSON) of the fresh numbers."""
+    summary = evaluate_run_dir(run_dir, data_root)
+    if as_json:
+        print(json.dumps(summary, indent=2))
+    else:
+        width = table_width()
+        print_table(summary_table(summary, f"{run_dir}: re-evaluated", width), width)
     return summary

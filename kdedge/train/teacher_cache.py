@@ -1,6 +1,6 @@
 """Teacher logits computed once and kept: in memory for one fit, in a file for the next (sweep points,
 resumed runs). A file is only ever reused under the same key: the sha256 of the teacher's weights, the
-training images and the transform that feeds the teacher (kdedge.train.teacher_logits_key builds it)."""
+training images and the transform that feeds the teacher (kdedge.train.loop.teacher_logits_key builds it)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError, safe_open
 
-from kdedge.checkpoint import save_state
 from kdedge.console import warn
 from kdedge.integrity import CorruptFile, read_verified
+from kdedge.rundir import save_state
 
 KEY_FIELD = "kdedge.teacher_logits_key"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kdedge.checkpoint import atomic_write
+from kdedge.rundir import atomic_write
 
 
 def _pyplot():

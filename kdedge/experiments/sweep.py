@@ -21,24 +21,14 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
-from kdedge.checkpoint import RunDir, atomic_write_text
 from kdedge.errors import InputError, RuntimeFailure
+from kdedge.experiments.sweep_results import is_finished, write_results
 from kdedge.recipe import Recipe, apply_overrides, check_key, validate_recipe
-from kdedge.sweep_results import (
-    baseline_value,
-    cell,
-    column_cell,
-    is_finished,
-    result_files,
-    write_results,
-)
-
-if TYPE_CHECKING:
-    from rich.table import Table
+from kdedge.rundir import RunDir, atomic_write_text
 
 Grid = dict[str, list[Any]]
 
@@ -112,14 +102,14 @@ def _run_point(config: dict, path: str, data_root: str | None, threads: int | No
     trained here."""
     import torch
 
-    from kdedge.pipeline import run_recipe
+    from kdedge.train.pipeline import run_recipe
 
     if threads:
         torch.set_num_threads(threads)
     recipe = validate_recipe(config, source=path)
     run = RunDir(Path(path)).open_for_writing(force=False)
     # points share SWEEP/teacher_logits.safetensors: the teacher runs over the data once, not once per point
-    # (kdedge.train.teacher_logits_for reuses it only while teacher weights, data and transform match)
+    # (kdedge.train.loop.teacher_logits_for reuses it only while teacher weights, data and transform match)
     point = Path(path)
     shared = point.parent.parent / "teacher_logits.safetensors" if point.parent.name == "points" else None
     try:
@@ -155,7 +145,7 @@ def run_sweep(
 ) -> list[dict]:
     """Train the teacher once, then every grid point; write sweep.json/.csv/.md and the heat map.
     Returns the rows, best first. `runner` trains the unfinished points (default: here or in a local
-    process pool; kdedge.sweep_ray.run_points: on Ray) and returns the points that failed for good."""
+    process pool; experiments.sweep_ray.run_points: on Ray) and returns the points that failed for good."""
     check_grid(grid)
     metric = metric or (base.sweep.metric if base.sweep else "test_errors")
     if jobs < 1:
@@ -218,8 +208,8 @@ def _check_points(base: Recipe, points: list[dict[str, Any]], data_root: str | N
     """Every point's recipe validates, and its transfer set suits the data, before anything trains (a bad
     data root fails here too, not once per point)."""
     recipes = [point_recipe(base, point, None) for point in points]
-    from kdedge.biasfix import check_transfer_set
-    from kdedge.pipeline import prepare_data
+    from kdedge.experiments.biasfix import check_transfer_set
+    from kdedge.train.pipeline import prepare_data
 
     num_classes = prepare_data(base, data_root).num_classes
     for recipe in recipes:
@@ -258,56 +248,3 @@ def _run_parallel(work: list[tuple[dict, str]], data_root: str | None, jobs: int
             future.result()  # a failed point raises here, with its own one-line error
             if task is not None:
                 progress.advance(task)
-
-
-def sweep_command(
-    base: Recipe,
-    grid_items: list[str],
-    sweep_dir: Path,
-    data_root: str | None,
-    jobs: int,
-    quiet: bool,
-    metric: str | None = None,
-    ray_options=None,
-) -> list[dict]:
-    """What `kdedge sweep` (and `kdedge distill` of a recipe with a sweep section) does: the recipe's
-    sweep.grid, updated by --grid axes, run into sweep_dir with progress; the table on screen.
-    `ray_options` (kdedge.sweep_ray.RayOptions): run the points on Ray instead of here."""
-    from kdedge.console import console, make_progress
-
-    metric = metric or (base.sweep.metric if base.sweep else "test_errors")
-    grid = dict(base.sweep.grid) if base.sweep else {}
-    grid |= parse_grid(grid_items)
-    check_grid(grid)
-    if not quiet:
-        console.print(f"[bold]{base.name}[/] sweep of {len(grid_points(grid))} points -> {sweep_dir}")
-    runner = None
-    if ray_options is not None:
-        from functools import partial
-
-        from kdedge.sweep_ray import run_points
-
-        runner = partial(run_points, sweep_dir=sweep_dir, options=ray_options, metric=metric)
-    with make_progress(quiet) as progress:
-        shown = progress if jobs == 1 or runner else None  # one display; pool workers show none
-        rows = run_sweep(base, grid, sweep_dir, data_root, jobs, metric, shown, runner)
-    if not quiet and rows:
-        baseline = baseline_value(sweep_dir / "baseline", metric)  # the one of an alpha x temperature grid
-        no_kd = f"; no KD: {metric} {cell(baseline)}" if baseline is not None else ""
-        console.print(_rows_table(rows, metric, f"{base.name}: sweep, best first{no_kd}"))
-        console.print(f"sweep directory: {sweep_dir} ({', '.join(result_files(sweep_dir, grid))})")
-    return rows
-
-
-def _rows_table(rows: list[dict], metric: str, title: str) -> Table:
-    """The sweep's rows as a rich table, with short column names: 'distillation.temperature' ->
-    'temperature' (the table must fit a terminal)."""
-    from rich.table import Table
-
-    table = Table(title=title)
-    for column in rows[0]:
-        label = f"{metric} (sorted)" if column == metric else column.split(".")[-1].replace("_test_", " ")
-        table.add_column(label.replace("_", " "), justify="right")
-    for row in rows:
-        table.add_row(*(column_cell(column, row.get(column)) for column in rows[0]))
-    return table

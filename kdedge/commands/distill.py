@@ -8,16 +8,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kdedge import distributed
 from kdedge.console import console, make_progress, print_table, summary_table, table_width
-from kdedge.devices import describe_device
 from kdedge.errors import InputError, Interrupted
 from kdedge.fsguard import DiskFull, check_writable
-from kdedge.pipeline import check_stages_fit_data, prepare_data, run_recipe
 from kdedge.recipe import Recipe, load_recipe, parse_set, weight_paths
-from kdedge.resume import Checkpointer, open_run
+from kdedge.report.tensorboard import require_tensorboard
 from kdedge.stop import graceful_stop
-from kdedge.tblog import require_tensorboard
+from kdedge.train import distributed
+from kdedge.train.devices import describe_device
+from kdedge.train.pipeline import check_stages_fit_data, prepare_data, run_recipe
+from kdedge.train.resume import Checkpointer, open_run
 
 BOTH_STAGES = ("teacher", "student")
 
@@ -73,13 +73,13 @@ def distill_command(recipe_arg: str, overrides: list[str], out: Path | None, dat
 
 def _run_as_sweep(recipe: Recipe, recipe_arg: str, out: Path | None, data_root: str | None,
                   quiet: bool) -> Path:  # fmt: skip
-    from kdedge.sweep import sweep_command
+    from kdedge.commands.sweep import run_sweep_recipe
 
     if distributed.world_from_env().distributed:  # every rank would run every point into the same folders
         raise InputError(f"{recipe_arg}: a recipe with a sweep section runs in one process, not under "
                          "torchrun; torchrun one point instead (--set sweep= --set KEY=VALUE)")  # fmt: skip
     folder = out or Path("runs") / recipe.name
-    sweep_command(recipe, [], folder, data_root, 1, quiet)
+    run_sweep_recipe(recipe, [], folder, data_root, 1, quiet)
     return folder
 
 
@@ -87,7 +87,7 @@ def _check_before_writing(recipe: Recipe, recipe_arg: str, stages: tuple[str, ..
                           out: Path | None, resume: Path | None) -> None:  # fmt: skip
     """Bad input that is known before the run directory is touched: one InputError, nothing written."""
     if "student" in stages and recipe.student is not None:  # a bad transfer set / bias fix
-        from kdedge.biasfix import check_transfer_set
+        from kdedge.experiments.biasfix import check_transfer_set
 
         check_transfer_set(recipe, num_classes)
     if stages == ("teacher",) and recipe.teacher is None:

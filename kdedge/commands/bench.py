@@ -77,7 +77,7 @@ def bench_command(
         if file is not None:
             check_writable(file.parent, f"--{kind}")
     from kdedge.bench.deploy import save_run_results
-    from kdedge.bench.report import bench_table, write_csv, write_json, write_markdown, write_pareto
+    from kdedge.bench.results import bench_table, write_csv, write_json, write_markdown, write_pareto
     from kdedge.console import console, make_progress, print_table, table_width
 
     with make_progress(quiet) as progress:

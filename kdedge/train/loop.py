@@ -19,16 +19,16 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from kdedge import teacher_cache
-from kdedge.augment import JITTER_VARIANTS, augment_with_variant, jitter_variant
 from kdedge.data import Split, normalize
-from kdedge.devices import autocast
-from kdedge.distributed import shard
 from kdedge.errors import Diverged
 from kdedge.losses import LOSSES, inverse_frequency_weights
 from kdedge.metrics import agreement, classification_report
-from kdedge.optim import lr_factor, make_optimizer, optimizer_step
 from kdedge.recipe import DistillConfig, StageConfig
+from kdedge.train import teacher_cache
+from kdedge.train.augment import JITTER_VARIANTS, augment_with_variant, jitter_variant
+from kdedge.train.devices import autocast
+from kdedge.train.distributed import shard
+from kdedge.train.optim import lr_factor, make_optimizer, optimizer_step
 
 
 @dataclass
@@ -60,7 +60,7 @@ class Context:
     world_size: int = 1
     num_classes: int = 0
     on_epoch: Callable[[dict], None] = lambda record: None
-    on_step: Callable[[EpochPosition], None] = lambda position: None  # kdedge.resume's timed checkpoints
+    on_step: Callable[[EpochPosition], None] = lambda position: None  # train.resume's timed checkpoints
     progress: object | None = None  # rich.progress.Progress, or None for silence
     notes: list[str] = field(default_factory=list)
     # where teacher logits persist between fits (sweep points, resumed runs), keyed; None: in memory only
@@ -132,7 +132,7 @@ def fit(model: nn.Module, train: Split, cfg: StageConfig, ctx: Context, stage: s
         position: EpochPosition | None = None) -> list[dict]:  # fmt: skip
     """Train `model` in place for cfg.epochs on `train`; return one metrics record per epoch.
 
-    start_epoch / optimizer / generator / position continue a checkpointed run (kdedge.resume).
+    start_epoch / optimizer / generator / position continue a checkpointed run (kdedge.train.resume).
 
     With a teacher, the loss is the recipe's distillation loss on (student, teacher) logits; without,
     plain cross-entropy. `evaluation` maps split names ('val', 'test') to the splits scored each epoch.

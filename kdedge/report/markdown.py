@@ -3,7 +3,8 @@
 Run:   summary table (teacher, student, bias-fixed student), learning curves per stage (metrics.jsonl),
        test confusion matrices (summary.json's test_confusion; no data or model is loaded).
 Sweep: the sweep table (best first), the heat map, the teacher's curves, every point's test errors per epoch;
-       over an alpha grid also the alpha study (both loss conventions, kdedge.alpha_study), also on screen.
+       over an alpha grid also the alpha study (both loss conventions, experiments.alpha_study), also on
+       screen.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from kdedge import alpha_study, plots
-from kdedge.checkpoint import RunDir, atomic_write_text
 from kdedge.errors import InputError
-from kdedge.sweep import grid_points, point_name
+from kdedge.experiments import alpha_study
+from kdedge.experiments.sweep import grid_points, point_name
+from kdedge.report import plots
+from kdedge.rundir import RunDir, atomic_write_text
 
 STAGES = ("teacher", "student", "student_bias_fixed")
 

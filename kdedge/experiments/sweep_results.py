@@ -1,6 +1,6 @@
 """The results of a sweep: one row per finished point, sorted by the metric, as sweep.csv, sweep.md and
 a heat map of the metric over the first two grid axes (sweep_heatmap.png); for a grid over the alpha
-(either convention), the alpha study's table and loss curves too (kdedge.alpha_study)."""
+(either convention), the alpha study's table and loss curves too (kdedge.experiments.alpha_study)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from kdedge import alpha_study
-from kdedge.checkpoint import RunDir, atomic_write_text
+from kdedge.experiments import alpha_study
+from kdedge.rundir import RunDir, atomic_write_text
 
 SWEEP_FILES = ("sweep.md", "sweep.csv", "sweep_heatmap.png")  # as the end-of-sweep line lists them
 
@@ -165,7 +165,7 @@ def heatmap_png(
     no-KD baseline's value when there is one."""
     import numpy as np
 
-    from kdedge.plots import heatmap
+    from kdedge.report.plots import heatmap
 
     keys = list(points[0])
     row_key, col_key = (keys[0], keys[1]) if len(keys) > 1 else (None, keys[0])

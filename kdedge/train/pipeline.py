@@ -11,26 +11,19 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from kdedge import biasfix
-from kdedge.checkpoint import (
-    RunDir,
-    atomic_write_text,
-    build_stage_model,
-    data_info,
-    load_weights_into,
-    weights_path,
-)
 from kdedge.console import error_console
 from kdedge.data import DataBundle, Split, filter_classes, load_data, split_record, split_validation
-from kdedge.devices import resolve_amp, resolve_device
-from kdedge.distributed import current_world, process_device, training_module
 from kdedge.errors import InputError
-from kdedge.models import check_input_size, count_params
+from kdedge.experiments import biasfix
+from kdedge.models import build_stage_model, check_input_size, count_params, load_weights_into, weights_path
 from kdedge.recipe import Recipe, StageConfig
-from kdedge.resume import Checkpointer
-from kdedge.tblog import epoch_callback
-from kdedge.teacher_check import teacher_verdict, warning_line
-from kdedge.train import Context, evaluate, predict_logits
+from kdedge.report.tensorboard import epoch_callback
+from kdedge.rundir import RunDir, atomic_write_text, data_info
+from kdedge.train.devices import resolve_amp, resolve_device
+from kdedge.train.distributed import current_world, process_device, training_module
+from kdedge.train.loop import Context, evaluate, predict_logits
+from kdedge.train.resume import Checkpointer
+from kdedge.train.teacher_check import teacher_verdict, warning_line
 
 
 def prepare_data(recipe: Recipe, data_root: str | None) -> DataBundle:
@@ -65,7 +58,7 @@ def student_train_split(recipe: Recipe, bundle: DataBundle) -> Split:
 
 def make_context(recipe: Recipe, bundle: DataBundle, progress=None,
                  on_epoch: Callable = lambda r: None) -> Context:  # fmt: skip
-    world = current_world()  # rank 0 of 1 unless started by torchrun (kdedge.distributed)
+    world = current_world()  # rank 0 of 1 unless started by torchrun (kdedge.train.distributed)
     device = process_device(resolve_device(recipe.device), world)
     amp, _ = resolve_amp(recipe.amp, device)  # 'auto' -> what this hardware computes natively
     return Context(device=device, mean=bundle.mean, std=bundle.std, seed=recipe.seed, amp=amp,
@@ -164,7 +157,7 @@ def check_checkpoint_splits(recipe: Recipe, split: dict) -> None:
 
 def check_teacher(run: RunDir, bundle: DataBundle) -> dict | None:
     """Flag a teacher at chance in summary.json (teacher.teacher_at_chance and a top-level `warnings` list)
-    and print one warning line on stderr; returns the verdict (kdedge.teacher_check). Rank 0 only: it alone
+    and print one warning line on stderr; returns the verdict (train.teacher_check). Rank 0 only: it alone
     writes summary.json, which other ranks may read before it is there."""
     if not current_world().is_main:
         return None
@@ -183,7 +176,7 @@ def run_recipe(recipe: Recipe, run: RunDir, data_root: str | None,
                progress=None, checkpointer: Checkpointer | None = None,
                bundle: DataBundle | None = None,
                teacher_logits_file: Path | None = None) -> dict:  # fmt: skip
-    """Run the recipe's stages into `run`; returns summary.json's content. `checkpointer` (kdedge.resume)
+    """Run the recipe's stages into `run`; returns summary.json's content. `checkpointer` (train.resume)
     saves training state every epoch and, built with resume=True, continues a killed run. `bundle`: the
     data already loaded by prepare_data (the CLI loads it before it touches the run directory).
     `teacher_logits_file`: where the student stage keeps the teacher's logits (default RUN/teacher_logits

@@ -24,9 +24,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
+from pydantic import BaseModel, ConfigDict
 
-from kdedge.data import DATASETS, DEFAULT_CACHE, DataBundle, Split
+from kdedge.console import warn
+from kdedge.data.types import DEFAULT_CACHE, DataBundle, Split
 from kdedge.errors import InputError
+from kdedge.fsguard import DiskFull, NotWritable, check_writable, disk_full_as_error
 
 FOLDER = "aptos2019-blindness-detection"
 CLASS_NAMES = ("no_dr", "mild", "moderate", "severe", "proliferative")
@@ -171,19 +174,34 @@ def load_images(folder: Path, paths: list[Path], size: int, cache_dir: Path) -> 
                 return cached
         except (OSError, ValueError):
             pass  # unreadable cache file (disk trouble, foreign file): rebuild it
+    try:  # checked before the minutes of decoding, so the fallback is said up front
+        check_writable(cache_dir, "APTOS data cache")
+    except NotWritable as err:
+        warn(f"{err}; pre-processing in memory for this run only (data.cache_dir or $KDEDGE_CACHE: a "
+             "writable folder keeps the result)")  # fmt: skip
+        return preprocess_all(paths, size)
     images = preprocess_all(paths, size)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    for stale in cache_dir.glob(target.name.rsplit("-", 1)[0] + "-*.npy"):
-        stale.unlink(missing_ok=True)  # same data folder and size, older file list: never read again
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=cache_dir)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            np.save(handle, images, allow_pickle=False)
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide a shared cache from other users
-        os.replace(tmp, target)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+        _save_cache(cache_dir, target, images)
+    except DiskFull as err:  # only a cache: this run goes on with the images in memory
+        warn(f"{err}; the pre-processed images were not cached")
     return images
+
+
+def _save_cache(cache_dir: Path, target: Path, images: np.ndarray) -> None:
+    """Write `images` to `target` atomically; older files of the same data folder and size are pruned."""
+    with disk_full_as_error(target, images.nbytes + 4096):
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        for stale in cache_dir.glob(target.name.rsplit("-", 1)[0] + "-*.npy"):
+            stale.unlink(missing_ok=True)  # same data folder and size, older file list: never read again
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=cache_dir)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                np.save(handle, images, allow_pickle=False)
+            os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide a shared cache from other users
+            os.replace(tmp, target)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
 
 
 def stratified_split(ids: list[str], labels: np.ndarray, seed: int, val: float,
@@ -208,21 +226,39 @@ def resolve_cache_dir(cache_dir: str | None) -> Path:
     return Path(chosen).expanduser() if chosen else DEFAULT_CACHE / "aptos"
 
 
-@DATASETS.register("aptos")
-def load_aptos(root: Path, may_download: bool, image_size: int | None = None, split: dict | None = None,
-               cache_dir: str | None = None) -> DataBundle:  # fmt: skip
-    """APTOS 2019 train.csv split into train/val/test (split: {seed, val, test} fractions, default
+class SplitRule(BaseModel):
+    """data.split: fractions of train.csv per grade that go to val and test (the recipe checks ranges)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    seed: int = 0
+    val: float = 0.1
+    test: float = 0.2
+
+
+class AptosOptions(BaseModel):
+    """The recipe's data.* keys APTOS reads: its split rule and where pre-processed images are cached."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    split: SplitRule = SplitRule()
+    cache_dir: str | None = None
+
+
+def load_aptos(root: Path, may_download: bool, image_size: int | None = None,
+               options: AptosOptions | None = None) -> DataBundle:  # fmt: skip
+    """APTOS 2019 train.csv split into train/val/test (options.split: {seed, val, test} fractions, default
     0 / 0.1 / 0.2), images pre-processed to image_size (default 224). Kaggle data cannot be downloaded
     without the user's account, so may_download changes nothing."""
+    options = options or AptosOptions()
     folder = find_folder(root)
     ids, labels = read_labels(folder / "train.csv")
     size = image_size or DEFAULT_SIZE
     paths = image_paths(folder, ids)
-    images = torch.from_numpy(load_images(folder, paths, size, resolve_cache_dir(cache_dir)))
-    rule = {"seed": 0, "val": 0.1, "test": 0.2} | (split or {})
-    index = stratified_split(ids, labels, rule["seed"], rule["val"], rule["test"])
+    images = torch.from_numpy(load_images(folder, paths, size, resolve_cache_dir(options.cache_dir)))
+    rule = options.split
+    index = stratified_split(ids, labels, rule.seed, rule.val, rule.test)
     if len(index["test"]) == 0 or len(index["train"]) == 0:
-        raise InputError(f"data.split {rule} leaves the train or test split of {len(ids)} images empty")
+        raise InputError(f"data.split {rule.model_dump()} leaves the train or test split of {len(ids)} "
+                         "images empty")  # fmt: skip
     labels_t = torch.from_numpy(labels)
 
     def part(name: str) -> Split:
@@ -231,6 +267,3 @@ def load_aptos(root: Path, may_download: bool, image_size: int | None = None, sp
 
     val = part("val") if len(index["val"]) else None
     return DataBundle("aptos", part("train"), part("test"), CLASS_NAMES, IMAGENET_MEAN, IMAGENET_STD, val)
-
-
-load_aptos.preprocesses = True  # load_data passes image_size / split / cache_dir to this loader

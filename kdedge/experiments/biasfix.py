@@ -145,7 +145,7 @@ def apply_bias_fix(
     else:
         shift, how = float(fix), {"bias_fix": float(fix)}
     run.update_summary("student", summary["student"] | omitted_errors(summary["student"], missing, bundle))
-    from kdedge.checkpoint import save_state
+    from kdedge.rundir import save_state
 
     save_state(run.path / "student_unfixed.safetensors", student.state_dict(), {"stage": "student_unfixed"})
     raise_bias(student, missing, shift)
