@@ -48,7 +48,7 @@ def study_rows(sweep_dir: Path) -> list[dict]:
 
 def seed_rows(sweep_dirs: list[Path]) -> list[dict]:
     """Rows of several sweeps of the study, each with the seed its students were trained with."""
-    from kdedge.checkpoint import RunDir
+    from kdedge.rundir import RunDir
 
     rows = []
     for sweep_dir in sweep_dirs:
