@@ -26,12 +26,11 @@ from kdedge.train.state import TrainingState
 from kdedge.train.teacher_check import teacher_verdict, warning_line
 
 
-def prepare_data(recipe: Recipe, data_root: str | None) -> DataBundle:
+def prepare_data(recipe: Recipe, data_root: str | None, run_dir: Path | None = None) -> DataBundle:
     """The recipe's data set with its validation split and optional size limits applied."""
     cfg = recipe.data
-    options = {"split": cfg.split.model_dump() if cfg.split else None, "cache_dir": cfg.cache_dir}
-    options = {key: value for key, value in options.items() if value is not None}
-    bundle = load_data(cfg.name, data_root, cfg.image_size, options)
+    run_options = {"run_dir": str(run_dir)} if run_dir is not None else {}  # the cache's fallback folder
+    bundle = load_data(cfg.name, data_root, cfg.image_size, cfg.loader_options() | run_options)
     bundle = split_validation(bundle, cfg.val_size, recipe.seed)
 
     def first(split: Split, limit: int | None) -> Split:
@@ -218,7 +217,14 @@ def run_recipe(recipe: Recipe, run: RunDir, data_root: str | None,
                        teacher_logits_file or run.path / "teacher_logits.safetensors")
     run.write_recipe(recipe)
     sizes = {"train_images": len(bundle.train), "test_images": len(bundle.test)}
-    run.update_summary("data", data_info(bundle) | sizes)
+    source = {"root": bundle.root, "skipped_images": len(bundle.skipped)}  # export / eval / bench read it
+    run.update_summary("data", data_info(bundle) | sizes | source)
+    if bundle.skipped:  # --skip-bad-images: the count said, the list kept beside the results
+        listing = "".join(f"{reason}\n" for _, reason in bundle.skipped)
+        atomic_write_text(run.path / "bad_images.txt", listing)
+        error_console.print(f"warning: skipped {len(bundle.skipped)} unreadable images (e.g. "
+                            f"{bundle.skipped[0][1]}); list in {run.path / 'bad_images.txt'}",
+                            markup=False, highlight=False, soft_wrap=True)  # fmt: skip
     if (split := split_record(bundle)) is not None:  # which files trained / tested (APTOS), for audits
         atomic_write_text(run.path / "split.json", json.dumps(split, indent=1))
         check_checkpoint_splits(recipe, split)
