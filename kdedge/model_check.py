@@ -11,7 +11,8 @@ Per suffix (CHECKS; another format registers its own check there, e.g. CHECKS[".
   the standard ones and onnxruntime's built-in com.microsoft; opset no newer than this onnx/onnxruntime.
 - .safetensors: header length, JSON, dtypes, shapes and offsets consistent with the file's size.
 - .xml (OpenVINO IR): no DTD/entities, Const offsets/sizes inside the .bin, port dims <= MAX_DIM.
-- any other suffix (.pte, .tflite, ...): exists, is a file, size <= MAX_FILE_BYTES (check_generic).
+- .tflite / .pte: the flatbuffer file identifier (TFL3 / ET..); deeper checks belong to their readers.
+- every suffix: exists, is a file, size <= MAX_FILE_BYTES (check_generic).
 
 Torch-free (onnx, numpy and the standard library): predict runs where PyTorch is not installed.
 """
@@ -326,7 +327,19 @@ def _check_ir_const(path: Path, attrib: dict[str, str], bin_size: int) -> None:
         )
 
 
+# -- flatbuffer formats (.tflite, .pte) ------------------------------------------------------------------
+def check_flatbuffer(path: Path, identifier: bytes, what: str) -> None:
+    """A flatbuffer's 4-byte file identifier at bytes 4..8 (TFLite: TFL3; ExecuTorch: ET + version):
+    anything else is not that format and is refused before its runtime parses offsets from it."""
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    if len(head) < 8 or not head[4:8].startswith(identifier):
+        raise refuse(path, f"not a {what} file (no '{identifier.decode()}' flatbuffer identifier)")
+
+
 CHECKS: dict[str, Callable[[Path], None]] = {
+    ".tflite": lambda path: check_flatbuffer(path, b"TFL3", "LiteRT / TFLite"),
+    ".pte": lambda path: check_flatbuffer(path, b"ET", "ExecuTorch"),
     ".onnx": check_onnx,
     ".safetensors": check_safetensors,
     ".xml": check_openvino_ir,
