@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from kdedge import __version__
+from kdedge.completion import recipe_names, run_folders, runs_and_onnx
 from kdedge.console import console, error_console, say
 from kdedge.errors import Diverged, Interrupted, KdedgeError
 
@@ -26,6 +27,9 @@ except ImportError:  # pragma: no cover
 app = typer.Typer(add_completion=True, no_args_is_help=True, pretty_exceptions_enable=False,
                   rich_markup_mode=None,
                   help="Distill large image classifiers into small ones for edge devices.")  # fmt: skip
+# TAB completes packaged recipe names and .yaml files, run folders and .onnx files (kdedge.completion)
+RecipeArgument = Annotated[str, typer.Argument(help="Recipe file or packaged recipe name.",
+                                               autocompletion=recipe_names)]  # fmt: skip
 recipes_app = typer.Typer(help="List or show the recipes shipped with kdedge.", invoke_without_command=True)
 app.add_typer(recipes_app, name="recipes")
 
@@ -34,7 +38,8 @@ SetOption = Annotated[list[str], typer.Option(
     "--set each).")]  # fmt: skip
 OutOption = Annotated[Path | None, typer.Option("--out", help="Run directory (default runs/<recipe name>).")]
 DataRootOption = Annotated[str | None, typer.Option(
-    "--data-root", help="Data folder (default $KDEDGE_DATA, else download to ~/.cache/kdedge)."
+    "--data-root", help="Data folder (default: the run's own, else $KDEDGE_DATA, else download to "
+    "~/.cache/kdedge); for data.name folder/csv it replaces data.path."
 )]  # fmt: skip
 ForceOption = Annotated[bool, typer.Option("--force", help="Overwrite a finished run in --out.")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or tables.")]
@@ -47,6 +52,8 @@ TensorBoardOption = Annotated[bool, typer.Option(
 ResumeOption = Annotated[
     Path | None, typer.Option("--resume", help="Continue this killed run from its last checkpoint.")
 ]
+SkipBadOption = Annotated[bool, typer.Option(
+    "--skip-bad-images", help="Leave unreadable images out (a warning, a count, RUN/bad_images.txt).")]
 CheckpointMinutesOption = Annotated[float, typer.Option(
     "--checkpoint-minutes", min=0, help="Also save training state every N minutes inside an epoch (0: off)."
 )]  # fmt: skip
@@ -70,37 +77,58 @@ def _root(
 
 @app.command()
 def distill(
-    recipe: Annotated[str, typer.Argument(help="Recipe file or packaged recipe name.")],
+    recipe: RecipeArgument,
     set_: SetOption = [],  # noqa: B006 - typer reads the default, never mutates it
     out: OutOption = None, data_root: DataRootOption = None, force: ForceOption = False,
     quiet: QuietOption = False, resume: ResumeOption = None,
     checkpoint_minutes: CheckpointMinutesOption = 30.0, tensorboard: TensorBoardOption = False,
+    skip_bad_images: SkipBadOption = False,
 ) -> None:  # fmt: skip
     """Train the teacher (unless the recipe gives a checkpoint), then distill the student."""
     from kdedge import api
 
+    set_ = [*set_, *(["data.skip_bad_images=true"] if skip_bad_images else [])]
     api.distill(recipe, set_, out, data_root=data_root, force=force, quiet=quiet, resume=resume,
                 checkpoint_minutes=checkpoint_minutes, tensorboard=tensorboard)  # fmt: skip
 
 
 @app.command()
 def train(
-    recipe: Annotated[str, typer.Argument(help="Recipe file or packaged recipe name.")],
+    recipe: RecipeArgument,
     set_: SetOption = [],  # noqa: B006
     out: OutOption = None, data_root: DataRootOption = None, force: ForceOption = False,
     quiet: QuietOption = False, resume: ResumeOption = None,
     checkpoint_minutes: CheckpointMinutesOption = 30.0, tensorboard: TensorBoardOption = False,
+    skip_bad_images: SkipBadOption = False,
 ) -> None:  # fmt: skip
     """Train the recipe's teacher only."""
     from kdedge import api
 
+    set_ = [*set_, *(["data.skip_bad_images=true"] if skip_bad_images else [])]
     api.train(recipe, set_, out, data_root=data_root, force=force, quiet=quiet, resume=resume,
               checkpoint_minutes=checkpoint_minutes, tensorboard=tensorboard)  # fmt: skip
 
 
 @app.command()
+def init(
+    path: Annotated[Path, typer.Argument(help="A folder PATH/<class>/<image> (or PATH/train|val|test/...) "
+                                              "or a CSV file of image,label rows.")],
+    teacher: Annotated[str, typer.Option("--teacher", help="Teacher model (a registered or timm name).")],
+    student: Annotated[str, typer.Option("--student", help="Student model.")],
+    image_size: Annotated[int | None, typer.Option(
+        "--image-size", min=1, help="Side in pixels (default: the images' median).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Recipe file (default ./<name>.yaml).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite --out.")] = False,
+) -> None:  # fmt: skip
+    """Look at your images and write a recipe that runs; prints the next three commands."""
+    from kdedge.commands.init import init_command
+
+    init_command(path, teacher, student, image_size, out, force)
+
+
+@app.command()
 def sweep(
-    recipe: Annotated[str, typer.Argument(help="Recipe file or packaged recipe name.")],
+    recipe: RecipeArgument,
     grid: Annotated[list[str], typer.Option("--grid", help="KEY=V1,V2,... a grid axis (repeatable).")] = [],  # noqa: B006
     set_: SetOption = [],  # noqa: B006
     out: Annotated[Path | None, typer.Option("--out", help="Folder (default runs/<recipe>_sweep).")] = None,
@@ -130,7 +158,8 @@ def sweep(
 
 @app.command()
 def report(
-    path: Annotated[Path, typer.Argument(help="A run directory or a sweep directory.")],
+    path: Annotated[Path, typer.Argument(help="A run directory or a sweep directory.",
+                                         autocompletion=run_folders)],
 ) -> None:
     """Write PATH/report.md with tables and PNGs (learning curves, confusion matrices, sweep heat map)."""
     from kdedge.commands.report import report_command
@@ -140,7 +169,7 @@ def report(
 
 @app.command("eval")
 def evaluate_run(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+    run_dir: Annotated[Path, typer.Argument(help="A run directory.", autocompletion=run_folders)],
     data_root: DataRootOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
@@ -152,7 +181,7 @@ def evaluate_run(
 
 @app.command()
 def export(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+    run_dir: Annotated[Path, typer.Argument(help="A run directory.", autocompletion=run_folders)],
     model: Annotated[str, typer.Option("--model", help="student, teacher or both.")] = "both",
     precision: Annotated[str, typer.Option("--precision", help="Comma-separated.")] = "fp32,fp16,int8",
     opset: Annotated[int | None, typer.Option("--opset", help="ONNX opset (default 20).")] = None,
@@ -191,7 +220,8 @@ def export(
 
 @app.command()
 def predict(
-    model: Annotated[Path, typer.Argument(help="An ONNX file written by `kdedge export`, or a run folder "
+    model: Annotated[Path, typer.Argument(autocompletion=runs_and_onnx,
+                                          help="An ONNX file written by `kdedge export`, or a run folder "
                                           "(its deployable file, else its fp32 student).")],
     images: Annotated[list[Path], typer.Argument(help="Image files (any size / mode), folders of them, or "
                                                  "patterns such as 'photos/*.jpg'; one line each.")],
@@ -206,7 +236,8 @@ def predict(
 
 @app.command()
 def bench(
-    paths: Annotated[list[Path], typer.Argument(help="Run directories and/or bare .onnx files.")],
+    paths: Annotated[list[Path], typer.Argument(help="Run directories and/or bare .onnx files.",
+                                                autocompletion=runs_and_onnx)],
     device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
     batch: Annotated[str, typer.Option("--batch", help="Batch sizes, comma-separated.")] = "1,32",
     seconds: Annotated[float, typer.Option("--seconds", help="Timed seconds per row, after warm-up.")] = 2.0,
@@ -247,7 +278,7 @@ def list_recipes(
 
 
 @recipes_app.command("show")
-def show_recipe(name: Annotated[str, typer.Argument(help="Packaged recipe name or file.")]) -> None:
+def show_recipe(name: RecipeArgument) -> None:
     """Print a recipe so you can copy and edit it."""
     from kdedge.commands.recipes import show_command
 

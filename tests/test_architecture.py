@@ -18,14 +18,14 @@ PACKAGE = Path(__file__).resolve().parents[1] / "kdedge"
 
 # Layers, top to bottom; a module may import its own layer's and lower layers' modules only.
 LAYERS: list[set[str]] = [
-    {"kdedge.cli", "kdedge.__main__", "kdedge.api"},
+    {"kdedge.cli", "kdedge.__main__", "kdedge.api", "kdedge.completion"},
     {"kdedge.commands"},
     {"kdedge.train", "kdedge.export", "kdedge.bench", "kdedge.experiments", "kdedge.report",
      "kdedge.predict"},
     {"kdedge.models", "kdedge.data", "kdedge.losses", "kdedge.recipe", "kdedge.overrides", "kdedge.rundir",
      "kdedge.onnx_meta", "kdedge.metrics"},
     {"kdedge.registry", "kdedge.errors", "kdedge.console", "kdedge.tables", "kdedge.fsguard",
-     "kdedge.integrity", "kdedge.model_check", "kdedge.stop", "kdedge"},
+     "kdedge.integrity", "kdedge.model_check", "kdedge.stop", "kdedge.imaging", "kdedge"},
 ]  # fmt: skip
 
 
