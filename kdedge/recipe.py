@@ -134,6 +134,7 @@ class StageConfig(_Strict):
 
 class DistillConfig(_Strict):
     loss: str = "hinton"
+    loss_kwargs: dict[str, Any] = Field(default_factory=dict)  # the loss's own options (kdedge.losses)
     alpha: Annotated[float, Field(ge=0, le=1)] | None = None
     hard_weight: Annotated[float, Field(ge=0, le=1)] | None = None
     temperature: Annotated[float, Field(gt=0)] = 4.0
@@ -151,6 +152,7 @@ class DistillConfig(_Strict):
     def _one_weight(self) -> DistillConfig:
         if self.alpha is not None and self.hard_weight is not None:
             raise ValueError("give alpha (soft-term weight) or hard_weight (hard-term weight), not both")
+        LOSSES.get(self.loss).parse_options(self.loss_kwargs)  # ValueError naming loss_kwargs.<key>
         return self
 
     @property
@@ -215,7 +217,10 @@ class Recipe(_Strict):
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        data = self.model_dump(mode="json")
+        if not data["distillation"]["loss_kwargs"]:  # runs saved before loss_kwargs existed keep their
+            del data["distillation"]["loss_kwargs"]  # fingerprint (resume, sweep points)
+        return data
 
     def fingerprint(self) -> str:
         """sha256 of the canonical JSON of the resolved recipe (first 16 hex digits)."""
