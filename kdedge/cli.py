@@ -13,6 +13,9 @@ import typer
 from kdedge import __version__
 from kdedge.console import console, error_console, summary_table
 from kdedge.errors import InputError, KdedgeError
+from kdedge.export.formats import FORMATS
+
+FORMAT_NAMES = tuple(FORMATS)
 
 try:  # typer >= 0.20 vendors its own click; older typer uses click itself
     from typer._click.exceptions import UsageError
@@ -160,9 +163,14 @@ def export(
         "--accuracy-bound", help="With --target: top-1 points the file may lose vs fp32.")] = 0.5,
     force: Annotated[bool, typer.Option("--force", help="Replace RUN/export as a whole (no old file stays); "
         "built next to it and swapped in only if every file passes.")] = False,
+    formats: Annotated[str, typer.Option("--format", help=f"Comma-separated, from {', '.join(FORMAT_NAMES)} "
+        "(`kdedge formats` lists them with what is installed).")] = "onnx",
+    batch: Annotated[str, typer.Option("--batch", help="Batch sizes of fixed-batch formats (LiteRT): one "
+        "file each.")] = "1",
     data_root: DataRootOption = None, quiet: QuietOption = False,
 ) -> None:  # fmt: skip
-    """Write RUN/export/<stage>.<precision>.onnx, each checked against PyTorch and self-describing."""
+    """Write RUN/export/<stage>.<precision>.<suffix> per format, each checked against PyTorch and
+    self-describing."""
     if target is not None:
         from kdedge.bench.deploy import deploy_run
 
@@ -173,17 +181,18 @@ def export(
 
     export_run(run_dir, model, precision, opset, data_root=data_root, calibration_images=calibration_images,
                int8_scheme=int8_scheme, int8_method=int8_method, min_top1_agreement=min_agreement,
-               limit=limit, quiet=quiet, force=force)  # fmt: skip
+               limit=limit, quiet=quiet, force=force, formats=formats, batches=batch)  # fmt: skip
 
 
 @app.command()
 def predict(
-    model: Annotated[Path, typer.Argument(help="An ONNX file written by `kdedge export`.")],
+    model: Annotated[Path, typer.Argument(help="A .onnx, .pte or .tflite file written by `kdedge export`.")],
     images: Annotated[list[Path], typer.Argument(help="Image files (any size / mode).")],
     top_k: Annotated[int, typer.Option("--top-k", help="Classes to show per image.")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of lines.")] = False,
 ) -> None:  # fmt: skip
-    """Classify images with onnxruntime + numpy + Pillow only (never imports torch)."""
+    """Classify images: .onnx with onnxruntime, .tflite with ai-edge-litert (neither imports torch),
+    .pte with ExecuTorch's runtime."""
     from kdedge.predict import predict_images
 
     results = predict_images(model, images, top_k)
@@ -221,6 +230,27 @@ def bench(
     options = make_options(device, batch, seconds, threads, runtimes, compile_, limit, peak, accuracy_bound,
                            timeout, data_root)  # fmt: skip
     bench_command(paths, options, {"json": json_out, "csv": csv_out, "md": md_out, "plot": plot}, quiet)
+
+
+@app.command("formats")
+def list_formats(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable list.")] = False,
+) -> None:
+    """The export formats: suffix, precisions, runtimes, and whether converter and runtime are installed."""
+    from kdedge.export.formats import table_rows
+
+    rows = table_rows()
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(title="kdedge export --format NAME (bench runs every format whose runtime is installed)")
+    for column in rows[0]:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*row.values())
+    console.print(table)
 
 
 @recipes_app.callback()

@@ -1,7 +1,9 @@
-"""`kdedge predict MODEL.onnx IMAGE...`: what an edge device runs. onnxruntime + numpy + Pillow only.
+"""`kdedge predict MODEL IMAGE...`: what an edge device runs. For .onnx onnxruntime + numpy + Pillow only,
+for .tflite ai-edge-litert + numpy + Pillow only; .pte through ExecuTorch's runtime (which needs torch).
 
-Never imports torch (a test checks sys.modules): pre-processing comes from the file's kdedge metadata
-(mode L/RGB, bilinear resize to input_size, /255, (x - mean) / std), exactly what training used.
+Never imports torch for .onnx / .tflite (tests check sys.modules): pre-processing comes from the file's
+kdedge metadata (mode L/RGB, bilinear resize to input_size, /255, (x - mean) / std), exactly what
+training used; an edge file's metadata is read from inside it or from its sidecar .json.
 """
 
 from __future__ import annotations
@@ -56,10 +58,9 @@ def predict_images(
     """[{"image": path, "top": [{"index", "class", "probability"}, ...k]}] for each image, in order."""
     if top_k < 1:
         raise InputError(f"--top-k: must be >= 1 (got {top_k})")
-    card = model_card(model_path)
-    session = open_session(model_path)
+    card, logits_of = _open(Path(model_path))
     paths = [Path(p) for p in image_paths]
-    probabilities = softmax(run_logits(session, preprocess(paths, card), batch_size=64))
+    probabilities = softmax(logits_of(preprocess(paths, card)))
     k = min(top_k, probabilities.shape[1])
     results = []
     for path, row in zip(paths, probabilities, strict=True):
@@ -67,6 +68,25 @@ def predict_images(
         top = [{"index": int(i), "class": _name(card, int(i)), "probability": float(row[i])} for i in order]
         results.append({"image": str(path), "top": top})
     return results
+
+
+def _open(path: Path):
+    """(ModelCard, images (N, C, H, W) float32 -> logits (N, K)) for an exported file of any format."""
+    from kdedge.export.formats import format_of_file
+
+    fmt = format_of_file(str(path))
+    if fmt is None or fmt.name == "onnx":
+        card, session = model_card(path), open_session(path)
+        return card, lambda images: run_logits(session, images, batch_size=64)
+    from kdedge.export.edge_meta import edge_card
+    from kdedge.export.edge_runners import Unavailable, open_runner
+
+    card = edge_card(path)
+    try:
+        runner = open_runner(path, threads=0)
+    except Unavailable as why:
+        raise InputError(f"{path}: cannot run here: {why}") from None
+    return card, runner.predict
 
 
 def _name(card: ModelCard, index: int) -> str:

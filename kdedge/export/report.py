@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from rich.table import Table
 
@@ -25,6 +26,8 @@ class ExportRow:
     test_count: int = 0
     path: str = ""
     extra: dict = field(default_factory=dict)
+    fmt: str = "onnx"  # the kdedge.export.formats name
+    batch: int | None = None  # a fixed-batch file's batch size (None: dynamic batch)
 
     @property
     def name(self) -> str:
@@ -48,6 +51,15 @@ def file_line(row: ExportRow) -> str:
     )
 
 
+def _status_word(status: str) -> str:
+    """The status legend: ok / skipped / exported but failed its check / export failed."""
+    if status == "ok" or status.startswith("skipped"):
+        return status.split(":")[0]
+    if status.startswith("exported but failed its check"):
+        return "check FAILED"
+    return "export FAILED"
+
+
 def export_table(rows: list[ExportRow], title: str) -> Table:
     """One row per file. |Δ| torch: max |onnx - torch| on random batches of 1 and 7; |Δ| fp32: max
     |this - fp32 file| on the real test images; =fp32 %: top-1 agreement with the fp32 file there;
@@ -62,8 +74,8 @@ def export_table(rows: list[ExportRow], title: str) -> Table:
             fp32_size.get(row.stage, 0) / row.size_mb if row.size_mb and fp32_size.get(row.stage) else None
         )
         table.add_row(
-            row.name + ".onnx",
-            "ok" if row.status == "ok" else "skipped" if row.status.startswith("skipped") else "FAILED",
+            Path(row.path).name if row.path else f"{row.name} ({row.fmt})",
+            _status_word(row.status),
             _fmt(row.size_mb, ".2f"),
             _fmt(ratio, ".1f"),
             _fmt(row.max_abs_diff, ".1e"),
