@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 KDEDGE_DATA ?= $(abspath ../shared/data)
 export KDEDGE_DATA
 
-.PHONY: demo test lint venv clean
+.PHONY: demo test fuzz lint venv clean
 
 venv: $(VENV)/.installed
 
@@ -20,6 +20,10 @@ demo: venv
 
 test: venv
 	$(BIN)/python -m pytest -q
+
+# property-based recipe fuzzing with a large budget (make test runs 40 examples per property)
+fuzz: venv
+	KDEDGE_FUZZ_EXAMPLES=2000 $(BIN)/python -m pytest -q tests/test_fuzz_recipes.py
 
 lint: venv
 	$(BIN)/ruff check kdedge tests bench

@@ -20,10 +20,14 @@ from typing import Any
 import torch
 import yaml
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
+from kdedge.console import warn
 from kdedge.errors import InputError
+from kdedge.fsguard import disk_full_as_error
+from kdedge.integrity import read_verified, with_checksum
+from kdedge.model_check import check_model_file
 from kdedge.recipe import Recipe, validate_recipe
 
 
@@ -34,28 +38,34 @@ def shared_mode(mode: int) -> int:
     return mode & ~umask
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+def atomic_write(path: Path, write: Callable[[Path], None], needed: int | None = None) -> None:
     """Call write(tmp_path) on a temp file next to `path`, then rename it over `path` with the permissions
-    a plain open() would give (mkstemp's owner-only 0600 would hide run files from a team's other users)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        os.chmod(tmp, shared_mode(0o666))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    a plain open() would give (mkstemp's owner-only 0600 would hide run files from a team's other users).
+    A full disk is one DiskFull line naming `path` and the space it needs (`needed` bytes when known);
+    the previous `path` is untouched either way."""
+    with disk_full_as_error(path, needed):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            write(tmp)
+            os.chmod(tmp, shared_mode(0o666))
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda tmp: tmp.write_text(text))
+    atomic_write(path, lambda tmp: tmp.write_text(text), len(text.encode()))
 
 
 def save_state(path: Path, state: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+    """Tensors + string metadata as safetensors, atomically, with a sha256 checked on load (integrity)."""
     tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
-    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+    metadata = with_checksum(tensors, metadata)
+    needed = sum(t.numel() * t.element_size() for t in tensors.values()) + len(json.dumps(metadata)) + 4096
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata), needed)
 
 
 def load_state(path: Path) -> dict[str, torch.Tensor]:
@@ -63,6 +73,8 @@ def load_state(path: Path) -> dict[str, torch.Tensor]:
     code."""
     if not path.is_file():
         raise InputError(f"weights file not found: {path}")
+    if path.suffix == ".safetensors":
+        check_model_file(path)  # an absurd header (sizes, offsets) is refused before safetensors reads it
     if path.suffix in (".pt", ".pth", ".bin"):
         try:
             with warnings.catch_warnings():  # torch warns about pickle protocols on stderr: one line only
@@ -78,7 +90,7 @@ def load_state(path: Path) -> dict[str, torch.Tensor]:
             raise InputError(f"{path}: expected a mapping of parameter names to tensors")
         return state
     try:
-        return load_file(str(path))
+        return read_verified(path)[0]  # a checksum kdedge wrote is checked before any tensor is used
     except (SafetensorError, OSError, ValueError) as err:
         raise InputError(f"{path}: not a valid safetensors file ({err})") from None
 
@@ -125,19 +137,21 @@ class RunDir:
         if self.read_summary().get("finished") and not force:
             raise InputError(f"{self.path} already holds a finished run; pass --force to overwrite or choose "
                              "another --out")  # fmt: skip
-        self.path.mkdir(parents=True, exist_ok=True)
         lock = self.path / ".lock"
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            if _lock_is_live(lock):
-                raise InputError(f"{self.path} is being written by another kdedge process "
-                                 f"(pid {lock.read_text().strip()}); wait for it or choose another "
-                                 "--out") from None  # fmt: skip
-            lock.unlink(missing_ok=True)  # stale lock of a killed run
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        os.write(fd, str(os.getpid()).encode())
-        os.close(fd)
+        with disk_full_as_error(lock):  # a read-only folder or a full disk: one line, nothing written
+            self.path.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                owner = lock.read_text().strip()
+                if _lock_is_live(lock):
+                    raise InputError(f"{self.path} is being written by another kdedge process "
+                                     f"(pid {owner}); wait for it or choose another --out") from None
+                warn(f"{lock}: took over the lock of process {owner or '?'}, which no longer runs")
+                lock.unlink(missing_ok=True)  # stale lock of a killed run
+                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            os.write(fd, str(os.getpid()).encode())
+            os.close(fd)
         return self
 
     def release(self) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -11,8 +13,8 @@ from typing import Annotated
 import typer
 
 from kdedge import __version__
-from kdedge.console import console, error_console, summary_table
-from kdedge.errors import InputError, KdedgeError
+from kdedge.console import console, error_console, print_table, summary_table, table_width
+from kdedge.errors import Diverged, InputError, Interrupted, KdedgeError
 from kdedge.export.formats import FORMATS
 
 FORMAT_NAMES = tuple(FORMATS)
@@ -22,20 +24,28 @@ try:  # typer >= 0.20 vendors its own click; older typer uses click itself
 except ImportError:  # pragma: no cover
     from click.exceptions import UsageError
 
+# rich_markup_mode=None: help text prints as written ("kdedge-distill[tensorboard]" would lose its
+# brackets to rich markup) and flags get no "<bool>" placeholder
 app = typer.Typer(add_completion=True, no_args_is_help=True, pretty_exceptions_enable=False,
+                  rich_markup_mode=None,
                   help="Distill large image classifiers into small ones for edge devices.")  # fmt: skip
 recipes_app = typer.Typer(help="List or show the recipes shipped with kdedge.", invoke_without_command=True)
 app.add_typer(recipes_app, name="recipes")
 
-SetOption = Annotated[list[str], typer.Option("--set", help="Override a recipe key: a.b=value (repeatable).")]
+SetOption = Annotated[list[str], typer.Option(
+    "--set", help="Override recipe keys: --set a.b=value c=value ... (several pairs after one --set, or one "
+    "--set each).")]  # fmt: skip
 OutOption = Annotated[Path | None, typer.Option("--out", help="Run directory (default runs/<recipe name>).")]
 DataRootOption = Annotated[str | None, typer.Option(
     "--data-root", help="Data folder (default $KDEDGE_DATA, else download to ~/.cache/kdedge)."
 )]  # fmt: skip
 ForceOption = Annotated[bool, typer.Option("--force", help="Overwrite a finished run in --out.")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or tables.")]
+WideOption = Annotated[bool, typer.Option("--wide", help="Every column, however wide the table gets (by "
+                                          "default columns are hidden to fit the terminal).")]
 TensorBoardOption = Annotated[bool, typer.Option(
-    "--tensorboard", help="Also write TensorBoard events into the run directory (needs kdedge[tensorboard])."
+    "--tensorboard",
+    help="Also write TensorBoard events into the run directory (needs kdedge-distill[tensorboard]).",
 )]  # fmt: skip
 ResumeOption = Annotated[
     Path | None, typer.Option("--resume", help="Continue this killed run from its last checkpoint.")
@@ -70,10 +80,10 @@ def distill(
     checkpoint_minutes: CheckpointMinutesOption = 30.0, tensorboard: TensorBoardOption = False,
 ) -> None:  # fmt: skip
     """Train the teacher (unless the recipe gives a checkpoint), then distill the student."""
-    from kdedge.distill_command import distill_command
+    from kdedge import api
 
-    distill_command(recipe, set_, out, data_root, force, quiet, ("teacher", "student"), resume,
-                    checkpoint_minutes, tensorboard)  # fmt: skip
+    api.distill(recipe, set_, out, data_root=data_root, force=force, quiet=quiet, resume=resume,
+                checkpoint_minutes=checkpoint_minutes, tensorboard=tensorboard)  # fmt: skip
 
 
 @app.command()
@@ -85,10 +95,10 @@ def train(
     checkpoint_minutes: CheckpointMinutesOption = 30.0, tensorboard: TensorBoardOption = False,
 ) -> None:  # fmt: skip
     """Train the recipe's teacher only."""
-    from kdedge.distill_command import distill_command
+    from kdedge import api
 
-    distill_command(recipe, set_, out, data_root, force, quiet, ("teacher",), resume, checkpoint_minutes,
-                    tensorboard)  # fmt: skip
+    api.train(recipe, set_, out, data_root=data_root, force=force, quiet=quiet, resume=resume,
+              checkpoint_minutes=checkpoint_minutes, tensorboard=tensorboard)  # fmt: skip
 
 
 @app.command()
@@ -137,7 +147,8 @@ def evaluate_run(
     if as_json:
         print(json.dumps(summary, indent=2))
     else:
-        console.print(summary_table(summary, f"{run_dir}: re-evaluated"))
+        width = table_width()
+        print_table(summary_table(summary, f"{run_dir}: re-evaluated", width), width)
 
 
 @app.command()
@@ -152,7 +163,7 @@ def export(
         "--int8-scheme", help="u8s8 (default: u8 activations, s8 weights, fast on x86), u8s7 (7-bit weights: "
         "x86 without VNNI), s8s8, u8s8-gemm / u8s7-gemm (Conv/MatMul/Gemm only: ConvNeXt, Swin).")] = None,
     int8_method: Annotated[str | None, typer.Option("--int8-method", help="int8 quantiser: ort (onnxruntime, "
-        "default) or nncf (OpenVINO's NNCF; pip install 'kdedge[openvino]').")] = None,
+        "default) or nncf (OpenVINO's NNCF; pip install 'kdedge-distill[openvino]').")] = None,
     min_agreement: Annotated[float | None, typer.Option(
         "--min-agreement", help="Least fp16/int8 top-1 agreement with fp32 on test images (0.97).")] = None,
     limit: Annotated[int | None, typer.Option("--limit", help="Use the first N test images only.")] = None,
@@ -167,7 +178,7 @@ def export(
         "(`kdedge formats` lists them with what is installed).")] = "onnx",
     batch: Annotated[str, typer.Option("--batch", help="Batch sizes of fixed-batch formats (LiteRT): one "
         "file each.")] = "1",
-    data_root: DataRootOption = None, quiet: QuietOption = False,
+    data_root: DataRootOption = None, quiet: QuietOption = False, wide: WideOption = False,
 ) -> None:  # fmt: skip
     """Write RUN/export/<stage>.<precision>.<suffix> per format, each checked against PyTorch and
     self-describing."""
@@ -177,11 +188,12 @@ def export(
         for path in deploy_run(run_dir, model, target, accuracy_bound):
             console.print(f"deployable: {path}", markup=False, highlight=False)
         return
-    from kdedge.export.runner import export_run
+    from kdedge import api
 
-    export_run(run_dir, model, precision, opset, data_root=data_root, calibration_images=calibration_images,
-               int8_scheme=int8_scheme, int8_method=int8_method, min_top1_agreement=min_agreement,
-               limit=limit, quiet=quiet, force=force, formats=formats, batches=batch)  # fmt: skip
+    api.export(run_dir, model, precision, opset=opset, data_root=data_root,
+               calibration_images=calibration_images, int8_scheme=int8_scheme, int8_method=int8_method,
+               min_top1_agreement=min_agreement, limit=limit, quiet=quiet, force=force,
+               wide=wide, formats=formats, batches=batch)  # fmt: skip
 
 
 @app.command()
@@ -222,14 +234,15 @@ def bench(
     csv_out: Annotated[Path | None, typer.Option("--csv", help="Write a CSV table.")] = None,
     md_out: Annotated[Path | None, typer.Option("--md", help="Write a Markdown table.")] = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write the latency-vs-accuracy PNG.")] = None,
-    data_root: DataRootOption = None, quiet: QuietOption = False,
+    data_root: DataRootOption = None, quiet: QuietOption = False, wide: WideOption = False,
 ) -> None:  # fmt: skip
     """Latency, throughput, memory, size and accuracy of each model per runtime and precision."""
-    from kdedge.bench.command import bench_command, make_options
+    from kdedge import api
 
-    options = make_options(device, batch, seconds, threads, runtimes, compile_, limit, peak, accuracy_bound,
-                           timeout, data_root)  # fmt: skip
-    bench_command(paths, options, {"json": json_out, "csv": csv_out, "md": md_out, "plot": plot}, quiet)
+    api.bench(list(paths), device=device, batch=batch, seconds=seconds, threads=threads, runtimes=runtimes,
+              compile=compile_, limit=limit, peak=peak, accuracy_bound=accuracy_bound, timeout=timeout,
+              data_root=data_root, quiet=quiet, wide=wide,
+              outputs={"json": json_out, "csv": csv_out, "md": md_out, "plot": plot})  # fmt: skip
 
 
 @app.command("formats")
@@ -280,10 +293,79 @@ def show_recipe(name: Annotated[str, typer.Argument(help="Packaged recipe name o
     print(find_recipe(name).read_text(), end="")
 
 
+def _rerun(drop: tuple[str, ...], add: list[str]) -> str:
+    """This very command line (recipe, --set values and all), without the options in `drop` (and their
+    values), plus `add`: the command a user can paste to continue or retry."""
+    args, kept = sys.argv[1:], []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in drop:
+            skip = arg != "--force"  # --force takes no value
+        elif not arg.startswith(tuple(f"{d}=" for d in drop)):
+            kept.append(arg)
+    return shlex.join(["kdedge", *kept, *add])
+
+
+def _interrupted(err: Interrupted) -> str:
+    """Ctrl-C: one line with what was saved and the exact command that continues."""
+    if err.run_dir is None:
+        return f"{err.what}; saved: {err.saved}; continue with the same command: {_rerun((), [])}"
+    resume = _rerun(("--out", "--force", "--resume"), ["--resume", str(err.run_dir)])
+    return f"{err.what}; saved: {err.saved}; continue with: {resume}"
+
+
+def _diverged(err: Diverged) -> str:
+    """A NaN stop: --resume would refuse a changed recipe, so offer a fresh start with a lower lr."""
+    if err.lr is None:
+        return f"error: {err}"
+    resumed = next((b for a, b in zip(sys.argv, sys.argv[1:], strict=False) if a == "--resume"), None)
+    lower = ["--set", f"{err.stage}.lr={err.lr / 10:g}", *(["--out", resumed] if resumed else []), "--force"]
+    retry = _rerun(("--force", "--resume"), lower)
+    why = "a new run; --resume continues only the same recipe"
+    return f"error: {err}; retry with a lower lr ({why}): {retry}"
+
+
+ASSIGNMENT = re.compile(r"[A-Za-z_]\w*(\.\w+)*=")
+
+
+def expand_set_pairs(args: list[str]) -> list[str]:
+    """`--set a=1 b=2` -> `--set a=1 --set b=2`: the KEY=VALUE words right after a --set's value belong to
+    it (a word naming an existing file, such as a recipe path with '=' in it, never does)."""
+    out: list[str] = []
+    index, in_set = 0, False  # in_set: the words just before were --set VALUE [KEY=VALUE ...]
+    while index < len(args):
+        arg = args[index]
+        if arg == "--set" and index + 1 < len(args):
+            out += [arg, args[index + 1]]
+            index, in_set = index + 2, True
+            continue
+        if in_set and ASSIGNMENT.match(arg) and not Path(arg).exists():
+            out += ["--set", arg]
+        else:
+            in_set = arg.startswith("--set=")
+            out.append(arg)
+        index += 1
+    return out
+
+
 def main() -> None:
     """Entry point: every KdedgeError becomes one line on stderr and its exit code (2 input, 1 runtime)."""
+    sys.argv[1:] = expand_set_pairs(sys.argv[1:])
     try:
-        sys.exit(app(standalone_mode=False, prog_name="kdedge") or 0)
+        code = app(standalone_mode=False, prog_name="kdedge") or 0
+        if code == 130:  # Typer's silent exit for a Ctrl-C outside a run (parsing, loading data)
+            error_console.print("interrupted; nothing was written", markup=False, highlight=False)
+        sys.exit(code)
+    except Interrupted as err:
+        error_console.print(_interrupted(err), markup=False, highlight=False, soft_wrap=True)
+        sys.exit(err.exit_code)
+    except Diverged as err:
+        if os.environ.get("KDEDGE_DEBUG"):
+            raise
+        error_console.print(_diverged(err), markup=False, highlight=False, soft_wrap=True)
+        sys.exit(err.exit_code)
     except UsageError as err:  # a typo'd option or a missing argument: one line too, not click's usage box
         if type(err).__name__ != "NoArgsIsHelpError":  # bare `kdedge`: the help was printed already
             command = err.ctx.command_path if err.ctx else "kdedge"

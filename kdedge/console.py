@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -17,6 +19,25 @@ console = Console()
 error_console = Console(stderr=True)
 
 
+def table_width() -> int:
+    """Characters a result table may use: the terminal's width (or $COLUMNS); 200 in a pipe or log file,
+    where nobody's screen wraps it. Tables choose their columns to fit it (kdedge.tables)."""
+    if console.is_terminal or os.environ.get("COLUMNS"):
+        return console.width
+    return 200
+
+
+def print_table(table: Table, width: int) -> None:
+    """Print a table built for `width` characters (a pipe's console would otherwise squash it to 80)."""
+    (console if width == console.width else Console(width=width)).print(table)
+
+
+def warn(text: str) -> None:
+    """One 'warning: ...' line on stderr: something was handled (a stale lock, a corrupt cache) and the
+    command goes on."""
+    error_console.print(f"warning: {text}", markup=False, highlight=False, soft_wrap=True)
+
+
 def make_progress(quiet: bool) -> Progress:
     return Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -24,17 +45,25 @@ def make_progress(quiet: bool) -> Progress:
     )  # fmt: skip
 
 
-def summary_table(summary: dict, title: str) -> Table:
-    """Teacher / student rows of a run's summary.json."""
-    table = Table(title=title)
-    for column in ("stage", "model", "params", "test acc %", "test errors", "QWK", "train s"):
-        table.add_column(column, justify="left" if column in ("stage", "model") else "right")
+ORDINAL_DATASETS = ("aptos",)  # data set name prefixes whose classes are ordered grades: QWK means something
+
+
+def summary_table(summary: dict, title: str, width: int = 200) -> Table:
+    """Teacher / student rows of a run's summary.json (or of `kdedge eval`). QWK only for ordinal data
+    sets; training seconds only where this summary trained the stage (eval re-scores, trains nothing)."""
+    from kdedge.tables import Column, fitted_table, si
+
+    ordinal = str(summary.get("data", {}).get("dataset", "")).startswith(ORDINAL_DATASETS)
+    columns = (Column("stage", key=True, left=True), Column("model", key=True, left=True), Column("params"),
+               Column("acc %"), Column("errors"), Column("QWK", drop=2), Column("train s", drop=1))
+    rows = []
     for stage in ("teacher", "student", "student_bias_fixed"):
         row = summary.get(stage)
         if not row:
             continue
-        table.add_row(stage, row["model"], f"{row['params']:,}", f"{100 * row['test_accuracy']:.2f}",
-                      f"{row['test_errors']} / {row['test_count']}",
-                      f"{row.get('test_qwk', float('nan')):.3f}",
-                      f"{row.get('train_seconds', 0):.1f}")  # fmt: skip
-    return table
+        qwk, seconds = row.get("test_qwk"), row.get("train_seconds")
+        rows.append([stage, row["model"], si(row["params"]), f"{100 * row['test_accuracy']:.2f}",
+                     f"{row['test_errors']}/{row['test_count']}",
+                     f"{qwk:.3f}" if ordinal and qwk is not None else "-",
+                     f"{seconds:.1f}" if seconds else "-"])  # fmt: skip
+    return fitted_table(title, columns, rows, width)

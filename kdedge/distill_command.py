@@ -9,12 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from kdedge import distributed
-from kdedge.console import console, make_progress, summary_table
+from kdedge.console import console, make_progress, print_table, summary_table, table_width
 from kdedge.devices import describe_device
-from kdedge.errors import InputError
+from kdedge.errors import InputError, Interrupted
+from kdedge.fsguard import DiskFull, check_writable
 from kdedge.pipeline import prepare_data, run_recipe
 from kdedge.recipe import Recipe, load_recipe, parse_set, weight_paths
 from kdedge.resume import Checkpointer, open_run
+from kdedge.stop import graceful_stop
 from kdedge.tblog import require_tensorboard
 
 BOTH_STAGES = ("teacher", "student")
@@ -31,16 +33,16 @@ def default_out(name: str) -> Path:
 
 def distill_command(recipe_arg: str, overrides: list[str], out: Path | None, data_root: str | None,
                     force: bool, quiet: bool, stages: tuple[str, ...], resume: Path | None = None,
-                    checkpoint_minutes: float = 30.0, tensorboard: bool = False) -> None:  # fmt: skip
+                    checkpoint_minutes: float = 30.0, tensorboard: bool = False) -> Path:  # fmt: skip
     """Run `stages` of a recipe (by path or packaged name, with `--set` overrides) into a run directory;
-    a recipe with a sweep section run as `distill` becomes a sweep."""
+    a recipe with a sweep section run as `distill` becomes a sweep. Returns the run (or sweep) folder."""
     recipe = load_recipe(recipe_arg, parse_set([*overrides, *(["tensorboard=true"] if tensorboard else [])]))
     if recipe.sweep is not None and stages == BOTH_STAGES:  # one teacher, a student per grid point
-        _run_as_sweep(recipe, recipe_arg, out, data_root, quiet)
-        return
+        return _run_as_sweep(recipe, recipe_arg, out, data_root, quiet)
     if recipe.tensorboard:
         require_tensorboard()
     device_line = describe_device(recipe.device)
+    check_writable(resume or out or default_out(recipe.name), "run directory")  # before any work
     bundle = prepare_data(recipe, data_root)  # bad data root: said before the run directory is touched
     _check_before_writing(recipe, recipe_arg, stages, bundle.num_classes, out, resume)
     world = distributed.start(recipe.device)  # under torchrun: join the group; only rank 0 writes and prints
@@ -52,23 +54,32 @@ def distill_command(recipe_arg: str, overrides: list[str], out: Path | None, dat
     if not quiet:
         _print_header(recipe, run.path, device_line)
     try:
-        with make_progress(quiet) as progress:
+        with graceful_stop(not world.distributed), make_progress(quiet) as progress:
             summary = run_recipe(recipe, run, data_root, stages, progress, checkpointer, bundle)
+    except DiskFull as err:  # every file written so far is intact: free space and continue
+        raise DiskFull(f"{err}; free space, then continue with --resume {run.path}", err.path) from None
+    except KeyboardInterrupt:  # here, not in Typer (which exits 130 silently): say what to resume
+        raise Interrupted(checkpointer.saved(), run.path) from None
     finally:
         run.release()
     if not quiet:
-        console.print(summary_table(summary, f"{recipe.name}: test set of {summary['data']['dataset']}"))
+        width = table_width()
+        title = f"{recipe.name}: test set of {summary['data']['dataset']}"
+        print_table(summary_table(summary, title, width), width)
         console.print(f"run directory: {run.path}")
+    return run.path
 
 
 def _run_as_sweep(recipe: Recipe, recipe_arg: str, out: Path | None, data_root: str | None,
-                  quiet: bool) -> None:  # fmt: skip
+                  quiet: bool) -> Path:  # fmt: skip
     from kdedge.sweep import sweep_command
 
     if distributed.world_from_env().distributed:  # every rank would run every point into the same folders
         raise InputError(f"{recipe_arg}: a recipe with a sweep section runs in one process, not under "
                          "torchrun; torchrun one point instead (--set sweep= --set KEY=VALUE)")  # fmt: skip
-    sweep_command(recipe, [], out or Path("runs") / recipe.name, data_root, 1, quiet)
+    folder = out or Path("runs") / recipe.name
+    sweep_command(recipe, [], folder, data_root, 1, quiet)
+    return folder
 
 
 def _check_before_writing(recipe: Recipe, recipe_arg: str, stages: tuple[str, ...], num_classes: int,

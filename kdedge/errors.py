@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from pathlib import Path
 
 
 class KdedgeError(Exception):
@@ -22,6 +23,26 @@ class RuntimeFailure(KdedgeError):
     """The input was valid but the work failed (non-finite loss, export mismatch, ...)."""
 
     exit_code = 1
+
+
+class Diverged(RuntimeFailure):
+    """The loss stopped being finite: the stage and learning rate, so the CLI can say how to retry."""
+
+    def __init__(self, message: str, stage: str, lr: float | None = None) -> None:
+        super().__init__(message)
+        self.stage, self.lr = stage, lr
+
+
+class Interrupted(KdedgeError):
+    """Ctrl-C (SIGINT) during a run. saved: what is on disk (one phrase); run_dir: the run `--resume`
+    continues, or None when rerunning the same command continues (a sweep skips its finished points)."""
+
+    exit_code = 130
+    what = "interrupted"  # how the line starts (kdedge.stop.Stopped: "stopped by SIGTERM at a step ...")
+
+    def __init__(self, saved: str, run_dir: Path | None = None) -> None:
+        super().__init__(f"{self.what}; saved: {saved}")
+        self.saved, self.run_dir = saved, run_dir
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 
 from kdedge import __version__
 from kdedge.errors import InputError
+from kdedge.model_check import check_model_file
 
 PREFIX = "kdedge."
 REQUIRED_KEYS = (
@@ -91,6 +92,7 @@ def read_metadata(onnx_path: str | Path) -> dict[str, str]:
     path = Path(onnx_path)
     if not path.is_file():
         raise InputError(f"ONNX file not found: {path}")
+    check_model_file(path)  # hostile graphs (external data outside the folder, absurd shapes) refused here
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as err:  # noqa: BLE001 - protobuf raises several types for a corrupt file
@@ -139,6 +141,7 @@ def open_session(onnx_path: str | Path, threads: int = 0) -> Any:
     path = Path(onnx_path)
     if not path.is_file():
         raise InputError(f"ONNX file not found: {path}")
+    check_model_file(path)
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only: ORT's warnings are noise for users
     options.intra_op_num_threads = threads

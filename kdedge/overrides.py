@@ -17,6 +17,21 @@ from pydantic import BaseModel
 from kdedge.errors import InputError, did_you_mean
 
 
+def plain(value: Any, where: str) -> Any:
+    """`value` from yaml.safe_load as JSON types only: dates / times become their ISO text (a recipe means
+    the string), mapping keys become strings; bytes (!!binary) and other YAML types are one InputError."""
+    if isinstance(value, dict):
+        return {str(key): plain(item, f"{where}.{key}") for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(item, where) for item in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    kind = type(value).__name__
+    raise InputError(f"{where}: a {kind} value is not allowed in a recipe (got {str(value)[:40]!r})")
+
+
 def schema_children(model_cls: type[BaseModel]) -> dict[str, type[BaseModel] | None]:
     """field name -> nested model class (or None for a leaf / free-form dict)."""
     children: dict[str, type[BaseModel] | None] = {}
@@ -76,7 +91,8 @@ def parse_set(assignments: list[str]) -> dict[str, Any]:
         if not sep or not key.strip():
             raise InputError(f"--set '{item}': expected KEY=VALUE, e.g. student.epochs=5")
         try:
-            overrides[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
+            value = yaml.safe_load(raw) if raw.strip() else None
+            overrides[key.strip()] = plain(value, f"--set {key.strip()}")
         except yaml.constructor.ConstructorError:  # e.g. !!python/object: never constructed, never a string
             raise InputError(f"--set '{key.strip()}': YAML tags are not allowed (got {raw[:40]!r})") from None
         except yaml.YAMLError:

@@ -8,6 +8,7 @@ training used; an edge file's metadata is read from inside it or from its sideca
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,10 @@ import numpy as np
 
 from kdedge.errors import InputError
 from kdedge.onnx_meta import ModelCard, model_card, open_session, run_logits
+
+# Pillow's own default (89 MP) only warns, and refuses at twice that; 64 MP (8000 x 8000) is larger than any
+# photo a phone takes while a bomb of 4 bytes per pixel stays under ~256 MB when decoded
+MAX_IMAGE_PIXELS = 64_000_000
 
 
 def load_image(path: Path, card: ModelCard) -> np.ndarray:
@@ -26,14 +31,21 @@ def load_image(path: Path, card: ModelCard) -> np.ndarray:
 
     if not path.is_file():
         raise InputError(f"image not found: {path}")
+    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS  # set here, not left to Pillow's default (which only warns)
+    bombs = (Image.DecompressionBombError, Image.DecompressionBombWarning)
     try:
-        with Image.open(path) as image:
-            image = image.convert(card.pil_mode)
-            height, width = card.input_size
-            if image.size != (width, height):
-                image = image.resize((width, height), Image.Resampling.BILINEAR)
-            pixels = np.asarray(image, dtype=np.float32) / 255.0
-    except (UnidentifiedImageError, OSError, ValueError) as err:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)  # above the limit: refused
+            with Image.open(path) as image:
+                image = image.convert(card.pil_mode)
+                height, width = card.input_size
+                if image.size != (width, height):
+                    image = image.resize((width, height), Image.Resampling.BILINEAR)
+                pixels = np.asarray(image, dtype=np.float32) / 255.0
+    except bombs:
+        raise InputError(f"{path}: refused: more than {MAX_IMAGE_PIXELS // 1_000_000} million pixels (a "
+                         "decompression bomb?); shrink the image first") from None  # fmt: skip
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
         raise InputError(f"{path}: not a readable image ({type(err).__name__}: {str(err)[:80]})") from None
     return pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
 

@@ -171,7 +171,7 @@ class Recipe(_Strict):
     amp: Literal["off", "bf16", "fp16"] = "off"
     channels_last: bool = False
     compile: bool = False
-    tensorboard: bool = False  # TensorBoard events next to metrics.jsonl (extra: kdedge[tensorboard])
+    tensorboard: bool = False  # events next to metrics.jsonl (extra: kdedge-distill[tensorboard])
     data: DataConfig
     teacher: StageConfig | None = None
     student: StageConfig | None = None
@@ -229,7 +229,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
         raise InputError(f"cannot read recipe {path}: {err}") from None
     if not isinstance(content, dict):
         raise InputError(f"{path}: a recipe must be a YAML mapping (got {type(content).__name__})")
-    return content
+    return _overrides.plain(content, str(path))  # JSON types only: the recipe is hashed and saved as JSON
 
 
 def check_key(key: str) -> None:
@@ -255,12 +255,39 @@ def _format_error(error: dict[str, Any], source: str) -> str:
     return f"{source}: {where}: {message}{got}"
 
 
-def validate_recipe(config: dict[str, Any], source: str = "recipe") -> Recipe:
-    """dict -> Recipe; every problem is collected into ONE InputError line, each with its key path."""
+def validate_recipe(config: dict[str, Any], source: str = "recipe",
+                    overrides: dict[str, Any] | None = None) -> Recipe:  # fmt: skip
+    """dict -> Recipe; every problem is collected into ONE InputError line, each with its key path. A
+    problem at (or under) a key given in `overrides` names that `--set`, not the recipe file."""
     try:
         return Recipe.model_validate(config)
     except ValidationError as err:
-        raise InputError("; ".join(_format_error(e, source) for e in err.errors())) from None
+        raise InputError("; ".join(_format_error(e, _blame(e["loc"], source, overrides or {}))
+                                   for e in err.errors())) from None  # fmt: skip
+
+
+def _blame(loc: tuple, source: str, overrides: dict[str, Any]) -> str:
+    """`--set KEY=VALUE` when the error's key path is (under) an overridden key, else the file. A section
+    -level error (alpha and hard_weight together) blames a --set of one of its keys."""
+    where = ".".join(str(p) for p in loc)
+    for key, value in overrides.items():
+        if where == key or where.startswith(key + ".") or (where and key.startswith(where + ".")):
+            return f"--set {key}={value}"
+    return source
+
+
+def _one_soft_weight(config: dict[str, Any], overrides: dict[str, Any]) -> str | None:
+    """A command-line alpha replaces the recipe's hard_weight and vice versa (one number said two ways);
+    returns the note to print once, or None."""
+    section = config.get("distillation")
+    if not isinstance(section, dict):
+        return None
+    for given, other in (("hard_weight", "alpha"), ("alpha", "hard_weight")):
+        key = f"distillation.{given}"
+        if key in overrides and f"distillation.{other}" not in overrides and section.get(other) is not None:
+            old = section.pop(other)
+            return f"note: --set {key}={overrides[key]} replaces the recipe's {other}: {old}"
+    return None
 
 
 def _resolve_paths(config: dict[str, Any], base: Path) -> dict[str, Any]:
@@ -292,4 +319,16 @@ def load_recipe(path_or_name: str, overrides: dict[str, Any] | None = None) -> R
     """Read, override (`--set`) and validate a recipe given by path or packaged name."""
     path = find_recipe(path_or_name)
     config = _resolve_paths(read_yaml(path), path.parent)
-    return validate_recipe(apply_overrides(config, overrides or {}), source=str(path))
+    overrides = overrides or {}
+    note = _one_soft_weight(config, overrides)
+    for key, value in overrides.items():  # a bad --set key is the command line's fault, not the file's
+        try:
+            check_key(key)
+        except InputError as err:
+            raise InputError(f"--set {key}={value}: {err}") from None
+    recipe = validate_recipe(apply_overrides(config, overrides), str(path), overrides)
+    if note:
+        from kdedge.console import error_console
+
+        error_console.print(note, markup=False, highlight=False, soft_wrap=True)
+    return recipe

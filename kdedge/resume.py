@@ -22,8 +22,9 @@ import torch
 from safetensors import SafetensorError, safe_open
 from torch import nn
 
+from kdedge import stop
 from kdedge.checkpoint import RunDir, _unwrapped, atomic_write_text, load_state, save_state, weights_path
-from kdedge.errors import InputError, RuntimeFailure
+from kdedge.errors import Diverged, InputError, RuntimeFailure
 from kdedge.optim import make_optimizer
 from kdedge.recipe import DistillConfig, Recipe, StageConfig
 from kdedge.train import Context, EpochPosition, fit
@@ -155,16 +156,30 @@ class Checkpointer:
                 ctx.on_epoch(record)  # the pipeline's hook: metrics.jsonl (+ TensorBoard events when asked)
 
         def on_step(where: EpochPosition) -> None:
-            if ctx.rank == 0 and time.monotonic() - self.last_save >= self.every_seconds:
+            signum = stop.pending()  # SIGTERM / Ctrl-C: save here, at a step boundary, and stop
+            if ctx.rank == 0 and (signum or time.monotonic() - self.last_save >= self.every_seconds):
                 self._save(path, stage, model, optimizer, generator, records, where.epoch, where)
+            if signum:
+                raise stop.Stopped(signum, self.saved(), self.run.path)
 
         try:
             fit(model, train, cfg, replace(ctx, on_epoch=on_epoch, on_step=on_step), stage, evaluation,
                 teacher=teacher, distill=distill, start_epoch=start_epoch, optimizer=optimizer,
                 generator=generator, position=position)  # fmt: skip
-        except RuntimeFailure as err:
-            raise RuntimeFailure(f"{err}; last good checkpoint: {self.last_good}") from None
+        except Diverged as err:  # the CLI adds the retry command: --resume would refuse a changed lr
+            raise Diverged(f"{err}; last good checkpoint: {self.last_good}", stage, cfg.lr) from None
+        except RuntimeFailure as err:  # the same type (a full disk stays DiskFull), one more clause
+            err.args = (f"{err}; last good checkpoint: {self.last_good}",)
+            raise
         return records
+
+    def saved(self) -> str:
+        """What is on disk to continue from (for the Ctrl-C line): finished stages' weights and the
+        current stage's last training state."""
+        done = [str(self.run.weights(s)) for s in STAGES if self.run.weights(s).is_file()]
+        current = getattr(self, "last_good", "")
+        parts = done + ([current] if current and not current.startswith("none") else [])
+        return ", ".join(parts) or "nothing yet (stopped before the first checkpoint)"
 
     def finish(self, stage: str) -> None:
         """The stage's weights and summary are written: its training state is no longer needed."""

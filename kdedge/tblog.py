@@ -2,7 +2,7 @@
 
 Events go into the run directory itself (RUN/events.out.tfevents.*), next to metrics.jsonl, so
 `tensorboard --logdir runs` shows one curve per run, named after its folder. TensorBoard is an optional
-extra (`pip install 'kdedge[tensorboard]'`); asking for it without the package is bad input, said
+extra (`pip install 'kdedge-distill[tensorboard]'`); asking for it without the package is bad input, said
 before anything is written.
 """
 
@@ -14,7 +14,9 @@ from typing import Any
 
 from kdedge.errors import InputError
 
-INSTALL_HINT = "pip install 'kdedge[tensorboard]' (or pip install tensorboard), or drop --tensorboard"
+INSTALL_HINT = (
+    "pip install 'kdedge-distill[tensorboard]' (or pip install tensorboard), or drop --tensorboard"
+)
 
 # metrics.jsonl key -> TensorBoard tag (under the stage: "student/loss/train", ...)
 SCALARS = {

@@ -12,6 +12,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 
 from kdedge.checkpoint import save_state
+from kdedge.console import warn
+from kdedge.integrity import CorruptFile, read_verified
 
 KEY_FIELD = "kdedge.teacher_logits_key"
 
@@ -52,11 +54,16 @@ def _raw_bytes(tensor: torch.Tensor) -> memoryview:
 
 
 def _read(path: Path, key: str) -> torch.Tensor | None:
-    """Logits saved under `key`, or None (no file, another key, unreadable: recompute, it is only a cache)."""
+    """Logits saved under `key`, or None (no file, another key, unreadable: recompute, it is only a cache).
+    A file that fails its checksum or does not parse is never used; that is said once, on stderr."""
+    if not path.exists():
+        return None
     try:
         with safe_open(str(path), framework="pt") as handle:
             if (handle.metadata() or {}).get(KEY_FIELD) != key:
                 return None
-            return handle.get_tensor("logits")
-    except (SafetensorError, OSError):
+        return read_verified(path)[0]["logits"]
+    except (SafetensorError, OSError, CorruptFile, KeyError) as err:
+        why = "checksum mismatch" if isinstance(err, CorruptFile) else f"unreadable: {type(err).__name__}"
+        warn(f"teacher logits cache {path} is corrupt ({why}); not used, recomputing it")
         return None

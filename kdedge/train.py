@@ -24,7 +24,7 @@ from kdedge.augment import JITTER_VARIANTS, augment_with_variant, jitter_variant
 from kdedge.data import Split, normalize
 from kdedge.devices import autocast
 from kdedge.distributed import shard
-from kdedge.errors import RuntimeFailure
+from kdedge.errors import Diverged
 from kdedge.losses import LOSSES, inverse_frequency_weights
 from kdedge.metrics import agreement, classification_report
 from kdedge.optim import lr_factor, make_optimizer, optimizer_step
@@ -227,8 +227,8 @@ def _check_finite(loss: torch.Tensor, stage: str, epoch: int, step: int, ctx: Co
     """Stop before a non-finite loss reaches the weights. On GPU only every 32nd step: a host sync per step
     costs throughput, and once the weights are NaN every later loss is too."""
     if (ctx.device.type == "cpu" or step % 32 == 0) and not torch.isfinite(loss.detach()).item():
-        raise RuntimeFailure(f"{stage}: loss became {float(loss.detach())} in epoch {epoch + 1}, "
-                             f"step {step + 1}; lower the lr (or check the data)")  # fmt: skip
+        raise Diverged(f"{stage}: loss became {float(loss.detach())} in epoch {epoch + 1}, "
+                       f"step {step + 1}; lower the lr (or check the data)", stage)  # fmt: skip
 
 
 def _epoch_record(stage, epoch, loss_sum, correct, seen, seconds, optimizer, model, evaluation, ctx, cfg,
@@ -242,8 +242,8 @@ def _epoch_record(stage, epoch, loss_sum, correct, seen, seconds, optimizer, mod
         loss_sum, correct, seen = totals[0], totals[1], int(totals[2])
     train_loss = float(loss_sum) / max(seen, 1)
     if not math.isfinite(train_loss):
-        raise RuntimeFailure(f"{stage}: loss became {train_loss} in epoch {epoch + 1}; lower the lr "
-                             "(the last good weights are those of the previous epoch)")  # fmt: skip
+        raise Diverged(f"{stage}: loss became {train_loss} in epoch {epoch + 1}; lower the lr "
+                       "(the last good weights are those of the previous epoch)", stage)  # fmt: skip
     record = {"stage": stage, "epoch": epoch + 1, "train_loss": train_loss,
               "train_accuracy": float(correct) / max(seen, 1), "lr": optimizer.param_groups[0]["lr"],
               "epoch_seconds": round(seconds, 3)}  # fmt: skip

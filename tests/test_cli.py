@@ -139,7 +139,7 @@ BAD_INPUT = [  # id, extra args (may use {tmp}, {typo}, {broken}, {empty}), text
     ("unknown-key-in-set", ["distill", "hinton_mnist", "--set", "student.epoch=3"],
      ["unknown key 'student.epoch'", "did you mean 'epochs'", "valid:"]),
     ("wrong-type", ["distill", "hinton_mnist", "--set", "student.epochs=many"],
-     ["hinton_mnist.yaml", "student.epochs", "valid integer", "'many'"]),
+     ["--set student.epochs=many: ", "student.epochs", "valid integer", "'many'"]),
     ("negative-epochs", ["distill", "hinton_mnist", "--set", "teacher.epochs=-3"],
      ["teacher.epochs", "greater than 0", "-3"]),
     ("unknown-model", ["distill", "hinton_mnist", "--set", "student.model=resnet81"],
@@ -148,8 +148,9 @@ BAD_INPUT = [  # id, extra args (may use {tmp}, {typo}, {broken}, {empty}), text
      ["data.name", "unknown data set 'mnsit'", "did you mean 'mnist'"]),
     ("data-root-without-data-set", ["distill", "hinton_mnist", "--data-root", "{empty}"],
      ["{empty}", "has no MNIST", "KDEDGE_DATA"]),
-    ("alpha-and-hard-weight", ["distill", "hinton_mnist", "--set", "distillation.hard_weight=0.3"],
-     ["distillation", "alpha", "hard_weight", "not both"]),
+    ("alpha-and-hard-weight", ["distill", "hinton_mnist", "--set", "distillation.hard_weight=0.3",
+                               "--set", "distillation.alpha=0.6"],
+     ["--set distillation.", "alpha", "hard_weight", "not both"]),
     ("set-without-value", ["distill", "hinton_mnist", "--set", "student.epochs"], ["expected KEY=VALUE"]),
 ]  # fmt: skip
 if not torch.cuda.is_available():

@@ -207,7 +207,7 @@ def test_missing_extra_is_one_line_before_any_work(edge_run, tmp_path: Path):
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and "pip install 'kdedge[litert-convert]'" in lines[0], done.stderr
+    assert len(lines) == 1 and "pip install 'kdedge-distill[litert-convert]'" in lines[0], done.stderr
     assert not (copy / "export").exists()  # not even the ONNX file was started
 
 
@@ -226,7 +226,7 @@ def test_a_file_that_misses_its_bound_is_never_written(edge_run, data_root: Path
 @pytest.mark.slow
 def test_coreml_converts_and_is_checked_structurally(edge_run, data_root: Path):
     if importlib.util.find_spec("coremltools") is None:
-        pytest.skip("coremltools not installed: pip install 'kdedge[coreml]'")
+        pytest.skip("coremltools not installed: pip install 'kdedge-distill[coreml]'")
     from kdedge.bench.run import BenchOptions, run_bench
     from kdedge.export import export_run
     from kdedge.export.edge_meta import read_edge_metadata

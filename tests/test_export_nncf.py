@@ -1,6 +1,7 @@
 """`kdedge export --int8-method nncf`: NNCF's int8 QDQ file next to onnxruntime's on the same briefly trained
 MNIST MLP, same calibration digits, same checks and metadata; and the one-line errors (nncf missing,
---int8-scheme with nncf, unknown method). The end-to-end tests skip without nncf (kdedge[openvino])."""
+--int8-scheme with nncf, unknown method). The end-to-end tests skip without nncf
+(kdedge-distill[openvino])."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ def mnist_run(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 def both_int8(mnist_run: Path, data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """{'ort': {precision: row}, 'nncf': ...}: the same run exported twice (two copies), int8 calibrated on
     the same 64 training digits."""
-    pytest.importorskip("nncf", reason="nncf is not installed (pip install 'kdedge[openvino]')")
+    pytest.importorskip("nncf", reason="nncf is not installed (pip install 'kdedge-distill[openvino]')")
     from kdedge.export import export_run
 
     rows = {}

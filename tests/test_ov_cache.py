@@ -12,7 +12,7 @@ import pytest
 import torch
 from bench_helpers import MNIST_META, export_onnx
 
-pytest.importorskip("openvino", reason="openvino is not installed (pip install 'kdedge[openvino]')")
+pytest.importorskip("openvino", reason="openvino is not installed (pip install 'kdedge-distill[openvino]')")
 
 from kdedge.bench import ov_cache  # noqa: E402 - after the skip: its runner needs openvino
 from kdedge.bench.runners import OpenVinoRunner  # noqa: E402

@@ -34,7 +34,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     dist = tmp_path_factory.mktemp("dist")
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q",
           "-w", str(dist), str(source)], cwd=source)  # fmt: skip
-    (built,) = dist.glob("kdedge-*.whl")
+    (built,) = dist.glob("kdedge_distill-*.whl")
     return built
 
 

@@ -110,11 +110,19 @@ def test_yaml_python_tags_are_refused(tmp_path: Path) -> None:
 
 
 # -- the loss convention: alpha weights the soft (teacher) term; hard_weight is the other convention --
-def test_alpha_and_hard_weight_are_mutually_exclusive() -> None:
+def test_alpha_and_hard_weight_are_mutually_exclusive(capsys) -> None:
     with pytest.raises(ValueError, match="not both"):
         DistillConfig(alpha=0.7, hard_weight=0.3)
-    with pytest.raises(InputError, match="distillation.*not both"):
-        load_recipe("hinton_mnist", {"distillation.hard_weight": 0.3})  # the file already sets alpha
+    both = r"^--set distillation\.(alpha|hard_weight)=0\.[36]: distillation.*not both"
+    with pytest.raises(InputError, match=both):
+        load_recipe("hinton_mnist", {"distillation.hard_weight": 0.3, "distillation.alpha": 0.6})
+    # one given on the command line replaces the other in the file (hinton_mnist sets alpha: 0.7), said once
+    capsys.readouterr()
+    recipe = load_recipe("hinton_mnist", {"distillation.hard_weight": 0.3})
+    assert recipe.distillation.alpha is None and recipe.distillation.soft_weight == pytest.approx(0.7)
+    assert capsys.readouterr().err.strip() == (
+        "note: --set distillation.hard_weight=0.3 replaces the recipe's alpha: 0.7"
+    )
 
 
 def test_hard_weight_is_one_minus_alpha() -> None:

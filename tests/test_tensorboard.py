@@ -13,7 +13,7 @@ from kdedge.tblog import SCALARS, TensorBoardLogger, epoch_callback
 
 needs_tensorboard = pytest.mark.skipif(
     importlib.util.find_spec("tensorboard") is None,
-    reason="tensorboard is an optional extra: pip install 'kdedge[tensorboard]'",
+    reason="tensorboard is an optional extra: pip install 'kdedge-distill[tensorboard]'",
 )
 
 
@@ -78,7 +78,8 @@ def test_tensorboard_missing_is_one_line_exit_2(kdedge, tmp_path: Path) -> None:
                     env={"PYTHONPATH": str(shadow.parent)})  # fmt: skip
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines() == [
-        "error: tensorboard: the 'tensorboard' package is not installed; pip install 'kdedge[tensorboard]' "
+        "error: tensorboard: the 'tensorboard' package is not installed; "
+        "pip install 'kdedge-distill[tensorboard]' "
         "(or pip install tensorboard), or drop --tensorboard"
     ]
     assert not out.exists()

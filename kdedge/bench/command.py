@@ -7,6 +7,8 @@ from pathlib import Path
 
 from kdedge.bench.run import RUNTIME_CHOICES, BenchOptions, check_options, run_bench
 from kdedge.errors import InputError
+from kdedge.fsguard import check_writable
+from kdedge.model_check import check_model_file
 
 
 def parse_int_list(text: str, option: str) -> tuple[int, ...]:
@@ -63,17 +65,20 @@ def make_options(
 
 
 def bench_command(
-    paths: list[Path], options: BenchOptions, outputs: dict[str, Path | None], quiet: bool
+    paths: list[Path], options: BenchOptions, outputs: dict[str, Path | None], quiet: bool, wide: bool = False
 ) -> dict:
     """Run the bench, print the table, write the requested files (json/csv/md/plot) and RUN/bench.json."""
     for path in paths:
         if not path.exists():
             raise InputError(f"{path}: no such run directory or .onnx file")
-    from rich.console import Console
-
+        if path.is_file():
+            check_model_file(path)  # a hostile file: one line before any row is planned
+    for kind, file in outputs.items():  # a read-only output folder: said before minutes of timing
+        if file is not None:
+            check_writable(file.parent, f"--{kind}")
     from kdedge.bench.deploy import save_run_results
     from kdedge.bench.report import bench_table, write_csv, write_json, write_markdown, write_pareto
-    from kdedge.console import console, make_progress
+    from kdedge.console import console, make_progress, print_table, table_width
 
     with make_progress(quiet) as progress:
         result = run_bench(paths, options, progress)
@@ -83,8 +88,8 @@ def bench_command(
             writers[kind](result, file)
     save_run_results(result, [p for p in paths if p.is_dir()])
     if not quiet:
-        # a pipe or log file gets a wide table instead of rich's 80 columns, which would squash it unreadably
-        (console if console.is_terminal else Console(width=220)).print(bench_table(result))
+        width = table_width()
+        print_table(bench_table(result, width, wide), width)
         notes = sorted({row["note"] for row in result["rows"] if row.get("note")})
         for note in notes:
             console.print(note, markup=False, highlight=False)

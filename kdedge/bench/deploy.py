@@ -8,8 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from kdedge.checkpoint import atomic_write, atomic_write_text
+from kdedge.console import warn
 from kdedge.errors import InputError
 from kdedge.export.formats import file_runtimes
+from kdedge.fsguard import NotWritable
+from kdedge.model_check import check_model_file
 
 FILE_RUNTIMES = file_runtimes()  # rows that run a deployable file (kdedge.export.formats)
 TARGETS = {"cpu-x86": "cpu"}  # --target -> the bench device its choice is made on
@@ -70,7 +73,10 @@ def save_run_results(result: dict[str, Any], run_paths: list[Path]) -> None:
         rows = [r for r in result["rows"] if r.get("run") == str(path.resolve()) and r.get("file")]
         if rows:
             record = {"machine": result["machine"], "options": result["options"], "rows": rows}
-            atomic_write_text(path / "bench.json", json.dumps(record, indent=2, default=str))
+            try:
+                atomic_write_text(path / "bench.json", json.dumps(record, indent=2, default=str))
+            except NotWritable:  # documented fallback: the table is printed; only --target needs the file
+                warn(f"{path}: read-only, bench.json not written (`kdedge export --target` needs it)")
 
 
 def deployable_choice(
@@ -112,6 +118,7 @@ def write_deployable(
         raise InputError(
             f"{source}: missing or changed since it was benched; run `kdedge bench {run_path}` again"
         )
+    check_model_file(source)  # bench.json may name any file: checked before onnx loads its data
     extra = {
         "kdedge.target": target,
         "kdedge.runtime": best["runtime"],

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from kdedge.bench.pareto import write_pareto as write_pareto  # re-export: the plot is one of the outputs
 from kdedge.checkpoint import atomic_write_text
+from kdedge.tables import Column, fitted_table, si
 
 # The columns of the CSV / Markdown files, in order (JSON rows carry these and a few more).
 COLUMNS = (
@@ -110,74 +111,70 @@ def _fmt(value: Any, digits: int = 2) -> str:
 
 
 def display_cells(row: dict[str, Any]) -> list[str]:
-    """One table line: the numbers a person compares, in short units."""
+    """One table line: the numbers a person compares, in short units (order of COLUMNS_SHOWN)."""
     acc = None if row.get("accuracy") is None else 100 * row["accuracy"]
     return [
         row["model"],
-        row["arch"],
         row["runtime"],
         row["precision"],
         str(row["batch_size"]),
         _fmt(row.get("latency_ms_p50"), 3),
-        _fmt(row.get("latency_ms_p99"), 3),
-        _fmt(row.get("throughput_per_s"), 0),
-        _fmt(row.get("peak_mem_mb"), 0),
-        _fmt(None if row.get("flops") is None else row["flops"] / 1e6, 1),
-        _fmt(row.get("size_mb"), 2),
         _fmt(acc),
-        _fmt(row.get("qwk"), 3),
+        "*" if row.get("deploy") else "",
         _fmt(row.get("speedup_vs_teacher")),
         _fmt(row.get("accuracy_delta_vs_teacher")),
+        _fmt(row.get("latency_ms_p99"), 3),
+        "-" if row.get("throughput_per_s") is None else f"{row['throughput_per_s']:,.0f}",
+        _fmt(row.get("size_mb"), 2),
+        _fmt(row.get("qwk"), 3),
+        _fmt(row.get("peak_mem_mb"), 0),
+        si(row.get("flops")),
         _fmt(row.get("peak_fraction"), 3),
-        "*" if row.get("deploy") else "",
-        row["status"],
+        row["arch"],
+        "" if row["status"] == "ok" else row["status"],
     ]
 
 
-HEADERS = (
-    "model",
-    "arch",
-    "runtime",
-    "prec",
-    "batch",
-    "p50 ms",
-    "p99 ms",
-    "img/s",
-    "mem MB",
-    "MFLOP",
-    "size MB",
-    "acc %",
-    "QWK",
-    "x vs T",
-    "d acc",
-    "peak",
-    "deploy",
-    "status",
+# What a row is (model, runtime, precision, batch) is never hidden or cut; the rest is hidden, least useful
+# first (drop rank 1 first), when the terminal is narrow. --wide and the JSON / CSV files keep everything.
+COLUMNS_SHOWN = (
+    Column("model", key=True, left=True),
+    Column("runtime", key=True, left=True),
+    Column("prec", key=True, left=True),
+    Column("batch", key=True),
+    Column("p50 ms"),
+    Column("acc %"),
+    Column("*"),
+    Column("x vs T", drop=7),
+    Column("Δacc pts", drop=6),
+    Column("p99 ms", drop=4),
+    Column("img/s", drop=5),
+    Column("size MB", drop=3),
+    Column("QWK", drop=4),
+    Column("mem MB", drop=2),
+    Column("FLOPs", drop=2),
+    Column("peak", drop=1),
+    Column("arch", drop=1, left=True),
+    Column("status", left=True),
 )
+HEADERS = tuple(column.header for column in COLUMNS_SHOWN)
+CAPTION = ("x vs T = teacher p50 / student p50 (same runtime, precision, batch); Δacc pts = student - "
+           "teacher accuracy; * = fastest file within the accuracy bound of fp32")  # fmt: skip
 
 
-def bench_table(result: dict[str, Any]) -> Table:
+def bench_table(result: dict[str, Any], width: int = 200, wide: bool = False) -> Table:
+    """The rows that fit `width` characters (unless `wide`); model / runtime / precision / batch whole."""
     machine = result["machine"]
     title = (
         f"kdedge bench on {machine['cpu']} ({machine['cores']} cores, {machine['threads']} threads, "
         f"{machine['device']})"
         + (f", peak {result['peak_gflops']:.0f} GFLOP/s" if result["peak_gflops"] else "")
     )
-    table = Table(
-        title=title,
-        caption="x vs T = teacher p50 / student p50 (same runtime, precision, batch); "
-        "d acc = student - teacher (points); * = fastest within the accuracy bound of fp32",
-    )
-    for header in HEADERS:
-        table.add_column(
-            header, justify="left" if header in ("model", "arch", "runtime", "prec", "status") else "right"
-        )
-    for row in result["rows"]:
-        style = (
-            None if row["status"] == "ok" else ("yellow" if row["status"].startswith("skipped") else "red")
-        )
-        table.add_row(*display_cells(row), style=style)
-    return table
+    styles = [None if r["status"] == "ok" else "yellow" if r["status"].startswith("skipped") else "red"
+              for r in result["rows"]]  # fmt: skip
+    rows = [display_cells(row) for row in result["rows"]]
+    return fitted_table(title, COLUMNS_SHOWN, rows, width, wide, CAPTION, styles,
+                        more="--wide or --json FILE")  # fmt: skip
 
 
 def write_json(result: dict[str, Any], path: Path) -> None:
@@ -196,7 +193,7 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
     lines = [
         "| " + " | ".join(HEADERS) + " |",
         "|"
-        + "|".join("---" if h in ("model", "arch", "runtime", "prec", "status") else "---:" for h in HEADERS)
+        + "|".join("---" if c.left else "---:" for c in COLUMNS_SHOWN)
         + "|",
     ]
     lines += [

@@ -118,7 +118,7 @@ class OpenVinoRunner:
 
     def __init__(self, path: str, precision: str, threads: int, batch_size: int) -> None:
         if importlib.util.find_spec("openvino") is None:
-            raise Skip("openvino is not installed (pip install 'kdedge[openvino]')")
+            raise Skip("openvino is not installed (pip install 'kdedge-distill[openvino]')")
         import openvino as ov
 
         core = ov.Core()

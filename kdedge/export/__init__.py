@@ -9,9 +9,13 @@ read metadata through this package without importing torch or kdedge.pipeline.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
+from kdedge import CallablePackage
 from kdedge.onnx_meta import read_metadata
+
+sys.modules[__name__].__class__ = CallablePackage  # kdedge.export(run, ...) is the API call (kdedge.api)
 
 __all__ = ["export_run", "read_metadata", "PRECISIONS", "INT8_SCHEMES", "INT8_METHODS"]
 

@@ -1,4 +1,4 @@
-"""PyTorch -> Core ML `.mlpackage` (ML Program) with coremltools (kdedge[coreml]).
+"""PyTorch -> Core ML `.mlpackage` (ML Program) with coremltools (kdedge-distill[coreml]).
 
 Converts on Linux; running needs macOS, so the file's check here is structural (coreml_check): the spec
 loads, one (N, C, H, W) input with a dynamic batch range, one output, and the kdedge metadata in the

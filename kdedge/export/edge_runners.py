@@ -58,7 +58,7 @@ class ExecuTorchRunner:
 
     def __init__(self, path: str | Path, threads: int = 1, batch_size: int | None = None) -> None:
         if importlib.util.find_spec("executorch") is None:
-            raise Unavailable("executorch is not installed (pip install 'kdedge[executorch]')")
+            raise Unavailable("executorch is not installed (pip install 'kdedge-distill[executorch]')")
         import torch
 
         with native_output_silenced():  # the runtime's C++ logs CPU info at import
@@ -97,7 +97,7 @@ class LiteRtRunner:
 
     def __init__(self, path: str | Path, threads: int = 1, batch_size: int | None = None) -> None:
         if importlib.util.find_spec("ai_edge_litert") is None:
-            raise Unavailable("ai-edge-litert is not installed (pip install 'kdedge[litert]')")
+            raise Unavailable("ai-edge-litert is not installed (pip install 'kdedge-distill[litert]')")
         from ai_edge_litert.interpreter import Interpreter
 
         path = Path(path)

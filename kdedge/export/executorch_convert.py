@@ -1,4 +1,4 @@
-"""PyTorch -> ExecuTorch `.pte` lowered to the XNNPACK backend (kdedge[executorch]).
+"""PyTorch -> ExecuTorch `.pte` lowered to the XNNPACK backend (kdedge-distill[executorch]).
 
 fp32: torch.export with a dynamic batch dimension, to_edge_transform_and_lower with the XNNPACK
 partitioner, to_executorch. int8: PyTorch's pt2e flow first (XNNPACKQuantizer, symmetric per-channel

@@ -41,9 +41,9 @@ class Format:
     note: str = ""
 
     def pip_hint(self, run_only: bool = False) -> str:
-        """The install line for this format's extra, e.g. pip install 'kdedge[executorch]'."""
+        """The install line for this format's extra, e.g. pip install 'kdedge-distill[executorch]'."""
         extra = self.run_extra if run_only else self.extra
-        return f"pip install 'kdedge[{extra}]'" if extra else "pip install kdedge"
+        return f"pip install 'kdedge-distill[{extra}]'" if extra else "pip install kdedge-distill"
 
     def missing(self, modules: tuple[str, ...]) -> list[str]:
         """The modules of `modules` that cannot be imported here."""

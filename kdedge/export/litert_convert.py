@@ -1,4 +1,4 @@
-"""PyTorch -> LiteRT `.tflite` (kdedge[litert-convert]: litert-torch + its ai-edge-quantizer).
+"""PyTorch -> LiteRT `.tflite` (kdedge-distill[litert-convert]: litert-torch + its ai-edge-quantizer).
 
 fp32: litert_torch.convert at the job's fixed batch size (litert-torch 0.10 cannot trace kdedge's
 models with a dynamic batch: the Flatten's reshape needs concrete sizes), input kept NCHW float32.

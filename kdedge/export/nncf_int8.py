@@ -5,7 +5,7 @@ fast bias correction after calibration and, for attention models, SmoothQuant an
 quantisation rules. It reads and writes plain ONNX (QuantizeLinear / DequantizeLinear pairs), so the
 file goes through the same checks, metadata and runtimes as the onnxruntime one.
 
-nncf is optional (`pip install 'kdedge[openvino]'`) and imported only inside these functions.
+nncf is optional (`pip install 'kdedge-distill[openvino]'`) and imported only inside these functions.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import onnx
 from kdedge.errors import InputError, RuntimeFailure
 from kdedge.export.convert import _first_line, _quiet
 
-NNCF_MISSING = "int8 method 'nncf' needs `pip install kdedge[openvino]`"
+NNCF_MISSING = "int8 method 'nncf' needs `pip install 'kdedge-distill[openvino]'`"
 
 
 def require_nncf() -> None:

@@ -36,6 +36,7 @@ from kdedge.export.options import (
 from kdedge.export.publish import file_metadata, publish, stage_metadata
 from kdedge.export.report import ExportRow, export_table, file_line
 from kdedge.export.verify import accuracy, agreement, check, onnx_logits, torch_parity
+from kdedge.fsguard import check_writable, disk_full_as_error
 from kdedge.recipe import Recipe
 
 Say = Callable[[str], None]
@@ -56,12 +57,13 @@ def export_run(
     limit: int | None = None,
     quiet: bool = False,
     force: bool = False,
+    wide: bool = False,
     formats: str | list[str] = "onnx",
     batches: str | list[int] = "1",
 ) -> list[ExportRow]:
-    """Export a run's models to RUN/export/<stage>.<precision>.onnx; returns one row per file.
+    """Export a run's models to RUN/export/<stage>.<precision>.<suffix>; returns one row per file.
 
-    int8_method: "ort" (onnxruntime quantize_static, the default) or "nncf" (needs kdedge[openvino]).
+    int8_method: "ort" (onnxruntime quantize_static, the default) or "nncf" (needs kdedge-distill[openvino]).
     formats: names from kdedge.export.formats (openvino / tensorrt run the ONNX files); a format whose
     converter is not installed is an InputError naming the pip install, before any work. batches: the
     batch sizes of fixed-batch formats (LiteRT), one file each.
@@ -83,11 +85,12 @@ def export_run(
         "limit": limit,
     }
     settings = resolve_settings(recipe, overrides)
+    check_writable(run.path / "export", "export folder")  # a read-only RUN: one line before any work
     say = _printer(quiet)
     stages = _stages_to_export(run, recipe, models, wanted, settings, say)
     data = load_eval_data(recipe, data_root, settings, "int8" in wanted)
     rows = _export_stages(run, recipe, stages, wanted, settings, data, say, force, plan)
-    _report(rows, run.path, settings.opset, quiet, force)
+    _report(rows, run.path, settings.opset, quiet, force, wide)
     return rows
 
 
@@ -146,12 +149,15 @@ def _export_stages(
     return rows
 
 
-def _report(rows: list[ExportRow], run_path: Path, opset: int, quiet: bool, force: bool) -> None:
+def _report(rows: list[ExportRow], run_path: Path, opset: int, quiet: bool, force: bool,
+            wide: bool = False) -> None:  # fmt: skip
     """The table of every file (unless quiet), then one RuntimeFailure that names each failed file."""
-    from kdedge.console import console
+    from kdedge.console import print_table, table_width
 
     if not quiet:
-        console.print(export_table(rows, f"{run_path}: export (ONNX: opset {opset}, dynamo exporter)"))
+        width = table_width()
+        title = f"{run_path}: export (ONNX: opset {opset}, dynamo exporter)"
+        print_table(export_table(rows, title, width, wide), width)
     failed = [r for r in rows if not _passed(r)]
     if failed:
         kept = (
@@ -261,8 +267,9 @@ def _build(
     path = job.file(row.precision)
     started = time.perf_counter()
     try:
-        convert()
-        check(path)
+        with disk_full_as_error(job.workdir.parent / path.name):  # named as the file it would become
+            convert()
+            check(path)
         _measure(row, job, path, fp32_test_logits)
         failure = _threshold_failure(row, job.settings)
         if failure:

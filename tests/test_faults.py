@@ -1,0 +1,261 @@
+"""Faults around a run, injected for real: a full disk (a small tmpfs), SIGTERM / Ctrl-C sent to a real
+process, state files truncated or bit-flipped on disk, read-only folders (read-only mounts), stale locks.
+
+Each fault must end in one line (exit code per docs/faults.md), no traceback, every file that was already
+there intact, and `--resume` continuing the run bit for bit once the fault is gone.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from cli_helpers import ENV, KDEDGE, REPO, checksums, one_error_line, run_cli, write_recipe
+from fault_helpers import fill_disk, flip_byte, read_only, resize_disk, small_disk, truncate
+from safetensors.torch import load_file
+
+from kdedge.checkpoint import RunDir, load_state
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+STUDENT_EPOCHS = 20  # 20 steps each; SIGSTOP (below) makes the signal land mid-stage anyway
+
+
+def _distill(recipe: Path, *args: object) -> list[str]:
+    return [*KDEDGE, "distill", str(recipe), "-q", *map(str, args)]
+
+
+def _same_weights(a: Path, b: Path) -> bool:
+    left, right = load_file(a), load_file(b)
+    return left.keys() == right.keys() and all(torch.equal(left[k], right[k]) for k in left)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> dict[str, Path]:
+    """A recipe, its uninterrupted reference run (subprocess, one thread) and a run stopped by SIGTERM
+    while its student trained (SIGSTOP first, so the signal lands mid-stage however loaded the box is)."""
+    tmp = tmp_path_factory.mktemp("faults")
+    recipe = write_recipe(tmp / "r.yaml", student={"epochs": STUDENT_EPOCHS})
+    reference = subprocess.Popen(_distill(recipe, "--out", tmp / "reference"), cwd=REPO, env=ENV)
+    victim = subprocess.Popen(
+        _distill(recipe, "--out", tmp / "stopped"), cwd=REPO, env=ENV, stderr=subprocess.PIPE, text=True
+    )
+    state = tmp / "stopped" / "student.state.safetensors"
+    deadline = time.monotonic() + 120
+    while not state.exists() and victim.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    victim.send_signal(signal.SIGSTOP)  # frozen: the SIGTERM below is handled mid-student, not after it
+    victim.send_signal(signal.SIGTERM)
+    sent = time.monotonic()
+    victim.send_signal(signal.SIGCONT)
+    _, stderr = victim.communicate(timeout=60)
+    seconds = time.monotonic() - sent
+    assert reference.wait(timeout=300) == 0
+    return {
+        "tmp": tmp,
+        "recipe": recipe,
+        "reference": tmp / "reference",
+        "stopped": tmp / "stopped",
+        "code": victim.returncode,
+        "stderr": stderr,
+        "seconds": seconds,
+    }
+
+
+def _copy(world: dict, name: str, to: Path) -> Path:
+    shutil.copytree(world[name], to)
+    return to
+
+
+# -- SIGTERM / Ctrl-C --------------------------------------------------------------------------------------
+def test_sigterm_saves_state_at_a_step_boundary_and_exits_143(world):
+    line = one_error_line(world["stderr"])
+    assert world["code"] == 128 + signal.SIGTERM, world["stderr"]
+    state = world["stopped"] / "student.state.safetensors"
+    teacher = world["stopped"] / "teacher.safetensors"
+    saved = f"saved: {teacher}, {state} (student, epoch "
+    assert line.startswith(f"stopped by SIGTERM at a step boundary; {saved}"), line
+    assert line.endswith(f"continue with: kdedge distill {world['recipe']} -q --resume {world['stopped']}")
+    assert world["seconds"] < 10, world["seconds"]
+    assert (
+        not (world["stopped"] / ".lock").exists() and not (world["stopped"] / "student.safetensors").exists()
+    )
+
+
+def test_resume_after_sigterm_is_bit_identical(world, tmp_path):
+    run = _copy(world, "stopped", tmp_path / "run")
+    result = subprocess.run(
+        _distill(world["recipe"], "--resume", run),
+        cwd=REPO,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    for stage in ("teacher", "student"):
+        assert _same_weights(world["reference"] / f"{stage}.safetensors", run / f"{stage}.safetensors"), stage
+
+
+def test_ctrl_c_in_a_real_process_saves_and_exits_130(world, tmp_path):
+    victim = subprocess.Popen(
+        _distill(world["recipe"], "--out", tmp_path / "run"),
+        cwd=REPO,
+        env=ENV,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    while not (tmp_path / "run" / "student.state.safetensors").exists() and victim.poll() is None:
+        time.sleep(0.002)
+    victim.send_signal(signal.SIGSTOP)
+    victim.send_signal(signal.SIGINT)
+    victim.send_signal(signal.SIGCONT)
+    _, stderr = victim.communicate(timeout=60)
+    line = one_error_line(stderr)
+    assert victim.returncode == 130 and line.startswith("stopped by SIGINT at a step boundary; saved: "), line
+    load_state(tmp_path / "run" / "student.state.safetensors")  # complete and checksum-valid
+
+
+def test_second_ctrl_c_stops_at_once():
+    """The handler itself, with real signals to this process: the first is recorded, the second raises."""
+    from kdedge import stop
+
+    with stop.graceful_stop():
+        os.kill(os.getpid(), signal.SIGINT)
+        assert stop.pending() == signal.SIGINT
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)  # the handler runs between bytecodes: at once, not after the sleep
+    assert stop.pending() is None and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+# -- corrupt files (power loss: truncated, bits flipped) ---------------------------------------------------
+@pytest.mark.parametrize("damage", ["flip", "truncate"])
+def test_corrupt_training_state_is_refused_and_kept(world, tmp_path, damage):
+    run = _copy(world, "stopped", tmp_path / "run")
+    state = run / "student.state.safetensors"
+    flip_byte(state) if damage == "flip" else truncate(state)
+    before = checksums(run)
+    code, _, err = run_cli("distill", world["recipe"], "-q", "--resume", run)
+    line = one_error_line(err)
+    assert code == 2 and str(state) in line, line
+    assert (
+        ("corrupt" in line)
+        if damage == "flip"
+        else ("not a valid safetensors file" in line or "not a kdedge" in line)
+    ), line
+    assert checksums(run) == before
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate"])
+def test_corrupt_weights_are_refused(world, tmp_path, damage):
+    run = _copy(world, "reference", tmp_path / "run")
+    flip_byte(run / "student.safetensors") if damage == "flip" else truncate(run / "student.safetensors")
+    before = checksums(run)
+    code, _, err = run_cli("eval", run)
+    line = one_error_line(err)
+    assert code == 2 and f"{run / 'student.safetensors'}: " in line, line
+    assert "corrupt" in line or "not a valid safetensors file" in line
+    assert checksums(run) == before
+
+
+def test_corrupt_logits_cache_is_recomputed_and_said_once(world, tmp_path):
+    run = _copy(world, "stopped", tmp_path / "run")
+    cache = run / "teacher_logits.safetensors"
+    flip_byte(cache)
+    code, _, err = run_cli("distill", world["recipe"], "-q", "--resume", run)
+    assert code == 0, err
+    warnings = [line for line in err.splitlines() if line.strip()]
+    assert len(warnings) == 1 and warnings[0].startswith(f"warning: teacher logits cache {cache} is corrupt")
+    assert _same_weights(world["reference"] / "student.safetensors", run / "student.safetensors")
+    load_state(cache)  # rewritten, valid again
+
+
+# -- a full disk -------------------------------------------------------------------------------------------
+def test_disk_full_mid_run_keeps_files_and_resumes(world, tmp_path):
+    """A 450 kB tmpfs: the teacher (state, weights) and the first student states fit, a later student state
+    does not; the line names the file; after the disk grows `--resume` ends where the reference run ended."""
+    with small_disk(tmp_path / "disk", 450) as disk:
+        run = disk / "run"
+        code, _, err = run_cli("distill", world["recipe"], "-q", "--out", run)
+        line = one_error_line(err)
+        assert code == 1, err
+        assert f"{run}/" in line and ": no space left on device (needs about " in line, line
+        assert f"free space, then continue with --resume {run}" in line
+        assert not list(run.glob(".*.tmp")) and not (run / ".lock").exists()
+        for file in run.glob("*.safetensors"):
+            load_state(file)  # every file there is complete: its checksum matches
+        resize_disk(disk, 4000)
+        code, _, err = run_cli("distill", world["recipe"], "-q", "--resume", run)
+        assert code == 0, err
+        assert _same_weights(world["reference"] / "student.safetensors", run / "student.safetensors")
+
+
+def test_disk_full_while_writing_a_bench_table_keeps_the_old_one(tmp_path):
+    from kdedge.bench.report import write_json
+
+    with small_disk(tmp_path / "disk", 64) as disk:
+        table = disk / "bench.json"
+        table.write_text('{"old": true}')
+        fill_disk(disk)
+        from kdedge.fsguard import DiskFull
+
+        with pytest.raises(DiskFull, match=r"bench.json: no space left on device \(needs about .*previous"):
+            write_json({"rows": [{"x": "y" * 10_000}]}, table)
+        assert table.read_text() == '{"old": true}' and not list(disk.glob(".*.tmp"))
+
+
+def test_disk_full_during_export_is_one_line(world, tmp_path):
+    with small_disk(tmp_path / "disk", 2000) as disk:
+        run = _copy(world, "reference", disk / "run")
+        fill_disk(disk, leave_bytes=20_000)
+        before = checksums(run)
+        code, _, err = run_cli("export", run, "--model", "student", "--precision", "fp32")
+        line = one_error_line(err)
+        assert code == 1 and f"{run / 'export' / 'student.fp32.onnx'}: no space left on device" in line, line
+        assert checksums(run) == before and not (run / "export").exists()
+
+
+# -- read-only folders -------------------------------------------------------------------------------------
+def test_read_only_out_folder_is_said_before_any_work(world, tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    with read_only(folder):
+        code, _, err = run_cli("distill", world["recipe"], "-q", "--out", folder / "run")
+        line = one_error_line(err)
+        assert (
+            code == 2
+            and f"run directory {folder / 'run'}: cannot write there (Read-only file system)" in line
+        )
+        assert not (folder / "run").exists()
+
+
+def test_read_only_run_cannot_be_resumed_or_exported(world, tmp_path):
+    run = _copy(world, "stopped", tmp_path / "run")
+    before = checksums(run)
+    with read_only(run):
+        code, _, err = run_cli("distill", world["recipe"], "-q", "--resume", run)
+        assert code == 2 and "cannot write there (Read-only file system)" in one_error_line(err)
+        code, _, err = run_cli("export", run, "--model", "teacher", "--precision", "fp32")
+        line = one_error_line(err)
+        assert code == 2 and f"export folder {run / 'export'}: cannot write there" in line, line
+    assert checksums(run) == before
+
+
+def test_stale_lock_is_taken_over_and_said_once(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (run / ".lock").write_text(str(dead.pid))
+    RunDir(run).open_for_writing(force=False).release()
+    err = capsys.readouterr().err
+    assert [line for line in err.splitlines() if line] == [
+        f"warning: {run / '.lock'}: took over the lock of process {dead.pid}, which no longer runs"
+    ]
+    assert not (run / ".lock").exists()
