@@ -17,6 +17,7 @@ from pathlib import Path
 
 from kdedge.errors import InputError
 from kdedge.export.formats import Format, format_of_file
+from kdedge.model_check import check_model_file
 from kdedge.onnx_meta import ModelCard, build_metadata, card_from_metadata
 
 
@@ -68,29 +69,14 @@ def publish_edge(built: Path, out_dir: Path, fmt: Format, values: dict) -> Path:
     return final
 
 
-# flatbuffer file identifiers (bytes 4..8): a truncated or foreign file is refused before any runtime
-# loads it, so predict and bench say one clear line instead of a runtime's crash or a confusing row
-MAGIC = {"executorch": (b"ET",), "litert": (b"TFL3",)}
-
-
-def check_magic(path: Path, fmt: Format) -> None:
-    """InputError unless the file starts like a file of `fmt` (ExecuTorch 'ET..', LiteRT 'TFL3')."""
-    if fmt.name not in MAGIC or path.is_dir():
-        return
-    with open(path, "rb") as handle:
-        head = handle.read(8)
-    if len(head) < 8 or not head[4:8].startswith(MAGIC[fmt.name]):
-        raise InputError(f"{path}: not a valid {fmt.title} file (bad header; truncated or corrupt?)")
-
-
 def read_edge_metadata(path: str | Path) -> dict[str, str]:
     """kdedge.* metadata of an edge file: Core ML from inside the package, others from the sidecar."""
     path = Path(path)
     fmt = format_of_file(str(path))
     if not path.exists():
         raise InputError(f"file not found: {path}")
-    if fmt is not None:
-        check_magic(path, fmt)
+    if path.is_file():
+        check_model_file(path)  # flatbuffer header (kdedge.model_check): one line for a corrupt file
     if fmt is not None and fmt.metadata == "inside" and fmt.name != "onnx":
         from kdedge.export.coreml_convert import read_metadata
 
