@@ -15,9 +15,10 @@ import typer
 from kdedge import __version__
 from kdedge.console import console, error_console, print_table, summary_table, table_width
 from kdedge.errors import Diverged, InputError, Interrupted, KdedgeError
-from kdedge.export.formats import FORMATS
+from kdedge.export.formats import FORMATS, file_runtimes
 
-FORMAT_NAMES = tuple(FORMATS)
+FORMAT_NAMES = tuple(FORMATS)  # the format table (kdedge.export.formats) names what export and bench offer
+RUNTIME_NAMES = ("torch", *file_runtimes())
 
 try:  # typer >= 0.20 vendors its own click; older typer uses click itself
     from typer._click.exceptions import UsageError
@@ -223,7 +224,7 @@ def bench(
     batch: Annotated[str, typer.Option("--batch", help="Batch sizes, comma-separated.")] = "1,32",
     seconds: Annotated[float, typer.Option("--seconds", help="Timed seconds per row, after warm-up.")] = 2.0,
     threads: Annotated[int | None, typer.Option("--threads", help="CPU threads (default: all).")] = None,
-    runtimes: Annotated[str, typer.Option("--runtimes", help="Any of torch,onnxruntime,openvino.")] = "all",
+    runtimes: Annotated[str, typer.Option("--runtimes", help=f"Any of {','.join(RUNTIME_NAMES)}.")] = "all",
     compile_: Annotated[bool, typer.Option("--compile", help="Also time torch.compile rows.")] = False,
     limit: Annotated[int | None, typer.Option("--limit", help="Score N test images only.")] = None,
     peak: Annotated[bool, typer.Option("--peak", help="Also measure peak GFLOP/s.")] = False,
