@@ -39,9 +39,12 @@ class Format:
     metadata: str  # "inside" | "sidecar"
     only_on: str | None = None  # platform.system() it runs on, when not every one (Core ML: Darwin)
     note: str = ""
+    hint: str = ""  # the install line when it is not a kdedge extra (TensorRT)
 
     def pip_hint(self, run_only: bool = False) -> str:
         """The install line for this format's extra, e.g. pip install 'kdedge-distill[executorch]'."""
+        if self.hint:
+            return self.hint
         extra = self.run_extra if run_only else self.extra
         return f"pip install 'kdedge-distill[{extra}]'" if extra else "pip install kdedge-distill"
 
@@ -88,7 +91,7 @@ FORMATS: dict[str, Format] = {
             "litert", ".tflite", "LiteRT (TFLite)", "litert-convert", "litert", ("litert_torch",),
             ("ai_edge_litert",), ("fp32", "fp16", "int8"), ("litert",), ("cpu",),
             "kdedge.export.litert_convert:convert", "kdedge.export.edge_runners:LiteRtRunner",
-            False, "sidecar", note="NHWC-free: NCHW input kept; int8 = full-integer, calibrated",
+            False, "sidecar", note="fixed batch (litert-torch cannot trace a dynamic one); int8: full integer",
         ),
         Format(
             "coreml", ".mlpackage", "Core ML", "coreml", "coreml", ("coremltools",), ("coremltools",),
@@ -97,10 +100,11 @@ FORMATS: dict[str, Format] = {
             note="converts on Linux; checked structurally (spec, inputs/outputs, metadata)",
         ),
         Format(
-            "tensorrt", ".onnx", "TensorRT", None, None, ("onnxruntime",), ("onnxruntime",),
+            "tensorrt", ".onnx", "TensorRT", None, None, ("onnxruntime",), ("onnxruntime", "tensorrt"),
             ("fp32", "fp16", "int8"), ("onnxruntime-trt",), ("gpu",),
             None, "kdedge.bench.runners:OrtRunner", True, "inside",
-            note="the ONNX files through onnxruntime's TensorRT provider (onnxruntime-gpu + CUDA)",
+            note="the ONNX files through onnxruntime's TensorRT provider",
+            hint="a CUDA GPU with pip install onnxruntime-gpu tensorrt",
         ),
     )
 }  # fmt: skip
