@@ -91,7 +91,7 @@ FORMATS: dict[str, Format] = {
             "litert", ".tflite", "LiteRT (TFLite)", "litert-convert", "litert", ("litert_torch",),
             ("ai_edge_litert",), ("fp32", "fp16", "int8"), ("litert",), ("cpu",),
             "kdedge.export.litert_convert:convert", "kdedge.export.edge_runners:LiteRtRunner",
-            False, "sidecar", note="fixed batch (litert-torch cannot trace a dynamic one); int8: full integer",
+            False, "sidecar", note="fixed batch (litert-torch traces no dynamic one); int8: full integer",
         ),
         Format(
             "coreml", ".mlpackage", "Core ML", "coreml", "coreml", ("coremltools",), ("coremltools",),
