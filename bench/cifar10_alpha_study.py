@@ -1,7 +1,7 @@
 """Alpha study on CIFAR-10: one AlexNet teacher, three small-CNN students at kdedge alpha 1, 0 and 0.5.
 
 The recipe cifar10_alexnet_smallcnn has a `sweep:` section, so `kdedge distill` (or `kdedge sweep`) trains the
-teacher ONCE and one student per alpha, and writes the alpha study itself (kdedge.alpha_study):
+teacher ONCE and one student per alpha, and writes the alpha study itself (kdedge.experiments.alpha_study):
 alpha_study.csv / .md (train / val / test accuracy under BOTH alpha conventions) and alpha_study_curves.png;
 `kdedge report SWEEP` shows them. This script is a thin caller of that library code: it runs the sweep (or
 reads a finished one) and prints the table; `--eval-train` replaces the train column (running accuracy of
@@ -21,10 +21,10 @@ import argparse
 import json
 from pathlib import Path
 
-from kdedge import alpha_study
+from kdedge.experiments import alpha_study
+from kdedge.experiments.sweep import run_sweep
 from kdedge.recipe import load_recipe, parse_set
-from kdedge.report import sweep_points
-from kdedge.sweep import run_sweep
+from kdedge.report.markdown import sweep_points
 
 RECIPE = "cifar10_alexnet_smallcnn"
 markdown_table = alpha_study.markdown_table
@@ -45,9 +45,10 @@ def study_rows(sweep_dir: Path) -> list[dict]:
 
 def eval_train_accuracy(rows: list[dict], data_root: str | None) -> list[dict]:
     """Rows with train_accuracy = the final student in eval mode on its training split."""
-    from kdedge.checkpoint import RunDir, load_run_model
-    from kdedge.pipeline import make_context, prepare_data
-    from kdedge.train import evaluate
+    from kdedge.models import load_run_model
+    from kdedge.rundir import RunDir
+    from kdedge.train.loop import evaluate
+    from kdedge.train.pipeline import make_context, prepare_data
 
     updated = []
     for row in rows:

@@ -1,15 +1,22 @@
 """Teacher / self-KD / reverse-KD vs the same student without KD on CIFAR-10, mean of several seeds.
 
 Runs the packaged recipes through the real CLI with --set overrides (so the numbers come from exactly what a
-user runs), then prints one table: model, how it was trained, test accuracy per seed, mean and spread.
+user runs), then prints one table: model, how it was trained, epochs and images, test accuracy per seed,
+mean and spread; --json writes it too.
 
-    KDEDGE_DATA=../shared/data .venv/bin/python bench/cifar10_kd_table.py --seeds 0 1 --epochs 2 \
-        --epochs-r50 1 --batch-size 32 --lr 0.02 --train-limit 320 --train-limit-r50 160 --test-limit 200 \
-        --val-size 0
+    # the full-data table on one CUDA GPU (recipes as shipped: 200 epochs, 49,500 + 500 val / 10,000 test)
+    python bench/cifar10_kd_table.py --full --out runs/cifar10_full
+    # the same on 8 GPUs of one machine (torchrun; per-process batch 128, so the global batch is 1,024)
+    python bench/cifar10_kd_table.py --full --nproc 8 --out runs/cifar10_full
+    # expected time per row (FLOPs x images / an assumed GPU throughput), no training
+    python bench/cifar10_kd_table.py --full --estimate
+    # the CPU protocol of issue 17 on the 4,000-image subset (ResNet18 only)
+    KDEDGE_DATA=../shared/data python bench/cifar10_kd_table.py --seeds 0 1 --epochs 3 --train-limit 1000 \
+        --no-r50 --json bench/results/cifar10_resnet_subset.json
 
 Per seed: cifar10_self_r18 (its teacher IS the plain ResNet18 baseline: same seed, init, batch order and
 augmentation, only the loss differs for the student), cifar10_reverse_r50_from_r18 reusing that teacher via
-teacher.checkpoint, and cifar10_resnet50 (plain ResNet50 baseline).
+teacher.checkpoint, cifar10_resnet50 (plain ResNet50 baseline) and cifar10_self_r50 reusing it as teacher.
 """
 
 from __future__ import annotations
@@ -22,10 +29,29 @@ import sys
 import time
 from pathlib import Path
 
-KDEDGE = [sys.executable, "-m", "kdedge"]
+# (row label, recipe, run folder, stage read from its summary.json, ResNet50 row?)
+ROWS = (
+    ("ResNet18, no KD (= the self-KD teacher)", "cifar10_self_r18", "self_r18", "teacher", False),
+    ("ResNet18 <- ResNet18 (self-KD, KL, alpha 0.5, T 11)", "cifar10_self_r18", "self_r18", "student", False),
+    ("ResNet50, no KD (= the self-KD teacher)", "cifar10_self_r50", "self_r50", "teacher", True),
+    ("ResNet50 <- ResNet50 (self-KD, KL, alpha 0.5, T 11)", "cifar10_self_r50", "self_r50", "student", True),
+    ("ResNet50 <- ResNet18 (reverse KD, KL, alpha 0.5, T 11)", "cifar10_reverse_r50_from_r18", "reverse_r50",
+     "student", True),
+)  # fmt: skip
+# training FLOPs per 32x32 image (forward + backward, torch.utils.flop_counter, as counted by
+# bench/cifar10_train_throughput.py) and one teacher forward for a KD student: used by --estimate only
+TRAIN_GFLOP = {"cifar_resnet18": 3.33, "cifar_resnet50": 7.8}
+FORWARD_GFLOP = {"cifar_resnet18": 1.11, "cifar_resnet50": 2.6}
 
 
-def run(recipe: str, out: Path, sets: list[str], train: bool = True) -> dict | None:
+def kdedge_command(nproc: int) -> list[str]:
+    if nproc > 1:
+        return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+                "-m", "kdedge"]  # fmt: skip
+    return [sys.executable, "-m", "kdedge"]
+
+
+def run(recipe: str, out: Path, sets: list[str], train: bool, nproc: int = 1) -> dict | None:
     """One `kdedge distill` run (skipped when out already holds a finished run); returns summary.json, or
     None when the run is not there and train is False (--table-only: report what finished)."""
     summary_file = out / "summary.json"
@@ -33,7 +59,7 @@ def run(recipe: str, out: Path, sets: list[str], train: bool = True) -> dict | N
     if not finished and not train:
         return None
     if not finished:
-        command = [*KDEDGE, "distill", recipe, "--out", str(out), "--force", "--quiet"]
+        command = [*kdedge_command(nproc), "distill", recipe, "--out", str(out), "--force", "--quiet"]
         command += [arg for item in sets for arg in ("--set", item)]
         started = time.perf_counter()
         subprocess.run(command, check=True)
@@ -41,63 +67,117 @@ def run(recipe: str, out: Path, sets: list[str], train: bool = True) -> dict | N
     return json.loads(summary_file.read_text())
 
 
+def overrides(args: argparse.Namespace, seed: int, r50: bool) -> list[str]:
+    """--set values of one run: the seed, and on the subset the limits and the shortened schedule."""
+    sets = [f"seed={seed}"]
+    if args.full:
+        return sets
+    epochs = args.epochs_r50 if r50 else args.epochs
+    sets += [f"data.train_limit={args.train_limit_r50 if r50 else args.train_limit}"]
+    sets += [f"data.test_limit={args.test_limit}"] if args.test_limit else []
+    for stage in ("teacher", "student"):
+        sets += [f"{stage}.epochs={epochs}"]
+        sets += [f"{stage}.batch_size={args.batch_size}"] if args.batch_size else []
+        sets += [f"{stage}.lr={args.lr}"] if args.lr else []
+    return sets
+
+
+def train_seed(args: argparse.Namespace, seed: int) -> dict[str, dict | None]:
+    """Every run of one seed, ResNet18 first (the reverse-KD student loads its teacher)."""
+    base, train = args.out / f"seed{seed}", not args.table_only
+    runs = {"self_r18": run("cifar10_self_r18", base / "self_r18", overrides(args, seed, False), train,
+                            args.nproc)}  # fmt: skip
+    if args.no_r50:
+        return runs
+    teacher = f"teacher.checkpoint={(base / 'self_r18').resolve()}"
+    runs["reverse_r50"] = run("cifar10_reverse_r50_from_r18", base / "reverse_r50",
+                              [*overrides(args, seed, True), teacher], train, args.nproc)  # fmt: skip
+    runs["self_r50"] = run("cifar10_self_r50", base / "self_r50", overrides(args, seed, True), train,
+                           args.nproc)  # fmt: skip
+    return runs
+
+
+def table_rows(per_seed: dict[int, dict[str, dict | None]]) -> list[dict]:
+    """One row per model/training with what it saw (epochs, images) and its test accuracy per seed."""
+    rows = []
+    for label, _recipe, folder, stage, _r50 in ROWS:
+        found = [(seed, runs[folder]) for seed, runs in per_seed.items() if runs.get(folder)]
+        found = [(seed, summary) for seed, summary in found if stage in summary]
+        if not found:
+            continue
+        stages = [summary[stage] for _, summary in found]
+        seconds = [s.get("train_seconds", 0) / max(s.get("epochs", 1), 1) for s in stages]
+        accuracies = [100 * s["test_accuracy"] for s in stages]
+        data = found[0][1]["data"]
+        rows.append({"row": label, "seeds": [seed for seed, _ in found], "epochs": stages[0].get("epochs"),
+                     "train_images": data["train_images"], "test_images": data["test_images"],
+                     "test_accuracy_percent": [round(a, 2) for a in accuracies],
+                     "mean": round(statistics.mean(accuracies), 2),
+                     "spread": round(max(accuracies) - min(accuracies), 2) if len(accuracies) > 1 else None,
+                     "teacher_at_chance": [s.get("teacher_at_chance") for s in stages],
+                     "seconds_per_epoch": round(statistics.mean(seconds), 1)})  # fmt: skip
+    return rows
+
+
+def print_table(rows: list[dict]) -> None:
+    print("| model (training) | epochs | train images | test images | test acc % per seed | mean | max-min "
+          "| s/epoch |")  # fmt: skip
+    print("| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |")
+    for row in rows:
+        spread = "n/a" if row["spread"] is None else f"{row['spread']:.1f}"
+        per_seed = " / ".join(f"{a:.1f}" for a in row["test_accuracy_percent"])
+        print(f"| {row['row']} | {row['epochs']} | {row['train_images']:,} | {row['test_images']:,} | "
+              f"{per_seed} | {row['mean']:.1f} | {spread} | {row['seconds_per_epoch']:.0f} |")  # fmt: skip
+
+
+def estimate(args: argparse.Namespace) -> None:
+    """Expected GPU time per row of the full-data table: images x epochs x FLOPs / (efficiency x peak).
+    An ESTIMATE, not a measurement: the efficiency is an assumption (see --gpu-efficiency)."""
+    images, epochs, peak = 49_500, 200, args.gpu_tflops * 1e12 * args.gpu_efficiency * args.nproc
+    print(f"ESTIMATE (not measured): {images:,} training images x {epochs} epochs, {args.gpu_tflops:.0f} "
+          f"TFLOP/s bf16 dense peak x {args.gpu_efficiency:.0%} sustained x {args.nproc} GPU(s), ideal "
+          "scaling; the per-epoch evaluation (+~7 %) not included")  # fmt: skip
+    print("| row | GFLOP per training image | expected hours |")
+    print("| --- | ---: | ---: |")
+    for label, _recipe, _folder, stage, r50 in ROWS:
+        student, teacher = ("cifar_resnet50" if r50 else "cifar_resnet18"), None
+        if stage == "student":
+            teacher = "cifar_resnet18" if "reverse" in label else student
+        gflop = TRAIN_GFLOP[student] + (FORWARD_GFLOP[teacher] if teacher else 0)
+        hours = images * epochs * gflop * 1e9 / peak / 3600
+        print(f"| {label} | {gflop:.2f} | {hours:.2f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--epochs", type=int, default=3, help="ResNet18 runs (teacher and self-KD student)")
-    parser.add_argument("--epochs-r50", type=int, default=2, help="ResNet50 runs (reverse KD and no-KD)")
-    parser.add_argument("--train-limit-r50", type=int, default=400, help="ResNet50 runs (R18's subset)")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=0.02)
-    parser.add_argument("--train-limit", type=int, default=600)
-    parser.add_argument("--test-limit", type=int, default=300)
-    parser.add_argument("--val-size", type=int, default=0)
+    parser.add_argument("--full", action="store_true", help="the recipes as shipped: all data, 200 epochs")
+    parser.add_argument("--nproc", type=int, default=1, help="GPUs: > 1 runs each recipe under torchrun")
+    parser.add_argument("--estimate", action="store_true", help="expected GPU time per row; trains nothing")
+    parser.add_argument("--gpu-tflops", type=float, default=989, help="bf16 dense peak (H100/H200 SXM: 989)")
+    parser.add_argument("--gpu-efficiency", type=float, default=0.04,
+                        help="assumed sustained share of the peak (32x32 convs at batch 128: launch-bound)")
+    parser.add_argument("--epochs", type=int, default=3, help="subset: ResNet18 runs (teacher and student)")
+    parser.add_argument("--epochs-r50", type=int, default=2, help="subset: ResNet50 runs")
+    parser.add_argument("--train-limit", type=int, default=1000)
+    parser.add_argument("--train-limit-r50", type=int, default=400)
+    parser.add_argument("--test-limit", type=int, default=None, help="default: all test images")
+    parser.add_argument("--batch-size", type=int, default=None, help="default: the recipe's (128)")
+    parser.add_argument("--lr", type=float, default=None, help="default: the recipe's (0.1, warm-up)")
+    parser.add_argument("--no-r50", action="store_true", help="ResNet18 rows only")
     parser.add_argument("--out", type=Path, default=Path("runs/bench_cifar10_kd"))
+    parser.add_argument("--json", type=Path, help="also write the rows here")
     parser.add_argument("--table-only", action="store_true", help="train nothing; tabulate finished runs")
     args = parser.parse_args()
-    common = [f"data.train_limit={args.train_limit}", f"data.test_limit={args.test_limit}",
-              f"data.val_size={args.val_size}"]  # fmt: skip
-    common50 = [*common, f"data.train_limit={args.train_limit_r50}"]  # later --set wins
-
-    def stage(name: str, epochs: int) -> list[str]:
-        return [f"{name}.epochs={epochs}", f"{name}.batch_size={args.batch_size}", f"{name}.lr={args.lr}"]
-
-    rows: dict[str, list[float]] = {}
-    seconds: dict[str, list[float]] = {}
-
-    def add(label: str, summary: dict | None, stage_name: str) -> None:
-        if summary is None:
-            return
-        rows.setdefault(label, []).append(100 * summary[stage_name]["test_accuracy"])
-        per_epoch = summary[stage_name].get("train_seconds", 0) / summary[stage_name].get("epochs", 1)
-        seconds.setdefault(label, []).append(per_epoch)
-
-    for seed in args.seeds:
-        base = args.out / f"seed{seed}"
-        self_kd = run("cifar10_self_r18", base / "self_r18",
-                      [f"seed={seed}", *common, *stage("teacher", args.epochs),
-                       *stage("student", args.epochs)], not args.table_only)  # fmt: skip
-        add("ResNet18, no KD (teacher)", self_kd, "teacher")
-        add("ResNet18 <- ResNet18 (self-KD)", self_kd, "student")
-        teacher_run = (base / "self_r18").resolve()
-        reverse = run("cifar10_reverse_r50_from_r18", base / "reverse_r50",
-                      [f"seed={seed}", *common50, *stage("student", args.epochs_r50),
-                       f"teacher.checkpoint={teacher_run}"], not args.table_only)  # fmt: skip
-        add("ResNet50 <- ResNet18 (reverse KD)", reverse, "student")
-        plain50 = run("cifar10_resnet50", base / "resnet50",
-                      [f"seed={seed}", *common50, *stage("teacher", args.epochs_r50)], not args.table_only)
-        add("ResNet50, no KD", plain50, "teacher")
-    print(f"\nCIFAR-10 subset: train {args.train_limit} (ResNet50: {args.train_limit_r50}), "
-          f"val {args.val_size}, test {args.test_limit} images; {args.epochs} epochs (ResNet18) / "
-          f"{args.epochs_r50} (ResNet50), batch {args.batch_size}, lr {args.lr}; "
-          f"seeds {args.seeds}")  # fmt: skip
-    print("| model (training) | seeds | test acc % per seed | mean | max-min | s/epoch (train+eval) |")
-    print("| --- | ---: | --- | ---: | ---: | ---: |")
-    for label, values in rows.items():
-        spread = f"{max(values) - min(values):.1f}" if len(values) > 1 else "n/a"
-        print(f"| {label} | {len(values)} | {' / '.join(f'{v:.1f}' for v in values)} | "
-              f"{statistics.mean(values):.1f} | {spread} | "
-              f"{statistics.mean(seconds[label]):.0f} |")  # fmt: skip
+    if args.estimate:
+        estimate(args)
+        return
+    per_seed = {seed: train_seed(args, seed) for seed in args.seeds}
+    rows = table_rows(per_seed)
+    print_table(rows)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"command": " ".join(sys.argv), "rows": rows}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

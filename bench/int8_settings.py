@@ -45,7 +45,7 @@ import onnx
 import onnxruntime as ort
 import torch
 
-from kdedge.aptos import IMAGENET_MEAN, IMAGENET_STD
+from kdedge.data.aptos import IMAGENET_MEAN, IMAGENET_STD
 from kdedge.export.convert import _Calibration, _inside, _quiet, export_fp32, to_int8
 from kdedge.export.int8_schemes import GEMM_OPS, SCHEMES
 from kdedge.models import build_model
@@ -59,7 +59,7 @@ def load_images(count: int, train: bool, seed: int) -> tuple[np.ndarray, str]:
     """(count, 3, 224, 224) float32 on the ImageNet-normalised scale, and where they came from."""
     folder = Path(os.environ.get("KDEDGE_DATA", "../shared/data")) / "cifar-10-batches-py"
     if folder.is_dir():
-        from kdedge.data import _read_cifar_batch
+        from kdedge.data.cifar10 import _read_cifar_batch
 
         images, _ = _read_cifar_batch(folder / ("data_batch_1" if train else "test_batch"))
         chosen = torch.from_numpy(images[:count]).float() / 255

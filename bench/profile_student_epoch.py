@@ -1,5 +1,5 @@
-"""Where one kdedge student epoch spends its time: torch.profiler over kdedge.train.fit (1 epoch) on the
-bench's job (hinton_mnist_800 student 784-800-800-10, T=20, full MNIST, cached teacher logits).
+"""Where one kdedge student epoch spends its time: torch.profiler over kdedge.train.loop.fit (1 epoch) on
+the bench's job (hinton_mnist_800 student 784-800-800-10, T=20, full MNIST, cached teacher logits).
 
     KDEDGE_DATA=/work/shared/data .venv/bin/python bench/profile_student_epoch.py \\
         --teacher runs/bench_train_speed/teacher-e2-s0-cpu/teacher.safetensors [--threads 1]
@@ -23,11 +23,10 @@ from torch.profiler import ProfilerActivity, profile
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from kdedge.checkpoint import load_weights_into  # noqa: E402 - after the sys.path line
 from kdedge.data import load_data  # noqa: E402
-from kdedge.models import build_model  # noqa: E402
+from kdedge.models import build_model, load_weights_into  # noqa: E402 - after the sys.path line
 from kdedge.recipe import load_recipe  # noqa: E402
-from kdedge.train import Context, fit, teacher_logits_for  # noqa: E402
+from kdedge.train.loop import Context, fit, teacher_logits_for  # noqa: E402
 
 
 def setup(teacher_path: Path):

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import torch
 
-from kdedge.checkpoint import RunDir, build_stage_model, data_info
-from kdedge.pipeline import prepare_data
+from kdedge.models import build_stage_model
 from kdedge.recipe import validate_recipe
+from kdedge.rundir import RunDir, data_info
+from kdedge.train.pipeline import prepare_data
 
 
 def main() -> None:

@@ -12,13 +12,14 @@ from typing import Any
 
 __version__ = "0.1.0"
 __all__ = ["Run", "__version__", "bench", "distill", "export", "train"]
-_API = ("Run", "distill", "train")
+_API = ("Run", "distill")
 
 
 class CallablePackage(types.ModuleType):
-    """kdedge.export and kdedge.bench are packages and also the API calls kdedge.export(run) and
-    kdedge.bench(run): each package sets its module's class to this one (the customisation the Python
-    docs describe under "Customizing module attribute access"); calling it calls kdedge.api's function."""
+    """kdedge.train, kdedge.export and kdedge.bench are packages and also the API calls
+    kdedge.train(recipe), kdedge.export(run) and kdedge.bench(run): each package sets its module's class to
+    this one (the customisation the Python docs describe under "Customizing module attribute access");
+    calling it calls kdedge.api's function."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         from kdedge import api
@@ -31,7 +32,7 @@ def __getattr__(name: str) -> Any:
         from kdedge import api
 
         return getattr(api, name)
-    if name in ("export", "bench"):  # the packages, callable (see CallablePackage)
+    if name in ("train", "export", "bench"):  # the packages, callable (see CallablePackage)
         import importlib
 
         return importlib.import_module(f"kdedge.{name}")

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from kdedge.export.report import ExportRow
+    from kdedge.export.table import ExportRow
     from kdedge.recipe import Recipe
 
 Overrides = dict[str, Any] | list[str] | tuple[str, ...] | None
@@ -48,7 +48,7 @@ class Run:
     @property
     def recipe(self) -> Recipe:
         """The resolved recipe the run was trained with (RUN/recipe.yaml)."""
-        from kdedge.checkpoint import RunDir
+        from kdedge.rundir import RunDir
 
         return RunDir(self.path).read_recipe()
 
@@ -77,7 +77,7 @@ def distill(recipe: str | os.PathLike, overrides: Overrides = None, out: str | o
             tensorboard: bool = False, stages: tuple[str, ...] = STAGES) -> Run:  # fmt: skip
     """Train the teacher (unless the recipe gives a checkpoint), then distill the student: `kdedge
     distill`. A recipe with a sweep section runs its sweep; the Run is then the sweep's folder."""
-    from kdedge.distill_command import distill_command
+    from kdedge.commands.distill import distill_command
 
     out_path = None if out is None else Path(out)
     resume_path = None if resume is None else Path(resume)
@@ -110,7 +110,7 @@ def bench(paths: Run | str | os.PathLike | list, *, device: str = "cpu", batch: 
     """Latency, throughput, memory, size and accuracy per runtime and precision (`kdedge bench`) of run
     directories and/or .onnx files; returns the rows (dicts, as in `--json`). outputs: {'json': path, 'csv':
     ..., 'md': ..., 'plot': ...}."""
-    from kdedge.bench.command import bench_command, make_options
+    from kdedge.commands.bench import bench_command, make_options
 
     items = paths if isinstance(paths, (list, tuple)) else [paths]
     options = make_options(device, batch, seconds, threads, runtimes, compile, limit, peak, accuracy_bound,

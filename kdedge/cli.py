@@ -1,8 +1,8 @@
-"""The `kdedge` command. Parses, calls one function, prints. No logic; nothing imports this module."""
+"""The `kdedge` Typer app: options and help only; each command calls one function of kdedge.commands.<name>.
+Nothing imports this module."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shlex
@@ -13,8 +13,8 @@ from typing import Annotated
 import typer
 
 from kdedge import __version__
-from kdedge.console import console, error_console, print_table, summary_table, table_width
-from kdedge.errors import Diverged, InputError, Interrupted, KdedgeError
+from kdedge.console import console, error_console, say
+from kdedge.errors import Diverged, Interrupted, KdedgeError
 from kdedge.export.formats import FORMATS, file_runtimes
 
 FORMAT_NAMES = tuple(FORMATS)  # the format table (kdedge.export.formats) names what export and bench offer
@@ -111,18 +111,25 @@ def sweep(
     data_root: DataRootOption = None, quiet: QuietOption = False,
     jobs: Annotated[int, typer.Option("--jobs", help="Points trained in parallel processes.")] = 1,
     metric: Annotated[str | None, typer.Option("--metric", help="test_errors or *_accuracy")] = None,
+    backend: Annotated[str, typer.Option("--backend", help="local (this machine; --jobs) or ray (one Ray "
+        "task per point; pip install 'kdedge-distill[ray]').")] = "local",
+    address: Annotated[str | None, typer.Option("--address", help="ray: join a running cluster (auto, "
+        "HOST:PORT or ray://HOST:PORT); default: start Ray on this machine.")] = None,
+    cpus: Annotated[int | None, typer.Option("--cpus", help="ray: CPUs of the Ray started here.")] = None,
+    cpus_per_point: Annotated[float, typer.Option("--cpus-per-point", help="ray: CPUs per point.")] = 1.0,
+    gpus_per_point: Annotated[float, typer.Option("--gpus-per-point", help="ray: GPUs per point (0.5: two "
+        "points share one).")] = 0.0,
+    retries: Annotated[int, typer.Option("--retries", help="ray: retries of a point that crashed or lost "
+        "its node (a bad config or NaN loss is reported, not retried).")] = 2,
 ) -> None:  # fmt: skip
     """Train the teacher once, then one student per grid point.
 
     Interrupted? Rerun the same command (same --out): it resumes the sweep, skipping finished points.
     """
-    from kdedge.recipe import load_recipe, parse_set
-    from kdedge.sweep import sweep_command
+    from kdedge.commands.sweep import sweep_command
 
-    if metric not in (None, "test_errors", "test_accuracy", "val_accuracy"):
-        raise InputError(f"--metric '{metric}': allowed are test_errors, test_accuracy, val_accuracy")
-    loaded = load_recipe(recipe, parse_set(set_))
-    sweep_command(loaded, grid, out or Path("runs") / f"{loaded.name}_sweep", data_root, jobs, quiet, metric)
+    sweep_command(recipe, grid, set_, out, data_root, jobs, quiet, metric,
+                  (backend, address, cpus, cpus_per_point, gpus_per_point, retries))  # fmt: skip
 
 
 @app.command()
@@ -130,9 +137,9 @@ def report(
     path: Annotated[Path, typer.Argument(help="A run directory or a sweep directory.")],
 ) -> None:
     """Write PATH/report.md with tables and PNGs (learning curves, confusion matrices, sweep heat map)."""
-    from kdedge.report import write_report
+    from kdedge.commands.report import report_command
 
-    console.print(f"report: {write_report(path)}")
+    report_command(path)
 
 
 @app.command("eval")
@@ -142,14 +149,9 @@ def evaluate_run(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Re-evaluate a run's teacher and student on its recipe's test set."""
-    from kdedge.evaluation import evaluate_run_dir
+    from kdedge.commands.evaluate import evaluate_command
 
-    summary = evaluate_run_dir(run_dir, data_root)
-    if as_json:
-        print(json.dumps(summary, indent=2))
-    else:
-        width = table_width()
-        print_table(summary_table(summary, f"{run_dir}: re-evaluated", width), width)
+    evaluate_command(run_dir, data_root, as_json)
 
 
 @app.command()
@@ -184,10 +186,9 @@ def export(
     """Write RUN/export/<stage>.<precision>.<suffix> per format, each checked against PyTorch and
     self-describing."""
     if target is not None:
-        from kdedge.bench.deploy import deploy_run
+        from kdedge.commands.export import deploy_command
 
-        for path in deploy_run(run_dir, model, target, accuracy_bound):
-            console.print(f"deployable: {path}", markup=False, highlight=False)
+        deploy_command(run_dir, model, target, accuracy_bound)
         return
     from kdedge import api
 
@@ -199,22 +200,18 @@ def export(
 
 @app.command()
 def predict(
-    model: Annotated[Path, typer.Argument(help="A .onnx, .pte or .tflite file written by `kdedge export`.")],
-    images: Annotated[list[Path], typer.Argument(help="Image files (any size / mode).")],
+    model: Annotated[Path, typer.Argument(help="A .onnx, .pte or .tflite file written by `kdedge export`, "
+                                          "or a run folder (its deployable file, else its fp32 student).")],
+    images: Annotated[list[Path], typer.Argument(help="Image files (any size / mode), folders of them, or "
+                                                 "patterns such as 'photos/*.jpg'; one line each.")],
     top_k: Annotated[int, typer.Option("--top-k", help="Classes to show per image.")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of lines.")] = False,
 ) -> None:  # fmt: skip
     """Classify images: .onnx with onnxruntime, .tflite with ai-edge-litert (neither imports torch),
     .pte with ExecuTorch's runtime."""
-    from kdedge.predict import predict_images
+    from kdedge.commands.predict import predict_command
 
-    results = predict_images(model, images, top_k)
-    if as_json:
-        print(json.dumps(results, indent=2))
-        return
-    for result in results:
-        classes = ", ".join(f"{t['class']} {100 * t['probability']:.1f}%" for t in result["top"])
-        print(f"{result['image']}: {classes}")
+    predict_command(model, images, top_k, as_json)
 
 
 @app.command()
@@ -251,20 +248,9 @@ def list_formats(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable list.")] = False,
 ) -> None:
     """The export formats: suffix, precisions, runtimes, and whether converter and runtime are installed."""
-    from kdedge.export.formats import table_rows
+    from kdedge.commands.formats import formats_command
 
-    rows = table_rows()
-    if as_json:
-        print(json.dumps(rows, indent=2))
-        return
-    from rich.table import Table
-
-    table = Table(title="kdedge export --format NAME (bench runs every format whose runtime is installed)")
-    for column in rows[0]:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*row.values())
-    console.print(table)
+    formats_command(as_json)
 
 
 @recipes_app.callback()
@@ -275,23 +261,17 @@ def list_recipes(
     """List the packaged recipes, one line each."""
     if ctx.invoked_subcommand is not None:
         return
-    from kdedge.recipe import packaged_recipes, read_yaml
+    from kdedge.commands.recipes import list_command
 
-    rows = {name: read_yaml(path).get("description", "") for name, path in sorted(packaged_recipes().items())}
-    if as_json:
-        print(json.dumps(rows, indent=2))
-        return
-    for name, description in rows.items():
-        first_line = description.strip().splitlines()[0] if description else ""
-        console.print(f"[bold]{name:<32}[/] {first_line}", soft_wrap=True)  # one line each, also in a pipe
+    list_command(as_json)
 
 
 @recipes_app.command("show")
 def show_recipe(name: Annotated[str, typer.Argument(help="Packaged recipe name or file.")]) -> None:
     """Print a recipe so you can copy and edit it."""
-    from kdedge.recipe import find_recipe
+    from kdedge.commands.recipes import show_command
 
-    print(find_recipe(name).read_text(), end="")
+    show_command(name)
 
 
 def _rerun(drop: tuple[str, ...], add: list[str]) -> str:
@@ -360,23 +340,22 @@ def main() -> None:
             error_console.print("interrupted; nothing was written", markup=False, highlight=False)
         sys.exit(code)
     except Interrupted as err:
-        error_console.print(_interrupted(err), markup=False, highlight=False, soft_wrap=True)
+        say(_interrupted(err))
         sys.exit(err.exit_code)
     except Diverged as err:
         if os.environ.get("KDEDGE_DEBUG"):
             raise
-        error_console.print(_diverged(err), markup=False, highlight=False, soft_wrap=True)
+        say(_diverged(err))
         sys.exit(err.exit_code)
     except UsageError as err:  # a typo'd option or a missing argument: one line too, not click's usage box
         if type(err).__name__ != "NoArgsIsHelpError":  # bare `kdedge`: the help was printed already
             command = err.ctx.command_path if err.ctx else "kdedge"
-            error_console.print(f"error: {command}: {err.format_message()} (see {command} --help)",
-                                markup=False, highlight=False, soft_wrap=True)  # fmt: skip
+            say(f"error: {command}: {err.format_message()} (see {command} --help)")
         sys.exit(2)
     except KdedgeError as err:
         if os.environ.get("KDEDGE_DEBUG"):
             raise
-        error_console.print(f"error: {err}", markup=False, highlight=False, soft_wrap=True)
+        say(f"error: {err}")
         sys.exit(err.exit_code)
     except (KeyboardInterrupt, typer.Abort):
         error_console.print("interrupted")

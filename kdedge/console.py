@@ -32,10 +32,21 @@ def print_table(table: Table, width: int) -> None:
     (console if width == console.width else Console(width=width)).print(table)
 
 
+def one_line(text: str) -> str:
+    """`text` with control characters escaped (a newline or terminal escape inside a user's value or a
+    file name stays visible and harmless: the message stays one line and cannot drive the terminal)."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
+def say(text: str) -> None:
+    """Print one line on stderr, as is (no rich markup), never wrapped, control characters escaped."""
+    error_console.print(one_line(text), markup=False, highlight=False, soft_wrap=True)
+
+
 def warn(text: str) -> None:
     """One 'warning: ...' line on stderr: something was handled (a stale lock, a corrupt cache) and the
     command goes on."""
-    error_console.print(f"warning: {text}", markup=False, highlight=False, soft_wrap=True)
+    say(f"warning: {text}")
 
 
 def make_progress(quiet: bool) -> Progress:

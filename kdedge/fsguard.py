@@ -2,7 +2,7 @@
 
 Both become one line naming the file or folder. A full disk is a RuntimeFailure (exit 1): the input was
 fine, the machine ran out of room; the message says how much the file needed and how much is free, and
-every file written before stays as it was (writes are temp file + rename, kdedge.checkpoint.atomic_write).
+every file written before stays as it was (writes are temp file + rename, kdedge.rundir.atomic_write).
 A read-only or permission-denied folder is an InputError (exit 2), checked before the work starts.
 """
 
@@ -51,6 +51,10 @@ def existing_ancestor(path: Path) -> Path:
     return path
 
 
+def _free(path: Path) -> int:
+    return shutil.disk_usage(existing_ancestor(path.parent)).free
+
+
 def megabytes(count: int) -> str:
     return f"{count / 1e6:.1f} MB" if count >= 100_000 else f"{count / 1e3:.0f} kB"
 
@@ -73,7 +77,9 @@ def disk_full_as_error(path: Path, needed: int | None = None) -> Iterator[None]:
     except DiskFull:
         raise
     except Exception as err:
-        if is_disk_full(err):
+        # numpy and others report a short write without an errno: the free space tells what happened
+        short = isinstance(err, OSError) and needed is not None and _free(Path(path)) < needed
+        if is_disk_full(err) or short:
             raise DiskFull(disk_full_message(Path(path), needed), Path(path)) from None
         if isinstance(err, OSError) and err.errno in DENIED:
             raise NotWritable(f"{path}: cannot write it ({os.strerror(err.errno)})") from None

@@ -64,21 +64,71 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return shifted / shifted.sum(axis=1, keepdims=True)
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+# what a run folder deploys, best first: the file `kdedge export --target` chose, else the fp32 student
+# (the last two: the run's export/ folder itself was given)
+RUN_MODELS = ("export/deploy/student.cpu-x86.onnx", "export/student.fp32.onnx",
+              "deploy/student.cpu-x86.onnx", "student.fp32.onnx")  # fmt: skip
+
+
+def resolve_model(path: str | Path) -> Path:
+    """An ONNX file as given, or the one a run folder (or its export/ folder) deploys (RUN_MODELS)."""
+    path = Path(path)
+    if not path.is_dir() or path.suffix == ".mlpackage":  # an .mlpackage is a folder, not a run
+        return path
+    for name in RUN_MODELS:
+        if (path / name).is_file():
+            return path / name
+    raise InputError(f"{path}: a folder without an exported student (looked for "
+                     f"{', '.join(RUN_MODELS[:2])}); run `kdedge export {path}` first, or give an .onnx "
+                     "file")  # fmt: skip
+
+
+def expand_images(items: list[str | Path]) -> list[Path]:
+    """Image files, folders (their image files, sorted) and glob patterns ('photos/*.jpg') -> files."""
+    import glob
+
+    files: list[Path] = []
+    for item in map(str, items):
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise InputError(f"{path}: a folder with no image files ({', '.join(IMAGE_SUFFIXES)}); "
+                                 "give image files, a folder of them or a pattern such as "
+                                 "'photos/*.jpg'")  # fmt: skip
+            files += found
+        elif not path.exists() and glob.has_magic(item):
+            found = sorted(Path(p) for p in glob.glob(item) if Path(p).is_file())
+            if not found:
+                raise InputError(f"{item}: no file matches this pattern")
+            files += found
+        else:
+            files.append(path)
+    return files
+
+
 def predict_images(
-    model_path: str | Path, image_paths: list[str | Path], top_k: int = 1
+    model_path: str | Path, image_paths: list[str | Path], top_k: int = 1, chunk: int = 64
 ) -> list[dict[str, Any]]:
-    """[{"image": path, "top": [{"index", "class", "probability"}, ...k]}] for each image, in order."""
+    """[{"image": path, "top": [{"index", "class", "probability"}, ...k]}] for each image, in order.
+
+    model_path: an ONNX file or a run folder (resolve_model); image_paths: files, folders or globs
+    (expand_images), read `chunk` at a time so a large folder never sits in memory at once."""
     if top_k < 1:
         raise InputError(f"--top-k: must be >= 1 (got {top_k})")
-    card, logits_of = _open(Path(model_path))
-    paths = [Path(p) for p in image_paths]
-    probabilities = softmax(logits_of(preprocess(paths, card)))
-    k = min(top_k, probabilities.shape[1])
+    card, logits_of = _open(resolve_model(model_path))
+    paths = expand_images(image_paths)
     results = []
-    for path, row in zip(paths, probabilities, strict=True):
-        order = np.argsort(-row, kind="stable")[:k]
-        top = [{"index": int(i), "class": _name(card, int(i)), "probability": float(row[i])} for i in order]
-        results.append({"image": str(path), "top": top})
+    for start in range(0, len(paths), chunk):
+        part = paths[start : start + chunk]
+        probabilities = softmax(logits_of(preprocess(part, card)))
+        k = min(top_k, probabilities.shape[1])
+        for path, row in zip(part, probabilities, strict=True):
+            order = np.argsort(-row, kind="stable")[:k]
+            top = [{"index": int(i), "class": _name(card, int(i)), "probability": float(row[i])}
+                   for i in order]  # fmt: skip
+            results.append({"image": str(path), "top": top})
     return results
 
 
@@ -89,7 +139,7 @@ def _open(path: Path):
     fmt = format_of_file(str(path))
     if fmt is None or fmt.name == "onnx":
         card, session = model_card(path), open_session(path)
-        return card, lambda images: run_logits(session, images, batch_size=64)
+        return card, lambda images: run_logits(session, images, batch_size=len(images) or 1)
     from kdedge.export.edge_meta import edge_card
     from kdedge.export.edge_runners import Unavailable, open_runner
 

@@ -89,7 +89,10 @@ class StageConfig(_Strict):
     # still 5/8 + 3/8 after --set epochs=16); each new cycle starts at the previous peak x cycle_decay
     cosine_cycles: list[Annotated[float, Field(gt=0)]] | None = None
     cycle_decay: Annotated[float, Field(gt=0, le=1)] = 1.0
-    warmup_epochs: Annotated[int, Field(ge=0)] = 0
+    # linear lr warm-up from ~0 over the first warmup_epochs (fractions allowed), then the schedule over the
+    # rest; capped at a quarter of the run, so `--set epochs=1` on a recipe with a 5-epoch warm-up still
+    # warms up (for a quarter epoch) and then decays instead of ending at its peak lr
+    warmup_epochs: Annotated[float, Field(ge=0)] = 0
     augment: Literal["none", "jitter", "affine", "crop_flip"] = "none"
     class_weighted_loss: bool = False
     checkpoint: str | None = None
@@ -168,7 +171,8 @@ class Recipe(_Strict):
     description: str = ""
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    amp: Literal["off", "bf16", "fp16"] = "off"
+    # autocast precision; auto = bf16/fp16 only where the device computes it natively (kdedge.devices)
+    amp: Literal["auto", "off", "bf16", "fp16"] = "off"
     channels_last: bool = False
     compile: bool = False
     tensorboard: bool = False  # events next to metrics.jsonl (extra: kdedge-distill[tensorboard])
@@ -178,6 +182,12 @@ class Recipe(_Strict):
     distillation: DistillConfig = Field(default_factory=DistillConfig)
     sweep: SweepConfig | None = None
     export: ExportConfig = Field(default_factory=ExportConfig)
+
+    @field_validator("amp", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: Any) -> Any:
+        """YAML reads a bare `off` (in a file or `--set amp=off`) as false: that means amp off."""
+        return "off" if value is False else value
 
     @model_validator(mode="after")
     def _has_a_model(self) -> Recipe:

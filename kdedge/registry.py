@@ -7,11 +7,11 @@ from typing import Generic, TypeVar
 
 from kdedge.errors import InputError, did_you_mean
 
-T = TypeVar("T", bound=Callable)
+T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    """A small named table of builders, filled by the `register` decorator at import time."""
+    """A small named table of builders (or specs), filled by the `register` decorator or by `add`."""
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
@@ -25,6 +25,10 @@ class Registry(Generic[T]):
             return builder
 
         return add
+
+    def add(self, name: str, item: T) -> T:
+        """Register `item` under `name` (explicit registration, e.g. in a package's __init__)."""
+        return self.register(name)(item)
 
     def names(self) -> list[str]:
         return sorted(self._builders)

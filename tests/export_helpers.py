@@ -10,10 +10,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from kdedge.checkpoint import RunDir, build_stage_model, data_info
 from kdedge.data import normalize
-from kdedge.pipeline import prepare_data
+from kdedge.models import build_stage_model
 from kdedge.recipe import validate_recipe
+from kdedge.rundir import RunDir, data_info
+from kdedge.train.pipeline import prepare_data
 
 
 def make_run(
@@ -83,7 +84,7 @@ def make_exported_run(
 ) -> tuple[Path, list]:
     """make_run(path, data_root, model, **run_options), then a quiet `export_run` of it with
     `export_options` (calibration_images, int8_scheme, ...): (run directory, export rows)."""
-    from kdedge.export import export_run
+    from kdedge.export.runner import export_run
 
     run = make_run(path, data_root, model, **run_options)
     rows = export_run(run, models, precisions, data_root=str(data_root), quiet=True, **(export_options or {}))

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from kdedge import alpha_study
-from kdedge.report import write_report
-from kdedge.sweep import grid_points, point_name
-from kdedge.sweep_results import result_files, write_results
+from kdedge.experiments import alpha_study
+from kdedge.experiments.sweep import grid_points, point_name
+from kdedge.experiments.sweep_results import result_files, write_results
+from kdedge.report.markdown import write_report
 
 TINY = ["--set", "teacher.epochs=1", "--set", "student.epochs=2", "--set", "data.train_limit=600",
         "--set", "data.test_limit=200", "--set", "teacher.model_kwargs.hidden=[64]"]  # fmt: skip

@@ -16,8 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from kdedge import aptos
-from kdedge.data import load_data
+from kdedge.data import aptos, load_data
 from kdedge.errors import InputError
 from kdedge.metrics import quadratic_weighted_kappa
 
@@ -204,7 +203,7 @@ def test_pretrained_local_safetensors_loads_and_a_mismatch_is_one_line(tmp_path)
     import torch
     from safetensors.torch import save_file
 
-    from kdedge.checkpoint import build_stage_model
+    from kdedge.models import build_stage_model
     from kdedge.recipe import StageConfig
 
     info = {"num_classes": 5, "in_channels": 3, "image_size": 32}
@@ -242,7 +241,7 @@ def test_aptos_recipes_validate_and_a_model_typo_gets_a_suggestion():
 @pytest.mark.slow
 def test_distill_aptos_swin_end_to_end(kaggle_root, tmp_path, monkeypatch, capsys):
     from kdedge.cli import main
-    from kdedge.evaluation import evaluate_run_dir
+    from kdedge.commands.evaluate import evaluate_run_dir
 
     run = tmp_path / "run"
     sets = ["data.image_size=32", f"data.cache_dir={tmp_path}/cache", "teacher.epochs=2", "student.epochs=1",
@@ -262,7 +261,7 @@ def test_distill_aptos_swin_end_to_end(kaggle_root, tmp_path, monkeypatch, capsy
     assert not set(split["train"]) & set(split["test"])
     assert summary["data"]["image_size"] == 32 and summary["data"]["class_names"][4] == "proliferative"
     assert np.asarray(summary["student"]["test_confusion"]).sum() == len(split["test"])
-    from kdedge.report import write_report
+    from kdedge.report.markdown import write_report
 
     write_report(run)  # `kdedge report RUN`: the confusion matrix PNG from summary.json
     assert Image.open(run / "student_confusion.png").size[0] > 100
@@ -282,13 +281,13 @@ def test_distill_aptos_swin_end_to_end(kaggle_root, tmp_path, monkeypatch, capsy
 def test_pretrained_true_without_network_is_one_line_at_once(tmp_path, monkeypatch):
     import huggingface_hub.constants as hub
 
-    from kdedge import checkpoint
+    from kdedge.models import weights
     from kdedge.recipe import StageConfig
 
-    monkeypatch.setattr(checkpoint, "_hub_resolvable", lambda host="huggingface.co": False)
+    monkeypatch.setattr(weights, "_hub_resolvable", lambda host="huggingface.co": False)
     monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path))  # an empty local cache
     info = {"num_classes": 5, "in_channels": 3, "image_size": 32}
     before = hub.HF_HUB_OFFLINE
     with pytest.raises(InputError, match="huggingface.co is unreachable .* or pretrained: false"):
-        checkpoint.build_stage_model(StageConfig(model="mobilenetv3_small_100", pretrained=True), info)
+        weights.build_stage_model(StageConfig(model="mobilenetv3_small_100", pretrained=True), info)
     assert hub.HF_HUB_OFFLINE == before  # the offline switch is restored for the rest of the process

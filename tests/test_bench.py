@@ -38,8 +38,9 @@ REQUIRED = {
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
     """A trained hinton_mnist run (tiny MLPs) with RUN/export/{teacher,student}.{fp32,int8}.onnx."""
-    from kdedge.checkpoint import RunDir, load_run_model
     from kdedge.data import load_data, normalize
+    from kdedge.models import load_run_model
+    from kdedge.rundir import RunDir
 
     run = train_mnist_run(tmp_path_factory.mktemp("bench") / "mnist")
     calibration = normalize(load_data("mnist", None).train.images[:256], (0.1307,), (0.3081,)).numpy()
@@ -114,8 +115,8 @@ def test_accuracy_equals_the_runs_own_and_an_independent_onnxruntime_loop(run_di
     import onnxruntime as ort
 
     from kdedge.data import normalize
-    from kdedge.pipeline import prepare_data
     from kdedge.recipe import load_recipe
+    from kdedge.train.pipeline import prepare_data
 
     rows = run_result[0]["rows"]
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -168,7 +169,7 @@ def test_bare_onnx_files_with_a_crashing_and_a_skipped_row(run_dir, tmp_path, mo
     import onnx
     from rich.console import Console
 
-    from kdedge.bench.report import bench_table
+    from kdedge.bench.results import bench_table
     from kdedge.bench.run import BenchOptions, measure_rows, plan_rows, score_rows
     from kdedge.bench.targets import discover, prepare_test_sets
 
@@ -226,7 +227,8 @@ def test_bare_onnx_through_the_cli_scores_accuracy_from_metadata(run_dir, tmp_pa
     assert result.exit_code == 0, result.output
     rows = json.loads((tmp_path / "b.json").read_text())["rows"]
     ort_row = next(r for r in rows if r["runtime"] == "onnxruntime")
-    assert ort_row["status"] == "ok" and ort_row["test_count"] == 100 and ort_row["model"] == "export/mlp"
+    assert ort_row["status"] == "ok" and ort_row["test_count"] == 100
+    assert ort_row["model"] == f"{run_dir.name}/export/student"  # run, folder, stage: not "export/mlp"
     assert {r["runtime"] for r in rows} == {
         "onnxruntime",
         "openvino",
@@ -284,8 +286,8 @@ def test_bench_never_imports_the_training_loop():
     import sys
 
     code = (
-        "import sys, kdedge.bench.run, kdedge.bench.worker, kdedge.bench.report, kdedge.bench.deploy, "
-        "kdedge.bench.command; bad = [m for m in ('kdedge.train', 'kdedge.pipeline') if m in sys.modules]; "
+        "import sys, kdedge.bench.run, kdedge.bench.worker, kdedge.bench.results, kdedge.bench.deploy, "
+        "kdedge.commands.bench; bad = [m for m in sys.modules if m.startswith('kdedge.train')]; "
         "print(bad); sys.exit(1 if bad else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
@@ -294,9 +296,9 @@ def test_bench_never_imports_the_training_loop():
 def _finished_run(path: Path, teacher_hidden: list[int] | None, teacher_source: Path | None = None) -> Path:
     """A finished hinton_mnist-like run directory made without data: random tiny MLP weights, the summary
     a run writes. teacher_hidden None: the teacher was loaded from `teacher_source` and is not kept."""
-    from kdedge.checkpoint import RunDir
     from kdedge.models import build_model
     from kdedge.recipe import validate_recipe
+    from kdedge.rundir import RunDir
 
     teacher = {"model": "mlp", "model_kwargs": {"hidden": teacher_hidden or [8]}}
     if teacher_source is not None:
@@ -322,7 +324,7 @@ def test_students_pair_with_the_teacher_their_run_records_not_a_same_named_folde
     """a/run and b/run share a folder name; c/run's student learnt from a/run's teacher (teacher.checkpoint,
     summary.json teacher.source) and keeps no teacher of its own. Each student must be compared with its
     own teacher: a and c with a's (8 hidden units), b with b's (32)."""
-    from kdedge.bench.report import add_comparisons
+    from kdedge.bench.results import add_comparisons
     from kdedge.bench.run import BenchOptions, plan_rows
     from kdedge.bench.targets import discover
 

@@ -11,7 +11,8 @@ import torch
 from cli_helpers import tiny_overrides
 from safetensors.torch import load_file
 
-from kdedge.biasfix import (
+from kdedge.errors import InputError, RuntimeFailure
+from kdedge.experiments.biasfix import (
     check_transfer_set,
     fit_shift,
     missing_classes,
@@ -19,10 +20,9 @@ from kdedge.biasfix import (
     raise_bias,
     split_holdout,
 )
-from kdedge.errors import InputError, RuntimeFailure
 from kdedge.models import build_model, output_bias
-from kdedge.pipeline import prepare_data, student_train_split
 from kdedge.recipe import load_recipe
+from kdedge.train.pipeline import prepare_data, student_train_split
 
 TINY = tiny_overrides("student.model_kwargs.hidden=[32]")
 

@@ -12,11 +12,11 @@ import pytest
 import torch
 from torch import nn
 
-from kdedge.augment import augment
-from kdedge.checkpoint import RunDir, save_state
 from kdedge.data import load_data
 from kdedge.models import build_model
 from kdedge.recipe import load_recipe
+from kdedge.rundir import RunDir, save_state
+from kdedge.train.augment import augment
 
 DATA = os.environ.get("KDEDGE_DATA", "")
 needs_data = pytest.mark.skipif(not (Path(DATA) / "cifar-10-batches-py").is_dir(),
@@ -147,7 +147,7 @@ def test_self_and_reverse_kd_are_recipes_not_code_paths():
 
 def test_alpha_study_recipe():
     recipe = load_recipe("cifar10_alexnet_smallcnn")
-    assert (recipe.teacher.model, recipe.teacher.epochs) == ("alexnet_cifar", 20)
+    assert (recipe.teacher.model, recipe.teacher.epochs) == ("alexnet_cifar", 15)
     assert recipe.student.model == "small_cnn"
     assert recipe.student.optimizer == "sgd"
     assert recipe.sweep is not None and sorted(recipe.sweep.grid["distillation.alpha"]) == [0.0, 0.5, 1.0]

@@ -11,7 +11,7 @@ import torch
 from kdedge.data import Split, load_data
 from kdedge.models import build_model
 from kdedge.recipe import DistillConfig, StageConfig
-from kdedge.train import Context, fit
+from kdedge.train.loop import Context, fit
 
 KD = DistillConfig(loss="hinton", alpha=0.9, temperature=20.0)
 

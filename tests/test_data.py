@@ -77,7 +77,7 @@ def test_normalize_shapes_and_values() -> None:
 def test_affine_augment_geometry_and_determinism() -> None:
     """`random_affine` with no rotation/zoom/shift is the identity; with shifts only it moves pixels exactly
     like the integer jitter; a seed fixes the draw."""
-    from kdedge.augment import JITTER_VARIANTS, augment, jitter_variant, random_affine
+    from kdedge.train.augment import JITTER_VARIANTS, augment, jitter_variant, random_affine
 
     images = torch.randint(0, 256, (6, 1, 28, 28), dtype=torch.uint8)
     identity = random_affine(images, torch.Generator().manual_seed(0), degrees=0, scale=0, max_shift=0)
@@ -106,6 +106,6 @@ def test_failed_download_is_one_clear_input_error(tmp_path: Path, monkeypatch, n
     monkeypatch.setattr(torchvision.datasets, "MNIST", offline)
     monkeypatch.setattr(torchvision.datasets, "CIFAR10", offline)
     with pytest.raises(InputError, match="could not download") as caught:
-        DATASETS.get(name)(tmp_path, True)
+        DATASETS.get(name).load(tmp_path, True)
     message = str(caught.value)
     assert "\n" not in message and str(tmp_path) in message and "KDEDGE_DATA" in message

@@ -18,11 +18,12 @@ import pytest
 import torch
 import yaml
 
-from kdedge.checkpoint import RunDir, load_state
-from kdedge.distributed import World, shard, world_from_env
 from kdedge.errors import InputError
-from kdedge.pipeline import run_recipe
+from kdedge.models import load_state
 from kdedge.recipe import load_recipe
+from kdedge.rundir import RunDir, unwrapped
+from kdedge.train.distributed import World, shard, world_from_env
+from kdedge.train.pipeline import run_recipe
 
 DATA = os.environ.get("KDEDGE_DATA", "")
 needs_data = pytest.mark.skipif(not (Path(DATA) / "cifar-10-batches-py").is_dir(),
@@ -90,15 +91,14 @@ def test_shards_are_disjoint_and_equally_long():
 
 
 def test_training_module_compiles_without_changing_the_saved_keys():
-    from kdedge.checkpoint import _unwrapped
-    from kdedge.distributed import training_module
     from kdedge.models import build_model
+    from kdedge.train.distributed import training_module
 
     model = build_model("small_cnn", 10, 3, 32)
     assert training_module(model, torch.device("cpu"), 1, compile_model=False) is model
     compiled = training_module(model, torch.device("cpu"), 1, compile_model=True)  # lazy: compiles nothing
-    assert compiled is not model and _unwrapped(compiled) is model
-    assert list(_unwrapped(compiled).state_dict()) == list(model.state_dict())
+    assert compiled is not model and unwrapped(compiled) is model
+    assert list(unwrapped(compiled).state_dict()) == list(model.state_dict())
 
 
 def test_sweep_recipe_under_torchrun_is_refused(monkeypatch):

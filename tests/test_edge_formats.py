@@ -19,11 +19,12 @@ import torch
 from export_helpers import make_exported_run
 from PIL import Image
 
-from kdedge.checkpoint import RunDir, load_run_model
 from kdedge.data import normalize
 from kdedge.errors import RuntimeFailure
 from kdedge.export.formats import FORMATS
-from kdedge.pipeline import prepare_data
+from kdedge.models import load_run_model
+from kdedge.rundir import RunDir
+from kdedge.train.pipeline import prepare_data
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

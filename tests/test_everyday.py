@@ -4,6 +4,7 @@ apart. Fast: no training, no torch import for most."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -116,7 +117,7 @@ def _bench_rows() -> list[dict]:
 
 @pytest.mark.parametrize("width", [80, 120])
 def test_bench_table_fits_and_keeps_model_runtime_precision_whole(width: int) -> None:
-    from kdedge.bench.report import bench_table
+    from kdedge.bench.results import bench_table
 
     rows = _bench_rows()
     result = {"rows": rows, "peak_gflops": None,
@@ -134,7 +135,7 @@ def test_bench_table_fits_and_keeps_model_runtime_precision_whole(width: int) ->
 
 @pytest.mark.parametrize("width", [80, 120])
 def test_export_table_fits_and_keeps_file_names_whole(width: int) -> None:
-    from kdedge.export.report import ExportRow, export_table
+    from kdedge.export.table import ExportRow, export_table
 
     rows = []
     for stage in ("teacher", "student"):
@@ -150,7 +151,7 @@ def test_export_table_fits_and_keeps_file_names_whole(width: int) -> None:
 
 
 def test_export_progress_line_gives_random_input_parity_for_fp32_only() -> None:
-    from kdedge.export.report import ExportRow, file_line
+    from kdedge.export.table import ExportRow, file_line
 
     common = dict(seconds=1.0, size_mb=0.1, max_abs_diff=1.86, rel_diff=0.2, random_agreement=0.38,
                   test_accuracy=0.97, test_agreement=0.995, test_max_abs_diff=0.03,
@@ -252,8 +253,10 @@ def _documented_commands() -> list[tuple[str, list[str]]]:
 
     found = []
     for path in [REPO / "README.md", *sorted(REPO.glob("docs/*.md"))]:
-        blocks = re.findall(r"```(?:bash|sh)?\n(.*?)```", path.read_text(), re.S)
-        for block in blocks:
+        blocks = re.findall(r"^```(\w*)\n(.*?)^```", path.read_text(), re.S | re.M)
+        for language, block in blocks:
+            if language not in ("", "bash", "sh", "console"):
+                continue
             for line in block.replace("\\\n", " ").splitlines():
                 for part in line.split("&&"):
                     if not part.strip().startswith("kdedge "):
@@ -261,7 +264,8 @@ def _documented_commands() -> list[tuple[str, list[str]]]:
                     words = shlex.split(part, comments=True)
                     if words[:1] == ["kdedge"]:
                         cut = next((i for i, w in enumerate(words) if w in (">", "|")), len(words))
-                        found.append((f"{path.name}: {part.strip()}", words[1:cut]))
+                        argv = [w for w in words[1:cut] if w != "..."]  # "...": the docs' "and so on"
+                        found.append((f"{path.name}: {part.strip()}", argv))
     for recipe in sorted((REPO / "kdedge" / "recipes").glob("*.yaml")):
         text = " ".join(str(yaml.safe_load(recipe.read_text()).get("description", "")).split())
         for command in re.findall(r"`kdedge ([^`]+)`", text):
@@ -382,3 +386,50 @@ def test_the_cli_is_a_thin_layer_on_the_api(monkeypatch, tmp_path: Path) -> None
     assert calls[0][:2] == ("distill", ("hinton_mnist", ["a=1", "b=2"], tmp_path))
     assert calls[1][0] == "export" and calls[1][2]["wide"] is True
     assert calls[2][0] == "bench" and calls[2][2]["batch"] == "1"
+
+
+# -- bench.json keeps every configuration; export --target says what it chose and why -------------------
+def _row(runtime: str, precision: str, p50: float, accuracy: float, batch: int = 1) -> dict:
+    return {"stage": "student", "runtime": runtime, "precision": precision, "device": "cpu",
+            "batch_size": batch, "file": f"/r/export/student.{precision}.onnx", "status": "ok",
+            "latency_ms_p50": p50, "accuracy": accuracy, "run": "/r", "model": "r/student"}  # fmt: skip
+
+
+def test_bench_json_merges_benches_of_the_same_machine(tmp_path: Path) -> None:
+    """A second bench of another runtime adds its rows (one of the same runtime replaces them); the
+    deployable choice is made over all of them, and a bench on another CPU starts the record afresh."""
+    from kdedge.bench.deploy import save_run_results
+
+    run = tmp_path / "r"
+    run.mkdir()
+    machine = {"cpu": "EPYC", "threads": 2, "device": "cpu"}
+
+    def bench(rows: list[dict], cpu: str = "EPYC") -> list[dict]:
+        for row in rows:
+            row["run"] = str(run.resolve())
+        result = {"rows": rows, "machine": machine | {"cpu": cpu}, "options": {"accuracy_bound": 0.5}}
+        save_run_results(result, [run])
+        return json.loads((run / "bench.json").read_text())["rows"]
+
+    first = bench([_row("onnxruntime", "fp32", 1.0, 0.97), _row("onnxruntime", "int8", 0.5, 0.969)])
+    assert [r["deploy"] for r in first] == [False, True]
+    second = bench([_row("openvino", "int8", 0.3, 0.968)])  # faster, within 0.5 points of fp32
+    assert [(r["runtime"], r["precision"], r["deploy"]) for r in second] == [
+        ("onnxruntime", "fp32", False), ("onnxruntime", "int8", False), ("openvino", "int8", True)]
+    again = bench([_row("onnxruntime", "int8", 0.2, 0.969)])  # re-measured: replaces its old row
+    assert len(again) == 3
+    assert [r["latency_ms_p50"] for r in again if r["runtime"] == "onnxruntime"] == [1.0, 0.2]
+    assert len(bench([_row("onnxruntime", "fp32", 1.0, 0.97)], cpu="Xeon")) == 1
+
+
+def test_export_target_says_runtime_precision_and_the_numbers_behind_its_choice() -> None:
+    from kdedge.bench.deploy import choose, describe_choice
+
+    rows = [_row("onnxruntime", "fp32", 1.0, 0.97), _row("onnxruntime", "int8", 0.5, 0.9695),
+            _row("openvino", "int8", 0.4, 0.90),
+            _row("onnxruntime", "int8", 9.0, 0.9695, batch=32)]  # fmt: skip
+    best = choose(rows, 0.5)
+    assert (best["runtime"], best["precision"]) == ("onnxruntime", "int8")  # openvino lost 7 points
+    assert describe_choice(best, rows, 0.5) == (
+        "onnxruntime int8: p50 0.500 ms at batch 1, accuracy 96.95 % vs fp32 97.00 % (bound 0.5 points); "
+        "the fastest of 3 runtime/precision pairs benched here")

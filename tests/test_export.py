@@ -113,10 +113,10 @@ def test_export_writes_checked_self_describing_files(mnist_export):
 
 def test_metadata_accuracy_is_measured_on_the_file(mnist_export, data_root: Path):
     """Re-score the int8 file here, independently, on the same 500 test digits."""
-    from kdedge.checkpoint import RunDir
     from kdedge.data import normalize
     from kdedge.onnx_meta import open_session
-    from kdedge.pipeline import prepare_data
+    from kdedge.rundir import RunDir
+    from kdedge.train.pipeline import prepare_data
 
     run, rows = mnist_export
     int8 = next(r for r in rows if r.precision == "int8")
@@ -194,7 +194,7 @@ class _DataDependent(nn.Module):
 
 
 def test_a_model_that_cannot_export_leaves_nothing(data_root: Path, tmp_path: Path, monkeypatch):
-    from kdedge.export import export_run
+    from kdedge.export.runner import export_run
 
     monkeypatch.setitem(MODELS._builders, "data_dependent", _DataDependent)
     run = make_run(tmp_path / "run", data_root, "data_dependent", test_limit=50)
@@ -212,7 +212,8 @@ def test_failed_parity_or_agreement_writes_no_file(
 ):
     import shutil
 
-    from kdedge.export import export_run, runner
+    from kdedge.export import runner
+    from kdedge.export.runner import export_run
     from kdedge.export.verify import Parity
 
     run = tmp_path / "run"
@@ -234,7 +235,8 @@ def test_force_replaces_the_whole_export_and_a_failed_one_keeps_the_old(
     file do not linger); a forced export that fails leaves the previous export exactly as it was."""
     import shutil
 
-    from kdedge.export import export_run, runner
+    from kdedge.export import runner
+    from kdedge.export.runner import export_run
 
     run = tmp_path / "run"
     shutil.copytree(mnist_export[0], run)

@@ -39,7 +39,7 @@ def both_int8(mnist_run: Path, data_root: Path, tmp_path_factory: pytest.TempPat
     """{'ort': {precision: row}, 'nncf': ...}: the same run exported twice (two copies), int8 calibrated on
     the same 64 training digits."""
     pytest.importorskip("nncf", reason="nncf is not installed (pip install 'kdedge-distill[openvino]')")
-    from kdedge.export import export_run
+    from kdedge.export.runner import export_run
 
     rows = {}
     for method in ("ort", "nncf"):
@@ -131,11 +131,11 @@ def test_bad_int8_method_options_are_one_line_exit_2(mnist_run, args, words, cap
 
 
 def test_export_run_raises_input_error_before_any_work(mnist_run, tmp_path, monkeypatch):
-    from kdedge.export import export_run
+    from kdedge.export.runner import export_run
 
     run = tmp_path / "run"
     shutil.copytree(mnist_run, run)
     monkeypatch.setitem(sys.modules, "nncf", None)
-    with pytest.raises(InputError, match="pip install kdedge\\[openvino\\]"):
+    with pytest.raises(InputError, match="pip install 'kdedge-distill\\[openvino\\]'"):
         export_run(run, "student", "fp32,int8", int8_method="nncf", quiet=True)
     assert not (run / "export").exists()

@@ -18,9 +18,11 @@ import pytest
 import torch
 from cli_helpers import ENV, KDEDGE, REPO, checksums, one_error_line, run_cli, write_recipe
 from fault_helpers import fill_disk, flip_byte, read_only, resize_disk, small_disk, truncate
+from hostile_files import good_model
 from safetensors.torch import load_file
 
-from kdedge.checkpoint import RunDir, load_state
+from kdedge.models import load_state
+from kdedge.rundir import RunDir
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 STUDENT_EPOCHS = 20  # 20 steps each; SIGSTOP (below) makes the signal land mid-stage anyway
@@ -125,6 +127,7 @@ def test_second_ctrl_c_stops_at_once():
     """The handler itself, with real signals to this process: the first is recorded, the second raises."""
     from kdedge import stop
 
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, also under nohup
     with stop.graceful_stop():
         os.kill(os.getpid(), signal.SIGINT)
         assert stop.pending() == signal.SIGINT
@@ -132,6 +135,7 @@ def test_second_ctrl_c_stops_at_once():
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(1)  # the handler runs between bytecodes: at once, not after the sleep
     assert stop.pending() is None and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    signal.signal(signal.SIGINT, before)
 
 
 # -- corrupt files (power loss: truncated, bits flipped) ---------------------------------------------------
@@ -197,7 +201,7 @@ def test_disk_full_mid_run_keeps_files_and_resumes(world, tmp_path):
 
 
 def test_disk_full_while_writing_a_bench_table_keeps_the_old_one(tmp_path):
-    from kdedge.bench.report import write_json
+    from kdedge.bench.results import write_json
 
     with small_disk(tmp_path / "disk", 64) as disk:
         table = disk / "bench.json"
@@ -233,6 +237,10 @@ def test_read_only_out_folder_is_said_before_any_work(world, tmp_path):
             and f"run directory {folder / 'run'}: cannot write there (Read-only file system)" in line
         )
         assert not (folder / "run").exists()
+        model = good_model(tmp_path / "m.onnx")
+        code, _, err = run_cli("bench", model, "--runtimes", "onnxruntime", "--json", folder / "t.json")
+        line = one_error_line(err)
+        assert code == 2 and f"--json {folder}: cannot write there (Read-only file system)" in line, line
 
 
 def test_read_only_run_cannot_be_resumed_or_exported(world, tmp_path):
@@ -259,3 +267,27 @@ def test_stale_lock_is_taken_over_and_said_once(tmp_path, capsys):
         f"warning: {run / '.lock'}: took over the lock of process {dead.pid}, which no longer runs"
     ]
     assert not (run / ".lock").exists()
+
+
+# -- the APTOS data cache: read-only or full falls back to memory, said once -------------------------------
+@pytest.mark.parametrize("fault", ["read-only", "full"])
+def test_data_cache_fault_falls_back_to_memory_said_once(tmp_path, capsys, fault):
+    from aptos_fixture import make_aptos
+
+    from kdedge.data import load_data
+
+    make_aptos(tmp_path / "data", count=30, seed=0, max_side=64)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    broken = read_only(cache) if fault == "read-only" else small_disk(cache, 16)
+    with broken:
+        capsys.readouterr()
+        bundle = load_data("aptos", str(tmp_path / "data"), 32, {"cache_dir": str(cache)})
+        lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+        assert len(lines) == 1, lines
+        if fault == "read-only":
+            assert lines[0].startswith(f"warning: APTOS data cache {cache}: cannot write there (Read-only")
+        else:
+            assert "no space left on device" in lines[0] and "were not cached" in lines[0], lines[0]
+        assert not list(cache.iterdir())  # nothing half-written
+    assert len(bundle.train) > 0 and bundle.train.images.shape[1:] == (3, 32, 32)

@@ -17,6 +17,7 @@ import pytest
 import yaml
 from cli_helpers import ENV, KDEDGE, REPO, TINY, one_error_line, run_cli
 
+from kdedge.console import one_line
 from kdedge.errors import InputError
 from kdedge.recipe import Recipe, load_recipe, parse_set, validate_recipe
 
@@ -81,8 +82,8 @@ def _outcome(call) -> str:
         assert isinstance(call(), Recipe)
         return "ok"
     except InputError as err:
-        text = str(err)
-        assert text and "\n" not in text and "Traceback" not in text, text
+        text = one_line(str(err))  # what the CLI prints: control characters in values escaped
+        assert text and "\n" not in text and "\x1b" not in text and "Traceback" not in text, text
         return "error"
 
 
@@ -181,3 +182,12 @@ def test_a_handful_through_the_real_entry_point(tmp_path, document):
 def test_fields_cover_every_section():
     assert {"data.name", "student.lr", "distillation.alpha", "teacher.model_kwargs.hidden"} <= set(FIELDS)
     assert Path(REPO / "Makefile").read_text().count("KDEDGE_FUZZ_EXAMPLES") >= 1
+
+
+def test_control_characters_in_a_value_stay_one_harmless_line(tmp_path):
+    """Found by the fuzzing: a newline or terminal escape inside a --set value split the error line."""
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump(TINY))
+    code, _, err = run_cli("distill", recipe, "--set", "student.epochs=\x1b[31mred\nline")
+    line = one_error_line(err)
+    assert code == 2 and "\\x1b[31mred\\nline" in line and "\x1b" not in err, line

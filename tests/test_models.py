@@ -8,11 +8,11 @@ import torch
 from torch import nn
 
 from kdedge.data import Split
-from kdedge.devices import describe_device, resolve_device
 from kdedge.errors import InputError
 from kdedge.models import MODELS, build_model, count_params, output_bias
 from kdedge.recipe import DistillConfig, StageConfig
-from kdedge.train import Context, fit, teacher_logits_for
+from kdedge.train.devices import describe_device, resolve_device
+from kdedge.train.loop import Context, fit, teacher_logits_for
 
 
 @pytest.mark.parametrize("name", MODELS.names())

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from kdedge.optim import lr_factor
 from kdedge.recipe import StageConfig
+from kdedge.train.optim import lr_factor
 
 
 def stage(**kwargs) -> StageConfig:

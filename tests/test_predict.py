@@ -16,9 +16,10 @@ from cli_helpers import run_cli
 from export_helpers import make_exported_run
 from PIL import Image
 
-from kdedge.checkpoint import RunDir, load_run_model
 from kdedge.data import normalize
-from kdedge.pipeline import prepare_data
+from kdedge.models import load_run_model
+from kdedge.rundir import RunDir
+from kdedge.train.pipeline import prepare_data
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -152,3 +153,28 @@ def test_predict_module_import_chain_is_torch_free():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+def test_predict_takes_a_run_folder_and_a_folder_or_glob_of_images(exported, data_root, tmp_path):
+    """`kdedge predict RUN FOLDER` and `RUN 'FOLDER/*.png'`: the run's fp32 student (said on stderr), one
+    line / JSON entry per image, the same classes as naming the .onnx file and every image."""
+    run = exported["mnist"]
+    folder = tmp_path / "digits"
+    folder.mkdir()
+    files, torch_classes = _save_test_images(run, data_root, folder)
+    (folder / "notes.txt").write_text("not an image: skipped in a folder")
+    code, out, err = run_cli("predict", run, folder, "--json")
+    assert code == 0 and err.strip() == f"model: {run / 'export' / 'student.fp32.onnx'}", err
+    results = json.loads(out)
+    assert [r["image"] for r in results] == [str(f) for f in files]
+    assert [r["top"][0]["index"] for r in results] == torch_classes.tolist()
+    code, out, err = run_cli("predict", run, str(folder / "00*.png"))
+    lines = out.strip().splitlines()
+    assert code == 0 and len(lines) == 10 and lines[0].startswith(f"{files[0]}: ")
+    (tmp_path / "empty").mkdir()
+    cases = (((run, tmp_path / "empty"), "a folder with no image files"),
+             ((run, str(tmp_path / "none*.png")), "no file matches this pattern"),
+             ((tmp_path / "empty", files[0]), "a folder without an exported student"))  # fmt: skip
+    for args, message in cases:
+        code, _, err = run_cli("predict", *args)
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err

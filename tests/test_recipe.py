@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kdedge.checkpoint import RunDir
 from kdedge.errors import InputError
 from kdedge.recipe import (
     DistillConfig,
@@ -19,6 +18,7 @@ from kdedge.recipe import (
     read_yaml,
     validate_recipe,
 )
+from kdedge.rundir import RunDir
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE_RECIPES = sorted((REPO / "kdedge" / "recipes").glob("*.yaml"))

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from cli_helpers import tiny_overrides
 
-from kdedge import plots
+from kdedge.report import plots
 
 TINY = tiny_overrides("teacher.epochs=2")
 

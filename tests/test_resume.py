@@ -16,12 +16,12 @@ from cli_helpers import ENV, KDEDGE, REPO, checksums, one_error_line, run_cli, w
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from kdedge.checkpoint import RunDir
 from kdedge.data import Split
 from kdedge.models import build_model
 from kdedge.recipe import validate_recipe
-from kdedge.resume import HEADER_KEY, Checkpointer, flatten, state_path, unflatten
-from kdedge.train import Context
+from kdedge.rundir import RunDir
+from kdedge.train.loop import Context
+from kdedge.train.resume import HEADER_KEY, Checkpointer, flatten, state_path, unflatten
 
 
 def _header(path: Path) -> dict:
@@ -63,7 +63,7 @@ def _tiny_split(n: int = 120) -> Split:
 def test_resume_from_any_snapshot_is_bit_exact(tmp_path, monkeypatch, snapshot, position):
     """In-process: train once saving a state after every step; restart from the snapshot-th save and
     compare final weights with the uninterrupted run (dropout + Adam + shuffling all exercised)."""
-    import kdedge.resume as resume
+    import kdedge.train.resume as resume
 
     student = {"model": "mlp", "model_kwargs": {"hidden": [8], "dropout": 0.3}, "epochs": 3, "batch_size": 32,
                "optimizer": "adam", "lr": 0.01}  # fmt: skip

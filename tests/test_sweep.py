@@ -14,8 +14,7 @@ from cli_helpers import tiny_overrides
 from safetensors.torch import load_file
 
 from kdedge.errors import InputError
-from kdedge.recipe import load_recipe
-from kdedge.sweep import (
+from kdedge.experiments.sweep import (
     baseline_dir,
     baseline_runs,
     check_grid,
@@ -24,7 +23,8 @@ from kdedge.sweep import (
     point_name,
     point_recipe,
 )
-from kdedge.sweep_results import column_cell, gain, is_finished, sort_rows, write_results
+from kdedge.experiments.sweep_results import column_cell, gain, is_finished, sort_rows, write_results
+from kdedge.recipe import load_recipe
 
 # A tiny teacher (64 hidden units), 600 training / 200 test images, one epoch per stage.
 TINY = tiny_overrides()

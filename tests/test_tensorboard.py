@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import TINY
 
-from kdedge.tblog import SCALARS, TensorBoardLogger, epoch_callback
+from kdedge.report.tensorboard import SCALARS, TensorBoardLogger, epoch_callback
 
 needs_tensorboard = pytest.mark.skipif(
     importlib.util.find_spec("tensorboard") is None,

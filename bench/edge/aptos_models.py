@@ -19,7 +19,7 @@ import numpy as np
 import onnx
 import torch
 
-from kdedge.aptos import CLASS_NAMES, IMAGENET_MEAN, IMAGENET_STD
+from kdedge.data.aptos import CLASS_NAMES, IMAGENET_MEAN, IMAGENET_STD
 from kdedge.export import INT8_SCHEMES
 from kdedge.export.convert import export_fp32, to_int8
 from kdedge.models import build_model

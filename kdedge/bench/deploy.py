@@ -7,12 +7,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from kdedge.checkpoint import atomic_write, atomic_write_text
 from kdedge.console import warn
 from kdedge.errors import InputError
 from kdedge.export.formats import file_runtimes
 from kdedge.fsguard import NotWritable
 from kdedge.model_check import check_model_file
+from kdedge.rundir import atomic_write, atomic_write_text
 
 FILE_RUNTIMES = file_runtimes()  # rows that run a deployable file (kdedge.export.formats)
 TARGETS = {"cpu-x86": "cpu"}  # --target -> the bench device its choice is made on
@@ -67,16 +67,60 @@ def mark_deployable(rows: list[dict[str, Any]], accuracy_bound: float) -> list[d
     return choices
 
 
+def _row_key(row: dict[str, Any]) -> tuple:
+    """What one bench row measured: the same key twice is the same measurement, repeated."""
+    return row["stage"], row["runtime"], row["precision"], row["device"], row["batch_size"], row.get("file")
+
+
+def merged_rows(record_file: Path, rows: list[dict[str, Any]], machine: dict[str, Any],
+                accuracy_bound: float) -> list[dict[str, Any]]:  # fmt: skip
+    """This bench's rows plus the rows of earlier benches in `record_file` that it did not repeat (a bench of
+    `--runtimes openvino` adds to one of onnxruntime instead of replacing it); rows of another machine
+    (CPU, threads, device) are dropped. The deployable marks are recomputed over the merged rows."""
+    old: list[dict[str, Any]] = []
+    if record_file.is_file():
+        try:
+            saved = json.loads(record_file.read_text())
+        except (OSError, ValueError):  # a broken record is replaced, not trusted
+            saved = {}
+        same = {k: saved.get("machine", {}).get(k) for k in ("cpu", "threads", "device")}
+        if same == {k: machine.get(k) for k in same}:
+            new_keys = {_row_key(r) for r in rows}
+            old = [r for r in saved.get("rows", []) if _row_key(r) not in new_keys]
+    merged = old + rows
+    mark_deployable(merged, accuracy_bound)
+    return merged
+
+
 def save_run_results(result: dict[str, Any], run_paths: list[Path]) -> None:
-    """RUN/bench.json: this bench's rows of each run directory, for `kdedge export --target`."""
+    """RUN/bench.json: every bench row of each run directory on this machine (merged_rows), for `kdedge
+    export --target`."""
+    bound = result["options"].get("accuracy_bound", 0.5)
     for path in run_paths:
         rows = [r for r in result["rows"] if r.get("run") == str(path.resolve()) and r.get("file")]
         if rows:
+            rows = merged_rows(path / "bench.json", rows, result["machine"], bound)
             record = {"machine": result["machine"], "options": result["options"], "rows": rows}
             try:
                 atomic_write_text(path / "bench.json", json.dumps(record, indent=2, default=str))
             except NotWritable:  # documented fallback: the table is printed; only --target needs the file
                 warn(f"{path}: read-only, bench.json not written (`kdedge export --target` needs it)")
+
+
+def describe_choice(best: dict[str, Any], rows: list[dict[str, Any]], accuracy_bound: float) -> str:
+    """Why this file: runtime, precision and the numbers the choice was made on, in one phrase."""
+    reference = _reference_accuracy(rows)
+    candidates = {(r["runtime"], r["precision"]) for r in rows if r["status"] == "ok"
+                  and r["runtime"] in FILE_RUNTIMES and r["batch_size"] == best["batch_size"]}  # fmt: skip
+    return (f"{best['runtime']} {best['precision']}: p50 {best['latency_ms_p50']:.3f} ms at batch "
+            f"{best['batch_size']}, accuracy {100 * best['accuracy']:.2f} % vs fp32 {100 * reference:.2f} % "
+            f"(bound {accuracy_bound:g} points); the fastest of {len(candidates)} runtime/precision pairs "
+            "benched here")  # fmt: skip
+
+
+def _stage_rows(record_file: Path, stage: str, target: str) -> list[dict[str, Any]]:
+    return [r for r in json.loads(record_file.read_text())["rows"]
+            if r["stage"] == stage and r["device"] == TARGETS[target]]  # fmt: skip
 
 
 def deployable_choice(
@@ -91,11 +135,7 @@ def deployable_choice(
             f"{run_path}: no bench results ({record_file.name}); run `kdedge bench {run_path} "
             f"--device {TARGETS[target]}` first, it measures which file is fastest here"
         )
-    rows = [
-        r
-        for r in json.loads(record_file.read_text())["rows"]
-        if r["stage"] == stage and r["device"] == TARGETS[target]
-    ]
+    rows = _stage_rows(record_file, stage, target)
     best = choose(rows, accuracy_bound)
     if best is None:
         raise InputError(
@@ -155,8 +195,9 @@ def _write_edge_deployable(source: Path, folder: Path, stem: str, extra: dict[st
     return out
 
 
-def deploy_run(run_path: Path, which: str, target: str, accuracy_bound: float) -> list[Path]:
-    """`kdedge export RUN --target T`: deployable file of each stage asked for (student, teacher, both)."""
+def deploy_run(run_path: Path, which: str, target: str, accuracy_bound: float) -> list[tuple[Path, str]]:
+    """`kdedge export RUN --target T`: (deployable file, why it was chosen) of each stage asked for
+    (student, teacher, both)."""
     if which not in ("student", "teacher", "both"):
         raise InputError(f"--model: expected student, teacher or both (got '{which}')")
     stages = ("teacher", "student") if which == "both" else (which,)
@@ -164,4 +205,10 @@ def deploy_run(run_path: Path, which: str, target: str, accuracy_bound: float) -
     if which == "both" and record_file.is_file():  # only the stages the run has
         benched = {r["stage"] for r in json.loads(record_file.read_text())["rows"]}
         stages = tuple(s for s in stages if s in benched) or stages
-    return [write_deployable(Path(run_path), stage, target, accuracy_bound) for stage in stages]
+    written = []
+    for stage in stages:
+        out = write_deployable(Path(run_path), stage, target, accuracy_bound)
+        best = deployable_choice(Path(run_path), stage, target, accuracy_bound)
+        rows = _stage_rows(record_file, stage, target)
+        written.append((out, describe_choice(best, rows, accuracy_bound)))
+    return written

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kdedge.checkpoint import atomic_write
 from kdedge.export.formats import file_runtimes
+from kdedge.rundir import atomic_write
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -7,12 +7,14 @@ from typing import Any
 
 
 def measure_peak(payload: dict[str, Any]) -> dict[str, Any]:
-    """Best GFLOP/s of an (n x n) @ (n x n) fp32 matmul over ~`seconds` (run in a bench child process)."""
+    """Best GFLOP/s of an (n x n) @ (n x n) matmul over ~`seconds` (run in a bench child process); payload
+    'dtype' (default float32; bfloat16 shows what AMX / tensor cores add)."""
     import torch
 
     device, n = payload["device"], payload.get("n", 2048)
+    dtype = getattr(torch, payload.get("dtype", "float32"))
     torch.set_num_threads(payload["threads"])
-    a, b = (torch.randn(n, n, device=device) for _ in range(2))
+    a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     for _ in range(3):  # warm-up: thread pool, caches, GPU clocks
         torch.mm(a, b)

@@ -218,7 +218,7 @@ def _variant_key(row: dict[str, Any]) -> tuple:
 def run_bench(paths: list[Path], options: BenchOptions, progress=None) -> dict[str, Any]:
     """Everything `kdedge bench` reports: {'rows': [...], 'machine': {...}, 'peak_gflops': ...}."""
     from kdedge.bench.deploy import mark_deployable
-    from kdedge.bench.report import add_comparisons, machine_info
+    from kdedge.bench.results import add_comparisons, machine_info
 
     check_options(options)
     models = discover(paths)

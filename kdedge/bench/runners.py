@@ -161,7 +161,7 @@ class OpenVinoRunner:
 def preload(runtime: str) -> None:
     """Import the runtime's libraries, so a row's memory figure counts the model and its buffers, not the
     code of torch / timm / onnxruntime / openvino (the same for every model)."""
-    modules = {"torch": ("torch", "timm", "kdedge.checkpoint"), "onnxruntime": ("onnxruntime",),
+    modules = {"torch": ("torch", "timm", "kdedge.models"), "onnxruntime": ("onnxruntime",),
                "openvino": ("openvino",), "executorch": ("torch", "executorch.runtime"),
                "litert": ("ai_edge_litert.interpreter",)}  # fmt: skip
     for name in modules.get(runtime.removesuffix("-compile"), ()):
@@ -170,7 +170,8 @@ def preload(runtime: str) -> None:
 
 
 def _torch_model(payload: dict[str, Any]):
-    from kdedge.checkpoint import RunDir, load_run_model
+    from kdedge.models import load_run_model
+    from kdedge.rundir import RunDir
 
     model, _ = load_run_model(RunDir(payload["run_path"]), payload["stage"])
     return model

@@ -15,8 +15,8 @@ from kdedge.errors import InputError, KdedgeError
 from kdedge.export.edge_meta import read_edge_metadata
 
 if TYPE_CHECKING:
-    from kdedge.checkpoint import RunDir
     from kdedge.recipe import Recipe
+    from kdedge.rundir import RunDir
 
 PRECISIONS = ("fp32", "fp16", "int8")
 
@@ -52,8 +52,9 @@ class BenchModel:
 
     @property
     def label(self) -> str:
-        """run/stage for a run directory; folder/arch for bare files (a folder may hold several students)."""
-        return f"{self.group}/{self.stage}" if self.run_path else f"{self.group}/{self.arch}"
+        """run/stage for a run directory; folder/stage for bare files (RUN/export/student.int8.onnx ->
+        RUN/export/student), folder/arch when the file does not say its stage."""
+        return f"{self.group}/{self.stage}" if self.run_path else f"{self.group}/{self.stage or self.arch}"
 
 
 def torch_stats(model, shape: tuple[int, int, int]) -> dict[str, int]:
@@ -86,7 +87,7 @@ def recorded_teacher(run_path: Path, summary: dict) -> str | None:
 
 def models_of_run(path: Path) -> list[BenchModel]:
     """The run's teacher and student (whichever have weights), with their exported ONNX files."""
-    from kdedge.checkpoint import RunDir
+    from kdedge.rundir import RunDir
 
     path = path.resolve()  # the run's identity: two runs in different folders may share a name
     run = RunDir(path)
@@ -121,7 +122,7 @@ def _stage_model(
 ) -> BenchModel:
     """One trained stage of the run: its weights (loaded for params and FLOPs), its ONNX files
     (precision -> file), the run's test selection and the teacher it is paired with."""
-    from kdedge.checkpoint import load_run_model
+    from kdedge.models import load_run_model
 
     info = summary["data"]
     model, _ = load_run_model(run, stage)
@@ -158,8 +159,10 @@ def model_of_onnx(path: Path) -> BenchModel:
     shape = input_shape(path, meta)
     stage = meta.get("kdedge.stage", "")
     arch = meta.get("kdedge.model") or path.name.split(".")[0]
+    folder = path.resolve().parent
+    group = f"{folder.parent.name}/{folder.name}" if folder.name in ("export", "deploy") else folder.name
     return BenchModel(
-        path.resolve().parent.name,
+        group,
         stage,
         arch,
         shape,

@@ -3,30 +3,22 @@
 RUN/export/{student,teacher}.{fp32,fp16,int8}.onnx; input "images" (N, C, H, W) float32 normalised,
 output "logits" (N, num_classes); dynamic batch dimension; metadata as in kdedge.onnx_meta.
 
-`read_metadata` is imported eagerly (torch-free); `export_run` lazily, so that bench and predict can
-read metadata through this package without importing torch or kdedge.pipeline.
+This package's __init__ stays torch-free (bench and predict read metadata through it); the export itself
+is kdedge.export.runner.export_run.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 from kdedge import CallablePackage
 from kdedge.onnx_meta import read_metadata
 
 sys.modules[__name__].__class__ = CallablePackage  # kdedge.export(run, ...) is the API call (kdedge.api)
 
-__all__ = ["export_run", "read_metadata", "PRECISIONS", "INT8_SCHEMES", "INT8_METHODS"]
+__all__ = ["read_metadata", "PRECISIONS", "INT8_SCHEMES", "INT8_METHODS"]
 
 PRECISIONS = ("fp32", "fp16", "int8")
 INT8_SCHEMES = ("u8s8", "u8s7", "s8s8", "u8s8-gemm", "u8s7-gemm")  # see kdedge.export.int8_schemes
 INT8_METHODS = ("ort", "nncf")  # the int8 quantiser: onnxruntime's quantize_static, or NNCF (optional extra)
 
-
-def __getattr__(name: str) -> Any:
-    if name == "export_run":
-        from kdedge.export.runner import export_run
-
-        return export_run
-    raise AttributeError(f"module 'kdedge.export' has no attribute '{name}'")

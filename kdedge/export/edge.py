@@ -26,7 +26,7 @@ from kdedge.export.edge_common import ConvertJob, ExportFailed
 from kdedge.export.edge_meta import publish_edge
 from kdedge.export.formats import Format
 from kdedge.export.options import EvalData, Settings
-from kdedge.export.report import ExportRow
+from kdedge.export.table import ExportRow
 from kdedge.export.verify import accuracy, agreement
 
 PARITY_BATCHES = (1, 7)
@@ -201,8 +201,8 @@ def export_edge_stage(
     A precision the format cannot write is a skipped row, not an error."""
     from importlib.metadata import version
 
-    from kdedge.checkpoint import load_run_model
     from kdedge.export.publish import stage_metadata
+    from kdedge.models import load_run_model
 
     model, info = load_run_model(run, stage)
     chw = (info["in_channels"], info["image_size"], info["image_size"])

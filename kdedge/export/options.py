@@ -8,10 +8,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from kdedge.checkpoint import RunDir
 from kdedge.errors import InputError, did_you_mean
 from kdedge.export import INT8_METHODS, INT8_SCHEMES, PRECISIONS
 from kdedge.recipe import Recipe
+from kdedge.rundir import RunDir
 
 STAGES = ("student", "teacher")
 
@@ -115,7 +115,7 @@ def load_eval_data(
 ) -> EvalData:
     """Real test images (first `limit`) and a seeded sample of training images for int8 calibration."""
     from kdedge.data import normalize
-    from kdedge.pipeline import prepare_data
+    from kdedge.train.pipeline import prepare_data
 
     bundle = prepare_data(recipe, data_root)
     test = (

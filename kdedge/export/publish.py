@@ -9,12 +9,12 @@ from typing import Any
 import onnx
 import torch
 
-from kdedge.checkpoint import atomic_write
 from kdedge.export.nncf_int8 import activation_scheme, nncf_version
 from kdedge.export.options import Settings
-from kdedge.export.report import ExportRow
+from kdedge.export.table import ExportRow
 from kdedge.onnx_meta import build_metadata, set_metadata
 from kdedge.recipe import Recipe
+from kdedge.rundir import atomic_write
 
 
 def stage_metadata(

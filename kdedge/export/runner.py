@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from kdedge.checkpoint import RunDir, load_run_model
 from kdedge.errors import InputError, KdedgeError, RuntimeFailure
 from kdedge.export import staging
 from kdedge.export.convert import export_fp32, to_fp16, to_int8
@@ -34,10 +33,12 @@ from kdedge.export.options import (
     select_stages,
 )
 from kdedge.export.publish import file_metadata, publish, stage_metadata
-from kdedge.export.report import ExportRow, export_table, file_line
+from kdedge.export.table import ExportRow, export_table, file_line
 from kdedge.export.verify import accuracy, agreement, check, onnx_logits, torch_parity
 from kdedge.fsguard import check_writable, disk_full_as_error
+from kdedge.models import load_run_model
 from kdedge.recipe import Recipe
+from kdedge.rundir import RunDir
 
 Say = Callable[[str], None]
 

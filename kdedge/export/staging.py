@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from kdedge.checkpoint import shared_mode
+from kdedge.rundir import shared_mode
 
 
 def staging_dir(run_path: Path) -> Path:

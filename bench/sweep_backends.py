@@ -1,0 +1,113 @@
+"""Wall time of the 2x30 Hinton sweep (`hinton_mnist_sweep`: alpha {0.5, 0.9} x T {1, 2.5, 4, 8, 20}, 10
+points + the no-KD baseline = 11 student runs) on the local backend and on Ray, on this machine.
+
+The teacher is trained ONCE (784-256-10, unaugmented, --teacher-epochs; kept in --work, reused by later
+runs) and loaded by every sweep through
+--set teacher.checkpoint=..., so the timed part is the 11 student runs plus whatever the backend adds.
+Each sweep runs in its own process, from an empty folder, one after another:
+
+  local     `kdedge sweep ... --backend local`                          one point at a time, all CPU threads
+  ray-1x    `kdedge sweep ... --backend ray --cpus-per-point <ncpu>`    one point at a time, same threads:
+                                                                         the difference is Ray's overhead
+  ray       `kdedge sweep ... --backend ray --cpus-per-point 1`         one point per CPU, in parallel
+
+    KDEDGE_DATA=/work/shared/data .venv/bin/python bench/sweep_backends.py --student-epochs 3
+    KDEDGE_DATA=/work/shared/data .venv/bin/python bench/sweep_backends.py --student-epochs 25  # recipe's
+
+It prints a table and writes bench/results/sweep_backends.json: each command, its wall time, the overhead
+per point against the local backend, the load average around it, and whether sweep.csv (timing columns
+dropped) is the same file for every backend.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RECIPE = "hinton_mnist_sweep"
+POINTS = 11  # 10 grid points + the no-KD baseline
+
+
+def run(command: list[str]) -> float:
+    """Run `command` (output to this terminal's stderr); its wall seconds. A failure stops the benchmark."""
+    started = time.perf_counter()
+    subprocess.run(command, check=True, cwd=ROOT, stdout=sys.stderr)
+    return time.perf_counter() - started
+
+
+def teacher(work: Path, epochs: int) -> Path:
+    """The recipe's teacher trained for `epochs` (kept in work/teacher; reused when already there)."""
+    weights = work / "teacher" / "teacher.safetensors"
+    if not weights.is_file():
+        # small and unaugmented: the recipe's 1200-1200 teacher with affine warps takes many minutes per
+        # epoch on a shared CPU, and the teacher does not change how long its students take (the points
+        # read its logits from the cache)
+        run([sys.executable, "-m", "kdedge", "train", RECIPE, "--set", f"teacher.epochs={epochs}",
+             "--set", "teacher.augment=none", "--set", "teacher.model_kwargs.hidden=[256]",
+             "--out", str(work / "teacher"), "--force", "-q"])  # fmt: skip
+    return weights
+
+
+def table(path: Path) -> list[dict]:
+    """sweep.csv's rows without the timing column (the only one allowed to differ)."""
+    rows = list(csv.DictReader(io.StringIO(path.read_text())))
+    return [{k: v for k, v in row.items() if k != "train_seconds"} for row in rows]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=ROOT / "runs" / "bench_sweep_backends")
+    parser.add_argument("--student-epochs", type=int, default=3, help="the recipe's is 25")
+    parser.add_argument("--teacher-epochs", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "sweep_backends.json")
+    args = parser.parse_args()
+    cpus = os.cpu_count() or 1
+    weights = teacher(args.work, args.teacher_epochs)
+    common = [sys.executable, "-m", "kdedge", "sweep", RECIPE, "--set", f"teacher.checkpoint={weights}",
+              "--set", f"student.epochs={args.student_epochs}", "-q"]  # fmt: skip
+    backends = {
+        "local": ["--backend", "local"],
+        "ray-1x": ["--backend", "ray", "--cpus", str(cpus), "--cpus-per-point", str(cpus)],
+        "ray": ["--backend", "ray", "--cpus", str(cpus), "--cpus-per-point", "1"],
+    }
+    results = {}
+    for name, options in backends.items():
+        out = args.work / name
+        shutil.rmtree(out, ignore_errors=True)
+        command = [*common, *options, "--out", str(out)]
+        load_before = os.getloadavg()[0]
+        seconds = run(command)
+        results[name] = {"command": shlex.join(["kdedge", *command[3:]]), "wall_seconds": round(seconds, 1),
+                         "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+                         "rows": table(out / "sweep.csv")}  # fmt: skip
+    local = results["local"]["wall_seconds"]
+    for result in results.values():
+        result["overhead_per_point_seconds"] = round((result["wall_seconds"] - local) / POINTS, 2)
+    same = all(result["rows"] == results["local"]["rows"] for result in results.values())
+    report = {"recipe": RECIPE, "points": POINTS, "student_epochs": args.student_epochs,
+              "teacher_epochs": args.teacher_epochs, "cpus": cpus, "sweep_csv_identical": same,
+              "runs": {name: {k: v for k, v in r.items() if k != "rows"} for name, r in results.items()},
+              "best_point": results["local"]["rows"][0]}  # fmt: skip
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"{RECIPE}: {POINTS} student runs of {args.student_epochs} epochs on {cpus} CPUs; "
+          f"sweep.csv identical across backends: {same}")  # fmt: skip
+    for name, result in report["runs"].items():
+        overhead = result["overhead_per_point_seconds"]
+        print(f"  {name:7s} {result['wall_seconds']:7.1f} s  overhead/point {overhead:+6.2f} s"
+              f"  load {result['load_average_1min']}  {result['command']}")  # fmt: skip
+    print(f"written: {args.out}")
+
+
+if __name__ == "__main__":
+    main()

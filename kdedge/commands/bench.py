@@ -1,0 +1,103 @@
+"""What `kdedge bench` does between parsing and printing: option strings -> BenchOptions -> run -> outputs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from kdedge.bench.run import RUNTIME_CHOICES, BenchOptions, check_options, run_bench
+from kdedge.errors import InputError
+from kdedge.fsguard import check_writable
+from kdedge.model_check import check_model_file
+
+
+def parse_int_list(text: str, option: str) -> tuple[int, ...]:
+    """'1,32' -> (1, 32); anything else is one clear InputError naming the option."""
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise InputError(f"{option}: expected whole numbers like 1,32 (got '{text}')") from None
+    if not values or min(values) < 1:
+        raise InputError(f"{option}: expected numbers >= 1 like 1,32 (got '{text}')")
+    return values
+
+
+def parse_runtimes(text: str) -> tuple[str, ...]:
+    """'all' or a comma-separated subset of the runtimes."""
+    if text.strip() == "all":
+        return RUNTIME_CHOICES
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = [name for name in names if name not in RUNTIME_CHOICES]
+    if unknown or not names:
+        raise InputError(f"--runtimes: unknown '{','.join(unknown)}'; allowed: {', '.join(RUNTIME_CHOICES)}")
+    return names
+
+
+def make_options(
+    device: str,
+    batch: str,
+    seconds: float,
+    threads: int | None,
+    runtimes: str,
+    compile_: bool,
+    limit: int | None,
+    peak: bool,
+    accuracy_bound: float,
+    timeout: float,
+    data_root: str | None,
+) -> BenchOptions:
+    """BenchOptions from the CLI's raw values (threads None: every core this process may use)."""
+    options = BenchOptions(
+        device=device,
+        batch_sizes=parse_int_list(batch, "--batch"),
+        seconds=seconds,
+        threads=threads or default_threads(),
+        runtimes=parse_runtimes(runtimes),
+        compile=compile_,
+        limit=limit,
+        data_root=data_root,
+        timeout_s=timeout,
+        accuracy_bound=accuracy_bound,
+        peak=peak,
+    )
+    check_options(options)  # before any model or runtime is loaded
+    return options
+
+
+def bench_command(
+    paths: list[Path], options: BenchOptions, outputs: dict[str, Path | None], quiet: bool, wide: bool = False
+) -> dict:
+    """Run the bench, print the table, write the requested files (json/csv/md/plot) and RUN/bench.json."""
+    for path in paths:
+        if not path.exists():
+            raise InputError(f"{path}: no such run directory or .onnx file")
+        if path.is_file():
+            check_model_file(path)  # a hostile file: one line before any row is planned
+    for kind, file in outputs.items():  # a read-only output folder: said before minutes of timing
+        if file is not None:
+            check_writable(file.parent, f"--{kind}")
+    from kdedge.bench.deploy import save_run_results
+    from kdedge.bench.results import bench_table, write_csv, write_json, write_markdown, write_pareto
+    from kdedge.console import console, make_progress, print_table, table_width
+
+    with make_progress(quiet) as progress:
+        result = run_bench(paths, options, progress)
+    writers = {"json": write_json, "csv": write_csv, "md": write_markdown, "plot": write_pareto}
+    for kind, file in outputs.items():
+        if file is not None:
+            writers[kind](result, file)
+    save_run_results(result, [p for p in paths if p.is_dir()])
+    if not quiet:
+        width = table_width()
+        print_table(bench_table(result, width, wide), width)
+        notes = sorted({row["note"] for row in result["rows"] if row.get("note")})
+        for note in notes:
+            console.print(note, markup=False, highlight=False)
+        for kind, file in outputs.items():
+            if file is not None:
+                console.print(f"{kind}: {file}", markup=False, highlight=False)
+    return result
+
+
+def default_threads() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

@@ -1,0 +1,37 @@
+"""`kdedge eval RUN`: re-score a run's saved models on its recipe's test set."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from kdedge.console import print_table, summary_table, table_width
+from kdedge.models import load_run_model
+from kdedge.rundir import RunDir
+from kdedge.train.pipeline import make_context, prepare_data, stage_summary
+
+
+def evaluate_run_dir(path: Path, data_root: str | None) -> dict:
+    """{'data': ..., 'teacher': {...}, 'student': {...}} like summary.json, freshly measured."""
+    run = RunDir(path)
+    recipe = run.read_recipe()
+    bundle = prepare_data(recipe, data_root)
+    ctx = make_context(recipe, bundle)
+    summary: dict = {"data": run.read_summary().get("data", {})}
+    for stage in ("teacher", "student"):
+        if getattr(recipe, stage) is None or not run.weights(stage).is_file():
+            continue
+        model, _ = load_run_model(run, stage)
+        summary[stage] = stage_summary(model.to(ctx.device), bundle, ctx, getattr(recipe, stage), {})
+    return summary
+
+
+def evaluate_command(run_dir: Path, data_root: str | None, as_json: bool) -> dict:
+    """Re-evaluate and print the table (or JSON) of the fresh numbers."""
+    summary = evaluate_run_dir(run_dir, data_root)
+    if as_json:
+        print(json.dumps(summary, indent=2))
+    else:
+        width = table_width()
+        print_table(summary_table(summary, f"{run_dir}: re-evaluated", width), width)
+    return summary

@@ -1,0 +1,15 @@
+"""`kdedge report PATH`: PATH/report.md with tables and PNGs, for a run or a sweep directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kdedge.console import console
+from kdedge.report.markdown import write_report
+
+
+def report_command(path: Path) -> Path:
+    """Write the report and say where it is."""
+    written = write_report(path)
+    console.print(f"report: {written}")
+    return written

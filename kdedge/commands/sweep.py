@@ -1,0 +1,79 @@
+"""`kdedge sweep RECIPE --grid KEY=V1,V2`: one teacher, one student per grid point (kdedge.experiments.sweep),
+here or on Ray (kdedge.experiments.sweep_ray); the rows as a table on screen."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.table import Table
+
+from kdedge.console import console, make_progress
+from kdedge.errors import InputError
+from kdedge.experiments.sweep import check_grid, grid_points, parse_grid, run_sweep
+from kdedge.experiments.sweep_ray import backend_options
+from kdedge.experiments.sweep_results import baseline_value, cell, column_cell, result_files
+from kdedge.recipe import Recipe, load_recipe, parse_set
+
+METRICS = ("test_errors", "test_accuracy", "val_accuracy")
+
+
+def sweep_command(recipe: str, grid: list[str], set_: list[str], out: Path | None, data_root: str | None,
+                  jobs: int, quiet: bool, metric: str | None,
+                  backend: tuple = ("local", None, None, 1.0, 0.0, 2)) -> list[dict]:  # fmt: skip
+    """Load RECIPE with --set overrides and sweep it into --out (default runs/<recipe>_sweep). `backend`:
+    (name, address, cpus, cpus_per_point, gpus_per_point, retries) as given to the CLI."""
+    if metric not in (None, *METRICS):
+        raise InputError(f"--metric '{metric}': allowed are {', '.join(METRICS)}")
+    ray_options = backend_options(*backend, jobs)  # None for local (where ray-only options are refused)
+    loaded = load_recipe(recipe, parse_set(set_))
+    sweep_dir = out or Path("runs") / f"{loaded.name}_sweep"
+    return run_sweep_recipe(loaded, grid, sweep_dir, data_root, jobs, quiet, metric, ray_options)
+
+
+def run_sweep_recipe(
+    base: Recipe,
+    grid_items: list[str],
+    sweep_dir: Path,
+    data_root: str | None,
+    jobs: int,
+    quiet: bool,
+    metric: str | None = None,
+    ray_options=None,
+) -> list[dict]:
+    """What `kdedge sweep` (and `kdedge distill` of a recipe with a sweep section) does: the recipe's
+    sweep.grid, updated by --grid axes, run into sweep_dir with progress; the table on screen.
+    `ray_options` (kdedge.experiments.sweep_ray.RayOptions): run the points on Ray instead of here."""
+    metric = metric or (base.sweep.metric if base.sweep else "test_errors")
+    grid = dict(base.sweep.grid) if base.sweep else {}
+    grid |= parse_grid(grid_items)
+    check_grid(grid)
+    if not quiet:
+        console.print(f"[bold]{base.name}[/] sweep of {len(grid_points(grid))} points -> {sweep_dir}")
+    runner = None
+    if ray_options is not None:
+        from functools import partial
+
+        from kdedge.experiments.sweep_ray import run_points
+
+        runner = partial(run_points, sweep_dir=sweep_dir, options=ray_options, metric=metric)
+    with make_progress(quiet) as progress:
+        shown = progress if jobs == 1 or runner else None  # one display; pool workers show none
+        rows = run_sweep(base, grid, sweep_dir, data_root, jobs, metric, shown, runner)
+    if not quiet and rows:
+        baseline = baseline_value(sweep_dir / "baseline", metric)  # the one of an alpha x temperature grid
+        no_kd = f"; no KD: {metric} {cell(baseline)}" if baseline is not None else ""
+        console.print(_rows_table(rows, metric, f"{base.name}: sweep, best first{no_kd}"))
+        console.print(f"sweep directory: {sweep_dir} ({', '.join(result_files(sweep_dir, grid))})")
+    return rows
+
+
+def _rows_table(rows: list[dict], metric: str, title: str) -> Table:
+    """The sweep's rows as a rich table, with short column names: 'distillation.temperature' ->
+    'temperature' (the table must fit a terminal)."""
+    table = Table(title=title)
+    for column in rows[0]:
+        label = f"{metric} (sorted)" if column == metric else column.split(".")[-1].replace("_test_", " ")
+        table.add_column(label.replace("_", " "), justify="right")
+    for row in rows:
+        table.add_row(*(column_cell(column, row.get(column)) for column in rows[0]))
+    return table

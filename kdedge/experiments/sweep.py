@@ -1,0 +1,250 @@
+"""`kdedge sweep`: many students from ONE teacher, one run directory per grid point.
+
+SWEEP/teacher/            the teacher, trained once (skipped when the recipe names teacher.checkpoint)
+SWEEP/points/<k=v,...>/   one ordinary run directory per point (its teacher.checkpoint is the sweep's teacher)
+SWEEP/baseline/           the student trained alone (distillation.loss: none; sweep.baseline: false skips
+                          it), one per combination of non-distillation grid values: each row's KD gain
+SWEEP/sweep.json          grid, metric, teacher weights: what `kdedge report` and a resumed sweep read
+SWEEP/sweep.csv, .md      one row per point, sorted by the metric;  SWEEP/sweep_heatmap.png  test errors
+SWEEP/alpha_study.*       for a grid over the alpha: both conventions' table and loss curves (alpha_study)
+
+A point whose summary.json says "finished" is skipped, so an interrupted sweep resumes where it stopped.
+Grid keys under `teacher.` are refused: every point shares the one teacher.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kdedge.errors import InputError, RuntimeFailure
+from kdedge.experiments.sweep_results import is_finished, write_results
+from kdedge.recipe import Recipe, apply_overrides, check_key, validate_recipe
+from kdedge.rundir import RunDir, atomic_write_text
+
+Grid = dict[str, list[Any]]
+
+
+def parse_grid(items: list[str]) -> Grid:
+    """['distillation.alpha=0.1,0.5', 'distillation.temperature=2'] -> {key: [0.1, 0.5], ...}; values are
+    YAML scalars (typed later by the schema); keys are checked against the recipe schema."""
+    grid: Grid = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        values = [v.strip() for v in raw.split(",") if v.strip()]
+        if not sep or not key or not values:
+            raise InputError(
+                f"--grid '{item}': expected KEY=V1,V2,..., e.g. distillation.temperature=2.5,4,8"
+            )
+        check_key(key)
+        grid[key] = [yaml.safe_load(v) for v in values]
+    return grid
+
+
+def check_grid(grid: Grid) -> None:
+    """An empty grid, an empty axis or a teacher key is bad input."""
+    if not grid:
+        raise InputError(
+            "sweep: empty grid; give --grid KEY=V1,V2 (e.g. distillation.alpha=0.1,0.5,0.9) or a "
+            "recipe with a sweep.grid section"
+        )
+    for key, values in grid.items():
+        check_key(key)
+        if not values:
+            raise InputError(f"sweep.grid.{key}: no values; give at least one")
+        if key.startswith("teacher."):
+            raise InputError(
+                f"sweep.grid.{key}: the sweep trains ONE teacher for all points; sweep student, "
+                "distillation or data keys (run `kdedge train` per teacher setting instead)"
+            )
+
+
+def grid_points(grid: Grid) -> list[dict[str, Any]]:
+    """Cartesian product, in grid order: [{key: value, ...}, ...]."""
+    keys = list(grid)
+    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*grid.values())]
+
+
+def point_name(point: dict[str, Any]) -> str:
+    """'distillation.alpha=0.5,distillation.temperature=4': a folder name (odd characters become '_')."""
+    text = ",".join(
+        f"{key}={json.dumps(value) if isinstance(value, list) else value}" for key, value in point.items()
+    )
+    return re.sub(r"[^A-Za-z0-9._=,+-]", "_", text)
+
+
+def point_recipe(base: Recipe, point: dict[str, Any], teacher_weights: str | None) -> Recipe:
+    """The base recipe with the point's values, the shared teacher's weights, and no sweep section."""
+    overrides = dict(point) | ({"teacher.checkpoint": teacher_weights} if teacher_weights else {})
+    config = apply_overrides(base.to_dict(), overrides)
+    config["sweep"] = None
+    return validate_recipe(config, source=f"sweep point {point_name(point)}")
+
+
+# -- running ------------------------------------------------------------------------------------------------
+def _run_point(config: dict, path: str, data_root: str | None, threads: int | None, progress=None) -> dict:
+    """Train one grid point (or the sweep's teacher-only run) into the run directory `path`, in this
+    process or a spawned worker (`config` is the resolved recipe as a dict; `threads` caps torch's threads
+    in a worker). Returns its summary.
+
+    The caller skips finished points. An unfinished one continues where it stopped, never starts over: a
+    stage whose weights are saved is loaded, a stage with a training state (RUN/<stage>.state.safetensors)
+    resumes from it. A point's teacher is loaded from the sweep's teacher (teacher.checkpoint), never
+    trained here."""
+    import torch
+
+    from kdedge.train.pipeline import run_recipe
+
+    if threads:
+        torch.set_num_threads(threads)
+    recipe = validate_recipe(config, source=path)
+    run = RunDir(Path(path)).open_for_writing(force=False)
+    # points share SWEEP/teacher_logits.safetensors: the teacher runs over the data once, not once per point
+    # (kdedge.train.loop.teacher_logits_for reuses it only while teacher weights, data and transform match)
+    point = Path(path)
+    shared = point.parent.parent / "teacher_logits.safetensors" if point.parent.name == "points" else None
+    try:
+        return run_recipe(recipe, run, data_root, progress=progress, teacher_logits_file=shared)
+    finally:
+        run.release()
+
+
+def shared_teacher(base: Recipe, sweep_dir: Path, data_root: str | None, progress=None) -> str | None:
+    """Path of the teacher weights every point loads: the recipe's teacher.checkpoint, else SWEEP/teacher
+    trained once here (kept when a previous, interrupted sweep finished it)."""
+    if base.teacher is None:
+        return None
+    if base.teacher.checkpoint:
+        return base.teacher.checkpoint
+    teacher_dir = sweep_dir / "teacher"
+    if not is_finished(teacher_dir):  # a teacher-only run: the recipe without its student
+        _run_point(
+            base.to_dict() | {"student": None, "sweep": None}, str(teacher_dir), data_root, None, progress
+        )
+    return str(teacher_dir / "teacher.safetensors")
+
+
+def run_sweep(
+    base: Recipe,
+    grid: Grid,
+    sweep_dir: Path,
+    data_root: str | None,
+    jobs: int = 1,
+    metric: str | None = None,
+    progress=None,
+    runner: Callable | None = None,
+) -> list[dict]:
+    """Train the teacher once, then every grid point; write sweep.json/.csv/.md and the heat map.
+    Returns the rows, best first. `runner` trains the unfinished points (default: here or in a local
+    process pool; experiments.sweep_ray.run_points: on Ray) and returns the points that failed for good."""
+    check_grid(grid)
+    metric = metric or (base.sweep.metric if base.sweep else "test_errors")
+    if jobs < 1:
+        raise InputError(f"--jobs must be >= 1 (got {jobs})")
+    points = grid_points(grid)
+    _check_points(base, points, data_root)
+    teacher = shared_teacher(base, sweep_dir, data_root, progress)
+    recipes = [point_recipe(base, point, teacher) for point in points]
+    paths = [sweep_dir / "points" / point_name(point) for point in points]
+    baselines = baseline_runs(base, grid, teacher, sweep_dir)  # {folder: recipe}
+    manifest = {
+        "recipe": base.name,
+        "grid": grid,
+        "metric": metric,
+        "teacher": teacher,
+        "points": len(points),
+        "baselines": [str(path.relative_to(sweep_dir)) for path in baselines],
+    }
+    atomic_write_text(sweep_dir / "sweep.json", json.dumps(manifest, indent=2))
+    runner = runner or _run_unfinished
+    failed = runner([*recipes, *baselines.values()], [*paths, *baselines], data_root, jobs, progress)
+    baseline_dirs = [baseline_dir(sweep_dir, point) if baselines else None for point in points]
+    rows = write_results(sweep_dir, points, paths, metric, base.name, baseline_dirs)
+    if failed:
+        listed = ", ".join(failed[:3]) + (f" and {len(failed) - 3} more" if len(failed) > 3 else "")
+        raise RuntimeFailure(f"sweep: {len(failed)} of {len(paths) + len(baselines)} runs failed: {listed}; "
+                             f"the finished ones are in {sweep_dir / 'sweep.csv'}; rerun to retry the others")
+    return rows
+
+
+def _without_distillation(point: dict[str, Any]) -> dict[str, Any]:
+    """The point's values that are not distillation keys: what its no-KD baseline shares with it."""
+    return {key: value for key, value in point.items() if not key.startswith("distillation.")}
+
+
+def baseline_dir(sweep_dir: Path, point: dict[str, Any]) -> Path:
+    """Where the no-KD baseline of a point lives: one per combination of the grid's non-distillation values
+    (SWEEP/baseline for an alpha x temperature grid; SWEEP/baseline/student.epochs=50 and so on otherwise)."""
+    rest = _without_distillation(point)
+    return sweep_dir / "baseline" / point_name(rest) if rest else sweep_dir / "baseline"
+
+
+def baseline_runs(base: Recipe, grid: Grid, teacher: str | None, sweep_dir: Path) -> dict[Path, Recipe]:
+    """The no-KD baselines: each point's student with distillation.loss none (it still loads the shared
+    teacher, only to report it), one per baseline_dir. None when sweep.baseline is off, the recipe has no
+    student or teacher, or the recipe or grid already sets the loss (a grid over the loss holds its own)."""
+    wanted = base.sweep.baseline if base.sweep else True
+    if not wanted or base.student is None or base.teacher is None:
+        return {}
+    if base.distillation.loss == "none" or "distillation.loss" in grid:
+        return {}
+    runs = {}
+    for point in grid_points(grid):
+        no_kd = _without_distillation(point) | {"distillation.loss": "none"}
+        runs[baseline_dir(sweep_dir, point)] = point_recipe(base, no_kd, teacher)
+    return runs
+
+
+def _check_points(base: Recipe, points: list[dict[str, Any]], data_root: str | None) -> None:
+    """Every point's recipe validates, and its transfer set suits the data, before anything trains (a bad
+    data root fails here too, not once per point)."""
+    recipes = [point_recipe(base, point, None) for point in points]
+    from kdedge.experiments.biasfix import check_transfer_set
+    from kdedge.train.pipeline import prepare_data
+
+    num_classes = prepare_data(base, data_root).num_classes
+    for recipe in recipes:
+        check_transfer_set(recipe, num_classes)
+
+
+def _run_unfinished(
+    recipes: list[Recipe], paths: list[Path], data_root: str | None, jobs: int, progress=None
+) -> list[str]:
+    """Train the points not finished yet (recipes[i] into paths[i]): here one after another when jobs is
+    1, else in `jobs` spawned processes; one progress task counts them."""
+    todo = [i for i, path in enumerate(paths) if not is_finished(path)]
+    task = (
+        progress.add_task(f"sweep: {len(todo)} of {len(paths)} points to run", total=len(todo))
+        if progress
+        else None
+    )
+    if jobs == 1:
+        for i in todo:
+            _run_point(recipes[i].to_dict(), str(paths[i]), data_root, None, progress)
+            if task is not None:
+                progress.advance(task)
+    else:
+        _run_parallel([(recipes[i].to_dict(), str(paths[i])) for i in todo], data_root, jobs, progress, task)
+    return []  # a failed point raised: the local backend stops at the first failure
+
+
+def _run_parallel(work: list[tuple[dict, str]], data_root: str | None, jobs: int, progress, task) -> None:
+    """Points in `jobs` spawned processes, each with its share of the CPU threads."""
+    import os
+
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+        futures = [pool.submit(_run_point, config, path, data_root, threads) for config, path in work]
+        for future in futures:
+            future.result()  # a failed point raises here, with its own one-line error
+            if task is not None:
+                progress.advance(task)

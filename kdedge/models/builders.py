@@ -1,0 +1,201 @@
+"""Model builders by name. Each takes (num_classes, in_channels, image_size, **kwargs) -> nn.Module
+mapping images (N, C, H, W) float32 to logits (N, num_classes)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from kdedge.errors import InputError
+from kdedge.registry import Registry
+
+MODELS: Registry = Registry("model")
+
+# timm architectures exposed by their timm name; `pretrained` is handled in build_model.
+TIMM_MODELS = (
+    "convnext_tiny",
+    "swin_tiny_patch4_window7_224",
+    "mobilenetv3_large_100",
+    "mobilenetv3_small_100",
+    "efficientnet_b0",
+    "resnet18",
+    "resnet50",
+)
+
+
+@MODELS.register("mlp")
+def mlp(
+    num_classes: int,
+    in_channels: int,
+    image_size: int,
+    hidden: Sequence[int] = (1200, 1200),
+    dropout: float = 0.0,
+    input_dropout: float = 0.0,
+) -> nn.Module:
+    """Fully connected net on flattened pixels, ReLU between layers (Hinton et al. 2015 MNIST nets).
+
+    dropout applies after every hidden layer, input_dropout to the pixels themselves.
+    """
+    layers: list[nn.Module] = [nn.Flatten()]
+    if input_dropout > 0:
+        layers.append(nn.Dropout(input_dropout))
+    width = in_channels * image_size * image_size
+    for size in hidden:
+        layers += [nn.Linear(width, size), nn.ReLU(inplace=True)]
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        width = size
+    layers.append(nn.Linear(width, num_classes))
+    return nn.Sequential(*layers)
+
+
+def _conv_block(in_ch: int, out_ch: int) -> list[nn.Module]:
+    return [nn.Conv2d(in_ch, out_ch, 3, padding=1), nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True)]
+
+
+@MODELS.register("mnist_cnn")
+def mnist_cnn(num_classes: int, in_channels: int, image_size: int, width: int = 32) -> nn.Module:
+    """Small CNN teacher for 28x28 digits: two conv stages (each 2 convs + max-pool), then 2 linear layers."""
+    return nn.Sequential(
+        *_conv_block(in_channels, width), *_conv_block(width, width), nn.MaxPool2d(2),
+        *_conv_block(width, 2 * width), *_conv_block(2 * width, 2 * width), nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(2 * width * (image_size // 4) ** 2, 256), nn.ReLU(inplace=True), nn.Dropout(0.3),
+        nn.Linear(256, num_classes),
+    )  # fmt: skip
+
+
+def _init_relu_net(net: nn.Module) -> nn.Module:
+    """He (Kaiming) normal init for every conv / linear layer of a ReLU net without batch norm, zero biases,
+    and a small last layer (logits ~0: the first loss is ln(num_classes)). PyTorch's default init
+    (kaiming_uniform with a=sqrt(5), weight variance 1/(3 fan_in)) shrinks the activations ~2x per ReLU layer:
+    through AlexNet's 8 layers the logits come out ~1/50 of the input's scale and SGD stays at the uniform
+    guess (issue 17: the alpha study's teacher never left 10 %)."""
+    layers = [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    for layer in layers:
+        nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+        nn.init.zeros_(layer.bias)
+    nn.init.normal_(layers[-1].weight, std=0.01)
+    return net
+
+
+@MODELS.register("small_cnn")
+def small_cnn(num_classes: int, in_channels: int, image_size: int, width: int = 32) -> nn.Module:
+    """The alpha study's student: 2 conv blocks (conv-ReLU-pool) + 3 linear layers; He init (no batch
+    norm)."""
+    return _init_relu_net(nn.Sequential(
+        nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+        nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(2 * width * (image_size // 4) ** 2, 256), nn.ReLU(inplace=True),
+        nn.Linear(256, 128), nn.ReLU(inplace=True),
+        nn.Linear(128, num_classes),
+    ))  # fmt: skip
+
+
+@MODELS.register("alexnet_cifar")
+def alexnet_cifar(num_classes: int, in_channels: int, image_size: int, dropout: float = 0.5) -> nn.Module:
+    """AlexNet adapted to 32x32: five 3x3 convs (64-192-384-256-256), three max-pools, 3 linear layers;
+    He init (no batch norm, as the original)."""
+    return _init_relu_net(nn.Sequential(
+        nn.Conv2d(in_channels, 64, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+        nn.Conv2d(64, 192, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+        nn.Conv2d(192, 384, 3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(384, 256, 3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(256, 256, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Dropout(dropout), nn.Linear(256 * (image_size // 8) ** 2, 1024), nn.ReLU(inplace=True),
+        nn.Dropout(dropout), nn.Linear(1024, 512), nn.ReLU(inplace=True),
+        nn.Linear(512, num_classes),
+    ))  # fmt: skip
+
+
+def _cifar_resnet(depth: int, num_classes: int, in_channels: int) -> nn.Module:
+    """torchvision ResNet with the CIFAR stem: 3x3 stride-1 first conv and no max-pool (He et al. 2016)."""
+    import torchvision
+
+    net = getattr(torchvision.models, f"resnet{depth}")(num_classes=num_classes)
+    net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
+    net.maxpool = nn.Identity()
+    return net
+
+
+@MODELS.register("cifar_resnet18")
+def cifar_resnet18(num_classes: int, in_channels: int, image_size: int) -> nn.Module:
+    return _cifar_resnet(18, num_classes, in_channels)
+
+
+@MODELS.register("cifar_resnet50")
+def cifar_resnet50(num_classes: int, in_channels: int, image_size: int) -> nn.Module:
+    return _cifar_resnet(50, num_classes, in_channels)
+
+
+def _timm_builder(timm_name: str):
+    def build(num_classes: int, in_channels: int, image_size: int, **kwargs) -> nn.Module:
+        import timm
+
+        if timm_name.startswith("swin"):
+            kwargs.setdefault("img_size", image_size)  # Swin's attention windows depend on the input size
+        return timm.create_model(
+            timm_name, pretrained=False, num_classes=num_classes, in_chans=in_channels, **kwargs
+        )
+
+    build.__doc__ = f"timm '{timm_name}' with a fresh {{num_classes}}-way head."
+    return build
+
+
+for _name in TIMM_MODELS:
+    MODELS.register(_name)(_timm_builder(_name))
+
+
+def check_input_size(name: str, image_size: int, kwargs: dict | None = None) -> None:
+    """Refuse, before a run starts, an input size a timm Swin cannot take: its patch grid (image_size /
+    patch_size a side) is halved 3 times, and every grid larger than the attention window must be tiled by
+    it (timm shrinks the window to a grid that is not larger than it). Other models take any size."""
+    if not name.startswith("swin"):
+        return
+    kwargs = kwargs or {}
+    size = kwargs.get("img_size", image_size)
+    patch, window = kwargs.get("patch_size", 4), kwargs.get("window_size", 7)
+    grids = [size // patch // 2**stage for stage in range(4)]
+    if size != image_size or size % (patch * 8) or any(g > window and g % window for g in grids):
+        raise InputError(f"model '{name}': image size {image_size} px with window_size {window} does not fit "
+                         f"(needs a multiple of {patch * 8} px whose {patch}-px patch grids "
+                         f"{'/'.join(map(str, grids))} the window tiles, e.g. 64 px with window_size 4, "
+                         "224 px with 7); set data.image_size / model_kwargs.window_size")  # fmt: skip
+
+
+def build_model(
+    name: str, num_classes: int, in_channels: int, image_size: int, kwargs: dict | None = None
+) -> nn.Module:
+    """Build a registered model; a bad keyword argument becomes one clear InputError."""
+    builder = MODELS.get(name)
+    try:
+        return builder(
+            num_classes=num_classes, in_channels=in_channels, image_size=image_size, **(kwargs or {})
+        )
+    except TypeError as err:
+        raise InputError(f"model '{name}': bad model_kwargs {kwargs}: {err}") from None
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def timm_pretrained_cfg(name: str) -> dict | None:
+    """timm's default pre-processing config for a timm model (mean/std/interpolation), else None."""
+    if name not in TIMM_MODELS:
+        return None
+    import timm
+
+    return dict(timm.models.get_pretrained_cfg(name).to_dict())
+
+
+def output_bias(model: nn.Module) -> torch.Tensor:
+    """The bias vector (num_classes,) of the model's final linear layer (for Hinton's bias fix)."""
+    last = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if not last or last[-1].bias is None:
+        raise InputError("this model has no output bias to adjust")
+    return last[-1].bias

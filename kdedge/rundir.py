@@ -1,0 +1,169 @@
+"""The run directory: weights (safetensors) + the recipe that made them + metrics, and its lock. Every
+write is atomic (temp file in the same folder, then os.replace), so a crash never leaves a half-written file.
+
+RUN/recipe.yaml          the resolved recipe
+RUN/teacher.safetensors  RUN/student.safetensors
+RUN/metrics.jsonl        one JSON line per epoch per stage
+RUN/summary.json         {"teacher": {"test_accuracy", "test_errors", "params", ...}, "student": {...}}
+
+Loading weights and building models from a run is kdedge.models.weights.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from safetensors.torch import save_file
+from torch import nn
+
+from kdedge.console import warn
+from kdedge.errors import InputError
+from kdedge.fsguard import disk_full_as_error
+from kdedge.integrity import with_checksum
+from kdedge.recipe import Recipe, validate_recipe
+
+
+def shared_mode(mode: int) -> int:
+    """`mode` minus this process's umask: what an ordinary mkdir / open would have given."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return mode & ~umask
+
+
+def atomic_write(path: Path, write: Callable[[Path], None], needed: int | None = None) -> None:
+    """Call write(tmp_path) on a temp file next to `path`, then rename it over `path` with the permissions
+    a plain open() would give (mkstemp's owner-only 0600 would hide run files from a team's other users).
+    A full disk is one DiskFull line naming `path` and the space it needs (`needed` bytes when known);
+    the previous `path` is untouched either way."""
+    with disk_full_as_error(path, needed):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            write(tmp)
+            os.chmod(tmp, shared_mode(0o666))
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda tmp: tmp.write_text(text), len(text.encode()))
+
+
+def save_state(path: Path, state: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+    """Tensors + string metadata as safetensors, atomically, with a sha256 checked on load (integrity)."""
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+    metadata = with_checksum(tensors, metadata)
+    needed = sum(t.numel() * t.element_size() for t in tensors.values()) + len(json.dumps(metadata)) + 4096
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata), needed)
+
+
+class RunDir:
+    """A self-describing run directory; only the process that holds its lock writes to it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    # -- creation and locking -------------------------------------------------------------------
+    def open_for_writing(self, force: bool) -> RunDir:
+        """Create (or, with force, reuse) the folder and take its lock; a finished run needs force."""
+        if self.read_summary().get("finished") and not force:
+            raise InputError(f"{self.path} already holds a finished run; pass --force to overwrite or choose "
+                             "another --out")  # fmt: skip
+        lock = self.path / ".lock"
+        with disk_full_as_error(lock):  # a read-only folder or a full disk: one line, nothing written
+            self.path.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                owner = lock.read_text().strip()
+                if _lock_is_live(lock):
+                    raise InputError(f"{self.path} is being written by another kdedge process "
+                                     f"(pid {owner}); wait for it or choose another --out") from None
+                warn(f"{lock}: took over the lock of process {owner or '?'}, which no longer runs")
+                lock.unlink(missing_ok=True)  # stale lock of a killed run
+                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            os.write(fd, str(os.getpid()).encode())
+            os.close(fd)
+        return self
+
+    def release(self) -> None:
+        lock = self.path / ".lock"
+        if lock.exists() and lock.read_text().strip() == str(os.getpid()):
+            lock.unlink()
+
+    # -- contents -------------------------------------------------------------------------------
+    def write_recipe(self, recipe: Recipe) -> None:
+        alpha = recipe.distillation.soft_weight  # the loss convention, said where a reader of the run looks
+        header = (f"# loss convention: distillation.alpha = weight of the SOFT (teacher) term; this run used "
+                  f"alpha = {alpha:g} (hard-label term {1 - alpha:g})\n")  # fmt: skip
+        body = yaml.safe_dump(recipe.to_dict(), sort_keys=False)
+        atomic_write_text(self.path / "recipe.yaml", header + body)
+
+    def read_recipe(self) -> Recipe:
+        from kdedge.recipe import read_yaml
+
+        file = self.path / "recipe.yaml"
+        if not file.is_file():
+            raise InputError(f"{self.path} is not a kdedge run directory (no recipe.yaml)")
+        return validate_recipe(read_yaml(file), source=str(file))
+
+    def weights(self, stage: str) -> Path:
+        return self.path / f"{stage}.safetensors"
+
+    def save_weights(self, stage: str, model: nn.Module, recipe: Recipe) -> None:
+        state = unwrapped(model).state_dict()
+        save_state(self.weights(stage), state, {"stage": stage, "recipe_sha": recipe.fingerprint()})
+
+    def append_metrics(self, record: dict[str, Any]) -> None:
+        file = self.path / "metrics.jsonl"
+        previous = file.read_text() if file.exists() else ""
+        atomic_write_text(file, previous + json.dumps(record) + "\n")
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        file = self.path / "metrics.jsonl"
+        return [json.loads(line) for line in file.read_text().splitlines() if line] if file.exists() else []
+
+    def read_summary(self) -> dict[str, Any]:
+        file = self.path / "summary.json"
+        return json.loads(file.read_text()) if file.exists() else {}
+
+    def update_summary(self, stage: str, values: dict[str, Any]) -> None:
+        summary = self.read_summary()
+        summary[stage] = values
+        atomic_write_text(self.path / "summary.json", json.dumps(summary, indent=2))
+
+
+def unwrapped(model: nn.Module) -> nn.Module:
+    """The plain module inside DDP / torch.compile wrappers (their state-dict keys carry prefixes)."""
+    model = getattr(model, "module", model)
+    return getattr(model, "_orig_mod", model)
+
+
+def _lock_is_live(lock: Path) -> bool:
+    try:
+        pid = int(lock.read_text().strip() or 0)
+        os.kill(pid, 0)
+    except (ValueError, ProcessLookupError, FileNotFoundError):
+        return False
+    except PermissionError:
+        return True
+    return pid != 0
+
+
+def data_info(bundle) -> dict[str, Any]:
+    """What export, bench and predict need to rebuild a model and pre-process its input, without the data."""
+    return {"dataset": bundle.name, "num_classes": bundle.num_classes, "in_channels": bundle.in_channels,
+            "image_size": bundle.image_size, "mean": list(bundle.mean), "std": list(bundle.std),
+            "class_names": list(bundle.class_names)}  # fmt: skip
+
+

@@ -1,0 +1,9 @@
+"""Training: the loop (loop.fit), optimiser and schedule (optim), augmentation (augment), the teacher-logit
+cache (teacher_cache), training state and resume (resume), torchrun / DDP (distributed), devices (devices),
+and what `kdedge train` / `distill` run end to end (pipeline.run_recipe)."""
+
+import sys
+
+from kdedge import CallablePackage
+
+sys.modules[__name__].__class__ = CallablePackage  # kdedge.train(recipe, ...) is the API call (kdedge.api)

@@ -1,0 +1,256 @@
+"""Training-state checkpoints: kill a run at any moment, `--resume` it, get the same weights bit for bit.
+
+One file per stage, RUN/<stage>.state.safetensors, written atomically (temp file + os.replace) at the
+end of every epoch and every `--checkpoint-minutes` inside an epoch. Tensors (model, optimiser state,
+RNG states as uint8, the epoch's shuffled order) are safetensors tensors; everything else (epoch, step,
+metrics so far, the optimiser's nesting and scalars) is JSON in the same file's header. One file, so a
+crash can never pair tensors of one save with scalars of another; nothing is pickled.
+
+Shapes: model.* as in the state dict; rng.torch / rng.shuffle / rng.cuda.<i>: (S,) uint8;
+position.permutation: (N,) int64; position.loss_sum: () float32; position.correct: () int64.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from torch import nn
+
+from kdedge import stop
+from kdedge.errors import Diverged, InputError, RuntimeFailure
+from kdedge.models import load_state, weights_path
+from kdedge.recipe import DistillConfig, Recipe, StageConfig
+from kdedge.rundir import RunDir, atomic_write_text, save_state, unwrapped
+from kdedge.train.loop import Context, EpochPosition, fit
+from kdedge.train.optim import make_optimizer
+
+STATE_FORMAT = 1
+HEADER_KEY = "kdedge.training_state"
+STAGES = ("teacher", "student")
+
+
+def state_path(run: RunDir, stage: str) -> Path:
+    return run.path / f"{stage}.state.safetensors"
+
+
+# -- flattening nested state (optimiser state dicts) into tensors + JSON ---------------------------------
+def flatten(value: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:
+    """JSON-able copy of `value`; each tensor moves into `tensors` under a dotted key, leaving a reference."""
+    if isinstance(value, torch.Tensor):
+        tensors[prefix] = value
+        return {"__tensor__": prefix}
+    if isinstance(value, dict):
+        # JSON keys are strings: remember int keys (optimiser param ids) so load_state_dict sees ints again
+        return {"__dict__": [[key, flatten(item, f"{prefix}.{key}", tensors)] for key, item in value.items()]}
+    if isinstance(value, (list, tuple)):
+        items = [flatten(item, f"{prefix}.{i}", tensors) for i, item in enumerate(value)]
+        return {"__tuple__": items} if isinstance(value, tuple) else items
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise RuntimeFailure(f"training state: cannot store a {type(value).__name__} at '{prefix}' (no pickle)")
+
+
+def unflatten(value: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    """Inverse of `flatten`."""
+    if isinstance(value, list):
+        return [unflatten(item, tensors) for item in value]
+    if isinstance(value, dict):
+        if "__tensor__" in value:
+            return tensors[value["__tensor__"]]
+        if "__tuple__" in value:
+            return tuple(unflatten(item, tensors) for item in value["__tuple__"])
+        return {key: unflatten(item, tensors) for key, item in value["__dict__"]}
+    return value
+
+
+# -- saving and loading -----------------------------------------------------------------------------------
+def save_training_state(path: Path, header: dict[str, Any], model: nn.Module,
+                        optimizer: torch.optim.Optimizer,
+                        generator: torch.Generator, position: EpochPosition | None) -> None:  # fmt: skip
+    """Write everything needed to continue training into one safetensors file, atomically."""
+    tensors = {f"model.{k}": v for k, v in unwrapped(model).state_dict().items()}
+    optimizer_json = flatten(optimizer.state_dict(), "optimizer", tensors)
+    header = header | {"format": STATE_FORMAT, "optimizer": optimizer_json}
+    tensors["rng.torch"] = torch.get_rng_state()
+    tensors["rng.shuffle"] = generator.get_state()
+    if torch.cuda.is_available():
+        for index, cuda_state in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"rng.cuda.{index}"] = cuda_state
+    if position is not None:
+        tensors["position.permutation"] = position.permutation
+        tensors["position.loss_sum"] = position.loss_sum.detach().clone()
+        tensors["position.correct"] = position.correct.detach().clone()
+    save_state(path, {k: v.clone() if k.startswith("model.") else v for k, v in tensors.items()},
+               {HEADER_KEY: json.dumps(header)})  # fmt: skip
+
+
+def read_training_state(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """(header, tensors) of a state file; anything that is not our safetensors format is bad input."""
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            header = json.loads((handle.metadata() or {})[HEADER_KEY])
+    except (SafetensorError, OSError, KeyError, ValueError) as err:
+        raise InputError(f"{path}: not a kdedge training state ({type(err).__name__}); "
+                         "delete it to restart that stage") from None  # fmt: skip
+    if header.get("format") != STATE_FORMAT:
+        raise InputError(f"{path}: state format {header.get('format')}, this kdedge reads {STATE_FORMAT}")
+    return header, load_state(path)
+
+
+def restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+            generator: torch.Generator) -> tuple[dict[str, Any], EpochPosition | None]:  # fmt: skip
+    """Load a state file into model / optimiser / RNGs; returns (header, mid-epoch position or None)."""
+    header, tensors = read_training_state(path)
+    unwrapped(model).load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    optimizer.load_state_dict(unflatten(header["optimizer"], tensors))
+    torch.set_rng_state(tensors["rng.torch"])
+    generator.set_state(tensors["rng.shuffle"])
+    cuda_states = [tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda.")]
+    if cuda_states and len(cuda_states) == torch.cuda.device_count():  # same GPUs: same dropout masks
+        torch.cuda.set_rng_state_all(cuda_states)
+    if "position.permutation" not in tensors:
+        return header, None
+    return header, EpochPosition(header["epoch"], header["step"], tensors["position.permutation"],
+                                 tensors["position.loss_sum"], tensors["position.correct"])  # fmt: skip
+
+
+class Checkpointer:
+    """Saves a stage's training state every epoch (and every `every_minutes` inside one); restores it."""
+
+    def __init__(self, run: RunDir, recipe: Recipe, every_minutes: float = 30.0,
+                 resume: bool = False) -> None:
+        self.run, self.recipe, self.resume = run, recipe, resume
+        self.every_seconds = every_minutes * 60 if every_minutes > 0 else float("inf")
+        self.last_save = time.monotonic()
+
+    def stage_finished(self, stage: str) -> bool:
+        """On resume: a stage whose weights and summary were written and whose state file is gone."""
+        return (self.resume and stage in self.run.read_summary() and self.run.weights(stage).is_file()
+                and not state_path(self.run, stage).exists())  # fmt: skip
+
+    def fit(self, model: nn.Module, train, cfg: StageConfig, ctx: Context, stage: str, evaluation: dict,
+            teacher: nn.Module | None, distill: DistillConfig) -> list[dict]:  # fmt: skip
+        """train.fit with checkpoints; continues from the stage's state file when resuming."""
+        optimizer = make_optimizer(model, cfg)
+        generator = torch.Generator().manual_seed(ctx.seed)
+        path, records, start_epoch, position = state_path(self.run, stage), [], 0, None
+        self.last_good = f"none for the {stage} yet (it failed before its first checkpoint)"
+        if self.resume and path.exists():
+            header, position = restore(path, model, optimizer, generator)
+            if header.get("recipe_sha") != self.recipe.fingerprint() or header.get("stage") != stage:
+                raise InputError(f"{path}: saved by another recipe or stage; delete it to restart {stage}")
+            records, start_epoch = header["records"], header["epoch"]
+            self.last_good = _describe(path, stage, start_epoch, header["step"])
+        if ctx.rank == 0:
+            self._rewrite_metrics(stage, records)
+
+        def on_epoch(record: dict) -> None:
+            records.append(record)
+            if ctx.rank == 0:  # under DDP the replicas are identical; one writer
+                self._save(path, stage, model, optimizer, generator, records, record["epoch"], None)
+                ctx.on_epoch(record)  # the pipeline's hook: metrics.jsonl (+ TensorBoard events when asked)
+
+        def on_step(where: EpochPosition) -> None:
+            signum = stop.pending()  # SIGTERM / Ctrl-C: save here, at a step boundary, and stop
+            if ctx.rank == 0 and (signum or time.monotonic() - self.last_save >= self.every_seconds):
+                self._save(path, stage, model, optimizer, generator, records, where.epoch, where)
+            if signum:
+                raise stop.Stopped(signum, self.saved(), self.run.path)
+
+        try:
+            fit(model, train, cfg, replace(ctx, on_epoch=on_epoch, on_step=on_step), stage, evaluation,
+                teacher=teacher, distill=distill, start_epoch=start_epoch, optimizer=optimizer,
+                generator=generator, position=position)  # fmt: skip
+        except Diverged as err:  # the CLI adds the retry command: --resume would refuse a changed lr
+            raise Diverged(f"{err}; last good checkpoint: {self.last_good}", stage, cfg.lr) from None
+        except RuntimeFailure as err:  # the same type (a full disk stays DiskFull), one more clause
+            err.args = (f"{err}; last good checkpoint: {self.last_good}",)
+            raise
+        return records
+
+    def saved(self) -> str:
+        """What is on disk to continue from (for the Ctrl-C line): finished stages' weights and the
+        current stage's last training state."""
+        done = [str(self.run.weights(s)) for s in STAGES if self.run.weights(s).is_file()]
+        current = getattr(self, "last_good", "")
+        parts = done + ([current] if current and not current.startswith("none") else [])
+        return ", ".join(parts) or "nothing yet (stopped before the first checkpoint)"
+
+    def finish(self, stage: str) -> None:
+        """The stage's weights and summary are written: its training state is no longer needed."""
+        state_path(self.run, stage).unlink(missing_ok=True)
+
+    def _save(self, path: Path, stage: str, model, optimizer, generator, records: list[dict], epoch: int,
+              position: EpochPosition | None) -> None:  # fmt: skip
+        step = 0 if position is None else position.step
+        header = {"stage": stage, "recipe_sha": self.recipe.fingerprint(), "epoch": epoch, "step": step,
+                  "records": records, "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}  # fmt: skip
+        save_training_state(path, header, model, optimizer, generator, position)
+        self.last_save = time.monotonic()
+        self.last_good = _describe(path, stage, epoch, step)
+
+    def _rewrite_metrics(self, stage: str, records: list[dict]) -> None:
+        """metrics.jsonl = other stages' lines + this stage's checkpointed records (drops lost epochs)."""
+        kept = [r for r in self.run.read_metrics() if r.get("stage") != stage] + records
+        atomic_write_text(self.run.path / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in kept))
+
+
+def _describe(path: Path, stage: str, epochs_done: int, step: int) -> str:
+    where = f"epoch {epochs_done + 1}, after step {step}" if step else f"end of epoch {epochs_done}"
+    return f"{path} ({stage}, {where})"
+
+
+# -- opening a run directory for a fresh or a resumed run ---------------------------------------------------
+def open_run(path: Path, recipe: Recipe, force: bool, resume: bool) -> RunDir:
+    """Lock RUN for writing. Fresh: refuse an interrupted or finished run unless --force, then clear the
+    old run's files. Resume: RUN must be an unfinished run of the same recipe."""
+    run = RunDir(path)
+    if resume:
+        _check_resumable(run, recipe)
+        return run.open_for_writing(force=False)
+    states = [state_path(run, s).name for s in STAGES if state_path(run, s).exists()]
+    summary = run.read_summary()
+    if not force and not summary.get("finished") and (states or any(s in summary for s in STAGES)):
+        raise InputError(f"{path} holds an interrupted run ({', '.join(states) or 'a finished stage'}); "
+                         f"continue it with --resume {path}, or pass --force to start over")  # fmt: skip
+    preflight_weights(recipe)
+    run.open_for_writing(force)
+    for name in ("summary.json", "metrics.jsonl", *(f"{s}.safetensors" for s in STAGES), *states):
+        (run.path / name).unlink(missing_ok=True)  # --force: nothing of the old run may mix with the new one
+    return run
+
+
+def _check_resumable(run: RunDir, recipe: Recipe) -> None:
+    if not (run.path / "recipe.yaml").is_file():
+        raise InputError(f"--resume {run.path}: not a kdedge run directory (no recipe.yaml)")
+    if run.read_summary().get("finished"):
+        raise InputError(f"--resume {run.path}: that run already finished; nothing to resume "
+                         "(use --out NEW to run again, or --force to overwrite it)")  # fmt: skip
+    saved = run.read_recipe()
+    if saved.fingerprint() != recipe.fingerprint():
+        changed = _changed_keys(saved.to_dict(), recipe.to_dict())
+        raise InputError(f"--resume {run.path}: the recipe differs from the one that started the run "
+                         f"(changed: {', '.join(changed[:5])}); resume with the same recipe and --set values")
+
+
+def _changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        keys = sorted(set(old) | set(new))
+        return [k for key in keys for k in _changed_keys(old.get(key), new.get(key), f"{prefix}{key}.")]
+    return [] if old == new else [prefix.rstrip(".")]
+
+
+def preflight_weights(recipe: Recipe) -> None:
+    """Load (safely) every weights file the recipe names before the run directory is touched."""
+    for stage in STAGES:
+        cfg = getattr(recipe, stage)
+        if cfg is not None and cfg.checkpoint:
+            load_state(weights_path(cfg.checkpoint, stage))
+        if cfg is not None and isinstance(cfg.pretrained, str):
+            load_state(Path(cfg.pretrained).expanduser())
