@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from kdedge.bench.run import BenchOptions, run_bench
-from kdedge.export import export_run
+from kdedge.export.runner import export_run
 
 FORMATS = "onnx,executorch,litert,coreml"
 RESULTS = Path(__file__).resolve().parent / "results"

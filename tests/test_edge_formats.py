@@ -213,7 +213,7 @@ def test_missing_extra_is_one_line_before_any_work(edge_run, tmp_path: Path):
 
 
 def test_a_file_that_misses_its_bound_is_never_written(edge_run, data_root: Path):
-    from kdedge.export import export_run
+    from kdedge.export.runner import export_run
 
     run, _ = edge_run
     before = sorted(p.name for p in (run / "export").iterdir())
@@ -229,7 +229,7 @@ def test_coreml_converts_and_is_checked_structurally(edge_run, data_root: Path):
     if importlib.util.find_spec("coremltools") is None:
         pytest.skip("coremltools not installed: pip install 'kdedge-distill[coreml]'")
     from kdedge.bench.run import BenchOptions, run_bench
-    from kdedge.export import export_run
+    from kdedge.export.runner import export_run
     from kdedge.export.edge_meta import read_edge_metadata
 
     run, _ = edge_run
