@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from kdedge import __version__
+from kdedge.completion import recipe_names, run_folders, runs_and_onnx
 from kdedge.console import console, error_console, say
 from kdedge.errors import Diverged, Interrupted, KdedgeError
 from kdedge.export.formats import FORMATS, file_runtimes
@@ -30,6 +31,9 @@ except ImportError:  # pragma: no cover
 app = typer.Typer(add_completion=True, no_args_is_help=True, pretty_exceptions_enable=False,
                   rich_markup_mode=None,
                   help="Distill large image classifiers into small ones for edge devices.")  # fmt: skip
+# TAB completes packaged recipe names and .yaml files, run folders and .onnx files (kdedge.completion)
+RecipeArgument = Annotated[str, typer.Argument(help="Recipe file or packaged recipe name.",
+                                               autocompletion=recipe_names)]  # fmt: skip
 recipes_app = typer.Typer(help="List or show the recipes shipped with kdedge.", invoke_without_command=True)
 app.add_typer(recipes_app, name="recipes")
 
@@ -74,7 +78,7 @@ def _root(
 
 @app.command()
 def distill(
-    recipe: Annotated[str, typer.Argument(help="Recipe file or packaged recipe name.")],
+    recipe: RecipeArgument,
     set_: SetOption = [],  # noqa: B006 - typer reads the default, never mutates it
     out: OutOption = None, data_root: DataRootOption = None, force: ForceOption = False,
     quiet: QuietOption = False, resume: ResumeOption = None,
@@ -89,7 +93,7 @@ def distill(
 
 @app.command()
 def train(
-    recipe: Annotated[str, typer.Argument(help="Recipe file or packaged recipe name.")],
+    recipe: RecipeArgument,
     set_: SetOption = [],  # noqa: B006
     out: OutOption = None, data_root: DataRootOption = None, force: ForceOption = False,
     quiet: QuietOption = False, resume: ResumeOption = None,
@@ -104,7 +108,7 @@ def train(
 
 @app.command()
 def sweep(
-    recipe: Annotated[str, typer.Argument(help="Recipe file or packaged recipe name.")],
+    recipe: RecipeArgument,
     grid: Annotated[list[str], typer.Option("--grid", help="KEY=V1,V2,... a grid axis (repeatable).")] = [],  # noqa: B006
     set_: SetOption = [],  # noqa: B006
     out: Annotated[Path | None, typer.Option("--out", help="Folder (default runs/<recipe>_sweep).")] = None,
@@ -134,7 +138,8 @@ def sweep(
 
 @app.command()
 def report(
-    path: Annotated[Path, typer.Argument(help="A run directory or a sweep directory.")],
+    path: Annotated[Path, typer.Argument(help="A run directory or a sweep directory.",
+                                         autocompletion=run_folders)],
 ) -> None:
     """Write PATH/report.md with tables and PNGs (learning curves, confusion matrices, sweep heat map)."""
     from kdedge.commands.report import report_command
@@ -144,7 +149,7 @@ def report(
 
 @app.command("eval")
 def evaluate_run(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+    run_dir: Annotated[Path, typer.Argument(help="A run directory.", autocompletion=run_folders)],
     data_root: DataRootOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
@@ -156,7 +161,7 @@ def evaluate_run(
 
 @app.command()
 def export(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+    run_dir: Annotated[Path, typer.Argument(help="A run directory.", autocompletion=run_folders)],
     model: Annotated[str, typer.Option("--model", help="student, teacher or both.")] = "both",
     precision: Annotated[str, typer.Option("--precision", help="Comma-separated.")] = "fp32,fp16,int8",
     opset: Annotated[int | None, typer.Option("--opset", help="ONNX opset (default 20).")] = None,
@@ -200,7 +205,8 @@ def export(
 
 @app.command()
 def predict(
-    model: Annotated[Path, typer.Argument(help="A .onnx, .pte or .tflite file written by `kdedge export`, "
+    model: Annotated[Path, typer.Argument(autocompletion=runs_and_onnx,
+                                          help="A .onnx, .pte or .tflite file written by `kdedge export`, "
                                           "or a run folder (its deployable file, else its fp32 student).")],
     images: Annotated[list[Path], typer.Argument(help="Image files (any size / mode), folders of them, or "
                                                  "patterns such as 'photos/*.jpg'; one line each.")],
@@ -216,7 +222,8 @@ def predict(
 
 @app.command()
 def bench(
-    paths: Annotated[list[Path], typer.Argument(help="Run directories and/or bare .onnx files.")],
+    paths: Annotated[list[Path], typer.Argument(help="Run directories and/or bare .onnx files.",
+                                                autocompletion=runs_and_onnx)],
     device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
     batch: Annotated[str, typer.Option("--batch", help="Batch sizes, comma-separated.")] = "1,32",
     seconds: Annotated[float, typer.Option("--seconds", help="Timed seconds per row, after warm-up.")] = 2.0,
@@ -267,7 +274,7 @@ def list_recipes(
 
 
 @recipes_app.command("show")
-def show_recipe(name: Annotated[str, typer.Argument(help="Packaged recipe name or file.")]) -> None:
+def show_recipe(name: RecipeArgument) -> None:
     """Print a recipe so you can copy and edit it."""
     from kdedge.commands.recipes import show_command
 

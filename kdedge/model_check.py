@@ -11,8 +11,8 @@ Per suffix (CHECKS; another format registers its own check there, e.g. CHECKS[".
   the standard ones and onnxruntime's built-in com.microsoft; opset no newer than this onnx/onnxruntime.
 - .safetensors: header length, JSON, dtypes, shapes and offsets consistent with the file's size.
 - .xml (OpenVINO IR): no DTD/entities, Const offsets/sizes inside the .bin, port dims <= MAX_DIM.
-- .pte / .tflite: the flatbuffer file identifier (ET.. / TFL3) and a root offset inside the file.
-- any other suffix: exists, is a file, size <= MAX_FILE_BYTES (check_generic).
+- .tflite / .pte: the flatbuffer file identifier (TFL3 / ET..); deeper checks belong to their readers.
+- every suffix: exists, is a file, size <= MAX_FILE_BYTES (check_generic).
 
 Torch-free (onnx, numpy and the standard library): predict runs where PyTorch is not installed.
 """
@@ -327,25 +327,20 @@ def _check_ir_const(path: Path, attrib: dict[str, str], bin_size: int) -> None:
         )
 
 
-def flatbuffer_check(identifier: bytes, title: str) -> Callable[[Path], None]:
-    """The check of a flatbuffer format (ExecuTorch .pte, LiteRT .tflite): the file identifier at bytes
-    4.. and a root table offset inside the file. A truncated or foreign file is one line here instead of a
-    runtime's crash."""
-
-    def check(path: Path) -> None:
-        with open(path, "rb") as handle:
-            head = handle.read(8)
-        root = struct.unpack("<I", head[:4])[0] if len(head) == 8 else 0
-        if len(head) < 8 or not head[4:].startswith(identifier) or not 8 <= root < path.stat().st_size:
-            raise InputError(f"{path}: not a valid {title} file (bad flatbuffer header: truncated?)")
-
-    return check
+# -- flatbuffer formats (.tflite, .pte) ------------------------------------------------------------------
+def check_flatbuffer(path: Path, identifier: bytes, what: str) -> None:
+    """A flatbuffer's 4-byte file identifier at bytes 4..8 (TFLite: TFL3; ExecuTorch: ET + version):
+    anything else is not that format and is refused before its runtime parses offsets from it."""
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    if len(head) < 8 or not head[4:8].startswith(identifier):
+        raise refuse(path, f"not a {what} file (no '{identifier.decode()}' flatbuffer identifier)")
 
 
 CHECKS: dict[str, Callable[[Path], None]] = {
+    ".tflite": lambda path: check_flatbuffer(path, b"TFL3", "LiteRT / TFLite"),
+    ".pte": lambda path: check_flatbuffer(path, b"ET", "ExecuTorch"),
     ".onnx": check_onnx,
     ".safetensors": check_safetensors,
     ".xml": check_openvino_ir,
-    ".pte": flatbuffer_check(b"ET", "ExecuTorch program"),
-    ".tflite": flatbuffer_check(b"TFL3", "LiteRT (TFLite) model"),
 }

@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "kdedge"
 
 # Layers, top to bottom; a module may import its own layer's and lower layers' modules only.
 LAYERS: list[set[str]] = [
-    {"kdedge.cli", "kdedge.__main__", "kdedge.api"},
+    {"kdedge.cli", "kdedge.__main__", "kdedge.api", "kdedge.completion"},
     {"kdedge.commands"},
     {"kdedge.train", "kdedge.export", "kdedge.bench", "kdedge.experiments", "kdedge.report",
      "kdedge.predict"},

@@ -147,7 +147,7 @@ def test_self_and_reverse_kd_are_recipes_not_code_paths():
 
 def test_alpha_study_recipe():
     recipe = load_recipe("cifar10_alexnet_smallcnn")
-    assert (recipe.teacher.model, recipe.teacher.epochs) == ("alexnet_cifar", 15)
+    assert (recipe.teacher.model, recipe.teacher.epochs) == ("alexnet_cifar", 30)
     assert recipe.student.model == "small_cnn"
     assert recipe.student.optimizer == "sgd"
     assert recipe.sweep is not None and sorted(recipe.sweep.grid["distillation.alpha"]) == [0.0, 0.5, 1.0]

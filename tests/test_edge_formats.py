@@ -229,8 +229,8 @@ def test_coreml_converts_and_is_checked_structurally(edge_run, data_root: Path):
     if importlib.util.find_spec("coremltools") is None:
         pytest.skip("coremltools not installed: pip install 'kdedge-distill[coreml]'")
     from kdedge.bench.run import BenchOptions, run_bench
-    from kdedge.export.runner import export_run
     from kdedge.export.edge_meta import read_edge_metadata
+    from kdedge.export.runner import export_run
 
     run, _ = edge_run
     rows = export_run(run, "student", "fp32", data_root=str(data_root), quiet=True, formats="coreml")

@@ -433,3 +433,59 @@ def test_export_target_says_runtime_precision_and_the_numbers_behind_its_choice(
     assert describe_choice(best, rows, 0.5) == (
         "onnxruntime int8: p50 0.500 ms at batch 1, accuracy 96.95 % vs fp32 97.00 % (bound 0.5 points); "
         "the fastest of 3 runtime/precision pairs benched here")
+
+
+# -- shell completion: recipe names, run folders -----------------------------------------------------------
+def _complete(words: str, cwd: Path) -> list[str]:
+    """What the script from `kdedge --install-completion` (bash) offers for the last of `words`."""
+    import os
+    import subprocess
+    import sys
+
+    script = Path(sys.executable).with_name("kdedge")
+    cword = len(words.split()) - (0 if words.endswith(" ") else 1)  # the word being completed
+    env = os.environ | {"_KDEDGE_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": str(cword)}
+    done = subprocess.run([str(script)], capture_output=True, text=True, timeout=60, env=env, cwd=cwd)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
+
+
+def test_completion_offers_recipe_names_and_run_folders(tmp_path: Path) -> None:
+    (tmp_path / "runs" / "try1").mkdir(parents=True)
+    (tmp_path / "runs" / "try1" / "summary.json").write_text("{}")
+    (tmp_path / "runs" / "notes").mkdir()  # not a run: offered only as a folder to go into
+    (tmp_path / "my.yaml").write_text("name: x\n")
+    assert _complete("kdedge distill hinton_mnist_8", tmp_path) == ["hinton_mnist_800"]
+    assert "my.yaml" in _complete("kdedge distill my", tmp_path)
+    assert _complete("kdedge recipes show quick", tmp_path) == ["quickstart_mnist"]
+    assert _complete("kdedge eval runs/t", tmp_path) == ["runs/try1"]
+    assert _complete("kdedge export ", tmp_path) == ["runs/notes/", "runs/try1"]
+    assert "runs/try1" in _complete("kdedge bench runs/", tmp_path)
+
+
+# -- a long teacher training is said before it starts, with the checkpoint that reuses an earlier one ------
+def test_teacher_notice_names_an_earlier_run_with_the_same_teacher(tmp_path: Path) -> None:
+    """`kdedge distill hinton_mnist --set student.epochs=5` after a hinton_mnist run: the note names that
+    run's teacher.checkpoint; without one, a long teacher is said as such; a recipe that loads its teacher,
+    or a short teacher, gets no note."""
+    from kdedge.commands.teacher_reuse import teacher_notice
+    from kdedge.recipe import load_recipe
+    from kdedge.rundir import RunDir
+
+    runs = tmp_path / "runs"
+    first = RunDir(runs / "hinton_mnist")
+    first.path.mkdir(parents=True)
+    first.write_recipe(load_recipe("hinton_mnist"))
+    again = load_recipe("hinton_mnist", {"student.epochs": 5})
+    assert "the teacher trains first (50 epochs over 60,000 images, the long part)" in teacher_notice(
+        again, 60_000, runs / "try1", runs)  # recipe.yaml only: no trained teacher there yet
+    (first.path / "teacher.safetensors").write_bytes(b"weights")
+    note = teacher_notice(again, 60_000, runs / "try1", runs)
+    assert note.endswith(f"add --set teacher.checkpoint={first.path} to reuse it")
+    other = load_recipe("hinton_mnist", {"teacher.epochs": 10})  # another teacher: not that one
+    assert first.path.name not in (teacher_notice(other, 60_000, runs / "try1", runs) or "")
+    assert teacher_notice(again, 60_000, first.path, runs).startswith("note: the teacher trains first")
+    loads = load_recipe("hinton_mnist", {"teacher.checkpoint": str(first.path)})
+    assert teacher_notice(loads, 60_000, runs / "try1", runs) is None
+    short = load_recipe("hinton_mnist", {"teacher.epochs": 1})
+    assert teacher_notice(short, 1000, runs / "x", tmp_path) is None

@@ -200,18 +200,43 @@ def test_disk_full_mid_run_keeps_files_and_resumes(world, tmp_path):
         assert _same_weights(world["reference"] / "student.safetensors", run / "student.safetensors")
 
 
-def test_disk_full_while_writing_a_bench_table_keeps_the_old_one(tmp_path):
+def _write_bench_table(path: Path) -> None:
     from kdedge.bench.results import write_json
 
-    with small_disk(tmp_path / "disk", 64) as disk:
-        table = disk / "bench.json"
-        table.write_text('{"old": true}')
-        fill_disk(disk)
-        from kdedge.fsguard import DiskFull
+    write_json({"rows": [{"x": "y" * 10_000}]}, path)
 
-        with pytest.raises(DiskFull, match=r"bench.json: no space left on device \(needs about .*previous"):
-            write_json({"rows": [{"x": "y" * 10_000}]}, table)
-        assert table.read_text() == '{"old": true}' and not list(disk.glob(".*.tmp"))
+
+def _write_logits_cache(path: Path) -> None:
+    from kdedge.train.teacher_cache import load_or_compute
+
+    load_or_compute(path, "new-key", lambda: torch.ones(2000, 10), True, [], torch.device("cpu"))
+
+
+def _write_weights(path: Path) -> None:
+    from kdedge.rundir import save_state
+
+    save_state(path, {"w": torch.ones(5000)})
+
+
+@pytest.mark.parametrize(
+    ("name", "write"),
+    [
+        ("bench.json", _write_bench_table),
+        ("teacher_logits.safetensors", _write_logits_cache),
+        ("student.safetensors", _write_weights),
+    ],
+)
+def test_disk_full_while_writing_a_file_keeps_the_old_one(tmp_path, name, write):
+    """Each kind of file on a full tmpfs: DiskFull names it and the space it needs; the old one stays."""
+    from kdedge.fsguard import DiskFull
+
+    with small_disk(tmp_path / "disk", 64) as disk:
+        target = disk / name
+        target.write_bytes(b"previous content")
+        fill_disk(disk)
+        with pytest.raises(DiskFull, match=rf"{name}: no space left on device \(needs about .*previous"):
+            write(target)
+        assert target.read_bytes() == b"previous content" and not list(disk.glob(".*.tmp"))
 
 
 def test_disk_full_during_export_is_one_line(world, tmp_path):

@@ -146,7 +146,7 @@ def test_the_cli_says_one_line_and_leaves_no_run_directory(tmp_path_factory, fie
     assert not (tmp / "run").exists()
 
 
-SLOW = pytest.mark.slow  # a process start costs seconds: three in `make test`, the rest in `make test-all`
+SLOW = pytest.mark.slow  # a process start costs seconds: two in `make test`, the rest in `make test-all`
 
 
 @pytest.mark.parametrize(
@@ -154,7 +154,7 @@ SLOW = pytest.mark.slow  # a process start costs seconds: three in `make test`, 
     [
         "student: {epochs: [1, {a: 2020-01-01}]}",
         "data: !!binary AAAA",
-        "teacher: ~\nstudent: ~\n",
+        pytest.param("teacher: ~\nstudent: ~\n", marks=SLOW),
         pytest.param("? [1, 2]\n: 3", marks=SLOW),
         pytest.param("name: 1e999\n" * 3, marks=SLOW),
         pytest.param("student:\n  model_kwargs: {hidden: [-5]}\n", marks=SLOW),

@@ -195,3 +195,15 @@ def test_openvino_ir_sanity_check(tmp_path, case):
     with pytest.raises(InputError, match="refused before loading") as info:
         check_model_file(tmp_path / "m.xml")
     assert expected in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("suffix", "head"), [(".tflite", b"\x18\x00\x00\x00TFL3"), (".pte", b"\x18\x00\x00\x00ET12")]
+)
+def test_flatbuffer_formats_are_identified_before_loading(tmp_path, suffix, head):
+    good, bad = tmp_path / f"good{suffix}", tmp_path / f"bad{suffix}"
+    good.write_bytes(head + b"\0" * 64)
+    bad.write_bytes(b"\x18\x00\x00\x00ONNX" + b"\0" * 64)
+    check_model_file(good)
+    with pytest.raises(InputError, match="refused before loading: not a .* file"):
+        check_model_file(bad)

@@ -81,3 +81,44 @@ def test_installed_wheel_runs_recipes_by_name_outside_the_repo(venv: Path, tmp_p
     ).is_file()
     version = _run([kdedge, "--version"], cwd=tmp_path).stdout.strip()
     assert version.startswith("kdedge ")
+
+
+def _readme_install_lines() -> list[list[str]]:
+    """The `pip ...` lines of README's install section, as argv lists."""
+    import re
+    import shlex
+
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Install", 1)[1].split("\n## ", 1)[0]
+    (block,) = re.findall(r"```bash\n(.*?)```", section, re.S)
+    return [shlex.split(line, comments=True) for line in block.splitlines() if line.startswith("pip ")]
+
+
+@pytest.mark.slow
+def test_readme_install_lines_work_in_a_fresh_venv_outside_the_repo(tmp_path: Path) -> None:
+    """README's install section as a user runs it, in a clone copied outside the repo and a fresh venv:
+    `pip install .`, with extras, `pip wheel`, then the wheel. Offline here: --no-deps / --no-index (the
+    dependencies come from this interpreter through a .pth line, as in the fixture above)."""
+    lines = _readme_install_lines()
+    assert [line[:2] for line in lines] == [["pip", "install"], ["pip", "install"], ["pip", "wheel"],
+                                            ["pip", "install"]]  # fmt: skip
+    assert any("[tensorboard,openvino]" in word for line in lines for word in line)
+    clone = tmp_path / "kdedge"
+    shutil.copytree(REPO / "kdedge", clone / "kdedge", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, clone / name)
+    env = tmp_path / "env"
+    _run([sys.executable, "-m", "venv", "--without-pip", str(env)], cwd=tmp_path)
+    python = env / "bin" / "python"
+    purelib = _run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                   cwd=tmp_path).stdout.strip()  # fmt: skip
+    Path(purelib, "_reuse_installed_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    offline = ["--no-deps", "--no-index", "--no-build-isolation", "-q"]
+    for line in lines:
+        reinstall = ["--force-reinstall"] if line[1] == "install" else []
+        _run([str(python), "-m", *line, *offline, *reinstall], cwd=clone)
+    listed = _run([str(python), "-m", "pip", "list", "--format", "freeze"], cwd=tmp_path).stdout
+    assert "kdedge-distill==0.1.0" in listed.lower().replace("_", "-")
+    where = _run([str(python), "-c", "import kdedge; print(kdedge.__file__)"], cwd=tmp_path).stdout
+    assert where.startswith(str(env)), where  # installed (from the wheel, last), not the clone
+    assert "quickstart_mnist" in _run([str(env / "bin" / "kdedge"), "recipes"], cwd=tmp_path).stdout

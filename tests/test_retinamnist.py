@@ -21,11 +21,13 @@ from kdedge.train import devices
 
 RETINA_RECIPES = ("retina_convnext_teacher", "retina_swin", "retina_convnext_self", "retina_mobile")
 # seconds, not minutes: 60 train / 40 test images at 32 px, one epoch, a small batch
-TEACHER_BATCHES = ("--set", "data.train_limit=60", "--set", "data.test_limit=40",
-                   "--set", "data.image_size=32", "--set", "teacher.epochs=1",
-                   "--set", "teacher.batch_size=30", "--set", "teacher.step_epochs=1")  # fmt: skip
-FEW_BATCHES = (*TEACHER_BATCHES, "--set", "student.epochs=1", "--set", "student.batch_size=30",
-               "--set", "student.step_epochs=1")  # fmt: skip
+TEACHER_EPOCH = ("--set", "data.train_limit=60", "--set", "data.image_size=32", "--set", "teacher.epochs=1",
+                 "--set", "teacher.batch_size=30", "--set", "teacher.step_epochs=1")  # fmt: skip
+STUDENT_EPOCH = (*TEACHER_EPOCH, "--set", "student.epochs=1", "--set", "student.batch_size=30",
+                 "--set", "student.step_epochs=1")  # fmt: skip
+TEST_40 = ("--set", "data.test_limit=40")
+TEACHER_BATCHES = (*TEACHER_EPOCH, *TEST_40)
+FEW_BATCHES = (*STUDENT_EPOCH, *TEST_40)
 
 
 @pytest.fixture(scope="module")
@@ -214,3 +216,27 @@ def test_the_start_line_says_the_precision(monkeypatch: pytest.MonkeyPatch) -> N
 def test_amp_off_as_yaml_reads_it() -> None:
     """YAML 1.1 turns a bare `off` into false: `--set amp=off` must still mean fp32."""
     assert load_recipe("retina_convnext_teacher", {"amp": False}).amp == "off"
+
+
+@pytest.mark.slow
+def test_summary_equals_an_independent_onnxruntime_evaluation(retina_root: Path, tiny_teacher: Path,
+                                                              tmp_path: Path) -> None:  # fmt: skip
+    """Issue 17's check on a few-batch run scored on all 400 test images: summary.json's accuracy and QWK
+    are what onnxruntime gives on the exported fp32 student (bench/retinamnist_check.py, its own npz
+    reading, resize and scikit-learn QWK)."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    env = {"KDEDGE_DATA": str(retina_root)}
+    run = tmp_path / "run"
+    teacher = ("--set", f"teacher.checkpoint={tiny_teacher}")
+    result = run_cli("distill", "retina_mobile", *STUDENT_EPOCH, *teacher, "--out", run, "-q", env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads((run / "summary.json").read_text())["student"]["test_count"] == 400
+    result = run_cli("export", run, "--model", "student", "--precision", "fp32", "-q", env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    check = subprocess.run([sys.executable, str(REPO / "bench" / "retinamnist_check.py"), str(run),
+                            "--data-root", str(retina_root)], capture_output=True, text=True)  # fmt: skip
+    assert check.returncode == 0 and check.stdout.startswith("ok"), check.stdout + check.stderr

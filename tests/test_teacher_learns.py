@@ -113,3 +113,25 @@ def test_alpha_study_teacher_recipe() -> None:
     recipe = load_recipe("cifar10_alexnet_smallcnn")
     assert recipe.teacher.model == "alexnet_cifar" and recipe.teacher.warmup_epochs > 0
     assert sorted(recipe.sweep.grid["distillation.alpha"]) == [0.0, 0.5, 1.0]
+
+
+def test_alpha_study_means_over_seeds() -> None:
+    import importlib.util
+
+    path = Path(__file__).parents[1] / "bench" / "cifar10_alpha_study.py"
+    spec = importlib.util.spec_from_file_location("cifar10_alpha_study", path)
+    study = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(study)
+    row = {"study_alpha": 0.0, "meaning": "teacher only", "val_accuracy": None}
+    rows = [row | {"kdedge_alpha": 1.0, "seed": seed, "train_accuracy": 0.5 + seed / 10,
+                   "test_accuracy": 0.3 + seed / 10} for seed in (0, 1)]  # fmt: skip
+    rows.append(row | {"kdedge_alpha": 0.0, "study_alpha": 1.0, "meaning": "no teacher", "seed": 0,
+                       "train_accuracy": 0.9, "test_accuracy": 0.4})  # fmt: skip
+    means = study.mean_rows(rows)
+    assert [m["kdedge_alpha"] for m in means] == [1.0, 0.0] and means[0]["seeds"] == [0, 1]
+    assert means[0]["test_accuracy"] == pytest.approx(0.35)
+    assert means[0]["test_accuracy_spread"] == pytest.approx(0.1)
+    assert means[1]["test_accuracy_spread"] is None and means[0]["val_accuracy"] is None
+    table = study.mean_table(means)
+    assert "hard-label weight" in table
+    assert "| 1 | 0 | teacher only | 2 | 55.0 (10.0) | n/a | 35.0 (10.0) |" in table

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kdedge.commands.teacher_reuse import teacher_notice
 from kdedge.console import console, make_progress, print_table, summary_table, table_width
 from kdedge.errors import InputError, Interrupted
 from kdedge.fsguard import DiskFull, check_writable
@@ -53,7 +54,8 @@ def distill_command(recipe_arg: str, overrides: list[str], out: Path | None, dat
            else distributed.SilentRunDir(run_path))  # fmt: skip
     checkpointer = Checkpointer(run, recipe, checkpoint_minutes, resume=resume is not None)
     if not quiet:
-        _print_header(recipe, run.path, device_line)
+        trains_teacher = "teacher" in stages and resume is None  # a resumed teacher is said by its state
+        _print_header(recipe, run.path, device_line, len(bundle.train) if trains_teacher else None)
     try:
         with graceful_stop(not world.distributed), make_progress(quiet) as progress:
             summary = run_recipe(recipe, run, data_root, stages, progress, checkpointer, bundle)
@@ -97,7 +99,10 @@ def _check_before_writing(recipe: Recipe, recipe_arg: str, stages: tuple[str, ..
         raise InputError(f"--out {out} and --resume {resume}: a resumed run continues in its own directory")
 
 
-def _print_header(recipe: Recipe, run_path: Path, device_line: str) -> None:
+def _print_header(recipe: Recipe, run_path: Path, device_line: str, teacher_images: int | None) -> None:
+    """Weights read, recipe -> run, alpha and T, the device; before a long or repeated teacher training,
+    a note naming the `--set teacher.checkpoint=` that reuses an earlier one (teacher_images: the training
+    images the teacher will see, None when no teacher is trained now)."""
     for key, path in weight_paths(recipe).items():  # relative ones are resolved against the recipe's dir
         console.print(f"{key}: {path}", markup=False, highlight=False, soft_wrap=True)
     d = recipe.distillation
@@ -105,3 +110,6 @@ def _print_header(recipe: Recipe, run_path: Path, device_line: str) -> None:
                   f"alpha={d.soft_weight} = weight of the teacher term, T={d.temperature})",
                   soft_wrap=True)  # fmt: skip
     console.print(device_line, markup=False, highlight=False, soft_wrap=True)
+    notice = teacher_notice(recipe, teacher_images, run_path) if teacher_images is not None else None
+    if notice:
+        console.print(notice, markup=False, highlight=False, soft_wrap=True)

@@ -96,6 +96,7 @@ def _percent(value: float | None) -> str:
 def _columns(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
     """(row key, column title): both alphas, meaning, other grid axes, accuracies (val only when measured)."""
     other = [key for key in rows[0] if "." in key]  # the other grid axes, e.g. distillation.temperature
+    other += ["seed"] if "seed" in rows[0] else []  # rows of several sweeps (one per seed)
     columns = [
         ("kdedge_alpha", "kdedge alpha (teacher-term weight)"),
         ("study_alpha", "study alpha (hard-label weight)"),
@@ -166,7 +167,8 @@ def rich_table(rows: list[dict[str, Any]], title: str) -> Table:
 
 
 def _label(row: dict[str, Any]) -> str:
-    other = [f"{key.split('.')[-1]} {_cell(key, value)}" for key, value in row.items() if "." in key]
+    other = [f"{key.split('.')[-1]} {_cell(key, value)}" for key, value in row.items()
+             if "." in key or key == "seed"]  # fmt: skip
     text = f"kdedge α {row['kdedge_alpha']:g} / study α {row['study_alpha']:g} ({row['meaning']})"
     return ", ".join([text, *other])
 
