@@ -59,21 +59,23 @@ numbers were first written to, in the order things were done, is
 """
 
 
-def load_results(folder: Path = RESULTS) -> list[dict]:
-    """Every result file, checked for the required keys and row widths, sorted by (order, file name)."""
-    results = []
+def load_results(folder: Path = RESULTS) -> tuple[list[dict], list[str]]:
+    """(tables, raw): the result files in the table format (checked: required keys, row widths), sorted by
+    (order, file name); and the names of the other JSON files there (a script's raw output, listed)."""
+    results, raw = [], []
     for path in sorted(folder.glob("*.json")):
         data = json.loads(path.read_text())
+        if not isinstance(data, dict) or not {"title", "columns", "rows"} <= set(data):
+            raw.append(path.name)
+            continue
         for key, kind in REQUIRED.items():
             if not isinstance(data.get(key), kind):
                 raise SystemExit(f"error: {path}: '{key}' must be a {kind.__name__}")
         for row in data["rows"]:
             if len(row) != len(data["columns"]):
-                raise SystemExit(
-                    f"error: {path}: row {row} has {len(row)} cells, columns has {len(data['columns'])}"
-                )
+                raise SystemExit(f"error: {path}: row {row} has {len(row)} cells, not {len(data['columns'])}")
         results.append(data | {"id": path.stem})
-    return sorted(results, key=lambda r: (r["order"], r["id"]))
+    return sorted(results, key=lambda r: (r["order"], r["id"])), raw
 
 
 def cell(value: object) -> str:
@@ -112,10 +114,18 @@ def section(result: dict) -> list[str]:
     return lines + ([""] if result.get("notes") else []) + [f"Source: {result['source']}.", ""]
 
 
-def page(results: list[dict]) -> str:
+def page(results: list[dict], raw: list[str]) -> str:
     body = [INTRO, "## Contents", ""] + [f"- [{r['title']}](#{r['id']})" for r in results] + [""]
     for result in results:
         body += section(result)
+    if raw:
+        body += [
+            "## Raw result files",
+            "",
+            "Written by benchmark scripts, not (yet) in the table format above:",
+            "",
+        ]
+        body += [f"- [bench/results/{name}](../bench/results/{name})" for name in raw] + [""]
     return "\n".join(body).rstrip() + "\n"
 
 
@@ -136,8 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only check that the files are up to date")
     args = parser.parse_args(argv)
-    results = load_results()
-    wanted = {PAGE: page(results), README: with_glance(README.read_text(), results)}
+    results, raw = load_results()
+    wanted = {PAGE: page(results, raw), README: with_glance(README.read_text(), results)}
     stale = [path for path, text in wanted.items() if not path.is_file() or path.read_text() != text]
     if args.check:
         for path in stale:
