@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 KDEDGE_DATA ?= $(abspath ../shared/data)
 export KDEDGE_DATA
 
-.PHONY: demo test fuzz lint venv edge clean
+.PHONY: demo test test-all fuzz lint venv edge clean
 
 venv: $(VENV)/.installed
 
@@ -40,6 +40,7 @@ fuzz: venv
 
 lint: venv
 	$(BIN)/ruff check kdedge tests bench
+	$(BIN)/ruff format --check kdedge tests bench
 
 clean:
 	rm -rf runs build dist *.egg-info
