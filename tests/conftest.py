@@ -41,16 +41,23 @@ def data_root() -> Path:
     """The shared real-data folder from $KDEDGE_DATA; tests that need it skip, clearly, without it."""
     value = os.environ.get("KDEDGE_DATA")
     if not value:
-        pytest.skip("KDEDGE_DATA is not set: export KDEDGE_DATA=<folder with MNIST/, cifar-10-batches-py/> "
-                    "(make test does this)")  # fmt: skip
+        pytest.skip(
+            "KDEDGE_DATA is not set: export KDEDGE_DATA=<folder with MNIST/, cifar-10-batches-py/> "
+            "(make test does this)"
+        )
     root = Path(value).expanduser()
     if not root.is_dir():
         pytest.skip(f"KDEDGE_DATA={value} is not a folder")
     return root
 
 
-def run_cli(*args: object, cwd: Path | None = None, env: dict[str, str] | None = None,
-            executable: str | None = None, timeout: float = 300) -> subprocess.CompletedProcess:  # fmt: skip
+def run_cli(
+    *args: object,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    executable: str | None = None,
+    timeout: float = 300,
+) -> subprocess.CompletedProcess:
     """`python -m kdedge ARGS` in a fresh process (stdout, stderr as text); never raises on exit codes.
 
     A wide COLUMNS keeps rich from wrapping one-line messages, as a user's wide terminal would.
@@ -68,14 +75,15 @@ def kdedge() -> Callable[..., subprocess.CompletedProcess]:
 
 def checksums(folder: Path) -> dict[str, str]:
     """{relative path: sha256} of every file under `folder` (to prove a failed command changed nothing)."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}  # fmt: skip
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="session")
-def finished_run(
-    data_root: Path, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[Path, subprocess.CompletedProcess]:
+def finished_run(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
     """(run directory, the distill process) of one tiny real MNIST distillation, shared by the session.
     Tests must not modify it: copy it first."""
     out = tmp_path_factory.mktemp("finished") / "run"

@@ -25,4 +25,3 @@ def test_every_result_file_has_the_documented_keys_and_rectangular_rows() -> Non
     for path, data in zip(files, tables, strict=False):
         assert {"title", "experiment", "headline", "date", "machine", "commands", "source"} <= set(data), path
         assert data["rows"] and all(len(row) == len(data["columns"]) for row in data["rows"]), path
-

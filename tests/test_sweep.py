@@ -31,9 +31,7 @@ TINY = tiny_overrides()
 
 
 def test_parse_grid_types_values_and_keeps_order() -> None:
-    grid = parse_grid(
-        ["distillation.alpha=0.1, 0.9", "distillation.temperature=2.5,4", "distillation.loss=none"]
-    )
+    grid = parse_grid(["distillation.alpha=0.1, 0.9", "distillation.temperature=2.5,4", "distillation.loss=none"])
     assert grid == {
         "distillation.alpha": [0.1, 0.9],
         "distillation.temperature": [2.5, 4],
@@ -45,9 +43,7 @@ def test_parse_grid_types_values_and_keeps_order() -> None:
         "distillation.temperature": 4,
         "distillation.loss": "none",
     }
-    assert (
-        point_name(points[0]) == "distillation.alpha=0.1,distillation.temperature=2.5,distillation.loss=none"
-    )
+    assert point_name(points[0]) == "distillation.alpha=0.1,distillation.temperature=2.5,distillation.loss=none"
 
 
 @pytest.mark.parametrize(
@@ -83,8 +79,7 @@ def test_sort_rows_best_first_and_results_skip_unfinished(tmp_path: Path) -> Non
     rows = [{"a": 1, "test_errors": 9.0}, {"a": 2, "test_errors": float("nan")}, {"a": 3, "test_errors": 4.0}]
     assert [r["a"] for r in sort_rows(rows, "test_errors")] == [3, 1, 2]
     assert [
-        r["a"]
-        for r in sort_rows([{"a": 1, "test_accuracy": 0.9}, {"a": 2, "test_accuracy": 0.95}], "test_accuracy")
+        r["a"] for r in sort_rows([{"a": 1, "test_accuracy": 0.9}, {"a": 2, "test_accuracy": 0.95}], "test_accuracy")
     ] == [2, 1]
     points = [{"distillation.alpha": 0.1}, {"distillation.alpha": 0.9}]
     paths = [tmp_path / "points" / point_name(p) for p in points]
@@ -236,14 +231,10 @@ def test_report_of_a_sweep(finished_sweep, kdedge) -> None:
         assert (out / image).read_bytes()[:4] == b"\x89PNG"
 
 
-def test_distill_of_a_recipe_with_a_sweep_section_runs_the_sweep(
-    kdedge, data_root: Path, tmp_path: Path
-) -> None:
+def test_distill_of_a_recipe_with_a_sweep_section_runs_the_sweep(kdedge, data_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "alpha"
     grid = "sweep.grid={distillation.alpha: [0.0, 1.0]}"
-    result = kdedge(
-        "distill", "hinton_mnist_sweep", *TINY, "--set", grid, "--out", out, "--data-root", data_root
-    )
+    result = kdedge("distill", "hinton_mnist_sweep", *TINY, "--set", grid, "--out", out, "--data-root", data_root)
     assert result.returncode == 0, result.stderr
     names = sorted(p.name for p in (out / "points").iterdir())
     assert names == ["distillation.alpha=0.0", "distillation.alpha=1.0"]

@@ -14,11 +14,17 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 # one colour per runtime: PyTorch's two, then every file runtime of the format table in its order
-RUNTIME_COLOURS = {
-    runtime: f"C{index}" for index, runtime in enumerate(("torch", "torch-compile", *file_runtimes()))
+RUNTIME_COLOURS = {runtime: f"C{index}" for index, runtime in enumerate(("torch", "torch-compile", *file_runtimes()))}
+RUNTIME_SHORT = {
+    "torch": "pt",
+    "torch-compile": "pt-c",
+    "onnxruntime": "ort",
+    "openvino": "ov",
+    "executorch": "et",
+    "litert": "tfl",
+    "coreml": "cml",
+    "onnxruntime-trt": "trt",
 }
-RUNTIME_SHORT = {"torch": "pt", "torch-compile": "pt-c", "onnxruntime": "ort", "openvino": "ov",
-                 "executorch": "et", "litert": "tfl", "coreml": "cml", "onnxruntime-trt": "trt"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -128,9 +134,7 @@ def _draw_legend_keys(ax: Axes, points: list[dict[str, Any]]) -> None:
     ax.scatter([], [], marker="o", c="w", edgecolors="k", linewidths=2, label="deployable (thick edge)")
 
 
-def _finish_axes(
-    ax: Axes, y_axis: _YAxis, batch_size: int, machine: dict[str, Any], *, has_points: bool
-) -> None:
+def _finish_axes(ax: Axes, y_axis: _YAxis, batch_size: int, machine: dict[str, Any], *, has_points: bool) -> None:
     """Log latency axis with plain tick labels, axis labels and title, grid, legend outside the plot."""
     import matplotlib.ticker
 
@@ -139,8 +143,7 @@ def _finish_axes(
     ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}"))
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # minor ticks: no "2x10^1" clutter
     ax.set(
-        xlabel=f"latency p50, ms (batch {batch_size}, log scale); "
-        "labelled: Pareto front, each model's fastest",
+        xlabel=f"latency p50, ms (batch {batch_size}, log scale); labelled: Pareto front, each model's fastest",
         ylabel=y_axis.label,
         title=f"latency vs {y_axis.key} ({machine['cpu']}, {machine['threads']} threads)",
     )

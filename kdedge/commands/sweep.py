@@ -17,9 +17,17 @@ from kdedge.recipe import Recipe, load_recipe, parse_set
 METRICS = ("test_errors", "test_accuracy", "val_accuracy")
 
 
-def sweep_command(recipe: str, grid: list[str], set_: list[str], out: Path | None, data_root: str | None,
-                  jobs: int, quiet: bool, metric: str | None,
-                  backend: tuple = ("local", None, None, 1.0, 0.0, 2)) -> list[dict]:  # fmt: skip
+def sweep_command(
+    recipe: str,
+    grid: list[str],
+    set_: list[str],
+    out: Path | None,
+    data_root: str | None,
+    jobs: int,
+    quiet: bool,
+    metric: str | None,
+    backend: tuple = ("local", None, None, 1.0, 0.0, 2),
+) -> list[dict]:
     """Load RECIPE with --set overrides and sweep it into --out (default runs/<recipe>_sweep). `backend`:
     (name, address, cpus, cpus_per_point, gpus_per_point, retries) as given to the CLI."""
     if metric not in (None, *METRICS):
@@ -104,9 +112,7 @@ def backend_options(
             raise InputError(f"{given[0]} applies to --backend ray only")
         return None
     if jobs != 1:
-        raise InputError(
-            "--jobs sizes the local backend's process pool; with --backend ray give --cpus-per-point"
-        )
+        raise InputError("--jobs sizes the local backend's process pool; with --backend ray give --cpus-per-point")
     import_ray()
     options = RayOptions(address, cpus, cpus_per_point, gpus_per_point, retries)
     check_options(options)

@@ -42,9 +42,7 @@ def parse_grid(items: list[str]) -> Grid:
         key = key.strip()
         values = [v.strip() for v in raw.split(",") if v.strip()]
         if not sep or not key or not values:
-            raise InputError(
-                f"--grid '{item}': expected KEY=V1,V2,..., e.g. distillation.temperature=2.5,4,8"
-            )
+            raise InputError(f"--grid '{item}': expected KEY=V1,V2,..., e.g. distillation.temperature=2.5,4,8")
         check_key(key)
         grid[key] = [yaml.safe_load(v) for v in values]
     return grid
@@ -76,9 +74,7 @@ def grid_points(grid: Grid) -> list[dict[str, Any]]:
 
 def point_name(point: dict[str, Any]) -> str:
     """'distillation.alpha=0.5,distillation.temperature=4': a folder name (odd characters become '_')."""
-    text = ",".join(
-        f"{key}={json.dumps(value) if isinstance(value, list) else value}" for key, value in point.items()
-    )
+    text = ",".join(f"{key}={json.dumps(value) if isinstance(value, list) else value}" for key, value in point.items())
     return re.sub(r"[^A-Za-z0-9._=,+-]", "_", text)
 
 
@@ -127,9 +123,7 @@ def shared_teacher(base: Recipe, sweep_dir: Path, data_root: str | None, progres
         return base.teacher.checkpoint
     teacher_dir = sweep_dir / "teacher"
     if not is_finished(teacher_dir):  # a teacher-only run: the recipe without its student
-        _run_point(
-            base.to_dict() | {"student": None, "sweep": None}, str(teacher_dir), data_root, None, progress
-        )
+        _run_point(base.to_dict() | {"student": None, "sweep": None}, str(teacher_dir), data_root, None, progress)
     return str(teacher_dir / "teacher.safetensors")
 
 
@@ -171,8 +165,10 @@ def run_sweep(
     rows = write_results(sweep_dir, points, paths, metric, base.name, baseline_dirs)
     if failed:
         listed = ", ".join(failed[:3]) + (f" and {len(failed) - 3} more" if len(failed) > 3 else "")
-        raise RuntimeFailure(f"sweep: {len(failed)} of {len(paths) + len(baselines)} runs failed: {listed}; "
-                             f"the finished ones are in {sweep_dir / 'sweep.csv'}; rerun to retry the others")
+        raise RuntimeFailure(
+            f"sweep: {len(failed)} of {len(paths) + len(baselines)} runs failed: {listed}; "
+            f"the finished ones are in {sweep_dir / 'sweep.csv'}; rerun to retry the others"
+        )
     return rows
 
 
@@ -222,11 +218,7 @@ def _run_unfinished(
     """Train the points not finished yet (recipes[i] into paths[i]): here one after another when jobs is
     1, else in `jobs` spawned processes; one progress task counts them."""
     todo = [i for i, path in enumerate(paths) if not is_finished(path)]
-    task = (
-        progress.add_task(f"sweep: {len(todo)} of {len(paths)} points to run", total=len(todo))
-        if progress
-        else None
-    )
+    task = progress.add_task(f"sweep: {len(todo)} of {len(paths)} points to run", total=len(todo)) if progress else None
     if jobs == 1:
         for i in todo:
             _run_point(recipes[i].to_dict(), str(paths[i]), data_root, None, progress)

@@ -145,13 +145,9 @@ def write_results(
     note = "; ".join(f"{path}: {metric} {cell(value)}" for path, value in values.items())
     note = f"no-KD baseline (same student, distillation.loss: none): {note}" if note else ""
     atomic_write_text(sweep_dir / "sweep.csv", rows_to_csv(rows))
-    atomic_write_text(
-        sweep_dir / "sweep.md", rows_to_markdown(rows, f"sweep of {name}, sorted by {metric}", note)
-    )
+    atomic_write_text(sweep_dir / "sweep.md", rows_to_markdown(rows, f"sweep of {name}, sorted by {metric}", note))
     if rows:
-        heatmap_png(
-            sweep_dir, rows, points, metric, next(iter(values.values())) if len(values) == 1 else None
-        )
+        heatmap_png(sweep_dir, rows, points, metric, next(iter(values.values())) if len(values) == 1 else None)
     if points and alpha_study.is_alpha_sweep(points[0]):
         alpha_study.write_study(sweep_dir, points, paths, name)
     return rows

@@ -98,11 +98,9 @@ def train_heldout_curves(series: dict[str, Sequence[dict]], heldout: str, path: 
         style = {"ms": 3, "color": line.get_color()}
         axes[0, 1].plot(epochs, [r.get(f"{heldout}_loss", float("nan")) for r in records], "--s", **style)
         axes[1, 0].plot(epochs, [100 * r["train_accuracy"] for r in records], "-o", **style)
-        axes[1, 1].plot(epochs, [100 * r.get(f"{heldout}_accuracy", float("nan")) for r in records], "--s",
-                        **style)  # fmt: skip
+        axes[1, 1].plot(epochs, [100 * r.get(f"{heldout}_accuracy", float("nan")) for r in records], "--s", **style)
     _label_curve_axes(axes, heldout)
-    styles = [Line2D([], [], color="grey", ls="-", label="train"), Line2D([], [], color="grey", ls="--",
-              label=heldout)]  # fmt: skip
+    styles = [Line2D([], [], color="grey", ls="-", label="train"), Line2D([], [], color="grey", ls="--", label=heldout)]
     handles = axes[0, 0].get_legend_handles_labels()[0] + styles
     figure.legend(handles=handles, loc="lower center", ncol=2, fontsize=8, frameon=False)
     figure.suptitle(title)
@@ -168,8 +166,11 @@ def heatmap(
     axis.set_xticks(range(len(col_labels)), col_labels)
     axis.set_yticks(range(len(row_labels)), row_labels)
     axis.set(xlabel=col_name, ylabel=row_name, title=title + (" (log colour scale)" if wide else ""))
-    middle = float(np.sqrt(finite.min() * finite.max())) if wide else (
-        (finite.min() + finite.max()) / 2 if finite.size else 0)
+    middle = (
+        float(np.sqrt(finite.min() * finite.max()))
+        if wide
+        else ((finite.min() + finite.max()) / 2 if finite.size else 0)
+    )
     for (row, col), value in np.ndenumerate(values):
         text = "-" if not np.isfinite(value) else f"{value:g}"
         color = "black" if value < middle else "white"  # viridis_r: low values are light
