@@ -316,3 +316,19 @@ def test_data_cache_fault_falls_back_to_memory_said_once(tmp_path, capsys, fault
             assert "no space left on device" in lines[0] and "were not cached" in lines[0], lines[0]
         assert not list(cache.iterdir())  # nothing half-written
     assert len(bundle.train) > 0 and bundle.train.images.shape[1:] == (3, 32, 32)
+
+
+def test_second_process_on_a_locked_run_is_refused(world, tmp_path):
+    """A lock held by a live process (a real one, sleeping): refused with one line, nothing touched."""
+    run = _copy(world, "stopped", tmp_path / "run")
+    owner = subprocess.Popen(["sleep", "30"])
+    try:
+        (run / ".lock").write_text(str(owner.pid))
+        before = checksums(run)
+        code, _, err = run_cli("distill", world["recipe"], "-q", "--resume", run)
+        line = one_error_line(err)
+        assert code == 2 and f"being written by another kdedge process (pid {owner.pid})" in line, line
+        assert checksums(run) == before
+    finally:
+        owner.kill()
+        owner.wait()
