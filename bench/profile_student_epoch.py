@@ -15,6 +15,7 @@ import importlib
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -57,7 +58,7 @@ def main() -> None:
     cache_seconds = time.perf_counter() - started
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         started = time.perf_counter()
-        record = fit(student, bundle.train, recipe.student, ctx, "student", {"test": bundle.test},
+        record = fit(student, bundle.train, recipe.student, replace(ctx, evaluation={"test": bundle.test}),
                      teacher=teacher, distill=recipe.distillation)[-1]  # fmt: skip
         total = time.perf_counter() - started
     rest = total - record["epoch_seconds"]

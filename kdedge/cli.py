@@ -38,7 +38,8 @@ SetOption = Annotated[list[str], typer.Option(
     "--set each).")]  # fmt: skip
 OutOption = Annotated[Path | None, typer.Option("--out", help="Run directory (default runs/<recipe name>).")]
 DataRootOption = Annotated[str | None, typer.Option(
-    "--data-root", help="Data folder (default $KDEDGE_DATA, else download to ~/.cache/kdedge)."
+    "--data-root", help="Data folder (default: the run's own, else $KDEDGE_DATA, else download to "
+    "~/.cache/kdedge); for data.name folder/csv it replaces data.path."
 )]  # fmt: skip
 ForceOption = Annotated[bool, typer.Option("--force", help="Overwrite a finished run in --out.")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or tables.")]
@@ -51,6 +52,8 @@ TensorBoardOption = Annotated[bool, typer.Option(
 ResumeOption = Annotated[
     Path | None, typer.Option("--resume", help="Continue this killed run from its last checkpoint.")
 ]
+SkipBadOption = Annotated[bool, typer.Option(
+    "--skip-bad-images", help="Leave unreadable images out (a warning, a count, RUN/bad_images.txt).")]
 CheckpointMinutesOption = Annotated[float, typer.Option(
     "--checkpoint-minutes", min=0, help="Also save training state every N minutes inside an epoch (0: off)."
 )]  # fmt: skip
@@ -79,10 +82,12 @@ def distill(
     out: OutOption = None, data_root: DataRootOption = None, force: ForceOption = False,
     quiet: QuietOption = False, resume: ResumeOption = None,
     checkpoint_minutes: CheckpointMinutesOption = 30.0, tensorboard: TensorBoardOption = False,
+    skip_bad_images: SkipBadOption = False,
 ) -> None:  # fmt: skip
     """Train the teacher (unless the recipe gives a checkpoint), then distill the student."""
     from kdedge import api
 
+    set_ = [*set_, *(["data.skip_bad_images=true"] if skip_bad_images else [])]
     api.distill(recipe, set_, out, data_root=data_root, force=force, quiet=quiet, resume=resume,
                 checkpoint_minutes=checkpoint_minutes, tensorboard=tensorboard)  # fmt: skip
 
@@ -94,12 +99,31 @@ def train(
     out: OutOption = None, data_root: DataRootOption = None, force: ForceOption = False,
     quiet: QuietOption = False, resume: ResumeOption = None,
     checkpoint_minutes: CheckpointMinutesOption = 30.0, tensorboard: TensorBoardOption = False,
+    skip_bad_images: SkipBadOption = False,
 ) -> None:  # fmt: skip
     """Train the recipe's teacher only."""
     from kdedge import api
 
+    set_ = [*set_, *(["data.skip_bad_images=true"] if skip_bad_images else [])]
     api.train(recipe, set_, out, data_root=data_root, force=force, quiet=quiet, resume=resume,
               checkpoint_minutes=checkpoint_minutes, tensorboard=tensorboard)  # fmt: skip
+
+
+@app.command()
+def init(
+    path: Annotated[Path, typer.Argument(help="A folder PATH/<class>/<image> (or PATH/train|val|test/...) "
+                                              "or a CSV file of image,label rows.")],
+    teacher: Annotated[str, typer.Option("--teacher", help="Teacher model (a registered or timm name).")],
+    student: Annotated[str, typer.Option("--student", help="Student model.")],
+    image_size: Annotated[int | None, typer.Option(
+        "--image-size", min=1, help="Side in pixels (default: the images' median).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Recipe file (default ./<name>.yaml).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite --out.")] = False,
+) -> None:  # fmt: skip
+    """Look at your images and write a recipe that runs; prints the next three commands."""
+    from kdedge.commands.init import init_command
+
+    init_command(path, teacher, student, image_size, out, force)
 
 
 @app.command()

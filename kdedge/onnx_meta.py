@@ -47,6 +47,7 @@ class ModelCard:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     class_names: tuple[str, ...]
+    resize: str | None = None  # the training pre-processing (kdedge.imaging) of file-based data sets
 
     @property
     def pil_mode(self) -> str:
@@ -122,6 +123,7 @@ def model_card(onnx_path: str | Path) -> ModelCard:
             mean=tuple(json.loads(meta[PREFIX + "mean"])),
             std=tuple(json.loads(meta[PREFIX + "std"])),
             class_names=tuple(json.loads(meta[PREFIX + "class_names"])),
+            resize=meta.get(PREFIX + "resize"),
         )
     except (ValueError, TypeError) as err:
         raise InputError(f"{onnx_path}: malformed kdedge metadata ({err})") from None

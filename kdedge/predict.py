@@ -35,6 +35,11 @@ def load_image(path: Path, card: ModelCard) -> np.ndarray:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)  # above the limit: refused
             with Image.open(path) as image:
+                if card.resize:  # a folder / csv / APTOS model: exactly the training cache's decoding
+                    from kdedge.imaging import Decode, transform
+
+                    spec = Decode(card.input_size[0], card.in_channels, card.resize)
+                    return transform(image, spec).astype(np.float32) / 255.0
                 image = image.convert(card.pil_mode)
                 height, width = card.input_size
                 if image.size != (width, height):

@@ -167,3 +167,12 @@ def data_info(bundle) -> dict[str, Any]:
             "class_names": list(bundle.class_names)}  # fmt: skip
 
 
+
+
+def remembered_data_root(summary: dict[str, Any], data_root: str | None) -> str | None:
+    """--data-root when given, else the folder (or CSV) the run read its data from when it still exists,
+    else None ($KDEDGE_DATA): export / eval / bench of a run need no environment variable."""
+    root = summary.get("data", {}).get("root")
+    if data_root or not root or not Path(root).exists():
+        return data_root
+    return root

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from kdedge.data import aptos, load_data
+from kdedge import imaging
+from kdedge.data import aptos, imagecache, load_data
 from kdedge.errors import InputError
 from kdedge.metrics import quadratic_weighted_kappa
 
@@ -97,7 +98,7 @@ def test_crop_retina_removes_the_black_border():
         ("missing_image", "image listed in train.csv is missing"),
         ("bad_diagnosis", "line 4 (id_code"),
         ("text_diagnosis", "diagnosis 'severe' is not one of 0..4"),
-        ("corrupt_png", "not a readable PNG image"),
+        ("corrupt_png", "not a readable image"),
         ("duplicate_id", "duplicate id_code"),
         ("bad_header", "expected a header 'id_code,diagnosis'"),
     ],
@@ -149,13 +150,13 @@ def test_cache_is_built_once_reused_and_rebuilt_when_settings_change(kaggle_root
     files = sorted(cache.glob("*.npy"))
     assert len(files) == 1 and "32px" in files[0].name
     built = {"count": 0}
-    real_preprocess = aptos.preprocess_all
+    real_decode = imagecache.decode_all  # the one image cache APTOS shares with the folder / csv sources
 
-    def counting(paths, size):
+    def counting(*args, **kwargs):
         built["count"] += 1
-        return real_preprocess(paths, size)
+        return real_decode(*args, **kwargs)
 
-    monkeypatch.setattr(aptos, "preprocess_all", counting)
+    monkeypatch.setattr(imagecache, "decode_all", counting)
     assert (_load(broken_copy, cache).train.images == first).all() and built["count"] == 0  # reused
     _load(broken_copy, cache, size=24)  # another size: its own file, the 32 px one kept
     assert built["count"] == 1 and len(list(cache.glob("*.npy"))) == 2
@@ -163,7 +164,7 @@ def test_cache_is_built_once_reused_and_rebuilt_when_settings_change(kaggle_root
     os.utime(image, ns=(image.stat().st_atime_ns, image.stat().st_mtime_ns + 10**9))  # an edited image
     _load(broken_copy, cache)
     assert built["count"] == 2 and not files[0].exists()  # rebuilt; the stale 32 px file pruned
-    monkeypatch.setattr(aptos, "PREPROCESS_VERSION", aptos.PREPROCESS_VERSION + 1)  # new pre-processing
+    monkeypatch.setattr(imaging, "PREPROCESS_VERSION", imaging.PREPROCESS_VERSION + 1)  # new decoding
     _load(broken_copy, cache)
     assert built["count"] == 3 and len(list(cache.glob("*.npy"))) == 2
     cache_files = list(cache.glob("*32px*.npy"))
@@ -173,7 +174,7 @@ def test_cache_is_built_once_reused_and_rebuilt_when_settings_change(kaggle_root
 
 def test_parallel_decoding_gives_the_same_pixels(kaggle_root, tmp_path, monkeypatch):
     serial = _load(kaggle_root, tmp_path / "serial").train.images
-    monkeypatch.setattr(aptos, "PARALLEL_FROM", 10)  # 60 images -> the process pool used for real data
+    monkeypatch.setattr(imagecache, "PARALLEL_FROM", 10)  # 60 images -> the process pool used for real data
     assert (_load(kaggle_root, tmp_path / "parallel").train.images == serial).all()
 
 

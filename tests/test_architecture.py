@@ -25,7 +25,7 @@ LAYERS: list[set[str]] = [
     {"kdedge.models", "kdedge.data", "kdedge.losses", "kdedge.recipe", "kdedge.overrides", "kdedge.rundir",
      "kdedge.onnx_meta", "kdedge.metrics"},
     {"kdedge.registry", "kdedge.errors", "kdedge.console", "kdedge.tables", "kdedge.fsguard",
-     "kdedge.integrity", "kdedge.model_check", "kdedge.stop", "kdedge"},
+     "kdedge.integrity", "kdedge.model_check", "kdedge.stop", "kdedge.imaging", "kdedge"},
 ]  # fmt: skip
 
 

@@ -77,7 +77,7 @@ def test_dropout_teacher_is_fixed_during_distillation(cache: bool) -> None:
     split = _tiny_mnist_like()
     cfg = StageConfig(model="mlp", epochs=2, batch_size=16, lr=0.01)
     ctx = Context(device=torch.device("cpu"), mean=(0.5,), std=(0.25,), num_classes=10)
-    fit(student, split, cfg, ctx, "student", {}, teacher=teacher,
+    fit(student, split, cfg, ctx, teacher=teacher,
         distill=DistillConfig(loss="kl", alpha=0.9, cache_teacher_logits=cache))  # fmt: skip
     assert teacher.calls, "the teacher was never run"
     assert all(not training for training, _, _ in teacher.calls), (

@@ -20,7 +20,7 @@ from kdedge.data import Split
 from kdedge.models import build_model
 from kdedge.recipe import validate_recipe
 from kdedge.rundir import RunDir
-from kdedge.train.loop import Context
+from kdedge.train.loop import Context, fit
 from kdedge.train.resume import HEADER_KEY, Checkpointer, flatten, state_path, unflatten
 
 
@@ -84,7 +84,8 @@ def test_resume_from_any_snapshot_is_bit_exact(tmp_path, monkeypatch, snapshot, 
         torch.manual_seed(0)
         model = build_model("mlp", 4, 1, 8, {"hidden": [8], "dropout": 0.3})
         checkpointer = Checkpointer(run, recipe, every_minutes=1e-9, resume=resuming)  # save every step
-        checkpointer.fit(model, split, cfg, ctx, "student", {}, None, recipe.distillation)
+        state = checkpointer.state_for("student", model, cfg, ctx.seed)
+        fit(model, split, cfg, ctx, None, recipe.distillation, state)
         return model
 
     reference = train(resuming=False).state_dict()

@@ -39,6 +39,7 @@ class BenchModel:
         None  # the recipe's data.test_limit and seed select the same test images as training
     )
     seed: int = 0
+    data_root: str | None = None  # where the run read its data (summary.json), used without --data-root
     data_options: dict = field(default_factory=dict)  # the recipe's data.split / data.cache_dir (APTOS)
     test_images: str | None = None  # .npy (N, C, H, W) float32, filled by prepare_test_sets
     test_labels: np.ndarray | None = None
@@ -118,6 +119,7 @@ def _stage_model(
     """One trained stage of the run: its weights (loaded for params and FLOPs), its ONNX files
     (precision -> file), the run's test selection and the teacher it is paired with."""
     from kdedge.models import load_run_model
+    from kdedge.rundir import remembered_data_root
 
     info = summary["data"]
     model, _ = load_run_model(run, stage)
@@ -137,15 +139,14 @@ def _stage_model(
         test_limit=recipe.data.test_limit,
         seed=recipe.seed,
         data_options=_data_options(recipe.data),
+        data_root=remembered_data_root(summary, None),
         pair_key=recorded_teacher(run.path, summary),
     )
 
 
 def _data_options(cfg) -> dict:
     """The loader options pipeline.prepare_data passes, so bench scores the run's own test images."""
-    split, cache_dir = getattr(cfg, "split", None), getattr(cfg, "cache_dir", None)
-    options = {"split": split.model_dump() if split is not None else None, "cache_dir": cache_dir}
-    return {key: value for key, value in options.items() if value is not None}
+    return cfg.loader_options()
 
 
 def model_of_onnx(path: Path) -> BenchModel:
@@ -228,7 +229,7 @@ def _load_test_set(model: BenchModel, data_root: str | None, limit: int | None, 
         return None, None, "no accuracy: the file names no data set / mean / std (kdedge metadata)"
     try:
         extra = (model.data_options,) if model.data_options else ()  # older load_data has no options
-        test = load_data(model.dataset, data_root, model.input_shape[-1], *extra).test
+        test = load_data(model.dataset, data_root or model.data_root, model.input_shape[-1], *extra).test
     except KdedgeError as err:
         return None, None, f"no accuracy: {err}"
     if model.test_limit is not None and model.test_limit < len(test):  # same images the run was scored on

@@ -43,13 +43,13 @@ def distill_command(recipe_arg: str, overrides: list[str], out: Path | None, dat
     if recipe.tensorboard:
         require_tensorboard()
     device_line = describe_device(recipe.device, recipe.amp)  # said once at start: where, in which precision
-    check_writable(resume or out or default_out(recipe.name), "run directory")  # before any work
-    bundle = prepare_data(recipe, data_root)  # bad data root: said before the run directory is touched
+    run_path = resume or out or default_out(recipe.name)
+    check_writable(run_path, "run directory")  # before any work
+    bundle = prepare_data(recipe, data_root, run_path)  # bad data: said before the run directory is touched
     _check_before_writing(recipe, recipe_arg, stages, bundle.num_classes, out, resume)
     check_stages_fit_data(recipe, bundle)  # Swin windows vs image size, a teacher run of another data set
     world = distributed.start(recipe.device)  # under torchrun: join the group; only rank 0 writes and prints
     quiet = quiet or not world.is_main
-    run_path = resume or out or default_out(recipe.name)
     run = (open_run(run_path, recipe, force, resume is not None) if world.is_main
            else distributed.SilentRunDir(run_path))  # fmt: skip
     checkpointer = Checkpointer(run, recipe, checkpoint_minutes, resume=resume is not None)

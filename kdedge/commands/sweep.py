@@ -11,7 +11,7 @@ from rich.table import Table
 from kdedge.console import console, make_progress, print_table, table_width
 from kdedge.errors import InputError
 from kdedge.experiments.sweep import check_grid, grid_points, parse_grid, planned_baselines, run_sweep
-from kdedge.experiments.sweep_ray import backend_options
+from kdedge.experiments.sweep_ray import RayOptions, import_ray
 from kdedge.experiments.sweep_results import baseline_value, cell, column_cell, result_files
 from kdedge.recipe import Recipe, load_recipe, parse_set
 from kdedge.tables import Column, fitted_table
@@ -93,3 +93,54 @@ def _rows_table(rows: list[dict], metric: str, title: str, width: int = 200) -> 
         columns.append(Column(header, key=grid_key, drop=0 if kept else DROP.get(key, 1)))
     cells = [[column_cell(key, row.get(key)) for key in keys] for row in rows]
     return fitted_table(title, columns, cells, width, more="sweep.csv")
+
+
+def backend_options(
+    backend: str,
+    address: str | None,
+    cpus: int | None,
+    cpus_per_point: float,
+    gpus_per_point: float,
+    retries: int,
+    jobs: int,
+) -> RayOptions | None:
+    """The CLI's --backend and its options: None for local (ray options refused there), else checked
+    RayOptions; Ray missing is said here, before any work."""
+    if backend not in ("local", "ray"):
+        raise InputError(f"--backend '{backend}': allowed are local, ray")
+    if backend == "local":
+        ray_only = {
+            "--address": address is not None,
+            "--cpus": cpus is not None,
+            "--retries": retries != 2,
+            "--cpus-per-point": cpus_per_point != 1,
+            "--gpus-per-point": gpus_per_point != 0,
+        }
+        if given := [name for name, set_ in ray_only.items() if set_]:
+            raise InputError(f"{given[0]} applies to --backend ray only")
+        return None
+    if jobs != 1:
+        raise InputError(
+            "--jobs sizes the local backend's process pool; with --backend ray give --cpus-per-point"
+        )
+    import_ray()
+    options = RayOptions(address, cpus, cpus_per_point, gpus_per_point, retries)
+    check_options(options)
+    return options
+
+
+def check_options(options: RayOptions) -> None:
+    """Bad numbers or an address with --cpus are bad input, said before Ray starts."""
+    if options.cpus is not None and options.cpus < 1:
+        raise InputError(f"--cpus must be >= 1 (got {options.cpus})")
+    if options.cpus is not None and options.address:
+        raise InputError("--cpus sizes the Ray started here; a cluster (--address) has its own CPUs")
+    if options.cpus_per_point <= 0 or options.gpus_per_point < 0:
+        raise InputError(
+            f"--cpus-per-point must be > 0 and --gpus-per-point >= 0 (got "
+            f"{options.cpus_per_point:g}, {options.gpus_per_point:g})"
+        )
+    if options.retries < 0:
+        raise InputError(f"--retries must be >= 0 (got {options.retries})")
+    if options.address and options.address != "auto" and ":" not in options.address:
+        raise InputError(f"--address '{options.address}': give auto, HOST:PORT or ray://HOST:PORT")

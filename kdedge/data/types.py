@@ -48,6 +48,8 @@ class DataBundle:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     val: Split | None = None
+    root: str | None = None  # where the data was read from (a run remembers it: export / eval / bench)
+    skipped: tuple[tuple[str, str], ...] = ()  # (file, reason) of unreadable images left out on request
 
     @property
     def num_classes(self) -> int:
@@ -71,6 +73,7 @@ class DataSource:
 
     load: Callable[..., DataBundle]
     options: type[BaseModel] | None = None
+    takes_path: bool = False  # folder / csv: called load(image_size, options) with --data-root in options
 
 
 def resolve_root(data_root: str | os.PathLike | None) -> tuple[Path, bool]:

@@ -36,7 +36,7 @@ from kdedge.export.verify import accuracy, agreement, check, onnx_logits, torch_
 from kdedge.fsguard import check_writable, disk_full_as_error
 from kdedge.models import load_run_model
 from kdedge.recipe import Recipe
-from kdedge.rundir import RunDir
+from kdedge.rundir import RunDir, remembered_data_root
 
 Say = Callable[[str], None]
 
@@ -81,7 +81,8 @@ def export_run(
     check_writable(run.path / "export", "export folder")  # a read-only RUN: one line before any work
     say = _printer(quiet)
     stages = _stages_to_export(run, recipe, models, wanted, settings, say)
-    data = load_eval_data(recipe, data_root, settings, "int8" in wanted)
+    root = remembered_data_root(run.read_summary(), data_root)  # the run's own data, without KDEDGE_DATA
+    data = load_eval_data(recipe, root, settings, "int8" in wanted)
     rows = _export_stages(run, recipe, stages, wanted, settings, data, say, force)
     _report(rows, run.path, settings.opset, quiet, force, wide)
     return rows

@@ -8,7 +8,6 @@ before anything is written.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,16 +51,3 @@ class TensorBoardLogger:
 
     def close(self) -> None:
         self.writer.close()
-
-
-def epoch_callback(run_path: Path, enabled: bool, append_metrics: Callable) -> Callable[[dict], None]:
-    """The run's on_epoch hook: always metrics.jsonl, plus TensorBoard events when `enabled`."""
-    if not enabled:
-        return append_metrics
-    logger = TensorBoardLogger(run_path)
-
-    def both(record: dict[str, Any]) -> None:
-        append_metrics(record)
-        logger(record)
-
-    return both
