@@ -28,15 +28,20 @@ ROWS = (
 )
 
 
-def latency(run: Path, stage: str, precision: str) -> float | None:
-    """onnxruntime p50 latency (ms) at batch 1 of RUN/export/<stage>.<precision>.onnx, from RUN/bench.json."""
+def bench_row(run: Path, stage: str, precision: str) -> dict:
+    """RUN/bench.json's onnxruntime batch-1 row of RUN/export/<stage>.<precision>.onnx ({} without one)."""
     file = run / "bench.json"
     if not file.is_file():
-        return None
+        return {}
     rows = json.loads(file.read_text()).get("rows", [])
-    hits = [r["latency_ms_p50"] for r in rows if r.get("runtime") == "onnxruntime" and r.get("stage") == stage
+    hits = [r for r in rows if r.get("runtime") == "onnxruntime" and r.get("stage") == stage
             and r.get("precision") == precision and r.get("batch_size") == 1 and r.get("latency_ms_p50")]
-    return hits[0] if hits else None
+    return hits[0] if hits else {}
+
+
+def latency(run: Path, stage: str, precision: str) -> float | None:
+    """onnxruntime p50 latency (ms) at batch 1 of RUN/export/<stage>.<precision>.onnx, from RUN/bench.json."""
+    return bench_row(run, stage, precision).get("latency_ms_p50")
 
 
 def mean_spread(values: list[float]) -> tuple[float | None, float | None]:
@@ -61,7 +66,8 @@ def collect(root: Path) -> list[dict]:
                           "test_qwk": part["test_qwk"], "epochs": part.get("epochs"),
                           "train_seconds": part.get("train_seconds"),
                           "ort_fp32_ms_b1": latency(run, stage, "fp32"),
-                          "ort_int8_ms_b1": latency(run, stage, "int8")})  # fmt: skip
+                          "ort_int8_ms_b1": latency(run, stage, "int8"),
+                          "ort_int8_accuracy": bench_row(run, stage, "int8").get("accuracy")})  # fmt: skip
         if not seeds:
             continue
         acc, acc_spread = mean_spread([s["test_accuracy"] for s in seeds])
@@ -97,8 +103,9 @@ def markdown(table: list[dict]) -> str:
     def num(value: float | None, spec: str) -> str:
         return "-" if value is None else format(value, spec)
 
-    lines = ["| model | params | seeds | test acc (mean ± spread) | QWK (mean ± spread) | ORT fp32 ms (b1) | "
-             "ORT int8 ms (b1) |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+    lines = ["| model | params | seeds | test acc (mean ± half-range) | QWK (mean ± half-range) | "
+             "ORT fp32 ms (b1) | ORT int8 ms (b1) |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
     for r in table:
         lines.append(f"| {r['row']} | {r['params'] / 1e6:.1f} M | {r['seeds']} | "
                      f"{r['test_accuracy_mean']:.3f} ± {r['test_accuracy_spread'] / 2:.3f} | "

@@ -35,6 +35,12 @@ MAX_TENSOR_BYTES = 4 << 30  # what one declared tensor may claim before anything
 MAX_DIM = 1 << 20  # one dimension (a 1M-wide image or vocabulary is already far beyond edge models)
 MAX_HEADER_BYTES = 100 << 20  # safetensors' own limit for its JSON header
 ONNX_DOMAINS = ("", "ai.onnx", "ai.onnx.ml", "com.microsoft")  # standard + onnxruntime's built-in contrib
+# operator sets a file may IMPORT without using: onnx's own preview/training sets and onnxruntime's built-in
+# domains, all of which onnxruntime's quantizer writes into every int8 file (its pre-processing saves an
+# onnxruntime-optimised model); nodes must still be in ONNX_DOMAINS
+IMPORT_ONLY_DOMAINS = ("ai.onnx.preview", "ai.onnx.training", "ai.onnx.preview.training",
+                       "com.microsoft.experimental", "com.microsoft.nchwc", "com.ms.internal.nhwc",
+                       "com.microsoft.dml", "com.microsoft.mlfeaturizers", "org.pytorch.aten")  # fmt: skip
 SAFETENSORS_ITEMSIZE = {
     "BOOL": 1,
     "U8": 1,
@@ -146,7 +152,7 @@ def _check_opsets(path: Path, model: Any) -> None:
                 f"opset {opset.version} is newer than this onnx/onnxruntime runs ({newest}); "
                 "export it with an older opset",
             )
-        if opset.domain not in ONNX_DOMAINS:
+        if opset.domain not in ONNX_DOMAINS + IMPORT_ONLY_DOMAINS:
             raise refuse(
                 path,
                 f"imports the custom-op domain '{opset.domain}' (allowed: standard ONNX and com.microsoft)",

@@ -240,3 +240,26 @@ def test_summary_equals_an_independent_onnxruntime_evaluation(retina_root: Path,
     check = subprocess.run([sys.executable, str(REPO / "bench" / "retinamnist_check.py"), str(run),
                             "--data-root", str(retina_root)], capture_output=True, text=True)  # fmt: skip
     assert check.returncode == 0 and check.stdout.startswith("ok"), check.stdout + check.stderr
+
+
+def test_onnxruntime_domains_may_be_imported_but_not_used(tmp_path: Path) -> None:
+    """onnxruntime's quantizer writes its built-in domains (org.pytorch.aten, com.microsoft.nchwc, ...) into
+    every int8 file's opset imports without using them: those files load; a node in such a domain does not."""
+    import onnx
+    from onnx import helper
+
+    from kdedge.model_check import check_onnx
+
+    def model(node_domain: str) -> Path:
+        node = helper.make_node("Relu", ["x"], ["y"], domain=node_domain)
+        io = [helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, [1]) for n in ("x", "y")]
+        graph = helper.make_graph([node], "g", [io[0]], [io[1]])
+        imports = [helper.make_opsetid("", 17), helper.make_opsetid("org.pytorch.aten", 1),
+                   helper.make_opsetid("com.microsoft.nchwc", 1)]  # fmt: skip
+        path = tmp_path / f"m{len(node_domain)}.onnx"
+        onnx.save(helper.make_model(graph, opset_imports=imports), str(path))
+        return path
+
+    check_onnx(model(""))
+    with pytest.raises(InputError, match="uses the custom-op domain 'org.pytorch.aten'"):
+        check_onnx(model("org.pytorch.aten"))
