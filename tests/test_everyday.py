@@ -144,7 +144,7 @@ def test_export_table_fits_and_keeps_file_names_whole(width: int) -> None:
                                   random_agreement=0.38, test_accuracy=0.97, test_agreement=0.995,
                                   test_max_abs_diff=0.02, test_count=200))  # fmt: skip
     lines = _render(export_table(rows, "runs/try1: ONNX export (opset 20, dynamo exporter)", width), width)
-    _assert_rows_whole(lines, width, [(f"{r.stage}.{r.precision}.onnx",) for r in rows])
+    _assert_rows_whole(lines, width, [(f"{r.stage}.{r.precision}",) for r in rows])
     text = "\n".join(lines)
     assert "=fp32 %" in text and "99.50" in text
     assert "1.9e+00" not in "".join(line for line in lines if ".int8." in line)  # random-input |Δ|: fp32 only
