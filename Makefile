@@ -27,7 +27,11 @@ $(VENV)/.edge-installed: $(VENV)/.installed
 demo: venv
 	$(BIN)/kdedge distill quickstart_mnist --out runs/demo --force
 
+# The suite without the checks marked slow (tests/conftest.py SLOW, @pytest.mark.slow); test-all runs them too.
 test: venv
+	$(BIN)/python -m pytest -q -m "not slow"
+
+test-all: venv
 	$(BIN)/python -m pytest -q
 
 # property-based recipe fuzzing with a large budget (make test runs 40 examples per property)

@@ -5,7 +5,7 @@ the bench's job (hinton_mnist_800 student 784-800-800-10, T=20, full MNIST, cach
         --teacher runs/bench_train_speed/teacher-e2-s0-cpu/teacher.safetensors [--threads 1]
 
 Prints the phases (teacher-logit cache, training steps, per-epoch test evaluation) and the top operators by
-self CPU time, as markdown for bench/RESULTS.md. The teacher comes from bench/train_speed.py's work folder.
+self CPU time, as markdown for docs/archive/results-log.md. The teacher comes from bench/train_speed.py's work folder.
 """
 
 from __future__ import annotations

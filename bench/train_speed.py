@@ -49,7 +49,7 @@ def job_from_recipe(args: argparse.Namespace) -> dict:
             "alpha": distill.soft_weight, "teacher_kwargs": dict(recipe.teacher.model_kwargs)}  # fmt: skip
 
 
-# -- the report: a markdown table, printed and appended to RESULTS.md under its own heading ----------------
+# -- the report: a markdown table, printed and appended to docs/archive/results-log.md under its own heading ----------------
 HEADING = "## Training speed (issue 9)"
 TARGETS = {"torchdistill": 3.0, "plain": 2.0}  # issue 9: kdedge this many times faster on the student stage
 
@@ -198,8 +198,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--threads", type=int, help="OMP/MKL threads for every run (default: torch's own)")
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "bench_train_speed")
-    parser.add_argument("--results", type=Path, default=ROOT / "bench" / "RESULTS.md")
-    parser.add_argument("--no-append", action="store_true", help="print only; leave RESULTS.md alone")
+    parser.add_argument("--results", type=Path, default=ROOT / "docs" / "archive" / "results-log.md")
+    parser.add_argument("--no-append", action="store_true", help="print only; leave the results log alone")
     parser.add_argument("--worker", choices=("plain", "torchdistill"), help=argparse.SUPPRESS)
     parser.add_argument("--job", help=argparse.SUPPRESS)
     parser.add_argument("--teacher", type=Path, help=argparse.SUPPRESS)
