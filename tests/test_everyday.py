@@ -177,7 +177,7 @@ def test_export_table_fits_and_keeps_file_names_whole(width: int) -> None:
                 )
             )
     lines = _render(export_table(rows, "runs/try1: ONNX export (opset 20, dynamo exporter)", width), width)
-    _assert_rows_whole(lines, width, [(f"{r.stage}.{r.precision}.onnx",) for r in rows])
+    _assert_rows_whole(lines, width, [(f"{r.stage}.{r.precision}",) for r in rows])
     text = "\n".join(lines)
     assert "=fp32 %" in text and "99.50" in text
     assert "1.9e+00" not in "".join(line for line in lines if ".int8." in line)  # random-input |Δ|: fp32 only
@@ -579,3 +579,42 @@ def test_teacher_notice_names_an_earlier_run_with_the_same_teacher(tmp_path: Pat
     assert teacher_notice(loads, 60_000, runs / "try1", runs) is None
     short = load_recipe("hinton_mnist", {"teacher.epochs": 1})
     assert teacher_notice(short, 1000, runs / "x", tmp_path) is None
+
+
+# -- sweep output: no duplicated column, no double negative, counts that agree, alpha 0 trained once -------
+def test_an_alpha_0_point_is_its_own_no_kd_baseline(tmp_path: Path) -> None:
+    from kdedge.experiments.sweep import planned_baselines, point_name
+    from kdedge.recipe import load_recipe
+
+    base = load_recipe("hinton_mnist_sweep")
+    baselines, same = planned_baselines(base, {"distillation.alpha": [0.0, 0.5]}, None, tmp_path)
+    zero = tmp_path / "points" / point_name({"distillation.alpha": 0.0})
+    assert baselines == {} and same == {tmp_path / "baseline": zero}  # cross-entropy only: trained once
+    baselines, same = planned_baselines(base, {"distillation.alpha": [0.5, 0.7]}, None, tmp_path)
+    assert list(baselines) == [tmp_path / "baseline"] and same == {}
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_sweep_table_fits_and_reads_without_double_negatives(width: int) -> None:
+    from kdedge.commands.sweep import _rows_table
+
+    rows = [
+        {
+            "distillation.alpha": a,
+            "distillation.temperature": t,
+            "test_errors": 200.0 + 10 * i,
+            "student_test_accuracy": 0.98,
+            "train_seconds": 12.5,
+            "errors_vs_no_kd": -0.316 + 0.5 * i,
+        }
+        for i, (a, t) in enumerate([(0.5, 2.5), (0.7, 4.0), (0.9, 8.0)])
+    ]
+    lines = _render(_rows_table(rows, "test_errors", "hinton_mnist_sweep: sweep, best first", width), width)
+    from kdedge.experiments.sweep_results import cell
+
+    _assert_rows_whole(
+        lines, width, [(cell(r["distillation.alpha"]), cell(r["distillation.temperature"])) for r in rows]
+    )
+    text = "\n".join(lines)
+    assert "errors vs no KD" in text and "-31.6%" in text and "+68.4%" in text and "fewer" not in text
+    assert text.count("alpha") == 1 and "test_errors (sorted)".replace("_", " ") in text.replace("_", " ")

@@ -102,7 +102,7 @@ def _labelled(points: list[dict[str, Any]], front: list[dict[str, Any]]) -> set[
 
 def _draw_points(ax: Axes, points: list[dict[str, Any]], y_axis: _YAxis, labelled: set[int]) -> None:
     """One marker per row (square teacher, circle student, colour = runtime, thick edge = deployable);
-    rows in `labelled` (ids) get arch / runtime / precision; `points` sorted by latency."""
+    rows in `labelled` (ids) get teacher or student / runtime / precision; `points` sorted by latency."""
     for index, row in enumerate(points):
         ax.scatter(
             row["latency_ms_p50"],
@@ -116,7 +116,7 @@ def _draw_points(ax: Axes, points: list[dict[str, Any]], y_axis: _YAxis, labelle
         if id(row) not in labelled:
             continue
         ax.annotate(
-            f"{row['arch'][:16]} {RUNTIME_SHORT.get(row['runtime'], row['runtime'])} {row['precision']}",
+            f"{row['stage'] or row['arch'][:16]} {row['runtime']} {row['precision']}",  # the legend's names
             (row["latency_ms_p50"], y_axis.value(row)),
             fontsize=7,
             xytext=(4, 3 if index % 2 else -9),  # alternate above / below: neighbours overlap less

@@ -51,7 +51,7 @@ def learning_curves(records: Sequence[dict], path: Path, title: str) -> Path:
     loss_ax.set(xlabel="epoch", ylabel="cross-entropy", title="held-out loss")
     acc_ax.set(xlabel="epoch", ylabel="accuracy %", title="accuracy")
     for axis in (train_ax, loss_ax, acc_ax):
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         axis.grid(alpha=0.3)
         if axis.lines:
             axis.legend()
@@ -74,7 +74,7 @@ def curves(
     if xlabel == "epoch":
         from matplotlib.ticker import MaxNLocator
 
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     axis.set(xlabel=xlabel, ylabel=ylabel, title=title)
     axis.grid(alpha=0.3)
     axis.legend()
@@ -117,7 +117,7 @@ def _label_curve_axes(axes, heldout: str) -> None:
     axes[1, 1].set(ylabel="accuracy %", title=f"{heldout} accuracy, dashed")
     for axis in axes.flat:
         axis.set_xlabel("epoch")
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         axis.grid(alpha=0.3)
 
 
@@ -140,7 +140,7 @@ def confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], path: Path,
             dark = count > matrix.max() ** 0.5
             color = "white" if dark else "black"
             axis.text(col, row, str(count), ha="center", va="center", fontsize=7, color=color)
-    figure.colorbar(image, ax=axis, fraction=0.046)
+    figure.colorbar(image, ax=axis, fraction=0.046, label="images (log scale)")
     return _save(figure, path)
 
 
@@ -152,8 +152,10 @@ def heatmap(
     title: str,
     row_name: str,
     col_name: str,
+    value_name: str = "",
 ) -> Path:
-    """(R, K) grid of numbers (NaN = not run), each cell written in; lower is better (reversed colours)."""
+    """(R, K) grid of numbers (NaN = not run), each cell written in; lower is better (reversed colours);
+    `value_name` labels the colour bar."""
     plt = _pyplot()
     from matplotlib.colors import LogNorm
 
@@ -175,5 +177,5 @@ def heatmap(
         text = "-" if not np.isfinite(value) else f"{value:g}"
         color = "black" if value < middle else "white"  # viridis_r: low values are light
         axis.text(col, row, text, ha="center", va="center", color=color)
-    figure.colorbar(image, ax=axis, fraction=0.046)
+    figure.colorbar(image, ax=axis, fraction=0.046, label=value_name)
     return _save(figure, path)
