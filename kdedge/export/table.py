@@ -88,8 +88,10 @@ COLUMNS = (
     Column("=fp32 %"),
     Column("s", drop=1),
 )
-CAPTION = ("|Δ| torch: max |onnx - torch| on random inputs (fp32 only); |Δ| fp32 and =fp32 %: max logit "
-           "difference and top-1 agreement with the fp32 file on the real test images")  # fmt: skip
+CAPTION = (
+    "|Δ| torch: max |onnx - torch| on random inputs (fp32 only); |Δ| fp32 and =fp32 %: max logit "
+    "difference and top-1 agreement with the fp32 file on the real test images"
+)
 
 
 def export_table(rows: list[ExportRow], title: str, width: int = 200, wide: bool = False) -> Table:
