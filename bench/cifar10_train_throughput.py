@@ -19,17 +19,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import subprocess
 import time
 from contextlib import nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from kdedge.bench.peak import measure_peak
+from kdedge.bench.results import machine_info
 from kdedge.models import build_model
 
 DTYPES = ("float32", "bfloat16")
@@ -82,16 +82,12 @@ def images_per_second(name: str, batch: int, channels_last: bool, bf16: bool, st
 
 
 def machine() -> dict:
-    """CPU model (lscpu), cores, torch version, date and load average of this measurement."""
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-        model = next(line.split(":", 1)[1].strip() for line in lscpu.splitlines() if "Model name" in line)
-    except (OSError, StopIteration):
-        model = platform.processor()
-    return {"cpu": model, "cpus": os.cpu_count(), "torch": torch.__version__,
-            "threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "load_average_1min": round(os.getloadavg()[0], 2)}  # fmt: skip
+    """CPU model and flags (kdedge bench's machine_info), torch version, date and load average now."""
+    info = machine_info(SimpleNamespace(threads=torch.get_num_threads(), device="cpu"))
+    return info | {"cpus": os.cpu_count(), "torch": torch.__version__,
+                   "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                   "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                   "load_average_1min": round(os.getloadavg()[0], 2)}  # fmt: skip
 
 
 def measure(args: argparse.Namespace) -> dict:
