@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 KDEDGE_DATA ?= $(abspath ../shared/data)
 export KDEDGE_DATA
 
-.PHONY: demo test fuzz lint venv clean
+.PHONY: demo test test-all fuzz lint venv edge clean
 
 venv: $(VENV)/.installed
 
@@ -15,10 +15,23 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[dev]"
 	touch $@
 
+# The edge-format converters and runtimes (ExecuTorch, LiteRT, Core ML: ~1.2 GB, ~3 min on 2 cores; see
+# docs/formats.md). Not in `venv`: a developer who never exports to them keeps a lean .venv and their
+# tests skip; .ci/run calls `make edge test`, and in CI the edge tests fail rather than skip without them.
+edge: $(VENV)/.edge-installed
+
+$(VENV)/.edge-installed: $(VENV)/.installed
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[dev,edge]"
+	touch $@
+
 demo: venv
 	$(BIN)/kdedge distill quickstart_mnist --out runs/demo --force
 
+# The suite without the checks marked slow (tests/conftest.py SLOW, @pytest.mark.slow); test-all runs them too.
 test: venv
+	$(BIN)/python -m pytest -q -m "not slow"
+
+test-all: venv
 	$(BIN)/python -m pytest -q
 
 # property-based recipe fuzzing with a large budget (make test runs 40 examples per property)
@@ -27,6 +40,7 @@ fuzz: venv
 
 lint: venv
 	$(BIN)/ruff check kdedge tests bench
+	$(BIN)/ruff format --check kdedge tests bench
 
 clean:
 	rm -rf runs build dist *.egg-info

@@ -95,8 +95,10 @@ def measure(args: argparse.Namespace) -> dict:
     payload = {"device": "cpu", "threads": torch.get_num_threads(), "seconds": 2.0}
     peaks = {dtype: measure_peak(payload | {"dtype": dtype})["peak_gflops"] for dtype in DTYPES}
     print(f"GEMM peak (2048^3 matmul): fp32 {peaks['float32']:.0f}, bf16 {peaks['bfloat16']:.0f} GFLOP/s")
-    print("| model | setting | batch | threads | images/s | train GFLOP/img | GFLOP/s | "
-          "of fp32 peak | of own-dtype peak | load |")
+    print(
+        "| model | setting | batch | threads | images/s | train GFLOP/img | GFLOP/s | "
+        "of fp32 peak | of own-dtype peak | load |"
+    )
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     rows = []
     for name in args.models:
@@ -139,8 +141,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", type=Path, help="also write the rows and the machine here")
     args = parser.parse_args(argv)
     info = machine()
-    print(f"{info['cpu']}, {info['cpus']} CPUs, torch {info['torch']} ({info['cpu_capability']}), "
-          f"{info['date']}, load average {info['load_average_1min']}")
+    print(
+        f"{info['cpu']}, {info['cpus']} CPUs, torch {info['torch']} ({info['cpu_capability']}), "
+        f"{info['date']}, load average {info['load_average_1min']}"
+    )
     result = measure(args)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

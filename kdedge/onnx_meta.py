@@ -47,6 +47,7 @@ class ModelCard:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     class_names: tuple[str, ...]
+    resize: str | None = None  # the training pre-processing (kdedge.imaging) of file-based data sets
 
     @property
     def pil_mode(self) -> str:
@@ -104,7 +105,11 @@ def read_metadata(onnx_path: str | Path) -> dict[str, str]:
 
 def model_card(onnx_path: str | Path) -> ModelCard:
     """Parse the kdedge metadata a consumer needs; a file exported by something else is refused clearly."""
-    meta = read_metadata(onnx_path)
+    return card_from_metadata(read_metadata(onnx_path), onnx_path)
+
+
+def card_from_metadata(meta: dict[str, str], onnx_path: str | Path) -> ModelCard:
+    """A ModelCard from kdedge.* strings (an ONNX file's metadata_props or an edge file's metadata)."""
     needed = ("model", "input_size", "in_channels", "mean", "std", "class_names")
     missing = [k for k in needed if PREFIX + k not in meta]
     if missing:
@@ -122,6 +127,7 @@ def model_card(onnx_path: str | Path) -> ModelCard:
             mean=tuple(json.loads(meta[PREFIX + "mean"])),
             std=tuple(json.loads(meta[PREFIX + "std"])),
             class_names=tuple(json.loads(meta[PREFIX + "class_names"])),
+            resize=meta.get(PREFIX + "resize"),
         )
     except (ValueError, TypeError) as err:
         raise InputError(f"{onnx_path}: malformed kdedge metadata ({err})") from None
@@ -155,7 +161,5 @@ def run_logits(session: Any, images: Any, batch_size: int = 256) -> Any:
     import numpy as np
 
     name = session.get_inputs()[0].name
-    chunks = [
-        session.run(None, {name: images[i : i + batch_size]})[0] for i in range(0, len(images), batch_size)
-    ]
+    chunks = [session.run(None, {name: images[i : i + batch_size]})[0] for i in range(0, len(images), batch_size)]
     return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros((0, 0), np.float32)

@@ -1,7 +1,9 @@
-"""`kdedge predict MODEL.onnx IMAGE...`: what an edge device runs. onnxruntime + numpy + Pillow only.
+"""`kdedge predict MODEL IMAGE...`: what an edge device runs. For .onnx onnxruntime + numpy + Pillow only,
+for .tflite ai-edge-litert + numpy + Pillow only; .pte through ExecuTorch's runtime (which needs torch).
 
-Never imports torch (a test checks sys.modules): pre-processing comes from the file's kdedge metadata
-(mode L/RGB, bilinear resize to input_size, /255, (x - mean) / std), exactly what training used.
+Never imports torch for .onnx / .tflite (tests check sys.modules): pre-processing comes from the file's
+kdedge metadata (mode L/RGB, bilinear resize to input_size, /255, (x - mean) / std), exactly what
+training used; an edge file's metadata is read from inside it or from its sidecar .json.
 """
 
 from __future__ import annotations
@@ -35,14 +37,21 @@ def load_image(path: Path, card: ModelCard) -> np.ndarray:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)  # above the limit: refused
             with Image.open(path) as image:
+                if card.resize:  # a folder / csv / APTOS model: exactly the training cache's decoding
+                    from kdedge.imaging import Decode, transform
+
+                    spec = Decode(card.input_size[0], card.in_channels, card.resize)
+                    return transform(image, spec).astype(np.float32) / 255.0
                 image = image.convert(card.pil_mode)
                 height, width = card.input_size
                 if image.size != (width, height):
                     image = image.resize((width, height), Image.Resampling.BILINEAR)
                 pixels = np.asarray(image, dtype=np.float32) / 255.0
     except bombs:
-        raise InputError(f"{path}: refused: more than {MAX_IMAGE_PIXELS // 1_000_000} million pixels (a "
-                         "decompression bomb?); shrink the image first") from None  # fmt: skip
+        raise InputError(
+            f"{path}: refused: more than {MAX_IMAGE_PIXELS // 1_000_000} million pixels (a "
+            "decompression bomb?); shrink the image first"
+        ) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
         raise InputError(f"{path}: not a readable image ({type(err).__name__}: {str(err)[:80]})") from None
     return pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
@@ -65,21 +74,27 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 # what a run folder deploys, best first: the file `kdedge export --target` chose, else the fp32 student
 # (the last two: the run's export/ folder itself was given)
-RUN_MODELS = ("export/deploy/student.cpu-x86.onnx", "export/student.fp32.onnx",
-              "deploy/student.cpu-x86.onnx", "student.fp32.onnx")  # fmt: skip
+RUN_MODELS = (
+    "export/deploy/student.cpu-x86.onnx",
+    "export/student.fp32.onnx",
+    "deploy/student.cpu-x86.onnx",
+    "student.fp32.onnx",
+)
 
 
 def resolve_model(path: str | Path) -> Path:
     """An ONNX file as given, or the one a run folder (or its export/ folder) deploys (RUN_MODELS)."""
     path = Path(path)
-    if not path.is_dir():
+    if not path.is_dir() or path.suffix == ".mlpackage":  # an .mlpackage is a folder, not a run
         return path
     for name in RUN_MODELS:
         if (path / name).is_file():
             return path / name
-    raise InputError(f"{path}: a folder without an exported student (looked for "
-                     f"{', '.join(RUN_MODELS[:2])}); run `kdedge export {path}` first, or give an .onnx "
-                     "file")  # fmt: skip
+    raise InputError(
+        f"{path}: a folder without an exported student (looked for "
+        f"{', '.join(RUN_MODELS[:2])}); run `kdedge export {path}` first, or give an .onnx "
+        "file"
+    )
 
 
 def expand_images(items: list[str | Path]) -> list[Path]:
@@ -92,9 +107,11 @@ def expand_images(items: list[str | Path]) -> list[Path]:
         if path.is_dir():
             found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
             if not found:
-                raise InputError(f"{path}: a folder with no image files ({', '.join(IMAGE_SUFFIXES)}); "
-                                 "give image files, a folder of them or a pattern such as "
-                                 "'photos/*.jpg'")  # fmt: skip
+                raise InputError(
+                    f"{path}: a folder with no image files ({', '.join(IMAGE_SUFFIXES)}); "
+                    "give image files, a folder of them or a pattern such as "
+                    "'photos/*.jpg'"
+                )
             files += found
         elif not path.exists() and glob.has_magic(item):
             found = sorted(Path(p) for p in glob.glob(item) if Path(p).is_file())
@@ -115,21 +132,37 @@ def predict_images(
     (expand_images), read `chunk` at a time so a large folder never sits in memory at once."""
     if top_k < 1:
         raise InputError(f"--top-k: must be >= 1 (got {top_k})")
-    model_path = resolve_model(model_path)
-    card = model_card(model_path)
-    session = open_session(model_path)
+    card, logits_of = _open(resolve_model(model_path))
     paths = expand_images(image_paths)
     results = []
     for start in range(0, len(paths), chunk):
         part = paths[start : start + chunk]
-        probabilities = softmax(run_logits(session, preprocess(part, card), batch_size=chunk))
+        probabilities = softmax(logits_of(preprocess(part, card)))
         k = min(top_k, probabilities.shape[1])
         for path, row in zip(part, probabilities, strict=True):
             order = np.argsort(-row, kind="stable")[:k]
-            top = [{"index": int(i), "class": _name(card, int(i)), "probability": float(row[i])}
-                   for i in order]  # fmt: skip
+            top = [{"index": int(i), "class": _name(card, int(i)), "probability": float(row[i])} for i in order]
             results.append({"image": str(path), "top": top})
     return results
+
+
+def _open(path: Path):
+    """(ModelCard, images (N, C, H, W) float32 -> logits (N, K)) for an exported file of any format."""
+    from kdedge.export.formats import format_of_file
+
+    fmt = format_of_file(str(path))
+    if fmt is None or fmt.name == "onnx":
+        card, session = model_card(path), open_session(path)
+        return card, lambda images: run_logits(session, images, batch_size=len(images) or 1)
+    from kdedge.export.edge_meta import edge_card
+    from kdedge.export.edge_runners import Unavailable, open_runner
+
+    card = edge_card(path)
+    try:
+        runner = open_runner(path, threads=0)
+    except Unavailable as why:
+        raise InputError(f"{path}: cannot run here: {why}") from None
+    return card, runner.predict
 
 
 def _name(card: ModelCard, index: int) -> str:

@@ -52,7 +52,17 @@ class DataConfig(_Strict):
     name: str
     image_size: Annotated[int, Field(gt=0)] | None = None
     split: SplitConfig | None = None  # data sets with a given test split (MNIST, CIFAR) refuse it
-    cache_dir: str | None = None  # pre-processing cache (APTOS); default $KDEDGE_CACHE or ~/.cache/kdedge
+    cache_dir: str | None = None  # decoded images (folder, csv, aptos); default $KDEDGE_CACHE, ~/.cache
+    # your own images (data.name: folder | csv; docs/own-images.md): each source checks its own keys
+    path: str | None = None  # the folder of class folders, or the CSV file (relative: to the recipe's folder)
+    image_column: str | None = None  # csv: default the first column
+    label_column: str | None = None  # csv: default the second column
+    class_names: list[str] | None = None  # csv: the class list (default: sorted labels, or 0..max)
+    in_channels: Literal[1, 3] | None = None  # default: 1 when every image is grayscale, else 3
+    resize: Literal["center_crop", "squash", "pad", "retina_crop"] | None = None  # default center_crop
+    mean: list[float] | None = None  # default: measured on the training split
+    std: list[float] | None = None
+    skip_bad_images: bool = False  # unreadable images: a warning, a count and RUN/bad_images.txt
     val_size: Annotated[int, Field(ge=0)] = 0
     train_limit: Annotated[int, Field(gt=0)] | None = None
     test_limit: Annotated[int, Field(gt=0)] | None = None
@@ -65,6 +75,24 @@ class DataConfig(_Strict):
         if name not in DATASETS:
             raise ValueError(DATASETS.unknown_message(name))
         return name
+
+    def loader_options(self) -> dict[str, Any]:
+        """The data.* options the source itself reads and checks (only those the recipe sets)."""
+        keys = (
+            "split",
+            "cache_dir",
+            "path",
+            "image_column",
+            "label_column",
+            "class_names",
+            "in_channels",
+            "resize",
+            "mean",
+            "std",
+            "skip_bad_images",
+        )
+        options = {key: getattr(self, key) for key in keys if getattr(self, key) not in (None, False)}
+        return options | ({"split": self.split.model_dump()} if self.split is not None else {})
 
 
 class StageConfig(_Strict):
@@ -117,6 +145,7 @@ class StageConfig(_Strict):
 
 class DistillConfig(_Strict):
     loss: str = "hinton"
+    loss_kwargs: dict[str, Any] = Field(default_factory=dict)  # the loss's own options (kdedge.losses)
     alpha: Annotated[float, Field(ge=0, le=1)] | None = None
     hard_weight: Annotated[float, Field(ge=0, le=1)] | None = None
     temperature: Annotated[float, Field(gt=0)] = 4.0
@@ -134,6 +163,7 @@ class DistillConfig(_Strict):
     def _one_weight(self) -> DistillConfig:
         if self.alpha is not None and self.hard_weight is not None:
             raise ValueError("give alpha (soft-term weight) or hard_weight (hard-term weight), not both")
+        LOSSES.get(self.loss).parse_options(self.loss_kwargs)  # ValueError naming loss_kwargs.<key>
         return self
 
     @property
@@ -198,7 +228,10 @@ class Recipe(_Strict):
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        data = self.model_dump(mode="json")
+        if not data["distillation"]["loss_kwargs"]:  # runs saved before loss_kwargs existed keep their
+            del data["distillation"]["loss_kwargs"]  # fingerprint (resume, sweep points)
+        return data
 
     def fingerprint(self) -> str:
         """sha256 of the canonical JSON of the resolved recipe (first 16 hex digits)."""
@@ -220,8 +253,10 @@ def find_recipe(path_or_name: str) -> Path:
     if path_or_name in shipped:
         return shipped[path_or_name]
     if path.suffix in (".yaml", ".yml") or "/" in path_or_name:
-        raise InputError(f"recipe file not found: {path_or_name} (give an existing YAML file or a packaged "
-                         "recipe name; `kdedge recipes` lists them)")
+        raise InputError(
+            f"recipe file not found: {path_or_name} (give an existing YAML file or a packaged "
+            "recipe name; `kdedge recipes` lists them)"
+        )
     hint = did_you_mean(path_or_name, shipped)
     raise InputError(f"no recipe file or packaged recipe named '{path_or_name}';{hint} see `kdedge recipes`")
 
@@ -265,15 +300,15 @@ def _format_error(error: dict[str, Any], source: str) -> str:
     return f"{source}: {where}: {message}{got}"
 
 
-def validate_recipe(config: dict[str, Any], source: str = "recipe",
-                    overrides: dict[str, Any] | None = None) -> Recipe:  # fmt: skip
+def validate_recipe(config: dict[str, Any], source: str = "recipe", overrides: dict[str, Any] | None = None) -> Recipe:
     """dict -> Recipe; every problem is collected into ONE InputError line, each with its key path. A
     problem at (or under) a key given in `overrides` names that `--set`, not the recipe file."""
     try:
         return Recipe.model_validate(config)
     except ValidationError as err:
-        raise InputError("; ".join(_format_error(e, _blame(e["loc"], source, overrides or {}))
-                                   for e in err.errors())) from None  # fmt: skip
+        raise InputError(
+            "; ".join(_format_error(e, _blame(e["loc"], source, overrides or {})) for e in err.errors())
+        ) from None
 
 
 def _blame(loc: tuple, source: str, overrides: dict[str, Any]) -> str:
@@ -301,7 +336,11 @@ def _one_soft_weight(config: dict[str, Any], overrides: dict[str, Any]) -> str |
 
 
 def _resolve_paths(config: dict[str, Any], base: Path) -> dict[str, Any]:
-    """Relative checkpoint / pretrained paths in a recipe file are relative to the recipe's folder."""
+    """Relative checkpoint / pretrained / data.path paths in a recipe file are relative to its folder."""
+    data = config.get("data")
+    if isinstance(data, dict) and isinstance(data.get("path"), str):
+        if not Path(data["path"]).expanduser().is_absolute():
+            data["path"] = str((base / data["path"]).resolve())
     for stage in ("teacher", "student"):
         section = config.get(stage)
         if not isinstance(section, dict):

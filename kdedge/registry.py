@@ -30,6 +30,10 @@ class Registry(Generic[T]):
         """Register `item` under `name` (explicit registration, e.g. in a package's __init__)."""
         return self.register(name)(item)
 
+    def remove(self, name: str) -> None:
+        """Forget `name` (tests that register a temporary entry clean up with this)."""
+        self._builders.pop(name, None)
+
     def names(self) -> list[str]:
         return sorted(self._builders)
 

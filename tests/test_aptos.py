@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from kdedge.data import aptos, load_data
+from kdedge import imaging
+from kdedge.data import aptos, imagecache, load_data
 from kdedge.errors import InputError
 from kdedge.metrics import quadratic_weighted_kappa
 
@@ -97,7 +98,7 @@ def test_crop_retina_removes_the_black_border():
         ("missing_image", "image listed in train.csv is missing"),
         ("bad_diagnosis", "line 4 (id_code"),
         ("text_diagnosis", "diagnosis 'severe' is not one of 0..4"),
-        ("corrupt_png", "not a readable PNG image"),
+        ("corrupt_png", "not a readable image"),
         ("duplicate_id", "duplicate id_code"),
         ("bad_header", "expected a header 'id_code,diagnosis'"),
     ],
@@ -132,9 +133,24 @@ def test_cli_bad_input_exits_2_with_one_line(broken_copy, tmp_path, monkeypatch,
 
     missing = next((broken_copy / FOLDER / "train_images").iterdir())
     missing.unlink()
-    monkeypatch.setattr(sys, "argv", ["kdedge", "distill", "aptos_mobile", "--data-root", str(broken_copy),
-                                      "--out", str(tmp_path / "run"), "--set", f"data.cache_dir={tmp_path}/c",
-                                      "--set", "teacher.pretrained=false", "--quiet"])  # fmt: skip
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "kdedge",
+            "distill",
+            "aptos_mobile",
+            "--data-root",
+            str(broken_copy),
+            "--out",
+            str(tmp_path / "run"),
+            "--set",
+            f"data.cache_dir={tmp_path}/c",
+            "--set",
+            "teacher.pretrained=false",
+            "--quiet",
+        ],
+    )
     with pytest.raises(SystemExit) as exited:
         main()
     assert exited.value.code == 2
@@ -142,20 +158,19 @@ def test_cli_bad_input_exits_2_with_one_line(broken_copy, tmp_path, monkeypatch,
     assert len(err.splitlines()) == 1 and missing.name in err and "Traceback" not in err
 
 
-def test_cache_is_built_once_reused_and_rebuilt_when_settings_change(kaggle_root, broken_copy, tmp_path,
-                                                                      monkeypatch):  # fmt: skip
+def test_cache_is_built_once_reused_and_rebuilt_when_settings_change(kaggle_root, broken_copy, tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     first = _load(broken_copy, cache).train.images
     files = sorted(cache.glob("*.npy"))
     assert len(files) == 1 and "32px" in files[0].name
     built = {"count": 0}
-    real_preprocess = aptos.preprocess_all
+    real_decode = imagecache.decode_all  # the one image cache APTOS shares with the folder / csv sources
 
-    def counting(paths, size):
+    def counting(*args, **kwargs):
         built["count"] += 1
-        return real_preprocess(paths, size)
+        return real_decode(*args, **kwargs)
 
-    monkeypatch.setattr(aptos, "preprocess_all", counting)
+    monkeypatch.setattr(imagecache, "decode_all", counting)
     assert (_load(broken_copy, cache).train.images == first).all() and built["count"] == 0  # reused
     _load(broken_copy, cache, size=24)  # another size: its own file, the 32 px one kept
     assert built["count"] == 1 and len(list(cache.glob("*.npy"))) == 2
@@ -163,7 +178,7 @@ def test_cache_is_built_once_reused_and_rebuilt_when_settings_change(kaggle_root
     os.utime(image, ns=(image.stat().st_atime_ns, image.stat().st_mtime_ns + 10**9))  # an edited image
     _load(broken_copy, cache)
     assert built["count"] == 2 and not files[0].exists()  # rebuilt; the stale 32 px file pruned
-    monkeypatch.setattr(aptos, "PREPROCESS_VERSION", aptos.PREPROCESS_VERSION + 1)  # new pre-processing
+    monkeypatch.setattr(imaging, "PREPROCESS_VERSION", imaging.PREPROCESS_VERSION + 1)  # new decoding
     _load(broken_copy, cache)
     assert built["count"] == 3 and len(list(cache.glob("*.npy"))) == 2
     cache_files = list(cache.glob("*32px*.npy"))
@@ -173,7 +188,7 @@ def test_cache_is_built_once_reused_and_rebuilt_when_settings_change(kaggle_root
 
 def test_parallel_decoding_gives_the_same_pixels(kaggle_root, tmp_path, monkeypatch):
     serial = _load(kaggle_root, tmp_path / "serial").train.images
-    monkeypatch.setattr(aptos, "PARALLEL_FROM", 10)  # 60 images -> the process pool used for real data
+    monkeypatch.setattr(imagecache, "PARALLEL_FROM", 10)  # 60 images -> the process pool used for real data
     assert (_load(kaggle_root, tmp_path / "parallel").train.images == serial).all()
 
 
@@ -244,12 +259,29 @@ def test_distill_aptos_swin_end_to_end(kaggle_root, tmp_path, monkeypatch, capsy
     from kdedge.commands.evaluate import evaluate_run_dir
 
     run = tmp_path / "run"
-    sets = ["data.image_size=32", f"data.cache_dir={tmp_path}/cache", "teacher.epochs=2", "student.epochs=1",
-            "teacher.pretrained=false", "student.pretrained=false", "teacher.batch_size=16",
-            "student.batch_size=16", f"teacher.model_kwargs={TINY_CONVNEXT}",
-            f"student.model_kwargs={TINY_SWIN}"]  # fmt: skip
-    argv = ["kdedge", "distill", "recipes/aptos_swin.yaml", "--data-root", str(kaggle_root),
-            "--out", str(run), "--quiet", *[arg for s in sets for arg in ("--set", s)]]  # fmt: skip
+    sets = [
+        "data.image_size=32",
+        f"data.cache_dir={tmp_path}/cache",
+        "teacher.epochs=2",
+        "student.epochs=1",
+        "teacher.pretrained=false",
+        "student.pretrained=false",
+        "teacher.batch_size=16",
+        "student.batch_size=16",
+        f"teacher.model_kwargs={TINY_CONVNEXT}",
+        f"student.model_kwargs={TINY_SWIN}",
+    ]
+    argv = [
+        "kdedge",
+        "distill",
+        "recipes/aptos_swin.yaml",
+        "--data-root",
+        str(kaggle_root),
+        "--out",
+        str(run),
+        "--quiet",
+        *[arg for s in sets for arg in ("--set", s)],
+    ]
     monkeypatch.chdir(Path(__file__).parents[1])
     monkeypatch.setattr(sys, "argv", argv)
     with pytest.raises(SystemExit) as exited:
@@ -269,9 +301,24 @@ def test_distill_aptos_swin_end_to_end(kaggle_root, tmp_path, monkeypatch, capsy
         assert summary[stage]["model"] == model and -1.0 <= summary[stage]["test_qwk"] <= 1.0
     again = evaluate_run_dir(run, str(kaggle_root))  # same seeded split and cache -> the same numbers
     assert again["student"]["test_accuracy"] == summary["student"]["test_accuracy"]
-    leaky = [*argv[:2], "recipes/aptos_mobile.yaml", *argv[3:5], "--out", str(tmp_path / "leak"), "--quiet",
-             "--set", f"teacher.checkpoint={run}", "--set", "data.split.seed=1", "--set", sets[1],
-             "--set", "data.image_size=32", "--set", "student.pretrained=false"]  # fmt: skip
+    leaky = [
+        *argv[:2],
+        "recipes/aptos_mobile.yaml",
+        *argv[3:5],
+        "--out",
+        str(tmp_path / "leak"),
+        "--quiet",
+        "--set",
+        f"teacher.checkpoint={run}",
+        "--set",
+        "data.split.seed=1",
+        "--set",
+        sets[1],
+        "--set",
+        "data.image_size=32",
+        "--set",
+        "student.pretrained=false",
+    ]
     monkeypatch.setattr(sys, "argv", leaky)  # a teacher from another split would have seen our test images
     with pytest.raises(SystemExit) as exited:
         main()

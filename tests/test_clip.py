@@ -29,7 +29,7 @@ def _one_step_change(split: Split, clip: float | None) -> float:
     before = torch.cat([p.detach().flatten().clone() for p in student.parameters()])
     cfg = StageConfig(model="mlp", epochs=1, batch_size=len(split), lr=1.0, momentum=0.0, clip_grad_norm=clip)
     ctx = Context(device=torch.device("cpu"), mean=(0.1307,), std=(0.3081,), num_classes=10)
-    fit(student, split, cfg, ctx, "student", {}, teacher=None, distill=KD)
+    fit(student, split, cfg, ctx, teacher=None, distill=KD)
     after = torch.cat([p.detach().flatten() for p in student.parameters()])
     return float((after - before).norm())
 

@@ -17,9 +17,10 @@ import torch
 from cli_helpers import TINY_SET
 from safetensors.torch import load_file
 
+from kdedge.commands.sweep import backend_options
 from kdedge.errors import InputError, RuntimeFailure
 from kdedge.experiments.sweep import run_sweep
-from kdedge.experiments.sweep_ray import RayOptions, backend_options, run_points
+from kdedge.experiments.sweep_ray import RayOptions, run_points
 from kdedge.recipe import load_recipe, parse_set
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # the local runs: one thread, as each Ray point
@@ -80,15 +81,15 @@ def test_ray_backend_writes_the_local_backends_results(local_sweep: Path, ray_sw
     assert len(table(ray_sweep / "sweep.csv")) == 2
     assert markdown(ray_sweep) == markdown(local_sweep)
     for name in ("points/distillation.temperature=2", "points/distillation.temperature=8", "baseline"):
-        ray_weights, local_weights = (load_file(d / name / "student.safetensors") 
-                                      for d in (ray_sweep, local_sweep))  # fmt: skip
+        ray_weights, local_weights = (load_file(d / name / "student.safetensors") for d in (ray_sweep, local_sweep))
         assert all(torch.equal(ray_weights[k], local_weights[k]) for k in local_weights)
     assert (ray_sweep / "teacher_logits.safetensors").is_file()
 
 
 @pytest.mark.slow
-def test_points_sent_back_without_a_shared_filesystem(local_sweep: Path, tmp_path: Path, data_root: Path,
-                                                      ray_module) -> None:  # fmt: skip
+def test_points_sent_back_without_a_shared_filesystem(
+    local_sweep: Path, tmp_path: Path, data_root: Path, ray_module
+) -> None:
     out = tmp_path / "s"
     sweep(out, data_root, RayOptions(shared_fs=False))  # every worker trains in its own temp folder
     assert table(out / "sweep.csv") == table(local_sweep / "sweep.csv")
@@ -118,8 +119,10 @@ def test_a_failing_point_is_retried_then_reported(tmp_path: Path, data_root: Pat
         return train_point(config, rel, shared, data_root)
 
     out = tmp_path / "s"
-    failed = (r"2 of 3 runs failed: points/distillation.temperature=2 \(OSError: disk went away\), "
-              r"points/distillation.temperature=8 \(InputError: student.lr: nan")  # grid order, one line
+    failed = (
+        r"2 of 3 runs failed: points/distillation.temperature=2 \(OSError: disk went away\), "
+        r"points/distillation.temperature=8 \(InputError: student.lr: nan"
+    )  # grid order, one line
     with pytest.raises(RuntimeFailure, match=failed):
         sweep(out, data_root, RayOptions(retries=2), point_fn=flaky)
     attempts = [p.name.rsplit(".", 1)[0] for p in marks.iterdir()]
@@ -127,10 +130,12 @@ def test_a_failing_point_is_retried_then_reported(tmp_path: Path, data_root: Pat
     assert attempts.count("distillation.temperature=8") == 1  # its own config: reported once
     placement = json.loads((out / "ray_points.json").read_text())
     assert placement["points/distillation.temperature=2"] == {
-        "attempts": 3, "status": "failed", "error": "OSError: disk went away"}  # fmt: skip
+        "attempts": 3,
+        "status": "failed",
+        "error": "OSError: disk went away",
+    }
     assert placement["baseline"]["status"] == "finished" and placement["baseline"]["gpus"] == []
-    assert attempts.count("baseline") == 1 and json.loads((out / "baseline" / "summary.json").read_text())[
-        "finished"]  # fmt: skip
+    assert attempts.count("baseline") == 1 and json.loads((out / "baseline" / "summary.json").read_text())["finished"]
     assert (out / "sweep.csv").read_text().count("\n") == 1  # the header: no point finished
 
 
@@ -178,6 +183,12 @@ def test_a_rerun_trains_only_unfinished_points(ray_sweep: Path, data_root: Path,
     assert placement[f"points/{done.name}"]["gpus"] == []  # trained by the first run, without a GPU
 
 
+def test_a_point_bigger_than_the_cluster_is_refused(tmp_path: Path, data_root: Path, ray_module) -> None:
+    with pytest.raises(InputError, match=r"--gpus-per-point 2: the Ray cluster has 1 GPUs in all"):
+        sweep(tmp_path / "s", data_root, RayOptions(gpus_per_point=2))
+    assert not (tmp_path / "s" / "points").exists()  # said before any point trained
+
+
 def test_ray_options_are_checked() -> None:
     with pytest.raises(InputError, match="--address applies to --backend ray only"):
         backend_options("local", "auto", None, 1, 0, 2, 1)
@@ -193,9 +204,22 @@ def test_missing_ray_is_one_line_with_the_install_command(kdedge, tmp_path: Path
     import os
 
     env = {"PYTHONPATH": os.pathsep.join([str(fake.parent), os.environ.get("PYTHONPATH", "")])}
-    result = kdedge("sweep", "hinton_mnist", "--grid", "distillation.alpha=0.1,0.9", "--backend", "ray",
-                    "--out", tmp_path / "s", "--data-root", data_root, env=env)  # fmt: skip
+    result = kdedge(
+        "sweep",
+        "hinton_mnist",
+        "--grid",
+        "distillation.alpha=0.1,0.9",
+        "--backend",
+        "ray",
+        "--out",
+        tmp_path / "s",
+        "--data-root",
+        data_root,
+        env=env,
+    )
     assert result.returncode == 2, result.stderr
-    assert result.stderr.strip() == "error: --backend ray needs Ray, which is not installed: " \
-        "pip install 'kdedge-distill[ray]'"  # fmt: skip
+    assert (
+        result.stderr.strip() == "error: --backend ray needs Ray, which is not installed: "
+        "pip install 'kdedge-distill[ray]'"
+    )
     assert not (tmp_path / "s").exists()

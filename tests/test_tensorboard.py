@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 from conftest import TINY
 
-from kdedge.report.tensorboard import SCALARS, TensorBoardLogger, epoch_callback
+from kdedge.report.tensorboard import SCALARS, TensorBoardLogger
+from kdedge.rundir import RunDir
+from kdedge.train.pipeline import RunMetrics
 
 needs_tensorboard = pytest.mark.skipif(
     importlib.util.find_spec("tensorboard") is None,
@@ -27,22 +29,32 @@ def _scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
 
 @needs_tensorboard
 def test_logger_writes_each_metric_per_stage_and_epoch(tmp_path: Path) -> None:
-    written = []
-    hook = epoch_callback(tmp_path, True, written.append)
+    run = RunDir(tmp_path)
+    metrics = RunMetrics(run, tensorboard=True)
     for epoch, loss in ((1, 0.9), (2, 0.5)):
-        hook({"stage": "student", "epoch": epoch, "train_loss": loss, "train_accuracy": 0.5, "lr": 0.1,
-              "test_loss": 1.0, "test_accuracy": 0.6, "test_errors": 4, "test_agreement": 0.75})  # fmt: skip
-    assert len(written) == 2  # metrics.jsonl still gets every record
+        metrics.log(
+            {
+                "stage": "student",
+                "epoch": epoch,
+                "train_loss": loss,
+                "train_accuracy": 0.5,
+                "lr": 0.1,
+                "test_loss": 1.0,
+                "test_accuracy": 0.6,
+                "test_errors": 4,
+                "test_agreement": 0.75,
+            }
+        )
+    assert len(run.read_metrics()) == 2  # metrics.jsonl still gets every record
     scalars = _scalars(tmp_path)
     assert scalars["student/loss/train"] == [(1, pytest.approx(0.9)), (2, pytest.approx(0.5))]
     assert scalars["student/agreement/teacher_student_test"][0][1] == pytest.approx(0.75)
     assert {f"student/{tag}" for tag in SCALARS.values() if "val" not in tag} == set(scalars)
 
 
-def test_disabled_hook_is_metrics_only(tmp_path: Path) -> None:
-    written = []
-    epoch_callback(tmp_path, False, written.append)({"stage": "teacher", "epoch": 1, "train_loss": 1.0})
-    assert written and not list(tmp_path.iterdir())
+def test_without_tensorboard_only_metrics_jsonl_is_written(tmp_path: Path) -> None:
+    RunMetrics(RunDir(tmp_path), tensorboard=False).log({"stage": "teacher", "epoch": 1, "train_loss": 1.0})
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.jsonl"]
 
 
 @needs_tensorboard
@@ -56,9 +68,7 @@ def test_cli_writes_events_only_when_asked(kdedge, finished_run, data_root: Path
     plain_run, _ = finished_run
     assert not list(plain_run.glob("events.out.tfevents*")), "events written although nobody asked"
     out = tmp_path / "tb"
-    result = kdedge(
-        "distill", "hinton_mnist", *TINY, "--out", out, "--data-root", data_root, "--tensorboard", "-q"
-    )
+    result = kdedge("distill", "hinton_mnist", *TINY, "--out", out, "--data-root", data_root, "--tensorboard", "-q")
     assert result.returncode == 0, result.stderr
     assert len(list(out.glob("events.out.tfevents*"))) == 1 and (out / "metrics.jsonl").is_file()
     scalars = _scalars(out)
@@ -74,8 +84,9 @@ def test_tensorboard_missing_is_one_line_exit_2(kdedge, tmp_path: Path) -> None:
     shadow.mkdir(parents=True)
     (shadow / "__init__.py").write_text("raise ImportError('tensorboard is not installed (test stand-in)')\n")
     out = tmp_path / "never"
-    result = kdedge("distill", "quickstart_mnist", "--tensorboard", "--out", out,
-                    env={"PYTHONPATH": str(shadow.parent)})  # fmt: skip
+    result = kdedge(
+        "distill", "quickstart_mnist", "--tensorboard", "--out", out, env={"PYTHONPATH": str(shadow.parent)}
+    )
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines() == [
         "error: tensorboard: the 'tensorboard' package is not installed; "

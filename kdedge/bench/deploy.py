@@ -9,11 +9,12 @@ from typing import Any
 
 from kdedge.console import warn
 from kdedge.errors import InputError
+from kdedge.export.formats import file_runtimes
 from kdedge.fsguard import NotWritable
 from kdedge.model_check import check_model_file
 from kdedge.rundir import atomic_write, atomic_write_text
 
-FILE_RUNTIMES = ("onnxruntime", "onnxruntime-trt", "openvino")  # rows that run a deployable ONNX file
+FILE_RUNTIMES = file_runtimes()  # rows that run a deployable file (kdedge.export.formats)
 TARGETS = {"cpu-x86": "cpu"}  # --target -> the bench device its choice is made on
 
 
@@ -71,8 +72,9 @@ def _row_key(row: dict[str, Any]) -> tuple:
     return row["stage"], row["runtime"], row["precision"], row["device"], row["batch_size"], row.get("file")
 
 
-def merged_rows(record_file: Path, rows: list[dict[str, Any]], machine: dict[str, Any],
-                accuracy_bound: float) -> list[dict[str, Any]]:  # fmt: skip
+def merged_rows(
+    record_file: Path, rows: list[dict[str, Any]], machine: dict[str, Any], accuracy_bound: float
+) -> list[dict[str, Any]]:
     """This bench's rows plus the rows of earlier benches in `record_file` that it did not repeat (a bench of
     `--runtimes openvino` adds to one of onnxruntime instead of replacing it); rows of another machine
     (CPU, threads, device) are dropped. The deployable marks are recomputed over the merged rows."""
@@ -109,17 +111,23 @@ def save_run_results(result: dict[str, Any], run_paths: list[Path]) -> None:
 def describe_choice(best: dict[str, Any], rows: list[dict[str, Any]], accuracy_bound: float) -> str:
     """Why this file: runtime, precision and the numbers the choice was made on, in one phrase."""
     reference = _reference_accuracy(rows)
-    candidates = {(r["runtime"], r["precision"]) for r in rows if r["status"] == "ok"
-                  and r["runtime"] in FILE_RUNTIMES and r["batch_size"] == best["batch_size"]}  # fmt: skip
-    return (f"{best['runtime']} {best['precision']}: p50 {best['latency_ms_p50']:.3f} ms at batch "
-            f"{best['batch_size']}, accuracy {100 * best['accuracy']:.2f} % vs fp32 {100 * reference:.2f} % "
-            f"(bound {accuracy_bound:g} points); the fastest of {len(candidates)} runtime/precision pairs "
-            "benched here")  # fmt: skip
+    candidates = {
+        (r["runtime"], r["precision"])
+        for r in rows
+        if r["status"] == "ok" and r["runtime"] in FILE_RUNTIMES and r["batch_size"] == best["batch_size"]
+    }
+    return (
+        f"{best['runtime']} {best['precision']}: p50 {best['latency_ms_p50']:.3f} ms at batch "
+        f"{best['batch_size']}, accuracy {100 * best['accuracy']:.2f} % vs fp32 {100 * reference:.2f} % "
+        f"(bound {accuracy_bound:g} points); the fastest of {len(candidates)} runtime/precision pairs "
+        "benched here"
+    )
 
 
 def _stage_rows(record_file: Path, stage: str, target: str) -> list[dict[str, Any]]:
-    return [r for r in json.loads(record_file.read_text())["rows"]
-            if r["stage"] == stage and r["device"] == TARGETS[target]]  # fmt: skip
+    return [
+        r for r in json.loads(record_file.read_text())["rows"] if r["stage"] == stage and r["device"] == TARGETS[target]
+    ]
 
 
 def deployable_choice(
@@ -144,9 +152,7 @@ def deployable_choice(
     return best
 
 
-def write_deployable(
-    run_path: Path, stage: str, target: str = "cpu-x86", accuracy_bound: float = 0.5
-) -> Path:
+def write_deployable(run_path: Path, stage: str, target: str = "cpu-x86", accuracy_bound: float = 0.5) -> Path:
     """Copy the chosen ONNX file to RUN/export/deploy/<stage>.<target>.onnx, adding to its metadata how to
     run it (kdedge.target, kdedge.runtime, kdedge.runtime_precision) and what bench measured."""
     import onnx
@@ -154,11 +160,8 @@ def write_deployable(
     best = deployable_choice(run_path, stage, target, accuracy_bound)
     source = Path(best["file"])
     if not source.is_file() or abs(source.stat().st_size / 1e6 - best["size_mb"]) > 1e-3:
-        raise InputError(
-            f"{source}: missing or changed since it was benched; run `kdedge bench {run_path}` again"
-        )
+        raise InputError(f"{source}: missing or changed since it was benched; run `kdedge bench {run_path}` again")
     check_model_file(source)  # bench.json may name any file: checked before onnx loads its data
-    model = onnx.load(str(source))
     extra = {
         "kdedge.target": target,
         "kdedge.runtime": best["runtime"],
@@ -168,12 +171,30 @@ def write_deployable(
         "kdedge.bench_accuracy": f"{best['accuracy']:.6f}",
         "kdedge.deploy_source": source.name,
     }
+    if source.suffix != ".onnx":
+        deploy_dir = Path(run_path) / "export" / "deploy"
+        return _write_edge_deployable(source, deploy_dir, f"{stage}.{target}", extra)
+    model = onnx.load(str(source))
     kept = [p for p in model.metadata_props if p.key not in extra]
     del model.metadata_props[:]
     for key, value in [*((p.key, p.value) for p in kept), *extra.items()]:
         model.metadata_props.add(key=key, value=value)
     out = Path(run_path) / "export" / "deploy" / f"{stage}.{target}.onnx"
     atomic_write(out, lambda tmp: onnx.save(model, str(tmp)))
+    return out
+
+
+def _write_edge_deployable(source: Path, folder: Path, stem: str, extra: dict[str, str]) -> Path:
+    """Copy an edge file (.pte / .tflite) to folder/<stem><suffix> with its sidecar metadata plus `extra`
+    (sidecar first, then the file, each through a temp name: a reader never sees half of either)."""
+    import shutil
+
+    from kdedge.export.edge_meta import read_edge_metadata, sidecar
+
+    meta = read_edge_metadata(source) | extra
+    out = folder / f"{stem}{source.suffix}"
+    atomic_write_text(sidecar(out), json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    atomic_write(out, lambda tmp: shutil.copyfile(source, tmp))
     return out
 
 

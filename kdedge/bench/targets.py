@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from kdedge.bench.edge_targets import edge_files, edge_key, is_edge_file
 from kdedge.bench.onnx_info import graph_stats, input_shape, meta_list, read_metadata
 from kdedge.errors import InputError, KdedgeError
+from kdedge.export.edge_meta import read_edge_metadata
 
 if TYPE_CHECKING:
     from kdedge.recipe import Recipe
@@ -33,12 +35,12 @@ class BenchModel:
     run_path: str | None = None  # a run directory: torch rows load its weights
     weights: str | None = None
     onnx: dict[str, str] = field(default_factory=dict)  # precision -> file
+    edge: dict[tuple, str] = field(default_factory=dict)  # (format, precision, batch or None) -> file
     params: int | None = None
     flops: int | None = None  # per image
-    test_limit: int | None = (
-        None  # the recipe's data.test_limit and seed select the same test images as training
-    )
+    test_limit: int | None = None  # the recipe's data.test_limit and seed select the same test images as training
     seed: int = 0
+    data_root: str | None = None  # where the run read its data (summary.json), used without --data-root
     data_options: dict = field(default_factory=dict)  # the recipe's data.split / data.cache_dir (APTOS)
     test_images: str | None = None  # .npy (N, C, H, W) float32, filled by prepare_test_sets
     test_labels: np.ndarray | None = None
@@ -98,6 +100,8 @@ def models_of_run(path: Path) -> list[BenchModel]:
         for stage in ("teacher", "student")
         if getattr(recipe, stage) is not None and run.weights(stage).is_file()
     ]
+    for model in models:
+        model.edge = edge_files(path / "export", model.stage)
     if not models:
         raise InputError(f"{path}: run directory has no trained teacher or student weights")
     return models
@@ -106,18 +110,15 @@ def models_of_run(path: Path) -> list[BenchModel]:
 def _stage_files(exports: dict[Path, dict[str, str]], stage: str) -> dict[str, str]:
     """precision -> file of the stage's exported ONNX files (kdedge.stage, else the file name says which)."""
     return {
-        onnx_precision(f, m): str(f)
-        for f, m in exports.items()
-        if m.get("kdedge.stage", f.name.split(".")[0]) == stage
+        onnx_precision(f, m): str(f) for f, m in exports.items() if m.get("kdedge.stage", f.name.split(".")[0]) == stage
     }
 
 
-def _stage_model(
-    run: RunDir, recipe: Recipe, stage: str, summary: dict[str, Any], files: dict[str, str]
-) -> BenchModel:
+def _stage_model(run: RunDir, recipe: Recipe, stage: str, summary: dict[str, Any], files: dict[str, str]) -> BenchModel:
     """One trained stage of the run: its weights (loaded for params and FLOPs), its ONNX files
     (precision -> file), the run's test selection and the teacher it is paired with."""
     from kdedge.models import load_run_model
+    from kdedge.rundir import remembered_data_root
 
     info = summary["data"]
     model, _ = load_run_model(run, stage)
@@ -137,15 +138,14 @@ def _stage_model(
         test_limit=recipe.data.test_limit,
         seed=recipe.seed,
         data_options=_data_options(recipe.data),
+        data_root=remembered_data_root(summary, None),
         pair_key=recorded_teacher(run.path, summary),
     )
 
 
 def _data_options(cfg) -> dict:
     """The loader options pipeline.prepare_data passes, so bench scores the run's own test images."""
-    split, cache_dir = getattr(cfg, "split", None), getattr(cfg, "cache_dir", None)
-    options = {"split": split.model_dump() if split is not None else None, "cache_dir": cache_dir}
-    return {key: value for key, value in options.items() if value is not None}
+    return cfg.loader_options()
 
 
 def model_of_onnx(path: Path) -> BenchModel:
@@ -170,36 +170,51 @@ def model_of_onnx(path: Path) -> BenchModel:
     )
 
 
+def model_of_edge(path: Path) -> BenchModel:
+    """A bare edge file (.pte, .tflite, .mlpackage), described by its kdedge metadata."""
+    meta = read_edge_metadata(path)
+    height, width = (int(v) for v in meta.get("kdedge.input_size", "0,0").split(","))
+    return BenchModel(
+        path.resolve().parent.name,
+        meta.get("kdedge.stage", ""),
+        meta.get("kdedge.model") or path.name.split(".")[0],
+        (int(meta.get("kdedge.in_channels", 0)), height, width),
+        meta.get("kdedge.dataset"),
+        meta_list(meta, "kdedge.mean"),
+        meta_list(meta, "kdedge.std"),
+        edge={edge_key(path, meta): str(path)},
+        pair_key=str(path.resolve().parent),
+    )
+
+
 def discover(paths: list[Path]) -> list[BenchModel]:
     """Models of every path; bare files of the same model (folder, stage, arch) merge into one model."""
     models: list[BenchModel] = []
     for path in paths:
-        if path.is_dir():
+        if path.is_dir() and not is_edge_file(path):
             models += models_of_run(path)
-        elif path.suffix == ".onnx" and path.is_file():
-            found = model_of_onnx(path)
+        elif (path.suffix == ".onnx" and path.is_file()) or (is_edge_file(path) and path.exists()):
+            found = model_of_onnx(path) if path.suffix == ".onnx" else model_of_edge(path)
             twin = next(
                 (
                     m
                     for m in models
-                    if m.run_path is None
-                    and (m.group, m.stage, m.arch) == (found.group, found.stage, found.arch)
+                    if m.run_path is None and (m.group, m.stage, m.arch) == (found.group, found.stage, found.arch)
                 ),
                 None,
             )
             if twin is not None:
                 twin.onnx.update(found.onnx)
+                twin.edge.update(found.edge)
                 twin.flops = twin.flops or found.flops
             else:
                 models.append(found)
         else:
-            raise InputError(f"{path}: not a run directory or an existing .onnx file")
+            raise InputError(f"{path}: not a run directory or an existing .onnx/.pte/.tflite/.mlpackage")
     return models
 
 
-def prepare_test_sets(
-    models: list[BenchModel], data_root: str | None, limit: int | None, folder: Path
-) -> None:
+def prepare_test_sets(models: list[BenchModel], data_root: str | None, limit: int | None, folder: Path) -> None:
     """Normalised test images per (data set, size, mean/std, selection) as .npy in `folder`; a model whose
     data set cannot be loaded keeps test_images None and says why in `note`."""
     cache: dict[tuple, tuple[str | None, np.ndarray | None, str]] = {}
@@ -228,7 +243,7 @@ def _load_test_set(model: BenchModel, data_root: str | None, limit: int | None, 
         return None, None, "no accuracy: the file names no data set / mean / std (kdedge metadata)"
     try:
         extra = (model.data_options,) if model.data_options else ()  # older load_data has no options
-        test = load_data(model.dataset, data_root, model.input_shape[-1], *extra).test
+        test = load_data(model.dataset, data_root or model.data_root, model.input_shape[-1], *extra).test
     except KdedgeError as err:
         return None, None, f"no accuracy: {err}"
     if model.test_limit is not None and model.test_limit < len(test):  # same images the run was scored on

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from kdedge.console import print_table, summary_table, table_width
 from kdedge.models import load_run_model
-from kdedge.rundir import RunDir
+from kdedge.rundir import RunDir, remembered_data_root
 from kdedge.train.pipeline import make_context, prepare_data, stage_summary
 
 
@@ -15,7 +15,7 @@ def evaluate_run_dir(path: Path, data_root: str | None) -> dict:
     """{'data': ..., 'teacher': {...}, 'student': {...}} like summary.json, freshly measured."""
     run = RunDir(path)
     recipe = run.read_recipe()
-    bundle = prepare_data(recipe, data_root)
+    bundle = prepare_data(recipe, remembered_data_root(run.read_summary(), data_root), run.path)
     ctx = make_context(recipe, bundle)
     summary: dict = {"data": run.read_summary().get("data", {})}
     for stage in ("teacher", "student"):

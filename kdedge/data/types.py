@@ -48,6 +48,8 @@ class DataBundle:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     val: Split | None = None
+    root: str | None = None  # where the data was read from (a run remembers it: export / eval / bench)
+    skipped: tuple[tuple[str, str], ...] = ()  # (file, reason) of unreadable images left out on request
 
     @property
     def num_classes(self) -> int:
@@ -71,6 +73,7 @@ class DataSource:
 
     load: Callable[..., DataBundle]
     options: type[BaseModel] | None = None
+    takes_path: bool = False  # folder / csv: called load(image_size, options) with --data-root in options
 
 
 def resolve_root(data_root: str | os.PathLike | None) -> tuple[Path, bool]:
@@ -87,14 +90,18 @@ def download(name: str, root: Path, fetch) -> None:
         fetch()
     except (OSError, RuntimeError) as error:  # URLError is an OSError; torchvision wraps some in RuntimeError
         reason = " ".join(str(error).split())[:160]
-        raise InputError(f"could not download {name} to {root} ({reason}); point --data-root or KDEDGE_DATA "
-                         f"at a folder that already has it") from None
+        raise InputError(
+            f"could not download {name} to {root} ({reason}); point --data-root or KDEDGE_DATA "
+            f"at a folder that already has it"
+        ) from None
 
 
 def resize_images(images: torch.Tensor, size: int) -> torch.Tensor:
     """(N, C, H, W) uint8 -> (N, C, size, size) uint8, antialiased bilinear, in chunks to bound memory."""
-    chunks = [F.interpolate(c.float(), size=(size, size), mode="bilinear", antialias=True,
-                            align_corners=False) for c in images.split(1024)]  # fmt: skip
+    chunks = [
+        F.interpolate(c.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        for c in images.split(1024)
+    ]
     return torch.cat(chunks).round().clamp(0, 255).to(torch.uint8)
 
 
@@ -103,15 +110,19 @@ def split_validation(bundle: DataBundle, val_size: int, seed: int) -> DataBundle
     if val_size <= 0:
         return bundle
     if val_size >= len(bundle.train):
-        raise InputError(f"data.val_size: must be smaller than the {len(bundle.train)} training images "
-                         f"(got {val_size})")
+        raise InputError(
+            f"data.val_size: must be smaller than the {len(bundle.train)} training images (got {val_size})"
+        )
     order = torch.randperm(len(bundle.train), generator=torch.Generator().manual_seed(seed))
     val, train = bundle.train.subset(order[:val_size]), bundle.train.subset(order[val_size:])
     return replace(bundle, val=val, train=train)
 
 
 def filter_classes(split: Split, omit: list[int], keep: list[int] | None) -> Split:
-    """Drop images of `omit` classes, or keep only `keep` classes (a transfer set with classes left out)."""
+    """Drop images of `omit` classes, or keep only `keep` classes (a transfer set with classes left out).
+    Nothing to drop: the split itself (a copy would pull a memory-mapped set into RAM)."""
+    if not omit and keep is None:
+        return split
     mask = torch.ones(len(split), dtype=torch.bool)
     if keep is not None:
         mask = torch.isin(split.labels, torch.tensor(keep))

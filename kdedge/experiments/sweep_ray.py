@@ -56,42 +56,6 @@ def import_ray() -> Any:
     return ray
 
 
-def backend_options(backend: str, address: str | None, cpus: int | None, cpus_per_point: float,
-                    gpus_per_point: float, retries: int, jobs: int) -> RayOptions | None:  # fmt: skip
-    """The CLI's --backend and its options: None for local (ray options refused there), else checked
-    RayOptions; Ray missing is said here, before any work."""
-    if backend not in ("local", "ray"):
-        raise InputError(f"--backend '{backend}': allowed are local, ray")
-    if backend == "local":
-        ray_only = {"--address": address is not None, "--cpus": cpus is not None, "--retries": retries != 2,
-                    "--cpus-per-point": cpus_per_point != 1, "--gpus-per-point": gpus_per_point != 0}
-        if given := [name for name, set_ in ray_only.items() if set_]:
-            raise InputError(f"{given[0]} applies to --backend ray only")
-        return None
-    if jobs != 1:
-        raise InputError("--jobs sizes the local backend's process pool; with --backend ray give "
-                         "--cpus-per-point")
-    import_ray()
-    options = RayOptions(address, cpus, cpus_per_point, gpus_per_point, retries)
-    check_options(options)
-    return options
-
-
-def check_options(options: RayOptions) -> None:
-    """Bad numbers or an address with --cpus are bad input, said before Ray starts."""
-    if options.cpus is not None and options.cpus < 1:
-        raise InputError(f"--cpus must be >= 1 (got {options.cpus})")
-    if options.cpus is not None and options.address:
-        raise InputError("--cpus sizes the Ray started here; a cluster (--address) has its own CPUs")
-    if options.cpus_per_point <= 0 or options.gpus_per_point < 0:
-        raise InputError(f"--cpus-per-point must be > 0 and --gpus-per-point >= 0 (got "
-                         f"{options.cpus_per_point:g}, {options.gpus_per_point:g})")  # fmt: skip
-    if options.retries < 0:
-        raise InputError(f"--retries must be >= 0 (got {options.retries})")
-    if options.address and options.address != "auto" and ":" not in options.address:
-        raise InputError(f"--address '{options.address}': give auto, HOST:PORT or ray://HOST:PORT")
-
-
 @contextlib.contextmanager
 def ray_session(ray: Any, options: RayOptions) -> Iterator[None]:
     """Ray for the sweep: one already initialised (tests) is used as is; else a cluster joined at
@@ -104,8 +68,9 @@ def ray_session(ray: Any, options: RayOptions) -> Iterator[None]:
         if options.address:
             ray.init(address=options.address, log_to_driver=False, logging_level="WARNING")
         else:
-            ray.init(num_cpus=options.cpus, include_dashboard=False, log_to_driver=False,
-                     logging_level="ERROR")  # fmt: skip  # not Ray's start-up notices: the display is ours
+            ray.init(
+                num_cpus=options.cpus, include_dashboard=False, log_to_driver=False, logging_level="ERROR"
+            )  # not Ray's start-up notices: the display is ours
     except (ConnectionError, ValueError, RuntimeError) as error:
         where = f"--address {options.address}" if options.address else "a local Ray"
         raise InputError(f"{where}: Ray could not start or connect ({str(error).splitlines()[0]})") from None
@@ -143,9 +108,18 @@ def _attempt(point_fn: Callable, tracker: Any, name: str, *args: Any) -> dict:
         return {"error": f"{type(error).__name__}: {error}"}
 
 
-def run_points(recipes: list[Recipe], paths: list[Path], data_root: str | None, jobs: int, progress=None,
-               *, sweep_dir: Path, options: RayOptions, metric: str,
-               point_fn: Callable = train_point) -> list[str]:  # fmt: skip
+def run_points(
+    recipes: list[Recipe],
+    paths: list[Path],
+    data_root: str | None,
+    jobs: int,
+    progress=None,
+    *,
+    sweep_dir: Path,
+    options: RayOptions,
+    metric: str,
+    point_fn: Callable = train_point,
+) -> list[str]:
     """experiments.sweep's runner for --backend ray: train the unfinished points (recipes[i] into paths[i])
     as Ray tasks; returns 'point (error)' for each point that failed for good. `jobs` is the local
     backend's and unused here; `point_fn` is what a task runs (tests swap in one that fails)."""
@@ -154,20 +128,42 @@ def run_points(recipes: list[Recipe], paths: list[Path], data_root: str | None, 
     if not todo:
         return []
     with ray_session(ray, options):
+        _check_fits(ray.cluster_resources(), options)
         shared = _share(ray, recipes, paths, todo, sweep_dir, data_root, options)
         tracker = ray.remote(num_cpus=0)(_Tracker).remote()
         task = ray.remote(_attempt).options(
-            num_cpus=options.cpus_per_point, num_gpus=options.gpus_per_point,
-            max_retries=options.retries, retry_exceptions=True)  # fmt: skip
+            num_cpus=options.cpus_per_point,
+            num_gpus=options.gpus_per_point,
+            max_retries=options.retries,
+            retry_exceptions=True,
+        )
         names = [str(path.relative_to(sweep_dir)) for path in paths]  # points/<k=v,...>, baseline
         view = _ProgressView(progress, names, paths, metric)
-        refs = {task.remote(point_fn, tracker, names[i], recipes[i].to_dict(), names[i], shared, data_root): i
-                for i in todo}  # fmt: skip
+        refs = {
+            task.remote(point_fn, tracker, names[i], recipes[i].to_dict(), names[i], shared, data_root): i for i in todo
+        }
         return _collect(ray, refs, sweep_dir, names, tracker, view)
 
 
-def _share(ray: Any, recipes: list[Recipe], paths: list[Path], todo: list[int], sweep_dir: Path,
-           data_root: str | None, options: RayOptions) -> Shared:  # fmt: skip
+def _check_fits(total: dict[str, float], options: RayOptions) -> None:
+    """A point asking for more than the whole cluster has would wait forever: bad input, said now."""
+    for key, need, flag in (
+        ("CPU", options.cpus_per_point, "--cpus-per-point"),
+        ("GPU", options.gpus_per_point, "--gpus-per-point"),
+    ):
+        if need > total.get(key, 0):
+            raise InputError(f"{flag} {need:g}: the Ray cluster has {total.get(key, 0):g} {key}s in all")
+
+
+def _share(
+    ray: Any,
+    recipes: list[Recipe],
+    paths: list[Path],
+    todo: list[int],
+    sweep_dir: Path,
+    data_root: str | None,
+    options: RayOptions,
+) -> Shared:
     """What every point reads, put into Ray's object store once: the teacher's weights and its logits
     (computed by one task). The token file lets a worker find out whether it sees SWEEP."""
     token = uuid.uuid4().hex
@@ -182,7 +178,8 @@ def _share(ray: Any, recipes: list[Recipe], paths: list[Path], todo: list[int], 
     kd = [i for i in todo if recipes[i].teacher and recipes[i].distillation.loss != "none"]
     if kd and paths[kd[0]].parent.name == "points":  # points read SWEEP/teacher_logits.safetensors
         logits = ray.remote(teacher_logits).options(
-            num_cpus=options.cpus_per_point, num_gpus=options.gpus_per_point, max_retries=options.retries)
+            num_cpus=options.cpus_per_point, num_gpus=options.gpus_per_point, max_retries=options.retries
+        )
         try:
             data = ray.get(logits.remote(recipes[kd[0]].to_dict(), shared, data_root))
         except ray.exceptions.RayTaskError as error:  # e.g. bad data root: one line, nothing trained
@@ -193,8 +190,7 @@ def _share(ray: Any, recipes: list[Recipe], paths: list[Path], todo: list[int], 
     return shared
 
 
-def _collect(ray: Any, refs: dict, sweep_dir: Path, names: list[str], tracker: Any,
-             view: _ProgressView) -> list[str]:  # fmt: skip
+def _collect(ray: Any, refs: dict, sweep_dir: Path, names: list[str], tracker: Any, view: _ProgressView) -> list[str]:
     """Wait for every task, writing sent-back files as results arrive; the progress view refreshed about
     once a second. Returns the failures."""
     failures: dict[int, str] = {}
@@ -221,8 +217,9 @@ def _collect(ray: Any, refs: dict, sweep_dir: Path, names: list[str], tracker: A
     return [f"{names[i]} ({failures[i]})" for i in sorted(failures)]  # grid order, not the order they failed
 
 
-def _write_placement(sweep_dir: Path, placed: dict, failures: dict[int, str], names: list[str],
-                     attempts: dict[str, int]) -> None:  # fmt: skip
+def _write_placement(
+    sweep_dir: Path, placed: dict, failures: dict[int, str], names: list[str], attempts: dict[str, int]
+) -> None:
     """SWEEP/ray_points.json: where each point of this and earlier runs trained (node, GPU ids Ray gave
     it), how many attempts it took, and why it failed: for auditing GPU pinning and retries."""
     path = sweep_dir / PLACEMENT_FILE
@@ -261,8 +258,11 @@ class _ProgressView:
     def __init__(self, progress, names: list[str], paths: list[Path], metric: str) -> None:
         self.progress, self.metric = progress, metric
         self.settled: dict[str, str] = {}  # name -> "done" | "failed"
-        self.rows = [self._row(n, RunDir(p).read_summary()) for n, p in zip(names, paths, strict=True)
-                     if is_finished(p) and n.startswith("points")]  # fmt: skip
+        self.rows = [
+            self._row(n, RunDir(p).read_summary())
+            for n, p in zip(names, paths, strict=True)
+            if is_finished(p) and n.startswith("points")
+        ]
         todo = sum(1 for p in paths if not is_finished(p))
         self.task = progress.add_task("ray", total=todo) if progress else None
         self.update({})

@@ -133,8 +133,7 @@ def compute_teacher_logits(config: dict, data_root: str | None, path: Path) -> b
 
     recipe = validate_recipe(config, source="sweep teacher logits")
     bundle = prepare_data(recipe, data_root)
-    ctx = make_context(recipe, bundle)
-    ctx.teacher_logits_file = path
+    ctx = make_context(recipe, bundle, teacher_logits_file=path)
     pool, _ = biasfix.split_holdout(bundle.train, recipe)
     transfer = student_train_split(recipe, replace(bundle, train=pool))
     torch.manual_seed(recipe.seed)  # as obtain_model builds it: same architecture, same repr in the key

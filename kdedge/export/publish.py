@@ -9,6 +9,7 @@ from typing import Any
 import onnx
 import torch
 
+from kdedge.data.images import DEFAULT_RESIZE
 from kdedge.export.nncf_int8 import activation_scheme, nncf_version
 from kdedge.export.options import Settings
 from kdedge.export.table import ExportRow
@@ -31,6 +32,7 @@ def stage_metadata(
         "std": info["std"],
         "class_names": info["class_names"],
         "dataset": info["dataset"],
+        "resize": recipe.data.resize or DEFAULT_RESIZE.get(recipe.data.name),  # predict repeats it
         "recipe_sha": recipe.fingerprint(),
         "opset": settings.opset,
         "exporter": "torch.onnx dynamo",

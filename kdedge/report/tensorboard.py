@@ -8,22 +8,24 @@ before anything is written.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from kdedge.errors import InputError
 
-INSTALL_HINT = (
-    "pip install 'kdedge-distill[tensorboard]' (or pip install tensorboard), or drop --tensorboard"
-)
+INSTALL_HINT = "pip install 'kdedge-distill[tensorboard]' (or pip install tensorboard), or drop --tensorboard"
 
 # metrics.jsonl key -> TensorBoard tag (under the stage: "student/loss/train", ...)
 SCALARS = {
-    "train_loss": "loss/train", "test_loss": "loss/test", "val_loss": "loss/val",
-    "train_accuracy": "accuracy/train", "test_accuracy": "accuracy/test", "val_accuracy": "accuracy/val",
-    "lr": "lr", "test_agreement": "agreement/teacher_student_test",
-}  # fmt: skip
+    "train_loss": "loss/train",
+    "test_loss": "loss/test",
+    "val_loss": "loss/val",
+    "train_accuracy": "accuracy/train",
+    "test_accuracy": "accuracy/test",
+    "val_accuracy": "accuracy/val",
+    "lr": "lr",
+    "test_agreement": "agreement/teacher_student_test",
+}
 
 
 def require_tensorboard() -> None:
@@ -52,16 +54,3 @@ class TensorBoardLogger:
 
     def close(self) -> None:
         self.writer.close()
-
-
-def epoch_callback(run_path: Path, enabled: bool, append_metrics: Callable) -> Callable[[dict], None]:
-    """The run's on_epoch hook: always metrics.jsonl, plus TensorBoard events when `enabled`."""
-    if not enabled:
-        return append_metrics
-    logger = TensorBoardLogger(run_path)
-
-    def both(record: dict[str, Any]) -> None:
-        append_metrics(record)
-        logger(record)
-
-    return both

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,25 +12,25 @@ from torch import nn
 
 from kdedge.console import error_console
 from kdedge.data import DataBundle, Split, filter_classes, load_data, split_record, split_validation
-from kdedge.errors import InputError
+from kdedge.errors import Diverged, InputError, RuntimeFailure
 from kdedge.experiments import biasfix
 from kdedge.models import build_stage_model, check_input_size, count_params, load_weights_into, weights_path
 from kdedge.recipe import Recipe, StageConfig
-from kdedge.report.tensorboard import epoch_callback
+from kdedge.report.tensorboard import TensorBoardLogger
 from kdedge.rundir import RunDir, atomic_write_text, data_info
 from kdedge.train.devices import resolve_amp, resolve_device
 from kdedge.train.distributed import current_world, process_device, training_module
-from kdedge.train.loop import Context, evaluate, predict_logits
+from kdedge.train.loop import Context, evaluate, fit, predict_logits
 from kdedge.train.resume import Checkpointer
+from kdedge.train.state import TrainingState
 from kdedge.train.teacher_check import teacher_verdict, warning_line
 
 
-def prepare_data(recipe: Recipe, data_root: str | None) -> DataBundle:
+def prepare_data(recipe: Recipe, data_root: str | None, run_dir: Path | None = None) -> DataBundle:
     """The recipe's data set with its validation split and optional size limits applied."""
     cfg = recipe.data
-    options = {"split": cfg.split.model_dump() if cfg.split else None, "cache_dir": cfg.cache_dir}
-    options = {key: value for key, value in options.items() if value is not None}
-    bundle = load_data(cfg.name, data_root, cfg.image_size, options)
+    run_options = {"run_dir": str(run_dir)} if run_dir is not None else {}  # the cache's fallback folder
+    bundle = load_data(cfg.name, data_root, cfg.image_size, cfg.loader_options() | run_options)
     bundle = split_validation(bundle, cfg.val_size, recipe.seed)
 
     def first(split: Split, limit: int | None) -> Split:
@@ -40,8 +39,7 @@ def prepare_data(recipe: Recipe, data_root: str | None) -> DataBundle:
         order = torch.randperm(len(split), generator=torch.Generator().manual_seed(recipe.seed))
         return split.subset(order[:limit])
 
-    return replace(bundle, train=first(bundle.train, cfg.train_limit),
-                   test=first(bundle.test, cfg.test_limit))  # fmt: skip
+    return replace(bundle, train=first(bundle.train, cfg.train_limit), test=first(bundle.test, cfg.test_limit))
 
 
 def student_train_split(recipe: Recipe, bundle: DataBundle) -> Split:
@@ -56,16 +54,46 @@ def student_train_split(recipe: Recipe, bundle: DataBundle) -> Split:
     return split
 
 
-def make_context(recipe: Recipe, bundle: DataBundle, progress=None,
-                 on_epoch: Callable = lambda r: None) -> Context:  # fmt: skip
+class RunMetrics:
+    """Each epoch's record into RUN/metrics.jsonl, and into TensorBoard events when the recipe asks."""
+
+    def __init__(self, run: RunDir, tensorboard: bool) -> None:
+        self.run = run
+        self.tensorboard = TensorBoardLogger(run.path) if tensorboard else None
+
+    def log(self, record: dict) -> None:
+        self.run.append_metrics(record)
+        if self.tensorboard is not None:
+            self.tensorboard(record)
+
+
+def make_context(
+    recipe: Recipe,
+    bundle: DataBundle,
+    progress=None,
+    metrics: RunMetrics | None = None,
+    teacher_logits_file: Path | None = None,
+) -> Context:
+    """The run's frozen training context; every epoch scores the test split (and val, when there is one)."""
     world = current_world()  # rank 0 of 1 unless started by torchrun (kdedge.train.distributed)
     device = process_device(resolve_device(recipe.device), world)
     amp, _ = resolve_amp(recipe.amp, device)  # 'auto' -> what this hardware computes natively
-    return Context(device=device, mean=bundle.mean, std=bundle.std, seed=recipe.seed, amp=amp,
-                   channels_last=recipe.channels_last and device.type == "cuda",
-                   num_classes=bundle.num_classes,
-                   progress=progress, on_epoch=on_epoch, rank=world.rank,
-                   world_size=world.world_size)  # fmt: skip
+    evaluation = {"test": bundle.test} | ({"val": bundle.val} if bundle.val is not None else {})
+    return Context(
+        device=device,
+        mean=bundle.mean,
+        std=bundle.std,
+        seed=recipe.seed,
+        amp=amp,
+        channels_last=recipe.channels_last and device.type == "cuda",
+        rank=world.rank,
+        world_size=world.world_size,
+        num_classes=bundle.num_classes,
+        evaluation=evaluation,
+        metrics=metrics,
+        progress=progress,
+        teacher_logits_file=teacher_logits_file,
+    )
 
 
 def stage_summary(model: nn.Module, bundle: DataBundle, ctx: Context, cfg: StageConfig, extra: dict) -> dict:
@@ -73,9 +101,16 @@ def stage_summary(model: nn.Module, bundle: DataBundle, ctx: Context, cfg: Stage
     trained under autocast, so the numbers equal an onnxruntime fp32 evaluation of the exported model."""
     ctx = replace(ctx, amp="off")
     report = evaluate(model, bundle.test, ctx, cfg.eval_batch_size)
-    summary = {"model": cfg.model, "params": count_params(model), "test_accuracy": report["accuracy"],
-               "test_errors": report["errors"], "test_count": report["count"], "test_qwk": report["qwk"],
-               "per_class_errors": report["per_class_errors"], **extra}  # fmt: skip
+    summary = {
+        "model": cfg.model,
+        "params": count_params(model),
+        "test_accuracy": report["accuracy"],
+        "test_errors": report["errors"],
+        "test_count": report["count"],
+        "test_qwk": report["qwk"],
+        "per_class_errors": report["per_class_errors"],
+        **extra,
+    }
     if bundle.val is not None:
         val_report = evaluate(model, bundle.val, ctx, cfg.eval_batch_size)
         summary["val_accuracy"], summary["val_qwk"] = val_report["accuracy"], val_report["qwk"]
@@ -83,9 +118,16 @@ def stage_summary(model: nn.Module, bundle: DataBundle, ctx: Context, cfg: Stage
     return summary
 
 
-def obtain_model(stage: str, recipe: Recipe, bundle: DataBundle, train: Split, ctx: Context, run: RunDir,
-                 teacher: nn.Module | None = None,
-                 checkpointer: Checkpointer | None = None) -> nn.Module:  # fmt: skip
+def obtain_model(
+    stage: str,
+    recipe: Recipe,
+    bundle: DataBundle,
+    train: Split,
+    ctx: Context,
+    run: RunDir,
+    teacher: nn.Module | None = None,
+    checkpointer: Checkpointer | None = None,
+) -> nn.Module:
     """Train one stage (or load it from `checkpoint`), save its weights and summary; return it in eval
     mode."""
     cfg: StageConfig = getattr(recipe, stage)
@@ -104,9 +146,9 @@ def obtain_model(stage: str, recipe: Recipe, bundle: DataBundle, train: Split, c
         load_weights_into(model, weights_path(cfg.checkpoint, stage), stage)
         extra = {"source": str(weights_path(cfg.checkpoint, stage))}
     else:
-        evaluation = {"test": bundle.test} | ({"val": bundle.val} if bundle.val is not None else {})
         trained = training_module(model, ctx.device, ctx.world_size, recipe.compile)  # DDP / compile wrappers
-        records = checkpointer.fit(trained, train, cfg, ctx, stage, evaluation, teacher, recipe.distillation)
+        state = checkpointer.state_for(stage, trained, cfg, ctx.seed, ctx.rank)  # restored when resuming
+        records = _fit_saying_last_checkpoint(trained, train, cfg, ctx, teacher, recipe, state)
         extra = {"epochs": len(records), "train_accuracy": records[-1]["train_accuracy"]}
     extra["train_seconds"] = round(time.perf_counter() - started, 2)
     extra["train_cpu_seconds"] = round(time.process_time() - cpu_started, 2)  # all threads; less noisy
@@ -114,6 +156,27 @@ def obtain_model(stage: str, recipe: Recipe, bundle: DataBundle, train: Split, c
     run.update_summary(stage, stage_summary(model, bundle, ctx, cfg, extra))
     checkpointer.finish(stage)
     return model.eval()
+
+
+def _fit_saying_last_checkpoint(
+    model: nn.Module,
+    train: Split,
+    cfg: StageConfig,
+    ctx: Context,
+    teacher: nn.Module | None,
+    recipe: Recipe,
+    state: TrainingState,
+) -> list[dict]:
+    """fit; a failure says where the last good checkpoint is (a NaN stop keeps its type: the CLI offers the
+    retry with a lower lr, since --resume would refuse a changed lr)."""
+    try:
+        return fit(model, train, cfg, ctx, teacher, recipe.distillation, state)
+    except Diverged as err:
+        last_good = state.writer.last_good
+        raise Diverged(f"{err}; last good checkpoint: {last_good}", state.stage, cfg.lr) from None
+    except RuntimeFailure as err:  # the same type (a full disk stays DiskFull), one more clause
+        err.args = (f"{err}; last good checkpoint: {state.writer.last_good}",)
+        raise
 
 
 def check_stages_fit_data(recipe: Recipe, bundle: DataBundle) -> None:
@@ -135,10 +198,11 @@ def check_checkpoint_data(recipe: Recipe, bundle: DataBundle) -> None:
             continue
         theirs = json.loads(file.read_text()).get("data", {})
         if any(theirs.get(key) != ours[key] for key in ("dataset", "num_classes", "image_size")):
-            trained = (f"{theirs.get('dataset')} ({theirs.get('num_classes')} classes, "
-                       f"{theirs.get('image_size')} px)")  # fmt: skip
-            raise InputError(f"{stage}.checkpoint {file.parent} was trained on {trained}; this recipe uses "
-                             f"{ours['dataset']} ({ours['num_classes']} classes, {ours['image_size']} px)")
+            trained = f"{theirs.get('dataset')} ({theirs.get('num_classes')} classes, {theirs.get('image_size')} px)"
+            raise InputError(
+                f"{stage}.checkpoint {file.parent} was trained on {trained}; this recipe uses "
+                f"{ours['dataset']} ({ours['num_classes']} classes, {ours['image_size']} px)"
+            )
 
 
 def check_checkpoint_splits(recipe: Recipe, split: dict) -> None:
@@ -150,9 +214,11 @@ def check_checkpoint_splits(recipe: Recipe, split: dict) -> None:
             continue
         leaked = set(json.loads(other.read_text())["train"]) & set(split["test"])
         if leaked:
-            raise InputError(f"{stage}.checkpoint {other.parent} trained on {len(leaked)} of this run's "
-                             f"{len(split['test'])} test images (e.g. '{min(leaked)}'); use that run's "
-                             "data.split and data set")  # fmt: skip
+            raise InputError(
+                f"{stage}.checkpoint {other.parent} trained on {len(leaked)} of this run's "
+                f"{len(split['test'])} test images (e.g. '{min(leaked)}'); use that run's "
+                "data.split and data set"
+            )
 
 
 def check_teacher(run: RunDir, bundle: DataBundle) -> dict | None:
@@ -171,11 +237,16 @@ def check_teacher(run: RunDir, bundle: DataBundle) -> dict | None:
     return verdict
 
 
-def run_recipe(recipe: Recipe, run: RunDir, data_root: str | None,
-               stages: tuple[str, ...] = ("teacher", "student"),
-               progress=None, checkpointer: Checkpointer | None = None,
-               bundle: DataBundle | None = None,
-               teacher_logits_file: Path | None = None) -> dict:  # fmt: skip
+def run_recipe(
+    recipe: Recipe,
+    run: RunDir,
+    data_root: str | None,
+    stages: tuple[str, ...] = ("teacher", "student"),
+    progress=None,
+    checkpointer: Checkpointer | None = None,
+    bundle: DataBundle | None = None,
+    teacher_logits_file: Path | None = None,
+) -> dict:
     """Run the recipe's stages into `run`; returns summary.json's content. `checkpointer` (train.resume)
     saves training state every epoch and, built with resume=True, continues a killed run. `bundle`: the
     data already loaded by prepare_data (the CLI loads it before it touches the run directory).
@@ -185,12 +256,27 @@ def run_recipe(recipe: Recipe, run: RunDir, data_root: str | None,
     if recipe.student is not None and "student" in stages:  # bad transfer sets fail before any write
         biasfix.check_transfer_set(recipe, bundle.num_classes)
     tensorboard = recipe.tensorboard and current_world().is_main  # only rank 0 writes into the run directory
-    on_epoch = epoch_callback(run.path, tensorboard, run.append_metrics)  # metrics.jsonl (+ TensorBoard)
-    ctx = make_context(recipe, bundle, progress, on_epoch=on_epoch)
-    ctx.teacher_logits_file = teacher_logits_file or run.path / "teacher_logits.safetensors"
+    ctx = make_context(
+        recipe,
+        bundle,
+        progress,
+        RunMetrics(run, tensorboard),
+        teacher_logits_file or run.path / "teacher_logits.safetensors",
+    )
     run.write_recipe(recipe)
     sizes = {"train_images": len(bundle.train), "test_images": len(bundle.test)}
-    run.update_summary("data", data_info(bundle) | sizes)
+    source = {"root": bundle.root, "skipped_images": len(bundle.skipped)}  # export / eval / bench read it
+    run.update_summary("data", data_info(bundle) | sizes | source)
+    if bundle.skipped:  # --skip-bad-images: the count said, the list kept beside the results
+        listing = "".join(f"{reason}\n" for _, reason in bundle.skipped)
+        atomic_write_text(run.path / "bad_images.txt", listing)
+        error_console.print(
+            f"warning: skipped {len(bundle.skipped)} unreadable images (e.g. "
+            f"{bundle.skipped[0][1]}); list in {run.path / 'bad_images.txt'}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     if (split := split_record(bundle)) is not None:  # which files trained / tested (APTOS), for audits
         atomic_write_text(run.path / "split.json", json.dumps(split, indent=1))
         check_checkpoint_splits(recipe, split)
@@ -203,11 +289,19 @@ def run_recipe(recipe: Recipe, run: RunDir, data_root: str | None,
         check_teacher(run, bundle)
     if recipe.student is not None and "student" in stages:
         kd_teacher = None if recipe.distillation.loss == "none" else teacher  # none: the no-KD baseline
-        student = obtain_model("student", recipe, bundle, transfer, ctx, run, checkpointer=checkpointer,
-                               teacher=kd_teacher)
+        student = obtain_model(
+            "student", recipe, bundle, transfer, ctx, run, checkpointer=checkpointer, teacher=kd_teacher
+        )
         if recipe.distillation.bias_fix is not None:
-            biasfix.apply_bias_fix(run, recipe, bundle, student, teacher, holdout,
-                                   predict=lambda model, images: predict_logits(model, images, ctx),
-                                   summarize=lambda m: stage_summary(m, bundle, ctx, recipe.student, {}))
+            biasfix.apply_bias_fix(
+                run,
+                recipe,
+                bundle,
+                student,
+                teacher,
+                holdout,
+                predict=lambda model, images: predict_logits(model, images, ctx),
+                summarize=lambda m: stage_summary(m, bundle, ctx, recipe.student, {}),
+            )
     run.update_summary("finished", True)
     return run.read_summary()

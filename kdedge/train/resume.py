@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +22,11 @@ from safetensors import SafetensorError, safe_open
 from torch import nn
 
 from kdedge import stop
-from kdedge.errors import Diverged, InputError, RuntimeFailure
+from kdedge.errors import InputError, RuntimeFailure
 from kdedge.models import load_state, weights_path
-from kdedge.recipe import DistillConfig, Recipe, StageConfig
+from kdedge.recipe import Recipe, StageConfig
 from kdedge.rundir import RunDir, atomic_write_text, save_state, unwrapped
-from kdedge.train.loop import Context, EpochPosition, fit
-from kdedge.train.optim import make_optimizer
+from kdedge.train.state import EpochPosition, TrainingState
 
 STATE_FORMAT = 1
 HEADER_KEY = "kdedge.training_state"
@@ -70,9 +68,14 @@ def unflatten(value: Any, tensors: dict[str, torch.Tensor]) -> Any:
 
 
 # -- saving and loading -----------------------------------------------------------------------------------
-def save_training_state(path: Path, header: dict[str, Any], model: nn.Module,
-                        optimizer: torch.optim.Optimizer,
-                        generator: torch.Generator, position: EpochPosition | None) -> None:  # fmt: skip
+def save_training_state(
+    path: Path,
+    header: dict[str, Any],
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+    position: EpochPosition | None,
+) -> None:
     """Write everything needed to continue training into one safetensors file, atomically."""
     tensors = {f"model.{k}": v for k, v in unwrapped(model).state_dict().items()}
     optimizer_json = flatten(optimizer.state_dict(), "optimizer", tensors)
@@ -86,8 +89,11 @@ def save_training_state(path: Path, header: dict[str, Any], model: nn.Module,
         tensors["position.permutation"] = position.permutation
         tensors["position.loss_sum"] = position.loss_sum.detach().clone()
         tensors["position.correct"] = position.correct.detach().clone()
-    save_state(path, {k: v.clone() if k.startswith("model.") else v for k, v in tensors.items()},
-               {HEADER_KEY: json.dumps(header)})  # fmt: skip
+    save_state(
+        path,
+        {k: v.clone() if k.startswith("model.") else v for k, v in tensors.items()},
+        {HEADER_KEY: json.dumps(header)},
+    )
 
 
 def read_training_state(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
@@ -96,15 +102,17 @@ def read_training_state(path: Path) -> tuple[dict[str, Any], dict[str, torch.Ten
         with safe_open(str(path), framework="pt") as handle:
             header = json.loads((handle.metadata() or {})[HEADER_KEY])
     except (SafetensorError, OSError, KeyError, ValueError) as err:
-        raise InputError(f"{path}: not a kdedge training state ({type(err).__name__}); "
-                         "delete it to restart that stage") from None  # fmt: skip
+        raise InputError(
+            f"{path}: not a kdedge training state ({type(err).__name__}); delete it to restart that stage"
+        ) from None
     if header.get("format") != STATE_FORMAT:
         raise InputError(f"{path}: state format {header.get('format')}, this kdedge reads {STATE_FORMAT}")
     return header, load_state(path)
 
 
-def restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
-            generator: torch.Generator) -> tuple[dict[str, Any], EpochPosition | None]:  # fmt: skip
+def restore(
+    path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator
+) -> tuple[dict[str, Any], EpochPosition | None]:
     """Load a state file into model / optimiser / RNGs; returns (header, mid-epoch position or None)."""
     header, tensors = read_training_state(path)
     unwrapped(model).load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
@@ -116,89 +124,104 @@ def restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
         torch.cuda.set_rng_state_all(cuda_states)
     if "position.permutation" not in tensors:
         return header, None
-    return header, EpochPosition(header["epoch"], header["step"], tensors["position.permutation"],
-                                 tensors["position.loss_sum"], tensors["position.correct"])  # fmt: skip
+    return header, EpochPosition(
+        header["epoch"],
+        header["step"],
+        tensors["position.permutation"],
+        tensors["position.loss_sum"],
+        tensors["position.correct"],
+    )
+
+
+class StateFile:
+    """RUN/<stage>.state.safetensors, written by one process (rank 0): at the end of every epoch, inside one
+    whenever `every_seconds` have passed since the last save, and at the step where SIGTERM / Ctrl-C
+    arrived (then the fit stops). Remembers the last good save, for the message of a run that fails."""
+
+    def __init__(self, run: RunDir, stage: str, recipe_sha: str, every_seconds: float, writer: bool) -> None:
+        self.run, self.path, self.stage, self.recipe_sha = run, state_path(run, stage), stage, recipe_sha
+        self.every_seconds, self.writer = every_seconds, writer
+        self.last_save = time.monotonic()
+        self.last_good = f"none for the {stage} yet (it failed before its first checkpoint)"
+
+    def save(self, state: TrainingState, model: nn.Module, epoch: int, position: EpochPosition | None) -> None:
+        if not self.writer:  # under DDP the replicas are identical; one writer
+            return
+        step = 0 if position is None else position.step
+        header = {
+            "stage": self.stage,
+            "recipe_sha": self.recipe_sha,
+            "epoch": epoch,
+            "step": step,
+            "records": state.records,
+            "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        save_training_state(self.path, header, model, state.optimizer, state.generator, position)
+        self.last_save = time.monotonic()
+        self.last_good = _describe(self.path, self.stage, epoch, step)
+
+    def at_step(self, state: TrainingState, model: nn.Module, position: EpochPosition) -> None:
+        signum = stop.pending()  # SIGTERM / Ctrl-C: save here, at a step boundary, and stop
+        if signum or time.monotonic() - self.last_save >= self.every_seconds:
+            self.save(state, model, position.epoch, position)
+        if signum:
+            raise stop.Stopped(signum, saved(self.run, self), self.run.path)
 
 
 class Checkpointer:
-    """Saves a stage's training state every epoch (and every `every_minutes` inside one); restores it."""
+    """A run's training states: a fresh or restored TrainingState per stage, saved every epoch (and every
+    `every_minutes` inside one) into RUN/<stage>.state.safetensors, removed when the stage is done."""
 
-    def __init__(self, run: RunDir, recipe: Recipe, every_minutes: float = 30.0,
-                 resume: bool = False) -> None:
+    def __init__(self, run: RunDir, recipe: Recipe, every_minutes: float = 30.0, resume: bool = False) -> None:
         self.run, self.recipe, self.resume = run, recipe, resume
         self.every_seconds = every_minutes * 60 if every_minutes > 0 else float("inf")
-        self.last_save = time.monotonic()
+        self.current: StateFile | None = None  # the stage being trained
 
     def stage_finished(self, stage: str) -> bool:
         """On resume: a stage whose weights and summary were written and whose state file is gone."""
-        return (self.resume and stage in self.run.read_summary() and self.run.weights(stage).is_file()
-                and not state_path(self.run, stage).exists())  # fmt: skip
+        return (
+            self.resume
+            and stage in self.run.read_summary()
+            and self.run.weights(stage).is_file()
+            and not state_path(self.run, stage).exists()
+        )
 
-    def fit(self, model: nn.Module, train, cfg: StageConfig, ctx: Context, stage: str, evaluation: dict,
-            teacher: nn.Module | None, distill: DistillConfig) -> list[dict]:  # fmt: skip
-        """train.fit with checkpoints; continues from the stage's state file when resuming."""
-        optimizer = make_optimizer(model, cfg)
-        generator = torch.Generator().manual_seed(ctx.seed)
-        path, records, start_epoch, position = state_path(self.run, stage), [], 0, None
-        self.last_good = f"none for the {stage} yet (it failed before its first checkpoint)"
-        if self.resume and path.exists():
-            header, position = restore(path, model, optimizer, generator)
+    def state_for(self, stage: str, model: nn.Module, cfg: StageConfig, seed: int, rank: int = 0) -> TrainingState:
+        """The stage's state: continued from its state file when resuming, else fresh; either way saved to
+        that file from now on. metrics.jsonl is rewritten to match it (epochs after the save are dropped)."""
+        file = StateFile(self.run, stage, self.recipe.fingerprint(), self.every_seconds, writer=rank == 0)
+        self.current = file
+        state = TrainingState.fresh(stage, model, cfg, seed, writer=file)
+        if self.resume and file.path.exists():
+            header, state.position = restore(file.path, model, state.optimizer, state.generator)
             if header.get("recipe_sha") != self.recipe.fingerprint() or header.get("stage") != stage:
-                raise InputError(f"{path}: saved by another recipe or stage; delete it to restart {stage}")
-            records, start_epoch = header["records"], header["epoch"]
-            self.last_good = _describe(path, stage, start_epoch, header["step"])
-        if ctx.rank == 0:
-            self._rewrite_metrics(stage, records)
-
-        def on_epoch(record: dict) -> None:
-            records.append(record)
-            if ctx.rank == 0:  # under DDP the replicas are identical; one writer
-                self._save(path, stage, model, optimizer, generator, records, record["epoch"], None)
-                ctx.on_epoch(record)  # the pipeline's hook: metrics.jsonl (+ TensorBoard events when asked)
-
-        def on_step(where: EpochPosition) -> None:
-            signum = stop.pending()  # SIGTERM / Ctrl-C: save here, at a step boundary, and stop
-            if ctx.rank == 0 and (signum or time.monotonic() - self.last_save >= self.every_seconds):
-                self._save(path, stage, model, optimizer, generator, records, where.epoch, where)
-            if signum:
-                raise stop.Stopped(signum, self.saved(), self.run.path)
-
-        try:
-            fit(model, train, cfg, replace(ctx, on_epoch=on_epoch, on_step=on_step), stage, evaluation,
-                teacher=teacher, distill=distill, start_epoch=start_epoch, optimizer=optimizer,
-                generator=generator, position=position)  # fmt: skip
-        except Diverged as err:  # the CLI adds the retry command: --resume would refuse a changed lr
-            raise Diverged(f"{err}; last good checkpoint: {self.last_good}", stage, cfg.lr) from None
-        except RuntimeFailure as err:  # the same type (a full disk stays DiskFull), one more clause
-            err.args = (f"{err}; last good checkpoint: {self.last_good}",)
-            raise
-        return records
+                raise InputError(f"{file.path}: saved by another recipe or stage; delete it to restart {stage}")
+            state.records, state.epoch = header["records"], header["epoch"]
+            file.last_good = _describe(file.path, stage, state.epoch, header["step"])
+        if rank == 0:
+            self._rewrite_metrics(stage, state.records)
+        return state
 
     def saved(self) -> str:
-        """What is on disk to continue from (for the Ctrl-C line): finished stages' weights and the
-        current stage's last training state."""
-        done = [str(self.run.weights(s)) for s in STAGES if self.run.weights(s).is_file()]
-        current = getattr(self, "last_good", "")
-        parts = done + ([current] if current and not current.startswith("none") else [])
-        return ", ".join(parts) or "nothing yet (stopped before the first checkpoint)"
+        """What is on disk to continue from (for the Ctrl-C line)."""
+        return saved(self.run, self.current)
 
     def finish(self, stage: str) -> None:
         """The stage's weights and summary are written: its training state is no longer needed."""
         state_path(self.run, stage).unlink(missing_ok=True)
 
-    def _save(self, path: Path, stage: str, model, optimizer, generator, records: list[dict], epoch: int,
-              position: EpochPosition | None) -> None:  # fmt: skip
-        step = 0 if position is None else position.step
-        header = {"stage": stage, "recipe_sha": self.recipe.fingerprint(), "epoch": epoch, "step": step,
-                  "records": records, "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}  # fmt: skip
-        save_training_state(path, header, model, optimizer, generator, position)
-        self.last_save = time.monotonic()
-        self.last_good = _describe(path, stage, epoch, step)
-
     def _rewrite_metrics(self, stage: str, records: list[dict]) -> None:
         """metrics.jsonl = other stages' lines + this stage's checkpointed records (drops lost epochs)."""
         kept = [r for r in self.run.read_metrics() if r.get("stage") != stage] + records
         atomic_write_text(self.run.path / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in kept))
+
+
+def saved(run: RunDir, current: StateFile | None) -> str:
+    """Finished stages' weights and the current stage's last training state: what a stopped run left."""
+    done = [str(run.weights(s)) for s in STAGES if run.weights(s).is_file()]
+    last = current.last_good if current is not None else ""
+    parts = done + ([last] if last and not last.startswith("none") else [])
+    return ", ".join(parts) or "nothing yet (stopped before the first checkpoint)"
 
 
 def _describe(path: Path, stage: str, epochs_done: int, step: int) -> str:
@@ -217,8 +240,10 @@ def open_run(path: Path, recipe: Recipe, force: bool, resume: bool) -> RunDir:
     states = [state_path(run, s).name for s in STAGES if state_path(run, s).exists()]
     summary = run.read_summary()
     if not force and not summary.get("finished") and (states or any(s in summary for s in STAGES)):
-        raise InputError(f"{path} holds an interrupted run ({', '.join(states) or 'a finished stage'}); "
-                         f"continue it with --resume {path}, or pass --force to start over")  # fmt: skip
+        raise InputError(
+            f"{path} holds an interrupted run ({', '.join(states) or 'a finished stage'}); "
+            f"continue it with --resume {path}, or pass --force to start over"
+        )
     preflight_weights(recipe)
     run.open_for_writing(force)
     for name in ("summary.json", "metrics.jsonl", *(f"{s}.safetensors" for s in STAGES), *states):
@@ -230,13 +255,17 @@ def _check_resumable(run: RunDir, recipe: Recipe) -> None:
     if not (run.path / "recipe.yaml").is_file():
         raise InputError(f"--resume {run.path}: not a kdedge run directory (no recipe.yaml)")
     if run.read_summary().get("finished"):
-        raise InputError(f"--resume {run.path}: that run already finished; nothing to resume "
-                         "(use --out NEW to run again, or --force to overwrite it)")  # fmt: skip
+        raise InputError(
+            f"--resume {run.path}: that run already finished; nothing to resume "
+            "(use --out NEW to run again, or --force to overwrite it)"
+        )
     saved = run.read_recipe()
     if saved.fingerprint() != recipe.fingerprint():
         changed = _changed_keys(saved.to_dict(), recipe.to_dict())
-        raise InputError(f"--resume {run.path}: the recipe differs from the one that started the run "
-                         f"(changed: {', '.join(changed[:5])}); resume with the same recipe and --set values")
+        raise InputError(
+            f"--resume {run.path}: the recipe differs from the one that started the run "
+            f"(changed: {', '.join(changed[:5])}); resume with the same recipe and --set values"
+        )
 
 
 def _changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:

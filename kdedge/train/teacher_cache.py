@@ -31,20 +31,19 @@ def digest_key(teacher: torch.nn.Module, images: torch.Tensor, transform: str) -
     return digest.hexdigest()[:16]
 
 
-def load_or_compute(path: Path | None, key: str, compute: Callable[[], torch.Tensor], writer: bool,
-                    notes: list[str], device: torch.device) -> torch.Tensor:  # fmt: skip
+def load_or_compute(
+    path: Path | None, key: str, compute: Callable[[], torch.Tensor], writer: bool, device: torch.device
+) -> torch.Tensor:
     """Logits saved at `path` under `key`, else compute() (saved there when `writer`: one rank under DDP).
     Shapes are whatever compute() returns: (N, C), or (V, N, C) with one row per augmentation variant."""
     if path is None:
         return compute()
     logits = _read(path, key)
     if logits is not None:
-        notes.append(f"teacher logits: reused {path} (key {key})")
         return logits.to(device)
     logits = compute()
     if writer:
         save_state(path, {"logits": logits}, {KEY_FIELD: key})
-    notes.append(f"teacher logits: computed {tuple(logits.shape)}, saved to {path} (key {key})")
     return logits
 
 
