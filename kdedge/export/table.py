@@ -59,14 +59,6 @@ def file_line(row: ExportRow) -> str:
     )
 
 
-def _file_name(row: ExportRow) -> str:
-    """student.int8.onnx / student.int8.b1.tflite: the file a row is (or would have been) written as."""
-    from kdedge.export.formats import FORMATS
-
-    suffix = FORMATS[row.fmt].suffix if row.fmt in FORMATS else f".{row.fmt}"
-    return f"{row.name}{f'.b{row.batch}' if row.batch is not None else ''}{suffix}"
-
-
 def _status_word(status: str) -> str:
     """The status legend: ok / skipped / exported but failed its check / export failed."""
     if status == "ok" or status.startswith("skipped"):
@@ -102,15 +94,17 @@ def export_table(rows: list[ExportRow], title: str, width: int = 200, wide: bool
     for row in rows:
         reference = fp32_size.get((row.stage, row.fmt, row.batch))
         ratio = reference / row.size_mb if row.size_mb and reference else None
-        cells.append([
-            Path(row.path).name if row.path else _file_name(row),
-            _status_word(row.status),
-            _fmt(row.size_mb, ".2f"),
-            _fmt(ratio, ".1f") if row.precision != "fp32" else "",
-            _fmt(row.max_abs_diff if row.precision == "fp32" else None, ".1e"),
-            _fmt(row.test_max_abs_diff if row.precision != "fp32" else None, ".1e"),
-            _fmt(row.test_accuracy, ".2f", 100),
-            _fmt(row.test_agreement if row.precision != "fp32" else None, ".2f", 100),
-            f"{row.seconds:.1f}",
-        ])  # fmt: skip
+        cells.append(
+            [
+                Path(row.path).name if row.path else f"{row.name} ({row.fmt})",
+                _status_word(row.status),
+                _fmt(row.size_mb, ".2f"),
+                _fmt(ratio, ".1f") if row.precision != "fp32" else "",
+                _fmt(row.max_abs_diff if row.precision == "fp32" else None, ".1e"),
+                _fmt(row.test_max_abs_diff if row.precision != "fp32" else None, ".1e"),
+                _fmt(row.test_accuracy, ".2f", 100),
+                _fmt(row.test_agreement if row.precision != "fp32" else None, ".2f", 100),
+                f"{row.seconds:.1f}",
+            ]
+        )
     return fitted_table(title, COLUMNS, cells, width, wide, CAPTION, more="--wide")
