@@ -153,6 +153,7 @@ def main() -> None:
     parser.add_argument("--large", type=int, default=14000, help="images of the ~3x-limit set")
     parser.add_argument("--limit-mb", type=int, default=700, help="memory limit of the large-set process")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "own_images_memory.json")
+    parser.add_argument("--parts", default="small,large", help="which sets to measure (small, large)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR")) as tmp:
         folder = Path(tmp)
@@ -160,18 +161,21 @@ def main() -> None:
         rows = write_sources(folder, args.large)
         write_seconds = time.perf_counter() - started
         small, large = write_csv(folder, rows[: args.small], "small"), write_csv(folder, rows, "large")
-        results = {"small_memmap_first_load": run_child(small, "memmap", folder / "r1", folder / "cache")}
-        results["small_in_memory"] = run_child(small, "memory", folder / "r2", folder / "cache")
-        results["small_memmap"] = run_child(small, "memmap", folder / "r3", folder / "cache")  # cache built
-        group = memory_cgroup(args.limit_mb)
+        results = {}
+        if "small" in args.parts:
+            results["small_memmap_first_load"] = run_child(small, "memmap", folder / "r1", folder / "cache")
+            results["small_in_memory"] = run_child(small, "memory", folder / "r2", folder / "cache")
+            results["small_memmap"] = run_child(small, "memmap", folder / "r3", folder / "cache")  # built
+        group = memory_cgroup(args.limit_mb) if "large" in args.parts else None
         try:  # decodes the large set inside the limit too, then trains one epoch from the map
-            results["large_memmap_first_load"] = run_child(large, "memmap", folder / "r4", folder / "cache",
-                                                           group)  # fmt: skip
+            if "large" in args.parts:
+                results["large_memmap_first_load"] = run_child(large, "memmap", folder / "r4",
+                                                               folder / "cache", group)  # fmt: skip
         finally:
             if group is not None:
                 group.rmdir()
     names = ("small_memmap_first_load", "small_memmap", "small_in_memory")
-    first, memmap, memory = (results[name] for name in names)
+    first, memmap, memory = (results.get(name, {}) for name in names)
     measured = all("epoch_seconds" in r for r in (first, memmap, memory))
     record = {
         "command": f"python bench/own_images_memory.py --small {args.small} --large {args.large} "

@@ -39,6 +39,11 @@ ROOT = Path(__file__).resolve().parent.parent
 RECIPE = "hinton_mnist_sweep"
 POINTS = 11  # 10 grid points + the no-KD baseline
 TEACHER_HIDDEN = "[256]"
+NOTE = (
+    "every sweep ran with OMP_NUM_THREADS=1 (one torch thread per point), one after another, on a 2-core "
+    "machine shared with other jobs (load average before/after each run given); overhead per point = "
+    "(wall - local wall) / points, Ray's start-up included"
+)
 
 
 def run(command: list[str]) -> float:
@@ -89,6 +94,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "bench_sweep_backends")
     parser.add_argument("--student-epochs", type=int, default=3, help="the recipe's is 25")
     parser.add_argument("--teacher-epochs", type=int, default=1)
+    parser.add_argument("--train-limit", type=int, default=None, help="students train on the first N images")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "sweep_backends.json")
     args = parser.parse_args()
     cpus = os.cpu_count() or 1
@@ -103,6 +109,7 @@ def main() -> None:
         f"teacher.checkpoint={weights}",
         f"teacher.model_kwargs.hidden={TEACHER_HIDDEN}",
         f"student.epochs={args.student_epochs}",
+        *([f"data.train_limit={args.train_limit}"] if args.train_limit else []),
         "-q",
     ]
     backends = {
@@ -132,6 +139,8 @@ def main() -> None:
         "points": POINTS,
         "student_epochs": args.student_epochs,
         "teacher_epochs": args.teacher_epochs,
+        "student_train_limit": args.train_limit,
+        "note": NOTE,
         "cpus": cpus,
         "sweep_csv_identical": same,
         "runs": {name: {k: v for k, v in r.items() if k != "rows"} for name, r in results.items()},

@@ -16,6 +16,10 @@ from kdedge import __version__
 from kdedge.completion import recipe_names, run_folders, runs_and_onnx
 from kdedge.console import console, error_console, say
 from kdedge.errors import Diverged, Interrupted, KdedgeError
+from kdedge.export.formats import FORMATS, file_runtimes
+
+FORMAT_NAMES = tuple(FORMATS)  # the format table (kdedge.export.formats) names what export and bench offer
+RUNTIME_NAMES = ("torch", *file_runtimes())
 
 try:  # typer >= 0.20 vendors its own click; older typer uses click itself
     from typer._click.exceptions import UsageError
@@ -202,9 +206,14 @@ def export(
         "--accuracy-bound", help="With --target: top-1 points the file may lose vs fp32.")] = 0.5,
     force: Annotated[bool, typer.Option("--force", help="Replace RUN/export as a whole (no old file stays); "
         "built next to it and swapped in only if every file passes.")] = False,
+    formats: Annotated[str, typer.Option("--format", help=f"Comma-separated, from {', '.join(FORMAT_NAMES)} "
+        "(`kdedge formats` lists them with what is installed).")] = "onnx",
+    batch: Annotated[str, typer.Option("--batch", help="Batch sizes of fixed-batch formats (LiteRT): one "
+        "file each.")] = "1",
     data_root: DataRootOption = None, quiet: QuietOption = False, wide: WideOption = False,
 ) -> None:  # fmt: skip
-    """Write RUN/export/<stage>.<precision>.onnx, each checked against PyTorch and self-describing."""
+    """Write RUN/export/<stage>.<precision>.<suffix> per format, each checked against PyTorch and
+    self-describing."""
     if target is not None:
         from kdedge.commands.export import deploy_command
 
@@ -215,20 +224,21 @@ def export(
     api.export(run_dir, model, precision, opset=opset, data_root=data_root,
                calibration_images=calibration_images, int8_scheme=int8_scheme, int8_method=int8_method,
                min_top1_agreement=min_agreement, limit=limit, quiet=quiet, force=force,
-               wide=wide)  # fmt: skip
+               wide=wide, formats=formats, batches=batch)  # fmt: skip
 
 
 @app.command()
 def predict(
     model: Annotated[Path, typer.Argument(autocompletion=runs_and_onnx,
-                                          help="An ONNX file written by `kdedge export`, or a run folder "
-                                          "(its deployable file, else its fp32 student).")],
+                                          help="A .onnx, .pte or .tflite file written by `kdedge export`, "
+                                          "or a run folder (its deployable file, else its fp32 student).")],
     images: Annotated[list[Path], typer.Argument(help="Image files (any size / mode), folders of them, or "
                                                  "patterns such as 'photos/*.jpg'; one line each.")],
     top_k: Annotated[int, typer.Option("--top-k", help="Classes to show per image.")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of lines.")] = False,
 ) -> None:  # fmt: skip
-    """Classify images with onnxruntime + numpy + Pillow only (never imports torch)."""
+    """Classify images: .onnx with onnxruntime, .tflite with ai-edge-litert (neither imports torch),
+    .pte with ExecuTorch's runtime."""
     from kdedge.commands.predict import predict_command
 
     predict_command(model, images, top_k, as_json)
@@ -242,7 +252,7 @@ def bench(
     batch: Annotated[str, typer.Option("--batch", help="Batch sizes, comma-separated.")] = "1,32",
     seconds: Annotated[float, typer.Option("--seconds", help="Timed seconds per row, after warm-up.")] = 2.0,
     threads: Annotated[int | None, typer.Option("--threads", help="CPU threads (default: all).")] = None,
-    runtimes: Annotated[str, typer.Option("--runtimes", help="Any of torch,onnxruntime,openvino.")] = "all",
+    runtimes: Annotated[str, typer.Option("--runtimes", help=f"Any of {','.join(RUNTIME_NAMES)}.")] = "all",
     compile_: Annotated[bool, typer.Option("--compile", help="Also time torch.compile rows.")] = False,
     limit: Annotated[int | None, typer.Option("--limit", help="Score N test images only.")] = None,
     peak: Annotated[bool, typer.Option("--peak", help="Also measure peak GFLOP/s.")] = False,
@@ -262,6 +272,16 @@ def bench(
               compile=compile_, limit=limit, peak=peak, accuracy_bound=accuracy_bound, timeout=timeout,
               data_root=data_root, quiet=quiet, wide=wide,
               outputs={"json": json_out, "csv": csv_out, "md": md_out, "plot": plot})  # fmt: skip
+
+
+@app.command("formats")
+def list_formats(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable list.")] = False,
+) -> None:
+    """The export formats: suffix, precisions, runtimes, and whether converter and runtime are installed."""
+    from kdedge.commands.formats import formats_command
+
+    formats_command(as_json)
 
 
 @recipes_app.callback()

@@ -105,7 +105,11 @@ def read_metadata(onnx_path: str | Path) -> dict[str, str]:
 
 def model_card(onnx_path: str | Path) -> ModelCard:
     """Parse the kdedge metadata a consumer needs; a file exported by something else is refused clearly."""
-    meta = read_metadata(onnx_path)
+    return card_from_metadata(read_metadata(onnx_path), onnx_path)
+
+
+def card_from_metadata(meta: dict[str, str], onnx_path: str | Path) -> ModelCard:
+    """A ModelCard from kdedge.* strings (an ONNX file's metadata_props or an edge file's metadata)."""
     needed = ("model", "input_size", "in_channels", "mean", "std", "class_names")
     missing = [k for k in needed if PREFIX + k not in meta]
     if missing:

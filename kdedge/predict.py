@@ -1,7 +1,9 @@
-"""`kdedge predict MODEL.onnx IMAGE...`: what an edge device runs. onnxruntime + numpy + Pillow only.
+"""`kdedge predict MODEL IMAGE...`: what an edge device runs. For .onnx onnxruntime + numpy + Pillow only,
+for .tflite ai-edge-litert + numpy + Pillow only; .pte through ExecuTorch's runtime (which needs torch).
 
-Never imports torch (a test checks sys.modules): pre-processing comes from the file's kdedge metadata
-(mode L/RGB, bilinear resize to input_size, /255, (x - mean) / std), exactly what training used.
+Never imports torch for .onnx / .tflite (tests check sys.modules): pre-processing comes from the file's
+kdedge metadata (mode L/RGB, bilinear resize to input_size, /255, (x - mean) / std), exactly what
+training used; an edge file's metadata is read from inside it or from its sidecar .json.
 """
 
 from __future__ import annotations
@@ -77,7 +79,7 @@ RUN_MODELS = ("export/deploy/student.cpu-x86.onnx", "export/student.fp32.onnx",
 def resolve_model(path: str | Path) -> Path:
     """An ONNX file as given, or the one a run folder (or its export/ folder) deploys (RUN_MODELS)."""
     path = Path(path)
-    if not path.is_dir():
+    if not path.is_dir() or path.suffix == ".mlpackage":  # an .mlpackage is a folder, not a run
         return path
     for name in RUN_MODELS:
         if (path / name).is_file():
@@ -120,14 +122,12 @@ def predict_images(
     (expand_images), read `chunk` at a time so a large folder never sits in memory at once."""
     if top_k < 1:
         raise InputError(f"--top-k: must be >= 1 (got {top_k})")
-    model_path = resolve_model(model_path)
-    card = model_card(model_path)
-    session = open_session(model_path)
+    card, logits_of = _open(resolve_model(model_path))
     paths = expand_images(image_paths)
     results = []
     for start in range(0, len(paths), chunk):
         part = paths[start : start + chunk]
-        probabilities = softmax(run_logits(session, preprocess(part, card), batch_size=chunk))
+        probabilities = softmax(logits_of(preprocess(part, card)))
         k = min(top_k, probabilities.shape[1])
         for path, row in zip(part, probabilities, strict=True):
             order = np.argsort(-row, kind="stable")[:k]
@@ -135,6 +135,25 @@ def predict_images(
                    for i in order]  # fmt: skip
             results.append({"image": str(path), "top": top})
     return results
+
+
+def _open(path: Path):
+    """(ModelCard, images (N, C, H, W) float32 -> logits (N, K)) for an exported file of any format."""
+    from kdedge.export.formats import format_of_file
+
+    fmt = format_of_file(str(path))
+    if fmt is None or fmt.name == "onnx":
+        card, session = model_card(path), open_session(path)
+        return card, lambda images: run_logits(session, images, batch_size=len(images) or 1)
+    from kdedge.export.edge_meta import edge_card
+    from kdedge.export.edge_runners import Unavailable, open_runner
+
+    card = edge_card(path)
+    try:
+        runner = open_runner(path, threads=0)
+    except Unavailable as why:
+        raise InputError(f"{path}: cannot run here: {why}") from None
+    return card, runner.predict
 
 
 def _name(card: ModelCard, index: int) -> str:

@@ -383,3 +383,13 @@ def test_init_warns_and_writes_a_recipe_that_validates(tmp_path, capsys, monkeyp
     code, err = run_main(["init", str(root), "--teacher", "small_cnn", "--student", "mlp", "--out", str(out)],
                          capsys, monkeypatch)  # fmt: skip
     assert code == 2 and "exists" in err  # never overwrites a recipe without --force
+
+
+def test_nothing_filtered_means_no_copy(tmp_path):
+    """A transfer set without omitted classes is the training split itself, still read from the map (a
+    copy would pull a set larger than memory into RAM: the memory benchmark caught it)."""
+    from kdedge.data import filter_classes
+
+    bundle = load("folder", make_folder(tmp_path / "pets", per_class=5), tmp_path / "cache")
+    assert filter_classes(bundle.train, [], None) is bundle.train
+    assert len(filter_classes(bundle.train, [0], None)) == len(bundle.train) - 3

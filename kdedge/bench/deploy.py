@@ -9,11 +9,12 @@ from typing import Any
 
 from kdedge.console import warn
 from kdedge.errors import InputError
+from kdedge.export.formats import file_runtimes
 from kdedge.fsguard import NotWritable
 from kdedge.model_check import check_model_file
 from kdedge.rundir import atomic_write, atomic_write_text
 
-FILE_RUNTIMES = ("onnxruntime", "onnxruntime-trt", "openvino")  # rows that run a deployable ONNX file
+FILE_RUNTIMES = file_runtimes()  # rows that run a deployable file (kdedge.export.formats)
 TARGETS = {"cpu-x86": "cpu"}  # --target -> the bench device its choice is made on
 
 
@@ -158,7 +159,6 @@ def write_deployable(
             f"{source}: missing or changed since it was benched; run `kdedge bench {run_path}` again"
         )
     check_model_file(source)  # bench.json may name any file: checked before onnx loads its data
-    model = onnx.load(str(source))
     extra = {
         "kdedge.target": target,
         "kdedge.runtime": best["runtime"],
@@ -168,12 +168,30 @@ def write_deployable(
         "kdedge.bench_accuracy": f"{best['accuracy']:.6f}",
         "kdedge.deploy_source": source.name,
     }
+    if source.suffix != ".onnx":
+        deploy_dir = Path(run_path) / "export" / "deploy"
+        return _write_edge_deployable(source, deploy_dir, f"{stage}.{target}", extra)
+    model = onnx.load(str(source))
     kept = [p for p in model.metadata_props if p.key not in extra]
     del model.metadata_props[:]
     for key, value in [*((p.key, p.value) for p in kept), *extra.items()]:
         model.metadata_props.add(key=key, value=value)
     out = Path(run_path) / "export" / "deploy" / f"{stage}.{target}.onnx"
     atomic_write(out, lambda tmp: onnx.save(model, str(tmp)))
+    return out
+
+
+def _write_edge_deployable(source: Path, folder: Path, stem: str, extra: dict[str, str]) -> Path:
+    """Copy an edge file (.pte / .tflite) to folder/<stem><suffix> with its sidecar metadata plus `extra`
+    (sidecar first, then the file, each through a temp name: a reader never sees half of either)."""
+    import shutil
+
+    from kdedge.export.edge_meta import read_edge_metadata, sidecar
+
+    meta = read_edge_metadata(source) | extra
+    out = folder / f"{stem}{source.suffix}"
+    atomic_write_text(sidecar(out), json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    atomic_write(out, lambda tmp: shutil.copyfile(source, tmp))
     return out
 
 

@@ -7,19 +7,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kdedge.export.formats import file_runtimes
 from kdedge.rundir import atomic_write
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
+# one colour per runtime: PyTorch's two, then every file runtime of the format table in its order
 RUNTIME_COLOURS = {
-    "torch": "C0",
-    "torch-compile": "C4",
-    "onnxruntime": "C1",
-    "onnxruntime-trt": "C5",
-    "openvino": "C2",
+    runtime: f"C{index}" for index, runtime in enumerate(("torch", "torch-compile", *file_runtimes()))
 }
-RUNTIME_SHORT = {"torch": "pt", "torch-compile": "pt-c", "onnxruntime": "ort", "openvino": "ov"}
+RUNTIME_SHORT = {"torch": "pt", "torch-compile": "pt-c", "onnxruntime": "ort", "openvino": "ov",
+                 "executorch": "et", "litert": "tfl", "coreml": "cml", "onnxruntime-trt": "trt"}  # fmt: skip
 
 
 @dataclass(frozen=True)

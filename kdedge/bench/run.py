@@ -10,11 +10,13 @@ from typing import Any
 
 import numpy as np
 
+from kdedge.bench.edge_targets import edge_rows
 from kdedge.bench.isolate import DEFAULT_ENTRY, run_isolated
 from kdedge.bench.targets import BenchModel, discover, prepare_test_sets
 from kdedge.errors import InputError
+from kdedge.export.formats import file_runtimes
 
-RUNTIME_CHOICES = ("torch", "onnxruntime", "openvino")
+RUNTIME_CHOICES = ("torch", *file_runtimes())  # from the format table (kdedge.export.formats)
 
 
 @dataclass(frozen=True)
@@ -56,9 +58,17 @@ def check_options(options: BenchOptions) -> None:
         raise InputError(f"--limit: must be >= 1 (got {options.limit})")
 
 
-def _variants(model: BenchModel, options: BenchOptions) -> list[tuple[str, str, str | None, str]]:
-    """(runtime, precision, file, preset skip reason) for one model."""
-    out: list[tuple[str, str, str | None, str]] = []
+def _variants(model: BenchModel, options: BenchOptions) -> list[tuple]:
+    """(runtime, precision, file, preset skip reason[, fixed batch]) for one model: its torch and ONNX
+    rows, then its edge files' rows (kdedge.export.formats)."""
+    out: list[tuple] = _onnx_variants(model, options)
+    out += edge_rows(model.edge, options.runtimes)
+    return out
+
+
+def _onnx_variants(model: BenchModel, options: BenchOptions) -> list[tuple]:
+    """(runtime, precision, file, preset skip reason) of the torch and ONNX rows."""
+    out: list[tuple] = []
     cuda = options.device == "cuda"
     if model.run_path and "torch" in options.runtimes:
         for precision in ("fp32", "fp16") if cuda else ("fp32",):
@@ -78,6 +88,8 @@ def _variants(model: BenchModel, options: BenchOptions) -> list[tuple[str, str, 
             )
             if cuda:
                 out.append(("onnxruntime-trt", precision, file, ""))
+            elif precision == "fp32" and "onnxruntime-trt" in options.runtimes:
+                out.append(("onnxruntime-trt", precision, file, "TensorRT needs a CUDA GPU (--device cuda)"))
         if "openvino" in options.runtimes and precision != "fp16":
             skip = "the OpenVINO runner runs on the CPU only" if cuda else ""
             out += [("openvino", "int8" if precision == "int8" else "fp32", file, skip)]
@@ -91,8 +103,8 @@ def plan_rows(models: list[BenchModel], options: BenchOptions, folder: Path) -> 
     test set (its logits go to a .npy in `folder`); a preset skip gives one row, not one per batch."""
     rows = []
     for index, model in enumerate(models):
-        for runtime, precision, file, skip in _variants(model, options):
-            batches = sorted(set(options.batch_sizes))
+        for runtime, precision, file, skip, *fixed in _variants(model, options):
+            batches = [fixed[0]] if fixed and fixed[0] else sorted(set(options.batch_sizes))
             for batch_size in batches[:1] if skip else batches:
                 scored = batch_size == batches[-1] and model.test_images is not None
                 rows.append(
@@ -127,6 +139,8 @@ def _size_mb(file: str | None) -> float | None:
     if not file:
         return None
     path = Path(file)
+    if path.is_dir():  # an .mlpackage is a folder
+        return round(sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 1e6, 3)
     extra = Path(str(path) + ".data")
     return round((path.stat().st_size + (extra.stat().st_size if extra.exists() else 0)) / 1e6, 3)
 
@@ -198,7 +212,7 @@ def score_rows(rows: list[dict[str, Any]], models: list[BenchModel]) -> None:
 def _variant_key(row: dict[str, Any]) -> tuple:
     """One model's runtime x precision x device (its batch sizes share a skip and an accuracy); by index,
     as two runs in folders of the same name have the same label."""
-    return row["_model_index"], row["runtime"], row["precision"], row["device"]
+    return row["_model_index"], row["runtime"], row["precision"], row["device"], row["file"]
 
 
 def run_bench(paths: list[Path], options: BenchOptions, progress=None) -> dict[str, Any]:

@@ -17,8 +17,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from kdedge.bench.ov_cache import read_cached
+from kdedge.export.formats import file_runtimes, runtime_format
 
-RUNTIMES = ("torch", "torch-compile", "onnxruntime", "openvino")
+RUNTIMES = ("torch", "torch-compile", *file_runtimes())  # file runtimes: kdedge.export.formats
 
 
 class Skip(Exception):
@@ -161,8 +162,9 @@ def preload(runtime: str) -> None:
     """Import the runtime's libraries, so a row's memory figure counts the model and its buffers, not the
     code of torch / timm / onnxruntime / openvino (the same for every model)."""
     modules = {"torch": ("torch", "timm", "kdedge.models"), "onnxruntime": ("onnxruntime",),
-               "openvino": ("openvino",)}.get(runtime.removesuffix("-compile"), ())  # fmt: skip
-    for name in modules:
+               "openvino": ("openvino",), "executorch": ("torch", "executorch.runtime"),
+               "litert": ("ai_edge_litert.interpreter",)}  # fmt: skip
+    for name in modules.get(runtime.removesuffix("-compile"), ()):
         if importlib.util.find_spec(name) is not None:
             importlib.import_module(name)
 
@@ -197,4 +199,22 @@ def make_runner(payload: dict[str, Any]) -> Runner:
         if device != "cpu":
             raise Skip("the OpenVINO runner runs on the CPU only")
         return OpenVinoRunner(payload["file"], precision, threads, payload["batch_size"])
+    fmt = runtime_format(runtime)
+    if fmt is not None and fmt.name not in ("onnx", "openvino", "tensorrt"):
+        return _edge_runner(payload)
     raise Skip(f"unknown runtime '{runtime}' (valid: {', '.join(RUNTIMES)})")
+
+
+def _edge_runner(payload: dict[str, Any]) -> Runner:
+    """An edge format's runner (kdedge.export.edge_runners); not installed / wrong platform -> Skip."""
+    from kdedge.export.edge_runners import Unavailable, open_runner
+
+    if payload["device"] != "cpu":
+        raise Skip(f"the {payload['runtime']} runner runs on the CPU only here")
+    try:
+        runner = open_runner(payload["file"], payload["threads"], payload["batch_size"])
+        if getattr(runner, "batch", payload["batch_size"]) != payload["batch_size"]:
+            raise Unavailable(f"the file is fixed to batch {runner.batch}")
+    except Unavailable as why:
+        raise Skip(str(why)) from None
+    return runner

@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from kdedge.bench.edge_targets import edge_files, edge_key, is_edge_file
 from kdedge.bench.onnx_info import graph_stats, input_shape, meta_list, read_metadata
 from kdedge.errors import InputError, KdedgeError
+from kdedge.export.edge_meta import read_edge_metadata
 
 if TYPE_CHECKING:
     from kdedge.recipe import Recipe
@@ -33,6 +35,7 @@ class BenchModel:
     run_path: str | None = None  # a run directory: torch rows load its weights
     weights: str | None = None
     onnx: dict[str, str] = field(default_factory=dict)  # precision -> file
+    edge: dict[tuple, str] = field(default_factory=dict)  # (format, precision, batch or None) -> file
     params: int | None = None
     flops: int | None = None  # per image
     test_limit: int | None = (
@@ -99,6 +102,8 @@ def models_of_run(path: Path) -> list[BenchModel]:
         for stage in ("teacher", "student")
         if getattr(recipe, stage) is not None and run.weights(stage).is_file()
     ]
+    for model in models:
+        model.edge = edge_files(path / "export", model.stage)
     if not models:
         raise InputError(f"{path}: run directory has no trained teacher or student weights")
     return models
@@ -171,14 +176,31 @@ def model_of_onnx(path: Path) -> BenchModel:
     )
 
 
+def model_of_edge(path: Path) -> BenchModel:
+    """A bare edge file (.pte, .tflite, .mlpackage), described by its kdedge metadata."""
+    meta = read_edge_metadata(path)
+    height, width = (int(v) for v in meta.get("kdedge.input_size", "0,0").split(","))
+    return BenchModel(
+        path.resolve().parent.name,
+        meta.get("kdedge.stage", ""),
+        meta.get("kdedge.model") or path.name.split(".")[0],
+        (int(meta.get("kdedge.in_channels", 0)), height, width),
+        meta.get("kdedge.dataset"),
+        meta_list(meta, "kdedge.mean"),
+        meta_list(meta, "kdedge.std"),
+        edge={edge_key(path, meta): str(path)},
+        pair_key=str(path.resolve().parent),
+    )
+
+
 def discover(paths: list[Path]) -> list[BenchModel]:
     """Models of every path; bare files of the same model (folder, stage, arch) merge into one model."""
     models: list[BenchModel] = []
     for path in paths:
-        if path.is_dir():
+        if path.is_dir() and not is_edge_file(path):
             models += models_of_run(path)
-        elif path.suffix == ".onnx" and path.is_file():
-            found = model_of_onnx(path)
+        elif (path.suffix == ".onnx" and path.is_file()) or (is_edge_file(path) and path.exists()):
+            found = model_of_onnx(path) if path.suffix == ".onnx" else model_of_edge(path)
             twin = next(
                 (
                     m
@@ -190,11 +212,12 @@ def discover(paths: list[Path]) -> list[BenchModel]:
             )
             if twin is not None:
                 twin.onnx.update(found.onnx)
+                twin.edge.update(found.edge)
                 twin.flops = twin.flops or found.flops
             else:
                 models.append(found)
         else:
-            raise InputError(f"{path}: not a run directory or an existing .onnx file")
+            raise InputError(f"{path}: not a run directory or an existing .onnx/.pte/.tflite/.mlpackage")
     return models
 
 

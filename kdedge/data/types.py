@@ -114,7 +114,10 @@ def split_validation(bundle: DataBundle, val_size: int, seed: int) -> DataBundle
 
 
 def filter_classes(split: Split, omit: list[int], keep: list[int] | None) -> Split:
-    """Drop images of `omit` classes, or keep only `keep` classes (a transfer set with classes left out)."""
+    """Drop images of `omit` classes, or keep only `keep` classes (a transfer set with classes left out).
+    Nothing to drop: the split itself (a copy would pull a memory-mapped set into RAM)."""
+    if not omit and keep is None:
+        return split
     mask = torch.ones(len(split), dtype=torch.bool)
     if keep is not None:
         mask = torch.isin(split.labels, torch.tensor(keep))

@@ -19,7 +19,9 @@ import torch
 
 from kdedge.errors import InputError, KdedgeError, RuntimeFailure
 from kdedge.export import staging
-from kdedge.export.convert import export_fp32, to_fp16, to_int8
+from kdedge.export.convert import drop_unused_opsets, export_fp32, to_fp16, to_int8
+from kdedge.export.edge import export_edge_stage
+from kdedge.export.formats import FormatPlan, plan_formats
 from kdedge.export.nncf_int8 import require_nncf, to_int8_nncf
 from kdedge.export.options import (
     STAGES,
@@ -57,14 +59,20 @@ def export_run(
     quiet: bool = False,
     force: bool = False,
     wide: bool = False,
+    formats: str | list[str] = "onnx",
+    batches: str | list[int] = "1",
 ) -> list[ExportRow]:
-    """Export a run's models to RUN/export/<stage>.<precision>.onnx; returns one row per file.
+    """Export a run's models to RUN/export/<stage>.<precision>.<suffix>; returns one row per file.
 
     int8_method: "ort" (onnxruntime quantize_static, the default) or "nncf" (needs kdedge-distill[openvino]).
+    formats: names from kdedge.export.formats (openvino / tensorrt run the ONNX files); a format whose
+    converter is not installed is an InputError naming the pip install, before any work. batches: the
+    batch sizes of fixed-batch formats (LiteRT), one file each.
     Raises RuntimeFailure (after reporting every file) when any file failed its checks; the files that
     passed are kept, a failed one is never written. force: RUN/export is replaced as a whole (no file of
     an earlier export lingers), and only when every file passed; a failed forced export changes nothing.
     """
+    plan = plan_formats(formats, batches)  # before the run is even read: a missing extra fails first
     run = RunDir(Path(run_path).resolve())  # absolute: int8 pre-processing runs in a temp working dir
     recipe = run.read_recipe()
     wanted = parse_precisions(precisions)
@@ -83,7 +91,7 @@ def export_run(
     stages = _stages_to_export(run, recipe, models, wanted, settings, say)
     root = remembered_data_root(run.read_summary(), data_root)  # the run's own data, without KDEDGE_DATA
     data = load_eval_data(recipe, root, settings, "int8" in wanted)
-    rows = _export_stages(run, recipe, stages, wanted, settings, data, say, force)
+    rows = _export_stages(run, recipe, stages, wanted, settings, data, say, force, plan)
     _report(rows, run.path, settings.opset, quiet, force, wide)
     return rows
 
@@ -121,15 +129,22 @@ def _export_stages(
     data: EvalData,
     say: Say,
     force: bool,
+    plan: FormatPlan | None = None,
 ) -> list[ExportRow]:
     """Every stage's files, published into RUN/export; with force into a staging folder that replaces
     RUN/export only when every file passed (the rows' paths then point into RUN/export)."""
     final_dir = run.path / "export"
     rows: list[ExportRow] = []
     with staging.export_folder(run.path, force) as out_dir:
+        plan = plan or plan_formats("onnx", "1")
         for stage in stages:
-            rows += export_stage(run, recipe, stage, wanted, settings, data, say, out_dir)
-        if force and all(r.status == "ok" for r in rows):
+            if plan.onnx:
+                rows += export_stage(run, recipe, stage, wanted, settings, data, say, out_dir)
+            if plan.edge:
+                rows += export_edge_stage(
+                    run, recipe, stage, plan.edge, wanted, plan.batches, settings, data, say, out_dir
+                )
+        if force and all(_passed(r) for r in rows):
             staging.swap_in(out_dir, final_dir)
             for row in rows:
                 row.path = str(final_dir / Path(row.path).name)
@@ -143,9 +158,9 @@ def _report(rows: list[ExportRow], run_path: Path, opset: int, quiet: bool, forc
 
     if not quiet:
         width = table_width()
-        title = f"{run_path}: ONNX export (opset {opset}, dynamo exporter)"
+        title = f"{run_path}: export (ONNX: opset {opset}, dynamo exporter)"
         print_table(export_table(rows, title, width, wide), width)
-    failed = [r for r in rows if r.status != "ok"]
+    failed = [r for r in rows if not _passed(r)]
     if failed:
         kept = (
             f"{run_path / 'export'} was left as it was (--force)"
@@ -256,11 +271,12 @@ def _build(
     try:
         with disk_full_as_error(job.workdir.parent / path.name):  # named as the file it would become
             convert()
+            drop_unused_opsets(path)
             check(path)
         _measure(row, job, path, fp32_test_logits)
         failure = _threshold_failure(row, job.settings)
         if failure:
-            row.status = failure
+            row.status = f"exported but failed its check: {failure}"
     except KdedgeError as err:
         row.status = str(err)
     row.seconds = time.perf_counter() - started
@@ -298,3 +314,8 @@ def _threshold_failure(row: ExportRow, settings: Settings) -> str | None:
             f"min_top1_agreement {settings.min_top1_agreement:g}"
         )
     return None
+
+
+def _passed(row: ExportRow) -> bool:
+    """ok, or skipped for a reason that is no failure (a precision the format does not write)."""
+    return row.status == "ok" or (row.status.startswith("skipped") and "failed" not in row.status)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from rich.table import Table
 
@@ -27,6 +28,8 @@ class ExportRow:
     test_count: int = 0
     path: str = ""
     extra: dict = field(default_factory=dict)
+    fmt: str = "onnx"  # the kdedge.export.formats name
+    batch: int | None = None  # a fixed-batch file's batch size (None: dynamic batch)
 
     @property
     def name(self) -> str:
@@ -56,6 +59,15 @@ def file_line(row: ExportRow) -> str:
     )
 
 
+def _status_word(status: str) -> str:
+    """The status legend: ok / skipped / exported but failed its check / export failed."""
+    if status == "ok" or status.startswith("skipped"):
+        return status.split(":")[0]
+    if status.startswith("exported but failed its check"):
+        return "check FAILED"
+    return "export FAILED"
+
+
 # The file names the row: never hidden or cut. Narrow terminals lose the seconds first, then the details.
 COLUMNS = (
     Column("file", key=True, left=True),
@@ -75,15 +87,14 @@ CAPTION = ("|Δ| torch: max |onnx - torch| on random inputs (fp32 only); |Δ| fp
 def export_table(rows: list[ExportRow], title: str, width: int = 200, wide: bool = False) -> Table:
     """One row per file, fitted to `width` characters (see kdedge.tables); s: seconds to convert and
     check the file."""
-    fp32_size = {r.stage: r.size_mb for r in rows if r.precision == "fp32" and r.size_mb}
+    fp32_size = {(r.stage, r.fmt, r.batch): r.size_mb for r in rows if r.precision == "fp32" and r.size_mb}
     cells = []
     for row in rows:
-        ratio = (
-            fp32_size.get(row.stage, 0) / row.size_mb if row.size_mb and fp32_size.get(row.stage) else None
-        )
+        reference = fp32_size.get((row.stage, row.fmt, row.batch))
+        ratio = reference / row.size_mb if row.size_mb and reference else None
         cells.append([
-            row.name + ".onnx",
-            "ok" if row.status == "ok" else "skipped" if row.status.startswith("skipped") else "FAILED",
+            Path(row.path).name if row.path else f"{row.name} ({row.fmt})",
+            _status_word(row.status),
             _fmt(row.size_mb, ".2f"),
             _fmt(ratio, ".1f") if row.precision != "fp32" else "",
             _fmt(row.max_abs_diff if row.precision == "fp32" else None, ".1e"),

@@ -1,0 +1,224 @@
+"""The one table of export formats: what `kdedge export --format`, `kdedge bench`, `kdedge predict`,
+`export --target`, the Pareto plot and `kdedge formats` know about each file format.
+
+Adding a format is one `Format` entry here plus its converter (kdedge/export/<name>_convert.py, a
+`convert(job) -> Path` function) and its runner (a class in kdedge/export/edge_runners.py with the
+runner protocol of kdedge.bench.runners). Pure data and importlib look-ups: no torch, no runtime import,
+so bench and predict can read it on a device that has only a runtime installed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import platform
+from dataclasses import dataclass
+
+from kdedge.errors import InputError, did_you_mean
+
+
+@dataclass(frozen=True)
+class Format:
+    """One file format. convert_modules / run_modules: what must be importable to write / to run it;
+    extra / run_extra: the pip extras that bring them. converter / runner: "module:attribute" (None: the
+    format has no converter / runner of its own here). dynamic_batch: one file serves every batch size
+    (else one fixed-batch file per batch size). metadata: "inside" the file, or a "sidecar" .json."""
+
+    name: str
+    suffix: str
+    title: str
+    extra: str | None  # pip extra for converting (None: kdedge's own dependencies)
+    run_extra: str | None  # pip extra for running only (what a device needs)
+    convert_modules: tuple[str, ...]
+    run_modules: tuple[str, ...]
+    precisions: tuple[str, ...]
+    runtimes: tuple[str, ...]  # bench runtime names that run files of this format
+    devices: tuple[str, ...]  # "cpu", "gpu"
+    converter: str | None
+    runner: str | None
+    dynamic_batch: bool
+    metadata: str  # "inside" | "sidecar"
+    only_on: str | None = None  # platform.system() it runs on, when not every one (Core ML: Darwin)
+    note: str = ""
+    hint: str = ""  # the install line when it is not a kdedge extra (TensorRT)
+
+    def pip_hint(self, run_only: bool = False) -> str:
+        """The install line for this format's extra, e.g. pip install 'kdedge-distill[executorch]'."""
+        if self.hint:
+            return self.hint
+        extra = self.run_extra if run_only else self.extra
+        return f"pip install 'kdedge-distill[{extra}]'" if extra else "pip install kdedge-distill"
+
+    def missing(self, modules: tuple[str, ...]) -> list[str]:
+        """The modules of `modules` that cannot be imported here."""
+        return [m for m in modules if importlib.util.find_spec(m) is None]
+
+    def can_convert(self) -> bool:
+        return not self.missing(self.convert_modules)
+
+    def can_run(self) -> bool:
+        """The runtime is installed AND this platform runs the format (Core ML: macOS only)."""
+        return not self.missing(self.run_modules) and self.run_skip_reason() is None
+
+    def run_skip_reason(self) -> str | None:
+        """Why files of this format cannot run on this machine at all, or None."""
+        if self.only_on and platform.system() != self.only_on:
+            return f"runs on {'macOS' if self.only_on == 'Darwin' else self.only_on} only"
+        return None
+
+
+FORMATS: dict[str, Format] = {
+    f.name: f
+    for f in (
+        Format(
+            "onnx", ".onnx", "ONNX", None, None, ("onnx", "onnxruntime"), ("onnxruntime",),
+            ("fp32", "fp16", "int8"), ("onnxruntime", "openvino"), ("cpu", "gpu"),
+            "kdedge.export.runner:export_run", "kdedge.bench.runners:OrtRunner", True, "inside",
+            note="metadata_props; fp16 is for the GPU",
+        ),
+        Format(
+            "openvino", ".onnx", "OpenVINO", "openvino", "openvino", ("openvino",), ("openvino",),
+            ("fp32", "int8"), ("openvino",), ("cpu",),
+            None, "kdedge.bench.runners:OpenVinoRunner", True, "inside",
+            note="runs the ONNX files (IR cached per file); --format openvino writes the ONNX files",
+        ),
+        Format(
+            "executorch", ".pte", "ExecuTorch (XNNPACK)", "executorch", "executorch", ("executorch",),
+            ("executorch",), ("fp32", "int8"), ("executorch",), ("cpu",),
+            "kdedge.export.executorch_convert:convert", "kdedge.export.edge_runners:ExecuTorchRunner",
+            True, "sidecar", note="int8: pt2e + XNNPACKQuantizer calibrated on training images",
+        ),
+        Format(
+            "litert", ".tflite", "LiteRT (TFLite)", "litert-convert", "litert", ("litert_torch",),
+            ("ai_edge_litert",), ("fp32", "fp16", "int8"), ("litert",), ("cpu",),
+            "kdedge.export.litert_convert:convert", "kdedge.export.edge_runners:LiteRtRunner",
+            False, "sidecar", note="fixed batch (litert-torch traces no dynamic one); int8: full integer",
+        ),
+        Format(
+            "coreml", ".mlpackage", "Core ML", "coreml", "coreml", ("coremltools",), ("coremltools",),
+            ("fp32", "fp16"), ("coreml",), ("cpu", "gpu"),
+            "kdedge.export.coreml_convert:convert", None, True, "inside", only_on="Darwin",
+            note="converts on Linux; checked structurally (spec, inputs/outputs, metadata)",
+        ),
+        Format(
+            "tensorrt", ".onnx", "TensorRT", None, None, ("onnxruntime",), ("onnxruntime", "tensorrt"),
+            ("fp32", "fp16", "int8"), ("onnxruntime-trt",), ("gpu",),
+            None, "kdedge.bench.runners:OrtRunner", True, "inside",
+            note="the ONNX files through onnxruntime's TensorRT provider",
+            hint="a CUDA GPU with pip install onnxruntime-gpu tensorrt",
+        ),
+    )
+}  # fmt: skip
+
+DEFAULT_FORMATS = ("onnx",)
+FILE_FORMATS = tuple(f.name for f in FORMATS.values() if f.converter)  # formats writing files of their own
+
+
+def get_format(name: str) -> Format:
+    """The table entry of `name`; InputError listing the known ones."""
+    if name not in FORMATS:
+        raise InputError(
+            f"--format: unknown format '{name}';{did_you_mean(name, FORMATS)} allowed: {', '.join(FORMATS)}"
+        )
+    return FORMATS[name]
+
+
+def parse_formats(text: str | list[str] | tuple[str, ...]) -> list[Format]:
+    """'onnx,executorch' -> their entries, in table order; unknown names and an empty list are InputErrors."""
+    names = [n.strip() for n in (text.split(",") if isinstance(text, str) else text) if n.strip()]
+    if not names:
+        raise InputError(f"--format: give at least one of {', '.join(FORMATS)}")
+    wanted = {get_format(n).name for n in names}
+    return [f for f in FORMATS.values() if f.name in wanted]
+
+
+def require_converters(formats: list[Format]) -> None:
+    """Before any work: one InputError naming the pip install of every asked format that cannot convert."""
+    lacking = [f for f in formats if not f.can_convert()]
+    if lacking:
+        raise InputError(
+            "; ".join(
+                f"--format {f.name} needs {', '.join(f.missing(f.convert_modules))}: {f.pip_hint()}"
+                for f in lacking
+            )
+        )
+
+
+def check_precisions(fmt: Format, precisions: list[str]) -> None:
+    """Every asked precision must be one the format can write (ONNX-only precisions say so)."""
+    bad = [p for p in precisions if p not in fmt.precisions]
+    if bad:
+        raise InputError(
+            f"--precision {','.join(bad)}: the {fmt.name} format writes {', '.join(fmt.precisions)} only"
+        )
+
+
+def format_of_file(path: str) -> Format | None:
+    """The format a file belongs to by its suffix (.onnx -> onnx, .pte, .tflite, .mlpackage), or None."""
+    lowered = str(path).rstrip("/").lower()
+    return next((f for f in FORMATS.values() if f.converter and lowered.endswith(f.suffix)), None)
+
+
+def runtime_format(runtime: str) -> Format | None:
+    """The format whose files a bench runtime runs (onnxruntime -> onnx, litert -> litert, ...)."""
+    return next((f for f in FORMATS.values() if runtime in f.runtimes), None)
+
+
+def file_runtimes() -> tuple[str, ...]:
+    """Every bench runtime that runs an exported file (what `export --target` may deploy)."""
+    return tuple(dict.fromkeys(r for f in FORMATS.values() for r in f.runtimes))
+
+
+def table_rows() -> list[dict[str, str]]:
+    """`kdedge formats`: one dict per format, with what is installed here."""
+    rows = []
+    for f in FORMATS.values():
+        convert = "yes" if f.can_convert() else f"no: {f.pip_hint()}"
+        reason = f.run_skip_reason()
+        missing_run = f.missing(f.run_modules)
+        run = reason or (f"no: {f.pip_hint(run_only=True)}" if missing_run else "yes")
+        rows.append(
+            {
+                "format": f.name,
+                "suffix": f.suffix,
+                "precisions": ",".join(f.precisions),
+                "runtimes": ",".join(f.runtimes),
+                "devices": ",".join(f.devices),
+                "batch": "dynamic" if f.dynamic_batch else "fixed per file",
+                "metadata": f.metadata,
+                "extra": f.extra or "-",
+                "convert here": convert if f.converter else "(uses the onnx files)",
+                "run here": run,
+                "note": f.note,
+            }
+        )
+    return rows
+
+
+@dataclass(frozen=True)
+class FormatPlan:
+    """What `kdedge export --format` will do: write the ONNX files (also for openvino / tensorrt, which
+    run them), the edge formats' own files, and the batch sizes of fixed-batch formats."""
+
+    onnx: bool
+    edge: list[Format]
+    batches: list[int]
+
+
+def parse_batches(text: str | list[int]) -> list[int]:
+    """'1,32' -> [1, 32] (sorted, unique); InputError for anything but whole numbers >= 1."""
+    try:
+        values = [int(p) for p in text.split(",") if p.strip()] if isinstance(text, str) else list(text)
+    except ValueError:
+        raise InputError(f"--batch: expected whole numbers like 1,32 (got '{text}')") from None
+    if not values or min(values) < 1:
+        raise InputError(f"--batch: expected numbers >= 1 like 1,32 (got '{text}')")
+    return sorted(set(values))
+
+
+def plan_formats(formats: str | list[str], batches: str | list[int] = "1") -> FormatPlan:
+    """Parse --format and --batch and check every converter is installed, before any work."""
+    chosen = parse_formats(formats)
+    require_converters(chosen)
+    edge = [f for f in chosen if f.converter and f.name != "onnx"]
+    onnx = any(f.name == "onnx" or not f.converter for f in chosen)
+    return FormatPlan(onnx, edge, parse_batches(batches))

@@ -1,0 +1,246 @@
+"""The edge formats end to end on a small real MNIST run: ExecuTorch .pte and LiteRT .tflite exported
+(fp32 / fp16 / int8), checked against PyTorch, self-describing (sidecar metadata), predicted with
+(torch-free for .tflite), benched one row per file; Core ML converted and checked structurally (slow);
+the format table, a missing extra and corrupt files are one clear line each."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from export_helpers import make_exported_run
+from PIL import Image
+
+from kdedge.data import normalize
+from kdedge.errors import RuntimeFailure
+from kdedge.export.formats import FORMATS
+from kdedge.models import load_run_model
+from kdedge.rundir import RunDir
+from kdedge.train.pipeline import prepare_data
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+NEEDED = {"executorch": "executorch", "litert_torch": "litert-convert", "ai_edge_litert": "litert"}
+
+
+def _require_extras() -> None:
+    """Skip without the converters, except in CI, where `make test` installs them: a skip there would
+    hide a missing install step."""
+    missing = [m for m in NEEDED if importlib.util.find_spec(m) is None]
+    if missing and os.environ.get("CI"):
+        pytest.fail(f"CI must install the edge extras (make test does): missing {missing}")
+    if missing:
+        pytest.skip(f"edge extras not installed ({missing}): pip install -e '.[edge]'")
+
+
+@pytest.fixture(scope="module")
+def edge_run(data_root: Path, tmp_path_factory: pytest.TempPathFactory):
+    """(run, rows): a briefly trained MNIST MLP exported to ExecuTorch and LiteRT at fp32, fp16, int8."""
+    _require_extras()
+    return make_exported_run(
+        tmp_path_factory.mktemp("edge") / "run", data_root, "mlp", "fp32,fp16,int8",
+        model_kwargs={"hidden": [32]}, train_steps=150, test_limit=100,
+        export_options={"formats": "executorch,litert", "calibration_images": 64},
+    )  # fmt: skip
+
+
+def _rows(rows) -> dict[tuple[str, str], object]:
+    return {(r.fmt, r.precision): r for r in rows}
+
+
+def test_table_points_at_real_code_and_cli_lists_it(kdedge):
+    for fmt in FORMATS.values():
+        for ref in (fmt.converter, fmt.runner):
+            if ref:
+                module, attribute = ref.split(":")
+                assert importlib.util.find_spec(module) is not None, ref
+                source = Path(importlib.util.find_spec(module).origin).read_text()
+                assert f"def {attribute}" in source or f"class {attribute}" in source, ref
+    listed = json.loads(kdedge("formats", "--json").stdout)
+    assert [row["format"] for row in listed] == list(FORMATS)
+    assert all(row["run here"] == "runs on macOS only" for row in listed if row["format"] == "coreml")
+    assert "executorch" in kdedge("export", "--help").stdout
+
+
+def test_export_checks_every_file_and_writes_its_metadata(edge_run):
+    run, rows = edge_run
+    by = _rows(rows)
+    assert by[("executorch", "fp16")].status.startswith("skipped: executorch writes fp32, int8")
+    summary = json.loads((run / "summary.json").read_text())["data"]
+    for key in [("executorch", "fp32"), ("executorch", "int8"), ("litert", "fp32"), ("litert", "fp16"),
+                ("litert", "int8")]:  # fmt: skip
+        row = by[key]
+        assert row.status == "ok", (key, row.status)
+        path = Path(row.path)
+        assert path.is_file() and path.parent == run / "export"
+        meta = json.loads(Path(str(path) + ".json").read_text())
+        assert json.loads(meta["kdedge.mean"]) == summary["mean"]
+        assert json.loads(meta["kdedge.class_names"]) == summary["class_names"]
+        assert float(meta["kdedge.test_accuracy"]) == pytest.approx(row.test_accuracy, abs=1e-6)
+        assert meta["kdedge.format"] == key[0] and meta["kdedge.precision"] == key[1]
+        assert row.test_accuracy > 0.6 and row.test_count == 100
+    # fp32 parity with PyTorch (dynamic batch 1 and 7 for .pte, the file's batch 1 for .tflite)
+    assert by[("executorch", "fp32")].rel_diff < 1e-5 and by[("litert", "fp32")].rel_diff < 1e-5
+    assert by[("litert", "fp32")].batch == 1 and by[("executorch", "fp32")].batch is None
+    assert Path(by[("litert", "int8")].path).name == "student.int8.b1.tflite"
+    # reduced precisions: smaller files, top-1 agreement with PyTorch within the export bound
+    fp32_mb = by[("litert", "fp32")].size_mb
+    assert by[("litert", "int8")].size_mb < 0.4 * fp32_mb and by[("litert", "fp16")].size_mb < 0.6 * fp32_mb
+    assert by[("executorch", "int8")].size_mb < 0.4 * by[("executorch", "fp32")].size_mb
+    assert min(by[k].test_agreement for k in by if by[k].status == "ok") >= 0.97
+
+
+def _images(run: Path, data_root: Path, folder: Path, count: int = 12) -> tuple[list[Path], list[int]]:
+    """The run's first test images as PNG files and PyTorch's classes for them."""
+    bundle = prepare_data(RunDir(run).read_recipe(), str(data_root))
+    model, _ = load_run_model(RunDir(run), "student")
+    images = bundle.test.images[:count]
+    with torch.inference_mode():
+        classes = model(normalize(images, bundle.mean, bundle.std)).argmax(1).tolist()
+    files = []
+    for index, image in enumerate(images.numpy()):
+        files.append(folder / f"{index:02d}.png")
+        Image.fromarray(image[0]).save(files[-1])
+    return files, classes
+
+
+TORCH_FREE = """
+import contextlib, io, sys
+from kdedge.cli import main
+sys.argv = ["kdedge", "predict", *sys.argv[1:], "--json"]
+out = io.StringIO()
+try:
+    with contextlib.redirect_stdout(out):
+        main()
+except SystemExit as exit:
+    assert not exit.code, f"exit {exit.code}"
+assert "torch" not in sys.modules, "torch was imported"
+print(out.getvalue())
+"""
+
+
+def test_predict_tflite_torch_free_and_pte(edge_run, data_root: Path, tmp_path: Path, kdedge):
+    run, _ = edge_run
+    files, classes = _images(run, data_root, tmp_path)
+    tflite = run / "export" / "student.fp32.b1.tflite"
+    done = subprocess.run([sys.executable, "-c", TORCH_FREE, str(tflite), *map(str, files)],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert [r["top"][0]["index"] for r in json.loads(done.stdout)] == classes
+    assert len(set(classes)) > 3
+    done = kdedge("predict", run / "export" / "student.fp32.pte", *files, "--json")
+    assert done.returncode == 0, done.stderr
+    assert [r["top"][0]["index"] for r in json.loads(done.stdout)] == classes
+
+
+def test_bench_row_per_file_with_accuracy(edge_run, data_root: Path):
+    from kdedge.bench.run import BenchOptions, run_bench
+
+    run, rows = edge_run
+    options = BenchOptions(batch_sizes=(1,), threads=1, seconds=0.2, warmup_s=0.05, data_root=str(data_root),
+                           runtimes=("executorch", "litert", "onnxruntime-trt"))  # fmt: skip
+    result = run_bench([run], options)
+    measured = {(r["runtime"], r["precision"]): r for r in result["rows"]}
+    exported = _rows(rows)
+    for fmt, precision in [
+        ("executorch", "fp32"),
+        ("executorch", "int8"),
+        ("litert", "fp32"),
+        ("litert", "int8"),
+    ]:
+        row = measured[(fmt, precision)]
+        assert row["status"] == "ok", row["status"]
+        assert row["latency_ms_p50"] > 0 and row["batch_size"] == 1
+        # bench scores the run's own test images: the same accuracy the export measured on the file
+        assert row["accuracy"] == pytest.approx(exported[(fmt, precision)].test_accuracy, abs=1e-9)
+    # no ONNX file here, so no TensorRT row; with one it would be skipped on a CPU-only machine
+    assert all(r["status"] == "ok" for r in result["rows"])
+
+
+def test_corrupt_edge_files_are_one_line(edge_run, tmp_path: Path, kdedge):
+    run, _ = edge_run
+    image = tmp_path / "digit.png"
+    Image.new("L", (28, 28)).save(image)
+    for name in ("student.fp32.pte", "student.fp32.b1.tflite"):
+        truncated = tmp_path / name
+        truncated.write_bytes((run / "export" / name).read_bytes()[:6])
+        shutil.copy(run / "export" / f"{name}.json", tmp_path / f"{name}.json")
+        garbage = tmp_path / "garbage" / name
+        garbage.parent.mkdir(exist_ok=True)
+        garbage.write_bytes((run / "export" / name).read_bytes()[:8] + b"\0" * 64)
+        shutil.copy(run / "export" / f"{name}.json", garbage.parent / f"{name}.json")
+        for args in (("predict", truncated, image), ("bench", truncated), ("predict", garbage, image)):
+            done = kdedge(*args)
+            lines = done.stderr.strip().splitlines()
+            assert done.returncode == 2, (args, done.stderr)
+            assert len(lines) == 1 and lines[0].startswith("error: ") and name in lines[0], done.stderr
+
+
+BLOCK_LITERT = """
+import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "litert_torch" or name.startswith("litert_torch."):
+            raise ModuleNotFoundError(name)
+sys.meta_path.insert(0, Block())
+import importlib.util
+importlib.util.find_spec = (lambda real: lambda name, *a: None if name.startswith("litert_torch")
+                            else real(name, *a))(importlib.util.find_spec)
+from kdedge.cli import main
+sys.argv = ["kdedge", "export", *sys.argv[1:]]
+main()
+"""
+
+
+def test_missing_extra_is_one_line_before_any_work(edge_run, tmp_path: Path):
+    run, _ = edge_run
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("export"))
+    done = subprocess.run([sys.executable, "-c", BLOCK_LITERT, str(copy), "--format", "onnx,litert"],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "pip install 'kdedge-distill[litert-convert]'" in lines[0], done.stderr
+    assert not (copy / "export").exists()  # not even the ONNX file was started
+
+
+def test_a_file_that_misses_its_bound_is_never_written(edge_run, data_root: Path):
+    from kdedge.export.runner import export_run
+
+    run, _ = edge_run
+    before = sorted(p.name for p in (run / "export").iterdir())
+    target = run / "export" / "student.fp32.b4.tflite"
+    with pytest.raises(RuntimeFailure, match="exported but failed its check"):
+        export_run(run, "student", "fp32", data_root=str(data_root), quiet=True, formats="litert",
+                   batches="4", fp32_rtol=1e-12)  # fmt: skip
+    assert not target.exists() and sorted(p.name for p in (run / "export").iterdir()) == before
+
+
+@pytest.mark.slow
+def test_coreml_converts_and_is_checked_structurally(edge_run, data_root: Path):
+    if importlib.util.find_spec("coremltools") is None:
+        pytest.skip("coremltools not installed: pip install 'kdedge-distill[coreml]'")
+    from kdedge.bench.run import BenchOptions, run_bench
+    from kdedge.export.edge_meta import read_edge_metadata
+    from kdedge.export.runner import export_run
+
+    run, _ = edge_run
+    rows = export_run(run, "student", "fp32", data_root=str(data_root), quiet=True, formats="coreml")
+    assert rows[0].status == "ok" and "structural" in rows[0].extra["check"]
+    package = run / "export" / "student.fp32.mlpackage"
+    meta = read_edge_metadata(package)  # inside the package, no sidecar
+    assert meta["kdedge.format"] == "coreml" and not Path(str(package) + ".json").exists()
+    assert json.loads(meta["kdedge.class_names"])[:3] == ["0", "1", "2"]
+    result = run_bench(
+        [package], BenchOptions(batch_sizes=(1,), threads=1, seconds=0.1, runtimes=("coreml",))
+    )
+    assert [r["status"] for r in result["rows"]] == ["skipped: runs on macOS only"]
+    assert np.isfinite(result["rows"][0]["size_mb"])
