@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 KDEDGE_DATA ?= $(abspath ../shared/data)
 export KDEDGE_DATA
 
-.PHONY: demo test fuzz lint venv edge clean
+.PHONY: demo test test-all fuzz lint venv edge clean
 
 venv: $(VENV)/.installed
 
@@ -27,7 +27,11 @@ $(VENV)/.edge-installed: $(VENV)/.installed
 demo: venv
 	$(BIN)/kdedge distill quickstart_mnist --out runs/demo --force
 
+# The suite without the checks marked slow (tests/conftest.py SLOW, @pytest.mark.slow); test-all runs them too.
 test: venv
+	$(BIN)/python -m pytest -q -m "not slow"
+
+test-all: venv
 	$(BIN)/python -m pytest -q
 
 # property-based recipe fuzzing with a large budget (make test runs 40 examples per property)
@@ -36,6 +40,7 @@ fuzz: venv
 
 lint: venv
 	$(BIN)/ruff check kdedge tests bench
+	$(BIN)/ruff format --check kdedge tests bench
 
 clean:
 	rm -rf runs build dist *.egg-info

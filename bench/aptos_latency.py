@@ -47,13 +47,27 @@ def export(name: str, folder: Path) -> dict[str, Path]:
     torch.manual_seed(0)
     model = build_model(name, CLASSES, 3, SIZE).eval()
     fp32 = folder / f"{name}.fp32.onnx"
-    torch.onnx.export(model, (torch.randn(1, 3, SIZE, SIZE),), str(fp32), input_names=["images"],
-                      output_names=["logits"], dynamic_axes={"images": {0: "batch"}}, opset_version=17,
-                      dynamo=False)  # fmt: skip
+    torch.onnx.export(
+        model,
+        (torch.randn(1, 3, SIZE, SIZE),),
+        str(fp32),
+        input_names=["images"],
+        output_names=["logits"],
+        dynamic_axes={"images": {0: "batch"}},
+        opset_version=17,
+        dynamo=False,
+    )
     prepared, int8 = folder / f"{name}.prep.onnx", folder / f"{name}.int8.onnx"
     quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
-    quantize_static(str(prepared), str(int8), _Calibration(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)  # fmt: skip
+    quantize_static(
+        str(prepared),
+        str(int8),
+        _Calibration(),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+    )
     return {"fp32": fp32, "int8": int8, "params": count_params(model)}
 
 
@@ -95,15 +109,19 @@ def main() -> None:
                 per_round[key].append(time_once(sess, image, args.repeats))
         sizes = {(n, p): files[n][p].stat().st_size / 2**20 for n in names for p in ("fp32", "int8")}
     reference = statistics.median(per_round[(names[0], "fp32")])
-    print(f"onnxruntime {ort.__version__}, CPU, batch 1, {SIZE}x{SIZE}, {args.threads} threads, "
-          f"{args.rounds} rounds x {args.repeats} runs; speed-up vs {names[0]} fp32")  # fmt: skip
+    print(
+        f"onnxruntime {ort.__version__}, CPU, batch 1, {SIZE}x{SIZE}, {args.threads} threads, "
+        f"{args.rounds} rounds x {args.repeats} runs; speed-up vs {names[0]} fp32"
+    )
     print("| model | params | precision | size MB | p50 ms | min..max of rounds | speed-up |")
     print("|---|---:|---|---:|---:|---:|---:|")
     for (name, precision), rounds in per_round.items():
         median = statistics.median(rounds)
         size_mb = sizes[(name, precision)]
-        print(f"| {name} | {files[name]['params'] / 1e6:.1f}M | {precision} | {size_mb:.1f} | {median:.2f} | "
-              f"{min(rounds):.2f}..{max(rounds):.2f} | {reference / median:.2f}x |")  # fmt: skip
+        print(
+            f"| {name} | {files[name]['params'] / 1e6:.1f}M | {precision} | {size_mb:.1f} | {median:.2f} | "
+            f"{min(rounds):.2f}..{max(rounds):.2f} | {reference / median:.2f}x |"
+        )
 
 
 if __name__ == "__main__":

@@ -62,8 +62,12 @@ def mean_rows(rows: list[dict]) -> list[dict]:
     means = []
     for alpha in dict.fromkeys(row["kdedge_alpha"] for row in rows):
         group = [row for row in rows if row["kdedge_alpha"] == alpha]
-        mean = {"kdedge_alpha": alpha, "study_alpha": group[0]["study_alpha"], "meaning": group[0]["meaning"],
-                "seeds": [row.get("seed") for row in group]}  # fmt: skip
+        mean = {
+            "kdedge_alpha": alpha,
+            "study_alpha": group[0]["study_alpha"],
+            "meaning": group[0]["meaning"],
+            "seeds": [row.get("seed") for row in group],
+        }
         for key in ("train_accuracy", "val_accuracy", "test_accuracy"):
             values = [row[key] for row in group if row[key] is not None]
             mean[key] = sum(values) / len(values) if values else None
@@ -74,16 +78,24 @@ def mean_rows(rows: list[dict]) -> list[dict]:
 
 def mean_table(means: list[dict]) -> str:
     """Markdown: one line per alpha, both conventions, mean (max - min) over seeds, in %."""
-    lines = ["| kdedge alpha (teacher-term weight) | study alpha (hard-label weight) | meaning | seeds | "
-             "train acc % | val acc % | test acc % |", "| ---: | ---: | :--- | ---: | ---: | ---: | ---: |"]
+    lines = [
+        "| kdedge alpha (teacher-term weight) | study alpha (hard-label weight) | meaning | seeds | "
+        "train acc % | val acc % | test acc % |",
+        "| ---: | ---: | :--- | ---: | ---: | ---: | ---: |",
+    ]
     for mean in means:
         cells = []
         for key in ("train_accuracy", "val_accuracy", "test_accuracy"):
             spread = mean[key + "_spread"]
-            cells.append("n/a" if mean[key] is None else f"{100 * mean[key]:.1f}"
-                         + ("" if spread is None else f" ({100 * spread:.1f})"))  # fmt: skip
-        lines.append(f"| {mean['kdedge_alpha']:g} | {mean['study_alpha']:g} | {mean['meaning']} | "
-                     f"{len(mean['seeds'])} | " + " | ".join(cells) + " |")  # fmt: skip
+            cells.append(
+                "n/a"
+                if mean[key] is None
+                else f"{100 * mean[key]:.1f}" + ("" if spread is None else f" ({100 * spread:.1f})")
+            )
+        lines.append(
+            f"| {mean['kdedge_alpha']:g} | {mean['study_alpha']:g} | {mean['meaning']} | "
+            f"{len(mean['seeds'])} | " + " | ".join(cells) + " |"
+        )
     return "\n".join(lines)
 
 
@@ -114,8 +126,12 @@ def plot_curves(rows: list[dict], path: Path) -> Path | None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sweep-dir", type=Path, action="append",
-                        help="a finished `kdedge distill` sweep of the recipe (repeat for other seeds)")
+    parser.add_argument(
+        "--sweep-dir",
+        type=Path,
+        action="append",
+        help="a finished `kdedge distill` sweep of the recipe (repeat for other seeds)",
+    )
     parser.add_argument("--plot", type=Path, help="one PNG of every student's curves (several sweeps)")
     parser.add_argument("--json", type=Path, help="write the rows (and means over seeds) here")
     parser.add_argument("--out", type=Path, default=Path("runs/alpha_study"), help="run the sweep here")

@@ -35,9 +35,14 @@ ROWS = (
     ("ResNet18 <- ResNet18 (self-KD, KL, alpha 0.5, T 11)", "cifar10_self_r18", "self_r18", "student", False),
     ("ResNet50, no KD (= the self-KD teacher)", "cifar10_self_r50", "self_r50", "teacher", True),
     ("ResNet50 <- ResNet50 (self-KD, KL, alpha 0.5, T 11)", "cifar10_self_r50", "self_r50", "student", True),
-    ("ResNet50 <- ResNet18 (reverse KD, KL, alpha 0.5, T 11)", "cifar10_reverse_r50_from_r18", "reverse_r50",
-     "student", True),
-)  # fmt: skip
+    (
+        "ResNet50 <- ResNet18 (reverse KD, KL, alpha 0.5, T 11)",
+        "cifar10_reverse_r50_from_r18",
+        "reverse_r50",
+        "student",
+        True,
+    ),
+)
 # training FLOPs per 32x32 image (forward + backward, torch.utils.flop_counter, as counted by
 # bench/cifar10_train_throughput.py) and one teacher forward for a KD student: used by --estimate only
 TRAIN_GFLOP = {"cifar_resnet18": 3.33, "cifar_resnet50": 7.8}
@@ -46,8 +51,15 @@ FORWARD_GFLOP = {"cifar_resnet18": 1.11, "cifar_resnet50": 2.6}
 
 def kdedge_command(nproc: int) -> list[str]:
     if nproc > 1:
-        return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-                "-m", "kdedge"]  # fmt: skip
+        return [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={nproc}",
+            "-m",
+            "kdedge",
+        ]
     return [sys.executable, "-m", "kdedge"]
 
 
@@ -85,15 +97,14 @@ def overrides(args: argparse.Namespace, seed: int, r50: bool) -> list[str]:
 def train_seed(args: argparse.Namespace, seed: int) -> dict[str, dict | None]:
     """Every run of one seed, ResNet18 first (the reverse-KD student loads its teacher)."""
     base, train = args.out / f"seed{seed}", not args.table_only
-    runs = {"self_r18": run("cifar10_self_r18", base / "self_r18", overrides(args, seed, False), train,
-                            args.nproc)}  # fmt: skip
+    runs = {"self_r18": run("cifar10_self_r18", base / "self_r18", overrides(args, seed, False), train, args.nproc)}
     if args.no_r50:
         return runs
     teacher = f"teacher.checkpoint={(base / 'self_r18').resolve()}"
-    runs["reverse_r50"] = run("cifar10_reverse_r50_from_r18", base / "reverse_r50",
-                              [*overrides(args, seed, True), teacher], train, args.nproc)  # fmt: skip
-    runs["self_r50"] = run("cifar10_self_r50", base / "self_r50", overrides(args, seed, True), train,
-                           args.nproc)  # fmt: skip
+    runs["reverse_r50"] = run(
+        "cifar10_reverse_r50_from_r18", base / "reverse_r50", [*overrides(args, seed, True), teacher], train, args.nproc
+    )
+    runs["self_r50"] = run("cifar10_self_r50", base / "self_r50", overrides(args, seed, True), train, args.nproc)
     return runs
 
 
@@ -109,34 +120,44 @@ def table_rows(per_seed: dict[int, dict[str, dict | None]]) -> list[dict]:
         seconds = [s.get("train_seconds", 0) / max(s.get("epochs", 1), 1) for s in stages]
         accuracies = [100 * s["test_accuracy"] for s in stages]
         data = found[0][1]["data"]
-        rows.append({"row": label, "seeds": [seed for seed, _ in found], "epochs": stages[0].get("epochs"),
-                     "train_images": data["train_images"], "test_images": data["test_images"],
-                     "test_accuracy_percent": [round(a, 2) for a in accuracies],
-                     "mean": round(statistics.mean(accuracies), 2),
-                     "spread": round(max(accuracies) - min(accuracies), 2) if len(accuracies) > 1 else None,
-                     "teacher_at_chance": [s.get("teacher_at_chance") for s in stages],
-                     "seconds_per_epoch": round(statistics.mean(seconds), 1)})  # fmt: skip
+        rows.append(
+            {
+                "row": label,
+                "seeds": [seed for seed, _ in found],
+                "epochs": stages[0].get("epochs"),
+                "train_images": data["train_images"],
+                "test_images": data["test_images"],
+                "test_accuracy_percent": [round(a, 2) for a in accuracies],
+                "mean": round(statistics.mean(accuracies), 2),
+                "spread": round(max(accuracies) - min(accuracies), 2) if len(accuracies) > 1 else None,
+                "teacher_at_chance": [s.get("teacher_at_chance") for s in stages],
+                "seconds_per_epoch": round(statistics.mean(seconds), 1),
+            }
+        )
     return rows
 
 
 def print_table(rows: list[dict]) -> None:
-    print("| model (training) | epochs | train images | test images | test acc % per seed | mean | max-min "
-          "| s/epoch |")  # fmt: skip
+    print("| model (training) | epochs | train images | test images | test acc % per seed | mean | max-min | s/epoch |")
     print("| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |")
     for row in rows:
         spread = "n/a" if row["spread"] is None else f"{row['spread']:.1f}"
         per_seed = " / ".join(f"{a:.1f}" for a in row["test_accuracy_percent"])
-        print(f"| {row['row']} | {row['epochs']} | {row['train_images']:,} | {row['test_images']:,} | "
-              f"{per_seed} | {row['mean']:.1f} | {spread} | {row['seconds_per_epoch']:.0f} |")  # fmt: skip
+        print(
+            f"| {row['row']} | {row['epochs']} | {row['train_images']:,} | {row['test_images']:,} | "
+            f"{per_seed} | {row['mean']:.1f} | {spread} | {row['seconds_per_epoch']:.0f} |"
+        )
 
 
 def estimate(args: argparse.Namespace) -> None:
     """Expected GPU time per row of the full-data table: images x epochs x FLOPs / (efficiency x peak).
     An ESTIMATE, not a measurement: the efficiency is an assumption (see --gpu-efficiency)."""
     images, epochs, peak = 49_500, 200, args.gpu_tflops * 1e12 * args.gpu_efficiency * args.nproc
-    print(f"ESTIMATE (not measured): {images:,} training images x {epochs} epochs, {args.gpu_tflops:.0f} "
-          f"TFLOP/s bf16 dense peak x {args.gpu_efficiency:.0%} sustained x {args.nproc} GPU(s), ideal "
-          "scaling; the per-epoch evaluation (+~7 %) not included")  # fmt: skip
+    print(
+        f"ESTIMATE (not measured): {images:,} training images x {epochs} epochs, {args.gpu_tflops:.0f} "
+        f"TFLOP/s bf16 dense peak x {args.gpu_efficiency:.0%} sustained x {args.nproc} GPU(s), ideal "
+        "scaling; the per-epoch evaluation (+~7 %) not included"
+    )
     print("| row | GFLOP per training image | expected hours |")
     print("| --- | ---: | ---: |")
     for label, _recipe, _folder, stage, r50 in ROWS:
@@ -155,8 +176,12 @@ def main() -> None:
     parser.add_argument("--nproc", type=int, default=1, help="GPUs: > 1 runs each recipe under torchrun")
     parser.add_argument("--estimate", action="store_true", help="expected GPU time per row; trains nothing")
     parser.add_argument("--gpu-tflops", type=float, default=989, help="bf16 dense peak (H100/H200 SXM: 989)")
-    parser.add_argument("--gpu-efficiency", type=float, default=0.04,
-                        help="assumed sustained share of the peak (32x32 convs at batch 128: launch-bound)")
+    parser.add_argument(
+        "--gpu-efficiency",
+        type=float,
+        default=0.04,
+        help="assumed sustained share of the peak (32x32 convs at batch 128: launch-bound)",
+    )
     parser.add_argument("--epochs", type=int, default=3, help="subset: ResNet18 runs (teacher and student)")
     parser.add_argument("--epochs-r50", type=int, default=2, help="subset: ResNet50 runs")
     parser.add_argument("--train-limit", type=int, default=1000)

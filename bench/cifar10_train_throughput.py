@@ -41,8 +41,9 @@ SETTINGS = {  # name -> (channels_last, bf16 autocast)
 }
 
 
-def _step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor,
-          labels: torch.Tensor, bf16: bool) -> None:  # fmt: skip
+def _step(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor, labels: torch.Tensor, bf16: bool
+) -> None:
     """One SGD step on images (B, 3, 32, 32) float32, labels (B,) int64."""
     context = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else nullcontext()
     with context:
@@ -61,8 +62,9 @@ def train_flops_per_image(name: str, batch: int = 8) -> float:
     return counter.get_total_flops() / batch
 
 
-def images_per_second(name: str, batch: int, channels_last: bool, bf16: bool, steps: int,
-                      compiled: bool = False) -> float:  # fmt: skip
+def images_per_second(
+    name: str, batch: int, channels_last: bool, bf16: bool, steps: int, compiled: bool = False
+) -> float:
     """batch / median step time over `steps` timed steps (after 2 warm-up steps: oneDNN picks kernels)."""
     torch.manual_seed(0)
     model = build_model(name, 10, 3, 32)
@@ -88,10 +90,15 @@ def machine() -> dict:
         model = next(line.split(":", 1)[1].strip() for line in lscpu.splitlines() if "Model name" in line)
     except (OSError, StopIteration):
         model = platform.processor()
-    return {"cpu": model, "cpus": os.cpu_count(), "torch": torch.__version__,
-            "threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "load_average_1min": round(os.getloadavg()[0], 2)}  # fmt: skip
+    return {
+        "cpu": model,
+        "cpus": os.cpu_count(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "load_average_1min": round(os.getloadavg()[0], 2),
+    }
 
 
 def measure(args: argparse.Namespace) -> dict:
@@ -99,8 +106,10 @@ def measure(args: argparse.Namespace) -> dict:
     payload = {"device": "cpu", "threads": torch.get_num_threads(), "seconds": 2.0}
     peaks = {dtype: measure_peak(payload | {"dtype": dtype})["peak_gflops"] for dtype in DTYPES}
     print(f"GEMM peak (2048^3 matmul): fp32 {peaks['float32']:.0f}, bf16 {peaks['bfloat16']:.0f} GFLOP/s")
-    print("| model | setting | batch | threads | images/s | train GFLOP/img | GFLOP/s | "
-          "of fp32 peak | of own-dtype peak | load |")
+    print(
+        "| model | setting | batch | threads | images/s | train GFLOP/img | GFLOP/s | "
+        "of fp32 peak | of own-dtype peak | load |"
+    )
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     rows = []
     for name in args.models:
@@ -112,24 +121,31 @@ def measure(args: argparse.Namespace) -> dict:
                 for batch in args.batches:
                     rate = images_per_second(name, batch, channels_last, bf16, args.steps, args.compile)
                     peak = peaks["bfloat16" if bf16 else "float32"]
-                    row = {"model": name, "setting": setting + (" compiled" if args.compile else ""),
-                           "batch": batch, "threads": threads, "images_per_s": round(rate, 2),
-                           "train_gflop_per_image": round(flops / 1e9, 3),
-                           "achieved_gflops": round(rate * flops / 1e9, 1),
-                           "fraction_of_fp32_peak": round(rate * flops / 1e9 / peaks["float32"], 3),
-                           "fraction_of_own_dtype_peak": round(rate * flops / 1e9 / peak, 3),
-                           "load_average_1min": round(os.getloadavg()[0], 2)}  # fmt: skip
+                    row = {
+                        "model": name,
+                        "setting": setting + (" compiled" if args.compile else ""),
+                        "batch": batch,
+                        "threads": threads,
+                        "images_per_s": round(rate, 2),
+                        "train_gflop_per_image": round(flops / 1e9, 3),
+                        "achieved_gflops": round(rate * flops / 1e9, 1),
+                        "fraction_of_fp32_peak": round(rate * flops / 1e9 / peaks["float32"], 3),
+                        "fraction_of_own_dtype_peak": round(rate * flops / 1e9 / peak, 3),
+                        "load_average_1min": round(os.getloadavg()[0], 2),
+                    }
                     rows.append(row)
                     print(_line(row), flush=True)
     return {"machine": machine(), "peak_gflops": peaks, "steps": args.steps, "rows": rows}
 
 
 def _line(row: dict) -> str:
-    return (f"| {row['model']} | {row['setting']} | {row['batch']} | {row['threads']} | "
-            f"{row['images_per_s']:.1f} | {row['train_gflop_per_image']:.2f} | "
-            f"{row['achieved_gflops']:.0f} | "
-            f"{row['fraction_of_fp32_peak']:.2f} | {row['fraction_of_own_dtype_peak']:.2f} | "
-            f"{row['load_average_1min']:.1f} |")  # fmt: skip
+    return (
+        f"| {row['model']} | {row['setting']} | {row['batch']} | {row['threads']} | "
+        f"{row['images_per_s']:.1f} | {row['train_gflop_per_image']:.2f} | "
+        f"{row['achieved_gflops']:.0f} | "
+        f"{row['fraction_of_fp32_peak']:.2f} | {row['fraction_of_own_dtype_peak']:.2f} | "
+        f"{row['load_average_1min']:.1f} |"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -143,8 +159,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", type=Path, help="also write the rows and the machine here")
     args = parser.parse_args(argv)
     info = machine()
-    print(f"{info['cpu']}, {info['cpus']} CPUs, torch {info['torch']} ({info['cpu_capability']}), "
-          f"{info['date']}, load average {info['load_average_1min']}")
+    print(
+        f"{info['cpu']}, {info['cpus']} CPUs, torch {info['torch']} ({info['cpu_capability']}), "
+        f"{info['date']}, load average {info['load_average_1min']}"
+    )
     result = measure(args)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -31,11 +31,18 @@ def _export(run: Path, limit: int | None) -> list[dict]:
     rows = export_run(run, "student", "fp32,fp16,int8", limit=limit, quiet=True, force=True, formats=FORMATS)
     print(f"export: {time.perf_counter() - started:.0f} s")
     return [
-        {"file": Path(r.path).name if r.path else None, "format": r.fmt, "precision": r.precision,
-         "status": r.status, "size_mb": r.size_mb, "max_abs_diff_torch": r.max_abs_diff,
-         "export_test_accuracy": r.test_accuracy, "export_seconds": round(r.seconds, 1)}
+        {
+            "file": Path(r.path).name if r.path else None,
+            "format": r.fmt,
+            "precision": r.precision,
+            "status": r.status,
+            "size_mb": r.size_mb,
+            "max_abs_diff_torch": r.max_abs_diff,
+            "export_test_accuracy": r.test_accuracy,
+            "export_seconds": round(r.seconds, 1),
+        }
         for r in rows
-    ]  # fmt: skip
+    ]
 
 
 def _bench(run: Path, threads: int, limit: int | None) -> list[dict]:
@@ -51,17 +58,22 @@ def joined(exported: list[dict], benched: list[dict]) -> list[dict]:
     for row in benched:
         name = Path(row["file"]).name if row.get("file") else None
         export = by_file.get(name, {})
-        lines.append({
-            "runtime": row["runtime"], "precision": row["precision"], "file": name,
-            "size_mb": row.get("size_mb"), "latency_ms_p50": row.get("latency_ms_p50"),
-            "accuracy": row.get("accuracy"), "test_count": row.get("test_count"),
-            "max_abs_diff_torch": export.get("max_abs_diff_torch"), "status": row["status"],
-        })  # fmt: skip
+        lines.append(
+            {
+                "runtime": row["runtime"],
+                "precision": row["precision"],
+                "file": name,
+                "size_mb": row.get("size_mb"),
+                "latency_ms_p50": row.get("latency_ms_p50"),
+                "accuracy": row.get("accuracy"),
+                "test_count": row.get("test_count"),
+                "max_abs_diff_torch": export.get("max_abs_diff_torch"),
+                "status": row["status"],
+            }
+        )
     for e in exported:  # files that were not written (failed, or a precision the format lacks)
         if e["status"] != "ok":
-            lines.append(
-                {"runtime": e["format"], "precision": e["precision"], "file": None, "status": e["status"]}
-            )
+            lines.append({"runtime": e["format"], "precision": e["precision"], "file": None, "status": e["status"]})
     return lines
 
 
@@ -100,7 +112,7 @@ def main() -> None:
             "cpu": platform.processor() or platform.machine(),
             "cores": os.cpu_count(),
             "load_average": os.getloadavg(),
-        },  # fmt: skip
+        },
         "export": exported,
         "rows": lines,
     }

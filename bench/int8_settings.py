@@ -166,12 +166,8 @@ def median_ms(sess: ort.InferenceSession, image: np.ndarray, repeats: int) -> fl
 
 def cpu_line() -> str:
     text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    model = next(
-        (line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "?"
-    )
-    flags = set(
-        next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
-    )
+    model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "?")
+    flags = set(next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []))
     isa = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8") if f in flags]
     patched = (Path(ort.__file__).parent / "KDEDGE_AVX2_DISPATCH").exists()
     dispatch = "AVX2 (patched copy, bench/ort_avx2_copy.py)" if patched else "as the CPU reports"
@@ -186,17 +182,17 @@ def measure(name: str, settings: list[str], args: argparse.Namespace, folder: Pa
     for setting in settings:
         started = time.perf_counter()
         files[setting] = build_int8(setting, fp32, calibration, folder)
-        print(
-            f"  {name} {setting}: {files[setting].name} ({time.perf_counter() - started:.0f} s)", flush=True
-        )
+        print(f"  {name} {setting}: {files[setting].name} ({time.perf_counter() - started:.0f} s)", flush=True)
     sessions = {key: session(path, args.threads) for key, path in files.items()}
     reference = logits(sessions["fp32"], evaluation)
     spread = np.sqrt(((reference - reference.mean(0)) ** 2).mean())
     accuracy = {}
     for key, sess in sessions.items():
         out = logits(sess, evaluation)
-        accuracy[key] = (float((out.argmax(1) == reference.argmax(1)).mean()),
-                         float(np.sqrt(((out - reference) ** 2).mean()) / spread))  # fmt: skip
+        accuracy[key] = (
+            float((out.argmax(1) == reference.argmax(1)).mean()),
+            float(np.sqrt(((out - reference) ** 2).mean()) / spread),
+        )
     image = evaluation[:1]
     for sess in sessions.values():
         median_ms(sess, image, 2)  # warm-up
@@ -237,9 +233,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--calibration-images", type=int, default=32)
     parser.add_argument("--eval-images", type=int, default=64)
-    parser.add_argument(
-        "--cache", type=Path, help="keep the ONNX files here between runs (default: a temp folder)"
-    )
+    parser.add_argument("--cache", type=Path, help="keep the ONNX files here between runs (default: a temp folder)")
     args = parser.parse_args()
     settings = [s for s in args.settings.split(",") if s]
     unknown = [s for s in settings if s not in SCHEMES and s not in EXTRA]

@@ -52,8 +52,10 @@ def main() -> None:
     shutil.copytree(source, target)
     (target / "capi" / libraries[0].name).write_bytes(bytes(data))
     (target / MARKER).write_text(f"patched at file offset {hits[0].start(1):#x} of {libraries[0].name}\n")
-    print(f"{target}: onnxruntime {onnxruntime.__version__} with AVX2 kernel dispatch "
-          f"(offset {hits[0].start(1):#x}); use PYTHONPATH={args.out}")  # fmt: skip
+    print(
+        f"{target}: onnxruntime {onnxruntime.__version__} with AVX2 kernel dispatch "
+        f"(offset {hits[0].start(1):#x}); use PYTHONPATH={args.out}"
+    )
 
 
 if __name__ == "__main__":

@@ -32,27 +32,45 @@ from kdedge.train.pipeline import prepare_data  # noqa: E402
 
 def recipe(data: dict, epochs: int) -> dict:
     """One recipe for both runs, only data differs: small CNN teacher -> narrower small CNN student."""
-    stage = {"epochs": epochs, "batch_size": 128, "optimizer": "sgd", "lr": 0.02, "momentum": 0.9,
-             "nesterov": True, "weight_decay": 5e-4, "schedule": "cosine"}  # fmt: skip
-    return {"name": "own_images_cifar", "seed": 0, "device": "cpu", "data": data,
-            "teacher": {"model": "small_cnn", "model_kwargs": {"width": 16}, **stage},
-            "student": {"model": "small_cnn", "model_kwargs": {"width": 8}, **stage},
-            "distillation": {"loss": "hinton", "alpha": 0.5, "temperature": 4}}  # fmt: skip
+    stage = {
+        "epochs": epochs,
+        "batch_size": 128,
+        "optimizer": "sgd",
+        "lr": 0.02,
+        "momentum": 0.9,
+        "nesterov": True,
+        "weight_decay": 5e-4,
+        "schedule": "cosine",
+    }
+    return {
+        "name": "own_images_cifar",
+        "seed": 0,
+        "device": "cpu",
+        "data": data,
+        "teacher": {"model": "small_cnn", "model_kwargs": {"width": 16}, **stage},
+        "student": {"model": "small_cnn", "model_kwargs": {"width": 8}, **stage},
+        "distillation": {"loss": "hinton", "alpha": 0.5, "temperature": 4},
+    }
 
 
 def distill(config: dict, folder: Path, name: str) -> dict:
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "kdedge", "distill", str(path), "--out", str(folder / name), "-q"],
-                   check=True)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "kdedge", "distill", str(path), "--out", str(folder / name), "-q"], check=True
+    )
     print(f"{name}: done in {time.perf_counter() - started:.0f} s", flush=True)
     summary = json.loads((folder / name / "summary.json").read_text())
-    return {"student_test_accuracy": summary["student"]["test_accuracy"],
-            "teacher_test_accuracy": summary["teacher"]["test_accuracy"],
-            "test_images": summary["data"]["test_images"], "train_images": summary["data"]["train_images"],
-            "mean": summary["data"]["mean"], "std": summary["data"]["std"],
-            "seconds": round(time.perf_counter() - started, 1)}  # fmt: skip
+    return {
+        "student_test_accuracy": summary["student"]["test_accuracy"],
+        "teacher_test_accuracy": summary["teacher"]["test_accuracy"],
+        "test_images": summary["data"]["test_images"],
+        "train_images": summary["data"]["train_images"],
+        "mean": summary["data"]["mean"],
+        "std": summary["data"]["std"],
+        "seconds": round(time.perf_counter() - started, 1),
+    }
 
 
 def main() -> None:
@@ -71,13 +89,18 @@ def main() -> None:
         written = round(time.perf_counter() - started, 1)
         os.environ["KDEDGE_CACHE"] = str(folder / "cache")
         own = recipe({"name": "folder", "path": str(images), "image_size": 32}, args.epochs)
-        results = {"builtin_cifar10": distill(builtin, folder, "builtin"),
-                   "folder": distill(own, folder, "folder")}  # fmt: skip
+        results = {"builtin_cifar10": distill(builtin, folder, "builtin"), "folder": distill(own, folder, "folder")}
     accuracy = {name: row["student_test_accuracy"] for name, row in results.items()}
     gap = 100 * (accuracy["folder"] - accuracy["builtin_cifar10"])
-    record = {"command": f"python bench/own_images_cifar.py --epochs {args.epochs}", "epochs": args.epochs,
-              "png_write_seconds": written, "load_average": os.getloadavg(), **results,
-              "student_gap_points": round(gap, 2), "within_2_points": abs(gap) <= 2.0}  # fmt: skip
+    record = {
+        "command": f"python bench/own_images_cifar.py --epochs {args.epochs}",
+        "epochs": args.epochs,
+        "png_write_seconds": written,
+        "load_average": os.getloadavg(),
+        **results,
+        "student_gap_points": round(gap, 2),
+        "within_2_points": abs(gap) <= 2.0,
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=2) + "\n")
     print(f"{'source':<16} {'teacher acc':>12} {'student acc':>12} {'seconds':>8}")

@@ -100,13 +100,32 @@ def child(csv_path: Path, mode: str, run_dir: Path) -> dict:
     from kdedge.train.pipeline import prepare_data, run_recipe
 
     torch.set_num_threads(os.cpu_count() or 1)
-    recipe = validate_recipe({
-        "name": "memory", "seed": 0, "device": "cpu",
-        "data": {"name": "csv", "path": str(csv_path), "image_size": 224, "in_channels": 3,
-                 "split": {"seed": 0, "val": 0.0, "test": 0.05}, "mean": [0.5] * 3, "std": [0.25] * 3},
-        "student": {"model": "mlp", "model_kwargs": {"hidden": [16]}, "epochs": 1, "batch_size": 64,
-                    "optimizer": "sgd", "lr": 0.001, "eval_batch_size": 64},
-        "distillation": {"loss": "none"}})  # fmt: skip
+    recipe = validate_recipe(
+        {
+            "name": "memory",
+            "seed": 0,
+            "device": "cpu",
+            "data": {
+                "name": "csv",
+                "path": str(csv_path),
+                "image_size": 224,
+                "in_channels": 3,
+                "split": {"seed": 0, "val": 0.0, "test": 0.05},
+                "mean": [0.5] * 3,
+                "std": [0.25] * 3,
+            },
+            "student": {
+                "model": "mlp",
+                "model_kwargs": {"hidden": [16]},
+                "epochs": 1,
+                "batch_size": 64,
+                "optimizer": "sgd",
+                "lr": 0.001,
+                "eval_batch_size": 64,
+            },
+            "distillation": {"loss": "none"},
+        }
+    )
     with RssSampler() as sampler:
         started = time.perf_counter()
         bundle = prepare_data(recipe, None)
@@ -116,18 +135,26 @@ def child(csv_path: Path, mode: str, run_dir: Path) -> dict:
             bundle = replace(bundle, train=copy(bundle.train), test=copy(bundle.test))
         run_recipe(recipe, RunDir(run_dir), None, stages=("student",), bundle=bundle)
     epoch = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[0])  # the loop's own timing
-    return {"mode": mode, "images": len(bundle.train) + len(bundle.test),
-            "decoded_gb": round((len(bundle.train) + len(bundle.test)) * BYTES_PER_IMAGE / 1e9, 2),
-            "load_seconds": round(load_seconds, 1), "epoch_seconds": epoch["epoch_seconds"],
-            "peak_rss_mb": round(sampler.peak["VmRSS"]), "peak_rss_anon_mb": round(sampler.peak["RssAnon"]),
-            "peak_rss_file_mb": round(sampler.peak["RssFile"])}  # fmt: skip
+    return {
+        "mode": mode,
+        "images": len(bundle.train) + len(bundle.test),
+        "decoded_gb": round((len(bundle.train) + len(bundle.test)) * BYTES_PER_IMAGE / 1e9, 2),
+        "load_seconds": round(load_seconds, 1),
+        "epoch_seconds": epoch["epoch_seconds"],
+        "peak_rss_mb": round(sampler.peak["VmRSS"]),
+        "peak_rss_anon_mb": round(sampler.peak["RssAnon"]),
+        "peak_rss_file_mb": round(sampler.peak["RssFile"]),
+    }
 
 
 def memory_cgroup(limit_mb: int) -> Path | None:
     """A memory cgroup (v1) nested under this process's own, limited to limit_mb; None when not allowed."""
     try:
-        own = next(line.split(":", 2)[2] for line in Path("/proc/self/cgroup").read_text().splitlines()
-                   if line.split(":")[1] == "memory")  # fmt: skip
+        own = next(
+            line.split(":", 2)[2]
+            for line in Path("/proc/self/cgroup").read_text().splitlines()
+            if line.split(":")[1] == "memory"
+        )
         group = Path("/sys/fs/cgroup/memory") / own.lstrip("/") / f"kdedge-bench-{os.getpid()}"
         group.mkdir()
         (group / "memory.limit_in_bytes").write_text(str(limit_mb * 2**20))
@@ -169,8 +196,7 @@ def main() -> None:
         group = memory_cgroup(args.limit_mb) if "large" in args.parts else None
         try:  # decodes the large set inside the limit too, then trains one epoch from the map
             if "large" in args.parts:
-                results["large_memmap_first_load"] = run_child(large, "memmap", folder / "r4",
-                                                               folder / "cache", group)  # fmt: skip
+                results["large_memmap_first_load"] = run_child(large, "memmap", folder / "r4", folder / "cache", group)
         finally:
             if group is not None:
                 group.rmdir()
@@ -180,12 +206,14 @@ def main() -> None:
     record = {
         "command": f"python bench/own_images_memory.py --small {args.small} --large {args.large} "
         f"--limit-mb {args.limit_mb}",
-        "cpus": os.cpu_count(), "load_average": os.getloadavg(),
+        "cpus": os.cpu_count(),
+        "load_average": os.getloadavg(),
         "source_jpeg_write_seconds": round(write_seconds, 1),
         "large_limit_mb": args.limit_mb if group else None,
         "decode_images_per_second": round(first["images"] / first["load_seconds"], 1) if measured else None,
-        "epoch_ratio_memmap_over_memory":
-            round(memmap["epoch_seconds"] / memory["epoch_seconds"], 2) if measured else None,
+        "epoch_ratio_memmap_over_memory": round(memmap["epoch_seconds"] / memory["epoch_seconds"], 2)
+        if measured
+        else None,
         **results,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,7 @@ the bench's job (hinton_mnist_800 student 784-800-800-10, T=20, full MNIST, cach
         --teacher runs/bench_train_speed/teacher-e2-s0-cpu/teacher.safetensors [--threads 1]
 
 Prints the phases (teacher-logit cache, training steps, per-epoch test evaluation) and the top operators by
-self CPU time, as markdown for bench/RESULTS.md. The teacher comes from bench/train_speed.py's work folder.
+self CPU time, as markdown for docs/archive/results-log.md. The teacher comes from bench/train_speed.py's work folder.
 """
 
 from __future__ import annotations
@@ -58,14 +58,22 @@ def main() -> None:
     cache_seconds = time.perf_counter() - started
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         started = time.perf_counter()
-        record = fit(student, bundle.train, recipe.student, replace(ctx, evaluation={"test": bundle.test}),
-                     teacher=teacher, distill=recipe.distillation)[-1]  # fmt: skip
+        record = fit(
+            student,
+            bundle.train,
+            recipe.student,
+            replace(ctx, evaluation={"test": bundle.test}),
+            teacher=teacher,
+            distill=recipe.distillation,
+        )[-1]
         total = time.perf_counter() - started
     rest = total - record["epoch_seconds"]
-    print(f"threads {torch.get_num_threads()}; fit (1 epoch, profiled) {total:.2f} s = training steps "
-          f"{record['epoch_seconds']:.2f} s + teacher-logit cache and test evaluation {rest:.2f} s; "
-          f"teacher-logit cache alone (unprofiled) {cache_seconds:.2f} s; "
-          f"test acc {record['test_accuracy']:.4f}\n")  # fmt: skip
+    print(
+        f"threads {torch.get_num_threads()}; fit (1 epoch, profiled) {total:.2f} s = training steps "
+        f"{record['epoch_seconds']:.2f} s + teacher-logit cache and test evaluation {rest:.2f} s; "
+        f"teacher-logit cache alone (unprofiled) {cache_seconds:.2f} s; "
+        f"test acc {record['test_accuracy']:.4f}\n"
+    )
     averages = prof.key_averages()
     print(averages.table(sort_by="self_cpu_time_total", row_limit=args.rows, max_name_column_width=40))
 

@@ -48,9 +48,7 @@ def main() -> None:
     run.update_summary("data", data_info(bundle))
     run.save_weights("student", model, recipe)
     run.update_summary("finished", True)
-    print(
-        f"{args.out}: {args.model}, random weights, {args.dataset} at {bundle.image_size} px"
-    )
+    print(f"{args.out}: {args.model}, random weights, {args.dataset} at {bundle.image_size} px")
 
 
 if __name__ == "__main__":

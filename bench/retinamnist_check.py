@@ -30,8 +30,7 @@ def test_images(data_root: Path) -> tuple[np.ndarray, np.ndarray]:
     """(images (400, 28, 28, 3) uint8, labels (400,)) of the official file (md5 checked here too)."""
     import hashlib
 
-    path = next(p for p in (data_root / "retinamnist.npz", data_root / "medmnist" / "retinamnist.npz")
-                if p.is_file())  # fmt: skip
+    path = next(p for p in (data_root / "retinamnist.npz", data_root / "medmnist" / "retinamnist.npz") if p.is_file())
     assert hashlib.md5(path.read_bytes()).hexdigest() == OFFICIAL_MD5, f"{path}: not the official file"
     with np.load(path) as npz:
         return npz["test_images"], npz["test_labels"].reshape(-1)
@@ -60,10 +59,17 @@ def check(run: Path, images: np.ndarray, labels: np.ndarray) -> dict:
     predicted = onnx_predictions(run / "export" / "student.fp32.onnx", images)
     accuracy = float((predicted == labels).mean())
     qwk = float(cohen_kappa_score(labels, predicted, weights="quadratic"))
-    equal = (round(accuracy * len(labels)) == len(labels) - summary["test_errors"]
-             and abs(qwk - summary["test_qwk"]) < 1e-9)  # fmt: skip
-    return {"run": str(run), "summary_accuracy": summary["test_accuracy"], "onnx_accuracy": accuracy,
-            "summary_qwk": summary["test_qwk"], "onnx_qwk": qwk, "equal": equal}  # fmt: skip
+    equal = (
+        round(accuracy * len(labels)) == len(labels) - summary["test_errors"] and abs(qwk - summary["test_qwk"]) < 1e-9
+    )
+    return {
+        "run": str(run),
+        "summary_accuracy": summary["test_accuracy"],
+        "onnx_accuracy": accuracy,
+        "summary_qwk": summary["test_qwk"],
+        "onnx_qwk": qwk,
+        "equal": equal,
+    }
 
 
 def main() -> int:
@@ -75,9 +81,11 @@ def main() -> int:
     images, labels = test_images(args.data_root)
     rows = [check(run, images, labels) for run in args.runs]
     for row in rows:
-        print(f"{'ok  ' if row['equal'] else 'DIFF'} {row['run']}: summary acc {row['summary_accuracy']:.4f} "
-              f"qwk {row['summary_qwk']:.4f} | onnxruntime acc {row['onnx_accuracy']:.4f} "
-              f"qwk {row['onnx_qwk']:.4f}")
+        print(
+            f"{'ok  ' if row['equal'] else 'DIFF'} {row['run']}: summary acc {row['summary_accuracy']:.4f} "
+            f"qwk {row['summary_qwk']:.4f} | onnxruntime acc {row['onnx_accuracy']:.4f} "
+            f"qwk {row['onnx_qwk']:.4f}"
+        )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
     return 0 if all(row["equal"] for row in rows) else 1

@@ -14,8 +14,11 @@ import statistics
 import sys
 from pathlib import Path
 
-REFERENCE = {"accuracy": 0.531, "source": "MedMNIST v2 (Yang et al. 2023), best baseline on RetinaMNIST "
-             "28 px (Google AutoML Vision); its ResNet-18/50 reach 0.493-0.528"}  # fmt: skip
+REFERENCE = {
+    "accuracy": 0.531,
+    "source": "MedMNIST v2 (Yang et al. 2023), best baseline on RetinaMNIST "
+    "28 px (Google AutoML Vision); its ResNet-18/50 reach 0.493-0.528",
+}
 TARGET_PARAMS = 5_000_000
 # table rows: (label, run-name prefix, stage whose numbers the row shows)
 ROWS = (
@@ -34,8 +37,15 @@ def bench_row(run: Path, stage: str, precision: str) -> dict:
     if not file.is_file():
         return {}
     rows = json.loads(file.read_text()).get("rows", [])
-    hits = [r for r in rows if r.get("runtime") == "onnxruntime" and r.get("stage") == stage
-            and r.get("precision") == precision and r.get("batch_size") == 1 and r.get("latency_ms_p50")]
+    hits = [
+        r
+        for r in rows
+        if r.get("runtime") == "onnxruntime"
+        and r.get("stage") == stage
+        and r.get("precision") == precision
+        and r.get("batch_size") == 1
+        and r.get("latency_ms_p50")
+    ]
     return hits[0] if hits else {}
 
 
@@ -55,31 +65,51 @@ def collect(root: Path) -> list[dict]:
     """One dict per table row: per-seed numbers and their mean / spread."""
     table = []
     for label, prefix, stage in ROWS:
-        runs = sorted(p for p in root.glob(f"{prefix}-s*") if (p / "summary.json").is_file()
-                      and json.loads((p / "summary.json").read_text()).get("finished"))  # fmt: skip
+        runs = sorted(
+            p
+            for p in root.glob(f"{prefix}-s*")
+            if (p / "summary.json").is_file() and json.loads((p / "summary.json").read_text()).get("finished")
+        )
         seeds = []
         for run in runs:
             summary = json.loads((run / "summary.json").read_text())
             part = summary[stage]
-            seeds.append({"run": str(run), "seed": int(run.name.rsplit("-s", 1)[1]), "model": part["model"],
-                          "params": part["params"], "test_accuracy": part["test_accuracy"],
-                          "test_qwk": part["test_qwk"], "epochs": part.get("epochs"),
-                          "train_seconds": part.get("train_seconds"),
-                          "ort_fp32_ms_b1": latency(run, stage, "fp32"),
-                          "ort_int8_ms_b1": latency(run, stage, "int8"),
-                          "ort_int8_accuracy": bench_row(run, stage, "int8").get("accuracy")})  # fmt: skip
+            seeds.append(
+                {
+                    "run": str(run),
+                    "seed": int(run.name.rsplit("-s", 1)[1]),
+                    "model": part["model"],
+                    "params": part["params"],
+                    "test_accuracy": part["test_accuracy"],
+                    "test_qwk": part["test_qwk"],
+                    "epochs": part.get("epochs"),
+                    "train_seconds": part.get("train_seconds"),
+                    "ort_fp32_ms_b1": latency(run, stage, "fp32"),
+                    "ort_int8_ms_b1": latency(run, stage, "int8"),
+                    "ort_int8_accuracy": bench_row(run, stage, "int8").get("accuracy"),
+                }
+            )
         if not seeds:
             continue
         acc, acc_spread = mean_spread([s["test_accuracy"] for s in seeds])
         qwk, qwk_spread = mean_spread([s["test_qwk"] for s in seeds])
         fp32 = [s["ort_fp32_ms_b1"] for s in seeds if s["ort_fp32_ms_b1"]]
         int8 = [s["ort_int8_ms_b1"] for s in seeds if s["ort_int8_ms_b1"]]
-        table.append({"row": label, "model": seeds[0]["model"], "params": seeds[0]["params"],
-                      "seeds": len(seeds), "test_accuracy_mean": acc, "test_accuracy_spread": acc_spread,
-                      "test_qwk_mean": qwk, "test_qwk_spread": qwk_spread,
-                      "ort_fp32_ms_b1": statistics.fmean(fp32) if fp32 else None,
-                      "ort_int8_ms_b1": statistics.fmean(int8) if int8 else None,
-                      "per_seed": seeds})  # fmt: skip
+        table.append(
+            {
+                "row": label,
+                "model": seeds[0]["model"],
+                "params": seeds[0]["params"],
+                "seeds": len(seeds),
+                "test_accuracy_mean": acc,
+                "test_accuracy_spread": acc_spread,
+                "test_qwk_mean": qwk,
+                "test_qwk_spread": qwk_spread,
+                "ort_fp32_ms_b1": statistics.fmean(fp32) if fp32 else None,
+                "ort_int8_ms_b1": statistics.fmean(int8) if int8 else None,
+                "per_seed": seeds,
+            }
+        )
     return table
 
 
@@ -95,7 +125,8 @@ def verdicts(table: list[dict]) -> dict:
             out[f"{student}: KD - no KD, QWK"] = kd["test_qwk_mean"] - plain["test_qwk_mean"]
     small = [r for r in table if r["params"] <= TARGET_PARAMS and ", KD" in r["row"]]
     out["distilled student <= 5 M params reaches 0.531"] = any(
-        r["test_accuracy_mean"] >= REFERENCE["accuracy"] and r["seeds"] >= 2 for r in small)
+        r["test_accuracy_mean"] >= REFERENCE["accuracy"] and r["seeds"] >= 2 for r in small
+    )
     return out
 
 
@@ -103,14 +134,18 @@ def markdown(table: list[dict]) -> str:
     def num(value: float | None, spec: str) -> str:
         return "-" if value is None else format(value, spec)
 
-    lines = ["| model | params | seeds | test acc (mean ± half-range) | QWK (mean ± half-range) | "
-             "ORT fp32 ms (b1) | ORT int8 ms (b1) |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+    lines = [
+        "| model | params | seeds | test acc (mean ± half-range) | QWK (mean ± half-range) | "
+        "ORT fp32 ms (b1) | ORT int8 ms (b1) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for r in table:
-        lines.append(f"| {r['row']} | {r['params'] / 1e6:.1f} M | {r['seeds']} | "
-                     f"{r['test_accuracy_mean']:.3f} ± {r['test_accuracy_spread'] / 2:.3f} | "
-                     f"{r['test_qwk_mean']:.3f} ± {r['test_qwk_spread'] / 2:.3f} | "
-                     f"{num(r['ort_fp32_ms_b1'], '.2f')} | {num(r['ort_int8_ms_b1'], '.2f')} |")  # fmt: skip
+        lines.append(
+            f"| {r['row']} | {r['params'] / 1e6:.1f} M | {r['seeds']} | "
+            f"{r['test_accuracy_mean']:.3f} ± {r['test_accuracy_spread'] / 2:.3f} | "
+            f"{r['test_qwk_mean']:.3f} ± {r['test_qwk_spread'] / 2:.3f} | "
+            f"{num(r['ort_fp32_ms_b1'], '.2f')} | {num(r['ort_int8_ms_b1'], '.2f')} |"
+        )
     lines.append(f"| MedMNIST v2 best baseline (reference) | | | {REFERENCE['accuracy']:.3f} | | | |")
     return "\n".join(lines)
 

@@ -89,6 +89,35 @@ def table(path: Path) -> list[dict]:
     return [{k: v for k, v in row.items() if k != "train_seconds"} for row in rows]
 
 
+def as_table(report: dict, args: argparse.Namespace) -> dict:
+    """The keys of bench/make_tables.py's table format (docs/results.md), from the measured runs."""
+    runs = report["runs"]
+    shortened = f"student.epochs={args.student_epochs}" + (
+        f", data.train_limit={args.train_limit}" if args.train_limit else ""
+    )
+    extra = runs["ray-1"]["overhead_per_point_seconds"]
+    return {
+        "title": "Sweep backends: the 2x30 grid on the local backend and on Ray",
+        "experiment": "bench/sweep_backends.py",
+        "order": 90,
+        "headline": f"Ray adds {extra:+.2f} s per point (mostly its start) on 2 shared CPUs; same sweep.csv",
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{report['cpus']} CPUs shared with other jobs (load: see rows), 1 torch thread",
+        "commands": ["python " + " ".join(sys.argv)] + [r["command"] for r in runs.values()],
+        "source": "bench/results/sweep_backends.json (runs)",
+        "columns": ["backend", "wall s", "overhead per point s", "load (before, after)"],
+        "rows": [
+            [name, r["wall_seconds"], r["overhead_per_point_seconds"], str(r["load_average_1min"])]
+            for name, r in runs.items()
+        ],
+        "notes": [
+            f"11 student runs (10 grid points + the no-KD baseline), shortened identically: {shortened}",
+            NOTE,
+            f"sweep.csv identical across backends (timing column dropped): {report['sweep_csv_identical']}",
+        ],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "bench_sweep_backends")
@@ -147,7 +176,7 @@ def main() -> None:
         "best_point": results["local"]["rows"][0],
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    args.out.write_text(json.dumps(as_table(report, args) | report, indent=2) + "\n")
     print(
         f"{RECIPE}: {POINTS} student runs of {args.student_epochs} epochs on {cpus} CPUs; "
         f"sweep.csv identical across backends: {same}"

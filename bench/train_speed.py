@@ -42,14 +42,25 @@ def job_from_recipe(args: argparse.Namespace) -> dict:
 
     recipe = load_recipe(RECIPE)
     student, distill = recipe.student, recipe.distillation
-    return {"recipe": RECIPE, "seed": args.seed, "device": args.device, "student_epochs": args.student_epochs,
-            "teacher_epochs": args.teacher_epochs, "batch_size": student.batch_size, "lr": student.lr,
-            "momentum": student.momentum, "weight_decay": student.weight_decay, "schedule": student.schedule,
-            "student_hidden": list(student.model_kwargs["hidden"]), "temperature": distill.temperature,
-            "alpha": distill.soft_weight, "teacher_kwargs": dict(recipe.teacher.model_kwargs)}  # fmt: skip
+    return {
+        "recipe": RECIPE,
+        "seed": args.seed,
+        "device": args.device,
+        "student_epochs": args.student_epochs,
+        "teacher_epochs": args.teacher_epochs,
+        "batch_size": student.batch_size,
+        "lr": student.lr,
+        "momentum": student.momentum,
+        "weight_decay": student.weight_decay,
+        "schedule": student.schedule,
+        "student_hidden": list(student.model_kwargs["hidden"]),
+        "temperature": distill.temperature,
+        "alpha": distill.soft_weight,
+        "teacher_kwargs": dict(recipe.teacher.model_kwargs),
+    }
 
 
-# -- the report: a markdown table, printed and appended to RESULTS.md under its own heading ----------------
+# -- the report: a markdown table, printed and appended to docs/archive/results-log.md under its own heading --
 HEADING = "## Training speed (issue 9)"
 TARGETS = {"torchdistill": 3.0, "plain": 2.0}  # issue 9: kdedge this many times faster on the student stage
 
@@ -61,17 +72,22 @@ def machine_description(threads: int | None, load_before: tuple[float, ...]) -> 
     cores = int(lscpu.get("Core(s) per socket", "0")) * int(lscpu.get("Socket(s)", "1"))
     gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ", no GPU"
     cpu = f"{lscpu.get('Model name', '?').strip()}, {lscpu.get('CPU(s)', '?').strip()} CPUs / {cores} cores"
-    return (f"{cpu}, {mem_kb / 2**20:.0f} GiB{gpu}; torch {torch.__version__}, "
-            f"threads {threads or torch.get_num_threads()}; "
-            f"load average before {load_before[0]:.1f}, after {os.getloadavg()[0]:.1f}")  # fmt: skip
+    return (
+        f"{cpu}, {mem_kb / 2**20:.0f} GiB{gpu}; torch {torch.__version__}, "
+        f"threads {threads or torch.get_num_threads()}; "
+        f"load average before {load_before[0]:.1f}, after {os.getloadavg()[0]:.1f}"
+    )
 
 
 def table(results: list[dict], job: dict) -> list[str]:
     kdedge = _kdedge_row(results)
     images = job["student_epochs"] * 60_000
-    rows = ["| run | student stage s | images/s | kdedge speed-up | student CPU s | CPU speed-up "
-            "| process CPU s | process wall s | test acc | acc - kdedge (points) | final train loss "
-            "| teacher test acc |", "|---|" + "---:|" * 11]  # fmt: skip
+    rows = [
+        "| run | student stage s | images/s | kdedge speed-up | student CPU s | CPU speed-up "
+        "| process CPU s | process wall s | test acc | acc - kdedge (points) | final train loss "
+        "| teacher test acc |",
+        "|---|" + "---:|" * 11,
+    ]
     for r in results:
         if "failed" in r:
             rows.append(f"| {r['run']} | failed: {r['failed'][:80]} |" + " |" * 10)
@@ -79,11 +95,13 @@ def table(results: list[dict], job: dict) -> list[str]:
         speedup = f"{r['student_seconds'] / kdedge['student_seconds']:.2f}x" if kdedge else "-"
         cpu_speedup = f"{r['student_cpu_seconds'] / kdedge['student_cpu_seconds']:.2f}x" if kdedge else "-"
         delta = f"{100 * (r['test_accuracy'] - kdedge['test_accuracy']):+.2f}" if kdedge else "-"
-        rows.append(f"| {r['run']} | {r['student_seconds']:.1f} | {images / r['student_seconds']:,.0f} "
-                    f"| {speedup} | {r['student_cpu_seconds']:.1f} | {cpu_speedup} | {r['cpu_seconds']:.0f} "
-                    f"| {r['process_seconds']:.0f} "
-                    f"| {r['test_accuracy']:.4f} | {delta} | {r['train_loss']:.4f} "
-                    f"| {r['teacher_test_accuracy']:.4f} |")  # fmt: skip
+        rows.append(
+            f"| {r['run']} | {r['student_seconds']:.1f} | {images / r['student_seconds']:,.0f} "
+            f"| {speedup} | {r['student_cpu_seconds']:.1f} | {cpu_speedup} | {r['cpu_seconds']:.0f} "
+            f"| {r['process_seconds']:.0f} "
+            f"| {r['test_accuracy']:.4f} | {delta} | {r['train_loss']:.4f} "
+            f"| {r['teacher_test_accuracy']:.4f} |"
+        )
     return rows
 
 
@@ -102,20 +120,33 @@ def verdicts(results: list[dict]) -> list[str]:
         cpu_speedup = r["student_cpu_seconds"] / kdedge["student_cpu_seconds"]
         gap = 100 * abs(r["test_accuracy"] - kdedge["test_accuracy"])
         target = TARGETS[r["run"]]
-        lines.append(f"- vs {r['run']}: wall {speedup:.2f}x (target >= {target:.0f}x: "
-                     f"{'met' if speedup >= target else 'MISSED'}), student CPU time {cpu_speedup:.2f}x "
-                     f"({'met' if cpu_speedup >= target else 'MISSED'}); accuracy gap {gap:.2f} points "
-                     f"(target <= 0.1: {'met' if gap <= 0.1 + 1e-9 else 'MISSED'})")  # fmt: skip
+        lines.append(
+            f"- vs {r['run']}: wall {speedup:.2f}x (target >= {target:.0f}x: "
+            f"{'met' if speedup >= target else 'MISSED'}), student CPU time {cpu_speedup:.2f}x "
+            f"({'met' if cpu_speedup >= target else 'MISSED'}); accuracy gap {gap:.2f} points "
+            f"(target <= 0.1: {'met' if gap <= 0.1 + 1e-9 else 'MISSED'})"
+        )
     return lines
 
 
-def report(results: list[dict], job: dict, machine: str, command: str, results_md: Path,
-           append: bool) -> None:  # fmt: skip
+def report(results: list[dict], job: dict, machine: str, command: str, results_md: Path, append: bool) -> None:
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    title = (f"### {when}: student {job['student_epochs']} epochs, teacher {job['teacher_epochs']} epochs, "
-             f"seed {job['seed']}, {job['device']}")  # fmt: skip
-    block = [title, "", f"Command: `{command}`", "", f"Machine: {machine}", "", *table(results, job), "",
-             *verdicts(results), ""]  # fmt: skip
+    title = (
+        f"### {when}: student {job['student_epochs']} epochs, teacher {job['teacher_epochs']} epochs, "
+        f"seed {job['seed']}, {job['device']}"
+    )
+    block = [
+        title,
+        "",
+        f"Command: `{command}`",
+        "",
+        f"Machine: {machine}",
+        "",
+        *table(results, job),
+        "",
+        *verdicts(results),
+        "",
+    ]
     print("\n".join(block))
     if append:
         append_section(results_md, block)
@@ -156,16 +187,24 @@ def train_teacher(job: dict, work: Path) -> Path:
 
 def run_kdedge(job: dict, teacher_path: Path, work: Path, cache: bool) -> dict:
     out = work / ("kdedge" if cache else "kdedge-nocache")
-    sets = [f"teacher.checkpoint={teacher_path}", f"student.epochs={job['student_epochs']}",
-            "distillation.loss=kl", f"distillation.cache_teacher_logits={str(cache).lower()}"]  # fmt: skip
+    sets = [
+        f"teacher.checkpoint={teacher_path}",
+        f"student.epochs={job['student_epochs']}",
+        "distillation.loss=kl",
+        f"distillation.cache_teacher_logits={str(cache).lower()}",
+    ]
     subprocess.run(kdedge_command(job, sets, out, "distill"), check=True, cwd=ROOT)
     summary = json.loads((out / "summary.json").read_text())
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     last = [r for r in records if r["stage"] == "student"][-1]
     student = summary["student"]
-    return {"student_seconds": student["train_seconds"], "student_cpu_seconds": student["train_cpu_seconds"],
-            "test_accuracy": student["test_accuracy"], "train_loss": last["train_loss"],
-            "teacher_test_accuracy": summary["teacher"]["test_accuracy"]}  # fmt: skip
+    return {
+        "student_seconds": student["train_seconds"],
+        "student_cpu_seconds": student["train_cpu_seconds"],
+        "test_accuracy": student["test_accuracy"],
+        "train_loss": last["train_loss"],
+        "teacher_test_accuracy": summary["teacher"]["test_accuracy"],
+    }
 
 
 def timed(run: str, command: list[str], call) -> dict:
@@ -183,8 +222,11 @@ def timed(run: str, command: list[str], call) -> dict:
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     result |= {"run": run, "process_seconds": time.perf_counter() - started, "cpu_seconds": cpu}
-    print(f"{run}: student {result['student_seconds']:.1f} s, test acc {result['test_accuracy']:.4f}, "
-          f"loss {result['train_loss']:.4f}", flush=True)
+    print(
+        f"{run}: student {result['student_seconds']:.1f} s, test acc {result['test_accuracy']:.4f}, "
+        f"loss {result['train_loss']:.4f}",
+        flush=True,
+    )
     return result
 
 
@@ -198,8 +240,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--threads", type=int, help="OMP/MKL threads for every run (default: torch's own)")
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "bench_train_speed")
-    parser.add_argument("--results", type=Path, default=ROOT / "bench" / "RESULTS.md")
-    parser.add_argument("--no-append", action="store_true", help="print only; leave RESULTS.md alone")
+    parser.add_argument("--results", type=Path, default=ROOT / "docs" / "archive" / "results-log.md")
+    parser.add_argument("--no-append", action="store_true", help="print only; leave the results log alone")
     parser.add_argument("--worker", choices=("plain", "torchdistill"), help=argparse.SUPPRESS)
     parser.add_argument("--job", help=argparse.SUPPRESS)
     parser.add_argument("--teacher", type=Path, help=argparse.SUPPRESS)
@@ -224,8 +266,7 @@ def main() -> None:
     teacher_path = train_teacher(job, args.work)
     results = []
     for run in args.runs:
-        worker = [sys.executable, __file__, "--worker", run, "--job", json.dumps(job),
-                  "--teacher", str(teacher_path)]  # fmt: skip
+        worker = [sys.executable, __file__, "--worker", run, "--job", json.dumps(job), "--teacher", str(teacher_path)]
         if run.startswith("kdedge"):
             cached = run == "kdedge"
             call = lambda cached=cached: run_kdedge(job, teacher_path, args.work, cached)  # noqa: E731

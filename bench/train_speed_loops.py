@@ -24,8 +24,9 @@ STEPS_PER_EPOCH = 469  # ceil(60,000 / 128)
 class NeuralNetwork(nn.Module):
     """784-...-10 ReLU MLP written like PyTorch's quickstart tutorial. (N, 1, 28, 28) -> (N, 10)."""
 
-    def __init__(self, hidden: list[int], dropout: float = 0.0, input_dropout: float = 0.0,
-                 num_classes: int = 10) -> None:  # fmt: skip
+    def __init__(
+        self, hidden: list[int], dropout: float = 0.0, input_dropout: float = 0.0, num_classes: int = 10
+    ) -> None:
         super().__init__()
         self.flatten = nn.Flatten()
         layers: list[nn.Module] = [nn.Dropout(input_dropout)] if input_dropout > 0 else []
@@ -95,24 +96,31 @@ def run_plain(job: dict, teacher_path: Path) -> dict:
     transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
     train_set = datasets.MNIST(os.environ["KDEDGE_DATA"], train=True, download=False, transform=transform)
     test_set = datasets.MNIST(os.environ["KDEDGE_DATA"], train=False, download=False, transform=transform)
-    train_loader = DataLoader(train_set, batch_size=job["batch_size"], shuffle=True,
-                              generator=torch.Generator().manual_seed(job["seed"]))  # fmt: skip
+    train_loader = DataLoader(
+        train_set, batch_size=job["batch_size"], shuffle=True, generator=torch.Generator().manual_seed(job["seed"])
+    )
     test_loader = DataLoader(test_set, batch_size=1000)
     teacher = NeuralNetwork(**job["teacher_kwargs"]).to(device)
     load_kdedge_weights(teacher, teacher_path)
     torch.manual_seed(job["seed"])  # the student's init: same seed, same layer order as kdedge's
     student = NeuralNetwork(job["student_hidden"]).to(device)
     started, cpu_started = time.perf_counter(), time.process_time()
-    optimizer = torch.optim.SGD(student.parameters(), lr=job["lr"], momentum=job["momentum"],
-                                weight_decay=job["weight_decay"])  # fmt: skip
+    optimizer = torch.optim.SGD(
+        student.parameters(), lr=job["lr"], momentum=job["momentum"], weight_decay=job["weight_decay"]
+    )
     steps = job["student_epochs"] * len(train_loader)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
     for _ in range(job["student_epochs"]):
         train_loss = train_kd_epoch(teacher, student, train_loader, optimizer, scheduler, job, device)
         accuracy = test_accuracy(student, test_loader, device)
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
-    return {"student_seconds": seconds, "student_cpu_seconds": cpu, "test_accuracy": accuracy,
-            "train_loss": train_loss, "teacher_test_accuracy": test_accuracy(teacher, test_loader, device)}
+    return {
+        "student_seconds": seconds,
+        "student_cpu_seconds": cpu,
+        "test_accuracy": accuracy,
+        "train_loss": train_loss,
+        "teacher_test_accuracy": test_accuracy(teacher, test_loader, device),
+    }
 
 
 # -- torchdistill, configured by bench/torchdistill_hinton.yaml, loop as in its examples/torchvision --------
@@ -144,11 +152,24 @@ def check_same_job(config: dict, job: dict) -> None:
     train = config["train"]
     kd = train["criterion"]["kwargs"]["sub_terms"]["kd"]["criterion"]["kwargs"]
     optimizer = train["optimizer"]["kwargs"]
-    theirs = (train["train_data_loader"]["kwargs"]["batch_size"], optimizer["lr"], optimizer["momentum"],
-              kd["temperature"], kd["beta"], round(1 - kd["alpha"], 6),
-              config["models"]["student_model"]["kwargs"]["hidden"])  # fmt: skip
-    ours = (job["batch_size"], job["lr"], job["momentum"], job["temperature"], job["alpha"], job["alpha"],
-            job["student_hidden"])  # fmt: skip
+    theirs = (
+        train["train_data_loader"]["kwargs"]["batch_size"],
+        optimizer["lr"],
+        optimizer["momentum"],
+        kd["temperature"],
+        kd["beta"],
+        round(1 - kd["alpha"], 6),
+        config["models"]["student_model"]["kwargs"]["hidden"],
+    )
+    ours = (
+        job["batch_size"],
+        job["lr"],
+        job["momentum"],
+        job["temperature"],
+        job["alpha"],
+        job["alpha"],
+        job["student_hidden"],
+    )
     if theirs != ours or job["schedule"] != "cosine":
         raise SystemExit(f"{YAML.name} and {job['recipe']} differ: {theirs} vs {ours}")
 
@@ -180,6 +201,10 @@ def run_torchdistill(job: dict, teacher_path: Path) -> dict:
         accuracy = test_accuracy(student, box.val_data_loader, device)
         box.post_epoch_process()
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
-    return {"student_seconds": seconds, "student_cpu_seconds": cpu, "test_accuracy": accuracy,
-            "train_loss": train_loss,
-            "teacher_test_accuracy": test_accuracy(teacher, box.val_data_loader, device)}  # fmt: skip
+    return {
+        "student_seconds": seconds,
+        "student_cpu_seconds": cpu,
+        "test_accuracy": accuracy,
+        "train_loss": train_loss,
+        "teacher_test_accuracy": test_accuracy(teacher, box.val_data_loader, device),
+    }

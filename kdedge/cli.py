@@ -28,39 +28,64 @@ except ImportError:  # pragma: no cover
 
 # rich_markup_mode=None: help text prints as written ("kdedge-distill[tensorboard]" would lose its
 # brackets to rich markup) and flags get no "<bool>" placeholder
-app = typer.Typer(add_completion=True, no_args_is_help=True, pretty_exceptions_enable=False,
-                  rich_markup_mode=None,
-                  help="Distill large image classifiers into small ones for edge devices.")  # fmt: skip
+app = typer.Typer(
+    add_completion=True,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="Distill large image classifiers into small ones for edge devices.",
+)
 # TAB completes packaged recipe names and .yaml files, run folders and .onnx files (kdedge.completion)
-RecipeArgument = Annotated[str, typer.Argument(help="Recipe file or packaged recipe name.",
-                                               autocompletion=recipe_names)]  # fmt: skip
+RecipeArgument = Annotated[
+    str, typer.Argument(help="Recipe file or packaged recipe name.", autocompletion=recipe_names)
+]
 recipes_app = typer.Typer(help="List or show the recipes shipped with kdedge.", invoke_without_command=True)
 app.add_typer(recipes_app, name="recipes")
 
-SetOption = Annotated[list[str], typer.Option(
-    "--set", help="Override recipe keys: --set a.b=value c=value ... (several pairs after one --set, or one "
-    "--set each).")]  # fmt: skip
+SetOption = Annotated[
+    list[str],
+    typer.Option(
+        "--set",
+        help="Override recipe keys: --set a.b=value c=value ... (several pairs after one --set, or one --set each).",
+    ),
+]
 OutOption = Annotated[Path | None, typer.Option("--out", help="Run directory (default runs/<recipe name>).")]
-DataRootOption = Annotated[str | None, typer.Option(
-    "--data-root", help="Data folder (default: the run's own, else $KDEDGE_DATA, else download to "
-    "~/.cache/kdedge); for data.name folder/csv it replaces data.path."
-)]  # fmt: skip
+DataRootOption = Annotated[
+    str | None,
+    typer.Option(
+        "--data-root",
+        help="Data folder (default: the run's own, else $KDEDGE_DATA, else download to "
+        "~/.cache/kdedge); for data.name folder/csv it replaces data.path.",
+    ),
+]
 ForceOption = Annotated[bool, typer.Option("--force", help="Overwrite a finished run in --out.")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or tables.")]
-WideOption = Annotated[bool, typer.Option("--wide", help="Every column, however wide the table gets (by "
-                                          "default columns are hidden to fit the terminal).")]
-TensorBoardOption = Annotated[bool, typer.Option(
-    "--tensorboard",
-    help="Also write TensorBoard events into the run directory (needs kdedge-distill[tensorboard]).",
-)]  # fmt: skip
+WideOption = Annotated[
+    bool,
+    typer.Option(
+        "--wide", help="Every column, however wide the table gets (by default columns are hidden to fit the terminal)."
+    ),
+]
+TensorBoardOption = Annotated[
+    bool,
+    typer.Option(
+        "--tensorboard",
+        help="Also write TensorBoard events into the run directory (needs kdedge-distill[tensorboard]).",
+    ),
+]
 ResumeOption = Annotated[
     Path | None, typer.Option("--resume", help="Continue this killed run from its last checkpoint.")
 ]
-SkipBadOption = Annotated[bool, typer.Option(
-    "--skip-bad-images", help="Leave unreadable images out (a warning, a count, RUN/bad_images.txt).")]
-CheckpointMinutesOption = Annotated[float, typer.Option(
-    "--checkpoint-minutes", min=0, help="Also save training state every N minutes inside an epoch (0: off)."
-)]  # fmt: skip
+SkipBadOption = Annotated[
+    bool,
+    typer.Option("--skip-bad-images", help="Leave unreadable images out (a warning, a count, RUN/bad_images.txt)."),
+]
+CheckpointMinutesOption = Annotated[
+    float,
+    typer.Option(
+        "--checkpoint-minutes", min=0, help="Also save training state every N minutes inside an epoch (0: off)."
+    ),
+]
 
 
 def _version(value: bool) -> None:
@@ -71,8 +96,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,  # fmt: skip
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
     if debug:
@@ -83,47 +109,78 @@ def _root(
 def distill(
     recipe: RecipeArgument,
     set_: SetOption = [],  # noqa: B006 - typer reads the default, never mutates it
-    out: OutOption = None, data_root: DataRootOption = None, force: ForceOption = False,
-    quiet: QuietOption = False, resume: ResumeOption = None,
-    checkpoint_minutes: CheckpointMinutesOption = 30.0, tensorboard: TensorBoardOption = False,
+    out: OutOption = None,
+    data_root: DataRootOption = None,
+    force: ForceOption = False,
+    quiet: QuietOption = False,
+    resume: ResumeOption = None,
+    checkpoint_minutes: CheckpointMinutesOption = 30.0,
+    tensorboard: TensorBoardOption = False,
     skip_bad_images: SkipBadOption = False,
-) -> None:  # fmt: skip
+) -> None:
     """Train the teacher (unless the recipe gives a checkpoint), then distill the student."""
     from kdedge import api
 
     set_ = [*set_, *(["data.skip_bad_images=true"] if skip_bad_images else [])]
-    api.distill(recipe, set_, out, data_root=data_root, force=force, quiet=quiet, resume=resume,
-                checkpoint_minutes=checkpoint_minutes, tensorboard=tensorboard)  # fmt: skip
+    api.distill(
+        recipe,
+        set_,
+        out,
+        data_root=data_root,
+        force=force,
+        quiet=quiet,
+        resume=resume,
+        checkpoint_minutes=checkpoint_minutes,
+        tensorboard=tensorboard,
+    )
 
 
 @app.command()
 def train(
     recipe: RecipeArgument,
     set_: SetOption = [],  # noqa: B006
-    out: OutOption = None, data_root: DataRootOption = None, force: ForceOption = False,
-    quiet: QuietOption = False, resume: ResumeOption = None,
-    checkpoint_minutes: CheckpointMinutesOption = 30.0, tensorboard: TensorBoardOption = False,
+    out: OutOption = None,
+    data_root: DataRootOption = None,
+    force: ForceOption = False,
+    quiet: QuietOption = False,
+    resume: ResumeOption = None,
+    checkpoint_minutes: CheckpointMinutesOption = 30.0,
+    tensorboard: TensorBoardOption = False,
     skip_bad_images: SkipBadOption = False,
-) -> None:  # fmt: skip
+) -> None:
     """Train the recipe's teacher only."""
     from kdedge import api
 
     set_ = [*set_, *(["data.skip_bad_images=true"] if skip_bad_images else [])]
-    api.train(recipe, set_, out, data_root=data_root, force=force, quiet=quiet, resume=resume,
-              checkpoint_minutes=checkpoint_minutes, tensorboard=tensorboard)  # fmt: skip
+    api.train(
+        recipe,
+        set_,
+        out,
+        data_root=data_root,
+        force=force,
+        quiet=quiet,
+        resume=resume,
+        checkpoint_minutes=checkpoint_minutes,
+        tensorboard=tensorboard,
+    )
 
 
 @app.command()
 def init(
-    path: Annotated[Path, typer.Argument(help="A folder PATH/<class>/<image> (or PATH/train|val|test/...) "
-                                              "or a CSV file of image,label rows.")],
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="A folder PATH/<class>/<image> (or PATH/train|val|test/...) or a CSV file of image,label rows."
+        ),
+    ],
     teacher: Annotated[str, typer.Option("--teacher", help="Teacher model (a registered or timm name).")],
     student: Annotated[str, typer.Option("--student", help="Student model.")],
-    image_size: Annotated[int | None, typer.Option(
-        "--image-size", min=1, help="Side in pixels (default: the images' median).")] = None,
+    image_size: Annotated[
+        int | None, typer.Option("--image-size", min=1, help="Side in pixels (default: the images' median).")
+    ] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Recipe file (default ./<name>.yaml).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite --out.")] = False,
-) -> None:  # fmt: skip
+) -> None:
     """Look at your images and write a recipe that runs; prints the next three commands."""
     from kdedge.commands.init import init_command
 
@@ -136,34 +193,61 @@ def sweep(
     grid: Annotated[list[str], typer.Option("--grid", help="KEY=V1,V2,... a grid axis (repeatable).")] = [],  # noqa: B006
     set_: SetOption = [],  # noqa: B006
     out: Annotated[Path | None, typer.Option("--out", help="Folder (default runs/<recipe>_sweep).")] = None,
-    data_root: DataRootOption = None, quiet: QuietOption = False,
+    data_root: DataRootOption = None,
+    quiet: QuietOption = False,
     jobs: Annotated[int, typer.Option("--jobs", help="Points trained in parallel processes.")] = 1,
     metric: Annotated[str | None, typer.Option("--metric", help="test_errors or *_accuracy")] = None,
-    backend: Annotated[str, typer.Option("--backend", help="local (this machine; --jobs) or ray (one Ray "
-        "task per point; pip install 'kdedge-distill[ray]').")] = "local",
-    address: Annotated[str | None, typer.Option("--address", help="ray: join a running cluster (auto, "
-        "HOST:PORT or ray://HOST:PORT); default: start Ray on this machine.")] = None,
+    backend: Annotated[
+        str,
+        typer.Option(
+            "--backend",
+            help="local (this machine; --jobs) or ray (one Ray task per point; pip install 'kdedge-distill[ray]').",
+        ),
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(
+            "--address",
+            help="ray: join a running cluster (auto, "
+            "HOST:PORT or ray://HOST:PORT); default: start Ray on this machine.",
+        ),
+    ] = None,
     cpus: Annotated[int | None, typer.Option("--cpus", help="ray: CPUs of the Ray started here.")] = None,
     cpus_per_point: Annotated[float, typer.Option("--cpus-per-point", help="ray: CPUs per point.")] = 1.0,
-    gpus_per_point: Annotated[float, typer.Option("--gpus-per-point", help="ray: GPUs per point (0.5: two "
-        "points share one).")] = 0.0,
-    retries: Annotated[int, typer.Option("--retries", help="ray: retries of a point that crashed or lost "
-        "its node (a bad config or NaN loss is reported, not retried).")] = 2,
-) -> None:  # fmt: skip
+    gpus_per_point: Annotated[
+        float, typer.Option("--gpus-per-point", help="ray: GPUs per point (0.5: two points share one).")
+    ] = 0.0,
+    retries: Annotated[
+        int,
+        typer.Option(
+            "--retries",
+            help="ray: retries of a point that crashed or lost "
+            "its node (a bad config or NaN loss is reported, not retried).",
+        ),
+    ] = 2,
+) -> None:
     """Train the teacher once, then one student per grid point.
 
     Interrupted? Rerun the same command (same --out): it resumes the sweep, skipping finished points.
     """
     from kdedge.commands.sweep import sweep_command
 
-    sweep_command(recipe, grid, set_, out, data_root, jobs, quiet, metric,
-                  (backend, address, cpus, cpus_per_point, gpus_per_point, retries))  # fmt: skip
+    sweep_command(
+        recipe,
+        grid,
+        set_,
+        out,
+        data_root,
+        jobs,
+        quiet,
+        metric,
+        (backend, address, cpus, cpus_per_point, gpus_per_point, retries),
+    )
 
 
 @app.command()
 def report(
-    path: Annotated[Path, typer.Argument(help="A run directory or a sweep directory.",
-                                         autocompletion=run_folders)],
+    path: Annotated[Path, typer.Argument(help="A run directory or a sweep directory.", autocompletion=run_folders)],
 ) -> None:
     """Write PATH/report.md with tables and PNGs (learning curves, confusion matrices, sweep heat map)."""
     from kdedge.commands.report import report_command
@@ -189,29 +273,66 @@ def export(
     model: Annotated[str, typer.Option("--model", help="student, teacher or both.")] = "both",
     precision: Annotated[str, typer.Option("--precision", help="Comma-separated.")] = "fp32,fp16,int8",
     opset: Annotated[int | None, typer.Option("--opset", help="ONNX opset (default 20).")] = None,
-    calibration_images: Annotated[int | None, typer.Option(
-        "--calibration-images", help="Real training images for int8 calibration (default 128).")] = None,
-    int8_scheme: Annotated[str | None, typer.Option(
-        "--int8-scheme", help="u8s8 (default: u8 activations, s8 weights, fast on x86), u8s7 (7-bit weights: "
-        "x86 without VNNI), s8s8, u8s8-gemm / u8s7-gemm (Conv/MatMul/Gemm only: ConvNeXt, Swin).")] = None,
-    int8_method: Annotated[str | None, typer.Option("--int8-method", help="int8 quantiser: ort (onnxruntime, "
-        "default) or nncf (OpenVINO's NNCF; pip install 'kdedge-distill[openvino]').")] = None,
-    min_agreement: Annotated[float | None, typer.Option(
-        "--min-agreement", help="Least fp16/int8 top-1 agreement with fp32 on test images (0.97).")] = None,
+    calibration_images: Annotated[
+        int | None,
+        typer.Option("--calibration-images", help="Real training images for int8 calibration (default 128)."),
+    ] = None,
+    int8_scheme: Annotated[
+        str | None,
+        typer.Option(
+            "--int8-scheme",
+            help="u8s8 (default: u8 activations, s8 weights, fast on x86), u8s7 (7-bit weights: "
+            "x86 without VNNI), s8s8, u8s8-gemm / u8s7-gemm (Conv/MatMul/Gemm only: ConvNeXt, Swin).",
+        ),
+    ] = None,
+    int8_method: Annotated[
+        str | None,
+        typer.Option(
+            "--int8-method",
+            help="int8 quantiser: ort (onnxruntime, "
+            "default) or nncf (OpenVINO's NNCF; pip install 'kdedge-distill[openvino]').",
+        ),
+    ] = None,
+    min_agreement: Annotated[
+        float | None,
+        typer.Option("--min-agreement", help="Least fp16/int8 top-1 agreement with fp32 on test images (0.97)."),
+    ] = None,
     limit: Annotated[int | None, typer.Option("--limit", help="Use the first N test images only.")] = None,
-    target: Annotated[str | None, typer.Option("--target", help="cpu-x86: instead of exporting, write "
-        "RUN/export/deploy/<stage>.cpu-x86.onnx, the fastest file `kdedge bench RUN` measured within "
-        "--accuracy-bound of fp32.")] = None,
-    accuracy_bound: Annotated[float, typer.Option(
-        "--accuracy-bound", help="With --target: top-1 points the file may lose vs fp32.")] = 0.5,
-    force: Annotated[bool, typer.Option("--force", help="Replace RUN/export as a whole (no old file stays); "
-        "built next to it and swapped in only if every file passes.")] = False,
-    formats: Annotated[str, typer.Option("--format", help=f"Comma-separated, from {', '.join(FORMAT_NAMES)} "
-        "(`kdedge formats` lists them with what is installed).")] = "onnx",
-    batch: Annotated[str, typer.Option("--batch", help="Batch sizes of fixed-batch formats (LiteRT): one "
-        "file each.")] = "1",
-    data_root: DataRootOption = None, quiet: QuietOption = False, wide: WideOption = False,
-) -> None:  # fmt: skip
+    target: Annotated[
+        str | None,
+        typer.Option(
+            "--target",
+            help="cpu-x86: instead of exporting, write "
+            "RUN/export/deploy/<stage>.cpu-x86.onnx, the fastest file `kdedge bench RUN` measured within "
+            "--accuracy-bound of fp32.",
+        ),
+    ] = None,
+    accuracy_bound: Annotated[
+        float, typer.Option("--accuracy-bound", help="With --target: top-1 points the file may lose vs fp32.")
+    ] = 0.5,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Replace RUN/export as a whole (no old file stays); "
+            "built next to it and swapped in only if every file passes.",
+        ),
+    ] = False,
+    formats: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help=f"Comma-separated, from {', '.join(FORMAT_NAMES)} "
+            "(`kdedge formats` lists them with what is installed).",
+        ),
+    ] = "onnx",
+    batch: Annotated[
+        str, typer.Option("--batch", help="Batch sizes of fixed-batch formats (LiteRT): one file each.")
+    ] = "1",
+    data_root: DataRootOption = None,
+    quiet: QuietOption = False,
+    wide: WideOption = False,
+) -> None:
     """Write RUN/export/<stage>.<precision>.<suffix> per format, each checked against PyTorch and
     self-describing."""
     if target is not None:
@@ -221,22 +342,44 @@ def export(
         return
     from kdedge import api
 
-    api.export(run_dir, model, precision, opset=opset, data_root=data_root,
-               calibration_images=calibration_images, int8_scheme=int8_scheme, int8_method=int8_method,
-               min_top1_agreement=min_agreement, limit=limit, quiet=quiet, force=force,
-               wide=wide, formats=formats, batches=batch)  # fmt: skip
+    api.export(
+        run_dir,
+        model,
+        precision,
+        opset=opset,
+        data_root=data_root,
+        calibration_images=calibration_images,
+        int8_scheme=int8_scheme,
+        int8_method=int8_method,
+        min_top1_agreement=min_agreement,
+        limit=limit,
+        quiet=quiet,
+        force=force,
+        wide=wide,
+        formats=formats,
+        batches=batch,
+    )
 
 
 @app.command()
 def predict(
-    model: Annotated[Path, typer.Argument(autocompletion=runs_and_onnx,
-                                          help="A .onnx, .pte or .tflite file written by `kdedge export`, "
-                                          "or a run folder (its deployable file, else its fp32 student).")],
-    images: Annotated[list[Path], typer.Argument(help="Image files (any size / mode), folders of them, or "
-                                                 "patterns such as 'photos/*.jpg'; one line each.")],
+    model: Annotated[
+        Path,
+        typer.Argument(
+            autocompletion=runs_and_onnx,
+            help="A .onnx, .pte or .tflite file written by `kdedge export`, "
+            "or a run folder (its deployable file, else its fp32 student).",
+        ),
+    ],
+    images: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Image files (any size / mode), folders of them, or patterns such as 'photos/*.jpg'; one line each."
+        ),
+    ],
     top_k: Annotated[int, typer.Option("--top-k", help="Classes to show per image.")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of lines.")] = False,
-) -> None:  # fmt: skip
+) -> None:
     """Classify images: .onnx with onnxruntime, .tflite with ai-edge-litert (neither imports torch),
     .pte with ExecuTorch's runtime."""
     from kdedge.commands.predict import predict_command
@@ -246,8 +389,9 @@ def predict(
 
 @app.command()
 def bench(
-    paths: Annotated[list[Path], typer.Argument(help="Run directories and/or bare .onnx files.",
-                                                autocompletion=runs_and_onnx)],
+    paths: Annotated[
+        list[Path], typer.Argument(help="Run directories and/or bare .onnx files.", autocompletion=runs_and_onnx)
+    ],
     device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
     batch: Annotated[str, typer.Option("--batch", help="Batch sizes, comma-separated.")] = "1,32",
     seconds: Annotated[float, typer.Option("--seconds", help="Timed seconds per row, after warm-up.")] = 2.0,
@@ -256,22 +400,38 @@ def bench(
     compile_: Annotated[bool, typer.Option("--compile", help="Also time torch.compile rows.")] = False,
     limit: Annotated[int | None, typer.Option("--limit", help="Score N test images only.")] = None,
     peak: Annotated[bool, typer.Option("--peak", help="Also measure peak GFLOP/s.")] = False,
-    accuracy_bound: Annotated[float, typer.Option(
-        "--accuracy-bound", help="Top-1 points a deployable row may lose vs fp32.")] = 0.5,
+    accuracy_bound: Annotated[
+        float, typer.Option("--accuracy-bound", help="Top-1 points a deployable row may lose vs fp32.")
+    ] = 0.5,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds before a row is killed.")] = 600,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write all rows as JSON.")] = None,
     csv_out: Annotated[Path | None, typer.Option("--csv", help="Write a CSV table.")] = None,
     md_out: Annotated[Path | None, typer.Option("--md", help="Write a Markdown table.")] = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write the latency-vs-accuracy PNG.")] = None,
-    data_root: DataRootOption = None, quiet: QuietOption = False, wide: WideOption = False,
-) -> None:  # fmt: skip
+    data_root: DataRootOption = None,
+    quiet: QuietOption = False,
+    wide: WideOption = False,
+) -> None:
     """Latency, throughput, memory, size and accuracy of each model per runtime and precision."""
     from kdedge import api
 
-    api.bench(list(paths), device=device, batch=batch, seconds=seconds, threads=threads, runtimes=runtimes,
-              compile=compile_, limit=limit, peak=peak, accuracy_bound=accuracy_bound, timeout=timeout,
-              data_root=data_root, quiet=quiet, wide=wide,
-              outputs={"json": json_out, "csv": csv_out, "md": md_out, "plot": plot})  # fmt: skip
+    api.bench(
+        list(paths),
+        device=device,
+        batch=batch,
+        seconds=seconds,
+        threads=threads,
+        runtimes=runtimes,
+        compile=compile_,
+        limit=limit,
+        peak=peak,
+        accuracy_bound=accuracy_bound,
+        timeout=timeout,
+        data_root=data_root,
+        quiet=quiet,
+        wide=wide,
+        outputs={"json": json_out, "csv": csv_out, "md": md_out, "plot": plot},
+    )
 
 
 @app.command("formats")

@@ -30,14 +30,16 @@ def _paths(incomplete: str, keep) -> list[str]:
 
 def recipe_names(incomplete: str) -> list[str]:
     """Packaged recipe names and .yaml files (and folders on the way to them)."""
-    packaged = sorted(Path(str(p)).stem for p in (resources.files("kdedge") / "recipes").iterdir()
-                      if str(p).endswith(".yaml"))  # fmt: skip
+    packaged = sorted(
+        Path(str(p)).stem for p in (resources.files("kdedge") / "recipes").iterdir() if str(p).endswith(".yaml")
+    )
     names = [name for name in packaged if name.startswith(incomplete)]
     return names + _paths(incomplete, lambda p: p.is_file() and p.suffix in (".yaml", ".yml"))
 
 
 def run_folders(incomplete: str) -> list[str]:
     """Run and sweep folders (holding recipe.yaml / summary.json / sweep.json); runs/ first when empty."""
+
     def is_run(path: Path) -> bool:
         return path.is_dir() and any((path / marker).is_file() for marker in RUN_MARKERS)
 
@@ -46,5 +48,4 @@ def run_folders(incomplete: str) -> list[str]:
 
 def runs_and_onnx(incomplete: str) -> list[str]:
     """Run folders and .onnx files (bench, predict)."""
-    return sorted({*run_folders(incomplete),
-                   *_paths(incomplete, lambda p: p.is_file() and p.suffix == ".onnx")})  # fmt: skip
+    return sorted({*run_folders(incomplete), *_paths(incomplete, lambda p: p.is_file() and p.suffix == ".onnx")})

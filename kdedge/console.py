@@ -51,9 +51,14 @@ def warn(text: str) -> None:
 
 def make_progress(quiet: bool) -> Progress:
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TimeRemainingColumn(), console=console, disable=quiet,
-    )  # fmt: skip
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=quiet,
+    )
 
 
 ORDINAL_DATASETS = ("aptos",)  # data set name prefixes whose classes are ordered grades: QWK means something
@@ -65,16 +70,30 @@ def summary_table(summary: dict, title: str, width: int = 200) -> Table:
     from kdedge.tables import Column, fitted_table, si
 
     ordinal = str(summary.get("data", {}).get("dataset", "")).startswith(ORDINAL_DATASETS)
-    columns = (Column("stage", key=True, left=True), Column("model", key=True, left=True), Column("params"),
-               Column("acc %"), Column("errors"), Column("QWK", drop=2), Column("train s", drop=1))
+    columns = (
+        Column("stage", key=True, left=True),
+        Column("model", key=True, left=True),
+        Column("params"),
+        Column("acc %"),
+        Column("errors"),
+        Column("QWK", drop=2),
+        Column("train s", drop=1),
+    )
     rows = []
     for stage in ("teacher", "student", "student_bias_fixed"):
         row = summary.get(stage)
         if not row:
             continue
         qwk, seconds = row.get("test_qwk"), row.get("train_seconds")
-        rows.append([stage, row["model"], si(row["params"]), f"{100 * row['test_accuracy']:.2f}",
-                     f"{row['test_errors']}/{row['test_count']}",
-                     f"{qwk:.3f}" if ordinal and qwk is not None else "-",
-                     f"{seconds:.1f}" if seconds else "-"])  # fmt: skip
+        rows.append(
+            [
+                stage,
+                row["model"],
+                si(row["params"]),
+                f"{100 * row['test_accuracy']:.2f}",
+                f"{row['test_errors']}/{row['test_count']}",
+                f"{qwk:.3f}" if ordinal and qwk is not None else "-",
+                f"{seconds:.1f}" if seconds else "-",
+            ]
+        )
     return fitted_table(title, columns, rows, width)

@@ -98,6 +98,4 @@ def check_writable(folder: Path, what: str) -> None:
         os.unlink(probe)
     except OSError as err:
         reason = os.strerror(err.errno) if err.errno else str(err)
-        raise NotWritable(
-            f"{what} {folder}: cannot write there ({reason}); choose a writable folder"
-        ) from None
+        raise NotWritable(f"{what} {folder}: cannot write there ({reason}); choose a writable folder") from None

@@ -59,8 +59,12 @@ def _retina_box(image: Image.Image) -> tuple[int, int, int, int] | None:
     if not len(rows) or not len(cols):  # an all-black image keeps its full frame
         return None
     width, height = image.size
-    return (int(cols[0]) * factor, int(rows[0]) * factor,
-            min((int(cols[-1]) + 1) * factor, width), min((int(rows[-1]) + 1) * factor, height))  # fmt: skip
+    return (
+        int(cols[0]) * factor,
+        int(rows[0]) * factor,
+        min((int(cols[-1]) + 1) * factor, width),
+        min((int(rows[-1]) + 1) * factor, height),
+    )
 
 
 def _pad_square(image: Image.Image) -> Image.Image:

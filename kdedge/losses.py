@@ -72,15 +72,17 @@ def inverse_frequency_weights(labels: torch.Tensor, num_classes: int) -> torch.T
 
 
 @register_loss("none")
-def hard_only(student_logits, teacher_logits, targets, alpha: float, temperature: float,
-    class_weights: torch.Tensor | None = None) -> torch.Tensor:
+def hard_only(
+    student_logits, teacher_logits, targets, alpha: float, temperature: float, class_weights: torch.Tensor | None = None
+) -> torch.Tensor:
     """CE(y, softmax(s)): no teacher; alpha and temperature are ignored."""
     return F.cross_entropy(student_logits, targets, weight=class_weights)
 
 
 @register_loss("hinton")
-def hinton_kd(student_logits, teacher_logits, targets, alpha: float, temperature: float,
-    class_weights: torch.Tensor | None = None) -> torch.Tensor:
+def hinton_kd(
+    student_logits, teacher_logits, targets, alpha: float, temperature: float, class_weights: torch.Tensor | None = None
+) -> torch.Tensor:
     """alpha * T^2 * CE(softmax(t/T), softmax(s/T)) + (1 - alpha) * CE(y, softmax(s)).
 
     The T^2 keeps the soft term's gradient magnitude independent of T (Hinton et al. 2015, sec. 2).
@@ -92,8 +94,9 @@ def hinton_kd(student_logits, teacher_logits, targets, alpha: float, temperature
 
 
 @register_loss("kl")
-def kl_kd(student_logits, teacher_logits, targets, alpha: float, temperature: float,
-    class_weights: torch.Tensor | None = None) -> torch.Tensor:
+def kl_kd(
+    student_logits, teacher_logits, targets, alpha: float, temperature: float, class_weights: torch.Tensor | None = None
+) -> torch.Tensor:
     """alpha * T^2 * KL(softmax(t/T) || softmax(s/T)) + (1 - alpha) * CE(y, softmax(s)), KL batchmean.
 
     Same gradient as `hinton` (they differ by the teacher's entropy, a constant); the value is 0 when

@@ -38,9 +38,17 @@ ONNX_DOMAINS = ("", "ai.onnx", "ai.onnx.ml", "com.microsoft")  # standard + onnx
 # operator sets a file may IMPORT without using: onnx's own preview/training sets and onnxruntime's built-in
 # domains, all of which onnxruntime's quantizer writes into every int8 file (its pre-processing saves an
 # onnxruntime-optimised model); nodes must still be in ONNX_DOMAINS
-IMPORT_ONLY_DOMAINS = ("ai.onnx.preview", "ai.onnx.training", "ai.onnx.preview.training",
-                       "com.microsoft.experimental", "com.microsoft.nchwc", "com.ms.internal.nhwc",
-                       "com.microsoft.dml", "com.microsoft.mlfeaturizers", "org.pytorch.aten")  # fmt: skip
+IMPORT_ONLY_DOMAINS = (
+    "ai.onnx.preview",
+    "ai.onnx.training",
+    "ai.onnx.preview.training",
+    "com.microsoft.experimental",
+    "com.microsoft.nchwc",
+    "com.ms.internal.nhwc",
+    "com.microsoft.dml",
+    "com.microsoft.mlfeaturizers",
+    "org.pytorch.aten",
+)
 SAFETENSORS_ITEMSIZE = {
     "BOOL": 1,
     "U8": 1,
@@ -210,8 +218,7 @@ def _check_tensor(path: Path, tensor: Any) -> None:
     elif tensor.HasField("raw_data") and len(tensor.raw_data) != declared and tensor.data_type != 8:
         raise refuse(
             path,
-            f"tensor '{tensor.name}' declares {declared} bytes (shape {dims}) but holds "
-            f"{len(tensor.raw_data)}",
+            f"tensor '{tensor.name}' declares {declared} bytes (shape {dims}) but holds {len(tensor.raw_data)}",
         )
 
 
@@ -223,9 +230,7 @@ def _check_external(path: Path, tensor: Any, declared: int) -> None:
     folder = path.parent.resolve()
     target = (folder / location).resolve()
     if not location or os.path.isabs(location) or not target.is_relative_to(folder):
-        raise refuse(
-            path, f"tensor '{tensor.name}' points at external data '{location}' outside the model's folder"
-        )
+        raise refuse(path, f"tensor '{tensor.name}' points at external data '{location}' outside the model's folder")
     if not target.is_file():
         raise refuse(path, f"tensor '{tensor.name}': external data file '{location}' does not exist")
     try:
@@ -258,9 +263,7 @@ def check_safetensors(path: Path) -> None:
         try:
             header = json.loads(handle.read(length))
         except (UnicodeDecodeError, json.JSONDecodeError):
-            raise _not_safetensors(
-                path, "safetensors header is not valid JSON (truncated or corrupt)"
-            ) from None
+            raise _not_safetensors(path, "safetensors header is not valid JSON (truncated or corrupt)") from None
     if not isinstance(header, dict):
         raise _not_safetensors(path, "safetensors header is not a JSON object")
     data_bytes = size - 8 - length
@@ -275,9 +278,7 @@ def _check_safetensors_entry(path: Path, name: str, entry: Any, data_bytes: int)
         shape = [int(d) for d in entry["shape"]]
         begin, end = (int(v) for v in entry["data_offsets"])
     except (KeyError, TypeError, ValueError):
-        raise _not_safetensors(
-            path, f"tensor '{name}' has a malformed entry in the safetensors header"
-        ) from None
+        raise _not_safetensors(path, f"tensor '{name}' has a malformed entry in the safetensors header") from None
     if any(d < 0 or d > MAX_DIM for d in shape) or math.prod(shape) * itemsize > MAX_TENSOR_BYTES:
         raise _not_safetensors(
             path,
@@ -324,13 +325,9 @@ def _check_ir_const(path: Path, attrib: dict[str, str], bin_size: int) -> None:
         raise refuse(path, f"a Const has malformed offset/size/shape {attrib}") from None
     itemsize = IR_ITEMSIZE.get(attrib.get("element_type", ""), 1)
     if offset < 0 or size < 0 or offset + size > bin_size or any(d < 0 or d > MAX_DIM for d in shape):
-        raise refuse(
-            path, f"a Const claims bytes {offset}..{offset + size} of a {bin_size}-byte .bin (shape {shape})"
-        )
+        raise refuse(path, f"a Const claims bytes {offset}..{offset + size} of a {bin_size}-byte .bin (shape {shape})")
     if shape and itemsize > 1 and math.prod(shape) * itemsize != size:
-        raise refuse(
-            path, f"a Const of shape {shape} declares {size} bytes, not {math.prod(shape) * itemsize}"
-        )
+        raise refuse(path, f"a Const of shape {shape} declares {size} bytes, not {math.prod(shape) * itemsize}")
 
 
 # -- flatbuffer formats (.tflite, .pte) ------------------------------------------------------------------

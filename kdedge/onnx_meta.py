@@ -161,7 +161,5 @@ def run_logits(session: Any, images: Any, batch_size: int = 256) -> Any:
     import numpy as np
 
     name = session.get_inputs()[0].name
-    chunks = [
-        session.run(None, {name: images[i : i + batch_size]})[0] for i in range(0, len(images), batch_size)
-    ]
+    chunks = [session.run(None, {name: images[i : i + batch_size]})[0] for i in range(0, len(images), batch_size)]
     return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros((0, 0), np.float32)

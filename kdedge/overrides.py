@@ -59,16 +59,15 @@ def check_key(key: str, schema: type[BaseModel]) -> None:
         children = schema_children(model_cls)
         if part not in children:
             where = ".".join(parts[:depth]) or "recipe"
-            raise InputError(f"unknown key '{key}' in {where}:{did_you_mean(part, children)} "
-                             f"valid: {', '.join(children)}")  # fmt: skip
+            raise InputError(
+                f"unknown key '{key}' in {where}:{did_you_mean(part, children)} valid: {', '.join(children)}"
+            )
         parent, model_cls = model_cls, children[part]
         if model_cls is None and depth < len(parts) - 1 and not _is_free_form(parent, part):
             raise InputError(f"'{'.'.join(parts[: depth + 1])}' is a value, not a section (in '{key}')")
 
 
-def apply_overrides(
-    config: dict[str, Any], overrides: dict[str, Any], schema: type[BaseModel]
-) -> dict[str, Any]:
+def apply_overrides(config: dict[str, Any], overrides: dict[str, Any], schema: type[BaseModel]) -> dict[str, Any]:
     """Return a deep copy of config with each dotted key set; keys are checked against `schema`."""
     result = json.loads(json.dumps(config))
     for key, value in overrides.items():

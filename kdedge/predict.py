@@ -48,8 +48,10 @@ def load_image(path: Path, card: ModelCard) -> np.ndarray:
                     image = image.resize((width, height), Image.Resampling.BILINEAR)
                 pixels = np.asarray(image, dtype=np.float32) / 255.0
     except bombs:
-        raise InputError(f"{path}: refused: more than {MAX_IMAGE_PIXELS // 1_000_000} million pixels (a "
-                         "decompression bomb?); shrink the image first") from None  # fmt: skip
+        raise InputError(
+            f"{path}: refused: more than {MAX_IMAGE_PIXELS // 1_000_000} million pixels (a "
+            "decompression bomb?); shrink the image first"
+        ) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
         raise InputError(f"{path}: not a readable image ({type(err).__name__}: {str(err)[:80]})") from None
     return pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
@@ -72,8 +74,12 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 # what a run folder deploys, best first: the file `kdedge export --target` chose, else the fp32 student
 # (the last two: the run's export/ folder itself was given)
-RUN_MODELS = ("export/deploy/student.cpu-x86.onnx", "export/student.fp32.onnx",
-              "deploy/student.cpu-x86.onnx", "student.fp32.onnx")  # fmt: skip
+RUN_MODELS = (
+    "export/deploy/student.cpu-x86.onnx",
+    "export/student.fp32.onnx",
+    "deploy/student.cpu-x86.onnx",
+    "student.fp32.onnx",
+)
 
 
 def resolve_model(path: str | Path) -> Path:
@@ -84,9 +90,11 @@ def resolve_model(path: str | Path) -> Path:
     for name in RUN_MODELS:
         if (path / name).is_file():
             return path / name
-    raise InputError(f"{path}: a folder without an exported student (looked for "
-                     f"{', '.join(RUN_MODELS[:2])}); run `kdedge export {path}` first, or give an .onnx "
-                     "file")  # fmt: skip
+    raise InputError(
+        f"{path}: a folder without an exported student (looked for "
+        f"{', '.join(RUN_MODELS[:2])}); run `kdedge export {path}` first, or give an .onnx "
+        "file"
+    )
 
 
 def expand_images(items: list[str | Path]) -> list[Path]:
@@ -99,9 +107,11 @@ def expand_images(items: list[str | Path]) -> list[Path]:
         if path.is_dir():
             found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
             if not found:
-                raise InputError(f"{path}: a folder with no image files ({', '.join(IMAGE_SUFFIXES)}); "
-                                 "give image files, a folder of them or a pattern such as "
-                                 "'photos/*.jpg'")  # fmt: skip
+                raise InputError(
+                    f"{path}: a folder with no image files ({', '.join(IMAGE_SUFFIXES)}); "
+                    "give image files, a folder of them or a pattern such as "
+                    "'photos/*.jpg'"
+                )
             files += found
         elif not path.exists() and glob.has_magic(item):
             found = sorted(Path(p) for p in glob.glob(item) if Path(p).is_file())
@@ -131,8 +141,7 @@ def predict_images(
         k = min(top_k, probabilities.shape[1])
         for path, row in zip(part, probabilities, strict=True):
             order = np.argsort(-row, kind="stable")[:k]
-            top = [{"index": int(i), "class": _name(card, int(i)), "probability": float(row[i])}
-                   for i in order]  # fmt: skip
+            top = [{"index": int(i), "class": _name(card, int(i)), "probability": float(row[i])} for i in order]
             results.append({"image": str(path), "top": top})
     return results
 

@@ -78,8 +78,19 @@ class DataConfig(_Strict):
 
     def loader_options(self) -> dict[str, Any]:
         """The data.* options the source itself reads and checks (only those the recipe sets)."""
-        keys = ("split", "cache_dir", "path", "image_column", "label_column", "class_names", "in_channels",
-                "resize", "mean", "std", "skip_bad_images")
+        keys = (
+            "split",
+            "cache_dir",
+            "path",
+            "image_column",
+            "label_column",
+            "class_names",
+            "in_channels",
+            "resize",
+            "mean",
+            "std",
+            "skip_bad_images",
+        )
         options = {key: getattr(self, key) for key in keys if getattr(self, key) not in (None, False)}
         return options | ({"split": self.split.model_dump()} if self.split is not None else {})
 
@@ -242,8 +253,10 @@ def find_recipe(path_or_name: str) -> Path:
     if path_or_name in shipped:
         return shipped[path_or_name]
     if path.suffix in (".yaml", ".yml") or "/" in path_or_name:
-        raise InputError(f"recipe file not found: {path_or_name} (give an existing YAML file or a packaged "
-                         "recipe name; `kdedge recipes` lists them)")
+        raise InputError(
+            f"recipe file not found: {path_or_name} (give an existing YAML file or a packaged "
+            "recipe name; `kdedge recipes` lists them)"
+        )
     hint = did_you_mean(path_or_name, shipped)
     raise InputError(f"no recipe file or packaged recipe named '{path_or_name}';{hint} see `kdedge recipes`")
 
@@ -287,15 +300,15 @@ def _format_error(error: dict[str, Any], source: str) -> str:
     return f"{source}: {where}: {message}{got}"
 
 
-def validate_recipe(config: dict[str, Any], source: str = "recipe",
-                    overrides: dict[str, Any] | None = None) -> Recipe:  # fmt: skip
+def validate_recipe(config: dict[str, Any], source: str = "recipe", overrides: dict[str, Any] | None = None) -> Recipe:
     """dict -> Recipe; every problem is collected into ONE InputError line, each with its key path. A
     problem at (or under) a key given in `overrides` names that `--set`, not the recipe file."""
     try:
         return Recipe.model_validate(config)
     except ValidationError as err:
-        raise InputError("; ".join(_format_error(e, _blame(e["loc"], source, overrides or {}))
-                                   for e in err.errors())) from None  # fmt: skip
+        raise InputError(
+            "; ".join(_format_error(e, _blame(e["loc"], source, overrides or {})) for e in err.errors())
+        ) from None
 
 
 def _blame(loc: tuple, source: str, overrides: dict[str, Any]) -> str:

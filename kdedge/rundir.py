@@ -77,8 +77,9 @@ class RunDir:
     def open_for_writing(self, force: bool) -> RunDir:
         """Create (or, with force, reuse) the folder and take its lock; a finished run needs force."""
         if self.read_summary().get("finished") and not force:
-            raise InputError(f"{self.path} already holds a finished run; pass --force to overwrite or choose "
-                             "another --out")  # fmt: skip
+            raise InputError(
+                f"{self.path} already holds a finished run; pass --force to overwrite or choose another --out"
+            )
         lock = self.path / ".lock"
         with disk_full_as_error(lock):  # a read-only folder or a full disk: one line, nothing written
             self.path.mkdir(parents=True, exist_ok=True)
@@ -87,8 +88,10 @@ class RunDir:
             except FileExistsError:
                 owner = lock.read_text().strip()
                 if _lock_is_live(lock):
-                    raise InputError(f"{self.path} is being written by another kdedge process "
-                                     f"(pid {owner}); wait for it or choose another --out") from None
+                    raise InputError(
+                        f"{self.path} is being written by another kdedge process "
+                        f"(pid {owner}); wait for it or choose another --out"
+                    ) from None
                 warn(f"{lock}: took over the lock of process {owner or '?'}, which no longer runs")
                 lock.unlink(missing_ok=True)  # stale lock of a killed run
                 fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
@@ -104,8 +107,10 @@ class RunDir:
     # -- contents -------------------------------------------------------------------------------
     def write_recipe(self, recipe: Recipe) -> None:
         alpha = recipe.distillation.soft_weight  # the loss convention, said where a reader of the run looks
-        header = (f"# loss convention: distillation.alpha = weight of the SOFT (teacher) term; this run used "
-                  f"alpha = {alpha:g} (hard-label term {1 - alpha:g})\n")  # fmt: skip
+        header = (
+            f"# loss convention: distillation.alpha = weight of the SOFT (teacher) term; this run used "
+            f"alpha = {alpha:g} (hard-label term {1 - alpha:g})\n"
+        )
         body = yaml.safe_dump(recipe.to_dict(), sort_keys=False)
         atomic_write_text(self.path / "recipe.yaml", header + body)
 
@@ -162,11 +167,15 @@ def _lock_is_live(lock: Path) -> bool:
 
 def data_info(bundle) -> dict[str, Any]:
     """What export, bench and predict need to rebuild a model and pre-process its input, without the data."""
-    return {"dataset": bundle.name, "num_classes": bundle.num_classes, "in_channels": bundle.in_channels,
-            "image_size": bundle.image_size, "mean": list(bundle.mean), "std": list(bundle.std),
-            "class_names": list(bundle.class_names)}  # fmt: skip
-
-
+    return {
+        "dataset": bundle.name,
+        "num_classes": bundle.num_classes,
+        "in_channels": bundle.in_channels,
+        "image_size": bundle.image_size,
+        "mean": list(bundle.mean),
+        "std": list(bundle.std),
+        "class_names": list(bundle.class_names),
+    }
 
 
 def remembered_data_root(summary: dict[str, Any], data_root: str | None) -> str | None:

@@ -45,8 +45,9 @@ def table_width(columns: Sequence[Column], rows: Sequence[Sequence[str]]) -> int
     return sum(w + 3 for w in widths) + 1
 
 
-def choose_columns(columns: Sequence[Column], rows: Sequence[Sequence[str]], width: int,
-                   wide: bool = False) -> tuple[list[int], list[str]]:  # fmt: skip
+def choose_columns(
+    columns: Sequence[Column], rows: Sequence[Sequence[str]], width: int, wide: bool = False
+) -> tuple[list[int], list[str]]:
     """(indices of the columns to show, headers of the non-empty columns hidden to fit `width`)."""
     shown = [i for i, c in enumerate(columns) if c.key or any(r[i] not in EMPTY for r in rows)]
     hidden: list[str] = []
@@ -62,9 +63,16 @@ def choose_columns(columns: Sequence[Column], rows: Sequence[Sequence[str]], wid
     return shown, hidden
 
 
-def fitted_table(title: str, columns: Sequence[Column], rows: Sequence[Sequence[str]], width: int,
-                 wide: bool = False, caption: str = "", styles: Sequence[str | None] | None = None,
-                 more: str = "--wide or --json") -> Table:  # fmt: skip
+def fitted_table(
+    title: str,
+    columns: Sequence[Column],
+    rows: Sequence[Sequence[str]],
+    width: int,
+    wide: bool = False,
+    caption: str = "",
+    styles: Sequence[str | None] | None = None,
+    more: str = "--wide or --json",
+) -> Table:
     """A rich Table of `rows` that fits `width` characters (unless `wide`); see the module docstring."""
     shown, hidden = choose_columns(columns, rows, width, wide)
     notes = [caption] if caption else []
@@ -74,8 +82,12 @@ def fitted_table(title: str, columns: Sequence[Column], rows: Sequence[Sequence[
     for i in shown:
         column = columns[i]
         longest = max([len(column.header), *(len(r[i]) for r in rows)])
-        table.add_column(column.header, justify="left" if column.left else "right", no_wrap=column.key,
-                         min_width=longest if column.key else None)  # fmt: skip
+        table.add_column(
+            column.header,
+            justify="left" if column.left else "right",
+            no_wrap=column.key,
+            min_width=longest if column.key else None,
+        )
     for index, row in enumerate(rows):
         table.add_row(*(row[i] for i in shown), style=styles[index] if styles else None)
     return table

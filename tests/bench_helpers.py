@@ -45,9 +45,7 @@ def train_mnist_run(out: Path) -> Path:
     return out
 
 
-def export_onnx(
-    model: torch.nn.Module, path: Path, shape: tuple[int, int, int], meta: dict[str, str]
-) -> Path:
+def export_onnx(model: torch.nn.Module, path: Path, shape: tuple[int, int, int], meta: dict[str, str]) -> Path:
     """fp32 ONNX per the kdedge contract: input 'images' (N, C, H, W), output 'logits', dynamic batch."""
     import onnx
 

@@ -21,19 +21,39 @@ ENV = os.environ | {"OMP_NUM_THREADS": "1"}
 
 # ~2 s of training on 2 CPU cores: 1,000 real MNIST digits, a 32-unit teacher, a 16-unit student
 TINY = {
-    "name": "tiny", "seed": 0, "device": "cpu",
+    "name": "tiny",
+    "seed": 0,
+    "device": "cpu",
     "data": {"name": "mnist", "train_limit": 1000, "test_limit": 200},
-    "teacher": {"model": "mlp", "model_kwargs": {"hidden": [32], "dropout": 0.2}, "epochs": 1,
-                "batch_size": 50, "lr": 0.05, "augment": "jitter"},
-    "student": {"model": "mlp", "model_kwargs": {"hidden": [16]}, "epochs": 3, "batch_size": 50, "lr": 0.01,
-                "optimizer": "adam", "schedule": "cosine"},
+    "teacher": {
+        "model": "mlp",
+        "model_kwargs": {"hidden": [32], "dropout": 0.2},
+        "epochs": 1,
+        "batch_size": 50,
+        "lr": 0.05,
+        "augment": "jitter",
+    },
+    "student": {
+        "model": "mlp",
+        "model_kwargs": {"hidden": [16]},
+        "epochs": 3,
+        "batch_size": 50,
+        "lr": 0.01,
+        "optimizer": "adam",
+        "schedule": "cosine",
+    },
     "distillation": {"loss": "hinton", "alpha": 0.7, "temperature": 4},
-}  # fmt: skip
+}
 
 # `--set` values that shrink a packaged MNIST recipe (hinton_mnist) to seconds on 2 CPU cores: 600 real
 # training / 200 test digits, one epoch per stage, a 64-unit teacher.
-TINY_SET = ("teacher.epochs=1", "student.epochs=1", "data.train_limit=600", "data.test_limit=200",
-            "teacher.model_kwargs.hidden=[64]")  # fmt: skip
+TINY_SET = (
+    "teacher.epochs=1",
+    "student.epochs=1",
+    "data.train_limit=600",
+    "data.test_limit=200",
+    "teacher.model_kwargs.hidden=[64]",
+)
 
 
 def tiny_overrides(*changes: str) -> list[str]:
@@ -101,8 +121,11 @@ def run_subprocess(*args: str, timeout: float = 120) -> subprocess.CompletedProc
 
 def checksums(folder: Path) -> dict[str, str]:
     """relative path -> sha256 of every file under `folder`."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}  # fmt: skip
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def one_error_line(stderr: str) -> str:

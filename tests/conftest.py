@@ -41,16 +41,23 @@ def data_root() -> Path:
     """The shared real-data folder from $KDEDGE_DATA; tests that need it skip, clearly, without it."""
     value = os.environ.get("KDEDGE_DATA")
     if not value:
-        pytest.skip("KDEDGE_DATA is not set: export KDEDGE_DATA=<folder with MNIST/, cifar-10-batches-py/> "
-                    "(make test does this)")  # fmt: skip
+        pytest.skip(
+            "KDEDGE_DATA is not set: export KDEDGE_DATA=<folder with MNIST/, cifar-10-batches-py/> "
+            "(make test does this)"
+        )
     root = Path(value).expanduser()
     if not root.is_dir():
         pytest.skip(f"KDEDGE_DATA={value} is not a folder")
     return root
 
 
-def run_cli(*args: object, cwd: Path | None = None, env: dict[str, str] | None = None,
-            executable: str | None = None, timeout: float = 300) -> subprocess.CompletedProcess:  # fmt: skip
+def run_cli(
+    *args: object,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    executable: str | None = None,
+    timeout: float = 300,
+) -> subprocess.CompletedProcess:
     """`python -m kdedge ARGS` in a fresh process (stdout, stderr as text); never raises on exit codes.
 
     A wide COLUMNS keeps rich from wrapping one-line messages, as a user's wide terminal would.
@@ -68,17 +75,50 @@ def kdedge() -> Callable[..., subprocess.CompletedProcess]:
 
 def checksums(folder: Path) -> dict[str, str]:
     """{relative path: sha256} of every file under `folder` (to prove a failed command changed nothing)."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}  # fmt: skip
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="session")
-def finished_run(
-    data_root: Path, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[Path, subprocess.CompletedProcess]:
+def finished_run(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
     """(run directory, the distill process) of one tiny real MNIST distillation, shared by the session.
     Tests must not modify it: copy it first."""
     out = tmp_path_factory.mktemp("finished") / "run"
     result = run_cli("distill", "hinton_mnist", *TINY, "--out", out, "--data-root", data_root)
     assert result.returncode == 0, result.stderr
     return out, result
+
+
+# Checks slower than ~10 s on a quiet 2-core CPU (measured with `pytest --durations`; see
+# docs/development.md): `make test` leaves them out (-m "not slow"), `make test-all` runs them. Listed here,
+# by file::test (all its parameters), rather than decorated one by one, so the list is in one place; a test
+# decorated with @pytest.mark.slow in its own file is slow too.
+SLOW = {
+    "test_alpha_study.py::test_real_mnist_alpha_sweep_then_report",
+    "test_bench.py::test_json_rows_have_the_schema_and_every_row_ran",
+    "test_bench.py::test_flops_and_params_match_the_models",
+    "test_bench.py::test_accuracy_equals_the_runs_own_and_an_independent_onnxruntime_loop",
+    "test_bench.py::test_deployable_is_marked_and_export_target_writes_it",
+    "test_bench.py::test_bare_onnx_files_with_a_crashing_and_a_skipped_row",
+    "test_biasfix.py::test_distill_with_bias_fix_saves_both_students_and_reports_omitted_errors",
+    "test_cifar.py::test_missing_batch_is_one_line_exit_2",
+    "test_cifar.py::test_teacher_checkpoint_mismatch_is_one_line_exit_2",
+    "test_cifar.py::test_model_forward_and_onnx_export",
+    "test_ddp.py::test_two_gloo_processes_match_one_process",
+    "test_export.py::test_fp32_parity_at_two_untraced_batch_sizes",
+    "test_packaging.py::test_installed_wheel_runs_recipes_by_name_outside_the_repo",
+    "test_report.py::test_report_of_a_run_with_bias_fix",
+    "test_retinamnist.py::test_a_few_batches_of_each_student_recipe",
+    "test_sweep.py::test_distill_of_a_recipe_with_a_sweep_section_runs_the_sweep",
+    "test_teacher_learns.py::test_a_teacher_at_chance_is_a_warning_line_and_a_summary_flag",
+    "test_tensorboard.py::test_cli_writes_events_only_when_asked",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if f"{item.path.name}::{item.originalname}" in SLOW:
+            item.add_marker(pytest.mark.slow)

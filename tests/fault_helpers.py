@@ -18,9 +18,7 @@ import pytest
 def _mount(*args: str) -> None:
     result = subprocess.run(["mount", *args], capture_output=True, text=True)
     if result.returncode != 0:
-        pytest.skip(
-            f"cannot mount here ({result.stderr.strip() or result.returncode}): mount {' '.join(args)}"
-        )
+        pytest.skip(f"cannot mount here ({result.stderr.strip() or result.returncode}): mount {' '.join(args)}")
 
 
 def _need_root() -> None:

@@ -77,12 +77,8 @@ def _negative_dim() -> onnx.ModelProto:
 
 def _huge_input() -> onnx.ModelProto:
     images = helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 1 << 31])
-    weight = helper.make_tensor(
-        "w", TensorProto.FLOAT, [784, 10], np.zeros(7840, np.float32).tobytes(), raw=True
-    )
-    return labelled_model(
-        [helper.make_node("MatMul", ["images", "w"], ["logits"])], [weight], inputs=[images]
-    )
+    weight = helper.make_tensor("w", TensorProto.FLOAT, [784, 10], np.zeros(7840, np.float32).tobytes(), raw=True)
+    return labelled_model([helper.make_node("MatMul", ["images", "w"], ["logits"])], [weight], inputs=[images])
 
 
 def _huge_constant() -> onnx.ModelProto:
@@ -102,9 +98,7 @@ def _custom_op() -> onnx.ModelProto:
 
 def _custom_op_in_subgraph() -> onnx.ModelProto:
     out = helper.make_tensor_value_info("inner", TensorProto.FLOAT, [1, 10])
-    body = helper.make_graph(
-        [helper.make_node("Pwn", ["images"], ["inner"], domain="evil.ops")], "b", [], [out]
-    )
+    body = helper.make_graph([helper.make_node("Pwn", ["images"], ["inner"], domain="evil.ops")], "b", [], [out])
     cond = helper.make_tensor("cond", TensorProto.BOOL, [], [True])
     node = helper.make_node("If", ["cond"], ["logits"], then_branch=body, else_branch=body)
     return labelled_model([node], [cond])
@@ -166,9 +160,7 @@ SAFETENSORS = {  # id -> file content
     "st-absurd-shape": _safetensors(
         {"w": {"dtype": "F32", "shape": [1 << 40, 1 << 20], "data_offsets": [0, 4]}}, b"\0" * 4
     ),
-    "st-offsets-beyond-file": _safetensors(
-        {"w": {"dtype": "F32", "shape": [10], "data_offsets": [0, 40]}}, b"\0" * 8
-    ),
+    "st-offsets-beyond-file": _safetensors({"w": {"dtype": "F32", "shape": [10], "data_offsets": [0, 40]}}, b"\0" * 8),
     "st-offsets-disagree-shape": _safetensors(
         {"w": {"dtype": "F32", "shape": [10], "data_offsets": [0, 8]}}, b"\0" * 8
     ),

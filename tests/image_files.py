@@ -19,8 +19,9 @@ def _save(pixels: np.ndarray, path: Path) -> None:
     Image.fromarray(np.ascontiguousarray(array)).save(path)
 
 
-def write_images(splits: dict[str, tuple[np.ndarray, np.ndarray]], class_names: tuple[str, ...], out: Path,
-                 layout: str) -> Path:  # fmt: skip
+def write_images(
+    splits: dict[str, tuple[np.ndarray, np.ndarray]], class_names: tuple[str, ...], out: Path, layout: str
+) -> Path:
     """splits: {"train": (images (N, C, H, W) uint8, labels (N,)), "test": ...}. Returns what data.path
     names: OUT (folder: every split mixed, kdedge splits it; split: OUT/train|test/<class>/) or OUT/labels.csv
     (csv, paths relative to it). File names keep the original index, so a folder lists them in order."""

@@ -13,8 +13,18 @@ from kdedge.experiments.sweep import grid_points, point_name
 from kdedge.experiments.sweep_results import result_files, write_results
 from kdedge.report.markdown import write_report
 
-TINY = ["--set", "teacher.epochs=1", "--set", "student.epochs=2", "--set", "data.train_limit=600",
-        "--set", "data.test_limit=200", "--set", "teacher.model_kwargs.hidden=[64]"]  # fmt: skip
+TINY = [
+    "--set",
+    "teacher.epochs=1",
+    "--set",
+    "student.epochs=2",
+    "--set",
+    "data.train_limit=600",
+    "--set",
+    "data.test_limit=200",
+    "--set",
+    "teacher.model_kwargs.hidden=[64]",
+]
 
 
 def is_png(path: Path) -> bool:
@@ -31,12 +41,15 @@ def fake_point(path: Path, index: int, with_val: bool, finished: bool = True) ->
     path.mkdir(parents=True)
     records = []
     for epoch in (1, 2):
-        record = {"stage": "student", "epoch": epoch, "train_loss": 2.0 / epoch + index,
-                  "train_accuracy": 0.5 + index / 10 + epoch / 100, "test_loss": 1.5 / epoch,
-                  "test_accuracy": 0.4 + index / 10}  # fmt: skip
-        records.append(
-            record | ({"val_loss": 1.6 / epoch, "val_accuracy": 0.3 + index / 10} if with_val else {})
-        )
+        record = {
+            "stage": "student",
+            "epoch": epoch,
+            "train_loss": 2.0 / epoch + index,
+            "train_accuracy": 0.5 + index / 10 + epoch / 100,
+            "test_loss": 1.5 / epoch,
+            "test_accuracy": 0.4 + index / 10,
+        }
+        records.append(record | ({"val_loss": 1.6 / epoch, "val_accuracy": 0.3 + index / 10} if with_val else {}))
     (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     student = {
         "test_accuracy": 0.45 + index / 10,
@@ -68,7 +81,10 @@ def test_report_of_an_alpha_sweep_has_both_conventions_from_the_metrics(tmp_path
     assert "| 1 | 0 | teacher only | 52.00 | 35.00 | 45.00 |" in text  # summary.json values, in percent
     rows = read_csv(tmp_path / alpha_study.CSV_NAME)
     assert [(r["kdedge_alpha"], r["study_alpha"], r["meaning"]) for r in rows] == [
-        ("1.0", "0.0", "teacher only"), ("0.0", "1.0", "no teacher"), ("0.5", "0.5", "mixed")]  # fmt: skip
+        ("1.0", "0.0", "teacher only"),
+        ("0.0", "1.0", "no teacher"),
+        ("0.5", "0.5", "mixed"),
+    ]
     for row, student in zip(rows, students, strict=True):
         for key in ("train_accuracy", "val_accuracy", "test_accuracy"):
             assert float(row[key]) == pytest.approx(student[key])
@@ -77,8 +93,12 @@ def test_report_of_an_alpha_sweep_has_both_conventions_from_the_metrics(tmp_path
 
 
 def test_hard_weight_grid_without_val_skips_unfinished_points(tmp_path: Path) -> None:
-    fake_sweep(tmp_path, {"distillation.hard_weight": [0.2, 1.0], "distillation.temperature": [4]},
-               with_val=False, unfinished=1)  # fmt: skip
+    fake_sweep(
+        tmp_path,
+        {"distillation.hard_weight": [0.2, 1.0], "distillation.temperature": [4]},
+        with_val=False,
+        unfinished=1,
+    )
     text = write_report(tmp_path, show=False).read_text()
     rows = read_csv(tmp_path / alpha_study.CSV_NAME)
     assert len(rows) == 1 and float(rows[0]["kdedge_alpha"]) == pytest.approx(0.8)
@@ -94,8 +114,9 @@ def test_sweep_results_write_the_study_only_for_alpha_grids(tmp_path: Path) -> N
     ):
         points = grid_points(grid)
         fake_sweep(tmp_path / name, grid)
-        write_results(tmp_path / name, points, [tmp_path / name / "points" / point_name(p) for p in points],
-                      "test_accuracy", name)  # fmt: skip
+        write_results(
+            tmp_path / name, points, [tmp_path / name / "points" / point_name(p) for p in points], "test_accuracy", name
+        )
     assert (tmp_path / "alpha" / alpha_study.MARKDOWN_NAME).is_file() and is_png(
         tmp_path / "alpha" / alpha_study.PNG_NAME
     )
@@ -110,8 +131,9 @@ def test_end_of_sweep_line_lists_the_alpha_study_files_that_exist(tmp_path: Path
     ):
         points = grid_points(grid)
         fake_sweep(tmp_path / name, grid)
-        write_results(tmp_path / name, points, [tmp_path / name / "points" / point_name(p) for p in points],
-                      "test_accuracy", name)  # fmt: skip
+        write_results(
+            tmp_path / name, points, [tmp_path / name / "points" / point_name(p) for p in points], "test_accuracy", name
+        )
     study = [alpha_study.CSV_NAME, alpha_study.MARKDOWN_NAME, alpha_study.PNG_NAME]
     assert result_files(tmp_path / "alpha", ["distillation.hard_weight"]) == sweep_files + study
     assert result_files(tmp_path / "t", ["distillation.temperature"]) == sweep_files
@@ -126,8 +148,9 @@ def test_meaning_of_both_ends() -> None:
 
 def test_real_mnist_alpha_sweep_then_report(kdedge, data_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "s"
-    swept = kdedge("sweep", "hinton_mnist", *TINY, "--grid", "distillation.alpha=1,0", "--out", out,
-                   "--data-root", data_root, "-q")  # fmt: skip
+    swept = kdedge(
+        "sweep", "hinton_mnist", *TINY, "--grid", "distillation.alpha=1,0", "--out", out, "--data-root", data_root, "-q"
+    )
     assert swept.returncode == 0, swept.stderr
     assert (out / alpha_study.CSV_NAME).is_file()  # written when the sweep finished
     result = kdedge("report", out)
@@ -135,12 +158,12 @@ def test_real_mnist_alpha_sweep_then_report(kdedge, data_root: Path, tmp_path: P
     assert "alpha study (both conventions)" in result.stdout and "teacher only" in result.stdout
     rows = read_csv(out / alpha_study.CSV_NAME)
     assert [(r["kdedge_alpha"], r["study_alpha"], r["meaning"]) for r in rows] == [
-        ("1.0", "0.0", "teacher only"), ("0.0", "1.0", "no teacher")]  # fmt: skip
+        ("1.0", "0.0", "teacher only"),
+        ("0.0", "1.0", "no teacher"),
+    ]
     for row in rows:
         summary = json.loads((out / row["run"] / "summary.json").read_text())["student"]
-        last = [json.loads(line) for line in (out / row["run"] / "metrics.jsonl").read_text().splitlines()][
-            -1
-        ]
+        last = [json.loads(line) for line in (out / row["run"] / "metrics.jsonl").read_text().splitlines()][-1]
         assert float(row["test_accuracy"]) == pytest.approx(summary["test_accuracy"])
         assert float(row["train_accuracy"]) == pytest.approx(last["train_accuracy"])
     assert f"![alpha study loss curves]({alpha_study.PNG_NAME})" in (out / "report.md").read_text()

@@ -133,9 +133,24 @@ def test_cli_bad_input_exits_2_with_one_line(broken_copy, tmp_path, monkeypatch,
 
     missing = next((broken_copy / FOLDER / "train_images").iterdir())
     missing.unlink()
-    monkeypatch.setattr(sys, "argv", ["kdedge", "distill", "aptos_mobile", "--data-root", str(broken_copy),
-                                      "--out", str(tmp_path / "run"), "--set", f"data.cache_dir={tmp_path}/c",
-                                      "--set", "teacher.pretrained=false", "--quiet"])  # fmt: skip
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "kdedge",
+            "distill",
+            "aptos_mobile",
+            "--data-root",
+            str(broken_copy),
+            "--out",
+            str(tmp_path / "run"),
+            "--set",
+            f"data.cache_dir={tmp_path}/c",
+            "--set",
+            "teacher.pretrained=false",
+            "--quiet",
+        ],
+    )
     with pytest.raises(SystemExit) as exited:
         main()
     assert exited.value.code == 2
@@ -143,8 +158,7 @@ def test_cli_bad_input_exits_2_with_one_line(broken_copy, tmp_path, monkeypatch,
     assert len(err.splitlines()) == 1 and missing.name in err and "Traceback" not in err
 
 
-def test_cache_is_built_once_reused_and_rebuilt_when_settings_change(kaggle_root, broken_copy, tmp_path,
-                                                                      monkeypatch):  # fmt: skip
+def test_cache_is_built_once_reused_and_rebuilt_when_settings_change(kaggle_root, broken_copy, tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     first = _load(broken_copy, cache).train.images
     files = sorted(cache.glob("*.npy"))
@@ -245,12 +259,29 @@ def test_distill_aptos_swin_end_to_end(kaggle_root, tmp_path, monkeypatch, capsy
     from kdedge.commands.evaluate import evaluate_run_dir
 
     run = tmp_path / "run"
-    sets = ["data.image_size=32", f"data.cache_dir={tmp_path}/cache", "teacher.epochs=2", "student.epochs=1",
-            "teacher.pretrained=false", "student.pretrained=false", "teacher.batch_size=16",
-            "student.batch_size=16", f"teacher.model_kwargs={TINY_CONVNEXT}",
-            f"student.model_kwargs={TINY_SWIN}"]  # fmt: skip
-    argv = ["kdedge", "distill", "recipes/aptos_swin.yaml", "--data-root", str(kaggle_root),
-            "--out", str(run), "--quiet", *[arg for s in sets for arg in ("--set", s)]]  # fmt: skip
+    sets = [
+        "data.image_size=32",
+        f"data.cache_dir={tmp_path}/cache",
+        "teacher.epochs=2",
+        "student.epochs=1",
+        "teacher.pretrained=false",
+        "student.pretrained=false",
+        "teacher.batch_size=16",
+        "student.batch_size=16",
+        f"teacher.model_kwargs={TINY_CONVNEXT}",
+        f"student.model_kwargs={TINY_SWIN}",
+    ]
+    argv = [
+        "kdedge",
+        "distill",
+        "recipes/aptos_swin.yaml",
+        "--data-root",
+        str(kaggle_root),
+        "--out",
+        str(run),
+        "--quiet",
+        *[arg for s in sets for arg in ("--set", s)],
+    ]
     monkeypatch.chdir(Path(__file__).parents[1])
     monkeypatch.setattr(sys, "argv", argv)
     with pytest.raises(SystemExit) as exited:
@@ -270,9 +301,24 @@ def test_distill_aptos_swin_end_to_end(kaggle_root, tmp_path, monkeypatch, capsy
         assert summary[stage]["model"] == model and -1.0 <= summary[stage]["test_qwk"] <= 1.0
     again = evaluate_run_dir(run, str(kaggle_root))  # same seeded split and cache -> the same numbers
     assert again["student"]["test_accuracy"] == summary["student"]["test_accuracy"]
-    leaky = [*argv[:2], "recipes/aptos_mobile.yaml", *argv[3:5], "--out", str(tmp_path / "leak"), "--quiet",
-             "--set", f"teacher.checkpoint={run}", "--set", "data.split.seed=1", "--set", sets[1],
-             "--set", "data.image_size=32", "--set", "student.pretrained=false"]  # fmt: skip
+    leaky = [
+        *argv[:2],
+        "recipes/aptos_mobile.yaml",
+        *argv[3:5],
+        "--out",
+        str(tmp_path / "leak"),
+        "--quiet",
+        "--set",
+        f"teacher.checkpoint={run}",
+        "--set",
+        "data.split.seed=1",
+        "--set",
+        sets[1],
+        "--set",
+        "data.image_size=32",
+        "--set",
+        "student.pretrained=false",
+    ]
     monkeypatch.setattr(sys, "argv", leaky)  # a teacher from another split would have seen our test images
     with pytest.raises(SystemExit) as exited:
         main()

@@ -20,13 +20,30 @@ PACKAGE = Path(__file__).resolve().parents[1] / "kdedge"
 LAYERS: list[set[str]] = [
     {"kdedge.cli", "kdedge.__main__", "kdedge.api", "kdedge.completion"},
     {"kdedge.commands"},
-    {"kdedge.train", "kdedge.export", "kdedge.bench", "kdedge.experiments", "kdedge.report",
-     "kdedge.predict"},
-    {"kdedge.models", "kdedge.data", "kdedge.losses", "kdedge.recipe", "kdedge.overrides", "kdedge.rundir",
-     "kdedge.onnx_meta", "kdedge.metrics"},
-    {"kdedge.registry", "kdedge.errors", "kdedge.console", "kdedge.tables", "kdedge.fsguard",
-     "kdedge.integrity", "kdedge.model_check", "kdedge.stop", "kdedge.imaging", "kdedge"},
-]  # fmt: skip
+    {"kdedge.train", "kdedge.export", "kdedge.bench", "kdedge.experiments", "kdedge.report", "kdedge.predict"},
+    {
+        "kdedge.models",
+        "kdedge.data",
+        "kdedge.losses",
+        "kdedge.recipe",
+        "kdedge.overrides",
+        "kdedge.rundir",
+        "kdedge.onnx_meta",
+        "kdedge.metrics",
+    },
+    {
+        "kdedge.registry",
+        "kdedge.errors",
+        "kdedge.console",
+        "kdedge.tables",
+        "kdedge.fsguard",
+        "kdedge.integrity",
+        "kdedge.model_check",
+        "kdedge.stop",
+        "kdedge.imaging",
+        "kdedge",
+    },
+]
 
 
 def module_name(path: Path) -> str:
@@ -85,8 +102,12 @@ def test_every_module_has_a_layer(graph):
 
 
 def test_imports_point_down_the_layers(graph):
-    wrong = [f"{module} imports {target}" for module, targets in graph.items() for target in targets
-             if layer_of(target) < layer_of(module)]  # fmt: skip
+    wrong = [
+        f"{module} imports {target}"
+        for module, targets in graph.items()
+        for target in targets
+        if layer_of(target) < layer_of(module)
+    ]
     assert not wrong, "imports against the layer order:\n" + "\n".join(sorted(wrong))
 
 

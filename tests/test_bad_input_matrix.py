@@ -33,36 +33,96 @@ CASES = [
     ("recipe-not-mapping", "distill {tmp}/list.yaml", 2, "a recipe must be a YAML mapping (got list)"),
     ("recipe-bad-yaml", "distill {tmp}/broken.yaml", 2, "broken.yaml: line 3 invalid YAML"),
     ("recipe-python-tag", "distill {tmp}/tag.yaml", 2, "could not determine a constructor for the tag"),
-    ("set-negative-epochs", "distill {recipe} --set student.epochs=-3", 2, "student.epochs: Input should be greater than 0 (got -3)"),
-    ("set-unknown-key", "distill {recipe} --set student.lrr=0.1", 2, "unknown key 'student.lrr' in student: did you mean 'lr'?"),
+    (
+        "set-negative-epochs",
+        "distill {recipe} --set student.epochs=-3",
+        2,
+        "student.epochs: Input should be greater than 0 (got -3)",
+    ),
+    (
+        "set-unknown-key",
+        "distill {recipe} --set student.lrr=0.1",
+        2,
+        "unknown key 'student.lrr' in student: did you mean 'lr'?",
+    ),
     ("set-no-equals", "distill {recipe} --set student.lr", 2, "expected KEY=VALUE"),
     ("set-python-tag", "distill {recipe} --set name=!!python/name:os.system", 2, "YAML tags are not allowed"),
     ("unknown-dataset", "distill {recipe} --set data.name=mnits", 2, "did you mean 'mnist'?"),
     ("unknown-loss", "distill {recipe} --set distillation.loss=hintn", 2, "did you mean 'hinton'?"),
     ("unknown-model", "distill {recipe} --set student.model=resnet81", 2, "did you mean 'resnet18'?"),
-    ("alpha-out-of-range", "distill {recipe} --set distillation.alpha=1.5", 2, "distillation.alpha: Input should be less than or equal to 1 (got 1.5)"),
-    ("omit-unknown-class", "distill {recipe} -q --out {tmp}/new --set data.omit_classes=[11]", 2, "data: class 11 does not exist (classes are 0..9)"),
-    ("val-size-too-big", "distill {recipe} -q --out {tmp}/new --set data.val_size=70000", 2, "data.val_size: must be smaller than the 60000 training images"),
+    (
+        "alpha-out-of-range",
+        "distill {recipe} --set distillation.alpha=1.5",
+        2,
+        "distillation.alpha: Input should be less than or equal to 1 (got 1.5)",
+    ),
+    (
+        "omit-unknown-class",
+        "distill {recipe} -q --out {tmp}/new --set data.omit_classes=[11]",
+        2,
+        "data: class 11 does not exist (classes are 0..9)",
+    ),
+    (
+        "val-size-too-big",
+        "distill {recipe} -q --out {tmp}/new --set data.val_size=70000",
+        2,
+        "data.val_size: must be smaller than the 60000 training images",
+    ),
     ("data-root-empty", "distill {recipe} -q --out {tmp}/new --data-root {tmp}/empty", 2, "has no MNIST"),
     ("checkpoint-missing", "distill {recipe} --set teacher.checkpoint={tmp}/no.safetensors", 2, "teacher.checkpoint: "),
     ("checkpoint-pickle", "distill {recipe} --set teacher.checkpoint={evil}", 2, "refused it"),
-    ("checkpoint-wrong-model", "distill {recipe} -q --out {tmp}/new --set teacher.checkpoint={run}/student.safetensors", 2, "teacher weights"),
+    (
+        "checkpoint-wrong-model",
+        "distill {recipe} -q --out {tmp}/new --set teacher.checkpoint={run}/student.safetensors",
+        2,
+        "teacher weights",
+    ),
     ("pretrained-junk", "distill {recipe} --set student.pretrained={junk}", 2, "not a valid safetensors file"),
     ("out-finished-run", "distill {recipe} --out {run}", 2, "already holds a finished run; pass --force"),
     ("resume-finished-run", "distill {recipe} --resume {run}", 2, "already finished; nothing to resume"),
     ("resume-not-a-run", "distill {recipe} --resume {tmp}/empty", 2, "not a kdedge run directory"),
-    ("resume-and-out", "distill {recipe} --resume {run} --out {tmp}/other", 2, "a resumed run continues in its own directory"),
+    (
+        "resume-and-out",
+        "distill {recipe} --resume {run} --out {tmp}/other",
+        2,
+        "a resumed run continues in its own directory",
+    ),
     ("unknown-option", "distill {recipe} --bogus", 2, "kdedge distill: No such option: --bogus"),
     ("missing-argument", "distill", 2, "Missing argument"),
     ("negative-checkpoint-minutes", "distill {recipe} --checkpoint-minutes -1", 2, "--checkpoint-minutes"),
     ("train-without-teacher", "train {tmp}/student_only.yaml", 2, "this recipe has none; use distill"),
-    ("non-finite-loss", "distill {recipe} -q --out {tmp}/new --set student.lr=1e30 --set student.optimizer=sgd", 1, "student: loss became nan in epoch 1, step 2; lower the lr (or check the data); last good checkpoint: none for the student yet"),
+    (
+        "non-finite-loss",
+        "distill {recipe} -q --out {tmp}/new --set student.lr=1e30 --set student.optimizer=sgd",
+        1,
+        "student: loss became nan in epoch 1, step 2; lower the lr (or check the data); last good checkpoint: none for the student yet",
+    ),
     ("cuda-without-gpu", "distill {recipe} --set device=cuda", 2, "no CUDA device", NO_GPU),
     # -- sweep ------------------------------------------------------------------------------------------------
-    ("sweep-grid-no-values", "sweep {recipe} -q --out {tmp}/sweep --grid student.lr", 2, "--grid 'student.lr': expected KEY=V1,V2,..."),
-    ("sweep-grid-unknown-key", "sweep {recipe} -q --out {tmp}/sweep --grid student.lrr=0.1,0.2", 2, "unknown key 'student.lrr' in student: did you mean 'lr'?"),
-    ("sweep-grid-bad-value", "sweep {recipe} -q --out {tmp}/sweep --grid distillation.alpha=0.5,1.5", 2, "sweep point distillation.alpha=1.5: distillation.alpha: Input should be less than or equal to 1"),
-    ("sweep-bad-metric", "sweep {recipe} -q --out {tmp}/sweep --grid student.lr=0.1 --metric foo", 2, "--metric 'foo': allowed are test_errors, test_accuracy, val_accuracy"),
+    (
+        "sweep-grid-no-values",
+        "sweep {recipe} -q --out {tmp}/sweep --grid student.lr",
+        2,
+        "--grid 'student.lr': expected KEY=V1,V2,...",
+    ),
+    (
+        "sweep-grid-unknown-key",
+        "sweep {recipe} -q --out {tmp}/sweep --grid student.lrr=0.1,0.2",
+        2,
+        "unknown key 'student.lrr' in student: did you mean 'lr'?",
+    ),
+    (
+        "sweep-grid-bad-value",
+        "sweep {recipe} -q --out {tmp}/sweep --grid distillation.alpha=0.5,1.5",
+        2,
+        "sweep point distillation.alpha=1.5: distillation.alpha: Input should be less than or equal to 1",
+    ),
+    (
+        "sweep-bad-metric",
+        "sweep {recipe} -q --out {tmp}/sweep --grid student.lr=0.1 --metric foo",
+        2,
+        "--metric 'foo': allowed are test_errors, test_accuracy, val_accuracy",
+    ),
     ("sweep-empty-grid", "sweep {recipe} -q --out {tmp}/sweep", 2, "sweep: empty grid"),
     # -- eval / recipes -----------------------------------------------------------------------------------------
     ("eval-not-a-run", "eval {tmp}/empty", 2, "is not a kdedge run directory"),
@@ -84,7 +144,7 @@ CASES = [
     ("predict-no-metadata", "predict {onnx} {image}", 2, "plain.onnx"),
     ("predict-not-an-image", "predict {labelled} {junk}", 2, "junk.txt"),
     ("predict-bad-top-k", "predict {labelled} {image} --top-k 0", 2, "top-k"),
-]  # fmt: skip
+]
 
 
 def _plain_onnx(path: Path, metadata: bool = False) -> None:
@@ -99,10 +159,24 @@ def _plain_onnx(path: Path, metadata: bool = False) -> None:
     graph = helper.make_graph([helper.make_node("Identity", ["images"], ["logits"])], "plain", [images], [logits])
     model = helper.make_model(graph)
     if metadata:
-        set_metadata(model, build_metadata({
-            "model": "mlp", "stage": "student", "precision": "fp32", "input_size": (28, 28), "in_channels": 1,
-            "mean": [0.1307], "std": [0.3081], "class_names": [str(d) for d in range(10)], "dataset": "mnist",
-            "recipe_sha": "0" * 16, "test_accuracy": 0.5}))  # fmt: skip
+        set_metadata(
+            model,
+            build_metadata(
+                {
+                    "model": "mlp",
+                    "stage": "student",
+                    "precision": "fp32",
+                    "input_size": (28, 28),
+                    "in_channels": 1,
+                    "mean": [0.1307],
+                    "std": [0.3081],
+                    "class_names": [str(d) for d in range(10)],
+                    "dataset": "mnist",
+                    "recipe_sha": "0" * 16,
+                    "test_accuracy": 0.5,
+                }
+            ),
+        )
     onnx.save(model, str(path))
 
 
@@ -128,8 +202,14 @@ def world(tmp_path_factory) -> dict[str, str]:
     _plain_onnx(tmp / "plain.onnx")
     _plain_onnx(tmp / "labelled.onnx", metadata=True)
     Image.fromarray(np.full((28, 28), 200, dtype=np.uint8)).save(tmp / "digit.png")
-    files = {"evil": "evil.pt", "evil_onnx": "evil.onnx", "junk": "junk.txt", "junk_onnx": "junk.onnx",
-             "onnx": "plain.onnx", "image": "digit.png"}  # fmt: skip
+    files = {
+        "evil": "evil.pt",
+        "evil_onnx": "evil.onnx",
+        "junk": "junk.txt",
+        "junk_onnx": "junk.onnx",
+        "onnx": "plain.onnx",
+        "image": "digit.png",
+    }
     return {"tmp": str(tmp), "run": str(run), "recipe": str(recipe), "labelled": str(tmp / "labelled.onnx")} | {
         key: str(tmp / name) for key, name in files.items()
     }
@@ -143,8 +223,9 @@ class _EvilPayload:
         return os.system, (f"touch {self.marker}",)
 
 
-@pytest.mark.parametrize(("argv", "code", "expected"),
-                         [pytest.param(*case[1:4], id=case[0], marks=case[4:]) for case in CASES])  # fmt: skip
+@pytest.mark.parametrize(
+    ("argv", "code", "expected"), [pytest.param(*case[1:4], id=case[0], marks=case[4:]) for case in CASES]
+)
 def test_bad_input(world, argv, code, expected):
     run, tmp = Path(world["run"]), Path(world["tmp"])
     before = checksums(run)

@@ -130,16 +130,11 @@ def test_accuracy_equals_the_runs_own_and_an_independent_onnxruntime_loop(run_di
         for precision in ("fp32", "int8"):
             session = ort.InferenceSession(str(run_dir / "export" / f"{stage}.{precision}.onnx"))
             predicted = np.concatenate(
-                [
-                    session.run(None, {"images": images[i : i + 100]})[0].argmax(1)
-                    for i in range(0, len(images), 100)
-                ]
+                [session.run(None, {"images": images[i : i + 100]})[0].argmax(1) for i in range(0, len(images), 100)]
             )
             expected = float((predicted == test.labels.numpy()).mean())
             row = next(
-                r
-                for r in rows
-                if (r["stage"], r["runtime"], r["precision"]) == (stage, "onnxruntime", precision)
+                r for r in rows if (r["stage"], r["runtime"], r["precision"]) == (stage, "onnxruntime", precision)
             )
             assert row["accuracy"] == pytest.approx(expected, abs=1e-12), (stage, precision)
 
@@ -303,13 +298,26 @@ def _finished_run(path: Path, teacher_hidden: list[int] | None, teacher_source: 
     teacher = {"model": "mlp", "model_kwargs": {"hidden": teacher_hidden or [8]}}
     if teacher_source is not None:
         teacher["checkpoint"] = str(teacher_source)
-    recipe = validate_recipe({"name": "pairing", "data": {"name": "mnist"}, "teacher": teacher,
-                              "student": {"model": "mlp", "model_kwargs": {"hidden": [4]}}})  # fmt: skip
+    recipe = validate_recipe(
+        {
+            "name": "pairing",
+            "data": {"name": "mnist"},
+            "teacher": teacher,
+            "student": {"model": "mlp", "model_kwargs": {"hidden": [4]}},
+        }
+    )
     run = RunDir(path)
     path.mkdir(parents=True)
     run.write_recipe(recipe)
-    info = {"dataset": "mnist", "num_classes": 10, "in_channels": 1, "image_size": 28, "mean": [0.1307],
-            "std": [0.3081], "class_names": [str(i) for i in range(10)]}  # fmt: skip
+    info = {
+        "dataset": "mnist",
+        "num_classes": 10,
+        "in_channels": 1,
+        "image_size": 28,
+        "mean": [0.1307],
+        "std": [0.3081],
+        "class_names": [str(i) for i in range(10)],
+    }
     run.update_summary("data", info)
     if teacher_hidden is not None:
         run.save_weights("teacher", build_model("mlp", 10, 1, 28, {"hidden": teacher_hidden}), recipe)
@@ -337,7 +345,8 @@ def test_students_pair_with_the_teacher_their_run_records_not_a_same_named_folde
     add_comparisons(rows, None)
     teacher_params = {Path(r["run"]).parent.name: r["params"] for r in rows if r["stage"] == "teacher"}
     assert set(teacher_params) == {"a", "b"} and teacher_params["a"] < teacher_params["b"]
-    speedups = {Path(r["run"]).parent.name: r["speedup_vs_teacher"] * r["params"]
-                for r in rows if r["stage"] == "student"}  # fmt: skip
+    speedups = {
+        Path(r["run"]).parent.name: r["speedup_vs_teacher"] * r["params"] for r in rows if r["stage"] == "student"
+    }
     expected = {"a": teacher_params["a"], "b": teacher_params["b"], "c": teacher_params["a"]}
     assert speedups == pytest.approx(expected)

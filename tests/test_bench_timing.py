@@ -43,9 +43,7 @@ def test_time_calls_on_a_runner_with_known_delays():
 
 def test_slow_calls_still_get_the_minimum_repetitions():
     runner = SleepyRunner([30])
-    latencies = time_calls(
-        runner.bind(np.zeros((1, 1, 2, 2), np.float32)), seconds=0.01, warmup_s=0.0, min_reps=5
-    )
+    latencies = time_calls(runner.bind(np.zeros((1, 1, 2, 2), np.float32)), seconds=0.01, warmup_s=0.0, min_reps=5)
     assert len(latencies) == 5 and latencies.min() >= 30
 
 
@@ -123,9 +121,12 @@ def test_onnx_flops_and_params_match_torch_for_a_conv_net(tmp_path):
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(
-        torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 8, 3, groups=4, stride=2),
-        torch.nn.Flatten(), torch.nn.Linear(8 * 7 * 7, 5),
-    ).eval()  # fmt: skip
+        torch.nn.Conv2d(3, 8, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(8, 8, 3, groups=4, stride=2),
+        torch.nn.Flatten(),
+        torch.nn.Linear(8 * 7 * 7, 5),
+    ).eval()
     file = export_onnx(model, tmp_path / "conv.onnx", (3, 16, 16), {})
     assert graph_stats(file, (3, 16, 16)) == torch_stats(model, (3, 16, 16))
 
@@ -138,14 +139,24 @@ def test_scores_copy_to_every_batch_and_qwk_only_for_aptos(tmp_path):
     labels = np.array([0, 1, 2, 3, 4, 2, 1, 0])
     logits = np.eye(5, dtype=np.float32)[[0, 1, 2, 4, 4, 1, 1, 0]]  # 6 of 8 right
     np.save(tmp_path / "logits.npy", logits)
-    models = [BenchModel("g", "student", "m", (3, 8, 8), "aptos", test_labels=labels),
-              BenchModel("h", "student", "m", (3, 8, 8), "cifar10", test_labels=labels)]  # fmt: skip
+    models = [
+        BenchModel("g", "student", "m", (3, 8, 8), "aptos", test_labels=labels),
+        BenchModel("h", "student", "m", (3, 8, 8), "cifar10", test_labels=labels),
+    ]
     rows = []
     for index, dataset in enumerate(("aptos", "cifar10")):
         for scored in (False, True):  # batch 1 (not scored) and batch 32 (scored) of one variant
             base = {"model": f"{dataset}/student", "runtime": "ort", "precision": "int8", "device": "cpu"}
-            rows.append(base | {"status": "ok", "dataset": dataset, "_model_index": index, "_scored": scored,
-                                "_logits": str(tmp_path / "logits.npy")})  # fmt: skip
+            rows.append(
+                base
+                | {
+                    "status": "ok",
+                    "dataset": dataset,
+                    "_model_index": index,
+                    "_scored": scored,
+                    "_logits": str(tmp_path / "logits.npy"),
+                }
+            )
     score_rows(rows, models)
     assert [r["accuracy"] for r in rows] == [0.75] * 4
     expected_qwk = quadratic_weighted_kappa(logits.argmax(1), labels, 5)

@@ -86,9 +86,7 @@ def test_auto_fit_recovers_a_known_bias_shift_on_a_tiny_model() -> None:
 
 
 def test_holdout_only_for_auto_and_disjoint(data_root: Path) -> None:
-    recipe = recipe_with(
-        **{"data.train_limit": 1000, "data.omit_classes": [3], "distillation.bias_fix": "auto"}
-    )
+    recipe = recipe_with(**{"data.train_limit": 1000, "data.omit_classes": [3], "distillation.bias_fix": "auto"})
     bundle = prepare_data(recipe, str(data_root))
     rest, held = split_holdout(bundle.train, recipe)
     assert len(held) == len(bundle.train) // 10 and len(rest) + len(held) == len(bundle.train)
@@ -109,12 +107,8 @@ def test_holdout_only_for_auto_and_disjoint(data_root: Path) -> None:
         (["--set", "data.keep_classes=[12]"], "class 12 does not exist"),
     ],
 )
-def test_cli_bad_transfer_sets_exit_2_before_writing(
-    kdedge, data_root: Path, tmp_path: Path, overrides, message
-):
-    result = kdedge(
-        "distill", "hinton_mnist", *TINY, *overrides, "--out", tmp_path / "run", "--data-root", data_root
-    )
+def test_cli_bad_transfer_sets_exit_2_before_writing(kdedge, data_root: Path, tmp_path: Path, overrides, message):
+    result = kdedge("distill", "hinton_mnist", *TINY, *overrides, "--out", tmp_path / "run", "--data-root", data_root)
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "run").exists()

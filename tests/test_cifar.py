@@ -19,17 +19,23 @@ from kdedge.rundir import RunDir, save_state
 from kdedge.train.augment import augment
 
 DATA = os.environ.get("KDEDGE_DATA", "")
-needs_data = pytest.mark.skipif(not (Path(DATA) / "cifar-10-batches-py").is_dir(),
-                                reason="KDEDGE_DATA has no CIFAR-10")
-CIFAR_RECIPES = ("cifar10_resnet18", "cifar10_resnet50", "cifar10_self_r18", "cifar10_self_r50",
-                 "cifar10_reverse_r50_from_r18", "cifar10_alexnet_smallcnn")  # fmt: skip
+needs_data = pytest.mark.skipif(not (Path(DATA) / "cifar-10-batches-py").is_dir(), reason="KDEDGE_DATA has no CIFAR-10")
+CIFAR_RECIPES = (
+    "cifar10_resnet18",
+    "cifar10_resnet50",
+    "cifar10_self_r18",
+    "cifar10_self_r50",
+    "cifar10_reverse_r50_from_r18",
+    "cifar10_alexnet_smallcnn",
+)
 CIFAR_MODELS = ("small_cnn", "alexnet_cifar", "cifar_resnet18", "cifar_resnet50")
 
 
 def kdedge(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = os.environ | {"OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "kdedge", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "kdedge", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 # -- data ------------------------------------------------------------------------------------------------
@@ -53,8 +59,9 @@ def test_missing_batch_is_one_line_exit_2(tmp_path):
     for source in (Path(DATA) / "cifar-10-batches-py").iterdir():
         if source.name != "data_batch_3":
             (root / source.name).symlink_to(source)
-    result = kdedge("train", "cifar10_resnet18", "--data-root", str(tmp_path / "data"), "--out", "run", "-q",
-                    cwd=tmp_path)  # fmt: skip
+    result = kdedge(
+        "train", "cifar10_resnet18", "--data-root", str(tmp_path / "data"), "--out", "run", "-q", cwd=tmp_path
+    )
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "data_batch_3" in lines[0] and "Traceback" not in result.stderr
@@ -100,9 +107,15 @@ def test_model_forward_and_onnx_export(name, tmp_path):
         assert model(traced_input).shape == (2, 10)
         expected = model(fresh_input).numpy()
     path = tmp_path / f"{name}.onnx"
-    torch.onnx.export(model, (traced_input,), str(path), input_names=["images"], output_names=["logits"],
-                      dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}},
-                      dynamo=False)  # the TorchScript exporter: seconds, where dynamo takes far longer on CPU
+    torch.onnx.export(
+        model,
+        (traced_input,),
+        str(path),
+        input_names=["images"],
+        output_names=["logits"],
+        dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}},
+        dynamo=False,
+    )  # the TorchScript exporter: seconds, where dynamo takes far longer on CPU
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = session.run(["logits"], {"images": fresh_input.numpy()})[0]  # batch 3: never traced
     assert got.shape == (3, 10)
@@ -157,12 +170,26 @@ def test_alpha_study_recipe():
 @needs_data
 @pytest.mark.parametrize("mismatch", ["classes", "architecture"])
 def test_teacher_checkpoint_mismatch_is_one_line_exit_2(mismatch, tmp_path):
-    wrong = (build_model("small_cnn", 5, 3, 32) if mismatch == "classes"
-             else build_model("mlp", 10, 3, 32, {"hidden": [16]}))  # fmt: skip
+    wrong = (
+        build_model("small_cnn", 5, 3, 32) if mismatch == "classes" else build_model("mlp", 10, 3, 32, {"hidden": [16]})
+    )
     save_state(tmp_path / "teacher.safetensors", wrong.state_dict())
-    result = kdedge("distill", "cifar10_self_r18", "--set", "teacher.model=small_cnn", "--set",
-                    "teacher.checkpoint=teacher.safetensors", "--set", "data.train_limit=64", "--out", "run",
-                    "-q", "--data-root", DATA, cwd=tmp_path)  # fmt: skip
+    result = kdedge(
+        "distill",
+        "cifar10_self_r18",
+        "--set",
+        "teacher.model=small_cnn",
+        "--set",
+        "teacher.checkpoint=teacher.safetensors",
+        "--set",
+        "data.train_limit=64",
+        "--out",
+        "run",
+        "-q",
+        "--data-root",
+        DATA,
+        cwd=tmp_path,
+    )
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "teacher" in lines[0] and "Traceback" not in result.stderr
@@ -176,16 +203,26 @@ def test_teacher_checkpoint_mismatch_is_one_line_exit_2(mismatch, tmp_path):
 def test_alpha_study_trains_the_teacher_once_and_reports_both_conventions(tmp_path):
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("alpha_study", Path(__file__).parents[1] / "bench" /
-                                                  "cifar10_alpha_study.py")  # fmt: skip
+    spec = importlib.util.spec_from_file_location(
+        "alpha_study", Path(__file__).parents[1] / "bench" / "cifar10_alpha_study.py"
+    )
     study = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(study)
     # the mechanism, not AlexNet's accuracy, is under test: a narrow small_cnn teaches (AlexNet's forward and
     # export are tested above), on a few batches
-    tiny = {"data.train_limit": 64, "data.test_limit": 32, "data.val_size": 32, "teacher.epochs": 1,
-            "student.epochs": 2, "teacher.batch_size": 32, "student.batch_size": 32, "device": "cpu",
-            "teacher.model": "small_cnn", "teacher.model_kwargs": {"width": 8},
-            "student.model_kwargs": {"width": 4}}  # fmt: skip
+    tiny = {
+        "data.train_limit": 64,
+        "data.test_limit": 32,
+        "data.val_size": 32,
+        "teacher.epochs": 1,
+        "student.epochs": 2,
+        "teacher.batch_size": 32,
+        "student.batch_size": 32,
+        "device": "cpu",
+        "teacher.model": "small_cnn",
+        "teacher.model_kwargs": {"width": 8},
+        "student.model_kwargs": {"width": 4},
+    }
     rows = study.run_study(tmp_path, tiny, DATA)
     assert [(r["kdedge_alpha"], r["study_alpha"]) for r in rows] == [(1.0, 0.0), (0.0, 1.0), (0.5, 0.5)]
     teacher_epochs = [r for r in RunDir(tmp_path / "teacher").read_metrics() if r["stage"] == "teacher"]

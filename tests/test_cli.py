@@ -29,9 +29,7 @@ def test_distill_writes_a_complete_run(finished_run) -> None:
         assert isinstance(row["test_accuracy"], float) and isinstance(row["test_errors"], int)
         assert isinstance(row["params"], int) and row["params"] > 0
         assert row["test_count"] == 200 and row["test_errors"] == round((1 - row["test_accuracy"]) * 200)
-    assert (
-        summary["teacher"]["params"] == 784 * 64 + 64 + 64 * 10 + 10
-    )  # --set teacher.model_kwargs.hidden=[64]
+    assert summary["teacher"]["params"] == 784 * 64 + 64 + 64 * 10 + 10  # --set teacher.model_kwargs.hidden=[64]
     assert summary["finished"] is True and summary["data"]["dataset"] == "mnist"
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [(m["stage"], m["epoch"]) for m in metrics] == [("teacher", 1), ("student", 1)]
@@ -41,16 +39,12 @@ def test_distill_writes_a_complete_run(finished_run) -> None:
     assert saved["teacher"]["model_kwargs"]["hidden"] == [64]
     # the header: alpha's meaning and the device, said once at the start
     assert "alpha=0.7 = weight of the teacher term" in result.stdout
-    expected_device = (
-        "device: cuda" if torch.cuda.is_available() else "device: cpu (auto: no CUDA device found)"
-    )
+    expected_device = "device: cuda" if torch.cuda.is_available() else "device: cpu (auto: no CUDA device found)"
     assert result.stdout.count("device: ") == 1 and expected_device in result.stdout
     assert "teacher" in result.stdout and "student" in result.stdout and str(run) in result.stdout
 
 
-def test_train_trains_the_teacher_only_and_quiet_prints_nothing(
-    kdedge, data_root: Path, tmp_path: Path
-) -> None:
+def test_train_trains_the_teacher_only_and_quiet_prints_nothing(kdedge, data_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "teacher_only"
     result = kdedge("train", "hinton_mnist", *TINY, "--out", out, "--data-root", data_root, "--quiet")
     assert result.returncode == 0, result.stderr
@@ -99,15 +93,16 @@ def test_version_and_completion(kdedge) -> None:
     # what the script from `kdedge --install-completion` asks when the user presses TAB after "kdedge dis"
     script = Path(sys.executable).with_name("kdedge")
     completion = subprocess.run(
-        [str(script)], capture_output=True, text=True, timeout=120,
+        [str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
         env=os.environ | {"_KDEDGE_COMPLETE": "complete_bash", "COMP_WORDS": "kdedge dis", "COMP_CWORD": "1"},
-    )  # fmt: skip
+    )
     assert completion.returncode == 0 and completion.stdout.split() == ["distill"]
 
 
-def test_a_finished_run_is_not_overwritten_without_force(
-    kdedge, finished_run, tmp_path: Path, data_root
-) -> None:
+def test_a_finished_run_is_not_overwritten_without_force(kdedge, finished_run, tmp_path: Path, data_root) -> None:
     run = tmp_path / "copy"
     shutil.copytree(finished_run[0], run)
     before = checksums(run)
@@ -130,45 +125,74 @@ def _unknown_key_recipe(folder: Path) -> Path:
 
 
 BAD_INPUT = [  # id, extra args (may use {tmp}, {typo}, {broken}, {empty}), text the one line must contain
-    ("missing-recipe-file", ["distill", "{tmp}/no/such.yaml"],
-     ["recipe file not found", "such.yaml", "kdedge recipes"]),
+    (
+        "missing-recipe-file",
+        ["distill", "{tmp}/no/such.yaml"],
+        ["recipe file not found", "such.yaml", "kdedge recipes"],
+    ),
     ("unknown-recipe-name", ["distill", "hinton_mnst"], ["did you mean 'hinton_mnist'"]),
     ("invalid-yaml", ["distill", "{broken}"], ["broken.yaml", "invalid YAML", "line"]),
-    ("unknown-key-in-file", ["distill", "{typo}"],
-     ["typo.yaml", "unknown key 'studnet'", "did you mean 'student'"]),
-    ("unknown-key-in-set", ["distill", "hinton_mnist", "--set", "student.epoch=3"],
-     ["unknown key 'student.epoch'", "did you mean 'epochs'", "valid:"]),
-    ("wrong-type", ["distill", "hinton_mnist", "--set", "student.epochs=many"],
-     ["--set student.epochs=many: ", "student.epochs", "valid integer", "'many'"]),
-    ("negative-epochs", ["distill", "hinton_mnist", "--set", "teacher.epochs=-3"],
-     ["teacher.epochs", "greater than 0", "-3"]),
-    ("unknown-model", ["distill", "hinton_mnist", "--set", "student.model=resnet81"],
-     ["student.model", "unknown model 'resnet81'", "did you mean 'resnet18'", "valid:"]),
-    ("unknown-data-set", ["distill", "hinton_mnist", "--set", "data.name=mnsit"],
-     ["data.name", "unknown data set 'mnsit'", "did you mean 'mnist'"]),
-    ("data-root-without-data-set", ["distill", "hinton_mnist", "--data-root", "{empty}"],
-     ["{empty}", "has no MNIST", "KDEDGE_DATA"]),
-    ("alpha-and-hard-weight", ["distill", "hinton_mnist", "--set", "distillation.hard_weight=0.3",
-                               "--set", "distillation.alpha=0.6"],
-     ["--set distillation.", "alpha", "hard_weight", "not both"]),
+    ("unknown-key-in-file", ["distill", "{typo}"], ["typo.yaml", "unknown key 'studnet'", "did you mean 'student'"]),
+    (
+        "unknown-key-in-set",
+        ["distill", "hinton_mnist", "--set", "student.epoch=3"],
+        ["unknown key 'student.epoch'", "did you mean 'epochs'", "valid:"],
+    ),
+    (
+        "wrong-type",
+        ["distill", "hinton_mnist", "--set", "student.epochs=many"],
+        ["--set student.epochs=many: ", "student.epochs", "valid integer", "'many'"],
+    ),
+    (
+        "negative-epochs",
+        ["distill", "hinton_mnist", "--set", "teacher.epochs=-3"],
+        ["teacher.epochs", "greater than 0", "-3"],
+    ),
+    (
+        "unknown-model",
+        ["distill", "hinton_mnist", "--set", "student.model=resnet81"],
+        ["student.model", "unknown model 'resnet81'", "did you mean 'resnet18'", "valid:"],
+    ),
+    (
+        "unknown-data-set",
+        ["distill", "hinton_mnist", "--set", "data.name=mnsit"],
+        ["data.name", "unknown data set 'mnsit'", "did you mean 'mnist'"],
+    ),
+    (
+        "data-root-without-data-set",
+        ["distill", "hinton_mnist", "--data-root", "{empty}"],
+        ["{empty}", "has no MNIST", "KDEDGE_DATA"],
+    ),
+    (
+        "alpha-and-hard-weight",
+        ["distill", "hinton_mnist", "--set", "distillation.hard_weight=0.3", "--set", "distillation.alpha=0.6"],
+        ["--set distillation.", "alpha", "hard_weight", "not both"],
+    ),
     ("set-without-value", ["distill", "hinton_mnist", "--set", "student.epochs"], ["expected KEY=VALUE"]),
-]  # fmt: skip
+]
 if not torch.cuda.is_available():
-    BAD_INPUT.append(("cuda-without-gpu", ["distill", "hinton_mnist", "--set", "device=cuda"],
-                      ["'cuda' requested but no CUDA device", "device=auto or cpu"]))  # fmt: skip
+    BAD_INPUT.append(
+        (
+            "cuda-without-gpu",
+            ["distill", "hinton_mnist", "--set", "device=cuda"],
+            ["'cuda' requested but no CUDA device", "device=auto or cpu"],
+        )
+    )
 
 
 @pytest.mark.parametrize(("args", "expected"), [c[1:] for c in BAD_INPUT], ids=[c[0] for c in BAD_INPUT])
-def test_bad_input_is_one_line_exit_2_and_changes_nothing(
-    kdedge, finished_run, tmp_path: Path, args, expected
-):
+def test_bad_input_is_one_line_exit_2_and_changes_nothing(kdedge, finished_run, tmp_path: Path, args, expected):
     run = tmp_path / "existing_run"
     shutil.copytree(finished_run[0], run)
     before = checksums(run)
     (tmp_path / "broken.yaml").write_text(INVALID_YAML)
     (tmp_path / "empty").mkdir()
-    names = {"tmp": str(tmp_path), "typo": str(_unknown_key_recipe(tmp_path)),
-             "broken": str(tmp_path / "broken.yaml"), "empty": str(tmp_path / "empty")}  # fmt: skip
+    names = {
+        "tmp": str(tmp_path),
+        "typo": str(_unknown_key_recipe(tmp_path)),
+        "broken": str(tmp_path / "broken.yaml"),
+        "empty": str(tmp_path / "empty"),
+    }
     argv = [a.format(**names) for a in args]
     result = kdedge(*argv[:2], *TINY, *argv[2:], "--out", run, "--force")  # the case's --set wins over TINY
     lines = result.stderr.strip().splitlines()

@@ -84,8 +84,7 @@ def test_affine_augment_geometry_and_determinism() -> None:
     assert torch.equal(identity, images)
     shifted = random_affine(images, torch.Generator().manual_seed(1), degrees=0, scale=0, max_shift=2)
     variants = [jitter_variant(images, v) for v in range(JITTER_VARIANTS)]  # every integer shift <= 2 px
-    matches = [[v for v in range(JITTER_VARIANTS) if torch.equal(shifted[i], variants[v][i])]
-               for i in range(6)]  # fmt: skip
+    matches = [[v for v in range(JITTER_VARIANTS) if torch.equal(shifted[i], variants[v][i])] for i in range(6)]
     assert all(len(found) >= 1 for found in matches), matches  # each image is exactly one pure shift
     first = augment(images, "affine", torch.Generator().manual_seed(3))
     assert first.dtype == torch.uint8 and first.shape == images.shape
@@ -100,8 +99,10 @@ def test_failed_download_is_one_clear_input_error(tmp_path: Path, monkeypatch, n
     import torchvision
 
     def offline(*args, **kwargs):
-        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\nTried https://example/, got:\n"
-                           "<urlopen error [Errno -2] Name or service not known>")  # fmt: skip
+        raise RuntimeError(
+            "Error downloading train-images-idx3-ubyte.gz:\nTried https://example/, got:\n"
+            "<urlopen error [Errno -2] Name or service not known>"
+        )
 
     monkeypatch.setattr(torchvision.datasets, "MNIST", offline)
     monkeypatch.setattr(torchvision.datasets, "CIFAR10", offline)

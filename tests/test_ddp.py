@@ -26,17 +26,29 @@ from kdedge.train.distributed import World, shard, world_from_env
 from kdedge.train.pipeline import run_recipe
 
 DATA = os.environ.get("KDEDGE_DATA", "")
-needs_data = pytest.mark.skipif(not (Path(DATA) / "cifar-10-batches-py").is_dir(),
-                                reason="KDEDGE_DATA has no CIFAR-10")
+needs_data = pytest.mark.skipif(not (Path(DATA) / "cifar-10-batches-py").is_dir(), reason="KDEDGE_DATA has no CIFAR-10")
 
 
 def tiny_recipe(folder: Path, batch_size: int) -> Path:
-    stage = {"model": "small_cnn", "model_kwargs": {"width": 8}, "epochs": 2, "batch_size": batch_size,
-             "optimizer": "sgd", "lr": 0.02, "momentum": 0.9, "schedule": "cosine"}  # fmt: skip
-    recipe = {"name": "ddp_tiny", "seed": 3, "device": "cpu",
-              "data": {"name": "cifar10", "val_size": 64, "train_limit": 512, "test_limit": 256},
-              "teacher": stage, "student": stage | {"model_kwargs": {"width": 4}},
-              "distillation": {"loss": "kl", "alpha": 0.5, "temperature": 4}}  # fmt: skip
+    stage = {
+        "model": "small_cnn",
+        "model_kwargs": {"width": 8},
+        "epochs": 2,
+        "batch_size": batch_size,
+        "optimizer": "sgd",
+        "lr": 0.02,
+        "momentum": 0.9,
+        "schedule": "cosine",
+    }
+    recipe = {
+        "name": "ddp_tiny",
+        "seed": 3,
+        "device": "cpu",
+        "data": {"name": "cifar10", "val_size": 64, "train_limit": 512, "test_limit": 256},
+        "teacher": stage,
+        "student": stage | {"model_kwargs": {"width": 4}},
+        "distillation": {"loss": "kl", "alpha": 0.5, "temperature": 4},
+    }
     path = folder / f"ddp_tiny_{batch_size}.yaml"
     path.write_text(yaml.safe_dump(recipe))
     return path
@@ -50,8 +62,21 @@ def test_two_gloo_processes_match_one_process(tmp_path):
     finally:
         single.release()
     env = os.environ | {"OMP_NUM_THREADS": "1", "KDEDGE_DATA": DATA}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "-m", "kdedge", "distill", str(tiny_recipe(tmp_path, 32)), "--out", "ddp", "-q"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "kdedge",
+        "distill",
+        str(tiny_recipe(tmp_path, 32)),
+        "--out",
+        "ddp",
+        "-q",
+    ]
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     ddp = RunDir(tmp_path / "ddp")

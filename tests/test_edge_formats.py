@@ -46,10 +46,15 @@ def edge_run(data_root: Path, tmp_path_factory: pytest.TempPathFactory):
     """(run, rows): a briefly trained MNIST MLP exported to ExecuTorch and LiteRT at fp32, fp16, int8."""
     _require_extras()
     return make_exported_run(
-        tmp_path_factory.mktemp("edge") / "run", data_root, "mlp", "fp32,fp16,int8",
-        model_kwargs={"hidden": [32]}, train_steps=150, test_limit=100,
+        tmp_path_factory.mktemp("edge") / "run",
+        data_root,
+        "mlp",
+        "fp32,fp16,int8",
+        model_kwargs={"hidden": [32]},
+        train_steps=150,
+        test_limit=100,
         export_options={"formats": "executorch,litert", "calibration_images": 64},
-    )  # fmt: skip
+    )
 
 
 def _rows(rows) -> dict[tuple[str, str], object]:
@@ -75,8 +80,13 @@ def test_export_checks_every_file_and_writes_its_metadata(edge_run):
     by = _rows(rows)
     assert by[("executorch", "fp16")].status.startswith("skipped: executorch writes fp32, int8")
     summary = json.loads((run / "summary.json").read_text())["data"]
-    for key in [("executorch", "fp32"), ("executorch", "int8"), ("litert", "fp32"), ("litert", "fp16"),
-                ("litert", "int8")]:  # fmt: skip
+    for key in [
+        ("executorch", "fp32"),
+        ("executorch", "int8"),
+        ("litert", "fp32"),
+        ("litert", "fp16"),
+        ("litert", "int8"),
+    ]:
         row = by[key]
         assert row.status == "ok", (key, row.status)
         path = Path(row.path)
@@ -131,8 +141,9 @@ def test_predict_tflite_torch_free_and_pte(edge_run, data_root: Path, tmp_path: 
     run, _ = edge_run
     files, classes = _images(run, data_root, tmp_path)
     tflite = run / "export" / "student.fp32.b1.tflite"
-    done = subprocess.run([sys.executable, "-c", TORCH_FREE, str(tflite), *map(str, files)],
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", TORCH_FREE, str(tflite), *map(str, files)], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     assert [r["top"][0]["index"] for r in json.loads(done.stdout)] == classes
     assert len(set(classes)) > 3
@@ -145,8 +156,14 @@ def test_bench_row_per_file_with_accuracy(edge_run, data_root: Path):
     from kdedge.bench.run import BenchOptions, run_bench
 
     run, rows = edge_run
-    options = BenchOptions(batch_sizes=(1,), threads=1, seconds=0.2, warmup_s=0.05, data_root=str(data_root),
-                           runtimes=("executorch", "litert", "onnxruntime-trt"))  # fmt: skip
+    options = BenchOptions(
+        batch_sizes=(1,),
+        threads=1,
+        seconds=0.2,
+        warmup_s=0.05,
+        data_root=str(data_root),
+        runtimes=("executorch", "litert", "onnxruntime-trt"),
+    )
     result = run_bench([run], options)
     measured = {(r["runtime"], r["precision"]): r for r in result["rows"]}
     exported = _rows(rows)
@@ -204,8 +221,12 @@ def test_missing_extra_is_one_line_before_any_work(edge_run, tmp_path: Path):
     run, _ = edge_run
     copy = tmp_path / "run"
     shutil.copytree(run, copy, ignore=shutil.ignore_patterns("export"))
-    done = subprocess.run([sys.executable, "-c", BLOCK_LITERT, str(copy), "--format", "onnx,litert"],
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", BLOCK_LITERT, str(copy), "--format", "onnx,litert"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "pip install 'kdedge-distill[litert-convert]'" in lines[0], done.stderr
@@ -219,8 +240,9 @@ def test_a_file_that_misses_its_bound_is_never_written(edge_run, data_root: Path
     before = sorted(p.name for p in (run / "export").iterdir())
     target = run / "export" / "student.fp32.b4.tflite"
     with pytest.raises(RuntimeFailure, match="exported but failed its check"):
-        export_run(run, "student", "fp32", data_root=str(data_root), quiet=True, formats="litert",
-                   batches="4", fp32_rtol=1e-12)  # fmt: skip
+        export_run(
+            run, "student", "fp32", data_root=str(data_root), quiet=True, formats="litert", batches="4", fp32_rtol=1e-12
+        )
     assert not target.exists() and sorted(p.name for p in (run / "export").iterdir()) == before
 
 
@@ -239,8 +261,6 @@ def test_coreml_converts_and_is_checked_structurally(edge_run, data_root: Path):
     meta = read_edge_metadata(package)  # inside the package, no sidecar
     assert meta["kdedge.format"] == "coreml" and not Path(str(package) + ".json").exists()
     assert json.loads(meta["kdedge.class_names"])[:3] == ["0", "1", "2"]
-    result = run_bench(
-        [package], BenchOptions(batch_sizes=(1,), threads=1, seconds=0.1, runtimes=("coreml",))
-    )
+    result = run_bench([package], BenchOptions(batch_sizes=(1,), threads=1, seconds=0.1, runtimes=("coreml",)))
     assert [r["status"] for r in result["rows"]] == ["skipped: runs on macOS only"]
     assert np.isfinite(result["rows"][0]["size_mb"])

@@ -100,18 +100,36 @@ def _assert_rows_whole(lines: list[str], width: int, rows: list[tuple[str, ...]]
 def _bench_rows() -> list[dict]:
     rows = []
     for stage, latency, flops in (("teacher", 2.5, 4_790_000), ("student", 0.11, 49_000)):
-        for runtime, precision in (("torch", "fp32"), ("onnxruntime", "fp32"), ("onnxruntime", "int8"),
-                                   ("openvino", "bf16")):  # fmt: skip
+        for runtime, precision in (
+            ("torch", "fp32"),
+            ("onnxruntime", "fp32"),
+            ("onnxruntime", "int8"),
+            ("openvino", "bf16"),
+        ):
             for batch in (1, 32):
-                rows.append({
-                    "model": f"hinton_mnist_800/{stage}", "arch": "mlp", "stage": stage, "runtime": runtime,
-                    "precision": precision, "batch_size": batch, "latency_ms_p50": latency * batch,
-                    "latency_ms_p99": latency * batch * 1.2, "throughput_per_s": 1000 * batch / latency,
-                    "peak_mem_mb": 12.0, "flops": flops, "size_mb": 0.2, "accuracy": 0.97, "qwk": None,
-                    "speedup_vs_teacher": 22.0 if stage == "student" else None,
-                    "accuracy_delta_vs_teacher": -1.2 if stage == "student" else None,
-                    "peak_fraction": None, "deploy": precision == "int8", "status": "ok",
-                })  # fmt: skip
+                rows.append(
+                    {
+                        "model": f"hinton_mnist_800/{stage}",
+                        "arch": "mlp",
+                        "stage": stage,
+                        "runtime": runtime,
+                        "precision": precision,
+                        "batch_size": batch,
+                        "latency_ms_p50": latency * batch,
+                        "latency_ms_p99": latency * batch * 1.2,
+                        "throughput_per_s": 1000 * batch / latency,
+                        "peak_mem_mb": 12.0,
+                        "flops": flops,
+                        "size_mb": 0.2,
+                        "accuracy": 0.97,
+                        "qwk": None,
+                        "speedup_vs_teacher": 22.0 if stage == "student" else None,
+                        "accuracy_delta_vs_teacher": -1.2 if stage == "student" else None,
+                        "peak_fraction": None,
+                        "deploy": precision == "int8",
+                        "status": "ok",
+                    }
+                )
     return rows
 
 
@@ -120,8 +138,11 @@ def test_bench_table_fits_and_keeps_model_runtime_precision_whole(width: int) ->
     from kdedge.bench.results import bench_table
 
     rows = _bench_rows()
-    result = {"rows": rows, "peak_gflops": None,
-              "machine": {"cpu": "AMD EPYC 7B13", "cores": 2, "threads": 2, "device": "cpu"}}  # fmt: skip
+    result = {
+        "rows": rows,
+        "peak_gflops": None,
+        "machine": {"cpu": "AMD EPYC 7B13", "cores": 2, "threads": 2, "device": "cpu"},
+    }
     lines = _render(bench_table(result, width), width)
     _assert_rows_whole(lines, width, [(r["model"], r["runtime"], r["precision"]) for r in rows])
     text = "\n".join(lines)
@@ -140,11 +161,23 @@ def test_export_table_fits_and_keeps_file_names_whole(width: int) -> None:
     rows = []
     for stage in ("teacher", "student"):
         for precision in ("fp32", "fp16", "int8"):
-            rows.append(ExportRow(stage, precision, seconds=1.5, size_mb=0.1, max_abs_diff=1.9, rel_diff=0.1,
-                                  random_agreement=0.38, test_accuracy=0.97, test_agreement=0.995,
-                                  test_max_abs_diff=0.02, test_count=200))  # fmt: skip
+            rows.append(
+                ExportRow(
+                    stage,
+                    precision,
+                    seconds=1.5,
+                    size_mb=0.1,
+                    max_abs_diff=1.9,
+                    rel_diff=0.1,
+                    random_agreement=0.38,
+                    test_accuracy=0.97,
+                    test_agreement=0.995,
+                    test_max_abs_diff=0.02,
+                    test_count=200,
+                )
+            )
     lines = _render(export_table(rows, "runs/try1: ONNX export (opset 20, dynamo exporter)", width), width)
-    _assert_rows_whole(lines, width, [(f"{r.stage}.{r.precision}.onnx",) for r in rows])
+    _assert_rows_whole(lines, width, [(f"{r.stage}.{r.precision}",) for r in rows])
     text = "\n".join(lines)
     assert "=fp32 %" in text and "99.50" in text
     assert "1.9e+00" not in "".join(line for line in lines if ".int8." in line)  # random-input |Δ|: fp32 only
@@ -153,9 +186,17 @@ def test_export_table_fits_and_keeps_file_names_whole(width: int) -> None:
 def test_export_progress_line_gives_random_input_parity_for_fp32_only() -> None:
     from kdedge.export.table import ExportRow, file_line
 
-    common = dict(seconds=1.0, size_mb=0.1, max_abs_diff=1.86, rel_diff=0.2, random_agreement=0.38,
-                  test_accuracy=0.97, test_agreement=0.995, test_max_abs_diff=0.03,
-                  test_count=200)  # fmt: skip
+    common = dict(
+        seconds=1.0,
+        size_mb=0.1,
+        max_abs_diff=1.86,
+        rel_diff=0.2,
+        random_agreement=0.38,
+        test_accuracy=0.97,
+        test_agreement=0.995,
+        test_max_abs_diff=0.03,
+        test_count=200,
+    )
     int8 = file_line(ExportRow("student", "int8", **common))
     assert "random" not in int8 and "38" not in int8
     assert "agreement with fp32 99.50% on 200 real test images" in int8
@@ -166,8 +207,14 @@ def test_export_progress_line_gives_random_input_parity_for_fp32_only() -> None:
 def test_summary_table_fits_hides_qwk_off_ordinal_data_and_train_s_in_eval(width: int) -> None:
     from kdedge.console import summary_table
 
-    row = {"model": "resnet18_cifar_teacher", "params": 11_000_000, "test_accuracy": 0.95, "test_errors": 500,
-           "test_count": 10_000, "test_qwk": 0.9}  # fmt: skip
+    row = {
+        "model": "resnet18_cifar_teacher",
+        "params": 11_000_000,
+        "test_accuracy": 0.95,
+        "test_errors": 500,
+        "test_count": 10_000,
+        "test_qwk": 0.9,
+    }
     student = row | {"model": "mobilenetv3_small"}
     summary = {"data": {"dataset": "cifar10"}, "teacher": row, "student": student}
     lines = _render(summary_table(summary, "runs/x: re-evaluated", width), width)
@@ -194,13 +241,28 @@ def test_ctrl_c_says_what_was_saved_and_the_resume_command_that_works(data_root:
     import time
 
     out = tmp_path / "run"
-    args = ["distill", "hinton_mnist", "--set", "teacher.epochs=40", "--set", "student.epochs=1",
-            "--set", "data.train_limit=200", "--set", "data.test_limit=100",
-            "--set", "teacher.model_kwargs.hidden=[16]", "--out", str(out),
-            "--data-root", str(data_root)]  # fmt: skip
+    args = [
+        "distill",
+        "hinton_mnist",
+        "--set",
+        "teacher.epochs=40",
+        "--set",
+        "student.epochs=1",
+        "--set",
+        "data.train_limit=200",
+        "--set",
+        "data.test_limit=100",
+        "--set",
+        "teacher.model_kwargs.hidden=[16]",
+        "--out",
+        str(out),
+        "--data-root",
+        str(data_root),
+    ]
     env = os.environ | {"OMP_NUM_THREADS": "1", "COLUMNS": "200"}
-    process = subprocess.Popen([sys.executable, "-m", "kdedge", *args], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kdedge", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
     deadline = time.monotonic() + 120
     while not (out / "teacher.state.safetensors").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -213,8 +275,9 @@ def test_ctrl_c_says_what_was_saved_and_the_resume_command_that_works(data_root:
     command = shlex.split(lines[0].split("continue with: ", 1)[1])
     assert command[0] == "kdedge" and command[-2:] == ["--resume", str(out)] and "--out" not in command
     assert "teacher.model_kwargs.hidden=[16]" in command  # the same recipe: --resume accepts it
-    resumed = subprocess.run([sys.executable, "-m", "kdedge", *command[1:], "-q"], capture_output=True,
-                             text=True, env=env, timeout=300)  # fmt: skip
+    resumed = subprocess.run(
+        [sys.executable, "-m", "kdedge", *command[1:], "-q"], capture_output=True, text=True, env=env, timeout=300
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert (out / "student.safetensors").is_file() and not (out / "teacher.state.safetensors").exists()
 
@@ -224,17 +287,22 @@ def test_a_nan_stop_offers_the_retry_that_works(tmp_path: Path, data_root: Path)
     """--resume refuses a changed lr, so the line offers a fresh start (--force, same --out) with lr / 10."""
     from cli_helpers import one_error_line, run_cli, write_recipe
 
-    recipe = write_recipe(tmp_path / "r.yaml", teacher=None, distillation={"loss": "none"},
-                          student={"optimizer": "sgd", "schedule": "constant", "epochs": 1},
-                          data={"name": "mnist", "train_limit": 300, "test_limit": 100})  # fmt: skip
+    recipe = write_recipe(
+        tmp_path / "r.yaml",
+        teacher=None,
+        distillation={"loss": "none"},
+        student={"optimizer": "sgd", "schedule": "constant", "epochs": 1},
+        data={"name": "mnist", "train_limit": 300, "test_limit": 100},
+    )
     run = tmp_path / "run"
-    code, _, err = run_cli("distill", recipe, "-q", "--out", run, "--set", "student.lr=1e30",
-                           "--data-root", data_root)  # fmt: skip
+    code, _, err = run_cli("distill", recipe, "-q", "--out", run, "--set", "student.lr=1e30", "--data-root", data_root)
     line = one_error_line(err)
     assert code == 1 and "student: loss became nan" in line
     retry = line.split("retry with a lower lr (a new run; --resume continues only the same recipe): ")[1]
-    assert retry == f"kdedge distill {recipe} -q --out {run} --set student.lr=1e30 --data-root {data_root} " \
-                    "--set student.lr=1e+29 --force"  # fmt: skip
+    assert (
+        retry == f"kdedge distill {recipe} -q --out {run} --set student.lr=1e30 --data-root {data_root} "
+        "--set student.lr=1e+29 --force"
+    )
     code, _, err = run_cli(*retry.replace("lr=1e+29", "lr=0.01").split()[1:])  # the user's lower lr
     assert code == 0, err  # the offered form (same --out, --force) is accepted where --resume is not
 
@@ -342,8 +410,7 @@ def test_import_kdedge_is_light() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, kdedge; kdedge.Run; kdedge.distill; "
-            "print(sorted({'torch', 'onnxruntime'} & set(sys.modules)))")
+    code = "import sys, kdedge; kdedge.Run; kdedge.distill; print(sorted({'torch', 'onnxruntime'} & set(sys.modules)))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stdout.strip() == "[]", result.stderr
 
@@ -353,10 +420,14 @@ def test_python_api_distill_export_bench(data_root: Path, tmp_path: Path) -> Non
     """README's example, tiny: distill -> Run, export(run) -> rows, bench(run) -> rows."""
     import kdedge
 
-    tiny = {"teacher.epochs": 1, "student.epochs": 1, "data.train_limit": 300, "data.test_limit": 100,
-            "teacher.model_kwargs.hidden": [16]}  # fmt: skip
-    run = kdedge.distill("hinton_mnist", overrides=tiny, out=tmp_path / "run", data_root=str(data_root),
-                         quiet=True)  # fmt: skip
+    tiny = {
+        "teacher.epochs": 1,
+        "student.epochs": 1,
+        "data.train_limit": 300,
+        "data.test_limit": 100,
+        "teacher.model_kwargs.hidden": [16],
+    }
+    run = kdedge.distill("hinton_mnist", overrides=tiny, out=tmp_path / "run", data_root=str(data_root), quiet=True)
     assert isinstance(run, kdedge.Run) and run.path == tmp_path / "run"
     assert run.summary["finished"] and run.weights("student").is_file()
     assert run.recipe.teacher.model_kwargs["hidden"] == [16]
@@ -364,8 +435,9 @@ def test_python_api_distill_export_bench(data_root: Path, tmp_path: Path) -> Non
     rows = kdedge.export(run, models="student", precisions="fp32", data_root=str(data_root), quiet=True)
     assert [(r.name, r.status) for r in rows] == [("student.fp32", "ok")]
     assert Path(rows[0].path) == run.onnx("student", "fp32") and run.onnx().is_file()
-    measured = kdedge.bench(run, batch="1", seconds=0.2, runtimes="onnxruntime", limit=100,
-                            data_root=str(data_root), quiet=True)  # fmt: skip
+    measured = kdedge.bench(
+        run, batch="1", seconds=0.2, runtimes="onnxruntime", limit=100, data_root=str(data_root), quiet=True
+    )
     ok = [r for r in measured if r["status"] == "ok"]
     assert ok and all(r["runtime"] == "onnxruntime" and r["latency_ms_p50"] > 0 for r in ok)
     assert ok[0]["accuracy"] == pytest.approx(rows[0].test_accuracy)  # the same 100 test digits
@@ -390,9 +462,19 @@ def test_the_cli_is_a_thin_layer_on_the_api(monkeypatch, tmp_path: Path) -> None
 
 # -- bench.json keeps every configuration; export --target says what it chose and why -------------------
 def _row(runtime: str, precision: str, p50: float, accuracy: float, batch: int = 1) -> dict:
-    return {"stage": "student", "runtime": runtime, "precision": precision, "device": "cpu",
-            "batch_size": batch, "file": f"/r/export/student.{precision}.onnx", "status": "ok",
-            "latency_ms_p50": p50, "accuracy": accuracy, "run": "/r", "model": "r/student"}  # fmt: skip
+    return {
+        "stage": "student",
+        "runtime": runtime,
+        "precision": precision,
+        "device": "cpu",
+        "batch_size": batch,
+        "file": f"/r/export/student.{precision}.onnx",
+        "status": "ok",
+        "latency_ms_p50": p50,
+        "accuracy": accuracy,
+        "run": "/r",
+        "model": "r/student",
+    }
 
 
 def test_bench_json_merges_benches_of_the_same_machine(tmp_path: Path) -> None:
@@ -415,7 +497,10 @@ def test_bench_json_merges_benches_of_the_same_machine(tmp_path: Path) -> None:
     assert [r["deploy"] for r in first] == [False, True]
     second = bench([_row("openvino", "int8", 0.3, 0.968)])  # faster, within 0.5 points of fp32
     assert [(r["runtime"], r["precision"], r["deploy"]) for r in second] == [
-        ("onnxruntime", "fp32", False), ("onnxruntime", "int8", False), ("openvino", "int8", True)]
+        ("onnxruntime", "fp32", False),
+        ("onnxruntime", "int8", False),
+        ("openvino", "int8", True),
+    ]
     again = bench([_row("onnxruntime", "int8", 0.2, 0.969)])  # re-measured: replaces its old row
     assert len(again) == 3
     assert [r["latency_ms_p50"] for r in again if r["runtime"] == "onnxruntime"] == [1.0, 0.2]
@@ -425,14 +510,18 @@ def test_bench_json_merges_benches_of_the_same_machine(tmp_path: Path) -> None:
 def test_export_target_says_runtime_precision_and_the_numbers_behind_its_choice() -> None:
     from kdedge.bench.deploy import choose, describe_choice
 
-    rows = [_row("onnxruntime", "fp32", 1.0, 0.97), _row("onnxruntime", "int8", 0.5, 0.9695),
-            _row("openvino", "int8", 0.4, 0.90),
-            _row("onnxruntime", "int8", 9.0, 0.9695, batch=32)]  # fmt: skip
+    rows = [
+        _row("onnxruntime", "fp32", 1.0, 0.97),
+        _row("onnxruntime", "int8", 0.5, 0.9695),
+        _row("openvino", "int8", 0.4, 0.90),
+        _row("onnxruntime", "int8", 9.0, 0.9695, batch=32),
+    ]
     best = choose(rows, 0.5)
     assert (best["runtime"], best["precision"]) == ("onnxruntime", "int8")  # openvino lost 7 points
     assert describe_choice(best, rows, 0.5) == (
         "onnxruntime int8: p50 0.500 ms at batch 1, accuracy 96.95 % vs fp32 97.00 % (bound 0.5 points); "
-        "the fastest of 3 runtime/precision pairs benched here")
+        "the fastest of 3 runtime/precision pairs benched here"
+    )
 
 
 # -- shell completion: recipe names, run folders -----------------------------------------------------------
@@ -478,7 +567,8 @@ def test_teacher_notice_names_an_earlier_run_with_the_same_teacher(tmp_path: Pat
     first.write_recipe(load_recipe("hinton_mnist"))
     again = load_recipe("hinton_mnist", {"student.epochs": 5})
     assert "the teacher trains first (50 epochs over 60,000 images, the long part)" in teacher_notice(
-        again, 60_000, runs / "try1", runs)  # recipe.yaml only: no trained teacher there yet
+        again, 60_000, runs / "try1", runs
+    )  # recipe.yaml only: no trained teacher there yet
     (first.path / "teacher.safetensors").write_bytes(b"weights")
     note = teacher_notice(again, 60_000, runs / "try1", runs)
     assert note.endswith(f"add --set teacher.checkpoint={first.path} to reuse it")
@@ -489,3 +579,42 @@ def test_teacher_notice_names_an_earlier_run_with_the_same_teacher(tmp_path: Pat
     assert teacher_notice(loads, 60_000, runs / "try1", runs) is None
     short = load_recipe("hinton_mnist", {"teacher.epochs": 1})
     assert teacher_notice(short, 1000, runs / "x", tmp_path) is None
+
+
+# -- sweep output: no duplicated column, no double negative, counts that agree, alpha 0 trained once -------
+def test_an_alpha_0_point_is_its_own_no_kd_baseline(tmp_path: Path) -> None:
+    from kdedge.experiments.sweep import planned_baselines, point_name
+    from kdedge.recipe import load_recipe
+
+    base = load_recipe("hinton_mnist_sweep")
+    baselines, same = planned_baselines(base, {"distillation.alpha": [0.0, 0.5]}, None, tmp_path)
+    zero = tmp_path / "points" / point_name({"distillation.alpha": 0.0})
+    assert baselines == {} and same == {tmp_path / "baseline": zero}  # cross-entropy only: trained once
+    baselines, same = planned_baselines(base, {"distillation.alpha": [0.5, 0.7]}, None, tmp_path)
+    assert list(baselines) == [tmp_path / "baseline"] and same == {}
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_sweep_table_fits_and_reads_without_double_negatives(width: int) -> None:
+    from kdedge.commands.sweep import _rows_table
+
+    rows = [
+        {
+            "distillation.alpha": a,
+            "distillation.temperature": t,
+            "test_errors": 200.0 + 10 * i,
+            "student_test_accuracy": 0.98,
+            "train_seconds": 12.5,
+            "errors_vs_no_kd": -0.316 + 0.5 * i,
+        }
+        for i, (a, t) in enumerate([(0.5, 2.5), (0.7, 4.0), (0.9, 8.0)])
+    ]
+    lines = _render(_rows_table(rows, "test_errors", "hinton_mnist_sweep: sweep, best first", width), width)
+    from kdedge.experiments.sweep_results import cell
+
+    _assert_rows_whole(
+        lines, width, [(cell(r["distillation.alpha"]), cell(r["distillation.temperature"])) for r in rows]
+    )
+    text = "\n".join(lines)
+    assert "errors vs no KD" in text and "-31.6%" in text and "+68.4%" in text and "fewer" not in text
+    assert text.count("alpha") == 1 and "test_errors (sorted)".replace("_", " ") in text.replace("_", " ")

@@ -57,9 +57,7 @@ CONTRACT_KEYS = (
 
 
 @pytest.mark.parametrize(("name", "channels", "size", "kwargs"), FAMILIES)
-def test_fp32_parity_at_two_untraced_batch_sizes(
-    tmp_path: Path, name: str, channels: int, size: int, kwargs: dict
-):
+def test_fp32_parity_at_two_untraced_batch_sizes(tmp_path: Path, name: str, channels: int, size: int, kwargs: dict):
     torch.manual_seed(0)
     model = build_model(name, 10, channels, size, kwargs).eval()
     path = tmp_path / "model.onnx"
@@ -93,9 +91,7 @@ def mnist_export(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> t
 def test_export_writes_checked_self_describing_files(mnist_export):
     run, rows = mnist_export
     assert {r.name for r in rows} == {"student.fp32", "student.fp16", "student.int8"}
-    assert sorted(p.name for p in (run / "export").iterdir()) == [
-        f"student.{p}.onnx" for p in ("fp16", "fp32", "int8")
-    ]
+    assert sorted(p.name for p in (run / "export").iterdir()) == [f"student.{p}.onnx" for p in ("fp16", "fp32", "int8")]
     summary = json.loads((run / "summary.json").read_text())["data"]
     for row in rows:
         path = Path(row.path)
@@ -207,9 +203,7 @@ def test_a_model_that_cannot_export_leaves_nothing(data_root: Path, tmp_path: Pa
     assert sorted(p.name for p in (run / "export").iterdir()) == ["student.fp32.onnx"]  # no temp files left
 
 
-def test_failed_parity_or_agreement_writes_no_file(
-    mnist_export, data_root: Path, tmp_path: Path, monkeypatch
-):
+def test_failed_parity_or_agreement_writes_no_file(mnist_export, data_root: Path, tmp_path: Path, monkeypatch):
     import shutil
 
     from kdedge.export import runner
@@ -242,8 +236,20 @@ def test_force_replaces_the_whole_export_and_a_failed_one_keeps_the_old(
     shutil.copytree(mnist_export[0], run)
     (run / "export" / "deploy").mkdir()
     (run / "export" / "deploy" / "student.cpu-x86.onnx").write_bytes(b"chosen from the old export")
-    code, _, err = run_cli("export", run, "--model", "student", "--precision", "fp32", "--limit", "50",
-                           "--data-root", data_root, "--force", "-q")  # fmt: skip
+    code, _, err = run_cli(
+        "export",
+        run,
+        "--model",
+        "student",
+        "--precision",
+        "fp32",
+        "--limit",
+        "50",
+        "--data-root",
+        data_root,
+        "--force",
+        "-q",
+    )
     assert code == 0, err
     assert sorted(p.name for p in (run / "export").iterdir()) == ["student.fp32.onnx"]
     assert sorted(p.name for p in run.iterdir() if p.name.startswith(".export")) == []  # no staging left

@@ -89,9 +89,7 @@ def test_metadata_records_method_quantizer_and_the_scheme_nncf_chose(both_int8):
     assert nncf_meta["kdedge.int8_method"] == "nncf"
     assert nncf_meta["kdedge.int8_quantizer"] == f"nncf {nncf.__version__}"
     # normalised digits are signed (s8), the hidden layer's input follows a ReLU (u8)
-    assert (
-        nncf_meta["kdedge.int8_scheme"] == "mixed" == activation_scheme(Path(both_int8["nncf"]["int8"].path))
-    )
+    assert nncf_meta["kdedge.int8_scheme"] == "mixed" == activation_scheme(Path(both_int8["nncf"]["int8"].path))
     assert nncf_meta["kdedge.calibration_images"] == ort_meta["kdedge.calibration_images"] == "64"
     assert nncf_meta["kdedge.precision"] == "int8"
     assert float(nncf_meta["kdedge.test_accuracy"]) == pytest.approx(both_int8["nncf"]["int8"].test_accuracy)

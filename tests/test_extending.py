@@ -31,10 +31,7 @@ RECIPE = {
 
 
 def _recipe(**sections: dict) -> dict:
-    return {
-        key: (value | sections.get(key, {})) if isinstance(value, dict) else value
-        for key, value in RECIPE.items()
-    }
+    return {key: (value | sections.get(key, {})) if isinstance(value, dict) else value for key, value in RECIPE.items()}
 
 
 @pytest.fixture
@@ -85,25 +82,17 @@ def test_a_loss_with_an_option_runs_from_a_recipe(tmp_path, registered):
     registered(LOSSES, "smoothed_hinton")
     register_loss("smoothed_hinton", options=SmoothedOptions)(smoothed_hinton)
     CALLS.clear()
-    recipe = validate_recipe(
-        _recipe(distillation={"loss": "smoothed_hinton", "loss_kwargs": {"label_smoothing": 0.3}})
-    )
+    recipe = validate_recipe(_recipe(distillation={"loss": "smoothed_hinton", "loss_kwargs": {"label_smoothing": 0.3}}))
     summary = run_recipe(recipe, RunDir(tmp_path / "run").open_for_writing(False), None)
     assert summary["finished"] and summary["student"]["test_count"] == 100
     assert CALLS and all(call == {"label_smoothing": 0.3, "alpha": 0.5, "temperature": 2.0} for call in CALLS)
-    with pytest.raises(
-        InputError, match=r"distillation: loss_kwargs.label_smoothing: Input should be less than 1"
-    ):
-        validate_recipe(
-            _recipe(distillation={"loss": "smoothed_hinton", "loss_kwargs": {"label_smoothing": 1.5}})
-        )
+    with pytest.raises(InputError, match=r"distillation: loss_kwargs.label_smoothing: Input should be less than 1"):
+        validate_recipe(_recipe(distillation={"loss": "smoothed_hinton", "loss_kwargs": {"label_smoothing": 1.5}}))
     with pytest.raises(
         InputError, match=r"loss_kwargs.smoothing: Extra inputs .*options of this loss: label_smoothing"
     ):
         validate_recipe(_recipe(distillation={"loss": "smoothed_hinton", "loss_kwargs": {"smoothing": 0.1}}))
-    with pytest.raises(
-        InputError, match=r"loss_kwargs.label_smoothing: Extra inputs .*options of this loss: none"
-    ):
+    with pytest.raises(InputError, match=r"loss_kwargs.label_smoothing: Extra inputs .*options of this loss: none"):
         validate_recipe(_recipe(distillation={"loss": "kl", "loss_kwargs": {"label_smoothing": 0.1}}))
 
 
@@ -143,9 +132,7 @@ def load_stripes(root, may_download: bool, image_size: int | None, options: Stri
     generator = torch.Generator().manual_seed(0)
     labels = torch.arange(240) % 2
     stripes = (torch.arange(size) % 4 < 2).to(torch.uint8) * 255
-    images = torch.where(
-        labels.view(-1, 1, 1, 1) == 0, stripes.view(1, 1, size, 1), stripes.view(1, 1, 1, size)
-    )
+    images = torch.where(labels.view(-1, 1, 1, 1) == 0, stripes.view(1, 1, size, 1), stripes.view(1, 1, 1, size))
     flip = torch.rand(images.shape, generator=generator) < options.noise
     images = torch.where(flip, 255 - images, images).to(torch.uint8).expand(-1, 1, size, size).contiguous()
     return DataBundle(

@@ -84,9 +84,7 @@ def test_sigterm_saves_state_at_a_step_boundary_and_exits_143(world):
     assert line.startswith(f"stopped by SIGTERM at a step boundary; {saved}"), line
     assert line.endswith(f"continue with: kdedge distill {world['recipe']} -q --resume {world['stopped']}")
     assert world["seconds"] < 10, world["seconds"]
-    assert (
-        not (world["stopped"] / ".lock").exists() and not (world["stopped"] / "student.safetensors").exists()
-    )
+    assert not (world["stopped"] / ".lock").exists() and not (world["stopped"] / "student.safetensors").exists()
 
 
 def test_resume_after_sigterm_is_bit_identical(world, tmp_path):
@@ -149,9 +147,7 @@ def test_corrupt_training_state_is_refused_and_kept(world, tmp_path, damage):
     line = one_error_line(err)
     assert code == 2 and str(state) in line, line
     assert (
-        ("corrupt" in line)
-        if damage == "flip"
-        else ("not a valid safetensors file" in line or "not a kdedge" in line)
+        ("corrupt" in line) if damage == "flip" else ("not a valid safetensors file" in line or "not a kdedge" in line)
     ), line
     assert checksums(run) == before
 
@@ -257,10 +253,7 @@ def test_read_only_out_folder_is_said_before_any_work(world, tmp_path):
     with read_only(folder):
         code, _, err = run_cli("distill", world["recipe"], "-q", "--out", folder / "run")
         line = one_error_line(err)
-        assert (
-            code == 2
-            and f"run directory {folder / 'run'}: cannot write there (Read-only file system)" in line
-        )
+        assert code == 2 and f"run directory {folder / 'run'}: cannot write there (Read-only file system)" in line
         assert not (folder / "run").exists()
         model = good_model(tmp_path / "m.onnx")
         code, _, err = run_cli("bench", model, "--runtimes", "onnxruntime", "--json", folder / "t.json")

@@ -125,13 +125,9 @@ def test_onnx_and_onnxruntime_refuse_escaping_external_data_themselves(hostile, 
 def test_hostile_safetensors_is_refused_before_loading(hostile, tmp_path, key, case):
     file = hostile["safetensors"][case]
     before = checksums(hostile["tmp"])
-    code, _, err = run_cli(
-        "distill", hostile["recipe"], "-q", "--out", tmp_path / "run", "--set", f"{key}={file}"
-    )
+    code, _, err = run_cli("distill", hostile["recipe"], "-q", "--out", tmp_path / "run", "--set", f"{key}={file}")
     line = one_error_line(err)
-    assert (
-        code == 2 and f"{file}: not a valid safetensors file (" in line and SAFETENSORS_CASES[case] in line
-    ), line
+    assert code == 2 and f"{file}: not a valid safetensors file (" in line and SAFETENSORS_CASES[case] in line, line
     assert checksums(hostile["tmp"]) == before and not (tmp_path / "run").exists()
 
 
@@ -197,9 +193,7 @@ def test_openvino_ir_sanity_check(tmp_path, case):
     assert expected in str(info.value) and "\n" not in str(info.value)
 
 
-@pytest.mark.parametrize(
-    ("suffix", "head"), [(".tflite", b"\x18\x00\x00\x00TFL3"), (".pte", b"\x18\x00\x00\x00ET12")]
-)
+@pytest.mark.parametrize(("suffix", "head"), [(".tflite", b"\x18\x00\x00\x00TFL3"), (".pte", b"\x18\x00\x00\x00ET12")])
 def test_flatbuffer_formats_are_identified_before_loading(tmp_path, suffix, head):
     good, bad = tmp_path / f"good{suffix}", tmp_path / f"bad{suffix}"
     good.write_bytes(head + b"\0" * 64)

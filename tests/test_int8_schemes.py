@@ -51,8 +51,9 @@ def test_every_scheme_name_has_quantiser_settings():
 
 
 def test_settings_accept_every_scheme_and_refuse_others_in_one_line():
-    recipe = validate_recipe({"name": "s", "data": {"name": "mnist"}, "student": {"model": "mlp"},
-                              "distillation": {"loss": "none"}})  # fmt: skip
+    recipe = validate_recipe(
+        {"name": "s", "data": {"name": "mnist"}, "student": {"model": "mlp"}, "distillation": {"loss": "none"}}
+    )
     for scheme in INT8_SCHEMES:
         assert resolve_settings(recipe, {"int8_scheme": scheme}).int8_scheme == scheme
     assert resolve_settings(recipe, {}).int8_scheme == "u8s8"
@@ -84,8 +85,11 @@ def _dq_consumers(path: Path) -> set[str]:
 
 
 def _weights(path: Path) -> list[np.ndarray]:
-    return [onnx.numpy_helper.to_array(i).astype(np.int32) for i in onnx.load(str(path)).graph.initializer
-            if i.data_type == onnx.TensorProto.INT8 and i.dims]  # fmt: skip
+    return [
+        onnx.numpy_helper.to_array(i).astype(np.int32)
+        for i in onnx.load(str(path)).graph.initializer
+        if i.data_type == onnx.TensorProto.INT8 and i.dims
+    ]
 
 
 def _optimised_ops(path: Path, folder: Path) -> set[str]:
@@ -105,9 +109,7 @@ def test_gemm_schemes_quantise_only_conv_matmul_gemm(convnext_files, tmp_path: P
         assert set(GEMM_OPS[:2]) <= _dq_consumers(path) and not float_ops & _dq_consumers(path)
         graph = onnx.load(str(path)).graph
         matmul_out = {n.output[0] for n in graph.node if n.op_type == "MatMul"}
-        assert matmul_out and not any(
-            n.op_type == "QuantizeLinear" and n.input[0] in matmul_out for n in graph.node
-        )
+        assert matmul_out and not any(n.op_type == "QuantizeLinear" and n.input[0] in matmul_out for n in graph.node)
         assert "MatMulIntegerToFloat" in _optimised_ops(path, tmp_path)  # one int8 kernel, float out
     assert "MatMulIntegerToFloat" not in _optimised_ops(convnext_files["u8s8"], tmp_path)
 
@@ -120,9 +122,7 @@ def test_s7_weights_are_7_bit_and_s8_weights_use_the_full_range(convnext_files):
 
 def test_gemm_scheme_logits_stay_close_to_fp32(convnext_files):
     images = np.random.default_rng(1).standard_normal((8, *CHW), dtype=np.float32)
-    run = {
-        k: ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for k, p in convnext_files.items()
-    }
+    run = {k: ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for k, p in convnext_files.items()}
     reference = run["fp32"].run(None, {"images": images})[0]
     for scheme in ("u8s8-gemm", "u8s7-gemm"):
         out = run[scheme].run(None, {"images": images})[0]
@@ -132,10 +132,15 @@ def test_gemm_scheme_logits_stay_close_to_fp32(convnext_files):
 
 def test_export_records_the_scheme_in_the_file(data_root: Path, tmp_path: Path):
     _, rows = make_exported_run(
-        tmp_path / "run", data_root, "mlp", "int8",
+        tmp_path / "run",
+        data_root,
+        "mlp",
+        "int8",
         export_options={"int8_scheme": "u8s7-gemm", "calibration_images": 32, "min_top1_agreement": 0.9},
-        model_kwargs={"hidden": [64]}, train_steps=200, test_limit=200,
-    )  # fmt: skip
+        model_kwargs={"hidden": [64]},
+        train_steps=200,
+        test_limit=200,
+    )
     assert [r.status for r in rows] == ["ok"]
     meta = read_metadata(rows[0].path)
     assert meta["kdedge.int8_scheme"] == "u8s7-gemm" and meta["kdedge.precision"] == "int8"

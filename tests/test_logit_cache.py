@@ -51,8 +51,9 @@ def _teacher(seed: int = 1) -> nn.Module:
     return build_model("mlp", 10, 1, 28, {"hidden": [64], "dropout": 0.5}).eval()
 
 
-def _fit_student(split: Split, teacher: nn.Module, cfg: StageConfig, ctx: Context,
-                 distill: DistillConfig = KD) -> tuple[nn.Module, list[dict]]:  # fmt: skip
+def _fit_student(
+    split: Split, teacher: nn.Module, cfg: StageConfig, ctx: Context, distill: DistillConfig = KD
+) -> tuple[nn.Module, list[dict]]:
     torch.manual_seed(0)
     student = build_model("mlp", 10, 1, 28, {"hidden": [32]})
     records = fit(student, split, cfg, ctx, teacher=teacher, distill=distill)

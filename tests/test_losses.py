@@ -64,9 +64,9 @@ def test_alpha_is_the_weight_of_the_soft_term() -> None:
 
 def test_kl_is_zero_when_student_equals_teacher() -> None:
     logits = torch.randn(8, 10, generator=torch.Generator().manual_seed(0))
-    assert float(
-        kl_kd(logits, logits, torch.zeros(8, dtype=torch.long), alpha=1.0, temperature=3.0)
-    ) == pytest.approx(0.0, abs=1e-6)
+    assert float(kl_kd(logits, logits, torch.zeros(8, dtype=torch.long), alpha=1.0, temperature=3.0)) == pytest.approx(
+        0.0, abs=1e-6
+    )
 
 
 @pytest.mark.parametrize("loss_fn", [hinton_kd, kl_kd])

@@ -77,21 +77,23 @@ def test_dropout_teacher_is_fixed_during_distillation(cache: bool) -> None:
     split = _tiny_mnist_like()
     cfg = StageConfig(model="mlp", epochs=2, batch_size=16, lr=0.01)
     ctx = Context(device=torch.device("cpu"), mean=(0.5,), std=(0.25,), num_classes=10)
-    fit(student, split, cfg, ctx, teacher=teacher,
-        distill=DistillConfig(loss="kl", alpha=0.9, cache_teacher_logits=cache))  # fmt: skip
-    assert teacher.calls, "the teacher was never run"
-    assert all(not training for training, _, _ in teacher.calls), (
-        "teacher ran in training mode (dropout active)"
+    fit(
+        student,
+        split,
+        cfg,
+        ctx,
+        teacher=teacher,
+        distill=DistillConfig(loss="kl", alpha=0.9, cache_teacher_logits=cache),
     )
+    assert teacher.calls, "the teacher was never run"
+    assert all(not training for training, _, _ in teacher.calls), "teacher ran in training mode (dropout active)"
     assert not teacher.training
     again = teacher_logits_for(teacher, split, cfg, DistillConfig(cache_teacher_logits=True), ctx)
     with torch.inference_mode():
         for _, images, logits in list(teacher.calls):
             # the same images through the teacher once more give the same logits: no dropout noise
             torch.testing.assert_close(teacher(images), logits)
-    assert torch.equal(
-        again, teacher_logits_for(teacher, split, cfg, DistillConfig(cache_teacher_logits=True), ctx)
-    )
+    assert torch.equal(again, teacher_logits_for(teacher, split, cfg, DistillConfig(cache_teacher_logits=True), ctx))
 
 
 def test_a_dropout_teacher_in_train_mode_would_be_random() -> None:

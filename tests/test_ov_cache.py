@@ -120,8 +120,17 @@ def test_bench_rows_in_separate_processes_share_the_ir(tmp_path: Path):
     from kdedge.bench.isolate import run_isolated
 
     path, _ = _onnx(tmp_path / "student.fp32.onnx", seed=0)
-    payload = {"runtime": "openvino", "precision": "fp32", "device": "cpu", "batch_size": 1, "threads": 1,
-               "seconds": 0.05, "warmup_s": 0.01, "input_shape": [1, 28, 28], "file": str(path)}  # fmt: skip
+    payload = {
+        "runtime": "openvino",
+        "precision": "fp32",
+        "device": "cpu",
+        "batch_size": 1,
+        "threads": 1,
+        "seconds": 0.05,
+        "warmup_s": 0.01,
+        "input_shape": [1, 28, 28],
+        "file": str(path),
+    }
     first = run_isolated(payload, timeout_s=120)
     files = _cache_files(tmp_path)
     second = run_isolated(payload | {"batch_size": 8}, timeout_s=120)

@@ -208,29 +208,45 @@ def _damage(kind: str, tmp: Path) -> tuple[str, Path, str]:
         lines[2] = "images/nope.png,cat"
         lines[5] = "images/gone.png,dog"
     csv_path.write_text("\n".join(lines) + "\n")
-    expected = {"csv_label": "line 4: label 'horse' is not in the class list",
-                "csv_missing": "nope.png: listed in labels.csv line 3 does not exist (and 1 other"}
+    expected = {
+        "csv_label": "line 4: label 'horse' is not in the class list",
+        "csv_missing": "nope.png: listed in labels.csv line 3 does not exist (and 1 other",
+    }
     return "csv", csv_path, expected[kind]
 
 
-BAD = ["empty", "one_class", "empty_class", "corrupt", "truncated", "not_image", "mixed", "csv_column",
-       "csv_label", "csv_missing"]  # fmt: skip
+BAD = [
+    "empty",
+    "one_class",
+    "empty_class",
+    "corrupt",
+    "truncated",
+    "not_image",
+    "mixed",
+    "csv_column",
+    "csv_label",
+    "csv_missing",
+]
 
 
 @pytest.mark.parametrize("kind", BAD)
 def test_bad_input_is_one_line_exit_2_and_nothing_written(kind, tmp_path, capsys, monkeypatch):
     name, path, expected = _damage(kind, tmp_path)
-    recipe = {"name": "bad", "device": "cpu",
-              "data": {"name": name, "path": str(path), "image_size": 8, "cache_dir": str(tmp_path / "c")},
-              "student": {"model": "mlp", "model_kwargs": {"hidden": [8]}, "epochs": 1},
-              "distillation": {"loss": "none"}}  # fmt: skip
+    recipe = {
+        "name": "bad",
+        "device": "cpu",
+        "data": {"name": name, "path": str(path), "image_size": 8, "cache_dir": str(tmp_path / "c")},
+        "student": {"model": "mlp", "model_kwargs": {"hidden": [8]}, "epochs": 1},
+        "distillation": {"loss": "none"},
+    }
     if kind == "csv_column":
         recipe["data"]["image_column"] = "path"
     if kind == "csv_label":  # the class list is the user's: a label outside it is a typo, not a new class
         recipe["data"]["class_names"] = list(CLASSES)
     (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
-    code, err = run_main(["distill", str(tmp_path / "r.yaml"), "--out", str(tmp_path / "run"), "-q"],
-                         capsys, monkeypatch)  # fmt: skip
+    code, err = run_main(
+        ["distill", str(tmp_path / "r.yaml"), "--out", str(tmp_path / "run"), "-q"], capsys, monkeypatch
+    )
     assert code == 2 and expected in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "run").exists()
     assert not list((tmp_path / "c").glob("*.npy")) if (tmp_path / "c").exists() else True
@@ -240,14 +256,19 @@ def test_skip_bad_images_warns_counts_and_lists(tmp_path, capsys, monkeypatch):
     root = make_folder(tmp_path / "pets", per_class=6)
     (root / "dog" / "dog03.png").write_bytes(b"broken")
     (root / "cat" / "readme.txt").write_text("not an image")
-    recipe = {"name": "skip", "device": "cpu",
-              "data": {"name": "folder", "path": str(root), "image_size": 8,
-                       "cache_dir": str(tmp_path / "c")},
-              "student": {"model": "mlp", "model_kwargs": {"hidden": [8]}, "epochs": 1, "batch_size": 8},
-              "distillation": {"loss": "none"}}  # fmt: skip
+    recipe = {
+        "name": "skip",
+        "device": "cpu",
+        "data": {"name": "folder", "path": str(root), "image_size": 8, "cache_dir": str(tmp_path / "c")},
+        "student": {"model": "mlp", "model_kwargs": {"hidden": [8]}, "epochs": 1, "batch_size": 8},
+        "distillation": {"loss": "none"},
+    }
     (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
-    code, err = run_main(["distill", str(tmp_path / "r.yaml"), "--out", str(tmp_path / "run"), "-q",
-                          "--skip-bad-images"], capsys, monkeypatch)  # fmt: skip
+    code, err = run_main(
+        ["distill", str(tmp_path / "r.yaml"), "--out", str(tmp_path / "run"), "-q", "--skip-bad-images"],
+        capsys,
+        monkeypatch,
+    )
     assert code == 0 and "skipped 2 unreadable images" in err
     listed = (tmp_path / "run" / "bad_images.txt").read_text().splitlines()
     assert len(listed) == 2 and any("dog03.png" in line for line in listed)
@@ -292,11 +313,17 @@ def _real_subset(data_root: Path, name: str, per_class: int) -> tuple[dict, tupl
     return splits, bundle.class_names
 
 
-@pytest.mark.parametrize(("dataset", "layout"), [
-    pytest.param("mnist", "folder", marks=pytest.mark.slow), ("cifar10", "split"),
-    pytest.param("mnist", "csv", marks=pytest.mark.slow)])  # fmt: skip
-def test_real_images_as_files_through_init_distill_export_bench(dataset, layout, data_root, tmp_path, capsys,
-                                                                 monkeypatch):  # fmt: skip
+@pytest.mark.parametrize(
+    ("dataset", "layout"),
+    [
+        pytest.param("mnist", "folder", marks=pytest.mark.slow),
+        ("cifar10", "split"),
+        pytest.param("mnist", "csv", marks=pytest.mark.slow),
+    ],
+)
+def test_real_images_as_files_through_init_distill_export_bench(
+    dataset, layout, data_root, tmp_path, capsys, monkeypatch
+):
     """Real MNIST / CIFAR-10 images written as PNG files, in each layout, through the four commands; export
     and bench find the data without KDEDGE_DATA (the run remembers it)."""
     splits, names = _real_subset(data_root, dataset, per_class=8)
@@ -313,16 +340,23 @@ def test_real_images_as_files_through_init_distill_export_bench(dataset, layout,
     assert written["data"]["image_size"] == (28 if channels == 1 else 32)  # the images' own size
     assert len(written["data"]["mean"]) == channels
     run = tmp_path / "run"
-    tiny = ["--set", "teacher.epochs=1", "--set", "student.epochs=1",
-            "--set", "teacher.model_kwargs={width: 8}", "--set", "student.model_kwargs={hidden: [16]}"]
+    tiny = [
+        "--set",
+        "teacher.epochs=1",
+        "--set",
+        "student.epochs=1",
+        "--set",
+        "teacher.model_kwargs={width: 8}",
+        "--set",
+        "student.model_kwargs={hidden: [16]}",
+    ]
     code, err = run_main(["distill", str(recipe), "--out", str(run), "-q", *tiny], capsys, monkeypatch)
     assert code == 0, err
     summary = json.loads((run / "summary.json").read_text())
     assert summary["data"]["class_names"] == list(names)
     assert summary["data"]["root"] == str(path.resolve())  # remembered: export / bench need no KDEDGE_DATA
     assert summary["data"]["test_images"] == (80 if layout == "split" else 30)  # given split, or 3 of 16
-    code, err = run_main(["export", str(run), "--model", "student", "--precision", "fp32", "-q"], capsys,
-                         monkeypatch)  # fmt: skip
+    code, err = run_main(["export", str(run), "--model", "student", "--precision", "fp32", "-q"], capsys, monkeypatch)
     assert code == 0, err
     from kdedge.onnx_meta import model_card
 
@@ -334,8 +368,23 @@ def test_real_images_as_files_through_init_distill_export_bench(dataset, layout,
     code, _ = run_main(["predict", str(onnx_file), str(picture)], capsys, monkeypatch)
     assert code == 0
     table = tmp_path / "bench.json"
-    code, err = run_main(["bench", str(run), "--runtimes", "onnxruntime", "--batch", "1", "--seconds", "0.05",
-                          "--json", str(table), "-q"], capsys, monkeypatch)  # fmt: skip
+    code, err = run_main(
+        [
+            "bench",
+            str(run),
+            "--runtimes",
+            "onnxruntime",
+            "--batch",
+            "1",
+            "--seconds",
+            "0.05",
+            "--json",
+            str(table),
+            "-q",
+        ],
+        capsys,
+        monkeypatch,
+    )
     assert code == 0, err
     rows = [r for r in json.loads(table.read_text())["rows"] if r.get("precision") == "fp32"]
     assert rows and all(r["accuracy"] is not None for r in rows), rows  # scored on the run's own test images
@@ -346,16 +395,26 @@ def test_run_remembers_its_data_root_for_eval_and_export(data_root, tmp_path, ca
     (before, export exited 2 with "not found" unless KDEDGE_DATA happened to point at DIR)."""
     monkeypatch.delenv("KDEDGE_DATA", raising=False)
     run = tmp_path / "run"
-    tiny = ["--set", "data.train_limit=300", "--set", "data.test_limit=100", "--set", "teacher.epochs=1",
-            "--set", "student.epochs=1", "--set", "teacher.model_kwargs.hidden=[16]"]  # fmt: skip
-    code, err = run_main(["distill", "hinton_mnist", "--data-root", str(data_root), "--out", str(run), "-q",
-                          *tiny], capsys, monkeypatch)  # fmt: skip
+    tiny = [
+        "--set",
+        "data.train_limit=300",
+        "--set",
+        "data.test_limit=100",
+        "--set",
+        "teacher.epochs=1",
+        "--set",
+        "student.epochs=1",
+        "--set",
+        "teacher.model_kwargs.hidden=[16]",
+    ]
+    code, err = run_main(
+        ["distill", "hinton_mnist", "--data-root", str(data_root), "--out", str(run), "-q", *tiny], capsys, monkeypatch
+    )
     assert code == 0, err
     assert json.loads((run / "summary.json").read_text())["data"]["root"] == str(data_root)
     code, err = run_main(["eval", str(run), "--json"], capsys, monkeypatch)
     assert code == 0, err
-    code, err = run_main(["export", str(run), "--model", "student", "--precision", "fp32", "-q"], capsys,
-                         monkeypatch)  # fmt: skip
+    code, err = run_main(["export", str(run), "--model", "student", "--precision", "fp32", "-q"], capsys, monkeypatch)
     assert code == 0 and (run / "export" / "student.fp32.onnx").is_file(), err
     (tmp_path / "elsewhere").mkdir()
     code, err = run_main(["eval", str(run), "--data-root", str(tmp_path / "elsewhere")], capsys, monkeypatch)
@@ -371,8 +430,9 @@ def test_init_warns_and_writes_a_recipe_that_validates(tmp_path, capsys, monkeyp
     (root / "dog" / "dog05.png").write_bytes(b"not a png")
     monkeypatch.setenv("KDEDGE_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "pets.yaml"
-    code, err = run_main(["init", str(root), "--teacher", "small_cnn", "--student", "mlp", "--out", str(out)],
-                         capsys, monkeypatch)  # fmt: skip
+    code, err = run_main(
+        ["init", str(root), "--teacher", "small_cnn", "--student", "mlp", "--out", str(out)], capsys, monkeypatch
+    )
     assert code == 0, err
     assert "tiny classes" in err and "'cat' (" in err and "unbalanced" in err and "1 unreadable" in err
     from kdedge.recipe import load_recipe
@@ -380,8 +440,9 @@ def test_init_warns_and_writes_a_recipe_that_validates(tmp_path, capsys, monkeyp
     recipe = load_recipe(str(out))
     assert recipe.data.name == "folder" and recipe.data.skip_bad_images and recipe.teacher.class_weighted_loss
     assert recipe.data.image_size == 14 and recipe.data.in_channels == 3  # the images' shorter side
-    code, err = run_main(["init", str(root), "--teacher", "small_cnn", "--student", "mlp", "--out", str(out)],
-                         capsys, monkeypatch)  # fmt: skip
+    code, err = run_main(
+        ["init", str(root), "--teacher", "small_cnn", "--student", "mlp", "--out", str(out)], capsys, monkeypatch
+    )
     assert code == 2 and "exists" in err  # never overwrites a recipe without --force
 
 

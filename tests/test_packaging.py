@@ -18,8 +18,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _run(command: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "KDEDGE_DATA")}
-    result = subprocess.run(command, cwd=cwd, env=env | {"COLUMNS": "200"}, capture_output=True, text=True,
-                            timeout=timeout)  # fmt: skip
+    result = subprocess.run(
+        command, cwd=cwd, env=env | {"COLUMNS": "200"}, capture_output=True, text=True, timeout=timeout
+    )
     assert result.returncode == 0, f"{' '.join(command)}\n{result.stdout}\n{result.stderr}"
     return result
 
@@ -32,8 +33,22 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, source / name)
     dist = tmp_path_factory.mktemp("dist")
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q",
-          "-w", str(dist), str(source)], cwd=source)  # fmt: skip
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "-q",
+            "-w",
+            str(dist),
+            str(source),
+        ],
+        cwd=source,
+    )
     (built,) = dist.glob("kdedge_distill-*.whl")
     return built
 
@@ -45,12 +60,14 @@ def venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("venv") / "venv"
     _run([sys.executable, "-m", "venv", "--without-pip", str(folder)], cwd=folder.parent)
     python = folder / "bin" / "python"
-    purelib = _run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                   cwd=folder).stdout.strip()  # fmt: skip
+    purelib = _run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], cwd=folder
+    ).stdout.strip()
     Path(purelib, "_reuse_installed_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    _run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--ignore-installed",
-          str(wheel)],
-         cwd=folder)  # fmt: skip
+    _run(
+        [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--ignore-installed", str(wheel)],
+        cwd=folder,
+    )
     return folder
 
 
@@ -64,21 +81,24 @@ def test_wheel_ships_every_recipe(wheel: Path) -> None:
 def test_installed_wheel_runs_recipes_by_name_outside_the_repo(venv: Path, tmp_path: Path) -> None:
     kdedge = str(venv / "bin" / "kdedge")
     where = _run([str(venv / "bin" / "python"), "-c", "import kdedge; print(kdedge.__file__)"], cwd=tmp_path)
-    assert where.stdout.strip().startswith(str(venv)), (
-        "the test would be testing the repository, not the wheel"
-    )
+    assert where.stdout.strip().startswith(str(venv)), "the test would be testing the repository, not the wheel"
     listed = _run([kdedge, "recipes"], cwd=tmp_path).stdout
     assert "quickstart_mnist" in listed and "hinton_mnist" in listed
     shown = _run([kdedge, "recipes", "show", "hinton_mnist"], cwd=tmp_path).stdout
     assert shown == (REPO / "kdedge" / "recipes" / "hinton_mnist.yaml").read_text()
-    tiny = ["--set", "teacher.epochs=1", "--set", "student.epochs=1", "--set", "data.train_limit=500",
-            "--set", "teacher.model_kwargs.hidden=[32]"]  # fmt: skip
-    result = _run([kdedge, "distill", "quickstart_mnist", *tiny, "--out", "run"],
-                  cwd=tmp_path)  # fmt: skip
+    tiny = [
+        "--set",
+        "teacher.epochs=1",
+        "--set",
+        "student.epochs=1",
+        "--set",
+        "data.train_limit=500",
+        "--set",
+        "teacher.model_kwargs.hidden=[32]",
+    ]
+    result = _run([kdedge, "distill", "quickstart_mnist", *tiny, "--out", "run"], cwd=tmp_path)
     assert "device: " in result.stdout and "quickstart_mnist" in result.stdout
-    assert (tmp_path / "run" / "student.safetensors").is_file() and (
-        tmp_path / "run" / "summary.json"
-    ).is_file()
+    assert (tmp_path / "run" / "student.safetensors").is_file() and (tmp_path / "run" / "summary.json").is_file()
     version = _run([kdedge, "--version"], cwd=tmp_path).stdout.strip()
     assert version.startswith("kdedge ")
 
@@ -100,8 +120,12 @@ def test_readme_install_lines_work_in_a_fresh_venv_outside_the_repo(tmp_path: Pa
     `pip install .`, with extras, `pip wheel`, then the wheel. Offline here: --no-deps / --no-index (the
     dependencies come from this interpreter through a .pth line, as in the fixture above)."""
     lines = _readme_install_lines()
-    assert [line[:2] for line in lines] == [["pip", "install"], ["pip", "install"], ["pip", "wheel"],
-                                            ["pip", "install"]]  # fmt: skip
+    assert [line[:2] for line in lines] == [
+        ["pip", "install"],
+        ["pip", "install"],
+        ["pip", "wheel"],
+        ["pip", "install"],
+    ]
     assert any("[tensorboard,openvino]" in word for line in lines for word in line)
     clone = tmp_path / "kdedge"
     shutil.copytree(REPO / "kdedge", clone / "kdedge", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
@@ -110,8 +134,9 @@ def test_readme_install_lines_work_in_a_fresh_venv_outside_the_repo(tmp_path: Pa
     env = tmp_path / "env"
     _run([sys.executable, "-m", "venv", "--without-pip", str(env)], cwd=tmp_path)
     python = env / "bin" / "python"
-    purelib = _run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                   cwd=tmp_path).stdout.strip()  # fmt: skip
+    purelib = _run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], cwd=tmp_path
+    ).stdout.strip()
     Path(purelib, "_reuse_installed_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     offline = ["--no-deps", "--no-index", "--no-build-isolation", "-q"]
     for line in lines:

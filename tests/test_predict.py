@@ -105,9 +105,7 @@ def test_predict_converts_mode_and_resizes(exported, data_root: Path, tmp_path: 
     )
     assert code == 0, err
     results = json.loads(out)
-    assert all(
-        len(r["top"]) == 3 and r["top"][0]["probability"] >= r["top"][1]["probability"] for r in results
-    )
+    assert all(len(r["top"]) == 3 and r["top"][0]["probability"] >= r["top"][1]["probability"] for r in results)
     same = np.mean([r["top"][0]["index"] == c for r, c in zip(results, torch_classes, strict=True)])
     assert same >= 0.9  # a 2x blow-up, shrunk back with an antialiasing filter, is nearly the same digit
 
@@ -172,9 +170,11 @@ def test_predict_takes_a_run_folder_and_a_folder_or_glob_of_images(exported, dat
     lines = out.strip().splitlines()
     assert code == 0 and len(lines) == 10 and lines[0].startswith(f"{files[0]}: ")
     (tmp_path / "empty").mkdir()
-    cases = (((run, tmp_path / "empty"), "a folder with no image files"),
-             ((run, str(tmp_path / "none*.png")), "no file matches this pattern"),
-             ((tmp_path / "empty", files[0]), "a folder without an exported student"))  # fmt: skip
+    cases = (
+        ((run, tmp_path / "empty"), "a folder with no image files"),
+        ((run, str(tmp_path / "none*.png")), "no file matches this pattern"),
+        ((tmp_path / "empty", files[0]), "a folder without an exported student"),
+    )
     for args, message in cases:
         code, _, err = run_cli("predict", *args)
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err

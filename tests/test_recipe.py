@@ -25,8 +25,12 @@ PACKAGE_RECIPES = sorted((REPO / "kdedge" / "recipes").glob("*.yaml"))
 
 
 def test_recipes_exist_and_top_level_folder_is_the_package_folder() -> None:
-    assert {p.stem for p in PACKAGE_RECIPES} >= {"quickstart_mnist", "hinton_mnist", "hinton_mnist_800",
-                                                 "cnn_to_mlp_mnist"}  # fmt: skip
+    assert {p.stem for p in PACKAGE_RECIPES} >= {
+        "quickstart_mnist",
+        "hinton_mnist",
+        "hinton_mnist_800",
+        "cnn_to_mlp_mnist",
+    }
     top = REPO / "recipes"
     assert top.is_symlink() and top.resolve() == (REPO / "kdedge" / "recipes").resolve()
     assert set(packaged_recipes()) == {p.stem for p in PACKAGE_RECIPES}
@@ -35,9 +39,7 @@ def test_recipes_exist_and_top_level_folder_is_the_package_folder() -> None:
 @pytest.mark.parametrize("path", PACKAGE_RECIPES, ids=lambda p: p.stem)
 def test_every_recipe_file_validates(path: Path) -> None:
     recipe = load_recipe(str(path))
-    assert recipe.name == path.stem, (
-        "a recipe's name should be its file name (runs/<name> is derived from it)"
-    )
+    assert recipe.name == path.stem, "a recipe's name should be its file name (runs/<name> is derived from it)"
     assert recipe.description.strip(), "`kdedge recipes` shows the description: write one"
     assert recipe.teacher is not None or recipe.student is not None
     # the resolved form (what recipe.yaml in a run holds) validates back to the same recipe
@@ -50,16 +52,24 @@ def test_every_recipe_loads_by_name(path: Path) -> None:
 
 
 def test_parse_set_types_values_through_yaml_and_schema() -> None:
-    overrides = parse_set(["student.epochs=3", "distillation.temperature=2.5",
-                           "teacher.model_kwargs.hidden=[8, 8]",
-                           "data.name=mnist", "tensorboard=true"])  # fmt: skip
-    assert overrides == {"student.epochs": 3, "distillation.temperature": 2.5,
-                         "teacher.model_kwargs.hidden": [8, 8], "data.name": "mnist",
-                         "tensorboard": True}  # fmt: skip
-    recipe = load_recipe("hinton_mnist", overrides)
-    assert (
-        recipe.student.epochs == 3 and recipe.teacher.model_kwargs["hidden"] == [8, 8] and recipe.tensorboard
+    overrides = parse_set(
+        [
+            "student.epochs=3",
+            "distillation.temperature=2.5",
+            "teacher.model_kwargs.hidden=[8, 8]",
+            "data.name=mnist",
+            "tensorboard=true",
+        ]
     )
+    assert overrides == {
+        "student.epochs": 3,
+        "distillation.temperature": 2.5,
+        "teacher.model_kwargs.hidden": [8, 8],
+        "data.name": "mnist",
+        "tensorboard": True,
+    }
+    recipe = load_recipe("hinton_mnist", overrides)
+    assert recipe.student.epochs == 3 and recipe.teacher.model_kwargs["hidden"] == [8, 8] and recipe.tensorboard
 
 
 def test_set_without_equals_is_bad_input() -> None:
@@ -67,8 +77,10 @@ def test_set_without_equals_is_bad_input() -> None:
         parse_set(["student.epochs"])
 
 
-@pytest.mark.parametrize(("key", "hint"), [("student.epoch", "epochs"), ("studnet.epochs", "student"),
-                                           ("distillation.temprature", "temperature")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("key", "hint"),
+    [("student.epoch", "epochs"), ("studnet.epochs", "student"), ("distillation.temprature", "temperature")],
+)
 def test_unknown_override_key_suggests_the_right_one(key: str, hint: str) -> None:
     with pytest.raises(InputError, match=f"did you mean '{hint}'"):
         check_key(key)
@@ -129,12 +141,8 @@ def test_hard_weight_is_one_minus_alpha() -> None:
     assert DistillConfig(hard_weight=0.3).soft_weight == pytest.approx(0.7)
     assert DistillConfig(alpha=0.7).soft_weight == pytest.approx(0.7)
     assert DistillConfig().soft_weight == 0.5
-    torchdistill_style = load_recipe(
-        "hinton_mnist", {"distillation.alpha": None, "distillation.hard_weight": 0.3}
-    )
-    assert torchdistill_style.distillation.soft_weight == pytest.approx(
-        load_recipe("hinton_mnist").distillation.alpha
-    )
+    torchdistill_style = load_recipe("hinton_mnist", {"distillation.alpha": None, "distillation.hard_weight": 0.3})
+    assert torchdistill_style.distillation.soft_weight == pytest.approx(load_recipe("hinton_mnist").distillation.alpha)
 
 
 def test_run_recipe_yaml_states_the_convention_and_reloads(tmp_path: Path) -> None:

@@ -63,6 +63,4 @@ def test_plot_helpers_write_pngs(tmp_path: Path) -> None:
     ]
     assert is_png(plots.learning_curves(records, tmp_path / "c.png", "t"))
     assert is_png(plots.curves({"a": ([1, 2], [3, 2]), "b": ([1, 2], [4, 1])}, tmp_path / "l.png", "t"))
-    assert is_png(
-        plots.heatmap(np.array([[1.0, np.nan]]), ["r"], ["x", "y"], tmp_path / "h.png", "t", "r", "c")
-    )
+    assert is_png(plots.heatmap(np.array([[1.0, np.nan]]), ["r"], ["x", "y"], tmp_path / "h.png", "t", "r", "c"))

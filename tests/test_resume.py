@@ -30,8 +30,10 @@ def _header(path: Path) -> dict:
 
 
 def _metrics_without_times(run: Path) -> list[dict]:
-    return [{k: v for k, v in json.loads(line).items() if k != "epoch_seconds"}
-            for line in (run / "metrics.jsonl").read_text().splitlines()]  # fmt: skip
+    return [
+        {k: v for k, v in json.loads(line).items() if k != "epoch_seconds"}
+        for line in (run / "metrics.jsonl").read_text().splitlines()
+    ]
 
 
 def test_optimizer_state_round_trips_without_pickle():
@@ -53,8 +55,10 @@ def test_optimizer_state_round_trips_without_pickle():
 
 def _tiny_split(n: int = 120) -> Split:
     generator = torch.Generator().manual_seed(1)
-    return Split(torch.randint(0, 256, (n, 1, 8, 8), dtype=torch.uint8, generator=generator),
-                 torch.randint(0, 4, (n,), generator=generator))  # fmt: skip
+    return Split(
+        torch.randint(0, 256, (n, 1, 8, 8), dtype=torch.uint8, generator=generator),
+        torch.randint(0, 4, (n,), generator=generator),
+    )
 
 
 # 4 steps per epoch, a save after every step and at every epoch end: save 1 = epoch 1 after step 2,
@@ -65,10 +69,17 @@ def test_resume_from_any_snapshot_is_bit_exact(tmp_path, monkeypatch, snapshot, 
     compare final weights with the uninterrupted run (dropout + Adam + shuffling all exercised)."""
     import kdedge.train.resume as resume
 
-    student = {"model": "mlp", "model_kwargs": {"hidden": [8], "dropout": 0.3}, "epochs": 3, "batch_size": 32,
-               "optimizer": "adam", "lr": 0.01}  # fmt: skip
-    recipe = validate_recipe({"name": "t", "data": {"name": "mnist"}, "distillation": {"loss": "none"},
-                              "student": student})  # fmt: skip
+    student = {
+        "model": "mlp",
+        "model_kwargs": {"hidden": [8], "dropout": 0.3},
+        "epochs": 3,
+        "batch_size": 32,
+        "optimizer": "adam",
+        "lr": 0.01,
+    }
+    recipe = validate_recipe(
+        {"name": "t", "data": {"name": "mnist"}, "distillation": {"loss": "none"}, "student": student}
+    )
     cfg, split = recipe.student, _tiny_split()
     ctx = Context(device=torch.device("cpu"), mean=(0.5,), std=(0.25,), seed=3, num_classes=4)
     run = RunDir(tmp_path / "run").open_for_writing(force=False)
@@ -121,8 +132,9 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(tmp_path):
     teacher_before = (killed / "teacher.safetensors").stat().st_mtime_ns
     assert not (killed / "student.safetensors").exists()
 
-    resumed = subprocess.run([*base, "--resume", str(killed)], cwd=REPO, capture_output=True, text=True,
-                             timeout=300, env=ENV)  # fmt: skip
+    resumed = subprocess.run(
+        [*base, "--resume", str(killed)], cwd=REPO, capture_output=True, text=True, timeout=300, env=ENV
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert reference.wait(timeout=300) == 0
     for stage in ("teacher", "student"):
@@ -187,11 +199,16 @@ def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
 
 
 def test_non_finite_loss_names_epoch_step_and_last_checkpoint(tmp_path):
-    recipe = write_recipe(tmp_path / "r.yaml", teacher=None, distillation={"loss": "none"},
-                          student={"optimizer": "sgd", "schedule": "constant"})  # fmt: skip
+    recipe = write_recipe(
+        tmp_path / "r.yaml",
+        teacher=None,
+        distillation={"loss": "none"},
+        student={"optimizer": "sgd", "schedule": "constant"},
+    )
     run = tmp_path / "run"
-    code, _, err = run_cli("distill", recipe, "-q", "--out", run, "--set", "student.lr=1e30",
-                           "--checkpoint-minutes", "1e-9")  # fmt: skip
+    code, _, err = run_cli(
+        "distill", recipe, "-q", "--out", run, "--set", "student.lr=1e30", "--checkpoint-minutes", "1e-9"
+    )
     line = one_error_line(err)
     assert code == 1, err
     assert "student: loss became" in line and "in epoch 1, step " in line

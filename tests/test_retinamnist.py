@@ -21,10 +21,27 @@ from kdedge.train import devices
 
 RETINA_RECIPES = ("retina_convnext_teacher", "retina_swin", "retina_convnext_self", "retina_mobile")
 # seconds, not minutes: 60 train / 40 test images at 32 px, one epoch, a small batch
-TEACHER_EPOCH = ("--set", "data.train_limit=60", "--set", "data.image_size=32", "--set", "teacher.epochs=1",
-                 "--set", "teacher.batch_size=30", "--set", "teacher.step_epochs=1")  # fmt: skip
-STUDENT_EPOCH = (*TEACHER_EPOCH, "--set", "student.epochs=1", "--set", "student.batch_size=30",
-                 "--set", "student.step_epochs=1")  # fmt: skip
+TEACHER_EPOCH = (
+    "--set",
+    "data.train_limit=60",
+    "--set",
+    "data.image_size=32",
+    "--set",
+    "teacher.epochs=1",
+    "--set",
+    "teacher.batch_size=30",
+    "--set",
+    "teacher.step_epochs=1",
+)
+STUDENT_EPOCH = (
+    *TEACHER_EPOCH,
+    "--set",
+    "student.epochs=1",
+    "--set",
+    "student.batch_size=30",
+    "--set",
+    "student.step_epochs=1",
+)
 TEST_40 = ("--set", "data.test_limit=40")
 TEACHER_BATCHES = (*TEACHER_EPOCH, *TEST_40)
 FEW_BATCHES = (*STUDENT_EPOCH, *TEST_40)
@@ -43,10 +60,10 @@ def test_loader_reads_the_official_split_as_is(retina_root: Path) -> None:
     sizes = {name: len(getattr(bundle, name)) for name in ("train", "val", "test")}
     assert sizes == {"train": 1080, "val": 120, "test": 400}
     assert bundle.train.images.shape == (1080, 3, 28, 28) and bundle.train.images.dtype == torch.uint8
-    counts = {name: torch.bincount(getattr(bundle, name).labels, minlength=5).tolist()
-              for name in ("train", "val", "test")}  # fmt: skip
-    assert counts == {"train": [486, 128, 206, 194, 66], "val": [54, 12, 28, 20, 6],
-                      "test": [174, 46, 92, 68, 20]}  # fmt: skip
+    counts = {
+        name: torch.bincount(getattr(bundle, name).labels, minlength=5).tolist() for name in ("train", "val", "test")
+    }
+    assert counts == {"train": [486, 128, 206, 194, 66], "val": [54, 12, 28, 20, 6], "test": [174, 46, 92, 68, 20]}
     assert bundle.test.ids[0] == "test/0000" and bundle.num_classes == 5
     with np.load(retina_root / "medmnist" / retinamnist.FILE) as npz:  # channels moved, pixels untouched
         assert np.array_equal(bundle.test.images[7].permute(1, 2, 0).numpy(), npz["test_images"][7])
@@ -69,8 +86,7 @@ def test_missing_file_names_both_places_and_the_source(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("damage", ["truncated", "other"])
-def test_a_file_that_is_not_the_official_one_is_refused(retina_root: Path, tmp_path: Path,
-                                                        damage: str) -> None:  # fmt: skip
+def test_a_file_that_is_not_the_official_one_is_refused(retina_root: Path, tmp_path: Path, damage: str) -> None:
     raw = (retina_root / "medmnist" / retinamnist.FILE).read_bytes()
     (tmp_path / "medmnist").mkdir()
     bad = raw[: len(raw) // 2] if damage == "truncated" else raw[:-1] + bytes([raw[-1] ^ 1])
@@ -80,12 +96,18 @@ def test_a_file_that_is_not_the_official_one_is_refused(retina_root: Path, tmp_p
 
 
 # -- amp: auto ----------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("native", "asked", "used"), [
-    (True, "auto", "bf16"), (False, "auto", "off"), (True, "bf16", "bf16"), (False, "bf16", "off"),
-    (True, "fp16", "off"), (True, "off", "off"),
-])  # fmt: skip
-def test_amp_on_cpu_follows_native_bf16(monkeypatch: pytest.MonkeyPatch, native: bool, asked: str,
-                                        used: str) -> None:  # fmt: skip
+@pytest.mark.parametrize(
+    ("native", "asked", "used"),
+    [
+        (True, "auto", "bf16"),
+        (False, "auto", "off"),
+        (True, "bf16", "bf16"),
+        (False, "bf16", "off"),
+        (True, "fp16", "off"),
+        (True, "off", "off"),
+    ],
+)
+def test_amp_on_cpu_follows_native_bf16(monkeypatch: pytest.MonkeyPatch, native: bool, asked: str, used: str) -> None:
     monkeypatch.setattr(devices, "cpu_native_bf16", lambda: native)
     assert devices.resolve_amp(asked, torch.device("cpu"))[0] == used
     said = "fp32" if used == "off" else "bf16 autocast"
@@ -93,8 +115,7 @@ def test_amp_on_cpu_follows_native_bf16(monkeypatch: pytest.MonkeyPatch, native:
 
 
 @pytest.mark.parametrize(("bf16_gpu", "used"), [(True, "bf16"), (False, "fp16")])
-def test_amp_auto_on_cuda_takes_what_the_gpu_has(monkeypatch: pytest.MonkeyPatch, bf16_gpu: bool,
-                                                 used: str) -> None:  # fmt: skip
+def test_amp_auto_on_cuda_takes_what_the_gpu_has(monkeypatch: pytest.MonkeyPatch, bf16_gpu: bool, used: str) -> None:
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16_gpu)
     assert devices.resolve_amp("auto", torch.device("cuda"))[0] == used
     assert devices.resolve_amp("fp16", torch.device("cuda"))[0] == "fp16"
@@ -136,9 +157,10 @@ def test_the_mobile_student_fits_the_edge_budget() -> None:
     assert count_params(build_model(recipe.student.model, 5, 3, recipe.data.image_size)) <= 5_000_000
 
 
-@pytest.mark.parametrize(("size", "window", "fits"), [(64, 4, True), (32, 4, True), (224, 7, True),
-                                                      (96, 6, True), (60, 4, False), (64, 7, False),
-                                                      (48, 4, False)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("size", "window", "fits"),
+    [(64, 4, True), (32, 4, True), (224, 7, True), (96, 6, True), (60, 4, False), (64, 7, False), (48, 4, False)],
+)
 def test_swin_sizes_its_windows_tile(size: int, window: int, fits: bool) -> None:
     if fits:
         check_input_size("swin_tiny_patch4_window7_224", size, {"window_size": window})
@@ -152,17 +174,26 @@ def test_swin_sizes_its_windows_tile(size: int, window: int, fits: bool) -> None
 def tiny_teacher(retina_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A retina_convnext_teacher run of a few batches (also the check that the teacher recipe runs)."""
     out = tmp_path_factory.mktemp("retina") / "teacher"
-    result = run_cli("train", "retina_convnext_teacher", *TEACHER_BATCHES, "--out", out, "-q",
-                     env={"KDEDGE_DATA": str(retina_root)})  # fmt: skip
+    result = run_cli(
+        "train", "retina_convnext_teacher", *TEACHER_BATCHES, "--out", out, "-q", env={"KDEDGE_DATA": str(retina_root)}
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     return out
 
 
 @pytest.mark.parametrize("name", [pytest.param("retina_swin", marks=pytest.mark.slow), "retina_mobile"])
-def test_a_few_batches_of_each_student_recipe(retina_root: Path, tiny_teacher: Path, tmp_path: Path,
-                                              name: str) -> None:  # fmt: skip
-    result = run_cli("distill", name, *FEW_BATCHES, "--set", f"teacher.checkpoint={tiny_teacher}", "--out",
-                     tmp_path / "run", "-q", env={"KDEDGE_DATA": str(retina_root)})  # fmt: skip
+def test_a_few_batches_of_each_student_recipe(retina_root: Path, tiny_teacher: Path, tmp_path: Path, name: str) -> None:
+    result = run_cli(
+        "distill",
+        name,
+        *FEW_BATCHES,
+        "--set",
+        f"teacher.checkpoint={tiny_teacher}",
+        "--out",
+        tmp_path / "run",
+        "-q",
+        env={"KDEDGE_DATA": str(retina_root)},
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["data"]["dataset"] == "retinamnist" and summary["student"]["test_count"] == 40
@@ -177,20 +208,35 @@ def _refused(result, tmp_path: Path, pattern: str) -> None:
 
 
 def test_a_size_swin_windows_do_not_tile_is_one_line(retina_root: Path, tmp_path: Path) -> None:
-    result = run_cli("distill", "retina_swin", *FEW_BATCHES, "--set", "data.image_size=60", "--out",
-                     tmp_path / "run", env={"KDEDGE_DATA": str(retina_root)})  # fmt: skip
+    result = run_cli(
+        "distill",
+        "retina_swin",
+        *FEW_BATCHES,
+        "--set",
+        "data.image_size=60",
+        "--out",
+        tmp_path / "run",
+        env={"KDEDGE_DATA": str(retina_root)},
+    )
     _refused(result, tmp_path, "image size 60 px with window_size 4 does not fit")
 
 
-def test_a_teacher_of_another_data_set_is_one_line(retina_root: Path, tiny_teacher: Path,
-                                                   tmp_path: Path) -> None:  # fmt: skip
+def test_a_teacher_of_another_data_set_is_one_line(retina_root: Path, tiny_teacher: Path, tmp_path: Path) -> None:
     other = tmp_path / "other_teacher"
     shutil.copytree(tiny_teacher, other)
     summary = json.loads((other / "summary.json").read_text())
     summary["data"]["dataset"] = "aptos"  # same 5 classes, same size: only the data set differs
     (other / "summary.json").write_text(json.dumps(summary))
-    result = run_cli("distill", "retina_mobile", *FEW_BATCHES, "--set", f"teacher.checkpoint={other}",
-                     "--out", tmp_path / "run", env={"KDEDGE_DATA": str(retina_root)})  # fmt: skip
+    result = run_cli(
+        "distill",
+        "retina_mobile",
+        *FEW_BATCHES,
+        "--set",
+        f"teacher.checkpoint={other}",
+        "--out",
+        tmp_path / "run",
+        env={"KDEDGE_DATA": str(retina_root)},
+    )
     _refused(result, tmp_path, "was trained on aptos")
 
 
@@ -201,8 +247,7 @@ def test_cli_bad_npz_is_one_line(retina_root: Path, tmp_path: Path, damage: str)
     if damage == "truncated":
         raw = (retina_root / "medmnist" / retinamnist.FILE).read_bytes()
         (root / "medmnist" / retinamnist.FILE).write_bytes(raw[:1000])
-    result = run_cli("train", "retina_convnext_teacher", "--out", tmp_path / "run",
-                     env={"KDEDGE_DATA": str(root)})
+    result = run_cli("train", "retina_convnext_teacher", "--out", tmp_path / "run", env={"KDEDGE_DATA": str(root)})
     _refused(result, tmp_path, "RetinaMNIST")
 
 
@@ -210,7 +255,8 @@ def test_the_start_line_says_the_precision(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(devices, "cpu_native_bf16", lambda: False)
     assert devices.describe_device("cpu", "auto") == (
         "device: cpu (from the recipe); precision: fp32 (auto: fp32, this CPU has no native bf16 (emulated "
-        "bf16 is slower than fp32))")
+        "bf16 is slower than fp32))"
+    )
 
 
 def test_amp_off_as_yaml_reads_it() -> None:
@@ -219,8 +265,9 @@ def test_amp_off_as_yaml_reads_it() -> None:
 
 
 @pytest.mark.slow
-def test_summary_equals_an_independent_onnxruntime_evaluation(retina_root: Path, tiny_teacher: Path,
-                                                              tmp_path: Path) -> None:  # fmt: skip
+def test_summary_equals_an_independent_onnxruntime_evaluation(
+    retina_root: Path, tiny_teacher: Path, tmp_path: Path
+) -> None:
     """Issue 17's check on a few-batch run scored on all 400 test images: summary.json's accuracy and QWK
     are what onnxruntime gives on the exported fp32 student (bench/retinamnist_check.py, its own npz
     reading, resize and scikit-learn QWK)."""
@@ -237,8 +284,11 @@ def test_summary_equals_an_independent_onnxruntime_evaluation(retina_root: Path,
     assert json.loads((run / "summary.json").read_text())["student"]["test_count"] == 400
     result = run_cli("export", run, "--model", "student", "--precision", "fp32", "-q", env=env)
     assert result.returncode == 0, result.stderr[-2000:]
-    check = subprocess.run([sys.executable, str(REPO / "bench" / "retinamnist_check.py"), str(run),
-                            "--data-root", str(retina_root)], capture_output=True, text=True)  # fmt: skip
+    check = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "retinamnist_check.py"), str(run), "--data-root", str(retina_root)],
+        capture_output=True,
+        text=True,
+    )
     assert check.returncode == 0 and check.stdout.startswith("ok"), check.stdout + check.stderr
 
 
@@ -254,8 +304,11 @@ def test_onnxruntime_domains_may_be_imported_but_not_used(tmp_path: Path) -> Non
         node = helper.make_node("Relu", ["x"], ["y"], domain=node_domain)
         io = [helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, [1]) for n in ("x", "y")]
         graph = helper.make_graph([node], "g", [io[0]], [io[1]])
-        imports = [helper.make_opsetid("", 17), helper.make_opsetid("org.pytorch.aten", 1),
-                   helper.make_opsetid("com.microsoft.nchwc", 1)]  # fmt: skip
+        imports = [
+            helper.make_opsetid("", 17),
+            helper.make_opsetid("org.pytorch.aten", 1),
+            helper.make_opsetid("com.microsoft.nchwc", 1),
+        ]
         path = tmp_path / f"m{len(node_domain)}.onnx"
         onnx.save(helper.make_model(graph, opset_imports=imports), str(path))
         return path

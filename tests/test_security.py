@@ -60,8 +60,9 @@ def test_malicious_pickle_as_weights_is_refused(evil, tmp_path, key, name):
 def test_malicious_pickle_in_a_subprocess_run(evil, tmp_path):
     """The same through the installed entry point: exit code, one line, no traceback, no marker."""
     recipe = write_recipe(tmp_path / "r.yaml")
-    result = run_subprocess("distill", recipe, "--out", tmp_path / "run", "--set",
-                            f"teacher.checkpoint={evil['evil.pt']}")  # fmt: skip
+    result = run_subprocess(
+        "distill", recipe, "--out", tmp_path / "run", "--set", f"teacher.checkpoint={evil['evil.pt']}"
+    )
     assert result.returncode == 2 and "weights_only=True) refused it" in one_error_line(result.stderr)
     assert not evil["marker"].exists()
 
@@ -89,8 +90,12 @@ def test_yaml_python_tag_is_refused(tmp_path):
     code, _, err = run_cli("distill", recipe)
     line = one_error_line(err)
     assert code == 2 and f"{recipe}: line 1 invalid YAML" in line and "python/object/apply" in line
-    code, _, err = run_cli("distill", write_recipe(tmp_path / "ok.yaml"), "--set",
-                           f'name=!!python/object/apply:os.system ["touch {marker}"]')  # fmt: skip
+    code, _, err = run_cli(
+        "distill",
+        write_recipe(tmp_path / "ok.yaml"),
+        "--set",
+        f'name=!!python/object/apply:os.system ["touch {marker}"]',
+    )
     assert code == 2 and "YAML tags are not allowed" in one_error_line(err)
     assert not marker.exists()
 
@@ -105,8 +110,9 @@ def test_relative_paths_resolve_against_the_recipe_folder_and_are_shown(tmp_path
     weights = tmp_path / "weights" / "teacher.safetensors"
     torch.manual_seed(0)
     save_state(weights, build_model("mlp", 10, 1, 28, {"hidden": [32], "dropout": 0.2}).state_dict())
-    recipe = write_recipe(tmp_path / "recipes" / "r.yaml", student={"epochs": 1},
-                          teacher={"checkpoint": "../weights/teacher.safetensors"})  # fmt: skip
+    recipe = write_recipe(
+        tmp_path / "recipes" / "r.yaml", student={"epochs": 1}, teacher={"checkpoint": "../weights/teacher.safetensors"}
+    )
     elsewhere = tmp_path / "cwd"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)  # the recipe's folder counts, not the working directory

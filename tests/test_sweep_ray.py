@@ -81,9 +81,7 @@ def test_ray_backend_writes_the_local_backends_results(local_sweep: Path, ray_sw
     assert len(table(ray_sweep / "sweep.csv")) == 2
     assert markdown(ray_sweep) == markdown(local_sweep)
     for name in ("points/distillation.temperature=2", "points/distillation.temperature=8", "baseline"):
-        ray_weights, local_weights = (
-            load_file(d / name / "student.safetensors") for d in (ray_sweep, local_sweep)
-        )
+        ray_weights, local_weights = (load_file(d / name / "student.safetensors") for d in (ray_sweep, local_sweep))
         assert all(torch.equal(ray_weights[k], local_weights[k]) for k in local_weights)
     assert (ray_sweep / "teacher_logits.safetensors").is_file()
 
@@ -137,10 +135,7 @@ def test_a_failing_point_is_retried_then_reported(tmp_path: Path, data_root: Pat
         "error": "OSError: disk went away",
     }
     assert placement["baseline"]["status"] == "finished" and placement["baseline"]["gpus"] == []
-    assert (
-        attempts.count("baseline") == 1
-        and json.loads((out / "baseline" / "summary.json").read_text())["finished"]
-    )
+    assert attempts.count("baseline") == 1 and json.loads((out / "baseline" / "summary.json").read_text())["finished"]
     assert (out / "sweep.csv").read_text().count("\n") == 1  # the header: no point finished
 
 

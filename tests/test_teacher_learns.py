@@ -42,11 +42,18 @@ def test_small_test_splits_need_a_wider_margin() -> None:
     assert teacher_verdict(0.2, few, 10)["teacher_at_chance"]
 
 
-def test_a_teacher_at_chance_is_a_warning_line_and_a_summary_flag(kdedge, data_root: Path,
-                                                                  tmp_path: Path) -> None:  # fmt: skip
+def test_a_teacher_at_chance_is_a_warning_line_and_a_summary_flag(kdedge, data_root: Path, tmp_path: Path) -> None:
     # max_norm 1e-9 shrinks every weight to ~0 after each step: the teacher answers one class for all images
-    result = kdedge("distill", "hinton_mnist", *tiny_overrides("teacher.max_norm=1e-9"), "--out",
-                    tmp_path / "run", "--data-root", data_root, "-q")  # fmt: skip
+    result = kdedge(
+        "distill",
+        "hinton_mnist",
+        *tiny_overrides("teacher.max_norm=1e-9"),
+        "--out",
+        tmp_path / "run",
+        "--data-root",
+        data_root,
+        "-q",
+    )
     assert result.returncode == 0, result.stderr
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and "teacher (mlp) is at chance" in warnings[0], result.stderr
@@ -101,8 +108,13 @@ def test_alexnet_keeps_its_signal_through_eight_layers() -> None:
 
 # -- the CIFAR recipes -------------------------------------------------------------------------------------
 def test_cifar_resnet_recipes_warm_up_and_follow_the_hardware() -> None:
-    for name in ("cifar10_resnet18", "cifar10_resnet50", "cifar10_self_r18", "cifar10_self_r50",
-                 "cifar10_reverse_r50_from_r18"):  # fmt: skip
+    for name in (
+        "cifar10_resnet18",
+        "cifar10_resnet50",
+        "cifar10_self_r18",
+        "cifar10_self_r50",
+        "cifar10_reverse_r50_from_r18",
+    ):
         recipe = load_recipe(name)
         for stage in (recipe.teacher, recipe.student):
             if stage is not None:
@@ -123,10 +135,21 @@ def test_alpha_study_means_over_seeds() -> None:
     study = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(study)
     row = {"study_alpha": 0.0, "meaning": "teacher only", "val_accuracy": None}
-    rows = [row | {"kdedge_alpha": 1.0, "seed": seed, "train_accuracy": 0.5 + seed / 10,
-                   "test_accuracy": 0.3 + seed / 10} for seed in (0, 1)]  # fmt: skip
-    rows.append(row | {"kdedge_alpha": 0.0, "study_alpha": 1.0, "meaning": "no teacher", "seed": 0,
-                       "train_accuracy": 0.9, "test_accuracy": 0.4})  # fmt: skip
+    rows = [
+        row | {"kdedge_alpha": 1.0, "seed": seed, "train_accuracy": 0.5 + seed / 10, "test_accuracy": 0.3 + seed / 10}
+        for seed in (0, 1)
+    ]
+    rows.append(
+        row
+        | {
+            "kdedge_alpha": 0.0,
+            "study_alpha": 1.0,
+            "meaning": "no teacher",
+            "seed": 0,
+            "train_accuracy": 0.9,
+            "test_accuracy": 0.4,
+        }
+    )
     means = study.mean_rows(rows)
     assert [m["kdedge_alpha"] for m in means] == [1.0, 0.0] and means[0]["seeds"] == [0, 1]
     assert means[0]["test_accuracy"] == pytest.approx(0.35)

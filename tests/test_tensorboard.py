@@ -32,9 +32,19 @@ def test_logger_writes_each_metric_per_stage_and_epoch(tmp_path: Path) -> None:
     run = RunDir(tmp_path)
     metrics = RunMetrics(run, tensorboard=True)
     for epoch, loss in ((1, 0.9), (2, 0.5)):
-        metrics.log({"stage": "student", "epoch": epoch, "train_loss": loss, "train_accuracy": 0.5,
-                     "lr": 0.1, "test_loss": 1.0, "test_accuracy": 0.6, "test_errors": 4,
-                     "test_agreement": 0.75})  # fmt: skip
+        metrics.log(
+            {
+                "stage": "student",
+                "epoch": epoch,
+                "train_loss": loss,
+                "train_accuracy": 0.5,
+                "lr": 0.1,
+                "test_loss": 1.0,
+                "test_accuracy": 0.6,
+                "test_errors": 4,
+                "test_agreement": 0.75,
+            }
+        )
     assert len(run.read_metrics()) == 2  # metrics.jsonl still gets every record
     scalars = _scalars(tmp_path)
     assert scalars["student/loss/train"] == [(1, pytest.approx(0.9)), (2, pytest.approx(0.5))]
@@ -58,9 +68,7 @@ def test_cli_writes_events_only_when_asked(kdedge, finished_run, data_root: Path
     plain_run, _ = finished_run
     assert not list(plain_run.glob("events.out.tfevents*")), "events written although nobody asked"
     out = tmp_path / "tb"
-    result = kdedge(
-        "distill", "hinton_mnist", *TINY, "--out", out, "--data-root", data_root, "--tensorboard", "-q"
-    )
+    result = kdedge("distill", "hinton_mnist", *TINY, "--out", out, "--data-root", data_root, "--tensorboard", "-q")
     assert result.returncode == 0, result.stderr
     assert len(list(out.glob("events.out.tfevents*"))) == 1 and (out / "metrics.jsonl").is_file()
     scalars = _scalars(out)
@@ -76,8 +84,9 @@ def test_tensorboard_missing_is_one_line_exit_2(kdedge, tmp_path: Path) -> None:
     shadow.mkdir(parents=True)
     (shadow / "__init__.py").write_text("raise ImportError('tensorboard is not installed (test stand-in)')\n")
     out = tmp_path / "never"
-    result = kdedge("distill", "quickstart_mnist", "--tensorboard", "--out", out,
-                    env={"PYTHONPATH": str(shadow.parent)})  # fmt: skip
+    result = kdedge(
+        "distill", "quickstart_mnist", "--tensorboard", "--out", out, env={"PYTHONPATH": str(shadow.parent)}
+    )
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines() == [
         "error: tensorboard: the 'tensorboard' package is not installed; "

@@ -29,9 +29,17 @@ from kdedge.onnx_meta import build_metadata, set_metadata
 def write(model_name: str, stage: str, out: Path, size: int, scheme: str) -> None:
     torch.manual_seed(0)
     model = build_model(model_name, len(CLASS_NAMES), 3, size).eval()
-    base = {"model": model_name, "stage": stage, "input_size": (size, size), "in_channels": 3,
-            "mean": IMAGENET_MEAN, "std": IMAGENET_STD, "class_names": CLASS_NAMES, "dataset": "aptos",
-            "weights": "random (speed only)"}  # fmt: skip
+    base = {
+        "model": model_name,
+        "stage": stage,
+        "input_size": (size, size),
+        "in_channels": 3,
+        "mean": IMAGENET_MEAN,
+        "std": IMAGENET_STD,
+        "class_names": CLASS_NAMES,
+        "dataset": "aptos",
+        "weights": "random (speed only)",
+    }
     with tempfile.TemporaryDirectory() as folder:
         fp32 = Path(folder) / f"{model_name}.fp32.onnx"
         export_fp32(model, (3, size, size), fp32, opset=20)
@@ -49,8 +57,9 @@ def write(model_name: str, stage: str, out: Path, size: int, scheme: str) -> Non
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path)
-    parser.add_argument("--models", default="convnext_tiny:teacher,swin_tiny_patch4_window7_224:student,"
-                        "mobilenetv3_large_100:student")  # fmt: skip
+    parser.add_argument(
+        "--models", default="convnext_tiny:teacher,swin_tiny_patch4_window7_224:student,mobilenetv3_large_100:student"
+    )
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--int8-scheme", default="u8s8", choices=INT8_SCHEMES)  # see bench/int8_settings.py
     args = parser.parse_args()

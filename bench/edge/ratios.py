@@ -40,9 +40,7 @@ def ratios(path: Path) -> list[str]:
         if r["stage"] == "teacher" and (r["runtime"], r["precision"]) == ("onnxruntime", "fp32")
     }
     for (group, batch), teacher in teachers.items():
-        students = [
-            r for r in rows if r["group"] == group and r["stage"] == "student" and r["batch_size"] == batch
-        ]
+        students = [r for r in rows if r["group"] == group and r["stage"] == "student" and r["batch_size"] == batch]
         if students:
             best = min(students, key=lambda r: r["latency_ms_p50"])
             speedup = teacher["latency_ms_p50"] / best["latency_ms_p50"]

@@ -72,8 +72,9 @@ def _row_key(row: dict[str, Any]) -> tuple:
     return row["stage"], row["runtime"], row["precision"], row["device"], row["batch_size"], row.get("file")
 
 
-def merged_rows(record_file: Path, rows: list[dict[str, Any]], machine: dict[str, Any],
-                accuracy_bound: float) -> list[dict[str, Any]]:  # fmt: skip
+def merged_rows(
+    record_file: Path, rows: list[dict[str, Any]], machine: dict[str, Any], accuracy_bound: float
+) -> list[dict[str, Any]]:
     """This bench's rows plus the rows of earlier benches in `record_file` that it did not repeat (a bench of
     `--runtimes openvino` adds to one of onnxruntime instead of replacing it); rows of another machine
     (CPU, threads, device) are dropped. The deployable marks are recomputed over the merged rows."""
@@ -110,17 +111,23 @@ def save_run_results(result: dict[str, Any], run_paths: list[Path]) -> None:
 def describe_choice(best: dict[str, Any], rows: list[dict[str, Any]], accuracy_bound: float) -> str:
     """Why this file: runtime, precision and the numbers the choice was made on, in one phrase."""
     reference = _reference_accuracy(rows)
-    candidates = {(r["runtime"], r["precision"]) for r in rows if r["status"] == "ok"
-                  and r["runtime"] in FILE_RUNTIMES and r["batch_size"] == best["batch_size"]}  # fmt: skip
-    return (f"{best['runtime']} {best['precision']}: p50 {best['latency_ms_p50']:.3f} ms at batch "
-            f"{best['batch_size']}, accuracy {100 * best['accuracy']:.2f} % vs fp32 {100 * reference:.2f} % "
-            f"(bound {accuracy_bound:g} points); the fastest of {len(candidates)} runtime/precision pairs "
-            "benched here")  # fmt: skip
+    candidates = {
+        (r["runtime"], r["precision"])
+        for r in rows
+        if r["status"] == "ok" and r["runtime"] in FILE_RUNTIMES and r["batch_size"] == best["batch_size"]
+    }
+    return (
+        f"{best['runtime']} {best['precision']}: p50 {best['latency_ms_p50']:.3f} ms at batch "
+        f"{best['batch_size']}, accuracy {100 * best['accuracy']:.2f} % vs fp32 {100 * reference:.2f} % "
+        f"(bound {accuracy_bound:g} points); the fastest of {len(candidates)} runtime/precision pairs "
+        "benched here"
+    )
 
 
 def _stage_rows(record_file: Path, stage: str, target: str) -> list[dict[str, Any]]:
-    return [r for r in json.loads(record_file.read_text())["rows"]
-            if r["stage"] == stage and r["device"] == TARGETS[target]]  # fmt: skip
+    return [
+        r for r in json.loads(record_file.read_text())["rows"] if r["stage"] == stage and r["device"] == TARGETS[target]
+    ]
 
 
 def deployable_choice(
@@ -145,9 +152,7 @@ def deployable_choice(
     return best
 
 
-def write_deployable(
-    run_path: Path, stage: str, target: str = "cpu-x86", accuracy_bound: float = 0.5
-) -> Path:
+def write_deployable(run_path: Path, stage: str, target: str = "cpu-x86", accuracy_bound: float = 0.5) -> Path:
     """Copy the chosen ONNX file to RUN/export/deploy/<stage>.<target>.onnx, adding to its metadata how to
     run it (kdedge.target, kdedge.runtime, kdedge.runtime_precision) and what bench measured."""
     import onnx
@@ -155,9 +160,7 @@ def write_deployable(
     best = deployable_choice(run_path, stage, target, accuracy_bound)
     source = Path(best["file"])
     if not source.is_file() or abs(source.stat().st_size / 1e6 - best["size_mb"]) > 1e-3:
-        raise InputError(
-            f"{source}: missing or changed since it was benched; run `kdedge bench {run_path}` again"
-        )
+        raise InputError(f"{source}: missing or changed since it was benched; run `kdedge bench {run_path}` again")
     check_model_file(source)  # bench.json may name any file: checked before onnx loads its data
     extra = {
         "kdedge.target": target,

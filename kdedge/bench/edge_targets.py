@@ -40,14 +40,10 @@ def edge_files(folder: Path, stage: str) -> dict[EdgeKey, str]:
     return found
 
 
-def edge_rows(
-    files: dict[EdgeKey, str], runtimes: tuple[str, ...]
-) -> list[tuple[str, str, str, str, int | None]]:
+def edge_rows(files: dict[EdgeKey, str], runtimes: tuple[str, ...]) -> list[tuple[str, str, str, str, int | None]]:
     """(runtime, precision, file, preset skip reason, fixed batch) per edge file whose runtime is asked."""
     out = []
-    for (name, precision, batch), file in sorted(
-        files.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or 0)
-    ):
+    for (name, precision, batch), file in sorted(files.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or 0)):
         fmt = FORMATS[name]
         runtime = fmt.runtimes[0]
         if runtime in runtimes:

@@ -50,9 +50,7 @@ def describe_failure(returncode: int, stderr: str) -> str:
     """One line for a child that died: the signal (SIGKILL usually means out of memory) + its last message."""
     if returncode < 0:
         name = (
-            signal.Signals(-returncode).name
-            if -returncode in signal.Signals._value2member_map_
-            else str(-returncode)
+            signal.Signals(-returncode).name if -returncode in signal.Signals._value2member_map_ else str(-returncode)
         )
         what = f"child process killed by {name}" + (" (out of memory?)" if name == "SIGKILL" else "")
     else:

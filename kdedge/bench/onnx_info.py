@@ -25,9 +25,7 @@ def read_metadata(path: Path) -> dict[str, str]:
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as err:  # noqa: BLE001 - a corrupt or foreign file is bad input
-        raise InputError(
-            f"{path}: not a readable ONNX file ({type(err).__name__}: {str(err)[:100]})"
-        ) from None
+        raise InputError(f"{path}: not a readable ONNX file ({type(err).__name__}: {str(err)[:100]})") from None
     return {prop.key: prop.value for prop in model.metadata_props}
 
 
@@ -62,9 +60,7 @@ def graph_stats(path: Path, shape: tuple[int, int, int]) -> dict[str, Any]:
     import onnx
 
     model = onnx.load(str(path))
-    params = sum(
-        int(np.prod(t.dims)) for t in model.graph.initializer if t.dims and not _is_quant_param(t.name)
-    )
+    params = sum(int(np.prod(t.dims)) for t in model.graph.initializer if t.dims and not _is_quant_param(t.name))
     first = model.graph.input[0].type.tensor_type.shape
     for dim, value in zip(first.dim, (1, *shape), strict=False):
         dim.ClearField("dim_param")
@@ -84,9 +80,7 @@ def graph_stats(path: Path, shape: tuple[int, int, int]) -> dict[str, Any]:
         if node.op_type not in ("Conv", "Gemm", "MatMul"):
             continue
         out = _batch_one(shapes.get(node.output[0]))
-        operand = _batch_one(
-            shapes.get(_through_dequant(node.input[1 if node.op_type == "Conv" else 0], producers))
-        )
+        operand = _batch_one(shapes.get(_through_dequant(node.input[1 if node.op_type == "Conv" else 0], producers)))
         if not out or not operand or 0 in out or 0 in operand:
             known = False
             continue

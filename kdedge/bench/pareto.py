@@ -14,11 +14,17 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 # one colour per runtime: PyTorch's two, then every file runtime of the format table in its order
-RUNTIME_COLOURS = {
-    runtime: f"C{index}" for index, runtime in enumerate(("torch", "torch-compile", *file_runtimes()))
+RUNTIME_COLOURS = {runtime: f"C{index}" for index, runtime in enumerate(("torch", "torch-compile", *file_runtimes()))}
+RUNTIME_SHORT = {
+    "torch": "pt",
+    "torch-compile": "pt-c",
+    "onnxruntime": "ort",
+    "openvino": "ov",
+    "executorch": "et",
+    "litert": "tfl",
+    "coreml": "cml",
+    "onnxruntime-trt": "trt",
 }
-RUNTIME_SHORT = {"torch": "pt", "torch-compile": "pt-c", "onnxruntime": "ort", "openvino": "ov",
-                 "executorch": "et", "litert": "tfl", "coreml": "cml", "onnxruntime-trt": "trt"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -96,7 +102,7 @@ def _labelled(points: list[dict[str, Any]], front: list[dict[str, Any]]) -> set[
 
 def _draw_points(ax: Axes, points: list[dict[str, Any]], y_axis: _YAxis, labelled: set[int]) -> None:
     """One marker per row (square teacher, circle student, colour = runtime, thick edge = deployable);
-    rows in `labelled` (ids) get arch / runtime / precision; `points` sorted by latency."""
+    rows in `labelled` (ids) get teacher or student / runtime / precision; `points` sorted by latency."""
     for index, row in enumerate(points):
         ax.scatter(
             row["latency_ms_p50"],
@@ -110,7 +116,7 @@ def _draw_points(ax: Axes, points: list[dict[str, Any]], y_axis: _YAxis, labelle
         if id(row) not in labelled:
             continue
         ax.annotate(
-            f"{row['arch'][:16]} {RUNTIME_SHORT.get(row['runtime'], row['runtime'])} {row['precision']}",
+            f"{row['stage'] or row['arch'][:16]} {row['runtime']} {row['precision']}",  # the legend's names
             (row["latency_ms_p50"], y_axis.value(row)),
             fontsize=7,
             xytext=(4, 3 if index % 2 else -9),  # alternate above / below: neighbours overlap less
@@ -128,9 +134,7 @@ def _draw_legend_keys(ax: Axes, points: list[dict[str, Any]]) -> None:
     ax.scatter([], [], marker="o", c="w", edgecolors="k", linewidths=2, label="deployable (thick edge)")
 
 
-def _finish_axes(
-    ax: Axes, y_axis: _YAxis, batch_size: int, machine: dict[str, Any], *, has_points: bool
-) -> None:
+def _finish_axes(ax: Axes, y_axis: _YAxis, batch_size: int, machine: dict[str, Any], *, has_points: bool) -> None:
     """Log latency axis with plain tick labels, axis labels and title, grid, legend outside the plot."""
     import matplotlib.ticker
 
@@ -139,8 +143,7 @@ def _finish_axes(
     ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}"))
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # minor ticks: no "2x10^1" clutter
     ax.set(
-        xlabel=f"latency p50, ms (batch {batch_size}, log scale); "
-        "labelled: Pareto front, each model's fastest",
+        xlabel=f"latency p50, ms (batch {batch_size}, log scale); labelled: Pareto front, each model's fastest",
         ylabel=y_axis.label,
         title=f"latency vs {y_axis.key} ({machine['cpu']}, {machine['threads']} threads)",
     )

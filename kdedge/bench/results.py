@@ -158,8 +158,10 @@ COLUMNS_SHOWN = (
     Column("status", left=True),
 )
 HEADERS = tuple(column.header for column in COLUMNS_SHOWN)
-CAPTION = ("x vs T = teacher p50 / student p50 (same runtime, precision, batch); Δacc pts = student - "
-           "teacher accuracy; * = fastest file within the accuracy bound of fp32")  # fmt: skip
+CAPTION = (
+    "x vs T = teacher p50 / student p50 (same runtime, precision, batch); Δacc pts = student - "
+    "teacher accuracy; * = fastest file within the accuracy bound of fp32"
+)
 
 
 def bench_table(result: dict[str, Any], width: int = 200, wide: bool = False) -> Table:
@@ -167,14 +169,14 @@ def bench_table(result: dict[str, Any], width: int = 200, wide: bool = False) ->
     machine = result["machine"]
     title = (
         f"kdedge bench on {machine['cpu']} ({machine['cores']} cores, {machine['threads']} threads, "
-        f"{machine['device']})"
-        + (f", peak {result['peak_gflops']:.0f} GFLOP/s" if result["peak_gflops"] else "")
+        f"{machine['device']})" + (f", peak {result['peak_gflops']:.0f} GFLOP/s" if result["peak_gflops"] else "")
     )
-    styles = [None if r["status"] == "ok" else "yellow" if r["status"].startswith("skipped") else "red"
-              for r in result["rows"]]  # fmt: skip
+    styles = [
+        None if r["status"] == "ok" else "yellow" if r["status"].startswith("skipped") else "red"
+        for r in result["rows"]
+    ]
     rows = [display_cells(row) for row in result["rows"]]
-    return fitted_table(title, COLUMNS_SHOWN, rows, width, wide, CAPTION, styles,
-                        more="--wide or --json FILE")  # fmt: skip
+    return fitted_table(title, COLUMNS_SHOWN, rows, width, wide, CAPTION, styles, more="--wide or --json FILE")
 
 
 def write_json(result: dict[str, Any], path: Path) -> None:
@@ -192,14 +194,9 @@ def write_csv(result: dict[str, Any], path: Path) -> None:
 def write_markdown(result: dict[str, Any], path: Path) -> None:
     lines = [
         "| " + " | ".join(HEADERS) + " |",
-        "|"
-        + "|".join("---" if c.left else "---:" for c in COLUMNS_SHOWN)
-        + "|",
+        "|" + "|".join("---" if c.left else "---:" for c in COLUMNS_SHOWN) + "|",
     ]
-    lines += [
-        "| " + " | ".join(cell.replace("|", "/") for cell in display_cells(row)) + " |"
-        for row in result["rows"]
-    ]
+    lines += ["| " + " | ".join(cell.replace("|", "/") for cell in display_cells(row)) + " |" for row in result["rows"]]
     machine = result["machine"]
     head = (
         f"Machine: {machine['cpu']}, {machine['cores']} cores, {machine['threads']} threads, "

@@ -44,8 +44,7 @@ def check_options(options: BenchOptions) -> None:
 
         if not torch.cuda.is_available():
             raise InputError(
-                "--device cuda: no CUDA device is present (torch.cuda.is_available() is False); "
-                "use --device cpu"
+                "--device cuda: no CUDA device is present (torch.cuda.is_available() is False); use --device cpu"
             )
     unknown = [r for r in options.runtimes if r not in RUNTIME_CHOICES]
     if unknown or not options.runtimes:
@@ -165,9 +164,7 @@ def payload_for(row: dict[str, Any], model: BenchModel, options: BenchOptions) -
     }
 
 
-def measure_rows(
-    rows: list[dict[str, Any]], models: list[BenchModel], options: BenchOptions, progress=None
-) -> None:
+def measure_rows(rows: list[dict[str, Any]], models: list[BenchModel], options: BenchOptions, progress=None) -> None:
     """Fill every row that is not already skipped, each in its own child process."""
     task = progress.add_task("bench", total=len(rows)) if progress is not None else None
     skipped: dict[tuple, str] = {}  # a variant skipped at one batch size is skipped at all of them

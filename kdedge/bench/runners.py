@@ -82,18 +82,14 @@ class OrtRunner:
 
         wanted = self.PROVIDERS[provider]
         if wanted[0] not in ort.get_available_providers():
-            raise Skip(
-                f"{wanted[0]} not available (install onnxruntime-gpu; have {ort.get_available_providers()})"
-            )
+            raise Skip(f"{wanted[0]} not available (install onnxruntime-gpu; have {ort.get_available_providers()})")
         options = ort.SessionOptions()
         options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(path, options, providers=wanted)
         if self.session.get_providers()[0] != wanted[0]:
-            raise Skip(
-                f"{wanted[0]} could not be created (session fell back to {self.session.get_providers()})"
-            )
+            raise Skip(f"{wanted[0]} could not be created (session fell back to {self.session.get_providers()})")
         first = self.session.get_inputs()[0]
         self.input_name = first.name
         self.input_dtype = np.float16 if first.type == "tensor(float16)" else np.float32
@@ -161,9 +157,13 @@ class OpenVinoRunner:
 def preload(runtime: str) -> None:
     """Import the runtime's libraries, so a row's memory figure counts the model and its buffers, not the
     code of torch / timm / onnxruntime / openvino (the same for every model)."""
-    modules = {"torch": ("torch", "timm", "kdedge.models"), "onnxruntime": ("onnxruntime",),
-               "openvino": ("openvino",), "executorch": ("torch", "executorch.runtime"),
-               "litert": ("ai_edge_litert.interpreter",)}  # fmt: skip
+    modules = {
+        "torch": ("torch", "timm", "kdedge.models"),
+        "onnxruntime": ("onnxruntime",),
+        "openvino": ("openvino",),
+        "executorch": ("torch", "executorch.runtime"),
+        "litert": ("ai_edge_litert.interpreter",),
+    }
     for name in modules.get(runtime.removesuffix("-compile"), ()):
         if importlib.util.find_spec(name) is not None:
             importlib.import_module(name)

@@ -38,9 +38,7 @@ class BenchModel:
     edge: dict[tuple, str] = field(default_factory=dict)  # (format, precision, batch or None) -> file
     params: int | None = None
     flops: int | None = None  # per image
-    test_limit: int | None = (
-        None  # the recipe's data.test_limit and seed select the same test images as training
-    )
+    test_limit: int | None = None  # the recipe's data.test_limit and seed select the same test images as training
     seed: int = 0
     data_root: str | None = None  # where the run read its data (summary.json), used without --data-root
     data_options: dict = field(default_factory=dict)  # the recipe's data.split / data.cache_dir (APTOS)
@@ -112,15 +110,11 @@ def models_of_run(path: Path) -> list[BenchModel]:
 def _stage_files(exports: dict[Path, dict[str, str]], stage: str) -> dict[str, str]:
     """precision -> file of the stage's exported ONNX files (kdedge.stage, else the file name says which)."""
     return {
-        onnx_precision(f, m): str(f)
-        for f, m in exports.items()
-        if m.get("kdedge.stage", f.name.split(".")[0]) == stage
+        onnx_precision(f, m): str(f) for f, m in exports.items() if m.get("kdedge.stage", f.name.split(".")[0]) == stage
     }
 
 
-def _stage_model(
-    run: RunDir, recipe: Recipe, stage: str, summary: dict[str, Any], files: dict[str, str]
-) -> BenchModel:
+def _stage_model(run: RunDir, recipe: Recipe, stage: str, summary: dict[str, Any], files: dict[str, str]) -> BenchModel:
     """One trained stage of the run: its weights (loaded for params and FLOPs), its ONNX files
     (precision -> file), the run's test selection and the teacher it is paired with."""
     from kdedge.models import load_run_model
@@ -205,8 +199,7 @@ def discover(paths: list[Path]) -> list[BenchModel]:
                 (
                     m
                     for m in models
-                    if m.run_path is None
-                    and (m.group, m.stage, m.arch) == (found.group, found.stage, found.arch)
+                    if m.run_path is None and (m.group, m.stage, m.arch) == (found.group, found.stage, found.arch)
                 ),
                 None,
             )
@@ -221,9 +214,7 @@ def discover(paths: list[Path]) -> list[BenchModel]:
     return models
 
 
-def prepare_test_sets(
-    models: list[BenchModel], data_root: str | None, limit: int | None, folder: Path
-) -> None:
+def prepare_test_sets(models: list[BenchModel], data_root: str | None, limit: int | None, folder: Path) -> None:
     """Normalised test images per (data set, size, mean/std, selection) as .npy in `folder`; a model whose
     data set cannot be loaded keeps test_images None and says why in `note`."""
     cache: dict[tuple, tuple[str | None, np.ndarray | None, str]] = {}

@@ -48,9 +48,7 @@ def time_calls(
         done += 1
     latencies: list[float] = []
     started = time.perf_counter()
-    while len(latencies) < max_reps and (
-        len(latencies) < min_reps or time.perf_counter() - started < seconds
-    ):
+    while len(latencies) < max_reps and (len(latencies) < min_reps or time.perf_counter() - started < seconds):
         t0 = time.perf_counter_ns()
         call()
         sync()
@@ -69,9 +67,7 @@ def time_calls_cuda(
     torch.cuda.synchronize()
     latencies: list[float] = []
     started = time.perf_counter()
-    while len(latencies) < max_reps and (
-        len(latencies) < min_reps or time.perf_counter() - started < seconds
-    ):
+    while len(latencies) < max_reps and (len(latencies) < min_reps or time.perf_counter() - started < seconds):
         begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         begin.record()
         call()

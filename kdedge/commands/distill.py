@@ -32,9 +32,18 @@ def default_out(name: str) -> Path:
     return candidate
 
 
-def distill_command(recipe_arg: str, overrides: list[str], out: Path | None, data_root: str | None,
-                    force: bool, quiet: bool, stages: tuple[str, ...], resume: Path | None = None,
-                    checkpoint_minutes: float = 30.0, tensorboard: bool = False) -> Path:  # fmt: skip
+def distill_command(
+    recipe_arg: str,
+    overrides: list[str],
+    out: Path | None,
+    data_root: str | None,
+    force: bool,
+    quiet: bool,
+    stages: tuple[str, ...],
+    resume: Path | None = None,
+    checkpoint_minutes: float = 30.0,
+    tensorboard: bool = False,
+) -> Path:
     """Run `stages` of a recipe (by path or packaged name, with `--set` overrides) into a run directory;
     a recipe with a sweep section run as `distill` becomes a sweep. Returns the run (or sweep) folder."""
     recipe = load_recipe(recipe_arg, parse_set([*overrides, *(["tensorboard=true"] if tensorboard else [])]))
@@ -50,8 +59,7 @@ def distill_command(recipe_arg: str, overrides: list[str], out: Path | None, dat
     check_stages_fit_data(recipe, bundle)  # Swin windows vs image size, a teacher run of another data set
     world = distributed.start(recipe.device)  # under torchrun: join the group; only rank 0 writes and prints
     quiet = quiet or not world.is_main
-    run = (open_run(run_path, recipe, force, resume is not None) if world.is_main
-           else distributed.SilentRunDir(run_path))  # fmt: skip
+    run = open_run(run_path, recipe, force, resume is not None) if world.is_main else distributed.SilentRunDir(run_path)
     checkpointer = Checkpointer(run, recipe, checkpoint_minutes, resume=resume is not None)
     if not quiet:
         trains_teacher = "teacher" in stages and resume is None  # a resumed teacher is said by its state
@@ -73,28 +81,29 @@ def distill_command(recipe_arg: str, overrides: list[str], out: Path | None, dat
     return run.path
 
 
-def _run_as_sweep(recipe: Recipe, recipe_arg: str, out: Path | None, data_root: str | None,
-                  quiet: bool) -> Path:  # fmt: skip
+def _run_as_sweep(recipe: Recipe, recipe_arg: str, out: Path | None, data_root: str | None, quiet: bool) -> Path:
     from kdedge.commands.sweep import run_sweep_recipe
 
     if distributed.world_from_env().distributed:  # every rank would run every point into the same folders
-        raise InputError(f"{recipe_arg}: a recipe with a sweep section runs in one process, not under "
-                         "torchrun; torchrun one point instead (--set sweep= --set KEY=VALUE)")  # fmt: skip
+        raise InputError(
+            f"{recipe_arg}: a recipe with a sweep section runs in one process, not under "
+            "torchrun; torchrun one point instead (--set sweep= --set KEY=VALUE)"
+        )
     folder = out or Path("runs") / recipe.name
     run_sweep_recipe(recipe, [], folder, data_root, 1, quiet)
     return folder
 
 
-def _check_before_writing(recipe: Recipe, recipe_arg: str, stages: tuple[str, ...], num_classes: int,
-                          out: Path | None, resume: Path | None) -> None:  # fmt: skip
+def _check_before_writing(
+    recipe: Recipe, recipe_arg: str, stages: tuple[str, ...], num_classes: int, out: Path | None, resume: Path | None
+) -> None:
     """Bad input that is known before the run directory is touched: one InputError, nothing written."""
     if "student" in stages and recipe.student is not None:  # a bad transfer set / bias fix
         from kdedge.experiments.biasfix import check_transfer_set
 
         check_transfer_set(recipe, num_classes)
     if stages == ("teacher",) and recipe.teacher is None:
-        raise InputError(f"{recipe_arg}: `kdedge train` trains the teacher, and this recipe has none; "
-                         "use distill")  # fmt: skip
+        raise InputError(f"{recipe_arg}: `kdedge train` trains the teacher, and this recipe has none; use distill")
     if resume is not None and out is not None and out.resolve() != resume.resolve():
         raise InputError(f"--out {out} and --resume {resume}: a resumed run continues in its own directory")
 
@@ -106,9 +115,11 @@ def _print_header(recipe: Recipe, run_path: Path, device_line: str, teacher_imag
     for key, path in weight_paths(recipe).items():  # relative ones are resolved against the recipe's dir
         console.print(f"{key}: {path}", markup=False, highlight=False, soft_wrap=True)
     d = recipe.distillation
-    console.print(f"[bold]{recipe.name}[/] -> {run_path}  (distillation: loss={d.loss}, "
-                  f"alpha={d.soft_weight} = weight of the teacher term, T={d.temperature})",
-                  soft_wrap=True)  # fmt: skip
+    console.print(
+        f"[bold]{recipe.name}[/] -> {run_path}  (distillation: loss={d.loss}, "
+        f"alpha={d.soft_weight} = weight of the teacher term, T={d.temperature})",
+        soft_wrap=True,
+    )
     console.print(device_line, markup=False, highlight=False, soft_wrap=True)
     notice = teacher_notice(recipe, teacher_images, run_path) if teacher_images is not None else None
     if notice:

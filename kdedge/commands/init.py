@@ -54,8 +54,7 @@ def _source(path: Path) -> str:
         return "folder"
     if path.suffix.lower() == ".csv" and path.is_file():
         return "csv"
-    raise InputError(f"{path}: give a folder of class folders (PATH/<class>/<image>) or an existing .csv "
-                     "file")
+    raise InputError(f"{path}: give a folder of class folders (PATH/<class>/<image>) or an existing .csv file")
 
 
 def class_counts(bundle: DataBundle) -> dict[str, list[int]]:
@@ -75,36 +74,57 @@ def _warnings(bundle: DataBundle, counts: dict[str, list[int]]) -> list[str]:
         notes.append(f"tiny classes (< {TINY_CLASS} training images): {', '.join(tiny[:8])}")
     smallest, largest = min(counts["train"]), max(counts["train"])
     if smallest and largest / smallest > UNBALANCED:
-        notes.append(f"unbalanced classes: {largest} vs {smallest} training images; the recipe turns on "
-                     "class_weighted_loss")  # fmt: skip
+        notes.append(
+            f"unbalanced classes: {largest} vs {smallest} training images; the recipe turns on class_weighted_loss"
+        )
     if bundle.skipped:
-        notes.append(f"{len(bundle.skipped)} unreadable files left out (e.g. {bundle.skipped[0][1]}); the "
-                     "recipe sets data.skip_bad_images: true")  # fmt: skip
+        notes.append(
+            f"{len(bundle.skipped)} unreadable files left out (e.g. {bundle.skipped[0][1]}); the "
+            "recipe sets data.skip_bad_images: true"
+        )
     return notes
 
 
 def _stage(model: str, weighted: bool) -> str:
     lr = "0.001"
-    return (f"  model: {model}\n  epochs: 10               # more epochs usually help; watch val accuracy in "
-            f"RUN/metrics.jsonl\n  batch_size: 64\n  optimizer: adamw\n  lr: {lr}\n  weight_decay: 0.05\n"
-            f"  schedule: cosine\n  warmup_epochs: 1\n  augment: none           # crop_flip for photos whose "
-            f"mirror image is the same class\n"
-            + ("  class_weighted_loss: true  # the classes are very unbalanced\n" if weighted else "")
-            + ("  pretrained: false        # true: ImageNet weights from the Hugging Face hub (network)\n"
-               if model in TIMM_MODELS else ""))  # fmt: skip
+    return (
+        f"  model: {model}\n  epochs: 10               # more epochs usually help; watch val accuracy in "
+        f"RUN/metrics.jsonl\n  batch_size: 64\n  optimizer: adamw\n  lr: {lr}\n  weight_decay: 0.05\n"
+        f"  schedule: cosine\n  warmup_epochs: 1\n  augment: none           # crop_flip for photos whose "
+        f"mirror image is the same class\n"
+        + ("  class_weighted_loss: true  # the classes are very unbalanced\n" if weighted else "")
+        + (
+            "  pretrained: false        # true: ImageNet weights from the Hugging Face hub (network)\n"
+            if model in TIMM_MODELS
+            else ""
+        )
+    )
 
 
-def render_recipe(name: str, source: str, path: Path, bundle: DataBundle, size: int, counts: dict,
-                  extra: dict, teacher: str, student: str, weighted: bool) -> str:  # fmt: skip
+def render_recipe(
+    name: str,
+    source: str,
+    path: Path,
+    bundle: DataBundle,
+    size: int,
+    counts: dict,
+    extra: dict,
+    teacher: str,
+    student: str,
+    weighted: bool,
+) -> str:
     """The commented YAML text (hand-written so the comments survive)."""
     total = {split: sum(n) for split, n in counts.items()}
     per_class = ", ".join(f"{c} {n}" for c, n in zip(bundle.class_names, counts["train"], strict=True))
     lines = [
         f"# Written by `kdedge init {path}`; edit freely (docs/own-images.md explains each key).",
-        f"# {bundle.num_classes} classes; train {total['train']} / val {total['val']} / test {total['test']}"
-        " images.",
+        f"# {bundle.num_classes} classes; train {total['train']} / val {total['val']} / test {total['test']} images.",
         f"# Training images per class: {per_class[:400]}",
-        f"name: {name}", "seed: 0", "device: auto", "data:", f"  name: {source}",
+        f"name: {name}",
+        "seed: 0",
+        "device: auto",
+        "data:",
+        f"  name: {source}",
         f"  path: {json.dumps(str(path))}",
         *[f"  {key}: {json.dumps(value)}" for key, value in extra.items()],
         f"  image_size: {size}           # every image is resized to {size}x{size} once and cached",
@@ -116,14 +136,22 @@ def render_recipe(name: str, source: str, path: Path, bundle: DataBundle, size: 
     ]
     if bundle.skipped:
         lines.append("  skip_bad_images: true   # unreadable files left out, listed in RUN/bad_images.txt")
-    lines += ["teacher:", _stage(teacher, weighted).rstrip(), "student:", _stage(student, weighted).rstrip(),
-              "distillation:", "  loss: hinton", "  alpha: 0.5    # weight of the soft (teacher) loss",
-              "  temperature: 4"]  # fmt: skip
+    lines += [
+        "teacher:",
+        _stage(teacher, weighted).rstrip(),
+        "student:",
+        _stage(student, weighted).rstrip(),
+        "distillation:",
+        "  loss: hinton",
+        "  alpha: 0.5    # weight of the soft (teacher) loss",
+        "  temperature: 4",
+    ]
     return "\n".join(lines) + "\n"
 
 
-def init_command(path: Path, teacher: str, student: str, image_size: int | None, out: Path | None,
-                 force: bool = False) -> Path:  # fmt: skip
+def init_command(
+    path: Path, teacher: str, student: str, image_size: int | None, out: Path | None, force: bool = False
+) -> Path:
     """Inspect PATH, write the recipe to `out` (default ./<name>.yaml), print the next commands."""
     from kdedge.data.csvfile import CsvOptions, list_csv
     from kdedge.data.folder import list_folder
@@ -154,8 +182,11 @@ def init_command(path: Path, teacher: str, student: str, image_size: int | None,
     text = render_recipe(name, source, path, bundle, size, counts, extra, teacher, student, weighted)
     atomic_write_text(out, text)
     run = f"runs/{name}"
-    console.print(f"recipe: {out} ({bundle.num_classes} classes, {len(bundle.train)} training images)",
-                  highlight=False, markup=False)  # fmt: skip
+    console.print(
+        f"recipe: {out} ({bundle.num_classes} classes, {len(bundle.train)} training images)",
+        highlight=False,
+        markup=False,
+    )
     console.print("next:", highlight=False)
     for command in (f"kdedge distill {out} --out {run}", f"kdedge export {run}", f"kdedge bench {run}"):
         console.print(f"  {command}", highlight=False, markup=False)

@@ -3,23 +3,33 @@ here or on Ray (kdedge.experiments.sweep_ray); the rows as a table on screen."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from rich.table import Table
 
-from kdedge.console import console, make_progress
+from kdedge.console import console, make_progress, print_table, table_width
 from kdedge.errors import InputError
-from kdedge.experiments.sweep import check_grid, grid_points, parse_grid, run_sweep
+from kdedge.experiments.sweep import check_grid, grid_points, parse_grid, planned_baselines, run_sweep
 from kdedge.experiments.sweep_ray import RayOptions, import_ray
 from kdedge.experiments.sweep_results import baseline_value, cell, column_cell, result_files
 from kdedge.recipe import Recipe, load_recipe, parse_set
+from kdedge.tables import Column, fitted_table
 
 METRICS = ("test_errors", "test_accuracy", "val_accuracy")
 
 
-def sweep_command(recipe: str, grid: list[str], set_: list[str], out: Path | None, data_root: str | None,
-                  jobs: int, quiet: bool, metric: str | None,
-                  backend: tuple = ("local", None, None, 1.0, 0.0, 2)) -> list[dict]:  # fmt: skip
+def sweep_command(
+    recipe: str,
+    grid: list[str],
+    set_: list[str],
+    out: Path | None,
+    data_root: str | None,
+    jobs: int,
+    quiet: bool,
+    metric: str | None,
+    backend: tuple = ("local", None, None, 1.0, 0.0, 2),
+) -> list[dict]:
     """Load RECIPE with --set overrides and sweep it into --out (default runs/<recipe>_sweep). `backend`:
     (name, address, cpus, cpus_per_point, gpus_per_point, retries) as given to the CLI."""
     if metric not in (None, *METRICS):
@@ -48,7 +58,9 @@ def run_sweep_recipe(
     grid |= parse_grid(grid_items)
     check_grid(grid)
     if not quiet:
-        console.print(f"[bold]{base.name}[/] sweep of {len(grid_points(grid))} points -> {sweep_dir}")
+        extra = len(planned_baselines(base, grid, None, sweep_dir)[0])  # the runs the progress bar counts too
+        also = f" + {extra} no-KD baseline run{'s' if extra > 1 else ''}" if extra else ""
+        console.print(f"[bold]{base.name}[/] sweep of {len(grid_points(grid))} points{also} -> {sweep_dir}")
     runner = None
     if ray_options is not None:
         from functools import partial
@@ -60,23 +72,41 @@ def run_sweep_recipe(
         shown = progress if jobs == 1 or runner else None  # one display; pool workers show none
         rows = run_sweep(base, grid, sweep_dir, data_root, jobs, metric, shown, runner)
     if not quiet and rows:
-        baseline = baseline_value(sweep_dir / "baseline", metric)  # the one of an alpha x temperature grid
+        folders = json.loads((sweep_dir / "sweep.json").read_text()).get("baselines", [])
+        baseline = baseline_value(sweep_dir / folders[0], metric) if len(folders) == 1 else None
         no_kd = f"; no KD: {metric} {cell(baseline)}" if baseline is not None else ""
-        console.print(_rows_table(rows, metric, f"{base.name}: sweep, best first{no_kd}"))
+        width = table_width()
+        print_table(_rows_table(rows, metric, f"{base.name}: sweep, best first{no_kd}", width), width)
         console.print(f"sweep directory: {sweep_dir} ({', '.join(result_files(sweep_dir, grid))})")
     return rows
 
 
-def _rows_table(rows: list[dict], metric: str, title: str) -> Table:
-    """The sweep's rows as a rich table, with short column names: 'distillation.temperature' ->
-    'temperature' (the table must fit a terminal)."""
-    table = Table(title=title)
-    for column in rows[0]:
-        label = f"{metric} (sorted)" if column == metric else column.split(".")[-1].replace("_test_", " ")
-        table.add_column(label.replace("_", " "), justify="right")
-    for row in rows:
-        table.add_row(*(column_cell(column, row.get(column)) for column in rows[0]))
-    return table
+HEADERS = {
+    "student_test_errors": "errors before fix",
+    "student_test_accuracy": "acc",
+    "train_seconds": "train s",
+    "errors_vs_no_kd": "errors vs no KD",
+    "test_accuracy_vs_no_kd": "acc vs no KD",
+    "val_accuracy_vs_no_kd": "val acc vs no KD",
+    "fixed_test_errors": "fixed errors",
+}
+
+
+DROP = {"student_test_accuracy": 2, "student_test_errors": 2}  # hidden last of the details
+
+
+def _rows_table(rows: list[dict], metric: str, title: str, width: int = 200) -> Table:
+    """The sweep's rows fitted to `width` (kdedge.tables): the grid values name a row and stay whole, under
+    short names ('distillation.temperature' -> 'temperature'); the bias-fix details go first."""
+    columns, keys = [], list(dict.fromkeys(key for row in rows for key in row))
+    for key in keys:
+        grid_key = "." in key
+        header = key.split(".")[-1] if grid_key else HEADERS.get(key, key.replace("_", " "))
+        header = f"{header} (sorted)" if key == metric else header
+        kept = grid_key or key == metric or key.endswith("_vs_no_kd")  # what the sweep is about
+        columns.append(Column(header, key=grid_key, drop=0 if kept else DROP.get(key, 1)))
+    cells = [[column_cell(key, row.get(key)) for key in keys] for row in rows]
+    return fitted_table(title, columns, cells, width, more="sweep.csv")
 
 
 def backend_options(
@@ -104,9 +134,7 @@ def backend_options(
             raise InputError(f"{given[0]} applies to --backend ray only")
         return None
     if jobs != 1:
-        raise InputError(
-            "--jobs sizes the local backend's process pool; with --backend ray give --cpus-per-point"
-        )
+        raise InputError("--jobs sizes the local backend's process pool; with --backend ray give --cpus-per-point")
     import_ray()
     options = RayOptions(address, cpus, cpus_per_point, gpus_per_point, retries)
     check_options(options)

@@ -45,10 +45,14 @@ def teacher_notice(recipe: Recipe, train_images: int, out: Path, runs: Path = Pa
     passes = cfg.epochs * train_images
     earlier = earlier_teachers(recipe, runs, out) if runs.is_dir() else []
     if earlier:
-        return (f"note: the teacher trains first ({cfg.epochs} epochs over {train_images:,} images); "
-                f"{earlier[0]} holds one trained from the same teacher, data and seed: stop (Ctrl-C) and "
-                f"add --set teacher.checkpoint={earlier[0]} to reuse it")  # fmt: skip
+        return (
+            f"note: the teacher trains first ({cfg.epochs} epochs over {train_images:,} images); "
+            f"{earlier[0]} holds one trained from the same teacher, data and seed: stop (Ctrl-C) and "
+            f"add --set teacher.checkpoint={earlier[0]} to reuse it"
+        )
     if passes >= LONG_IMAGE_PASSES:
-        return (f"note: the teacher trains first ({cfg.epochs} epochs over {train_images:,} images, the long "
-                f"part); later runs can reuse it: --set teacher.checkpoint={out}")  # fmt: skip
+        return (
+            f"note: the teacher trains first ({cfg.epochs} epochs over {train_images:,} images, the long "
+            f"part); later runs can reuse it: --set teacher.checkpoint={out}"
+        )
     return None

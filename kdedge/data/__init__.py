@@ -27,8 +27,18 @@ from kdedge.data.types import (
 from kdedge.errors import InputError
 from kdedge.registry import Registry
 
-__all__ = ["DATASETS", "DEFAULT_CACHE", "DataBundle", "DataSource", "Split", "filter_classes", "load_data",
-           "normalize", "split_record", "split_validation"]  # fmt: skip
+__all__ = [
+    "DATASETS",
+    "DEFAULT_CACHE",
+    "DataBundle",
+    "DataSource",
+    "Split",
+    "filter_classes",
+    "load_data",
+    "normalize",
+    "split_record",
+    "split_validation",
+]
 
 DATASETS: Registry[DataSource] = Registry("data set")
 DATASETS.add("mnist", DataSource(mnist.load_mnist))
@@ -40,8 +50,9 @@ DATASETS.add("folder", DataSource(folder.load_folder, options=folder.ImageSetOpt
 DATASETS.add("csv", DataSource(csvfile.load_csv, options=csvfile.CsvOptions, takes_path=True))
 
 
-def load_data(name: str, data_root: str | None, image_size: int | None = None,
-              options: dict | None = None) -> DataBundle:  # fmt: skip
+def load_data(
+    name: str, data_root: str | None, image_size: int | None = None, options: dict | None = None
+) -> DataBundle:
     """Load a registered data set; resize all splits once when image_size differs from the native size.
 
     Sources with an options model (large photos: APTOS) get image_size and their validated `options`

@@ -37,9 +37,11 @@ def find_folder(root: Path) -> Path:
     for folder in (root / FOLDER, root):
         if (folder / "train.csv").is_file():
             return folder
-    raise InputError(f"APTOS 2019 not found: no {root / FOLDER / 'train.csv'} (nor {root / 'train.csv'}); "
-                     f"download it from Kaggle (kaggle competitions download -c {FOLDER}), unzip it into "
-                     f"{root / FOLDER} and point --data-root or KDEDGE_DATA at {root}")  # fmt: skip
+    raise InputError(
+        f"APTOS 2019 not found: no {root / FOLDER / 'train.csv'} (nor {root / 'train.csv'}); "
+        f"download it from Kaggle (kaggle competitions download -c {FOLDER}), unzip it into "
+        f"{root / FOLDER} and point --data-root or KDEDGE_DATA at {root}"
+    )
 
 
 def read_labels(csv_path: Path) -> tuple[list[str], np.ndarray]:
@@ -58,8 +60,10 @@ def read_labels(csv_path: Path) -> tuple[list[str], np.ndarray]:
             why = "duplicate" if id_code in seen else "empty or invalid"
             raise InputError(f"{csv_path} line {line}: {why} id_code '{id_code}'")
         if grade not in {str(g) for g in range(len(CLASS_NAMES))}:
-            raise InputError(f"{csv_path} line {line} (id_code {id_code}): diagnosis '{grade}' is not one of "
-                             f"0..{len(CLASS_NAMES) - 1}")  # fmt: skip
+            raise InputError(
+                f"{csv_path} line {line} (id_code {id_code}): diagnosis '{grade}' is not one of "
+                f"0..{len(CLASS_NAMES) - 1}"
+            )
         seen.add(id_code)
         ids.append(id_code)
         grades.append(int(grade))
@@ -91,8 +95,9 @@ class AptosOptions(images.ImageSetOptions):
     std: None = None
 
 
-def load_aptos(root: Path, may_download: bool, image_size: int | None = None,
-               options: AptosOptions | None = None) -> DataBundle:  # fmt: skip
+def load_aptos(
+    root: Path, may_download: bool, image_size: int | None = None, options: AptosOptions | None = None
+) -> DataBundle:
     """APTOS 2019 train.csv split into train/val/test (options.split: {seed, val, test} fractions, default
     0 / 0.1 / 0.2), images pre-processed to image_size (default 224). Kaggle data cannot be downloaded
     without the user's account, so may_download changes nothing."""
@@ -100,5 +105,6 @@ def load_aptos(root: Path, may_download: bool, image_size: int | None = None,
     folder = find_folder(root)
     ids, labels = read_labels(folder / "train.csv")
     listing = images.Listing(image_paths(folder, ids), ids, labels, CLASS_NAMES)
-    return images.build_bundle("aptos", listing, opts, image_size or DEFAULT_SIZE, folder,
-                               norm=(IMAGENET_MEAN, IMAGENET_STD))  # fmt: skip
+    return images.build_bundle(
+        "aptos", listing, opts, image_size or DEFAULT_SIZE, folder, norm=(IMAGENET_MEAN, IMAGENET_STD)
+    )

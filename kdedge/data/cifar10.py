@@ -20,9 +20,14 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """
 
     class _ArraysOnly(pickle.Unpickler):
-        ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-                   ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
-                   ("numpy._core.multiarray", "scalar")}  # fmt: skip
+        ALLOWED = {
+            ("numpy.core.multiarray", "_reconstruct"),
+            ("numpy._core.multiarray", "_reconstruct"),
+            ("numpy", "ndarray"),
+            ("numpy", "dtype"),
+            ("numpy.core.multiarray", "scalar"),
+            ("numpy._core.multiarray", "scalar"),
+        }
 
         def find_class(self, module: str, name: str):
             if (module, name) not in self.ALLOWED:
@@ -54,13 +59,19 @@ def load_cifar10(root: Path, may_download: bool) -> DataBundle:
         download("CIFAR-10", root, lambda: torchvision.datasets.CIFAR10(root, train=True, download=True))
         missing = [n for n in names if not (folder / n).exists()]
     if missing:
-        raise InputError(f"CIFAR-10 root {folder} is missing {', '.join(missing)}; expected data_batch_1..5 "
-                         "and test_batch (empty batches are fine); point --data-root or KDEDGE_DATA at it")
+        raise InputError(
+            f"CIFAR-10 root {folder} is missing {', '.join(missing)}; expected data_batch_1..5 "
+            "and test_batch (empty batches are fine); point --data-root or KDEDGE_DATA at it"
+        )
     parts = [_read_cifar_batch(folder / n) for n in names]
     train_x = np.concatenate([p[0] for p in parts[:5]])
     train_y = np.concatenate([p[1] for p in parts[:5]])
     split = lambda x, y: Split(torch.from_numpy(x), torch.from_numpy(y))  # noqa: E731
     return DataBundle(
-        "cifar10", split(train_x, train_y), split(*parts[5]), CIFAR10_CLASSES,
-        (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616),
-    )  # fmt: skip
+        "cifar10",
+        split(train_x, train_y),
+        split(*parts[5]),
+        CIFAR10_CLASSES,
+        (0.4914, 0.4822, 0.4465),
+        (0.2470, 0.2435, 0.2616),
+    )

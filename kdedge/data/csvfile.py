@@ -44,8 +44,10 @@ def _label_index(values: list[str], given: list[str] | None, csv_path: Path) -> 
     lookup = {name: i for i, name in enumerate(names)} | {str(i): i for i in range(len(names))}
     for line, value in enumerate(values, start=2):
         if value not in lookup:
-            raise InputError(f"{csv_path} line {line}: label '{value}' is not in the class list "
-                             f"({', '.join(names[:10])}{' ...' if len(names) > 10 else ''})")  # fmt: skip
+            raise InputError(
+                f"{csv_path} line {line}: label '{value}' is not in the class list "
+                f"({', '.join(names[:10])}{' ...' if len(names) > 10 else ''})"
+            )
     if len(names) < 2:
         raise InputError(f"{csv_path}: only one class ('{names[0]}'); a classifier needs >= 2")
     return [lookup[v] for v in values], tuple(names)
@@ -65,14 +67,19 @@ def list_csv(csv_path: Path, opts: CsvOptions) -> Listing:
     labels, names = _label_index([(row[label_col] or "").strip() for row in rows], opts.class_names, csv_path)
     paths = [Path(i) if Path(i).is_absolute() else csv_path.parent / i for i in ids]
     missing = [i for i, p in enumerate(paths) if not p.is_file()]
-    bad = [(str(paths[i]), f"{paths[i]}: listed in {csv_path.name} line {i + 2} does not exist")
-           for i in missing]  # fmt: skip
+    bad = [(str(paths[i]), f"{paths[i]}: listed in {csv_path.name} line {i + 2} does not exist") for i in missing]
     if missing and not opts.skip_bad_images:
         more = f" (and {len(missing) - 1} other listed files)" if len(missing) > 1 else ""
         raise InputError(f"{bad[0][1]}{more}; fix the paths or pass --skip-bad-images")
     keep = sorted(set(range(len(paths))) - set(missing))
-    return Listing([paths[i] for i in keep], [ids[i] for i in keep],
-                   np.asarray([labels[i] for i in keep], dtype=np.int64), names, None, bad)  # fmt: skip
+    return Listing(
+        [paths[i] for i in keep],
+        [ids[i] for i in keep],
+        np.asarray([labels[i] for i in keep], dtype=np.int64),
+        names,
+        None,
+        bad,
+    )
 
 
 def load_csv(image_size: int | None, opts: CsvOptions) -> DataBundle:

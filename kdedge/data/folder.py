@@ -36,8 +36,9 @@ def _class_files(folder: Path, skip_bad: bool, bad: list) -> list[Path]:
         elif skip_bad:
             bad.append((str(path), f"{path}: not an image file"))
         else:
-            raise InputError(f"{path}: not an image file (allowed: {', '.join(IMAGE_SUFFIXES)}); remove "
-                             "it or pass --skip-bad-images")  # fmt: skip
+            raise InputError(
+                f"{path}: not an image file (allowed: {', '.join(IMAGE_SUFFIXES)}); remove it or pass --skip-bad-images"
+            )
     return files
 
 
@@ -46,8 +47,10 @@ def _classes_in(folder: Path) -> list[Path]:
         raise InputError(f"data.path: {folder} is not a folder (expected PATH/<class>/<image>)")
     loose = [p for p in folder.iterdir() if p.is_file() and is_image_name(p)]
     if loose:
-        raise InputError(f"{loose[0]}: image directly in {folder} (and {len(loose) - 1} more); put each "
-                         f"image in {folder}/<class name>/")  # fmt: skip
+        raise InputError(
+            f"{loose[0]}: image directly in {folder} (and {len(loose) - 1} more); put each "
+            f"image in {folder}/<class name>/"
+        )
     return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
@@ -59,8 +62,9 @@ def list_folder(root: Path, skip_bad: bool = False) -> Listing:
     bad: list[tuple[str, str]] = []
     classes = [p.name for p in _classes_in(tops.get("train", root))]
     if not classes:
-        raise InputError(f"data.path: {root} has no class folders (expected {root}/<class>/<image> or "
-                         f"{root}/train/<class>/<image>)")  # fmt: skip
+        raise InputError(
+            f"data.path: {root} has no class folders (expected {root}/<class>/<image> or {root}/train/<class>/<image>)"
+        )
     if len(classes) < 2:
         raise InputError(f"data.path: {root} has only one class ('{classes[0]}'); a classifier needs >= 2")
     paths, ids, labels, bounds = [], [], [], {}
@@ -68,8 +72,10 @@ def list_folder(root: Path, skip_bad: bool = False) -> Listing:
         start = len(paths)
         for folder in _classes_in(top):
             if folder.name not in classes:
-                raise InputError(f"{folder}: class '{folder.name}' is not in the class list of "
-                                 f"{tops.get('train', root)} ({', '.join(classes)})")  # fmt: skip
+                raise InputError(
+                    f"{folder}: class '{folder.name}' is not in the class list of "
+                    f"{tops.get('train', root)} ({', '.join(classes)})"
+                )
             files = _class_files(folder, skip_bad, bad)
             if not files and split in ("train", "all"):
                 raise InputError(f"{folder}: class folder has no images ({', '.join(IMAGE_SUFFIXES)})")
@@ -77,8 +83,7 @@ def list_folder(root: Path, skip_bad: bool = False) -> Listing:
             ids += [f.relative_to(root).as_posix() for f in files]
             labels += [classes.index(folder.name)] * len(files)
         bounds[split] = (start, len(paths))
-    return Listing(paths, ids, np.asarray(labels, dtype=np.int64), tuple(classes),
-                   bounds if user_split else None, bad)  # fmt: skip
+    return Listing(paths, ids, np.asarray(labels, dtype=np.int64), tuple(classes), bounds if user_split else None, bad)
 
 
 def load_folder(image_size: int | None, opts: ImageSetOptions) -> DataBundle:

@@ -50,8 +50,10 @@ def infer_channels(paths: list[Path], memo: Path | None = None) -> int:
     gray, colour = kinds.count("gray"), kinds.count("colour")
     if gray and colour:
         example = paths[kinds.index("gray" if gray < colour else "colour")]
-        raise InputError(f"mixed image modes: {gray} grayscale and {colour} colour images (e.g. {example}); "
-                         "set data.in_channels: 1 or 3 to convert them all")  # fmt: skip
+        raise InputError(
+            f"mixed image modes: {gray} grayscale and {colour} colour images (e.g. {example}); "
+            "set data.in_channels: 1 or 3 to convert them all"
+        )
     if memo is not None:
         try:
             memo.write_text(json.dumps({"channels": 1 if gray else 3}))
@@ -115,8 +117,12 @@ def usable_cache_dir(wanted: Path, fallback: Path | None, what: str) -> Path | N
             return found
         except (NotWritable, OSError):
             pass
-    _warn_once(wanted, f"{problem}; decoding in memory for this run only (data.cache_dir or $KDEDGE_CACHE: "
-               "a writable folder keeps the result)", warn)  # fmt: skip
+    _warn_once(
+        wanted,
+        f"{problem}; decoding in memory for this run only (data.cache_dir or $KDEDGE_CACHE: "
+        "a writable folder keeps the result)",
+        warn,
+    )
     return None
 
 
@@ -132,22 +138,26 @@ def _open_cached(target: Path, count: int, spec: Decode) -> Cached | None:
         side = json.loads(target.with_suffix(".json").read_text())
         images = np.load(target, mmap_mode="c", allow_pickle=False)  # "c": writable for torch, file untouched
         kept = np.asarray(side["kept"], dtype=np.int64)
-        if images.dtype == np.uint8 and images.shape == (len(kept), spec.channels, spec.size, spec.size) \
-                and side["count"] == count:  # fmt: skip
+        if (
+            images.dtype == np.uint8
+            and images.shape == (len(kept), spec.channels, spec.size, spec.size)
+            and side["count"] == count
+        ):
             return Cached(images, kept, [tuple(b) for b in side["bad"]], target)
     except (OSError, ValueError, KeyError, TypeError):
         pass  # unreadable cache (disk trouble, foreign or truncated file): rebuild it
     return None
 
 
-def decode_all(paths: list[Path], spec: Decode, out: np.ndarray, label: str,
-               quiet: bool = False) -> list[str]:  # fmt: skip
+def decode_all(paths: list[Path], spec: Decode, out: np.ndarray, label: str, quiet: bool = False) -> list[str]:
     """Decode every file into out[i] (a writable memory map), in parallel; returns the failures' reasons
     (their rows stay zero)."""
     from kdedge.console import console, make_progress
 
-    console.print(f"{label}: decoding {len(paths)} images to {spec.channels}x{spec.size}x{spec.size} "
-                  "(once; cached on disk)", highlight=False)  # fmt: skip
+    console.print(
+        f"{label}: decoding {len(paths)} images to {spec.channels}x{spec.size}x{spec.size} (once; cached on disk)",
+        highlight=False,
+    )
     failures: list[str] = []
     with make_progress(quiet=quiet or len(paths) < PARALLEL_FROM) as progress:
         task = progress.add_task(f"{label}: decode + resize", total=len(paths))
@@ -191,8 +201,16 @@ def _compact(source: np.ndarray, kept: np.ndarray, folder: Path, name: str) -> P
     return tmp
 
 
-def load_cached(paths: list[Path], spec: Decode, folder: Path | None, *, tag: str, source: Path,
-                skip_bad: bool = False, quiet: bool = False) -> Cached:  # fmt: skip
+def load_cached(
+    paths: list[Path],
+    spec: Decode,
+    folder: Path | None,
+    *,
+    tag: str,
+    source: Path,
+    skip_bad: bool = False,
+    quiet: bool = False,
+) -> Cached:
     """The cached (N, C, S, S) uint8 memory map of `paths` (in this order), built first when its key
     changed; folder None (no writable cache folder) or a full disk: decoded into memory instead. A bad file
     is an InputError naming it and counting the others, unless skip_bad (then its row is left out and it is
@@ -214,8 +232,9 @@ def load_cached(paths: list[Path], spec: Decode, folder: Path | None, *, tag: st
         return _build(paths, spec, None, None, tag, skip_bad, quiet)
 
 
-def _build(paths: list[Path], spec: Decode, folder: Path | None, target: Path | None, tag: str,
-           skip_bad: bool, quiet: bool) -> Cached:  # fmt: skip
+def _build(
+    paths: list[Path], spec: Decode, folder: Path | None, target: Path | None, tag: str, skip_bad: bool, quiet: bool
+) -> Cached:
     """Decode into a temp map in `folder` renamed to `target` (or into memory when folder is None)."""
     from kdedge.fsguard import disk_full_as_error
 

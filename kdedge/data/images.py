@@ -62,11 +62,12 @@ class Listing:
     bounds: dict[str, tuple[int, int]] | None = None
     bad: list[tuple[str, str]] | None = None
 
+
 def is_image_name(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
 
-def stratified_split(ids: list[str], labels: np.ndarray, num_classes: int,
-                     rule: SplitRule) -> dict[str, np.ndarray]:  # fmt: skip
+
+def stratified_split(ids: list[str], labels: np.ndarray, num_classes: int, rule: SplitRule) -> dict[str, np.ndarray]:
     """Indices per split: within each class, ids sorted then shuffled by rule.seed; the first
     round(n * test) go to test, the next round(n * val) to val. Depends only on the (id, label) set."""
     rng = np.random.default_rng(rule.seed)
@@ -79,6 +80,7 @@ def stratified_split(ids: list[str], labels: np.ndarray, num_classes: int,
         parts["val"].append(members[n_test : n_test + n_val])
         parts["train"].append(members[n_test + n_val :])
     return {name: np.sort(np.concatenate(chunks)) for name, chunks in parts.items()}
+
 
 def resolve_cache_dir(cache_dir: str | None) -> Path:
     """data.cache_dir, else $KDEDGE_CACHE, else ~/.cache/kdedge; never the (often read-only) data folder."""
@@ -115,13 +117,21 @@ def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float,
     return tuple(round(float(v), 4) for v in mean), tuple(round(max(float(v), 1e-3), 4) for v in std)
 
 
-def build_bundle(name: str, listing: Listing, opts: ImageSetOptions, image_size: int | None, source: Path,
-                 norm: tuple[tuple[float, ...], tuple[float, ...]] | None = None) -> DataBundle:  # fmt: skip
+def build_bundle(
+    name: str,
+    listing: Listing,
+    opts: ImageSetOptions,
+    image_size: int | None,
+    source: Path,
+    norm: tuple[tuple[float, ...], tuple[float, ...]] | None = None,
+) -> DataBundle:
     """Decode (or reuse) the cache of `listing` and cut it into train / val / test views."""
     order, bounds = _split_order(listing, opts.split)
     if bounds["train"][0] == bounds["train"][1] or bounds["test"][0] == bounds["test"][1]:
-        raise InputError(f"data: the split of {len(order)} images of {source} leaves train or test empty; "
-                         "add images or change data.split")  # fmt: skip
+        raise InputError(
+            f"data: the split of {len(order)} images of {source} leaves train or test empty; "
+            "add images or change data.split"
+        )
     paths = [listing.paths[i] for i in order]
     fallback = Path(opts.run_dir) / "cache" if opts.run_dir else None
     what = "APTOS data cache" if name == "aptos" else "image cache"
@@ -129,8 +139,7 @@ def build_bundle(name: str, listing: Listing, opts: ImageSetOptions, image_size:
     memo = imagecache.channels_memo(folder, name, source, paths)
     channels = opts.in_channels or imagecache.infer_channels(paths, memo)
     spec = Decode(image_size or DEFAULT_SIZE, channels, opts.resize)
-    cached = imagecache.load_cached(paths, spec, folder, tag=name, source=source,
-                                    skip_bad=opts.skip_bad_images)  # fmt: skip
+    cached = imagecache.load_cached(paths, spec, folder, tag=name, source=source, skip_bad=opts.skip_bad_images)
     images = torch.from_numpy(cached.images)  # a memory map: rows are read from disk when a batch needs them
     kept_rows = np.zeros(len(order), dtype=bool)
     kept_rows[cached.kept] = True
@@ -148,8 +157,17 @@ def build_bundle(name: str, listing: Listing, opts: ImageSetOptions, image_size:
     if len(mean) != channels or len(std) != channels:
         raise InputError(f"data.mean / data.std: need {channels} values each (in_channels {channels})")
     skipped = tuple((listing.bad or []) + cached.bad)
-    return DataBundle(name, splits["train"], splits["test"], listing.class_names, tuple(mean), tuple(std),
-                      splits["val"], root=str(source), skipped=skipped)  # fmt: skip
+    return DataBundle(
+        name,
+        splits["train"],
+        splits["test"],
+        listing.class_names,
+        tuple(mean),
+        tuple(std),
+        splits["val"],
+        root=str(source),
+        skipped=skipped,
+    )
 
 
 def source_path(opts: ImageSetOptions, source: str, is_csv: bool) -> Path:

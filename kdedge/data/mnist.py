@@ -24,25 +24,34 @@ def load_mnist(root: Path, may_download: bool) -> DataBundle:
     """Full MNIST (60,000 train / 10,000 test) from ROOT/MNIST/raw, torchvision's layout."""
     raw = root / "MNIST" / "raw"
     files = {
-        "train_x": "train-images-idx3-ubyte", "train_y": "train-labels-idx1-ubyte",
-        "test_x": "t10k-images-idx3-ubyte", "test_y": "t10k-labels-idx1-ubyte",
-    }  # fmt: skip
+        "train_x": "train-images-idx3-ubyte",
+        "train_y": "train-labels-idx1-ubyte",
+        "test_x": "t10k-images-idx3-ubyte",
+        "test_y": "t10k-labels-idx1-ubyte",
+    }
     if not all((raw / f).exists() for f in files.values()):
         if not may_download:
-            raise InputError(f"data root {root} has no MNIST (expected {raw}/{files['train_x']}); point "
-                             "--data-root or KDEDGE_DATA at a folder that has it, or unset both to download")
+            raise InputError(
+                f"data root {root} has no MNIST (expected {raw}/{files['train_x']}); point "
+                "--data-root or KDEDGE_DATA at a folder that has it, or unset both to download"
+            )
         import torchvision
 
         for train in (True, False):
             download("MNIST", root, lambda t=train: torchvision.datasets.MNIST(root, train=t, download=True))
     arrays = {key: _read_idx(raw / name) for key, name in files.items()}
+
     def as_split(x: np.ndarray, y: np.ndarray) -> Split:
         return Split(torch.from_numpy(x.copy()).unsqueeze(1), torch.from_numpy(y.astype(np.int64)))
 
     return DataBundle(
-        "mnist", as_split(arrays["train_x"], arrays["train_y"]), as_split(arrays["test_x"], arrays["test_y"]),
-        tuple(str(d) for d in range(10)), (0.1307,), (0.3081,),
-    )  # fmt: skip
+        "mnist",
+        as_split(arrays["train_x"], arrays["train_y"]),
+        as_split(arrays["test_x"], arrays["test_y"]),
+        tuple(str(d) for d in range(10)),
+        (0.1307,),
+        (0.3081,),
+    )
 
 
 def load_mnist_embedded(root: Path, may_download: bool) -> DataBundle:
@@ -59,7 +68,10 @@ def load_mnist_embedded(root: Path, may_download: bool) -> DataBundle:
         rank_in_class[members] = torch.arange(len(members))
     is_test = rank_in_class % 5 == 4
     return DataBundle(
-        "mnist_embedded", Split(images[~is_test], labels_t[~is_test]),
+        "mnist_embedded",
+        Split(images[~is_test], labels_t[~is_test]),
         Split(images[is_test], labels_t[is_test]),
-        tuple(str(d) for d in range(10)), (0.1307,), (0.3081,),
-    )  # fmt: skip
+        tuple(str(d) for d in range(10)),
+        (0.1307,),
+        (0.3081,),
+    )

@@ -24,8 +24,10 @@ from kdedge.errors import InputError
 
 FILE = "retinamnist.npz"
 MD5 = "bd4c0672f1bba3e3a89f0e4e876791e4"  # medmnist/info.py, "retinamnist" -> "MD5"
-WHERE_TO_GET = ("get it from MedMNIST v2 (https://medmnist.org, Zenodo record 10519652, CC BY 4.0; "
-                "`pip install medmnist` then medmnist.RetinaMNIST(split='train', download=True, root=DIR))")
+WHERE_TO_GET = (
+    "get it from MedMNIST v2 (https://medmnist.org, Zenodo record 10519652, CC BY 4.0; "
+    "`pip install medmnist` then medmnist.RetinaMNIST(split='train', download=True, root=DIR))"
+)
 CLASS_NAMES = ("grade0", "grade1", "grade2", "grade3", "grade4")
 SPLITS = ("train", "val", "test")
 # per-channel mean / std of the 1,080 official training images (x / 255), measured once on the file
@@ -44,8 +46,9 @@ def find_file(root: Path) -> Path:
         if path.is_file():
             return path
     looked = " and ".join(str(p) for p in candidates(root))
-    raise InputError(f"RetinaMNIST not found: no {looked}; {WHERE_TO_GET}, and point --data-root or "
-                     "KDEDGE_DATA at its folder")  # fmt: skip
+    raise InputError(
+        f"RetinaMNIST not found: no {looked}; {WHERE_TO_GET}, and point --data-root or KDEDGE_DATA at its folder"
+    )
 
 
 def file_md5(path: Path) -> str:
@@ -61,22 +64,25 @@ def check_md5(path: Path) -> None:
     """Refuse any file but the official one: a truncated or edited file would silently change results."""
     found = file_md5(path)
     if found != MD5:
-        raise InputError(f"{path}: md5 {found} is not the official RetinaMNIST md5 {MD5} (truncated, "
-                         f"edited or another file); {WHERE_TO_GET}")  # fmt: skip
+        raise InputError(
+            f"{path}: md5 {found} is not the official RetinaMNIST md5 {MD5} (truncated, "
+            f"edited or another file); {WHERE_TO_GET}"
+        )
 
 
 def read_arrays(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """{split: (images (N, 28, 28, 3) uint8, labels (N,) int64)}; plain arrays only (no pickle)."""
     try:
         with np.load(path, allow_pickle=False) as npz:
-            arrays = {s: (npz[f"{s}_images"], npz[f"{s}_labels"].reshape(-1).astype(np.int64))
-                      for s in SPLITS}  # fmt: skip
+            arrays = {s: (npz[f"{s}_images"], npz[f"{s}_labels"].reshape(-1).astype(np.int64)) for s in SPLITS}
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
         raise InputError(f"{path}: not a readable RetinaMNIST npz ({type(err).__name__}: {err})") from None
     for split, (images, labels) in arrays.items():
         if images.ndim != 4 or images.shape[3] != 3 or len(images) != len(labels) or images.dtype != np.uint8:
-            raise InputError(f"{path}: {split}_images has shape {images.shape} {images.dtype}; expected "
-                             f"(N, H, W, 3) uint8 with N = len({split}_labels) = {len(labels)}")  # fmt: skip
+            raise InputError(
+                f"{path}: {split}_images has shape {images.shape} {images.dtype}; expected "
+                f"(N, H, W, 3) uint8 with N = len({split}_labels) = {len(labels)}"
+            )
     return arrays
 
 

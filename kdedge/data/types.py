@@ -90,14 +90,18 @@ def download(name: str, root: Path, fetch) -> None:
         fetch()
     except (OSError, RuntimeError) as error:  # URLError is an OSError; torchvision wraps some in RuntimeError
         reason = " ".join(str(error).split())[:160]
-        raise InputError(f"could not download {name} to {root} ({reason}); point --data-root or KDEDGE_DATA "
-                         f"at a folder that already has it") from None
+        raise InputError(
+            f"could not download {name} to {root} ({reason}); point --data-root or KDEDGE_DATA "
+            f"at a folder that already has it"
+        ) from None
 
 
 def resize_images(images: torch.Tensor, size: int) -> torch.Tensor:
     """(N, C, H, W) uint8 -> (N, C, size, size) uint8, antialiased bilinear, in chunks to bound memory."""
-    chunks = [F.interpolate(c.float(), size=(size, size), mode="bilinear", antialias=True,
-                            align_corners=False) for c in images.split(1024)]  # fmt: skip
+    chunks = [
+        F.interpolate(c.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        for c in images.split(1024)
+    ]
     return torch.cat(chunks).round().clamp(0, 255).to(torch.uint8)
 
 
@@ -106,8 +110,9 @@ def split_validation(bundle: DataBundle, val_size: int, seed: int) -> DataBundle
     if val_size <= 0:
         return bundle
     if val_size >= len(bundle.train):
-        raise InputError(f"data.val_size: must be smaller than the {len(bundle.train)} training images "
-                         f"(got {val_size})")
+        raise InputError(
+            f"data.val_size: must be smaller than the {len(bundle.train)} training images (got {val_size})"
+        )
     order = torch.randperm(len(bundle.train), generator=torch.Generator().manual_seed(seed))
     val, train = bundle.train.subset(order[:val_size]), bundle.train.subset(order[val_size:])
     return replace(bundle, val=val, train=train)

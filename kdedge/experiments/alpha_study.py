@@ -167,8 +167,7 @@ def rich_table(rows: list[dict[str, Any]], title: str) -> Table:
 
 
 def _label(row: dict[str, Any]) -> str:
-    other = [f"{key.split('.')[-1]} {_cell(key, value)}" for key, value in row.items()
-             if "." in key or key == "seed"]  # fmt: skip
+    other = [f"{key.split('.')[-1]} {_cell(key, value)}" for key, value in row.items() if "." in key or key == "seed"]
     text = f"kdedge α {row['kdedge_alpha']:g} / study α {row['study_alpha']:g} ({row['meaning']})"
     return ", ".join([text, *other])
 
@@ -178,8 +177,7 @@ def loss_curves_png(rows: list[dict[str, Any]], path: Path, title: str) -> Path 
     or test when the runs have no val split (dashed), per epoch. None when no student has per-epoch
     records."""
     series = {
-        _label(row): [r for r in RunDir(row["run"]).read_metrics() if r.get("stage") == "student"]
-        for row in rows
+        _label(row): [r for r in RunDir(row["run"]).read_metrics() if r.get("stage") == "student"] for row in rows
     }
     series = {label: records for label, records in series.items() if records}
     if not series:

@@ -43,8 +43,7 @@ def check_transfer_set(recipe: Recipe, num_classes: int) -> None:
     missing = missing_classes(recipe, num_classes)
     if len(missing) == num_classes:
         raise InputError(
-            f"data.omit_classes / data.keep_classes leave no class for the student "
-            f"(classes are 0..{num_classes - 1})"
+            f"data.omit_classes / data.keep_classes leave no class for the student (classes are 0..{num_classes - 1})"
         )
     fix = recipe.distillation.bias_fix
     if fix is None:
@@ -55,9 +54,7 @@ def check_transfer_set(recipe: Recipe, num_classes: int) -> None:
             "(set data.omit_classes or data.keep_classes), this recipe omits none"
         )
     if fix == "auto" and recipe.teacher is None:
-        raise InputError(
-            "distillation.bias_fix: auto fits the shift to the teacher; the recipe has no teacher"
-        )
+        raise InputError("distillation.bias_fix: auto fits the shift to the teacher; the recipe has no teacher")
 
 
 def split_holdout(train: Split, recipe: Recipe) -> tuple[Split, Split | None]:
@@ -78,16 +75,23 @@ def missing_rate(logits: torch.Tensor, missing: list[int], shift: float = 0.0) -
     return float(torch.isin(shifted.argmax(1), torch.tensor(missing, device=logits.device)).float().mean())
 
 
-def fit_shift(student_logits: torch.Tensor, teacher_logits: torch.Tensor, missing: list[int],
-              low: float = -50.0, high: float = 50.0) -> float:  # fmt: skip
+def fit_shift(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    missing: list[int],
+    low: float = -50.0,
+    high: float = 50.0,
+) -> float:
     """The bias shift s at which the student predicts the `missing` classes as often as the teacher:
     the middle of [first s reaching the teacher's rate, first s exceeding it], by two bisections.
     student_logits, teacher_logits: (N, C) on the same held-out images."""
     target = missing_rate(teacher_logits, missing)
     if not 0 < target < 1:
-        raise RuntimeFailure(f"bias_fix auto: the teacher predicts the missing classes {missing} on "
-                             f"{target:.0%} of the held-out images; nothing to match "
-                             "(set a fixed bias_fix)")  # fmt: skip
+        raise RuntimeFailure(
+            f"bias_fix auto: the teacher predicts the missing classes {missing} on "
+            f"{target:.0%} of the held-out images; nothing to match "
+            "(set a fixed bias_fix)"
+        )
     reaches = _bisect(lambda s: missing_rate(student_logits, missing, s) >= target, low, high)
     exceeds = _bisect(lambda s: missing_rate(student_logits, missing, s) > target, low, high)
     return round((reaches + exceeds) / 2, 4)
@@ -140,8 +144,11 @@ def apply_bias_fix(
     if fix == "auto":
         teacher_logits = predict(teacher, holdout.images)
         shift = fit_shift(predict(student, holdout.images), teacher_logits, missing)
-        how = {"bias_fix": "auto", "holdout_images": len(holdout),
-               "holdout_teacher_missing_rate": missing_rate(teacher_logits, missing)}  # fmt: skip
+        how = {
+            "bias_fix": "auto",
+            "holdout_images": len(holdout),
+            "holdout_teacher_missing_rate": missing_rate(teacher_logits, missing),
+        }
     else:
         shift, how = float(fix), {"bias_fix": float(fix)}
     run.update_summary("student", summary["student"] | omitted_errors(summary["student"], missing, bundle))

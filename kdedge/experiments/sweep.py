@@ -42,9 +42,7 @@ def parse_grid(items: list[str]) -> Grid:
         key = key.strip()
         values = [v.strip() for v in raw.split(",") if v.strip()]
         if not sep or not key or not values:
-            raise InputError(
-                f"--grid '{item}': expected KEY=V1,V2,..., e.g. distillation.temperature=2.5,4,8"
-            )
+            raise InputError(f"--grid '{item}': expected KEY=V1,V2,..., e.g. distillation.temperature=2.5,4,8")
         check_key(key)
         grid[key] = [yaml.safe_load(v) for v in values]
     return grid
@@ -76,9 +74,7 @@ def grid_points(grid: Grid) -> list[dict[str, Any]]:
 
 def point_name(point: dict[str, Any]) -> str:
     """'distillation.alpha=0.5,distillation.temperature=4': a folder name (odd characters become '_')."""
-    text = ",".join(
-        f"{key}={json.dumps(value) if isinstance(value, list) else value}" for key, value in point.items()
-    )
+    text = ",".join(f"{key}={json.dumps(value) if isinstance(value, list) else value}" for key, value in point.items())
     return re.sub(r"[^A-Za-z0-9._=,+-]", "_", text)
 
 
@@ -127,9 +123,7 @@ def shared_teacher(base: Recipe, sweep_dir: Path, data_root: str | None, progres
         return base.teacher.checkpoint
     teacher_dir = sweep_dir / "teacher"
     if not is_finished(teacher_dir):  # a teacher-only run: the recipe without its student
-        _run_point(
-            base.to_dict() | {"student": None, "sweep": None}, str(teacher_dir), data_root, None, progress
-        )
+        _run_point(base.to_dict() | {"student": None, "sweep": None}, str(teacher_dir), data_root, None, progress)
     return str(teacher_dir / "teacher.safetensors")
 
 
@@ -155,25 +149,43 @@ def run_sweep(
     teacher = shared_teacher(base, sweep_dir, data_root, progress)
     recipes = [point_recipe(base, point, teacher) for point in points]
     paths = [sweep_dir / "points" / point_name(point) for point in points]
-    baselines = baseline_runs(base, grid, teacher, sweep_dir)  # {folder: recipe}
+    baselines, same = planned_baselines(base, grid, teacher, sweep_dir)
     manifest = {
         "recipe": base.name,
         "grid": grid,
         "metric": metric,
         "teacher": teacher,
         "points": len(points),
-        "baselines": [str(path.relative_to(sweep_dir)) for path in baselines],
+        "baselines": [str(path.relative_to(sweep_dir)) for path in [*baselines, *same.values()]],
     }
     atomic_write_text(sweep_dir / "sweep.json", json.dumps(manifest, indent=2))
     runner = runner or _run_unfinished
     failed = runner([*recipes, *baselines.values()], [*paths, *baselines], data_root, jobs, progress)
-    baseline_dirs = [baseline_dir(sweep_dir, point) if baselines else None for point in points]
+    baseline_dirs = [
+        same.get(baseline_dir(sweep_dir, point), baseline_dir(sweep_dir, point)) if baselines or same else None
+        for point in points
+    ]
     rows = write_results(sweep_dir, points, paths, metric, base.name, baseline_dirs)
     if failed:
         listed = ", ".join(failed[:3]) + (f" and {len(failed) - 3} more" if len(failed) > 3 else "")
-        raise RuntimeFailure(f"sweep: {len(failed)} of {len(paths) + len(baselines)} runs failed: {listed}; "
-                             f"the finished ones are in {sweep_dir / 'sweep.csv'}; rerun to retry the others")
+        raise RuntimeFailure(
+            f"sweep: {len(failed)} of {len(paths) + len(baselines)} runs failed: {listed}; "
+            f"the finished ones are in {sweep_dir / 'sweep.csv'}; rerun to retry the others"
+        )
     return rows
+
+
+def planned_baselines(
+    base: Recipe, grid: Grid, teacher: str | None, sweep_dir: Path
+) -> tuple[dict[Path, Recipe], dict[Path, Path]]:
+    """(no-KD baselines to train {folder: recipe}, baselines that are a point {folder: point path}): a point
+    with alpha 0 has the baseline's objective (cross-entropy only), so it is that baseline, trained once."""
+    baselines = baseline_runs(base, grid, teacher, sweep_dir)
+    same = {}
+    for point in grid_points(grid) if baselines else []:
+        if point_recipe(base, point, teacher).distillation.soft_weight == 0:
+            same[baseline_dir(sweep_dir, point)] = sweep_dir / "points" / point_name(point)
+    return {f: r for f, r in baselines.items() if f not in same}, same
 
 
 def _without_distillation(point: dict[str, Any]) -> dict[str, Any]:
@@ -222,11 +234,7 @@ def _run_unfinished(
     """Train the points not finished yet (recipes[i] into paths[i]): here one after another when jobs is
     1, else in `jobs` spawned processes; one progress task counts them."""
     todo = [i for i, path in enumerate(paths) if not is_finished(path)]
-    task = (
-        progress.add_task(f"sweep: {len(todo)} of {len(paths)} points to run", total=len(todo))
-        if progress
-        else None
-    )
+    task = progress.add_task(f"sweep: {len(todo)} of {len(paths)} runs to train", total=len(todo)) if progress else None
     if jobs == 1:
         for i in todo:
             _run_point(recipes[i].to_dict(), str(paths[i]), data_root, None, progress)

@@ -140,8 +140,7 @@ def run_points(
         names = [str(path.relative_to(sweep_dir)) for path in paths]  # points/<k=v,...>, baseline
         view = _ProgressView(progress, names, paths, metric)
         refs = {
-            task.remote(point_fn, tracker, names[i], recipes[i].to_dict(), names[i], shared, data_root): i
-            for i in todo
+            task.remote(point_fn, tracker, names[i], recipes[i].to_dict(), names[i], shared, data_root): i for i in todo
         }
         return _collect(ray, refs, sweep_dir, names, tracker, view)
 
@@ -191,9 +190,7 @@ def _share(
     return shared
 
 
-def _collect(
-    ray: Any, refs: dict, sweep_dir: Path, names: list[str], tracker: Any, view: _ProgressView
-) -> list[str]:
+def _collect(ray: Any, refs: dict, sweep_dir: Path, names: list[str], tracker: Any, view: _ProgressView) -> list[str]:
     """Wait for every task, writing sent-back files as results arrive; the progress view refreshed about
     once a second. Returns the failures."""
     failures: dict[int, str] = {}

@@ -49,6 +49,8 @@ def point_row(point: dict[str, Any], summary: dict, metric: str) -> dict[str, An
         "student_test_accuracy": student.get("test_accuracy"),
         "train_seconds": student.get("train_seconds"),
     }
+    if not fixed:  # the metric IS the student's value: the same number twice is one column
+        row.pop(f"student_{metric}", None)
     if fixed:
         row |= {
             "fixed_test_errors": fixed.get("test_errors"),
@@ -84,14 +86,15 @@ def baseline_value(baseline_dir: Path | None, metric: str) -> float | None:
 
 
 def gain_column(metric: str) -> str:
-    return "fewer_errors_than_no_kd" if metric.endswith("errors") else f"{metric}_gain_over_no_kd"
+    """The column comparing a point with its no-KD baseline (see `gain`)."""
+    return "errors_vs_no_kd" if metric.endswith("errors") else f"{metric}_vs_no_kd"
 
 
 def gain(value: float, baseline: float, metric: str) -> float:
-    """What KD gained over the baseline: for an error count the fraction fewer (0.2 = 20 % fewer errors;
-    negative = more), for an accuracy the difference (0.01 = one point better)."""
+    """The point against its no-KD baseline, signed as read: for an error count the relative change (-0.2 =
+    20 % fewer errors, +0.2 = 20 % more), for an accuracy the difference (+0.01 = one point better)."""
     if metric.endswith("errors"):
-        return (baseline - value) / baseline if baseline else float("nan")
+        return (value - baseline) / baseline if baseline else float("nan")
     return value - baseline
 
 
@@ -145,13 +148,9 @@ def write_results(
     note = "; ".join(f"{path}: {metric} {cell(value)}" for path, value in values.items())
     note = f"no-KD baseline (same student, distillation.loss: none): {note}" if note else ""
     atomic_write_text(sweep_dir / "sweep.csv", rows_to_csv(rows))
-    atomic_write_text(
-        sweep_dir / "sweep.md", rows_to_markdown(rows, f"sweep of {name}, sorted by {metric}", note)
-    )
+    atomic_write_text(sweep_dir / "sweep.md", rows_to_markdown(rows, f"sweep of {name}, sorted by {metric}", note))
     if rows:
-        heatmap_png(
-            sweep_dir, rows, points, metric, next(iter(values.values())) if len(values) == 1 else None
-        )
+        heatmap_png(sweep_dir, rows, points, metric, next(iter(values.values())) if len(values) == 1 else None)
     if points and alpha_study.is_alpha_sweep(points[0]):
         alpha_study.write_study(sweep_dir, points, paths, name)
     return rows
@@ -175,7 +174,9 @@ def heatmap_png(
     for row in sort_rows(rows, metric)[::-1]:  # best last, so the best over other axes wins
         i = row_values.index(row[row_key]) if row_key else 0
         values[i, col_values.index(row[col_key])] = row[metric]
-    title = f"student {metric} (bias-fixed where fixed)" + (", best over other axes" if len(keys) > 2 else "")
+    fixed = any("fixed_test_errors" in row for row in rows)  # then the metric is the bias-fixed student's
+    title = f"student {metric}" + (" (bias-fixed)" if fixed else "")
+    title += ", best over other axes" if len(keys) > 2 else ""
     title += f"; no KD: {cell(baseline)}" if baseline is not None else ""
     return heatmap(
         values,
@@ -185,4 +186,5 @@ def heatmap_png(
         title,
         row_key or "",
         col_key,
+        metric.replace("_", " ") + (" (lower is better)" if metric.endswith("errors") else ""),
     )

@@ -21,4 +21,3 @@ __all__ = ["read_metadata", "PRECISIONS", "INT8_SCHEMES", "INT8_METHODS"]
 PRECISIONS = ("fp32", "fp16", "int8")
 INT8_SCHEMES = ("u8s8", "u8s7", "s8s8", "u8s8-gemm", "u8s7-gemm")  # see kdedge.export.int8_schemes
 INT8_METHODS = ("ort", "nncf")  # the int8 quantiser: onnxruntime's quantize_static, or NNCF (optional extra)
-

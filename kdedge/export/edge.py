@@ -194,9 +194,17 @@ CONVERTER_PACKAGES = {"executorch": "executorch", "litert": "litert-torch", "cor
 
 
 def export_edge_stage(
-    run, recipe, stage: str, formats: list[Format], precisions: list[str], batches: list[int],
-    settings: Settings, data: EvalData, say, out_dir: Path,
-) -> list[ExportRow]:  # fmt: skip
+    run,
+    recipe,
+    stage: str,
+    formats: list[Format],
+    precisions: list[str],
+    batches: list[int],
+    settings: Settings,
+    data: EvalData,
+    say,
+    out_dir: Path,
+) -> list[ExportRow]:
     """Every edge format's files of one stage (run: RunDir; recipe: Recipe), published into out_dir.
     A precision the format cannot write is a skipped row, not an error."""
     from importlib.metadata import version
@@ -217,8 +225,14 @@ def export_edge_stage(
         job = EdgeStage(stage, model, chw, meta, reference, settings, data)
         usable = [p for p in precisions if p in fmt.precisions]
         for precision in [p for p in precisions if p not in fmt.precisions]:
-            rows.append(ExportRow(stage, precision, status=f"skipped: {fmt.name} writes "
-                                  f"{', '.join(fmt.precisions)} only", fmt=fmt.name))  # fmt: skip
+            rows.append(
+                ExportRow(
+                    stage,
+                    precision,
+                    status=f"skipped: {fmt.name} writes {', '.join(fmt.precisions)} only",
+                    fmt=fmt.name,
+                )
+            )
         rows += export_format(job, fmt, usable, batches, out_dir, say)
     return rows
 
@@ -228,7 +242,5 @@ def _torch_logits(model: torch.nn.Module, images: np.ndarray) -> np.ndarray:
     """PyTorch logits (N, K) float32 of normalised images (N, C, H, W), in chunks of 256."""
     if not len(images):
         return np.zeros((0, 0), np.float32)
-    chunks = [
-        model(torch.from_numpy(np.ascontiguousarray(images[i : i + 256]))) for i in range(0, len(images), 256)
-    ]
+    chunks = [model(torch.from_numpy(np.ascontiguousarray(images[i : i + 256]))) for i in range(0, len(images), 256)]
     return torch.cat(chunks).float().numpy()

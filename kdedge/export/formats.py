@@ -70,44 +70,111 @@ FORMATS: dict[str, Format] = {
     f.name: f
     for f in (
         Format(
-            "onnx", ".onnx", "ONNX", None, None, ("onnx", "onnxruntime"), ("onnxruntime",),
-            ("fp32", "fp16", "int8"), ("onnxruntime", "openvino"), ("cpu", "gpu"),
-            "kdedge.export.runner:export_run", "kdedge.bench.runners:OrtRunner", True, "inside",
+            "onnx",
+            ".onnx",
+            "ONNX",
+            None,
+            None,
+            ("onnx", "onnxruntime"),
+            ("onnxruntime",),
+            ("fp32", "fp16", "int8"),
+            ("onnxruntime", "openvino"),
+            ("cpu", "gpu"),
+            "kdedge.export.runner:export_run",
+            "kdedge.bench.runners:OrtRunner",
+            True,
+            "inside",
             note="metadata_props; fp16 is for the GPU",
         ),
         Format(
-            "openvino", ".onnx", "OpenVINO", "openvino", "openvino", ("openvino",), ("openvino",),
-            ("fp32", "int8"), ("openvino",), ("cpu",),
-            None, "kdedge.bench.runners:OpenVinoRunner", True, "inside",
+            "openvino",
+            ".onnx",
+            "OpenVINO",
+            "openvino",
+            "openvino",
+            ("openvino",),
+            ("openvino",),
+            ("fp32", "int8"),
+            ("openvino",),
+            ("cpu",),
+            None,
+            "kdedge.bench.runners:OpenVinoRunner",
+            True,
+            "inside",
             note="runs the ONNX files (IR cached per file); --format openvino writes the ONNX files",
         ),
         Format(
-            "executorch", ".pte", "ExecuTorch (XNNPACK)", "executorch", "executorch", ("executorch",),
-            ("executorch",), ("fp32", "int8"), ("executorch",), ("cpu",),
-            "kdedge.export.executorch_convert:convert", "kdedge.export.edge_runners:ExecuTorchRunner",
-            True, "sidecar", note="int8: pt2e + XNNPACKQuantizer calibrated on training images",
+            "executorch",
+            ".pte",
+            "ExecuTorch (XNNPACK)",
+            "executorch",
+            "executorch",
+            ("executorch",),
+            ("executorch",),
+            ("fp32", "int8"),
+            ("executorch",),
+            ("cpu",),
+            "kdedge.export.executorch_convert:convert",
+            "kdedge.export.edge_runners:ExecuTorchRunner",
+            True,
+            "sidecar",
+            note="int8: pt2e + XNNPACKQuantizer calibrated on training images",
         ),
         Format(
-            "litert", ".tflite", "LiteRT (TFLite)", "litert-convert", "litert", ("litert_torch",),
-            ("ai_edge_litert",), ("fp32", "fp16", "int8"), ("litert",), ("cpu",),
-            "kdedge.export.litert_convert:convert", "kdedge.export.edge_runners:LiteRtRunner",
-            False, "sidecar", note="fixed batch (litert-torch traces no dynamic one); int8: full integer",
+            "litert",
+            ".tflite",
+            "LiteRT (TFLite)",
+            "litert-convert",
+            "litert",
+            ("litert_torch",),
+            ("ai_edge_litert",),
+            ("fp32", "fp16", "int8"),
+            ("litert",),
+            ("cpu",),
+            "kdedge.export.litert_convert:convert",
+            "kdedge.export.edge_runners:LiteRtRunner",
+            False,
+            "sidecar",
+            note="fixed batch (litert-torch traces no dynamic one); int8: full integer",
         ),
         Format(
-            "coreml", ".mlpackage", "Core ML", "coreml", "coreml", ("coremltools",), ("coremltools",),
-            ("fp32", "fp16"), ("coreml",), ("cpu", "gpu"),
-            "kdedge.export.coreml_convert:convert", None, True, "inside", only_on="Darwin",
+            "coreml",
+            ".mlpackage",
+            "Core ML",
+            "coreml",
+            "coreml",
+            ("coremltools",),
+            ("coremltools",),
+            ("fp32", "fp16"),
+            ("coreml",),
+            ("cpu", "gpu"),
+            "kdedge.export.coreml_convert:convert",
+            None,
+            True,
+            "inside",
+            only_on="Darwin",
             note="converts on Linux; checked structurally (spec, inputs/outputs, metadata)",
         ),
         Format(
-            "tensorrt", ".onnx", "TensorRT", None, None, ("onnxruntime",), ("onnxruntime", "tensorrt"),
-            ("fp32", "fp16", "int8"), ("onnxruntime-trt",), ("gpu",),
-            None, "kdedge.bench.runners:OrtRunner", True, "inside",
+            "tensorrt",
+            ".onnx",
+            "TensorRT",
+            None,
+            None,
+            ("onnxruntime",),
+            ("onnxruntime", "tensorrt"),
+            ("fp32", "fp16", "int8"),
+            ("onnxruntime-trt",),
+            ("gpu",),
+            None,
+            "kdedge.bench.runners:OrtRunner",
+            True,
+            "inside",
             note="the ONNX files through onnxruntime's TensorRT provider",
             hint="a CUDA GPU with pip install onnxruntime-gpu tensorrt",
         ),
     )
-}  # fmt: skip
+}
 
 DEFAULT_FORMATS = ("onnx",)
 FILE_FORMATS = tuple(f.name for f in FORMATS.values() if f.converter)  # formats writing files of their own
@@ -137,8 +204,7 @@ def require_converters(formats: list[Format]) -> None:
     if lacking:
         raise InputError(
             "; ".join(
-                f"--format {f.name} needs {', '.join(f.missing(f.convert_modules))}: {f.pip_hint()}"
-                for f in lacking
+                f"--format {f.name} needs {', '.join(f.missing(f.convert_modules))}: {f.pip_hint()}" for f in lacking
             )
         )
 
@@ -147,9 +213,7 @@ def check_precisions(fmt: Format, precisions: list[str]) -> None:
     """Every asked precision must be one the format can write (ONNX-only precisions say so)."""
     bad = [p for p in precisions if p not in fmt.precisions]
     if bad:
-        raise InputError(
-            f"--precision {','.join(bad)}: the {fmt.name} format writes {', '.join(fmt.precisions)} only"
-        )
+        raise InputError(f"--precision {','.join(bad)}: the {fmt.name} format writes {', '.join(fmt.precisions)} only")
 
 
 def format_of_file(path: str) -> Format | None:

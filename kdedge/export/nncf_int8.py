@@ -74,9 +74,7 @@ def to_int8_nncf(src: Path, dst: Path, calibration: np.ndarray) -> None:
                 model_type=nncf.ModelType.TRANSFORMER if transformer else None,
             )
     except Exception as err:  # noqa: BLE001 - NNCF's failures all mean "cannot quantise this graph here"
-        raise RuntimeFailure(
-            f"nncf int8 quantisation failed: {type(err).__name__}: {_first_line(err)}"
-        ) from None
+        raise RuntimeFailure(f"nncf int8 quantisation failed: {type(err).__name__}: {_first_line(err)}") from None
     onnx.save(quantized, str(dst))
 
 

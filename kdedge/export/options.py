@@ -73,18 +73,14 @@ def resolve_settings(recipe: Recipe, overrides: dict) -> Settings:
             "fp32_rtol": "> 0",
             "limit": "> 0",
         }
-        raise InputError(
-            "; ".join(f"--{k.replace('_', '-')}: must be {allowed[k]} (got {values[k]})" for k in bad)
-        )
+        raise InputError("; ".join(f"--{k.replace('_', '-')}: must be {allowed[k]} (got {values[k]})" for k in bad))
     return Settings(**values)
 
 
 def _check_int8(values: dict, scheme_given: bool) -> None:
     """A known scheme and method; --int8-scheme only with onnxruntime's quantiser (NNCF picks per tensor)."""
     if values["int8_scheme"] not in INT8_SCHEMES:
-        raise InputError(
-            f"--int8-scheme: unknown scheme '{values['int8_scheme']}'; allowed: {', '.join(INT8_SCHEMES)}"
-        )
+        raise InputError(f"--int8-scheme: unknown scheme '{values['int8_scheme']}'; allowed: {', '.join(INT8_SCHEMES)}")
     method = values["int8_method"]
     if method not in INT8_METHODS:
         raise InputError(
@@ -104,15 +100,11 @@ def select_stages(run: RunDir, recipe: Recipe, which: str) -> list[str]:
     present = [s for s in wanted if getattr(recipe, s) is not None and run.weights(s).is_file()]
     if not present:
         names = " or ".join(f"{s}.safetensors" for s in wanted)
-        raise InputError(
-            f"{run.path} has no trained {which if which != 'both' else 'model'} (missing {names})"
-        )
+        raise InputError(f"{run.path} has no trained {which if which != 'both' else 'model'} (missing {names})")
     return present
 
 
-def load_eval_data(
-    recipe: Recipe, data_root: str | None, settings: Settings, need_calibration: bool
-) -> EvalData:
+def load_eval_data(recipe: Recipe, data_root: str | None, settings: Settings, need_calibration: bool) -> EvalData:
     """Real test images (first `limit`) and a seeded sample of training images for int8 calibration."""
     from kdedge.data import normalize
     from kdedge.train.pipeline import prepare_data

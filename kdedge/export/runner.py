@@ -114,9 +114,7 @@ def _stages_to_export(
     if "int8" in wanted and settings.int8_method == "nncf":
         require_nncf()
     if models == "both" and len(stages) < 2:
-        say(
-            f"note: {run.path} has no trained {({*STAGES} - {*stages}).pop()}; exporting the {stages[0]} only"
-        )
+        say(f"note: {run.path} has no trained {({*STAGES} - {*stages}).pop()}; exporting the {stages[0]} only")
     return stages
 
 
@@ -151,8 +149,7 @@ def _export_stages(
     return rows
 
 
-def _report(rows: list[ExportRow], run_path: Path, opset: int, quiet: bool, force: bool,
-            wide: bool = False) -> None:  # fmt: skip
+def _report(rows: list[ExportRow], run_path: Path, opset: int, quiet: bool, force: bool, wide: bool = False) -> None:
     """The table of every file (unless quiet), then one RuntimeFailure that names each failed file."""
     from kdedge.console import print_table, table_width
 
@@ -162,14 +159,8 @@ def _report(rows: list[ExportRow], run_path: Path, opset: int, quiet: bool, forc
         print_table(export_table(rows, title, width, wide), width)
     failed = [r for r in rows if not _passed(r)]
     if failed:
-        kept = (
-            f"{run_path / 'export'} was left as it was (--force)"
-            if force
-            else "no file was written for these"
-        )
-        raise RuntimeFailure(
-            "export failed for " + "; ".join(f"{r.name} ({r.status})" for r in failed) + f"; {kept}"
-        )
+        kept = f"{run_path / 'export'} was left as it was (--force)" if force else "no file was written for these"
+        raise RuntimeFailure("export failed for " + "; ".join(f"{r.name} ({r.status})" for r in failed) + f"; {kept}")
 
 
 @dataclass(frozen=True)
@@ -209,9 +200,7 @@ def export_stage(
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".export-") as folder:
         job = _StageBuild(stage, model, chw, settings, data, Path(folder))
         fp32 = job.file("fp32")
-        reference = _build(
-            job, ExportRow(stage, "fp32"), lambda: export_fp32(model, chw, fp32, settings.opset)
-        )
+        reference = _build(job, ExportRow(stage, "fp32"), lambda: export_fp32(model, chw, fp32, settings.opset))
         for precision in precisions:
             row = _precision_row(job, precision, reference)
             if row.status == "ok":
@@ -244,9 +233,7 @@ def _precision_row(job: _StageBuild, precision: str, reference: ExportRow) -> Ex
     return _build(job, ExportRow(job.stage, precision), convert, reference.extra["test_logits"])
 
 
-def _converter(
-    precision: str, fp32: Path, workdir: Path, settings: Settings, data: EvalData
-) -> Callable[[], Any]:
+def _converter(precision: str, fp32: Path, workdir: Path, settings: Settings, data: EvalData) -> Callable[[], Any]:
     """A call that writes the fp16 / int8 file (next to `fp32`, in workdir) from the fp32 one."""
     target = workdir / fp32.name.replace(".fp32.", f".{precision}.")
     if precision == "fp16":

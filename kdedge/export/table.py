@@ -80,8 +80,10 @@ COLUMNS = (
     Column("=fp32 %"),
     Column("s", drop=1),
 )
-CAPTION = ("|Δ| torch: max |onnx - torch| on random inputs (fp32 only); |Δ| fp32 and =fp32 %: max logit "
-           "difference and top-1 agreement with the fp32 file on the real test images")  # fmt: skip
+CAPTION = (
+    "|Δ| torch: max |onnx - torch| on random inputs (fp32 only); |Δ| fp32 and =fp32 %: max logit "
+    "difference and top-1 agreement with the fp32 file on the real test images"
+)
 
 
 def export_table(rows: list[ExportRow], title: str, width: int = 200, wide: bool = False) -> Table:
@@ -92,15 +94,17 @@ def export_table(rows: list[ExportRow], title: str, width: int = 200, wide: bool
     for row in rows:
         reference = fp32_size.get((row.stage, row.fmt, row.batch))
         ratio = reference / row.size_mb if row.size_mb and reference else None
-        cells.append([
-            Path(row.path).name if row.path else f"{row.name} ({row.fmt})",
-            _status_word(row.status),
-            _fmt(row.size_mb, ".2f"),
-            _fmt(ratio, ".1f") if row.precision != "fp32" else "",
-            _fmt(row.max_abs_diff if row.precision == "fp32" else None, ".1e"),
-            _fmt(row.test_max_abs_diff if row.precision != "fp32" else None, ".1e"),
-            _fmt(row.test_accuracy, ".2f", 100),
-            _fmt(row.test_agreement if row.precision != "fp32" else None, ".2f", 100),
-            f"{row.seconds:.1f}",
-        ])  # fmt: skip
+        cells.append(
+            [
+                Path(row.path).name if row.path else f"{row.name} ({row.fmt})",
+                _status_word(row.status),
+                _fmt(row.size_mb, ".2f"),
+                _fmt(ratio, ".1f") if row.precision != "fp32" else "",
+                _fmt(row.max_abs_diff if row.precision == "fp32" else None, ".1e"),
+                _fmt(row.test_max_abs_diff if row.precision != "fp32" else None, ".1e"),
+                _fmt(row.test_accuracy, ".2f", 100),
+                _fmt(row.test_agreement if row.precision != "fp32" else None, ".2f", 100),
+                f"{row.seconds:.1f}",
+            ]
+        )
     return fitted_table(title, COLUMNS, cells, width, wide, CAPTION, more="--wide")

@@ -19,6 +19,18 @@ from kdedge.models.weights import (
     weights_path,
 )
 
-__all__ = ["MODELS", "TIMM_MODELS", "build_model", "build_stage_model", "check_input_size", "count_params",
-           "load_pretrained", "load_pretrained_from_hub", "load_run_model", "load_state", "load_weights_into",
-           "output_bias", "weights_path"]  # fmt: skip
+__all__ = [
+    "MODELS",
+    "TIMM_MODELS",
+    "build_model",
+    "build_stage_model",
+    "check_input_size",
+    "count_params",
+    "load_pretrained",
+    "load_pretrained_from_hub",
+    "load_run_model",
+    "load_state",
+    "load_weights_into",
+    "output_bias",
+    "weights_path",
+]

@@ -59,12 +59,18 @@ def _conv_block(in_ch: int, out_ch: int) -> list[nn.Module]:
 def mnist_cnn(num_classes: int, in_channels: int, image_size: int, width: int = 32) -> nn.Module:
     """Small CNN teacher for 28x28 digits: two conv stages (each 2 convs + max-pool), then 2 linear layers."""
     return nn.Sequential(
-        *_conv_block(in_channels, width), *_conv_block(width, width), nn.MaxPool2d(2),
-        *_conv_block(width, 2 * width), *_conv_block(2 * width, 2 * width), nn.MaxPool2d(2),
+        *_conv_block(in_channels, width),
+        *_conv_block(width, width),
+        nn.MaxPool2d(2),
+        *_conv_block(width, 2 * width),
+        *_conv_block(2 * width, 2 * width),
+        nn.MaxPool2d(2),
         nn.Flatten(),
-        nn.Linear(2 * width * (image_size // 4) ** 2, 256), nn.ReLU(inplace=True), nn.Dropout(0.3),
+        nn.Linear(2 * width * (image_size // 4) ** 2, 256),
+        nn.ReLU(inplace=True),
+        nn.Dropout(0.3),
         nn.Linear(256, num_classes),
-    )  # fmt: skip
+    )
 
 
 def _init_relu_net(net: nn.Module) -> nn.Module:
@@ -85,31 +91,53 @@ def _init_relu_net(net: nn.Module) -> nn.Module:
 def small_cnn(num_classes: int, in_channels: int, image_size: int, width: int = 32) -> nn.Module:
     """The alpha study's student: 2 conv blocks (conv-ReLU-pool) + 3 linear layers; He init (no batch
     norm)."""
-    return _init_relu_net(nn.Sequential(
-        nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
-        nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
-        nn.Flatten(),
-        nn.Linear(2 * width * (image_size // 4) ** 2, 256), nn.ReLU(inplace=True),
-        nn.Linear(256, 128), nn.ReLU(inplace=True),
-        nn.Linear(128, num_classes),
-    ))  # fmt: skip
+    return _init_relu_net(
+        nn.Sequential(
+            nn.Conv2d(in_channels, width, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(2 * width * (image_size // 4) ** 2, 256),
+            nn.ReLU(inplace=True),
+            nn.Linear(256, 128),
+            nn.ReLU(inplace=True),
+            nn.Linear(128, num_classes),
+        )
+    )
 
 
 @MODELS.register("alexnet_cifar")
 def alexnet_cifar(num_classes: int, in_channels: int, image_size: int, dropout: float = 0.5) -> nn.Module:
     """AlexNet adapted to 32x32: five 3x3 convs (64-192-384-256-256), three max-pools, 3 linear layers;
     He init (no batch norm, as the original)."""
-    return _init_relu_net(nn.Sequential(
-        nn.Conv2d(in_channels, 64, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
-        nn.Conv2d(64, 192, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
-        nn.Conv2d(192, 384, 3, padding=1), nn.ReLU(inplace=True),
-        nn.Conv2d(384, 256, 3, padding=1), nn.ReLU(inplace=True),
-        nn.Conv2d(256, 256, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
-        nn.Flatten(),
-        nn.Dropout(dropout), nn.Linear(256 * (image_size // 8) ** 2, 1024), nn.ReLU(inplace=True),
-        nn.Dropout(dropout), nn.Linear(1024, 512), nn.ReLU(inplace=True),
-        nn.Linear(512, num_classes),
-    ))  # fmt: skip
+    return _init_relu_net(
+        nn.Sequential(
+            nn.Conv2d(in_channels, 64, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+            nn.Conv2d(64, 192, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+            nn.Conv2d(192, 384, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(384, 256, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(256, 256, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Dropout(dropout),
+            nn.Linear(256 * (image_size // 8) ** 2, 1024),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(1024, 512),
+            nn.ReLU(inplace=True),
+            nn.Linear(512, num_classes),
+        )
+    )
 
 
 def _cifar_resnet(depth: int, num_classes: int, in_channels: int) -> nn.Module:
@@ -138,9 +166,7 @@ def _timm_builder(timm_name: str):
 
         if timm_name.startswith("swin"):
             kwargs.setdefault("img_size", image_size)  # Swin's attention windows depend on the input size
-        return timm.create_model(
-            timm_name, pretrained=False, num_classes=num_classes, in_chans=in_channels, **kwargs
-        )
+        return timm.create_model(timm_name, pretrained=False, num_classes=num_classes, in_chans=in_channels, **kwargs)
 
     build.__doc__ = f"timm '{timm_name}' with a fresh {{num_classes}}-way head."
     return build
@@ -161,10 +187,12 @@ def check_input_size(name: str, image_size: int, kwargs: dict | None = None) -> 
     patch, window = kwargs.get("patch_size", 4), kwargs.get("window_size", 7)
     grids = [size // patch // 2**stage for stage in range(4)]
     if size != image_size or size % (patch * 8) or any(g > window and g % window for g in grids):
-        raise InputError(f"model '{name}': image size {image_size} px with window_size {window} does not fit "
-                         f"(needs a multiple of {patch * 8} px whose {patch}-px patch grids "
-                         f"{'/'.join(map(str, grids))} the window tiles, e.g. 64 px with window_size 4, "
-                         "224 px with 7); set data.image_size / model_kwargs.window_size")  # fmt: skip
+        raise InputError(
+            f"model '{name}': image size {image_size} px with window_size {window} does not fit "
+            f"(needs a multiple of {patch * 8} px whose {patch}-px patch grids "
+            f"{'/'.join(map(str, grids))} the window tiles, e.g. 64 px with window_size 4, "
+            "224 px with 7); set data.image_size / model_kwargs.window_size"
+        )
 
 
 def build_model(
@@ -173,9 +201,7 @@ def build_model(
     """Build a registered model; a bad keyword argument becomes one clear InputError."""
     builder = MODELS.get(name)
     try:
-        return builder(
-            num_classes=num_classes, in_channels=in_channels, image_size=image_size, **(kwargs or {})
-        )
+        return builder(num_classes=num_classes, in_channels=in_channels, image_size=image_size, **(kwargs or {}))
     except TypeError as err:
         raise InputError(f"model '{name}': bad model_kwargs {kwargs}: {err}") from None
 

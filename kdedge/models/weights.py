@@ -35,8 +35,10 @@ def load_state(path: Path) -> dict[str, torch.Tensor]:
         except Exception as err:  # noqa: BLE001 - any failure of an untrusted file is bad input
             lines = [line.strip() for line in str(err).splitlines() if line.strip()]
             reason = next((line for line in lines if line.startswith("Unsupported")), (lines or [""])[0])
-            raise InputError(f"{path}: not a plain tensor checkpoint; torch.load(weights_only=True) refused "
-                             f"it ({reason[:100]}); kdedge loads tensors only, never pickled code") from None
+            raise InputError(
+                f"{path}: not a plain tensor checkpoint; torch.load(weights_only=True) refused "
+                f"it ({reason[:100]}); kdedge loads tensors only, never pickled code"
+            ) from None
         state = state.get("state_dict", state) if isinstance(state, dict) else state
         if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
             raise InputError(f"{path}: expected a mapping of parameter names to tensors")
@@ -55,11 +57,14 @@ def load_weights_into(model: nn.Module, path: Path, what: str) -> None:
     wrong = [k for k in own if k in state and state[k].shape != own[k].shape]
     if missing or wrong or len(state) != len(own):
         if wrong:
-            detail = (f"shape of '{wrong[0]}' is {tuple(state[wrong[0]].shape)}, "
-                      f"model wants {tuple(own[wrong[0]].shape)}")  # fmt: skip
+            detail = (
+                f"shape of '{wrong[0]}' is {tuple(state[wrong[0]].shape)}, model wants {tuple(own[wrong[0]].shape)}"
+            )
         else:
-            detail = (f"{len(missing)} of the model's tensors missing (e.g. '{(missing or ['?'])[0]}'), "
-                      f"{len(state)} in file vs {len(own)} in model")  # fmt: skip
+            detail = (
+                f"{len(missing)} of the model's tensors missing (e.g. '{(missing or ['?'])[0]}'), "
+                f"{len(state)} in file vs {len(own)} in model"
+            )
         raise InputError(f"{what} weights {path} do not fit the recipe's model: {detail}")
     model.load_state_dict(state)
 
@@ -79,8 +84,7 @@ def weights_path(checkpoint: str, stage: str) -> Path:
 
 def build_stage_model(cfg, info: dict[str, Any]) -> nn.Module:
     """The recipe's model for one stage (StageConfig), with pretrained weights when the recipe asks."""
-    model = build_model(cfg.model, info["num_classes"], info["in_channels"], info["image_size"],
-                        cfg.model_kwargs)  # fmt: skip
+    model = build_model(cfg.model, info["num_classes"], info["in_channels"], info["image_size"], cfg.model_kwargs)
     if cfg.checkpoint:
         return model  # the stage's own checkpoint replaces every weight: no pretrained download needed
     if isinstance(cfg.pretrained, str):
@@ -101,16 +105,20 @@ def load_fitting(model: nn.Module, state: dict[str, torch.Tensor], source: str, 
     fitting = {k: v for k, v in state.items() if k in own and v.shape == own[k].shape}
     skipped = [k for k in own if k not in fitting]
     if not fitting or len(skipped) > 4:  # more than a classifier's weight+bias (x2 for distilled heads)
-        raise InputError(f"pretrained weights {source} do not fit model '{name}': {len(fitting)} of "
-                         f"{len(own)} tensors match (first mismatch '{(skipped or ['?'])[0]}')")  # fmt: skip
+        raise InputError(
+            f"pretrained weights {source} do not fit model '{name}': {len(fitting)} of "
+            f"{len(own)} tensors match (first mismatch '{(skipped or ['?'])[0]}')"
+        )
     model.load_state_dict(fitting, strict=False)
 
 
 def load_pretrained_from_hub(model: nn.Module, name: str) -> None:
     """timm's pretrained weights (needs internet, or timm's/HF's local cache)."""
     if name not in TIMM_MODELS:
-        raise InputError(f"pretrained: true is only available for timm models ({', '.join(TIMM_MODELS)}), "
-                         f"not '{name}'; use a file path or false")  # fmt: skip
+        raise InputError(
+            f"pretrained: true is only available for timm models ({', '.join(TIMM_MODELS)}), "
+            f"not '{name}'; use a file path or false"
+        )
     import huggingface_hub.constants as hub
     import timm
 
@@ -119,10 +127,15 @@ def load_pretrained_from_hub(model: nn.Module, name: str) -> None:
     try:
         reference = timm.create_model(name, pretrained=True)
     except Exception as err:  # noqa: BLE001 - network / hub failures all mean the same to the user
-        why = (f"could not be downloaded ({type(err).__name__})" if not offline
-               else "huggingface.co is unreachable and they are not in the local Hugging Face cache")
-        raise InputError(f"pretrained weights for '{name}': {why}; give a local .safetensors file with "
-                         "pretrained: PATH, or pretrained: false") from None  # fmt: skip
+        why = (
+            f"could not be downloaded ({type(err).__name__})"
+            if not offline
+            else "huggingface.co is unreachable and they are not in the local Hugging Face cache"
+        )
+        raise InputError(
+            f"pretrained weights for '{name}': {why}; give a local .safetensors file with "
+            "pretrained: PATH, or pretrained: false"
+        ) from None
     finally:
         hub.HF_HUB_OFFLINE = was_offline
     load_fitting(model, reference.state_dict(), f"timm's '{name}'", name)
@@ -146,7 +159,6 @@ def load_run_model(run: RunDir, stage: str) -> tuple[nn.Module, dict[str, Any]]:
     cfg = getattr(recipe, stage)
     if cfg is None or info is None or not run.weights(stage).is_file():
         raise InputError(f"{run.path} has no trained {stage} (missing {run.weights(stage).name})")
-    model = build_model(cfg.model, info["num_classes"], info["in_channels"], info["image_size"],
-                        cfg.model_kwargs)  # fmt: skip
+    model = build_model(cfg.model, info["num_classes"], info["in_channels"], info["image_size"], cfg.model_kwargs)
     load_weights_into(model, run.weights(stage), stage)
     return model.eval(), info

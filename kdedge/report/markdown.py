@@ -32,9 +32,7 @@ def write_report(path: Path, show: bool = True) -> Path:
     elif (path / "summary.json").is_file():
         lines = run_section(path, RunDir(path).read_summary().get("data", {}).get("dataset", ""))
     else:
-        raise InputError(
-            f"{path} is neither a run directory (summary.json) nor a sweep directory (sweep.json)"
-        )
+        raise InputError(f"{path} is neither a run directory (summary.json) nor a sweep directory (sweep.json)")
     report = path / "report.md"
     atomic_write_text(report, "\n".join(lines) + "\n")
     return report
@@ -79,9 +77,7 @@ def run_section(path: Path, title: str, heading: str = "#") -> list[str]:
         if matrix is None:
             continue
         matrix = np.asarray(matrix)
-        labels = (
-            [str(n) for n in names] if len(names) == len(matrix) else [str(i) for i in range(len(matrix))]
-        )
+        labels = [str(n) for n in names] if len(names) == len(matrix) else [str(i) for i in range(len(matrix))]
         png = plots.confusion_matrix(
             matrix,
             labels,
@@ -115,8 +111,10 @@ def alpha_section(path: Path, meta: dict, show: bool) -> list[str]:
 
         console.print(alpha_study.rich_table(rows, f"{meta['recipe']}: alpha study (both conventions)"))
     png = alpha_study.PNG_NAME if (path / alpha_study.PNG_NAME).is_file() else None
-    return alpha_study.markdown_section(rows, png) + [f"Table as CSV: [{alpha_study.CSV_NAME}]"
-                                                      f"({alpha_study.CSV_NAME})", ""]  # fmt: skip
+    return alpha_study.markdown_section(rows, png) + [
+        f"Table as CSV: [{alpha_study.CSV_NAME}]({alpha_study.CSV_NAME})",
+        "",
+    ]
 
 
 def sweep_section(path: Path, show: bool = False) -> list[str]:

@@ -51,7 +51,7 @@ def learning_curves(records: Sequence[dict], path: Path, title: str) -> Path:
     loss_ax.set(xlabel="epoch", ylabel="cross-entropy", title="held-out loss")
     acc_ax.set(xlabel="epoch", ylabel="accuracy %", title="accuracy")
     for axis in (train_ax, loss_ax, acc_ax):
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         axis.grid(alpha=0.3)
         if axis.lines:
             axis.legend()
@@ -74,7 +74,7 @@ def curves(
     if xlabel == "epoch":
         from matplotlib.ticker import MaxNLocator
 
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     axis.set(xlabel=xlabel, ylabel=ylabel, title=title)
     axis.grid(alpha=0.3)
     axis.legend()
@@ -98,11 +98,9 @@ def train_heldout_curves(series: dict[str, Sequence[dict]], heldout: str, path: 
         style = {"ms": 3, "color": line.get_color()}
         axes[0, 1].plot(epochs, [r.get(f"{heldout}_loss", float("nan")) for r in records], "--s", **style)
         axes[1, 0].plot(epochs, [100 * r["train_accuracy"] for r in records], "-o", **style)
-        axes[1, 1].plot(epochs, [100 * r.get(f"{heldout}_accuracy", float("nan")) for r in records], "--s",
-                        **style)  # fmt: skip
+        axes[1, 1].plot(epochs, [100 * r.get(f"{heldout}_accuracy", float("nan")) for r in records], "--s", **style)
     _label_curve_axes(axes, heldout)
-    styles = [Line2D([], [], color="grey", ls="-", label="train"), Line2D([], [], color="grey", ls="--",
-              label=heldout)]  # fmt: skip
+    styles = [Line2D([], [], color="grey", ls="-", label="train"), Line2D([], [], color="grey", ls="--", label=heldout)]
     handles = axes[0, 0].get_legend_handles_labels()[0] + styles
     figure.legend(handles=handles, loc="lower center", ncol=2, fontsize=8, frameon=False)
     figure.suptitle(title)
@@ -119,7 +117,7 @@ def _label_curve_axes(axes, heldout: str) -> None:
     axes[1, 1].set(ylabel="accuracy %", title=f"{heldout} accuracy, dashed")
     for axis in axes.flat:
         axis.set_xlabel("epoch")
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         axis.grid(alpha=0.3)
 
 
@@ -142,7 +140,7 @@ def confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], path: Path,
             dark = count > matrix.max() ** 0.5
             color = "white" if dark else "black"
             axis.text(col, row, str(count), ha="center", va="center", fontsize=7, color=color)
-    figure.colorbar(image, ax=axis, fraction=0.046)
+    figure.colorbar(image, ax=axis, fraction=0.046, label="images (log scale)")
     return _save(figure, path)
 
 
@@ -154,8 +152,10 @@ def heatmap(
     title: str,
     row_name: str,
     col_name: str,
+    value_name: str = "",
 ) -> Path:
-    """(R, K) grid of numbers (NaN = not run), each cell written in; lower is better (reversed colours)."""
+    """(R, K) grid of numbers (NaN = not run), each cell written in; lower is better (reversed colours);
+    `value_name` labels the colour bar."""
     plt = _pyplot()
     from matplotlib.colors import LogNorm
 
@@ -168,11 +168,14 @@ def heatmap(
     axis.set_xticks(range(len(col_labels)), col_labels)
     axis.set_yticks(range(len(row_labels)), row_labels)
     axis.set(xlabel=col_name, ylabel=row_name, title=title + (" (log colour scale)" if wide else ""))
-    middle = float(np.sqrt(finite.min() * finite.max())) if wide else (
-        (finite.min() + finite.max()) / 2 if finite.size else 0)
+    middle = (
+        float(np.sqrt(finite.min() * finite.max()))
+        if wide
+        else ((finite.min() + finite.max()) / 2 if finite.size else 0)
+    )
     for (row, col), value in np.ndenumerate(values):
         text = "-" if not np.isfinite(value) else f"{value:g}"
         color = "black" if value < middle else "white"  # viridis_r: low values are light
         axis.text(col, row, text, ha="center", va="center", color=color)
-    figure.colorbar(image, ax=axis, fraction=0.046)
+    figure.colorbar(image, ax=axis, fraction=0.046, label=value_name)
     return _save(figure, path)

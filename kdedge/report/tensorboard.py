@@ -13,16 +13,19 @@ from typing import Any
 
 from kdedge.errors import InputError
 
-INSTALL_HINT = (
-    "pip install 'kdedge-distill[tensorboard]' (or pip install tensorboard), or drop --tensorboard"
-)
+INSTALL_HINT = "pip install 'kdedge-distill[tensorboard]' (or pip install tensorboard), or drop --tensorboard"
 
 # metrics.jsonl key -> TensorBoard tag (under the stage: "student/loss/train", ...)
 SCALARS = {
-    "train_loss": "loss/train", "test_loss": "loss/test", "val_loss": "loss/val",
-    "train_accuracy": "accuracy/train", "test_accuracy": "accuracy/test", "val_accuracy": "accuracy/val",
-    "lr": "lr", "test_agreement": "agreement/teacher_student_test",
-}  # fmt: skip
+    "train_loss": "loss/train",
+    "test_loss": "loss/test",
+    "val_loss": "loss/val",
+    "train_accuracy": "accuracy/train",
+    "test_accuracy": "accuracy/test",
+    "val_accuracy": "accuracy/val",
+    "lr": "lr",
+    "test_agreement": "agreement/teacher_student_test",
+}
 
 
 def require_tensorboard() -> None:

@@ -16,8 +16,9 @@ JITTER_PX = 2  # Hinton's MNIST jitter: shifts of up to 2 pixels in each directi
 JITTER_VARIANTS = (2 * JITTER_PX + 1) ** 2  # 25 distinct jittered copies of an image
 
 
-def shift_images(images: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, max_shift: int,
-                 mirrored: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+def shift_images(
+    images: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, max_shift: int, mirrored: torch.Tensor | None = None
+) -> torch.Tensor:
     """Shift image i by (dy[i] - max_shift, dx[i] - max_shift) pixels, zero fill; mirror it horizontally
     where mirrored[i]. images (N, C, H, W); dy, dx (N,) int64 in [0, 2 * max_shift]; same shape out."""
     n, _, h, w = images.shape
@@ -30,8 +31,7 @@ def shift_images(images: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, max_s
     return padded.permute(0, 2, 3, 1)[batch_index, rows, cols].permute(0, 3, 1, 2).contiguous()
 
 
-def random_shift(images: torch.Tensor, max_shift: int, generator: torch.Generator,
-                 flip: bool = False) -> torch.Tensor:  # fmt: skip
+def random_shift(images: torch.Tensor, max_shift: int, generator: torch.Generator, flip: bool = False) -> torch.Tensor:
     """Shift each image by its own random (dy, dx) in [-max_shift, max_shift], zero fill; optional random
     horizontal flip. (N, C, H, W) -> same shape; vectorised, no per-sample Python."""
     dy, dx = _random_offsets(images, max_shift, generator)
@@ -39,8 +39,9 @@ def random_shift(images: torch.Tensor, max_shift: int, generator: torch.Generato
     return shift_images(images, dy, dx, max_shift, mirrored)
 
 
-def _random_offsets(images: torch.Tensor, max_shift: int,
-                    generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+def _random_offsets(
+    images: torch.Tensor, max_shift: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-image (dy, dx), each (N,) int64 in [0, 2 * max_shift] on the images' device (dy drawn first)."""
     n = images.shape[0]
     dy = torch.randint(0, 2 * max_shift + 1, (n,), generator=generator).to(images.device)
@@ -57,8 +58,9 @@ def jitter_variant(images: torch.Tensor, variant: int) -> torch.Tensor:
     return shift_images(images, dy, dx, JITTER_PX)
 
 
-def random_affine(images: torch.Tensor, generator: torch.Generator, degrees: float = 10.0, scale: float = 0.1,
-                  max_shift: int = 2) -> torch.Tensor:  # fmt: skip
+def random_affine(
+    images: torch.Tensor, generator: torch.Generator, degrees: float = 10.0, scale: float = 0.1, max_shift: int = 2
+) -> torch.Tensor:
     """Per-image random rotation (+-degrees), zoom (1 +- scale) and integer shift (+-max_shift px), bilinear,
     zero fill. uint8 (N, C, H, W) -> uint8, same shape; one batched grid_sample, no per-sample Python."""
     n, _, h, w = images.shape
@@ -67,8 +69,9 @@ def random_affine(images: torch.Tensor, generator: torch.Generator, degrees: flo
     shift = torch.randint(-max_shift, max_shift + 1, (n, 2), generator=generator).float()
     cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
     # theta maps output to input coordinates in [-1, 1]: one pixel is 2 / size
-    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0] * 2 / w], 1),
-                         torch.stack([sin, cos, shift[:, 1] * 2 / h], 1)], 1).to(images.device)  # fmt: skip
+    theta = torch.stack(
+        [torch.stack([cos, -sin, shift[:, 0] * 2 / w], 1), torch.stack([sin, cos, shift[:, 1] * 2 / h], 1)], 1
+    ).to(images.device)
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
     warped = F.grid_sample(images.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     return warped.round_().clamp_(0, 255).to(torch.uint8)
@@ -81,8 +84,9 @@ def augment(images: torch.Tensor, kind: str, generator: torch.Generator) -> torc
     return augment_with_variant(images, kind, generator)[0]
 
 
-def augment_with_variant(images: torch.Tensor, kind: str,
-                         generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:  # fmt: skip
+def augment_with_variant(
+    images: torch.Tensor, kind: str, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """`augment`, plus for 'jitter' which of the JITTER_VARIANTS each image became ((B,) int64, else None):
     jitter has only 25 outcomes, so a teacher's logits for all of them can be computed once and indexed."""
     if kind == "jitter":

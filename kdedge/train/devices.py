@@ -38,8 +38,9 @@ def describe_device(name: str, amp: str | None = None) -> str:
 def cpu_native_bf16() -> bool:
     """Whether this CPU has bf16 instructions (AMX tiles or AVX512-BF16), as PyTorch's cpuinfo sees them."""
     probes = getattr(torch, "cpu", None)  # torch.cpu._is_amx_tile_supported etc. (cpuinfo)
-    return any(bool(getattr(probes, name, lambda: False)())
-               for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"))  # fmt: skip
+    return any(
+        bool(getattr(probes, name, lambda: False)()) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    )
 
 
 def resolve_amp(amp: str, device: torch.device) -> tuple[str, str]:

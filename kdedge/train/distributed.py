@@ -51,16 +51,20 @@ def world_from_env(env: dict[str, str] | None = None) -> World:
         message = f"WORLD_SIZE / RANK / LOCAL_RANK must be integers (got {got}); start with torchrun"
         raise InputError(message) from None
     if world_size < 1 or not 0 <= rank < world_size or local_rank < 0:
-        raise InputError(f"inconsistent torchrun environment: RANK={rank}, LOCAL_RANK={local_rank}, "
-                         f"WORLD_SIZE={world_size}")  # fmt: skip
+        raise InputError(
+            f"inconsistent torchrun environment: RANK={rank}, LOCAL_RANK={local_rank}, WORLD_SIZE={world_size}"
+        )
     return World(rank, world_size, local_rank)
 
 
 def current_world() -> World:
     """The world of the initialised process group, else a single process."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return World(torch.distributed.get_rank(), torch.distributed.get_world_size(),
-                     int(os.environ.get("LOCAL_RANK", torch.distributed.get_rank())))  # fmt: skip
+        return World(
+            torch.distributed.get_rank(),
+            torch.distributed.get_world_size(),
+            int(os.environ.get("LOCAL_RANK", torch.distributed.get_rank())),
+        )
     return World()
 
 
@@ -69,8 +73,10 @@ def process_device(device: torch.device, world: World) -> torch.device:
     if device.type != "cuda" or not world.distributed:
         return device
     if world.local_rank >= torch.cuda.device_count():
-        raise InputError(f"LOCAL_RANK {world.local_rank} but only {torch.cuda.device_count()} CUDA "
-                         "device(s); use --nproc_per_node <= the number of GPUs")  # fmt: skip
+        raise InputError(
+            f"LOCAL_RANK {world.local_rank} but only {torch.cuda.device_count()} CUDA "
+            "device(s); use --nproc_per_node <= the number of GPUs"
+        )
     return torch.device("cuda", world.local_rank)
 
 
@@ -109,8 +115,7 @@ def shard(permutation: torch.Tensor, rank: int, world_size: int) -> torch.Tensor
     return permutation[:usable][rank::world_size]
 
 
-def training_module(model: nn.Module, device: torch.device, world_size: int,
-                    compile_model: bool) -> nn.Module:  # fmt: skip
+def training_module(model: nn.Module, device: torch.device, world_size: int, compile_model: bool) -> nn.Module:
     """What `fit` trains: DDP around `model` under torchrun, then torch.compile when the recipe asks.
 
     Both wrappers share the module's parameters, so saving the plain module saves the trained weights.

@@ -62,8 +62,7 @@ class Context:
 
 
 @torch.inference_mode()
-def predict_logits(model: nn.Module, images: torch.Tensor, ctx: Context,
-                   batch_size: int = 1024) -> torch.Tensor:  # fmt: skip
+def predict_logits(model: nn.Module, images: torch.Tensor, ctx: Context, batch_size: int = 1024) -> torch.Tensor:
     """Logits (N, C) float32 of `model` in eval mode for uint8 images (N, C, H, W)."""
     was_training = model.training
     model.eval()
@@ -78,8 +77,9 @@ def predict_logits(model: nn.Module, images: torch.Tensor, ctx: Context,
     return torch.cat(outputs) if outputs else torch.zeros(0)
 
 
-def evaluate(model: nn.Module, split: Split, ctx: Context, batch_size: int = 1024,
-             logits: torch.Tensor | None = None) -> dict:  # fmt: skip
+def evaluate(
+    model: nn.Module, split: Split, ctx: Context, batch_size: int = 1024, logits: torch.Tensor | None = None
+) -> dict:
     """accuracy / errors / per-class errors / qwk / mean CE loss of `model` on a split. `logits` (N, C):
     the model's logits on the split when the caller already has them (no second forward pass)."""
     logits = predict_logits(model, split.images, ctx, batch_size) if logits is None else logits
@@ -88,8 +88,9 @@ def evaluate(model: nn.Module, split: Split, ctx: Context, batch_size: int = 102
     return report
 
 
-def teacher_logits_for(teacher: nn.Module | None, split: Split, cfg: StageConfig, distill: DistillConfig,
-                       ctx: Context) -> torch.Tensor | None:  # fmt: skip
+def teacher_logits_for(
+    teacher: nn.Module | None, split: Split, cfg: StageConfig, distill: DistillConfig, ctx: Context
+) -> torch.Tensor | None:
     """The cache: teacher logits float32 over the whole training split, (N, C) for unaugmented student input
     or (JITTER_VARIANTS, N, C) for jittered input (the teacher's logits for each of the 25 shifts); None
     when they must be computed per batch (random crops / affine warps, or caching turned off).
@@ -118,8 +119,15 @@ def teacher_logits_key(teacher: nn.Module, split: Split, cfg: StageConfig, ctx: 
     return teacher_cache.digest_key(teacher, split.images, json.dumps(transform))
 
 
-def fit(model: nn.Module, train: Split, cfg: StageConfig, ctx: Context, teacher: nn.Module | None = None,
-        distill: DistillConfig | None = None, state: TrainingState | None = None) -> list[dict]:
+def fit(
+    model: nn.Module,
+    train: Split,
+    cfg: StageConfig,
+    ctx: Context,
+    teacher: nn.Module | None = None,
+    distill: DistillConfig | None = None,
+    state: TrainingState | None = None,
+) -> list[dict]:
     """Train `model` in place for cfg.epochs on `train`; return one metrics record per epoch.
 
     With a teacher, the loss is the recipe's distillation loss on (student, teacher) logits; without,
@@ -140,14 +148,29 @@ def fit(model: nn.Module, train: Split, cfg: StageConfig, ctx: Context, teacher:
     for epoch in range(state.epoch, cfg.epochs):
         started = time.perf_counter()
         loss_sum, correct, seen = _train_epoch(model, setup, cfg, ctx, state, epoch, task)
-        record = _epoch_record(state.stage, epoch, loss_sum, correct, seen, time.perf_counter() - started,
-                               state.optimizer, model, ctx, cfg, teacher_test_logits)  # fmt: skip
+        record = _epoch_record(
+            state.stage,
+            epoch,
+            loss_sum,
+            correct,
+            seen,
+            time.perf_counter() - started,
+            state.optimizer,
+            model,
+            ctx,
+            cfg,
+            teacher_test_logits,
+        )
         state.records.append(record)
         state.save(model, epochs_done=epoch + 1)  # the end-of-epoch checkpoint (rank 0; none without a file)
         if ctx.metrics is not None and ctx.rank == 0:
             ctx.metrics.log(record)  # metrics.jsonl (+ TensorBoard)
-        _describe(ctx, task, f"{state.stage} epoch {epoch + 1}/{cfg.epochs} loss {record['train_loss']:.4f}"
-                  + (f" test acc {record['test_accuracy']:.4f}" if "test_accuracy" in record else ""))
+        _describe(
+            ctx,
+            task,
+            f"{state.stage} epoch {epoch + 1}/{cfg.epochs} loss {record['train_loss']:.4f}"
+            + (f" test acc {record['test_accuracy']:.4f}" if "test_accuracy" in record else ""),
+        )
     return state.records
 
 
@@ -167,24 +190,29 @@ class _StepSetup:
     steps_per_epoch: int
 
     @classmethod
-    def build(cls, train: Split, cfg: StageConfig, ctx: Context, teacher: nn.Module | None,
-              distill: DistillConfig) -> _StepSetup:  # fmt: skip
+    def build(
+        cls, train: Split, cfg: StageConfig, ctx: Context, teacher: nn.Module | None, distill: DistillConfig
+    ) -> _StepSetup:
         spec = LOSSES.get(distill.loss)
         labels = train.labels.to(ctx.device)
         weighted = cfg.class_weighted_loss
         class_weights = inverse_frequency_weights(labels, ctx.num_classes) if weighted else None
-        loss_kwargs = {"alpha": distill.soft_weight, "temperature": distill.temperature,
-                       "class_weights": class_weights, **spec.parse_options(distill.loss_kwargs)}  # fmt: skip
+        loss_kwargs = {
+            "alpha": distill.soft_weight,
+            "temperature": distill.temperature,
+            "class_weights": class_weights,
+            **spec.parse_options(distill.loss_kwargs),
+        }
         # fp16 gradients underflow without loss scaling (bf16 has fp32's range: no scaler); no-op if disabled
         fp16 = ctx.amp == "fp16" and ctx.device.type == "cuda"
         scaler = torch.amp.GradScaler(ctx.device.type, enabled=fp16)
         cached = teacher_logits_for(teacher, train, cfg, distill, ctx)
         steps_per_epoch = math.ceil(len(labels) / (cfg.batch_size * ctx.world_size))
-        return cls(train.images.to(ctx.device), labels, teacher, cached, spec.fn, loss_kwargs, scaler,
-                   steps_per_epoch)  # fmt: skip
+        return cls(train.images.to(ctx.device), labels, teacher, cached, spec.fn, loss_kwargs, scaler, steps_per_epoch)
 
-    def teacher_logits(self, batch: torch.Tensor, variant: torch.Tensor | None,
-                       inputs: torch.Tensor) -> torch.Tensor | None:  # fmt: skip
+    def teacher_logits(
+        self, batch: torch.Tensor, variant: torch.Tensor | None, inputs: torch.Tensor
+    ) -> torch.Tensor | None:
         """The teacher's logits (B, C) for exactly the inputs the student sees: from the cache (indexed by
         image, and by jitter variant when jittered), else a live forward pass, else None (no teacher)."""
         if self.cached_teacher_logits is not None:
@@ -195,15 +223,15 @@ class _StepSetup:
             return self.teacher(inputs).float().clone()  # clone: inference tensors cannot enter autograd
 
 
-def _train_epoch(model: nn.Module, setup: _StepSetup, cfg: StageConfig, ctx: Context, state: TrainingState,
-                 epoch: int, task) -> tuple[torch.Tensor, torch.Tensor, int]:  # fmt: skip
+def _train_epoch(
+    model: nn.Module, setup: _StepSetup, cfg: StageConfig, ctx: Context, state: TrainingState, epoch: int, task
+) -> tuple[torch.Tensor, torch.Tensor, int]:
     """One pass over this rank's shard of the epoch's shuffled order (from its saved position when a killed
     run stopped inside it). Returns (loss sum () float32, correct () int64, images seen), kept on the device:
     no host sync per step. A mid-epoch checkpoint is saved whenever one is due."""
     model.train()
     within = state.resumes_within(epoch)
-    permutation = within.permutation if within else torch.randperm(len(setup.labels),
-                                                                   generator=state.generator)
+    permutation = within.permutation if within else torch.randperm(len(setup.labels), generator=state.generator)
     order = shard(permutation, ctx.rank, ctx.world_size).to(ctx.device)
     loss_sum = (within.loss_sum.clone() if within else torch.zeros(())).to(ctx.device)
     correct = (within.correct.clone() if within else torch.zeros((), dtype=torch.long)).to(ctx.device)
@@ -226,8 +254,9 @@ def _train_epoch(model: nn.Module, setup: _StepSetup, cfg: StageConfig, ctx: Con
     return loss_sum, correct, len(order)
 
 
-def _batch_inputs(batch_images: torch.Tensor, cfg: StageConfig, ctx: Context,
-                  generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:  # fmt: skip
+def _batch_inputs(
+    batch_images: torch.Tensor, cfg: StageConfig, ctx: Context, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """uint8 (B, C, H, W) -> augmented, normalised float inputs, and each image's jitter variant
     ((B,) int64, or None when not jittered)."""
     augmented, variant = augment_with_variant(batch_images, cfg.augment, generator)
@@ -248,12 +277,26 @@ def _check_finite(loss: torch.Tensor, stage: str, epoch: int, step: int, ctx: Co
     """Stop before a non-finite loss reaches the weights. On GPU only every 32nd step: a host sync per step
     costs throughput, and once the weights are NaN every later loss is too."""
     if (ctx.device.type == "cpu" or step % 32 == 0) and not torch.isfinite(loss.detach()).item():
-        raise Diverged(f"{stage}: loss became {float(loss.detach())} in epoch {epoch + 1}, "
-                       f"step {step + 1}; lower the lr (or check the data)", stage)  # fmt: skip
+        raise Diverged(
+            f"{stage}: loss became {float(loss.detach())} in epoch {epoch + 1}, "
+            f"step {step + 1}; lower the lr (or check the data)",
+            stage,
+        )
 
 
-def _epoch_record(stage, epoch, loss_sum, correct, seen, seconds, optimizer, model, ctx, cfg,
-                  teacher_test_logits: torch.Tensor | None = None) -> dict:  # fmt: skip
+def _epoch_record(
+    stage,
+    epoch,
+    loss_sum,
+    correct,
+    seen,
+    seconds,
+    optimizer,
+    model,
+    ctx,
+    cfg,
+    teacher_test_logits: torch.Tensor | None = None,
+) -> dict:
     """One line of metrics.jsonl; stops the run when the loss stopped being finite. With the teacher's test
     logits (N_test, C) it adds test_agreement: how often the student now picks the teacher's class."""
     if ctx.world_size > 1:
@@ -263,19 +306,28 @@ def _epoch_record(stage, epoch, loss_sum, correct, seen, seconds, optimizer, mod
         loss_sum, correct, seen = totals[0], totals[1], int(totals[2])
     train_loss = float(loss_sum) / max(seen, 1)
     if not math.isfinite(train_loss):
-        raise Diverged(f"{stage}: loss became {train_loss} in epoch {epoch + 1}; lower the lr "
-                       "(the last good weights are those of the previous epoch)", stage)  # fmt: skip
-    record = {"stage": stage, "epoch": epoch + 1, "train_loss": train_loss,
-              "train_accuracy": float(correct) / max(seen, 1), "lr": optimizer.param_groups[0]["lr"],
-              "epoch_seconds": round(seconds, 3)}  # fmt: skip
+        raise Diverged(
+            f"{stage}: loss became {train_loss} in epoch {epoch + 1}; lower the lr "
+            "(the last good weights are those of the previous epoch)",
+            stage,
+        )
+    record = {
+        "stage": stage,
+        "epoch": epoch + 1,
+        "train_loss": train_loss,
+        "train_accuracy": float(correct) / max(seen, 1),
+        "lr": optimizer.param_groups[0]["lr"],
+        "epoch_seconds": round(seconds, 3),
+    }
     known = {}  # the student's test logits serve both the test metrics and the agreement: one pass
     if teacher_test_logits is not None:
         known["test"] = predict_logits(model, ctx.evaluation["test"].images, ctx, cfg.eval_batch_size)
         record["test_agreement"] = agreement(known["test"], teacher_test_logits)
     for name, split in ctx.evaluation.items():
         report = evaluate(model, split, ctx, cfg.eval_batch_size, known.get(name))
-        record.update({f"{name}_loss": report["loss"], f"{name}_accuracy": report["accuracy"],
-                       f"{name}_errors": report["errors"]})  # fmt: skip
+        record.update(
+            {f"{name}_loss": report["loss"], f"{name}_accuracy": report["accuracy"], f"{name}_errors": report["errors"]}
+        )
     return record
 
 

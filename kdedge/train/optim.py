@@ -14,8 +14,9 @@ def make_optimizer(model: nn.Module, cfg: StageConfig) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
     if cfg.optimizer == "sgd":
         nesterov = cfg.nesterov and cfg.momentum > 0
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=nesterov,
-                               weight_decay=cfg.weight_decay)  # fmt: skip
+        return torch.optim.SGD(
+            params, lr=cfg.lr, momentum=cfg.momentum, nesterov=nesterov, weight_decay=cfg.weight_decay
+        )
     optimizer_cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
     return optimizer_cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
@@ -62,8 +63,13 @@ def apply_max_norm(model: nn.Module, max_norm: float) -> None:
                 layer.weight.copy_(torch.renorm(layer.weight, p=2, dim=0, maxnorm=max_norm))
 
 
-def optimizer_step(loss: torch.Tensor, model: nn.Module, optimizer: torch.optim.Optimizer,
-                    scaler: torch.amp.GradScaler, cfg: StageConfig) -> None:  # fmt: skip
+def optimizer_step(
+    loss: torch.Tensor,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    cfg: StageConfig,
+) -> None:
     """Backward (loss-scaled for fp16), optional gradient clipping, the update, then the max-norm
     constraint."""
     optimizer.zero_grad(set_to_none=True)

@@ -39,8 +39,7 @@ def prepare_data(recipe: Recipe, data_root: str | None, run_dir: Path | None = N
         order = torch.randperm(len(split), generator=torch.Generator().manual_seed(recipe.seed))
         return split.subset(order[:limit])
 
-    return replace(bundle, train=first(bundle.train, cfg.train_limit),
-                   test=first(bundle.test, cfg.test_limit))  # fmt: skip
+    return replace(bundle, train=first(bundle.train, cfg.train_limit), test=first(bundle.test, cfg.test_limit))
 
 
 def student_train_split(recipe: Recipe, bundle: DataBundle) -> Split:
@@ -68,17 +67,33 @@ class RunMetrics:
             self.tensorboard(record)
 
 
-def make_context(recipe: Recipe, bundle: DataBundle, progress=None, metrics: RunMetrics | None = None,
-                 teacher_logits_file: Path | None = None) -> Context:  # fmt: skip
+def make_context(
+    recipe: Recipe,
+    bundle: DataBundle,
+    progress=None,
+    metrics: RunMetrics | None = None,
+    teacher_logits_file: Path | None = None,
+) -> Context:
     """The run's frozen training context; every epoch scores the test split (and val, when there is one)."""
     world = current_world()  # rank 0 of 1 unless started by torchrun (kdedge.train.distributed)
     device = process_device(resolve_device(recipe.device), world)
     amp, _ = resolve_amp(recipe.amp, device)  # 'auto' -> what this hardware computes natively
     evaluation = {"test": bundle.test} | ({"val": bundle.val} if bundle.val is not None else {})
-    return Context(device=device, mean=bundle.mean, std=bundle.std, seed=recipe.seed, amp=amp,
-                   channels_last=recipe.channels_last and device.type == "cuda", rank=world.rank,
-                   world_size=world.world_size, num_classes=bundle.num_classes, evaluation=evaluation,
-                   metrics=metrics, progress=progress, teacher_logits_file=teacher_logits_file)  # fmt: skip
+    return Context(
+        device=device,
+        mean=bundle.mean,
+        std=bundle.std,
+        seed=recipe.seed,
+        amp=amp,
+        channels_last=recipe.channels_last and device.type == "cuda",
+        rank=world.rank,
+        world_size=world.world_size,
+        num_classes=bundle.num_classes,
+        evaluation=evaluation,
+        metrics=metrics,
+        progress=progress,
+        teacher_logits_file=teacher_logits_file,
+    )
 
 
 def stage_summary(model: nn.Module, bundle: DataBundle, ctx: Context, cfg: StageConfig, extra: dict) -> dict:
@@ -86,9 +101,16 @@ def stage_summary(model: nn.Module, bundle: DataBundle, ctx: Context, cfg: Stage
     trained under autocast, so the numbers equal an onnxruntime fp32 evaluation of the exported model."""
     ctx = replace(ctx, amp="off")
     report = evaluate(model, bundle.test, ctx, cfg.eval_batch_size)
-    summary = {"model": cfg.model, "params": count_params(model), "test_accuracy": report["accuracy"],
-               "test_errors": report["errors"], "test_count": report["count"], "test_qwk": report["qwk"],
-               "per_class_errors": report["per_class_errors"], **extra}  # fmt: skip
+    summary = {
+        "model": cfg.model,
+        "params": count_params(model),
+        "test_accuracy": report["accuracy"],
+        "test_errors": report["errors"],
+        "test_count": report["count"],
+        "test_qwk": report["qwk"],
+        "per_class_errors": report["per_class_errors"],
+        **extra,
+    }
     if bundle.val is not None:
         val_report = evaluate(model, bundle.val, ctx, cfg.eval_batch_size)
         summary["val_accuracy"], summary["val_qwk"] = val_report["accuracy"], val_report["qwk"]
@@ -96,9 +118,16 @@ def stage_summary(model: nn.Module, bundle: DataBundle, ctx: Context, cfg: Stage
     return summary
 
 
-def obtain_model(stage: str, recipe: Recipe, bundle: DataBundle, train: Split, ctx: Context, run: RunDir,
-                 teacher: nn.Module | None = None,
-                 checkpointer: Checkpointer | None = None) -> nn.Module:  # fmt: skip
+def obtain_model(
+    stage: str,
+    recipe: Recipe,
+    bundle: DataBundle,
+    train: Split,
+    ctx: Context,
+    run: RunDir,
+    teacher: nn.Module | None = None,
+    checkpointer: Checkpointer | None = None,
+) -> nn.Module:
     """Train one stage (or load it from `checkpoint`), save its weights and summary; return it in eval
     mode."""
     cfg: StageConfig = getattr(recipe, stage)
@@ -129,9 +158,15 @@ def obtain_model(stage: str, recipe: Recipe, bundle: DataBundle, train: Split, c
     return model.eval()
 
 
-def _fit_saying_last_checkpoint(model: nn.Module, train: Split, cfg: StageConfig, ctx: Context,
-                                teacher: nn.Module | None, recipe: Recipe,
-                                state: TrainingState) -> list[dict]:  # fmt: skip
+def _fit_saying_last_checkpoint(
+    model: nn.Module,
+    train: Split,
+    cfg: StageConfig,
+    ctx: Context,
+    teacher: nn.Module | None,
+    recipe: Recipe,
+    state: TrainingState,
+) -> list[dict]:
     """fit; a failure says where the last good checkpoint is (a NaN stop keeps its type: the CLI offers the
     retry with a lower lr, since --resume would refuse a changed lr)."""
     try:
@@ -163,10 +198,11 @@ def check_checkpoint_data(recipe: Recipe, bundle: DataBundle) -> None:
             continue
         theirs = json.loads(file.read_text()).get("data", {})
         if any(theirs.get(key) != ours[key] for key in ("dataset", "num_classes", "image_size")):
-            trained = (f"{theirs.get('dataset')} ({theirs.get('num_classes')} classes, "
-                       f"{theirs.get('image_size')} px)")  # fmt: skip
-            raise InputError(f"{stage}.checkpoint {file.parent} was trained on {trained}; this recipe uses "
-                             f"{ours['dataset']} ({ours['num_classes']} classes, {ours['image_size']} px)")
+            trained = f"{theirs.get('dataset')} ({theirs.get('num_classes')} classes, {theirs.get('image_size')} px)"
+            raise InputError(
+                f"{stage}.checkpoint {file.parent} was trained on {trained}; this recipe uses "
+                f"{ours['dataset']} ({ours['num_classes']} classes, {ours['image_size']} px)"
+            )
 
 
 def check_checkpoint_splits(recipe: Recipe, split: dict) -> None:
@@ -178,9 +214,11 @@ def check_checkpoint_splits(recipe: Recipe, split: dict) -> None:
             continue
         leaked = set(json.loads(other.read_text())["train"]) & set(split["test"])
         if leaked:
-            raise InputError(f"{stage}.checkpoint {other.parent} trained on {len(leaked)} of this run's "
-                             f"{len(split['test'])} test images (e.g. '{min(leaked)}'); use that run's "
-                             "data.split and data set")  # fmt: skip
+            raise InputError(
+                f"{stage}.checkpoint {other.parent} trained on {len(leaked)} of this run's "
+                f"{len(split['test'])} test images (e.g. '{min(leaked)}'); use that run's "
+                "data.split and data set"
+            )
 
 
 def check_teacher(run: RunDir, bundle: DataBundle) -> dict | None:
@@ -199,11 +237,16 @@ def check_teacher(run: RunDir, bundle: DataBundle) -> dict | None:
     return verdict
 
 
-def run_recipe(recipe: Recipe, run: RunDir, data_root: str | None,
-               stages: tuple[str, ...] = ("teacher", "student"),
-               progress=None, checkpointer: Checkpointer | None = None,
-               bundle: DataBundle | None = None,
-               teacher_logits_file: Path | None = None) -> dict:  # fmt: skip
+def run_recipe(
+    recipe: Recipe,
+    run: RunDir,
+    data_root: str | None,
+    stages: tuple[str, ...] = ("teacher", "student"),
+    progress=None,
+    checkpointer: Checkpointer | None = None,
+    bundle: DataBundle | None = None,
+    teacher_logits_file: Path | None = None,
+) -> dict:
     """Run the recipe's stages into `run`; returns summary.json's content. `checkpointer` (train.resume)
     saves training state every epoch and, built with resume=True, continues a killed run. `bundle`: the
     data already loaded by prepare_data (the CLI loads it before it touches the run directory).
@@ -213,8 +256,13 @@ def run_recipe(recipe: Recipe, run: RunDir, data_root: str | None,
     if recipe.student is not None and "student" in stages:  # bad transfer sets fail before any write
         biasfix.check_transfer_set(recipe, bundle.num_classes)
     tensorboard = recipe.tensorboard and current_world().is_main  # only rank 0 writes into the run directory
-    ctx = make_context(recipe, bundle, progress, RunMetrics(run, tensorboard),
-                       teacher_logits_file or run.path / "teacher_logits.safetensors")
+    ctx = make_context(
+        recipe,
+        bundle,
+        progress,
+        RunMetrics(run, tensorboard),
+        teacher_logits_file or run.path / "teacher_logits.safetensors",
+    )
     run.write_recipe(recipe)
     sizes = {"train_images": len(bundle.train), "test_images": len(bundle.test)}
     source = {"root": bundle.root, "skipped_images": len(bundle.skipped)}  # export / eval / bench read it
@@ -222,9 +270,13 @@ def run_recipe(recipe: Recipe, run: RunDir, data_root: str | None,
     if bundle.skipped:  # --skip-bad-images: the count said, the list kept beside the results
         listing = "".join(f"{reason}\n" for _, reason in bundle.skipped)
         atomic_write_text(run.path / "bad_images.txt", listing)
-        error_console.print(f"warning: skipped {len(bundle.skipped)} unreadable images (e.g. "
-                            f"{bundle.skipped[0][1]}); list in {run.path / 'bad_images.txt'}",
-                            markup=False, highlight=False, soft_wrap=True)  # fmt: skip
+        error_console.print(
+            f"warning: skipped {len(bundle.skipped)} unreadable images (e.g. "
+            f"{bundle.skipped[0][1]}); list in {run.path / 'bad_images.txt'}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     if (split := split_record(bundle)) is not None:  # which files trained / tested (APTOS), for audits
         atomic_write_text(run.path / "split.json", json.dumps(split, indent=1))
         check_checkpoint_splits(recipe, split)
@@ -237,11 +289,19 @@ def run_recipe(recipe: Recipe, run: RunDir, data_root: str | None,
         check_teacher(run, bundle)
     if recipe.student is not None and "student" in stages:
         kd_teacher = None if recipe.distillation.loss == "none" else teacher  # none: the no-KD baseline
-        student = obtain_model("student", recipe, bundle, transfer, ctx, run, checkpointer=checkpointer,
-                               teacher=kd_teacher)
+        student = obtain_model(
+            "student", recipe, bundle, transfer, ctx, run, checkpointer=checkpointer, teacher=kd_teacher
+        )
         if recipe.distillation.bias_fix is not None:
-            biasfix.apply_bias_fix(run, recipe, bundle, student, teacher, holdout,
-                                   predict=lambda model, images: predict_logits(model, images, ctx),
-                                   summarize=lambda m: stage_summary(m, bundle, ctx, recipe.student, {}))
+            biasfix.apply_bias_fix(
+                run,
+                recipe,
+                bundle,
+                student,
+                teacher,
+                holdout,
+                predict=lambda model, images: predict_logits(model, images, ctx),
+                summarize=lambda m: stage_summary(m, bundle, ctx, recipe.student, {}),
+            )
     run.update_summary("finished", True)
     return run.read_summary()

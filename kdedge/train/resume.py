@@ -68,9 +68,14 @@ def unflatten(value: Any, tensors: dict[str, torch.Tensor]) -> Any:
 
 
 # -- saving and loading -----------------------------------------------------------------------------------
-def save_training_state(path: Path, header: dict[str, Any], model: nn.Module,
-                        optimizer: torch.optim.Optimizer,
-                        generator: torch.Generator, position: EpochPosition | None) -> None:  # fmt: skip
+def save_training_state(
+    path: Path,
+    header: dict[str, Any],
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+    position: EpochPosition | None,
+) -> None:
     """Write everything needed to continue training into one safetensors file, atomically."""
     tensors = {f"model.{k}": v for k, v in unwrapped(model).state_dict().items()}
     optimizer_json = flatten(optimizer.state_dict(), "optimizer", tensors)
@@ -84,8 +89,11 @@ def save_training_state(path: Path, header: dict[str, Any], model: nn.Module,
         tensors["position.permutation"] = position.permutation
         tensors["position.loss_sum"] = position.loss_sum.detach().clone()
         tensors["position.correct"] = position.correct.detach().clone()
-    save_state(path, {k: v.clone() if k.startswith("model.") else v for k, v in tensors.items()},
-               {HEADER_KEY: json.dumps(header)})  # fmt: skip
+    save_state(
+        path,
+        {k: v.clone() if k.startswith("model.") else v for k, v in tensors.items()},
+        {HEADER_KEY: json.dumps(header)},
+    )
 
 
 def read_training_state(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
@@ -94,15 +102,17 @@ def read_training_state(path: Path) -> tuple[dict[str, Any], dict[str, torch.Ten
         with safe_open(str(path), framework="pt") as handle:
             header = json.loads((handle.metadata() or {})[HEADER_KEY])
     except (SafetensorError, OSError, KeyError, ValueError) as err:
-        raise InputError(f"{path}: not a kdedge training state ({type(err).__name__}); "
-                         "delete it to restart that stage") from None  # fmt: skip
+        raise InputError(
+            f"{path}: not a kdedge training state ({type(err).__name__}); delete it to restart that stage"
+        ) from None
     if header.get("format") != STATE_FORMAT:
         raise InputError(f"{path}: state format {header.get('format')}, this kdedge reads {STATE_FORMAT}")
     return header, load_state(path)
 
 
-def restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
-            generator: torch.Generator) -> tuple[dict[str, Any], EpochPosition | None]:  # fmt: skip
+def restore(
+    path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator
+) -> tuple[dict[str, Any], EpochPosition | None]:
     """Load a state file into model / optimiser / RNGs; returns (header, mid-epoch position or None)."""
     header, tensors = read_training_state(path)
     unwrapped(model).load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
@@ -114,8 +124,13 @@ def restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
         torch.cuda.set_rng_state_all(cuda_states)
     if "position.permutation" not in tensors:
         return header, None
-    return header, EpochPosition(header["epoch"], header["step"], tensors["position.permutation"],
-                                 tensors["position.loss_sum"], tensors["position.correct"])  # fmt: skip
+    return header, EpochPosition(
+        header["epoch"],
+        header["step"],
+        tensors["position.permutation"],
+        tensors["position.loss_sum"],
+        tensors["position.correct"],
+    )
 
 
 class StateFile:
@@ -129,13 +144,18 @@ class StateFile:
         self.last_save = time.monotonic()
         self.last_good = f"none for the {stage} yet (it failed before its first checkpoint)"
 
-    def save(self, state: TrainingState, model: nn.Module, epoch: int,
-             position: EpochPosition | None) -> None:  # fmt: skip
+    def save(self, state: TrainingState, model: nn.Module, epoch: int, position: EpochPosition | None) -> None:
         if not self.writer:  # under DDP the replicas are identical; one writer
             return
         step = 0 if position is None else position.step
-        header = {"stage": self.stage, "recipe_sha": self.recipe_sha, "epoch": epoch, "step": step,
-                  "records": state.records, "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}  # fmt: skip
+        header = {
+            "stage": self.stage,
+            "recipe_sha": self.recipe_sha,
+            "epoch": epoch,
+            "step": step,
+            "records": state.records,
+            "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
         save_training_state(self.path, header, model, state.optimizer, state.generator, position)
         self.last_save = time.monotonic()
         self.last_good = _describe(self.path, self.stage, epoch, step)
@@ -152,19 +172,21 @@ class Checkpointer:
     """A run's training states: a fresh or restored TrainingState per stage, saved every epoch (and every
     `every_minutes` inside one) into RUN/<stage>.state.safetensors, removed when the stage is done."""
 
-    def __init__(self, run: RunDir, recipe: Recipe, every_minutes: float = 30.0,
-                 resume: bool = False) -> None:
+    def __init__(self, run: RunDir, recipe: Recipe, every_minutes: float = 30.0, resume: bool = False) -> None:
         self.run, self.recipe, self.resume = run, recipe, resume
         self.every_seconds = every_minutes * 60 if every_minutes > 0 else float("inf")
         self.current: StateFile | None = None  # the stage being trained
 
     def stage_finished(self, stage: str) -> bool:
         """On resume: a stage whose weights and summary were written and whose state file is gone."""
-        return (self.resume and stage in self.run.read_summary() and self.run.weights(stage).is_file()
-                and not state_path(self.run, stage).exists())  # fmt: skip
+        return (
+            self.resume
+            and stage in self.run.read_summary()
+            and self.run.weights(stage).is_file()
+            and not state_path(self.run, stage).exists()
+        )
 
-    def state_for(self, stage: str, model: nn.Module, cfg: StageConfig, seed: int,
-                  rank: int = 0) -> TrainingState:  # fmt: skip
+    def state_for(self, stage: str, model: nn.Module, cfg: StageConfig, seed: int, rank: int = 0) -> TrainingState:
         """The stage's state: continued from its state file when resuming, else fresh; either way saved to
         that file from now on. metrics.jsonl is rewritten to match it (epochs after the save are dropped)."""
         file = StateFile(self.run, stage, self.recipe.fingerprint(), self.every_seconds, writer=rank == 0)
@@ -173,8 +195,7 @@ class Checkpointer:
         if self.resume and file.path.exists():
             header, state.position = restore(file.path, model, state.optimizer, state.generator)
             if header.get("recipe_sha") != self.recipe.fingerprint() or header.get("stage") != stage:
-                raise InputError(f"{file.path}: saved by another recipe or stage; delete it to restart "
-                                 f"{stage}")
+                raise InputError(f"{file.path}: saved by another recipe or stage; delete it to restart {stage}")
             state.records, state.epoch = header["records"], header["epoch"]
             file.last_good = _describe(file.path, stage, state.epoch, header["step"])
         if rank == 0:
@@ -219,8 +240,10 @@ def open_run(path: Path, recipe: Recipe, force: bool, resume: bool) -> RunDir:
     states = [state_path(run, s).name for s in STAGES if state_path(run, s).exists()]
     summary = run.read_summary()
     if not force and not summary.get("finished") and (states or any(s in summary for s in STAGES)):
-        raise InputError(f"{path} holds an interrupted run ({', '.join(states) or 'a finished stage'}); "
-                         f"continue it with --resume {path}, or pass --force to start over")  # fmt: skip
+        raise InputError(
+            f"{path} holds an interrupted run ({', '.join(states) or 'a finished stage'}); "
+            f"continue it with --resume {path}, or pass --force to start over"
+        )
     preflight_weights(recipe)
     run.open_for_writing(force)
     for name in ("summary.json", "metrics.jsonl", *(f"{s}.safetensors" for s in STAGES), *states):
@@ -232,13 +255,17 @@ def _check_resumable(run: RunDir, recipe: Recipe) -> None:
     if not (run.path / "recipe.yaml").is_file():
         raise InputError(f"--resume {run.path}: not a kdedge run directory (no recipe.yaml)")
     if run.read_summary().get("finished"):
-        raise InputError(f"--resume {run.path}: that run already finished; nothing to resume "
-                         "(use --out NEW to run again, or --force to overwrite it)")  # fmt: skip
+        raise InputError(
+            f"--resume {run.path}: that run already finished; nothing to resume "
+            "(use --out NEW to run again, or --force to overwrite it)"
+        )
     saved = run.read_recipe()
     if saved.fingerprint() != recipe.fingerprint():
         changed = _changed_keys(saved.to_dict(), recipe.to_dict())
-        raise InputError(f"--resume {run.path}: the recipe differs from the one that started the run "
-                         f"(changed: {', '.join(changed[:5])}); resume with the same recipe and --set values")
+        raise InputError(
+            f"--resume {run.path}: the recipe differs from the one that started the run "
+            f"(changed: {', '.join(changed[:5])}); resume with the same recipe and --set values"
+        )
 
 
 def _changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:

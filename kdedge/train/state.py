@@ -35,8 +35,7 @@ class EpochPosition:
 class StateWriter(Protocol):
     """Where a TrainingState is checkpointed (kdedge.train.resume.StateFile)."""
 
-    def save(self, state: TrainingState, model: nn.Module, epoch: int,
-             position: EpochPosition | None) -> None:  # fmt: skip
+    def save(self, state: TrainingState, model: nn.Module, epoch: int, position: EpochPosition | None) -> None:
         """Write the state now (epoch: epochs done, or the epoch in progress when `position` is given)."""
 
     def at_step(self, state: TrainingState, model: nn.Module, position: EpochPosition) -> None:
@@ -57,8 +56,9 @@ class TrainingState:
     writer: StateWriter | None = None
 
     @classmethod
-    def fresh(cls, stage: str, model: nn.Module, cfg: StageConfig, seed: int,
-              writer: StateWriter | None = None) -> TrainingState:  # fmt: skip
+    def fresh(
+        cls, stage: str, model: nn.Module, cfg: StageConfig, seed: int, writer: StateWriter | None = None
+    ) -> TrainingState:
         """Epoch 0: a new optimiser for `model` and a generator seeded with the recipe's seed."""
         return cls(stage, make_optimizer(model, cfg), torch.Generator().manual_seed(seed), writer=writer)
 

@@ -31,8 +31,9 @@ def digest_key(teacher: torch.nn.Module, images: torch.Tensor, transform: str) -
     return digest.hexdigest()[:16]
 
 
-def load_or_compute(path: Path | None, key: str, compute: Callable[[], torch.Tensor], writer: bool,
-                    device: torch.device) -> torch.Tensor:  # fmt: skip
+def load_or_compute(
+    path: Path | None, key: str, compute: Callable[[], torch.Tensor], writer: bool, device: torch.device
+) -> torch.Tensor:
     """Logits saved at `path` under `key`, else compute() (saved there when `writer`: one rank under DDP).
     Shapes are whatever compute() returns: (N, C), or (V, N, C) with one row per augmentation variant."""
     if path is None:

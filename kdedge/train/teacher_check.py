@@ -35,14 +35,19 @@ def teacher_verdict(test_accuracy: float, labels: torch.Tensor, num_classes: int
     """{'teacher_at_chance': bool, 'chance_accuracy': .., 'chance_threshold': ..} for the summary."""
     chance = chance_accuracy(labels, num_classes)
     threshold = min(1.0, chance + chance_margin(chance, len(labels)))
-    return {"teacher_at_chance": bool(test_accuracy < threshold), "chance_accuracy": round(chance, 4),
-            "chance_threshold": round(threshold, 4)}  # fmt: skip
+    return {
+        "teacher_at_chance": bool(test_accuracy < threshold),
+        "chance_accuracy": round(chance, 4),
+        "chance_threshold": round(threshold, 4),
+    }
 
 
 def warning_line(stage_summary: dict, verdict: dict) -> str:
     """The one line a run prints (stderr) when its teacher is at chance."""
-    return (f"warning: the teacher ({stage_summary.get('model')}) is at chance: test accuracy "
-            f"{100 * stage_summary['test_accuracy']:.1f} % on {stage_summary.get('test_count')} images, "
-            f"not above {100 * verdict['chance_threshold']:.1f} % (best constant guess "
-            f"{100 * verdict['chance_accuracy']:.1f} % + margin); the student learns nothing from it: fix "
-            "the teacher (lr, init, epochs) before reading the student's numbers")  # fmt: skip
+    return (
+        f"warning: the teacher ({stage_summary.get('model')}) is at chance: test accuracy "
+        f"{100 * stage_summary['test_accuracy']:.1f} % on {stage_summary.get('test_count')} images, "
+        f"not above {100 * verdict['chance_threshold']:.1f} % (best constant guess "
+        f"{100 * verdict['chance_accuracy']:.1f} % + margin); the student learns nothing from it: fix "
+        "the teacher (lr, init, epochs) before reading the student's numbers"
+    )
