@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from kdedge.experiments import alpha_study
@@ -164,7 +165,10 @@ def several_seeds(args: argparse.Namespace) -> None:
         plot_curves(rows, args.plot)
         print(f"wrote {args.plot}")
     if args.json:
-        args.json.write_text(json.dumps({"rows": rows, "means": means}, indent=1) + "\n")
+        from cifar10_train_throughput import machine  # bench/ is on sys.path when run as a script
+
+        result = {"command": " ".join(sys.argv), "machine": machine(), "rows": rows, "means": means}
+        args.json.write_text(json.dumps(result, indent=1) + "\n")
         print(f"wrote {args.json}")
 
 

@@ -202,7 +202,10 @@ def main() -> None:
     print_table(rows)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"command": " ".join(sys.argv), "rows": rows}, indent=1) + "\n")
+        from cifar10_train_throughput import machine  # bench/ is on sys.path when run as a script
+
+        result = {"command": " ".join(sys.argv), "machine": machine(), "rows": rows}
+        args.json.write_text(json.dumps(result, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -19,17 +19,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import subprocess
 import time
 from contextlib import nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from kdedge.bench.peak import measure_peak
+from kdedge.bench.results import machine_info
 from kdedge.models import build_model
 
 DTYPES = ("float32", "bfloat16")
@@ -41,9 +41,8 @@ SETTINGS = {  # name -> (channels_last, bf16 autocast)
 }
 
 
-def _step(
-    model: torch.nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor, labels: torch.Tensor, bf16: bool
-) -> None:
+def _step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor,
+          labels: torch.Tensor, bf16: bool) -> None:  # fmt: skip
     """One SGD step on images (B, 3, 32, 32) float32, labels (B,) int64."""
     context = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else nullcontext()
     with context:
@@ -62,9 +61,8 @@ def train_flops_per_image(name: str, batch: int = 8) -> float:
     return counter.get_total_flops() / batch
 
 
-def images_per_second(
-    name: str, batch: int, channels_last: bool, bf16: bool, steps: int, compiled: bool = False
-) -> float:
+def images_per_second(name: str, batch: int, channels_last: bool, bf16: bool, steps: int,
+                      compiled: bool = False) -> float:  # fmt: skip
     """batch / median step time over `steps` timed steps (after 2 warm-up steps: oneDNN picks kernels)."""
     torch.manual_seed(0)
     model = build_model(name, 10, 3, 32)
@@ -84,21 +82,12 @@ def images_per_second(
 
 
 def machine() -> dict:
-    """CPU model (lscpu), cores, torch version, date and load average of this measurement."""
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-        model = next(line.split(":", 1)[1].strip() for line in lscpu.splitlines() if "Model name" in line)
-    except (OSError, StopIteration):
-        model = platform.processor()
-    return {
-        "cpu": model,
-        "cpus": os.cpu_count(),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "load_average_1min": round(os.getloadavg()[0], 2),
-    }
+    """CPU model and flags (kdedge bench's machine_info), torch version, date and load average now."""
+    info = machine_info(SimpleNamespace(threads=torch.get_num_threads(), device="cpu"))
+    return info | {"cpus": os.cpu_count(), "torch": torch.__version__,
+                   "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                   "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                   "load_average_1min": round(os.getloadavg()[0], 2)}  # fmt: skip
 
 
 def measure(args: argparse.Namespace) -> dict:
@@ -121,31 +110,24 @@ def measure(args: argparse.Namespace) -> dict:
                 for batch in args.batches:
                     rate = images_per_second(name, batch, channels_last, bf16, args.steps, args.compile)
                     peak = peaks["bfloat16" if bf16 else "float32"]
-                    row = {
-                        "model": name,
-                        "setting": setting + (" compiled" if args.compile else ""),
-                        "batch": batch,
-                        "threads": threads,
-                        "images_per_s": round(rate, 2),
-                        "train_gflop_per_image": round(flops / 1e9, 3),
-                        "achieved_gflops": round(rate * flops / 1e9, 1),
-                        "fraction_of_fp32_peak": round(rate * flops / 1e9 / peaks["float32"], 3),
-                        "fraction_of_own_dtype_peak": round(rate * flops / 1e9 / peak, 3),
-                        "load_average_1min": round(os.getloadavg()[0], 2),
-                    }
+                    row = {"model": name, "setting": setting + (" compiled" if args.compile else ""),
+                           "batch": batch, "threads": threads, "images_per_s": round(rate, 2),
+                           "train_gflop_per_image": round(flops / 1e9, 3),
+                           "achieved_gflops": round(rate * flops / 1e9, 1),
+                           "fraction_of_fp32_peak": round(rate * flops / 1e9 / peaks["float32"], 3),
+                           "fraction_of_own_dtype_peak": round(rate * flops / 1e9 / peak, 3),
+                           "load_average_1min": round(os.getloadavg()[0], 2)}  # fmt: skip
                     rows.append(row)
                     print(_line(row), flush=True)
     return {"machine": machine(), "peak_gflops": peaks, "steps": args.steps, "rows": rows}
 
 
 def _line(row: dict) -> str:
-    return (
-        f"| {row['model']} | {row['setting']} | {row['batch']} | {row['threads']} | "
-        f"{row['images_per_s']:.1f} | {row['train_gflop_per_image']:.2f} | "
-        f"{row['achieved_gflops']:.0f} | "
-        f"{row['fraction_of_fp32_peak']:.2f} | {row['fraction_of_own_dtype_peak']:.2f} | "
-        f"{row['load_average_1min']:.1f} |"
-    )
+    return (f"| {row['model']} | {row['setting']} | {row['batch']} | {row['threads']} | "
+            f"{row['images_per_s']:.1f} | {row['train_gflop_per_image']:.2f} | "
+            f"{row['achieved_gflops']:.0f} | "
+            f"{row['fraction_of_fp32_peak']:.2f} | {row['fraction_of_own_dtype_peak']:.2f} | "
+            f"{row['load_average_1min']:.1f} |")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -19,21 +19,6 @@ from kdedge.errors import InputError
 from kdedge.model_check import check_model_file
 
 PREFIX = "kdedge."
-REQUIRED_KEYS = (
-    "model",
-    "stage",
-    "precision",
-    "input_size",
-    "in_channels",
-    "layout",
-    "mean",
-    "std",
-    "class_names",
-    "dataset",
-    "recipe_sha",
-    "test_accuracy",
-    "version",
-)
 
 
 @dataclass(frozen=True)

@@ -205,7 +205,7 @@ def _write_bench_table(path: Path) -> None:
 def _write_logits_cache(path: Path) -> None:
     from kdedge.train.teacher_cache import load_or_compute
 
-    load_or_compute(path, "new-key", lambda: torch.ones(2000, 10), True, [], torch.device("cpu"))
+    load_or_compute(path, "new-key", lambda: torch.ones(2000, 10), True, torch.device("cpu"))
 
 
 def _write_weights(path: Path) -> None:

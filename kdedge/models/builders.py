@@ -210,15 +210,6 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def timm_pretrained_cfg(name: str) -> dict | None:
-    """timm's default pre-processing config for a timm model (mean/std/interpolation), else None."""
-    if name not in TIMM_MODELS:
-        return None
-    import timm
-
-    return dict(timm.models.get_pretrained_cfg(name).to_dict())
-
-
 def output_bias(model: nn.Module) -> torch.Tensor:
     """The bias vector (num_classes,) of the model's final linear layer (for Hinton's bias fix)."""
     last = [m for m in model.modules() if isinstance(m, nn.Linear)]
