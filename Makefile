@@ -20,8 +20,11 @@ $(VENV)/.installed: pyproject.toml
 # tests skip; .ci/run calls `make edge test`, and in CI the edge tests fail rather than skip without them.
 edge: $(VENV)/.edge-installed
 
+# The edge converters (litert-torch -> transformers, executorch) accept many torch versions: without the
+# venv's own torch pinned, pip's resolver backtracks through old torch wheels for many minutes.
 $(VENV)/.edge-installed: $(VENV)/.installed
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[dev,edge]"
+	$(BIN)/python -m pip freeze | grep -iE '^(torch|torchvision)==' > $(VENV)/torch-pins.txt
+	$(BIN)/python -m pip install -q --disable-pip-version-check -c $(VENV)/torch-pins.txt -e ".[dev,edge]"
 	touch $@
 
 demo: venv
