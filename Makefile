@@ -20,11 +20,15 @@ $(VENV)/.installed: pyproject.toml
 # tests skip; .ci/run calls `make edge test`, and in CI the edge tests fail rather than skip without them.
 edge: $(VENV)/.edge-installed
 
+# pyproject's `edge` extra, spelled out: installing the packages alone resolves in ~30 s, while
+# `pip install -e ".[dev,edge]"` re-resolves the project too and backtracks through old timm wheels.
+EDGE_REQUIREMENTS = $(shell $(BIN)/python -c "import tomllib; x = tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']; print(' '.join(r for k in ('executorch', 'litert-convert', 'coreml') for r in x[k]))")
+
 # The edge converters (litert-torch -> transformers, executorch) accept many torch versions: without the
 # venv's own torch pinned, pip's resolver backtracks through old torch wheels for many minutes.
 $(VENV)/.edge-installed: $(VENV)/.installed
 	$(BIN)/python -m pip freeze | grep -iE '^(torch|torchvision)==' > $(VENV)/torch-pins.txt
-	$(BIN)/python -m pip install -q --disable-pip-version-check -c $(VENV)/torch-pins.txt -e ".[dev,edge]"
+	$(BIN)/python -m pip install -q --disable-pip-version-check -c $(VENV)/torch-pins.txt $(EDGE_REQUIREMENTS)
 	touch $@
 
 demo: venv
