@@ -209,7 +209,7 @@ def score_rows(rows: list[dict[str, Any]], models: list[BenchModel]) -> None:
 def _variant_key(row: dict[str, Any]) -> tuple:
     """One model's runtime x precision x device (its batch sizes share a skip and an accuracy); by index,
     as two runs in folders of the same name have the same label."""
-    return row["_model_index"], row["runtime"], row["precision"], row["device"], row["file"]
+    return row["_model_index"], row["runtime"], row["precision"], row["device"], row.get("file")
 
 
 def run_bench(paths: list[Path], options: BenchOptions, progress=None) -> dict[str, Any]:
