@@ -105,6 +105,11 @@ def _root(
         os.environ["KDEDGE_DEBUG"] = "1"
 
 
+def _with_skip_bad_images(set_: list[str], skip_bad_images: bool) -> list[str]:
+    """`--skip-bad-images` is the recipe key data.skip_bad_images, set like any other `--set`."""
+    return [*set_, *(["data.skip_bad_images=true"] if skip_bad_images else [])]
+
+
 @app.command()
 def distill(
     recipe: RecipeArgument,
@@ -121,7 +126,7 @@ def distill(
     """Train the teacher (unless the recipe gives a checkpoint), then distill the student."""
     from kdedge import api
 
-    set_ = [*set_, *(["data.skip_bad_images=true"] if skip_bad_images else [])]
+    set_ = _with_skip_bad_images(set_, skip_bad_images)
     api.distill(
         recipe,
         set_,
@@ -151,7 +156,7 @@ def train(
     """Train the recipe's teacher only."""
     from kdedge import api
 
-    set_ = [*set_, *(["data.skip_bad_images=true"] if skip_bad_images else [])]
+    set_ = _with_skip_bad_images(set_, skip_bad_images)
     api.train(
         recipe,
         set_,

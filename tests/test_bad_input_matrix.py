@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import torch
 from cli_helpers import checksums, one_error_line, run_cli, run_subprocess, write_recipe
+from hostile_files import CARD
 from PIL import Image
 
 NO_GPU = pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
@@ -161,21 +162,7 @@ def _plain_onnx(path: Path, metadata: bool = False) -> None:
     if metadata:
         set_metadata(
             model,
-            build_metadata(
-                {
-                    "model": "mlp",
-                    "stage": "student",
-                    "precision": "fp32",
-                    "input_size": (28, 28),
-                    "in_channels": 1,
-                    "mean": [0.1307],
-                    "std": [0.3081],
-                    "class_names": [str(d) for d in range(10)],
-                    "dataset": "mnist",
-                    "recipe_sha": "0" * 16,
-                    "test_accuracy": 0.5,
-                }
-            ),
+            build_metadata(CARD),
         )
     onnx.save(model, str(path))
 
