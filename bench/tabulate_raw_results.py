@@ -3,9 +3,10 @@ docs/results.md and README's "Results at a glance" show them. Numbers are read, 
 
     python bench/tabulate_raw_results.py && python bench/make_tables.py
 
-Reads bench/results/retinamnist.json (bench/retinamnist_results.py) and cifar10_alpha_study.json +
-cifar10_alexnet_teacher.json (bench/cifar10_alpha_study.py); writes retinamnist_table.json and
-cifar10_alpha_study_table.json beside them.
+Reads, when present: retinamnist.json (bench/retinamnist_results.py), cifar10_alpha_study.json +
+cifar10_alexnet_teacher.json (bench/cifar10_alpha_study.py), cifar10_resnet_subset.json
+(bench/cifar10_kd_table.py), own_images_cifar.json / own_images_memory.json (bench/own_images_*.py) and
+edge_formats_<name>.json (bench/edge_formats.py); writes <name>_table.json beside each.
 """
 
 from __future__ import annotations
@@ -15,6 +16,12 @@ import statistics
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+MEMORY_COLUMNS = ["measurement", "memory limit MB", "images", "decoded GB", "load s", "epoch s", "peak RSS MB",
+                  "of it anonymous", "of it file-backed", "status"]  # fmt: skip
+EDGE_COLUMNS = ["runtime", "precision", "file", "size MB", "p50 ms (batch 1)", "accuracy %", "test images",
+                "max abs diff vs torch", "status"]  # fmt: skip
 
 
 def _write(name: str, result: dict) -> None:
@@ -43,7 +50,7 @@ def retinamnist() -> None:
         "retinamnist_table.json",
         {
             "title": "RetinaMNIST (real DR grading): ConvNeXt-T -> Swin-T / MobileNetV3-L, KD vs no KD",
-            "experiment": "retina_convnext_teacher, retina_swin, retina_mobile",
+            "experiment": "retina_convnext_teacher, retina_swin, retina_mobile, retina_convnext_self",
             "order": 60,
             "headline": f"negative result: best distilled <= 5M student {best['test_accuracy_mean']:.3f} test accuracy "
             f"(2 seeds) vs the MedMNIST v2 reference {raw['reference']['accuracy']}; KD did not help",
@@ -62,8 +69,8 @@ def retinamnist() -> None:
             "rows": rows,
             "notes": [f"{k}: {v:.3f}" if isinstance(v, float) else f"{k}: {v}" for k, v in raw["verdicts"].items()]
             + [
-                "400 official test images; 32 px, 6 epochs per stage, from scratch (no hub weights); "
-                "retina_convnext_self (self-KD) was not run in this session"
+                "400 official test images; 32 px, 6 epochs per stage, from scratch (no hub weights)"
+                + ("" if any("self-KD" in r["row"] for r in raw["rows"]) else "; retina_convnext_self not run")
             ],
         },
     )
@@ -120,6 +127,185 @@ def alpha_study() -> None:
     )
 
 
+def _date(machine: dict) -> str:
+    return str(machine.get("date", "2026-12-04"))[:10]
+
+
+def cifar10_resnet_subset() -> None:
+    raw = json.loads((RESULTS / "cifar10_resnet_subset.json").read_text())
+    machine = raw["machine"]
+    rows = [
+        [
+            r["row"],
+            r["epochs"],
+            r["train_images"],
+            r["test_images"],
+            " / ".join(f"{a:.1f}" for a in r["test_accuracy_percent"]),
+            r["mean"],
+            r["spread"],
+            r["seconds_per_epoch"],
+        ]
+        for r in raw["rows"]
+    ]
+    by_row = {r["row"].split(" (")[0]: r["mean"] for r in raw["rows"]}
+    plain, self_kd = by_row.get("ResNet18, no KD"), by_row.get("ResNet18 <- ResNet18")
+    _write(
+        "cifar10_resnet_subset_table.json",
+        {
+            "title": "CIFAR-10 ResNet18 / ResNet50: no KD, self-KD and reverse KD on the real subset",
+            "experiment": "cifar10_self_r18, cifar10_self_r50, cifar10_reverse_r50_from_r18",
+            "order": 65,
+            "headline": f"ResNet18 on the 4,000-image subset: self-KD {self_kd:.1f} % vs no KD {plain:.1f} % test "
+            f"(mean of {len(raw['rows'][0]['seeds'])} seeds; chance 11.2 %)",
+            "date": _date(machine),
+            "machine": f"{machine.get('cpu', 'CPU')}, {machine.get('cpus')} cores, torch {machine.get('torch')}, "
+            f"bf16 autocast (amp: auto), load average {machine.get('load_average_1min')} at the end",
+            "commands": ["KDEDGE_DATA=../shared/data " + raw["command"].replace("bench/", "python bench/", 1)],
+            "source": "bench/results/cifar10_resnet_subset.json, docs/cifar10.md",
+            "columns": [
+                "model (training)",
+                "epochs",
+                "train images",
+                "test images",
+                "test acc % per seed",
+                "mean",
+                "max-min",
+                "s/epoch",
+            ],
+            "rows": rows,
+            "notes": [
+                "the recipes as shipped (SGD lr 0.1, nesterov, cosine, warm-up a quarter of the run, crop+flip, "
+                "batch 128), shortened to the epochs shown; the no-KD row is the self-KD run's own teacher "
+                "(same seed, init, batch order and augmentation: only the loss differs)",
+                "what it cannot show: the full-data, 200-epoch numbers of the papers; a few points between rows "
+                "are within what 2 seeds on 1,000 test images resolve (binomial std ~1.5 points)",
+                "the full-data table on a CUDA machine: python bench/cifar10_kd_table.py --full "
+                "(--nproc N for torchrun); --estimate prints the expected time per row",
+            ],
+        },
+    )
+
+
+def own_images() -> None:
+    cifar = json.loads((RESULTS / "own_images_cifar.json").read_text())
+    rows = [
+        [name, r["train_images"], r["test_images"], round(100 * r["teacher_test_accuracy"], 1),
+         round(100 * r["student_test_accuracy"], 1), r["seconds"]]
+        for name, r in (("built-in cifar10 loader", cifar["builtin_cifar10"]), ("data.name: folder (PNG files)",
+                        cifar["folder"]))
+    ]  # fmt: skip
+    _write(
+        "own_images_cifar_table.json",
+        {
+            "title": "Your own images: the CIFAR-10 subset as PNG files vs the built-in loader",
+            "experiment": "bench/own_images_cifar.py (issue 18)",
+            "order": 90,
+            "headline": f"same recipe and split, folder of PNG files vs built-in loader: student gap "
+            f"{cifar['student_gap_points']:+.1f} points ({'within' if cifar['within_2_points'] else 'NOT within'} "
+            "the 2-point target)",
+            "date": "2026-12-04",
+            "machine": f"Intel Xeon, 2 cores, load average {cifar['load_average'][0]:.1f} at the end",
+            "commands": ["KDEDGE_DATA=../shared/data python " + cifar["command"].removeprefix("python ")],
+            "source": "bench/results/own_images_cifar.json",
+            "columns": ["data", "train images", "test images", "teacher acc %", "student acc %", "seconds"],
+            "rows": rows,
+            "notes": [
+                f"{cifar['epochs']} epochs per stage, small CNN width 16 -> width 8, Hinton loss alpha 0.5 T 4; the "
+                "folder holds the built-in run's own train / val / test split (PATH/train|val|test/<class>/)",
+                "the folder run normalises with the mean / std it measured on its training split, the built-in "
+                "loader with its fixed CIFAR-10 values, and visits the images in another order (sorted files): "
+                "the gap includes that noise",
+            ],
+        },
+    )
+    memory = json.loads((RESULTS / "own_images_memory.json").read_text())
+    names = ("small_memmap_first_load", "small_memmap", "small_in_memory", "large_memmap_first_load")
+    rows = []
+    for name in names:
+        r = memory.get(name)
+        if r is None:
+            continue
+        limit = memory["large_limit_mb"] if name.startswith("large") else None
+        cells = [r.get(k) for k in ("images", "decoded_gb", "load_seconds", "epoch_seconds", "peak_rss_mb",
+                                    "peak_rss_anon_mb", "peak_rss_file_mb")]  # fmt: skip
+        rows.append([name.replace("_", " "), limit, *cells, r.get("failed", "ok")])
+    _write(
+        "own_images_memory_table.json",
+        {
+            "title": "Data larger than memory: the memory-mapped image cache vs everything in RAM",
+            "experiment": "bench/own_images_memory.py (issue 18)",
+            "order": 91,
+            "headline": f"decode {memory['decode_images_per_second']} images/s; memmap epoch "
+            f"{memory['epoch_ratio_memmap_over_memory']}x the in-memory one; a set 3x the memory limit trains "
+            f"({rows[-1][-1] if rows else 'not run'})",
+            "date": "2026-12-04",
+            "machine": f"Intel Xeon, {memory['cpus']} cores, load average {memory['load_average'][0]:.1f} at the end",
+            "commands": ["KDEDGE_DATA=../shared/data " + memory["command"]],
+            "source": "bench/results/own_images_memory.json",
+            "columns": MEMORY_COLUMNS,
+            "rows": rows,
+            "notes": [
+                "images: real CIFAR-10 pictures upscaled and cropped to 256 px JPEG files, decoded once to "
+                "224 x 224 x 3 uint8; the student is a tiny MLP so that the data path, not the model, is timed",
+                "RSS counts the pages of the memory map the process has touched (file-backed: page cache the "
+                "kernel evicts under pressure, as in the cgroup row); the anonymous part is what the process "
+                "itself holds",
+            ],
+        },
+    )
+
+
+def edge_formats(name: str, title: str, order: int) -> None:
+    raw = json.loads((RESULTS / f"edge_formats_{name}.json").read_text())
+    rows = [
+        [r["runtime"], r["precision"], r.get("file"), r.get("size_mb"), r.get("latency_ms_p50"),
+         None if r.get("accuracy") is None else round(100 * r["accuracy"], 2), r.get("test_count"),
+         None if r.get("max_abs_diff_torch") is None else f"{r['max_abs_diff_torch']:.1e}", r["status"]]
+        for r in raw["rows"]
+    ]  # fmt: skip
+    timed = {(r[0], r[1]): r[4] for r in rows if r[4] is not None}
+    fastest = min(timed, key=timed.get)
+    ort = timed.get(("onnxruntime", "fp32"))
+    machine = raw["machine"]
+    _write(
+        f"edge_formats_{name}_table.json",
+        {
+            "title": title,
+            "experiment": "bench/edge_formats.py (issue 19)",
+            "order": order,
+            "headline": f"fastest at batch 1: {fastest[0]} {fastest[1]} {timed[fastest]:.3f} ms vs onnxruntime fp32 "
+            f"{ort} ms, in one run",
+            "date": "2026-12-04",
+            "machine": f"{machine['cpu']}, {machine['cores']} cores, load average {machine['load_average'][0]:.1f}; "
+            "batch 1, each row in its own process",
+            "commands": [raw["command"]],
+            "source": f"bench/results/edge_formats_{name}.json",
+            "columns": EDGE_COLUMNS,
+            "rows": rows,
+            "notes": [
+                "max abs diff vs torch: the export's parity check on random inputs (fp32 is the one that matters; "
+                "fp16 / int8 files are bounded by top-1 agreement with PyTorch on real test images instead)",
+                "Core ML converts on Linux but runs on macOS only; TensorRT needs a CUDA GPU with TensorRT",
+            ],
+        },
+    )
+
+
+EDGE = {
+    "mnist800": ("Edge formats: the MNIST 784-800-800-10 student in every format", 81),
+    "cifar10_r18": ("Edge formats: the CIFAR-10 ResNet18 (self-KD) student in every format", 82),
+    "retina_mobile": ("Edge formats: the RetinaMNIST MobileNetV3-L (KD) student in every format", 83),
+}
+
 if __name__ == "__main__":
     retinamnist()
     alpha_study()
+    for needed, make in (
+        (("cifar10_resnet_subset.json",), cifar10_resnet_subset),
+        (("own_images_cifar.json", "own_images_memory.json"), own_images),
+    ):
+        if all((RESULTS / n).is_file() for n in needed):
+            make()
+    for edge_name, (edge_title, edge_order) in EDGE.items():
+        if (RESULTS / f"edge_formats_{edge_name}.json").is_file():
+            edge_formats(edge_name, edge_title, edge_order)

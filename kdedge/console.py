@@ -61,7 +61,12 @@ def make_progress(quiet: bool) -> Progress:
     )
 
 
-ORDINAL_DATASETS = ("aptos",)  # data set name prefixes whose classes are ordered grades: QWK means something
+ORDINAL_DATASETS = ("aptos", "retinamnist")  # name prefixes of data sets of ordered grades: QWK means something
+
+
+def is_ordinal(dataset: str) -> bool:
+    """Are the classes of this data set ordered grades (diabetic retinopathy 0-4), so that QWK is meaningful?"""
+    return str(dataset).startswith(ORDINAL_DATASETS)
 
 
 def summary_table(summary: dict, title: str, width: int = 200) -> Table:
@@ -69,7 +74,7 @@ def summary_table(summary: dict, title: str, width: int = 200) -> Table:
     sets; training seconds only where this summary trained the stage (eval re-scores, trains nothing)."""
     from kdedge.tables import Column, fitted_table, si
 
-    ordinal = str(summary.get("data", {}).get("dataset", "")).startswith(ORDINAL_DATASETS)
+    ordinal = is_ordinal(summary.get("data", {}).get("dataset", ""))
     columns = (
         Column("stage", key=True, left=True),
         Column("model", key=True, left=True),

@@ -581,6 +581,18 @@ def test_teacher_notice_names_an_earlier_run_with_the_same_teacher(tmp_path: Pat
     assert teacher_notice(short, 1000, runs / "x", tmp_path) is None
 
 
+def test_a_run_that_recorded_its_measured_mean_std_still_matches_its_recipe() -> None:
+    """A folder / csv run writes the mean / std it measured into RUN/recipe.yaml; the recipe that left them
+    out still finds that teacher, one that gives other values does not."""
+    from kdedge.commands.teacher_reuse import _same_teacher
+
+    wanted = {"seed": 0, "teacher": {"model": "m"}, "data": {"name": "folder", "mean": None, "std": None}}
+    saved = wanted | {"data": {"name": "folder", "mean": [0.4], "std": [0.2]}}
+    assert _same_teacher(saved, wanted)
+    assert not _same_teacher(saved, wanted | {"data": {"name": "folder", "mean": [0.5], "std": [0.2]}})
+    assert not _same_teacher(saved | {"seed": 1}, wanted)
+
+
 # -- sweep output: no duplicated column, no double negative, counts that agree, alpha 0 trained once -------
 def test_an_alpha_0_point_is_its_own_no_kd_baseline(tmp_path: Path) -> None:
     from kdedge.experiments.sweep import planned_baselines, point_name

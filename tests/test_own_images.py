@@ -274,6 +274,8 @@ def test_skip_bad_images_warns_counts_and_lists(tmp_path, capsys, monkeypatch):
     assert len(listed) == 2 and any("dog03.png" in line for line in listed)
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["data"]["skipped_images"] == 2 and summary["data"]["class_names"] == list(CLASSES)
+    ran = yaml.safe_load((tmp_path / "run" / "recipe.yaml").read_text())["data"]  # measured mean/std recorded
+    assert "mean" not in recipe["data"] and ran["mean"] == summary["data"]["mean"] and len(ran["std"]) == 3
     split = json.loads((tmp_path / "run" / "split.json").read_text())
     assert sum(map(len, split.values())) == 17 and "dog/dog03.png" not in sum(split.values(), [])
 

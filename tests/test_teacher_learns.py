@@ -35,6 +35,21 @@ def test_chance_is_the_best_constant_guess_plus_a_margin() -> None:
     assert not teacher_verdict(0.53, skewed, 5)["teacher_at_chance"]
 
 
+def test_on_graded_data_a_teacher_that_ranks_the_grades_is_learning() -> None:
+    """RetinaMNIST's ConvNeXt-T teacher: 0.495 accuracy (below 0.435 + margin) but QWK 0.495, where a constant
+    guess has QWK 0: it learned. With QWK near 0 it is still at chance, and the line says both numbers."""
+    from kdedge.train.teacher_check import warning_line
+
+    skewed = torch.tensor([0] * 174 + [1] * 46 + [2] * 92 + [3] * 68 + [4] * 20)
+    learning = teacher_verdict(0.495, skewed, 5, test_qwk=0.495)
+    assert not learning["teacher_at_chance"] and learning["chance_qwk_threshold"] == pytest.approx(0.15)
+    guessing = teacher_verdict(0.495, skewed, 5, test_qwk=0.04)
+    assert guessing["teacher_at_chance"]
+    teacher = {"model": "convnext_tiny", "test_accuracy": 0.495, "test_count": 400, "test_qwk": 0.04}
+    line = warning_line(teacher, guessing)
+    assert "QWK 0.040 not above 0.150" in line and "\n" not in line
+
+
 def test_small_test_splits_need_a_wider_margin() -> None:
     few = torch.arange(10).repeat(3)  # 30 images: 3 sigma of a 10 % accuracy is 16 points
     threshold = teacher_verdict(0.2, few, 10)["chance_threshold"]

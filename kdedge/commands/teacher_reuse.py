@@ -14,7 +14,14 @@ LONG_IMAGE_PASSES = 1_000_000  # epochs x training images: minutes on a CPU even
 
 
 def _same_teacher(saved: dict[str, Any], wanted: dict[str, Any]) -> bool:
-    """The teacher, data and seed sections that decide the teacher's weights are the same."""
+    """The teacher, data and seed sections that decide the teacher's weights are the same. A run records
+    the mean / std it measured on the training split (data.mean / data.std); a recipe that leaves them to
+    be measured matches it."""
+    data = dict(saved.get("data") or {})
+    for key in ("mean", "std"):
+        if (wanted.get("data") or {}).get(key) is None:
+            data[key] = None
+    saved = saved | {"data": data}
     return all(saved.get(key) == wanted.get(key) for key in ("teacher", "data", "seed"))
 
 

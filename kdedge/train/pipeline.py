@@ -8,10 +8,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+from pydantic import ValidationError
 from torch import nn
 
-from kdedge.console import error_console
-from kdedge.data import DataBundle, Split, filter_classes, load_data, split_record, split_validation
+from kdedge.console import error_console, is_ordinal
+from kdedge.data import DATASETS, DataBundle, Split, filter_classes, load_data, split_record, split_validation
 from kdedge.errors import Diverged, InputError, RuntimeFailure
 from kdedge.experiments import biasfix
 from kdedge.models import build_stage_model, check_input_size, count_params, load_weights_into, weights_path
@@ -40,6 +41,22 @@ def prepare_data(recipe: Recipe, data_root: str | None, run_dir: Path | None = N
         return split.subset(order[:limit])
 
     return replace(bundle, train=first(bundle.train, cfg.train_limit), test=first(bundle.test, cfg.test_limit))
+
+
+def with_measured_norm(recipe: Recipe, bundle: DataBundle) -> Recipe:
+    """The recipe as it ran: for a source that takes data.mean / data.std (folder, csv) and a recipe that left
+    them to be measured on the training split, the measured values written in, so that the run's recipe.yaml
+    says how its inputs were normalised and a rerun of it normalises alike."""
+    data = recipe.data
+    options = DATASETS.get(data.name).options
+    if data.mean is not None or data.std is not None or options is None:
+        return recipe
+    try:  # APTOS uses the models' ImageNet mean/std and refuses the keys: nothing to record
+        options.model_validate(data.loader_options() | {"mean": list(bundle.mean), "std": list(bundle.std)})
+    except ValidationError:
+        return recipe
+    measured = data.model_copy(update={"mean": list(bundle.mean), "std": list(bundle.std)})
+    return recipe.model_copy(update={"data": measured})
 
 
 def student_train_split(recipe: Recipe, bundle: DataBundle) -> Split:
@@ -228,7 +245,9 @@ def check_teacher(run: RunDir, bundle: DataBundle) -> dict | None:
     if not current_world().is_main:
         return None
     summary = run.read_summary()
-    verdict = teacher_verdict(summary["teacher"]["test_accuracy"], bundle.test.labels, bundle.num_classes)
+    teacher = summary["teacher"]
+    qwk = teacher.get("test_qwk") if is_ordinal(bundle.name) else None  # grades: QWK shows learning too
+    verdict = teacher_verdict(teacher["test_accuracy"], bundle.test.labels, bundle.num_classes, qwk)
     run.update_summary("teacher", summary["teacher"] | verdict)
     if verdict["teacher_at_chance"]:
         line = warning_line(summary["teacher"], verdict)
@@ -263,7 +282,7 @@ def run_recipe(
         RunMetrics(run, tensorboard),
         teacher_logits_file or run.path / "teacher_logits.safetensors",
     )
-    run.write_recipe(recipe)
+    run.write_recipe(with_measured_norm(recipe, bundle))
     sizes = {"train_images": len(bundle.train), "test_images": len(bundle.test)}
     source = {"root": bundle.root, "skipped_images": len(bundle.skipped)}  # export / eval / bench read it
     run.update_summary("data", data_info(bundle) | sizes | source)

@@ -260,6 +260,8 @@ def _check_resumable(run: RunDir, recipe: Recipe) -> None:
             "(use --out NEW to run again, or --force to overwrite it)"
         )
     saved = run.read_recipe()
+    if recipe.data.mean is None and recipe.data.std is None:  # the run recorded what it measured: not a change
+        saved = saved.model_copy(update={"data": saved.data.model_copy(update={"mean": None, "std": None})})
     if saved.fingerprint() != recipe.fingerprint():
         changed = _changed_keys(saved.to_dict(), recipe.to_dict())
         raise InputError(
