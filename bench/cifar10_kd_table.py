@@ -137,6 +137,34 @@ def table_rows(per_seed: dict[int, dict[str, dict | None]]) -> list[dict]:
     return rows
 
 
+def plot_curves(out: Path, seeds: list[int], png: Path) -> None:
+    """Test accuracy per epoch of every row (colour) and seed (line style) in one PNG, from the runs'
+    metrics.jsonl: where self- / reverse KD separates from its no-KD baseline, and by how much the seeds
+    scatter."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(8, 4.8))
+    for index, (label, _recipe, folder, stage, _r50) in enumerate(ROWS):
+        for number, seed in enumerate(seeds):
+            metrics = out / f"seed{seed}" / folder / "metrics.jsonl"
+            if not metrics.is_file():
+                continue
+            lines = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+            points = [(m["epoch"], 100 * m["test_accuracy"]) for m in lines if m.get("stage") == stage]
+            if points:
+                style = {"color": f"C{index}", "linestyle": ("-", "--", ":")[number % 3], "marker": "."}
+                axis.plot(*zip(*points, strict=True), **style, label=f"{label}, seed {seed}")
+    axis.set(xlabel="epoch", ylabel="test accuracy %", title="CIFAR-10 subset: test accuracy per epoch")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=7, loc="lower right")
+    figure.tight_layout()
+    figure.savefig(png, dpi=120)
+    print(f"wrote {png}")
+
+
 def print_table(rows: list[dict]) -> None:
     print("| model (training) | epochs | train images | test images | test acc % per seed | mean | max-min | s/epoch |")
     print("| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |")
@@ -193,6 +221,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/bench_cifar10_kd"))
     parser.add_argument("--json", type=Path, help="also write the rows here")
     parser.add_argument("--table-only", action="store_true", help="train nothing; tabulate finished runs")
+    parser.add_argument("--plot", type=Path, help="also write test accuracy per epoch of every run here (PNG)")
     args = parser.parse_args()
     if args.estimate:
         estimate(args)
@@ -200,6 +229,8 @@ def main() -> None:
     per_seed = {seed: train_seed(args, seed) for seed in args.seeds}
     rows = table_rows(per_seed)
     print_table(rows)
+    if args.plot:
+        plot_curves(args.out, args.seeds, args.plot)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         from cifar10_train_throughput import machine  # bench/ is on sys.path when run as a script
