@@ -123,6 +123,10 @@ def verdicts(table: list[dict]) -> dict:
         if kd and plain:
             out[f"{student}: KD - no KD, accuracy"] = kd["test_accuracy_mean"] - plain["test_accuracy_mean"]
             out[f"{student}: KD - no KD, QWK"] = kd["test_qwk_mean"] - plain["test_qwk_mean"]
+    self_kd, teacher = by_row.get("ConvNeXt-T self-KD"), by_row.get("ConvNeXt-T teacher")
+    if self_kd and teacher:  # self-KD's baseline is its own teacher: same model, seed and schedule, no KD
+        out["ConvNeXt-T: self-KD - teacher, accuracy"] = self_kd["test_accuracy_mean"] - teacher["test_accuracy_mean"]
+        out["ConvNeXt-T: self-KD - teacher, QWK"] = self_kd["test_qwk_mean"] - teacher["test_qwk_mean"]
     small = [r for r in table if r["params"] <= TARGET_PARAMS and ", KD" in r["row"]]
     out["distilled student <= 5 M params reaches 0.531"] = any(
         r["test_accuracy_mean"] >= REFERENCE["accuracy"] and r["seeds"] >= 2 for r in small
