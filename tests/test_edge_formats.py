@@ -152,6 +152,21 @@ def test_predict_tflite_torch_free_and_pte(edge_run, data_root: Path, tmp_path: 
     assert [r["top"][0]["index"] for r in json.loads(done.stdout)] == classes
 
 
+def test_pte_predicts_more_images_than_its_dynamic_batch_range(edge_run):
+    """A whole 10,000-image MNIST test set is more than the .pte's batch bound (planned into the file): the
+    runner feeds it in chunks, with the same logits as a few images at a time."""
+    from kdedge.export.edge_runners import ExecuTorchRunner
+
+    run, _ = edge_run
+    runner = ExecuTorchRunner(run / "export" / "student.fp32.pte")
+    count = 3 * runner.max_batch + 5
+    images = np.random.default_rng(0).standard_normal((count, 1, 28, 28)).astype(np.float32)
+    logits = runner.predict(images)
+    assert logits.shape == (count, 10)
+    np.testing.assert_allclose(logits[-5:], runner.predict(images[-5:]), rtol=1e-5, atol=1e-5)
+    runner.bind(images)()  # the bench's timed call takes any batch too
+
+
 def test_bench_row_per_file_with_accuracy(edge_run, data_root: Path):
     from kdedge.bench.run import BenchOptions, run_bench
 

@@ -75,15 +75,27 @@ class ExecuTorchRunner:
                 self.method = Runtime.get().load_program(path).load_method("forward")
         except Exception as err:  # noqa: BLE001 - the runtime raises RuntimeError/ValueError for a bad file
             raise InputError(f"{path}: ExecuTorch cannot load it ({_first_line(err)})") from None
+        # the dynamic batch dimension's bound as memory-planned into the file: torch.export refines the
+        # requested 1..MAX_BATCH range (15 for the CIFAR / MNIST models here), and a larger input fails
+        self.max_batch = max(int(self.method.metadata.input_tensor_meta(0).sizes()[0]), 1)
         self.detail = f"ExecuTorch XNNPACK, {threads} threads"
 
+    def _chunks(self, batch: np.ndarray) -> list[object]:
+        """(N, C, H, W) -> torch tensors of at most max_batch images each."""
+        return [
+            self.torch.from_numpy(np.ascontiguousarray(batch[start : start + self.max_batch], dtype=np.float32))
+            for start in range(0, len(batch), self.max_batch)
+        ]
+
     def predict(self, batch: np.ndarray) -> np.ndarray:
-        tensor = self.torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
-        return self.method.execute([tensor])[0].numpy().astype(np.float32)
+        """Logits (N, classes) float32 for any N, in chunks of the file's batch bound (a whole test set in
+        one call fails set_inputs)."""
+        outputs = [self.method.execute([chunk])[0].numpy().astype(np.float32) for chunk in self._chunks(batch)]
+        return np.concatenate(outputs) if outputs else np.zeros((0, 0), np.float32)
 
     def bind(self, batch: np.ndarray) -> Callable[[], object]:
-        tensor = self.torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
-        return lambda: self.method.execute([tensor])
+        chunks = self._chunks(batch)
+        return lambda: [self.method.execute([chunk]) for chunk in chunks]
 
     def sync(self) -> None:
         """execute() is synchronous."""
