@@ -76,7 +76,7 @@ class ExecuTorchRunner:
         except Exception as err:  # noqa: BLE001 - the runtime raises RuntimeError/ValueError for a bad file
             raise InputError(f"{path}: ExecuTorch cannot load it ({_first_line(err)})") from None
         # the dynamic batch dimension's bound as memory-planned into the file: torch.export refines the
-        # requested 1..MAX_BATCH range (15 for the CIFAR / MNIST models here), and a larger input fails
+        # requested 1..MAX_BATCH range (to 15 for the CIFAR CNNs here), and a larger input fails
         self.max_batch = max(int(self.method.metadata.input_tensor_meta(0).sizes()[0]), 1)
         self.detail = f"ExecuTorch XNNPACK, {threads} threads"
 
