@@ -155,7 +155,13 @@ def cifar10_resnet_subset() -> None:
             "experiment": "cifar10_self_r18, cifar10_self_r50, cifar10_reverse_r50_from_r18",
             "order": 65,
             "headline": f"ResNet18 on the 4,000-image subset: self-KD {self_kd:.1f} % vs no KD {plain:.1f} % test "
-            f"(mean of {len(raw['rows'][0]['seeds'])} seeds; chance 11.2 %)",
+            f"(mean of {len(raw['rows'][0]['seeds'])} seeds; chance 11.2 %)"
+            + (
+                f"; ResNet50 taught by ResNet18 {by_row['ResNet50 <- ResNet18']:.1f} % vs "
+                f"{by_row['ResNet50, no KD']:.1f} % alone (1 seed, short)"
+                if {"ResNet50 <- ResNet18", "ResNet50, no KD"} <= set(by_row)
+                else ""
+            ),
             "date": _date(machine),
             "machine": f"{machine.get('cpu', 'CPU')}, {machine.get('cpus')} cores, torch {machine.get('torch')}, "
             f"bf16 autocast (amp: auto), load average {machine.get('load_average_1min')} at the end",
