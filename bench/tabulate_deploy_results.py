@@ -13,7 +13,7 @@ from tabulate_raw_results import RESULTS, _write
 MEMORY_COLUMNS = ["measurement", "memory limit MB", "images", "decoded GB", "load s", "epoch s", "peak RSS MB",
                   "of it anonymous", "of it file-backed", "status"]  # fmt: skip
 EDGE_COLUMNS = ["runtime", "precision", "file", "size MB", "p50 ms (batch 1)", "accuracy %", "test images",
-                "max abs diff vs torch", "status"]  # fmt: skip
+                "max abs diff vs torch", "top-1 agreement %", "status"]  # fmt: skip
 
 
 def own_images() -> None:
@@ -122,7 +122,8 @@ def edge_formats(name: str, title: str, order: int) -> None:
     rows = [
         [r["runtime"], r["precision"], r.get("file"), r.get("size_mb"), r.get("latency_ms_p50"),
          None if r.get("accuracy") is None else round(100 * r["accuracy"], 2), r.get("test_count"),
-         None if r.get("max_abs_diff_torch") is None else f"{r['max_abs_diff_torch']:.1e}", r["status"]]
+         None if r.get("max_abs_diff_torch") is None else f"{r['max_abs_diff_torch']:.1e}",
+         None if r.get("test_agreement") is None else round(100 * r["test_agreement"], 1), r["status"]]
         for r in raw["rows"]
     ]  # fmt: skip
     timed = {(r[0], r[1]): r[4] for r in rows if r[4] is not None}
