@@ -13,6 +13,7 @@ Writes bench/results/own_images_cifar.json and prints a table. Heavy (minutes): 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import statistics
@@ -29,6 +30,7 @@ sys.path.insert(0, str(ROOT / "tests"))  # tests/image_files.py: the writer the 
 
 from image_files import write_images  # noqa: E402
 
+from kdedge.data import DataBundle, Split  # noqa: E402
 from kdedge.recipe import validate_recipe  # noqa: E402
 from kdedge.train.pipeline import prepare_data  # noqa: E402
 
@@ -76,6 +78,19 @@ def distill(config: dict, folder: Path, name: str) -> dict:
     }
 
 
+def same_images(a: DataBundle, b: DataBundle) -> bool:
+    """Do two bundles hold the same (pixels, label) pairs per split, in whatever order? Then the only
+    difference left between their runs is the order the images are listed in."""
+
+    def content(split: Split) -> list[tuple[int, bytes]]:
+        pixels = split.images.numpy()
+        return sorted(
+            (int(label), hashlib.sha256(pixels[i].tobytes()).digest()) for i, label in enumerate(split.labels)
+        )
+
+    return all(content(getattr(a, name)) == content(getattr(b, name)) for name in ("train", "val", "test"))
+
+
 def one_seed(seed: int, epochs: int, folder: Path) -> dict:
     """The built-in run and the folder run of one seed, the folder holding that seed's split as PNG files."""
     builtin = recipe({"name": "cifar10", "val_size": 500}, epochs, seed)
@@ -84,9 +99,11 @@ def one_seed(seed: int, epochs: int, folder: Path) -> dict:
     splits = {name: (part.images.numpy(), part.labels.numpy()) for name, part in parts.items()}
     images = write_images(splits, bundle.class_names, folder / f"cifar_s{seed}", "split")
     own = recipe({"name": "folder", "path": str(images), "image_size": 32}, epochs, seed)
+    identical = same_images(bundle, prepare_data(validate_recipe(own), None))
     return {
         "builtin_cifar10": distill(builtin, folder, f"builtin_s{seed}"),
         "folder": distill(own, folder, f"folder_s{seed}"),
+        "same_images": identical,
     }
 
 
@@ -117,6 +134,7 @@ def main() -> None:
         "seeds": args.seeds,
         "load_average": os.getloadavg(),
         **results,
+        "same_images_and_labels_per_seed": [runs[seed]["same_images"] for seed in args.seeds],
         "student_gap_points": round(gap, 2),
         "within_2_points": abs(gap) <= 2.0,
     }
