@@ -134,3 +134,20 @@ def one_error_line(stderr: str) -> str:
     assert "Traceback" not in stderr, stderr
     assert len(lines) == 1, f"expected one line on stderr, got {len(lines)}:\n{stderr}"
     return lines[0]
+
+
+# Runs `kdedge predict` through kdedge.cli.main, then proves torch was never imported in this process.
+TORCH_FREE_PREDICT = """
+import contextlib, io, sys
+from kdedge.cli import main
+sys.argv = ["kdedge", "predict", *sys.argv[1:], "--json"]
+out = io.StringIO()
+try:
+    with contextlib.redirect_stdout(out):
+        main()
+except SystemExit as exit:
+    assert not exit.code, f"exit {exit.code}"
+leaked = sorted(m for m in sys.modules if m == "torch" or m.startswith("torch."))
+assert not leaked, f"torch was imported: {leaked[:5]}"
+print(out.getvalue())
+"""

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from cli_helpers import TORCH_FREE_PREDICT
 from export_helpers import make_exported_run
 from PIL import Image
 
@@ -122,27 +123,15 @@ def _images(run: Path, data_root: Path, folder: Path, count: int = 12) -> tuple[
     return files, classes
 
 
-TORCH_FREE = """
-import contextlib, io, sys
-from kdedge.cli import main
-sys.argv = ["kdedge", "predict", *sys.argv[1:], "--json"]
-out = io.StringIO()
-try:
-    with contextlib.redirect_stdout(out):
-        main()
-except SystemExit as exit:
-    assert not exit.code, f"exit {exit.code}"
-assert "torch" not in sys.modules, "torch was imported"
-print(out.getvalue())
-"""
-
-
 def test_predict_tflite_torch_free_and_pte(edge_run, data_root: Path, tmp_path: Path, kdedge):
     run, _ = edge_run
     files, classes = _images(run, data_root, tmp_path)
     tflite = run / "export" / "student.fp32.b1.tflite"
     done = subprocess.run(
-        [sys.executable, "-c", TORCH_FREE, str(tflite), *map(str, files)], capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", TORCH_FREE_PREDICT, str(tflite), *map(str, files)],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     assert [r["top"][0]["index"] for r in json.loads(done.stdout)] == classes

@@ -12,7 +12,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from cli_helpers import run_cli
+from cli_helpers import TORCH_FREE_PREDICT, run_cli
 from export_helpers import make_exported_run
 from PIL import Image
 
@@ -22,23 +22,6 @@ from kdedge.rundir import RunDir
 from kdedge.train.pipeline import prepare_data
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-# Runs `kdedge predict` through kdedge.cli.main, then proves torch was never imported in this process.
-TORCH_FREE_PREDICT = """
-import contextlib, io, sys
-from kdedge.cli import main
-sys.argv = ["kdedge", "predict", *sys.argv[1:], "--json"]
-out = io.StringIO()
-try:
-    with contextlib.redirect_stdout(out):
-        main()
-except SystemExit as exit:
-    assert not exit.code, f"exit {exit.code}"
-leaked = sorted(m for m in sys.modules if m == "torch" or m.startswith("torch."))
-assert not leaked, f"torch was imported: {leaked[:5]}"
-print(out.getvalue())
-"""
 
 
 @pytest.fixture(scope="module")
