@@ -16,10 +16,11 @@ from statistics import median
 import numpy as np
 from PIL import Image
 
-from kdedge.console import console, error_console
-from kdedge.data import DataBundle, load_data
+from kdedge.data.load import load_data
+from kdedge.data.types import DataBundle
 from kdedge.errors import InputError
 from kdedge.models import MODELS, TIMM_MODELS
+from kdedge.ui.console import console, error_console
 
 TINY_CLASS = 10  # fewer training images than this: a class the models can hardly learn
 UNBALANCED = 10.0  # largest / smallest class above this: suggest a class-weighted loss
@@ -155,7 +156,7 @@ def init_command(
     """Inspect PATH, write the recipe to `out` (default ./<name>.yaml), print the next commands."""
     from kdedge.data.csvfile import CsvOptions, list_csv
     from kdedge.data.folder import list_folder
-    from kdedge.rundir import atomic_write_text
+    from kdedge.files.atomic import atomic_write_text
 
     check_models(teacher, student)
     path = path.expanduser().resolve()
