@@ -2,7 +2,7 @@
 
 The Python API (kdedge.api; imported on first use, so `import kdedge` pulls in neither torch nor
 onnxruntime): kdedge.distill(recipe, overrides=..., out=...) -> Run, kdedge.train, kdedge.export(run, ...),
-kdedge.bench(run, ...) -> rows, kdedge.Run.
+kdedge.bench(run, ...) -> rows, kdedge.search(recipe, target, latency_ms, ...) -> SearchResult, kdedge.Run.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import types
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["Run", "__version__", "bench", "distill", "export", "train"]
-_API = ("Run", "distill")
+__all__ = ["Run", "__version__", "bench", "distill", "export", "search", "train"]
+_API = ("Run", "distill", "search")
 
 
 class CallablePackage(types.ModuleType):

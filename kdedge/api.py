@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from kdedge.experiments.search.run import SearchResult
     from kdedge.export.table import ExportRow
     from kdedge.recipe import Recipe
 
@@ -153,3 +154,33 @@ def bench(
     )
     result = bench_command([Path(os.fspath(p)) for p in items], options, outputs or {}, quiet, wide)
     return result["rows"]
+
+
+def search(
+    recipe: str | os.PathLike,
+    target: str,
+    latency_ms: float,
+    overrides: Overrides = None,
+    out: str | os.PathLike | None = None,
+    **options: Any,
+) -> SearchResult:
+    """The most accurate student of the search space whose `target` file (e.g. "litert-int8") meets the
+    budget on this machine (`kdedge search`). options: size_mb, peak_mb, percentile ("p50" / "p90"),
+    threads, batch, space (a YAML path), data_root, backend ("local" / "ray"), ray
+    (kdedge.experiments.search.options.RayChoice), hours, cost_cache, use_cost_cache, seconds, quiet.
+    Returns the rows (best first), the pick (None, with the closest, when no final file met the budget)
+    and SEARCH/best; raises InputError when no candidate meets the budget at all.
+
+        result = kdedge.search("retina_mobile", "litert-int8", 2.0, size_mb=4, out="runs/search1")
+        print(result.pick, result.best_file)
+    """
+    from kdedge.experiments.search.options import SearchOptions
+    from kdedge.experiments.search.run import run_search
+    from kdedge.ui.console import make_progress
+
+    out_path = None if out is None else Path(out)
+    chosen = SearchOptions(
+        str(recipe), target, latency_ms, overrides=tuple(_set_strings(overrides)), out=out_path, **options
+    )
+    with make_progress(chosen.quiet) as progress:
+        return run_search(chosen, progress)

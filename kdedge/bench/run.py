@@ -186,17 +186,18 @@ def measure_rows(rows: list[dict[str, Any]], models: list[BenchModel], options: 
 
 
 def score_rows(rows: list[dict[str, Any]], models: list[BenchModel]) -> None:
-    """accuracy (QWK too for APTOS) of each scored row from its logits, copied to its variant's other rows."""
+    """accuracy (QWK too for graded data) of each scored row from its logits, copied to its variant's other rows."""
+    from kdedge.data import is_ordinal
     from kdedge.runtime.metrics import classification_report
 
     scores: dict[tuple, dict] = {}
     for row in rows:
         if row["_scored"] and row["status"] == "ok" and Path(row["_logits"]).is_file():
             report = classification_report(np.load(row["_logits"]), models[row["_model_index"]].test_labels)
-            aptos = (row["dataset"] or "").startswith("aptos")
+            graded = is_ordinal(row["dataset"] or "")  # APTOS, RetinaMNIST: grades in order
             scores[_variant_key(row)] = {
                 "accuracy": report["accuracy"],
-                "qwk": report["qwk"] if aptos else None,
+                "qwk": report["qwk"] if graded else None,
                 "test_count": report["count"],
             }
     for row in rows:

@@ -251,6 +251,90 @@ def sweep(
 
 
 @app.command()
+def search(
+    recipe: Annotated[
+        str | None,
+        typer.Argument(
+            help="Recipe (data + teacher + the student schedule) by file or packaged name.", autocompletion=recipe_names
+        ),
+    ] = None,
+    target: Annotated[
+        str | None, typer.Option("--target", help="FORMAT-PRECISION to time on this CPU: litert-int8, onnx-int8, ...")
+    ] = None,
+    latency_ms: Annotated[float | None, typer.Option("--latency-ms", help="Latency budget per call, ms.")] = None,
+    size_mb: Annotated[float | None, typer.Option("--size-mb", help="File size budget, MB (10^6 bytes).")] = None,
+    peak_mb: Annotated[
+        float | None, typer.Option("--peak-mb", help="Peak memory budget, MiB above the bare runtime.")
+    ] = None,
+    percentile: Annotated[str, typer.Option("--percentile", help="Latency the budget bounds: p50 or p90.")] = "p50",
+    threads: Annotated[int, typer.Option("--threads", help="Runtime threads for timing.")] = 1,
+    batch: Annotated[int, typer.Option("--batch", help="Batch size for timing.")] = 1,
+    set_: SetOption = [],  # noqa: B006
+    out: Annotated[Path | None, typer.Option("--out", help="Search folder (default runs/<recipe>_search).")] = None,
+    space: Annotated[
+        Path | None, typer.Option("--space", help="Search space YAML (default: the packaged one).")
+    ] = None,
+    show_space: Annotated[bool, typer.Option("--show-space", help="Print the search space and exit.")] = False,
+    data_root: DataRootOption = None,
+    backend: Annotated[
+        str, typer.Option("--backend", help="Where candidates train: local, or ray (one Ray task each).")
+    ] = "local",
+    address: Annotated[str | None, typer.Option("--address", help="ray: join this cluster (auto, HOST:PORT).")] = None,
+    cpus: Annotated[int | None, typer.Option("--cpus", help="ray: CPUs of the Ray started here.")] = None,
+    cpus_per_point: Annotated[float, typer.Option("--cpus-per-point", help="ray: CPUs per training.")] = 1.0,
+    gpus_per_point: Annotated[float, typer.Option("--gpus-per-point", help="ray: GPUs per training.")] = 0.0,
+    retries: Annotated[int, typer.Option("--retries", help="ray: retries of a training that crashed.")] = 2,
+    hours: Annotated[
+        float | None, typer.Option("--hours", help="Stop training after this long; the finalists so far are measured.")
+    ] = None,
+    cost_cache: Annotated[
+        Path | None,
+        typer.Option("--cost-cache", help="Shared cost measurements (default $KDEDGE_CACHE/search_costs.json)."),
+    ] = None,
+    no_cost_cache: Annotated[bool, typer.Option("--no-cost-cache", help="Measure every candidate again.")] = False,
+    seconds: Annotated[float, typer.Option("--seconds", help="Timed seconds per measurement, after warm-up.")] = 2.0,
+    quiet: QuietOption = False,
+    wide: WideOption = False,
+) -> None:
+    """The most accurate student that meets a latency (and size) budget on a target runtime: every candidate
+    of the search space timed without training, the survivors distilled by successive halving, the
+    finalists exported and measured for real.
+
+    Interrupted? Rerun the same command: it resumes.
+    """
+    from kdedge.commands import search as command
+    from kdedge.errors import InputError
+
+    if show_space:
+        command.show_space(space)
+        return
+    if recipe is None or target is None or latency_ms is None:
+        raise InputError("search: give RECIPE, --target and --latency-ms (or --show-space to see the space)")
+    options = command.SearchOptions(
+        recipe,
+        target,
+        latency_ms,
+        size_mb=size_mb,
+        peak_mb=peak_mb,
+        percentile=percentile,
+        threads=threads,
+        batch=batch,
+        overrides=tuple(set_),
+        out=out,
+        space=space,
+        data_root=data_root,
+        backend=backend,
+        ray=command.RayChoice(address, cpus, cpus_per_point, gpus_per_point, retries),
+        hours=hours,
+        cost_cache=cost_cache,
+        use_cost_cache=not no_cost_cache,
+        seconds=seconds,
+        quiet=quiet,
+    )
+    command.search_command(options, wide)
+
+
+@app.command()
 def report(
     path: Annotated[Path, typer.Argument(help="A run directory or a sweep directory.", autocompletion=run_folders)],
 ) -> None:

@@ -9,7 +9,8 @@ from pathlib import Path
 from rich.table import Table
 
 from kdedge.errors import InputError
-from kdedge.experiments.sweep import check_grid, parse_grid, planned_baselines, run_sweep
+from kdedge.experiments.stopping import Stopped, as_rerun_stop, graceful_stop
+from kdedge.experiments.sweep import check_grid, parse_grid, planned_baselines, run_sweep, stopped_sweep_saved
 from kdedge.experiments.sweep_ray import RayOptions, import_ray
 from kdedge.experiments.sweep_results import baseline_value, cell, column_cell, result_files
 from kdedge.recipe import Recipe, load_recipe, parse_set
@@ -69,9 +70,15 @@ def run_sweep_recipe(
         from kdedge.experiments.sweep_ray import run_points
 
         runner = partial(run_points, sweep_dir=sweep_dir, options=ray_options, metric=metric)
-    with make_progress(quiet) as progress:
+    graceful = runner is None and jobs == 1  # one process trains every point: it can stop at a step
+    with graceful_stop(graceful), make_progress(quiet) as progress:
         shown = progress if jobs == 1 or runner else None  # one display; pool workers show none
-        rows = run_sweep(base, grid, sweep_dir, data_root, jobs, metric, shown, runner)
+        try:
+            rows = run_sweep(base, grid, sweep_dir, data_root, jobs, metric, shown, runner)
+        except (Stopped, KeyboardInterrupt) as err:
+            if not graceful and isinstance(err, KeyboardInterrupt):
+                raise
+            raise as_rerun_stop(err, lambda: stopped_sweep_saved(sweep_dir)) from None
     if not quiet and rows:
         folders = json.loads((sweep_dir / "sweep.json").read_text()).get("baselines", [])
         baseline = baseline_value(sweep_dir / folders[0], metric) if len(folders) == 1 else None

@@ -1,2 +1,2 @@
-"""Experiments built from many runs or on top of one: sweeps (sweep, sweep_results), the alpha study
-(alpha_study) and the transfer-set bias fix (biasfix)."""
+"""Experiments built from many runs: sweeps (sweep, sweep_results, sweep_ray), the budgeted search
+(search/) and the graceful stop both share (stopping)."""

@@ -8,7 +8,9 @@ SWEEP/sweep.json          grid, metric, teacher weights: what `kdedge report` an
 SWEEP/sweep.csv, .md      one row per point, sorted by the metric;  SWEEP/sweep_heatmap.png  test errors
 SWEEP/alpha_study.*       for a grid over the alpha: both conventions' table and loss curves (alpha_study)
 
-A point whose summary.json says "finished" is skipped, so an interrupted sweep resumes where it stopped.
+A point whose summary.json says "finished" is skipped, so an interrupted sweep resumes where it stopped; on
+the local backend with one job, SIGTERM / Ctrl-C stop the point in flight at a step boundary with its state
+saved, and the same command continues it (kdedge.experiments.stopping, shared with `kdedge search`).
 Grid keys under `teacher.` are refused: every point shares the one teacher.
 """
 
@@ -24,6 +26,7 @@ from typing import Any
 import yaml
 
 from kdedge.errors import InputError, RuntimeFailure
+from kdedge.experiments.stopping import check_stop
 from kdedge.experiments.sweep_results import is_finished, write_results
 from kdedge.files.atomic import atomic_write_text
 from kdedge.files.rundir import RunDir
@@ -223,12 +226,19 @@ def _run_unfinished(
     task = progress.add_task(f"sweep: {len(todo)} of {len(paths)} runs to train", total=len(todo)) if progress else None
     if jobs == 1:
         for i in todo:
+            check_stop(lambda: stopped_sweep_saved(paths[0].parent.parent))  # SIGTERM / Ctrl-C: between points
             _run_point(recipes[i].to_dict(), str(paths[i]), data_root, None, progress)
             if task is not None:
                 progress.advance(task)
     else:
         _run_parallel([(recipes[i].to_dict(), str(paths[i])) for i in todo], data_root, jobs, progress, task)
     return []  # a failed point raised: the local backend stops at the first failure
+
+
+def stopped_sweep_saved(sweep_dir: Path) -> str:
+    """What a stopped sweep leaves: its finished points, and the point in flight's last checkpoint."""
+    done = sum(1 for summary in sweep_dir.glob("**/summary.json") if is_finished(summary.parent))
+    return f"{sweep_dir} ({done} finished runs; a point in flight keeps its last checkpoint)"
 
 
 def _run_parallel(work: list[tuple[dict, str]], data_root: str | None, jobs: int, progress, task) -> None:

@@ -1,0 +1,86 @@
+"""`kdedge search RECIPE --target T --latency-ms X`: run the search (kdedge.experiments.search), then print
+its table, the pick and the commands that use it; `--show-space` prints the search space."""
+
+from __future__ import annotations
+
+from kdedge.errors import RuntimeFailure
+from kdedge.experiments.search.options import RayChoice, SearchOptions
+from kdedge.experiments.search.run import SearchResult, run_search
+from kdedge.experiments.search.space import space_text
+from kdedge.ui.console import console, make_progress, print_table, table_width
+from kdedge.ui.tables import Column, fitted_table, si
+
+__all__ = ["RayChoice", "SearchOptions", "search_command", "show_space"]
+
+COLUMNS = (
+    Column("candidate", key=True, left=True),
+    Column("params", drop=3),
+    Column("MACs", drop=2),
+    Column("MB"),
+    Column("ms"),
+    Column("stage", drop=4),
+    Column("val %", drop=1),
+    Column("acc %"),
+    Column("status", left=True),
+)
+
+
+def show_space(space) -> None:
+    """Print the space file as written (the packaged one, or --space FILE), after checking it."""
+    console.print(space_text(space), markup=False, highlight=False, end="")
+
+
+def search_command(options: SearchOptions, wide: bool = False) -> SearchResult:
+    """Run the search with progress; print its table and what to do with the pick. No file meeting the
+    budget (after the truth stage) is a RuntimeFailure naming the closest, once the table is printed."""
+    if not options.quiet:
+        console.print(
+            f"[bold]search[/] {options.recipe} -> {options.target}: latency {options.percentile} <= "
+            f"{options.latency_ms:g} ms" + (f", size <= {options.size_mb:g} MB" if options.size_mb else ""),
+            highlight=False,
+        )
+    with make_progress(options.quiet) as progress:
+        result = run_search(options, progress)
+    if not options.quiet:
+        _print_result(result, options, wide)
+    if result.pick is None:
+        closest = f"; closest: {result.closest}" if result.closest else ""
+        raise RuntimeFailure(
+            f"no finalist's file meets the budget when measured again{closest} (see {result.folder / 'search.csv'})"
+        )
+    return result
+
+
+def _cells(row: dict, percentile: str) -> list[str]:
+    latency = row.get(f"latency_ms_{percentile}")
+    percent = lambda value: "-" if value is None else f"{100 * value:.2f}"  # noqa: E731
+    name = row["name"] + (" (recipe's)" if row["own"] else "")
+    return [
+        name,
+        si(row.get("params")),
+        si(row.get("macs")),
+        "-" if row.get("size_mb") is None else f"{row['size_mb']:.3g}",
+        "-" if latency is None else f"{latency:.3g}",
+        row.get("stage") or "-",
+        percent(row.get("val_accuracy")),
+        percent(row.get("accuracy")),
+        row["status"],
+    ]
+
+
+def _print_result(result: SearchResult, options: SearchOptions, wide: bool) -> None:
+    width = table_width()
+    columns = [*COLUMNS]
+    columns[4] = Column(f"{options.percentile} ms")
+    cells = [_cells(row, options.percentile) for row in result.rows]
+    caption = (
+        "acc %: test accuracy of the exported file (finalists) or of the PyTorch model after its short "
+        "schedule; ms, MB: the trained file (finalists) or a random-weights file (others)"
+    )
+    title = f"search: {len(result.rows)} candidates, best first"
+    print_table(fitted_table(title, columns, cells, width, wide, caption, more="--wide or search.csv"), width)
+    console.print(f"search folder: {result.folder} (search.json, search.csv, pareto.png)", highlight=False)
+    if result.pick is not None:
+        console.print(f"pick: {result.pick} -> {result.best_dir}", highlight=False)
+        console.print(f"  kdedge predict {result.best_file} IMAGE", highlight=False, markup=False)
+        console.print(f"  kdedge bench {result.best_dir}", highlight=False, markup=False)

