@@ -243,3 +243,6 @@ if __name__ == "__main__":
     from tabulate_deploy_results import tabulate  # bench/ is on sys.path when run as a script
 
     tabulate()
+    from search_results import tabulate as search_tables  # kdedge search: search_<name>.json, if any
+
+    search_tables()

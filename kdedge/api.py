@@ -167,7 +167,7 @@ def search(
     """The most accurate student of the search space whose `target` file (e.g. "litert-int8") meets the
     budget on this machine (`kdedge search`). options: size_mb, peak_mb, percentile ("p50" / "p90"),
     threads, batch, space (a YAML path), data_root, backend ("local" / "ray"), ray
-    (kdedge.experiments.search.options.RayChoice), hours, cost_cache, use_cost_cache, seconds, quiet.
+    (kdedge.experiments.search.options.RayChoice), hours, cost_cache, use_cost_cache, seconds, seeds, quiet.
     Returns the rows (best first), the pick (None, with the closest, when no final file met the budget)
     and SEARCH/best; raises InputError when no candidate meets the budget at all.
 

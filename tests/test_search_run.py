@@ -66,7 +66,7 @@ def searched(tmp_path_factory) -> tuple[Path, Path, subprocess.CompletedProcess]
     folder = tmp_path_factory.mktemp("search")
     (folder / "space.yaml").write_text(SPACE)
     out = folder / "undisturbed"
-    process = kdedge_process(folder, out)
+    process = kdedge_process(folder, out, "--seeds", "2")
     stdout, stderr = process.communicate(timeout=900)
     return folder, out, subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
@@ -99,6 +99,10 @@ def test_a_tiny_search_end_to_end(searched) -> None:
     assert (out / "search.csv").read_text().splitlines()[0].startswith("name,model,image_size")
     assert record["time"]["trainings"] >= 4 and record["time"]["cost_s"] > 0 and record["finished"]
     assert f"pick: {record['pick']}" in result.stdout and "kdedge predict" in result.stdout
+    seeds = record["seeds"]  # --seeds 2: the pick and the recipe's student, each at seeds 0 and 1
+    assert [r["seed"] for r in seeds["pick"]["runs"]] == [0, 1] and seeds["own"]["name"] == "mlp@28"
+    assert seeds["pick"]["runs"][0]["accuracy"] == best["accuracy"]  # seed 0 is the finalist's own run
+    assert all(r["status"] == "ok" and r["accuracy"] > 0.2 for role in seeds.values() for r in role["runs"])
 
 
 def test_the_picks_file_meets_the_budget_as_the_bench_measures_it(searched) -> None:
@@ -197,4 +201,21 @@ def test_chaos_killed_ten_times_ends_like_an_undisturbed_search(searched) -> Non
         text=True,
     )
     assert final.returncode == 0, final.stderr
+    assert outcome(out) == outcome(reference)
+
+
+@pytest.mark.slow
+def test_the_ray_backend_gives_the_local_result(searched) -> None:
+    """--backend ray (a local Ray, one CPU per training): the same candidates, stages, accuracies and pick."""
+    pytest.importorskip("ray", reason="pip install 'kdedge-distill[ray]' to test the Ray backend")
+    folder, reference, _ = searched
+    out = folder / "on_ray"
+    result = subprocess.run(
+        [sys.executable, "-m", "kdedge", *search_args(folder, out, "--backend", "ray", "--cpus", "1")],
+        env=subprocess_env(folder),
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    assert result.returncode == 0, result.stderr
     assert outcome(out) == outcome(reference)

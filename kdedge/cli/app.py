@@ -293,6 +293,12 @@ def search(
     ] = None,
     no_cost_cache: Annotated[bool, typer.Option("--no-cost-cache", help="Measure every candidate again.")] = False,
     seconds: Annotated[float, typer.Option("--seconds", help="Timed seconds per measurement, after warm-up.")] = 2.0,
+    seeds: Annotated[
+        int,
+        typer.Option(
+            "--seeds", help="Also train the pick and the recipe's own student at this many seeds, measured alike."
+        ),
+    ] = 1,
     quiet: QuietOption = False,
     wide: WideOption = False,
 ) -> None:
@@ -329,6 +335,7 @@ def search(
         cost_cache=cost_cache,
         use_cost_cache=not no_cost_cache,
         seconds=seconds,
+        seeds=seeds,
         quiet=quiet,
     )
     command.search_command(options, wide)

@@ -72,11 +72,17 @@ class TeacherView(nn.Module):
 
 
 def candidate_recipe(
-    base: Recipe, candidate: Candidate, epochs: int, teacher_weights: str | None, val_size: int | None
+    base: Recipe,
+    candidate: Candidate,
+    epochs: int,
+    teacher_weights: str | None,
+    val_size: int | None,
+    seed: int | None = None,
 ) -> Recipe:
     """The base recipe with the candidate's student model, input side and epochs, the search's teacher
-    weights, and (when the data has no validation split) data.val_size; no sweep, no bias fix."""
-    config = base.to_dict()
+    weights, and (when the data has no validation split) data.val_size; no sweep, no bias fix. `seed`:
+    another seed for the whole run (--seeds)."""
+    config = base.to_dict() | ({"seed": seed} if seed is not None else {})
     student = config["student"] | {"model": candidate.model, "model_kwargs": candidate.model_kwargs, "epochs": epochs}
     if not candidate.own:
         student["pretrained"] = False  # the recipe's pretrained weights belong to its own student's model
@@ -118,11 +124,13 @@ def train_candidate(job: CandidateJob, progress=None) -> dict[str, Any]:
     from kdedge.train.resume import Checkpointer
 
     run = RunDir(Path(job.run_dir))
+    recipe = validate_recipe(job.config, source=job.run_dir)
     if run.read_summary().get("finished"):
+        if run.read_recipe().fingerprint() != recipe.fingerprint():  # a space edited between two runs
+            raise InputError(f"{run.path} holds a run of another recipe than {job.name}'s; delete it to retrain")
         return run.read_summary()
     if job.threads:
         torch.set_num_threads(job.threads)
-    recipe = validate_recipe(job.config, source=job.run_dir)
     if job.teacher is None and recipe.distillation.loss != "none":
         raise InputError(f"{job.name}: the recipe distils from a teacher, and the search has none")
     run.open_for_writing(force=False)

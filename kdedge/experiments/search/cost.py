@@ -51,6 +51,21 @@ class CostSettings:
     int8_scheme: str = "u8s8"
 
 
+def calibration_images(recipe, side: int, data_root: str | None, count: int = 32) -> np.ndarray:
+    """Normalised real training images (count, C, side, side) float32, a seeded sample, for the int8 ranges
+    of a random-weights file (they only need real-looking inputs). recipe: the search's Recipe."""
+    from kdedge.data.types import normalize
+    from kdedge.recipe import validate_recipe
+    from kdedge.train.pipeline import prepare_data
+
+    config = recipe.to_dict()
+    config["data"] = config["data"] | {"image_size": side}
+    bundle = prepare_data(validate_recipe(config, source="search calibration"), data_root)
+    order = torch.randperm(len(bundle.train), generator=torch.Generator().manual_seed(recipe.seed))
+    images = bundle.train.images[order[:count]]
+    return normalize(images, bundle.mean, bundle.std).numpy().astype(np.float32)
+
+
 def model_stats(model: nn.Module, chw: tuple[int, int, int]) -> dict[str, int]:
     """params, multiply-accumulates per image (FlopCounterMode counts 2 per MAC) and the conv / linear
     weights (the part of the parameters every file stores: batch norms are folded into the convolutions)."""
@@ -158,13 +173,15 @@ def cost_stage(
     calibration: Callable[[int], np.ndarray],
     check_stop: Callable[[], None],
     progress=None,
+    results: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """{candidate name: cost record + `from` (measured / search / shared cache) + `misses` (what it exceeds,
     [] within budget)}, candidates
     in order (family by family, smallest input first). `calibration(side)`: normalised training images
     (N, C, side, side) float32. `check_stop()` raises when a stop was asked for: a measurement that a
-    Ctrl-C may have cut short is never cached."""
-    results: dict[str, dict[str, Any]] = {}
+    Ctrl-C may have cut short is never cached. `results`: the dict to fill (a stopped stage leaves what
+    it measured there)."""
+    results = {} if results is None else results
     too_slow: dict[str, dict[str, Any]] = {}  # family -> the record of its smaller input that missed latency
     task = progress.add_task("cost", total=len(candidates)) if progress is not None else None
     for candidate in candidates:

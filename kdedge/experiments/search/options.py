@@ -48,6 +48,7 @@ class SearchOptions:
     cost_cache: Path | None = None  # None: kdedge.experiments.search.cost_cache.default_cache_file()
     use_cost_cache: bool = True
     seconds: float = 2.0  # timed seconds per cost measurement (after 0.5 s of warm-up)
+    seeds: int = 1  # > 1: the pick and the recipe's own student trained and measured at this many seeds
     quiet: bool = False
 
 
@@ -70,6 +71,8 @@ def check_numbers(options: SearchOptions) -> None:
         raise InputError(f"--threads and --batch must be >= 1 (got {options.threads}, {options.batch})")
     if options.seconds <= 0:
         raise InputError(f"--seconds must be > 0 (got {options.seconds})")
+    if options.seeds < 1:
+        raise InputError(f"--seeds must be >= 1 (got {options.seeds})")
     if options.hours is not None and not options.hours > 0:
         raise InputError(f"--hours must be > 0 (got {options.hours})")
     if options.backend not in BACKENDS:

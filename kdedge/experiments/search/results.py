@@ -55,6 +55,7 @@ class SearchRecord:
     pick: str | None = None
     closest: str | None = None
     time: dict[str, float] = field(default_factory=dict)
+    seeds: dict[str, Any] = field(default_factory=dict)  # --seeds: the pick and the recipe's student
     finished: bool = False
 
 
@@ -116,6 +117,24 @@ def _cost_status(cost: dict[str, Any]) -> str:
     return "within budget"
 
 
+def build_rows(
+    candidates: list[Candidate],
+    costs: dict[str, dict[str, Any]],
+    halving: HalvingResult | None,
+    final: dict[str, dict[str, Any]],
+    run_of: dict[tuple[str, int], str],
+    pick: str | None,
+    graded: bool,
+) -> list[dict[str, Any]]:
+    """Every candidate's row, best first, the pick's status `best`."""
+    rows = []
+    for candidate in candidates:
+        cost = costs.get(candidate.name, {"status": "not measured yet"})
+        row = tidy(candidate_row(candidate, cost, halving, final.get(candidate.name), run_of), graded)
+        rows.append(row | ({"status": "best"} if candidate.name == pick else {}))
+    return sorted(rows, key=sort_key)
+
+
 def tidy(row: dict[str, Any], graded: bool) -> dict[str, Any]:
     """Numbers rounded for reading (accuracies to 4 decimals, latencies and sizes to 4 significant digits);
     QWK only on graded data (APTOS, RetinaMNIST), where it means something."""
@@ -154,6 +173,7 @@ def write_record(folder: Path, record: SearchRecord) -> None:
         "pick": record.pick,
         "closest": record.closest,
         "time": record.time,
+        "seeds": record.seeds,
         "finished": record.finished,
     }
     atomic_write_text(folder / "search.json", json.dumps(content, indent=1, default=str))

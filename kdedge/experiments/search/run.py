@@ -18,37 +18,27 @@ that saved (kdedge.experiments.stopping).
 from __future__ import annotations
 
 import os
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from kdedge.data import is_ordinal
 from kdedge.errors import InputError
 from kdedge.experiments.search import finalists as truth
 from kdedge.experiments.search.candidate import CandidateJob, TeacherSource, candidate_recipe
-from kdedge.experiments.search.cost import CostSettings, cost_stage
+from kdedge.experiments.search.cost import CostSettings, calibration_images, cost_stage
 from kdedge.experiments.search.cost_cache import CostCache, default_cache_file, machine_identity, runtime_version
 from kdedge.experiments.search.halving import HalvingResult, plan_rungs, run_halving
 from kdedge.experiments.search.options import SearchOptions, SearchSetup, prepare
-from kdedge.experiments.search.results import (
-    SearchRecord,
-    candidate_row,
-    read_header,
-    sort_key,
-    tidy,
-    write_record,
-)
+from kdedge.experiments.search.record import earlier_invocations, impossible_message, make_header
+from kdedge.experiments.search.results import SearchRecord, build_rows, time_split, write_record
 from kdedge.experiments.search.space import Candidate, candidates
 from kdedge.experiments.search.trainers import local_trainer, ray_trainer
 from kdedge.experiments.stopping import Stopped, as_rerun_stop, check_stop, graceful_stop
 from kdedge.files.rundir import RunDir
-
-COST_CALIBRATION_IMAGES = 32  # random weights: the ranges only need real-looking inputs
 
 
 @dataclass
@@ -89,21 +79,23 @@ class Search:
         self.halving: HalvingResult | None = None
         self.final: dict[str, dict[str, Any]] = {}
         self.teacher: TeacherSource | None = None
-        self.record = SearchRecord(self._header())
+        self.record = SearchRecord(make_header(setup, bundle, self.val_size))
+        self._calibration: dict[int, np.ndarray] = {}
         self.truth_seconds = 0.0
         self.earlier_invocations: list[dict[str, Any]] = []  # of this search, stopped and rerun
 
     # -- the stages ------------------------------------------------------------------------------------
     def run(self) -> SearchResult:
-        self._check_same_search()
+        self.earlier_invocations = earlier_invocations(self.folder, self.record.header)
         lock = RunDir(self.folder).open_for_writing(force=False)
-        ended = "stopped"
+        ended = "error"
         try:
             with graceful_stop():
                 try:
                     self._stages()
                     ended = "finished"
                 except (Stopped, KeyboardInterrupt) as err:
+                    ended = "stopped"
                     raise as_rerun_stop(err, self.saved) from None
         finally:
             self.save(ended)
@@ -116,12 +108,13 @@ class Search:
             c for c in self.candidates if self.costs[c.name]["status"] == "ok" and not self.costs[c.name]["misses"]
         ]
         if not survivors:
-            raise InputError(self._impossible())
+            raise InputError(impossible_message(self.costs, self.setup.budget, self.setup.target.name, self.folder))
         self.save("running")
         self.teacher = self.obtain_teacher()
         self.train(survivors)
         self.save("running")
         self.measure_finalists()
+        self.measure_seeds()
 
     def measure_costs(self) -> None:
         options, target = self.options, self.setup.target
@@ -149,7 +142,7 @@ class Search:
         }
         shared = [options.cost_cache or default_cache_file()] if options.use_cost_cache else []
         cache = CostCache([self.folder / "costs.json", *shared], context)
-        self.costs = cost_stage(self.candidates, settings, cache, self.calibration, self.check_stop, self.progress)
+        cost_stage(self.candidates, settings, cache, self.calibration, self.check_stop, self.progress, self.costs)
 
     def obtain_teacher(self) -> TeacherSource | None:
         """The recipe's teacher.checkpoint, else SEARCH/teacher trained once (kdedge.experiments.sweep)."""
@@ -177,10 +170,7 @@ class Search:
 
     def measure_finalists(self) -> None:
         started = time.perf_counter()
-        options = self.options
-        settings = truth.TruthSettings(
-            self.setup.target, self.setup.budget, options.threads, options.batch, options.seconds, options.data_root
-        )
+        settings = self.truth_settings()
         runs = {name: self.run_dir(name, self._epochs_reached(name)).resolve() for name in self.halving.finalists}
         self.final = truth.truth_stage(runs, settings, self.check_stop, self.progress)
         self.truth_seconds += time.perf_counter() - started
@@ -189,23 +179,49 @@ class Search:
             note = f"{self.record.pick}: the pick of the search in {self.folder} (search.json, search.csv)"
             truth.copy_best(runs[self.record.pick], self.folder / "best", note)
 
+    def measure_seeds(self) -> None:
+        """--seeds N: the pick and the recipe's own student at N seeds each (kdedge.experiments.search.seeds)."""
+        from kdedge.experiments.search.seeds import seed_runs
+
+        recipe, pick = self.setup.recipe, self.record.pick
+        if self.options.seeds < 2 or pick is None:
+            return
+        by_name = {c.name: c for c in self.candidates}
+        own = next(c for c in self.candidates if c.own)
+        chosen = {"pick": by_name[pick]} | ({"own": own} if own.name != pick else {})
+        seeds = [recipe.seed + k for k in range(self.options.seeds)]
+        full = recipe.student.epochs
+        make = lambda candidate, seed: self.job(candidate, full, seed)  # noqa: E731
+        self.record.seeds = seed_runs(chosen, seeds, make, self.truth_settings(), self.check_stop)
+
     # -- helpers ---------------------------------------------------------------------------------------
-    def job(self, candidate: Candidate, epochs: int) -> CandidateJob:
-        """What trains `candidate` for `epochs` (here or on Ray)."""
+    def truth_settings(self) -> truth.TruthSettings:
+        options = self.options
+        return truth.TruthSettings(
+            self.setup.target, self.setup.budget, options.threads, options.batch, options.seconds, options.data_root
+        )
+
+    def job(self, candidate: Candidate, epochs: int, seed: int | None = None) -> CandidateJob:
+        """What trains `candidate` for `epochs` (here or on Ray); `seed`: another seed (--seeds)."""
         weights = self.teacher.weights if self.teacher else None
-        recipe = candidate_recipe(self.setup.recipe, candidate, epochs, weights, self.val_size)
-        logits = self.folder / "teacher_logits" / f"{candidate.image_size}px.safetensors"
+        other = None if seed in (None, self.setup.recipe.seed) else seed
+        recipe = candidate_recipe(self.setup.recipe, candidate, epochs, weights, self.val_size, other)
+        logits = self.folder / "teacher_logits" / f"{candidate.image_size}px{'' if other is None else f'-seed{other}'}"
+        run_dir = self.run_dir(candidate.name, epochs, other)
         return CandidateJob(
             candidate.name,
             epochs,
             recipe.to_dict(),
-            str(self.run_dir(candidate.name, epochs)),
+            str(run_dir),
             self.teacher,
-            str(logits.resolve()),
+            str(logits.resolve()) + ".safetensors",
             self.options.data_root,
         )
 
-    def run_dir(self, name: str, epochs: int) -> Path:
+    def run_dir(self, name: str, epochs: int, seed: int | None = None) -> Path:
+        """SEARCH/candidates/NAME/eEPOCHS, or SEARCH/seeds/NAME/seedS for another seed."""
+        if seed is not None:
+            return self.folder / "seeds" / name / f"seed{seed}"
         return self.folder / "candidates" / name / f"e{epochs}"
 
     def _epochs_reached(self, name: str) -> int:
@@ -213,19 +229,10 @@ class Search:
         return self.halving.rungs[index].epochs
 
     def calibration(self, side: int) -> np.ndarray:
-        """Normalised training images (N, C, side, side) float32: a seeded sample, for int8 ranges."""
-        from kdedge.data.types import normalize
-        from kdedge.train.pipeline import prepare_data
-
-        recipe = self.setup.recipe
-        config = recipe.to_dict()
-        config["data"] = config["data"] | {"image_size": side}
-        from kdedge.recipe import validate_recipe
-
-        bundle = prepare_data(validate_recipe(config, source="search calibration"), self.options.data_root)
-        order = torch.randperm(len(bundle.train), generator=torch.Generator().manual_seed(recipe.seed))
-        images = bundle.train.images[order[:COST_CALIBRATION_IMAGES]]
-        return normalize(images, bundle.mean, bundle.std).numpy().astype(np.float32)
+        """Real training images at `side` px for the cost stage's int8 ranges (kept per side)."""
+        if side not in self._calibration:
+            self._calibration[side] = calibration_images(self.setup.recipe, side, self.options.data_root)
+        return self._calibration[side]
 
     def time_left(self) -> bool:
         hours = self.options.hours
@@ -241,84 +248,16 @@ class Search:
             "trainings (a training in flight keeps its last checkpoint)"
         )
 
-    def _impossible(self) -> str:
-        measured = [(name, c) for name, c in self.costs.items() if c["status"] == "ok"]
-        budget = self.setup.budget
-        closest = min(measured, key=lambda item: budget.overshoot(item[1]), default=None)
-        near = ""
-        if closest is not None:
-            name, cost = closest
-            near = f"; closest: {name} at {cost[budget.latency_key]:.3g} ms, {cost['size_mb']:.3g} MB"
-        return (
-            f"no candidate of the space meets {budget.describe()} on {self.setup.target.name} here{near} "
-            f"(every figure in {self.folder / 'search.csv'}); raise the budget or give --space smaller models"
-        )
-
-    # -- the record ------------------------------------------------------------------------------------
-    def _header(self) -> dict[str, Any]:
-        setup, options, bundle = self.setup, self.options, self.bundle
-        return {
-            "recipe": setup.recipe.name,
-            "recipe_source": options.recipe,
-            "overrides": list(options.overrides),
-            "recipe_fingerprint": setup.recipe.fingerprint(),
-            "target": setup.target.name,
-            "runtime": f"{setup.target.runtime} {runtime_version(setup.target.runtime)}",
-            "budget": asdict(setup.budget),
-            "threads": options.threads,
-            "batch": options.batch,
-            "seconds": options.seconds,
-            "backend": options.backend,
-            "hours": options.hours,
-            "space": {"name": setup.space.name, "sha": setup.space_sha, "file": str(options.space or "(packaged)")},
-            "halving": setup.space.halving.model_dump(),
-            "val_size": self.val_size,
-            "data": {"dataset": bundle.name, "image_size": bundle.image_size, "classes": bundle.num_classes},
-            "machine": machine_identity(options.threads) | {"load_avg_1m_at_start": round(os.getloadavg()[0], 2)},
-            "argv": sys.argv,
-        }
-
-    def _check_same_search(self) -> None:
-        """A folder holding a search of another recipe (or other --set values) is not continued."""
-        previous = read_header(self.folder)
-        theirs = previous.get("recipe_fingerprint")
-        if theirs and theirs != self.record.header["recipe_fingerprint"]:
-            raise InputError(
-                f"--out {self.folder} holds a search of another recipe ({previous.get('recipe')} with "
-                f"{previous.get('overrides') or 'no'} --set values); give another --out"
-            )
-        self.earlier_invocations = list(previous.get("invocations", []))
-
     def save(self, ended: str) -> None:
         """search.json / search.csv (and, when the search stops or ends, pareto.png) as they stand now."""
         from kdedge.experiments.search.plot import write_plot
-        from kdedge.experiments.search.results import time_split
 
-        record = self.record
-        run_of = {
-            (c.name, r.epochs): str(self.run_dir(c.name, r.epochs).relative_to(self.folder))
-            for c in self.candidates
-            for r in (self.halving.rungs if self.halving else [])
-        }
-        record.rows = sorted(
-            (
-                candidate_row(
-                    c,
-                    self.costs.get(c.name, {"status": "not measured yet"}),
-                    self.halving,
-                    self.final.get(c.name),
-                    run_of,
-                )
-                for c in self.candidates
-            ),
-            key=sort_key,
-        )
+        record, rungs = self.record, self.halving.rungs if self.halving else []
+        run_of = {(c.name, r.epochs): f"candidates/{c.name}/e{r.epochs}" for c in self.candidates for r in rungs}
         graded = is_ordinal(self.bundle.name)
-        for row in record.rows:
-            tidy(row, graded)
-            row["status"] = "best" if row["name"] == record.pick else row["status"]
-        wall = round(time.monotonic() - self.started, 1)
-        now = {"started": self.wall_started, "wall_s": wall, "ended": ended}
+        record.rows = build_rows(self.candidates, self.costs, self.halving, self.final, run_of, record.pick, graded)
+        now = {"started": self.wall_started, "wall_s": round(time.monotonic() - self.started, 1), "ended": ended}
+        now["load_avg_1m"] = round(os.getloadavg()[0], 2)  # at the end: timings beside the load they ran under
         record.header["invocations"] = [*self.earlier_invocations, now]
         record.time = time_split(self.folder, self.costs, self.truth_seconds, record.header["invocations"])
         record.finished = ended == "finished"

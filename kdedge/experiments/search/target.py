@@ -11,8 +11,6 @@ from kdedge.errors import InputError, did_you_mean
 from kdedge.runtime.formats import FORMATS, Format
 
 PERCENTILES = ("p50", "p90")
-# the bench runtime that runs a format's files here (kdedge.runtime.formats lists the runtimes per format)
-RUNTIME_OF = {"onnx": "onnxruntime", "openvino": "openvino", "executorch": "executorch", "litert": "litert"}
 
 
 def target_names() -> list[str]:
@@ -22,8 +20,9 @@ def target_names() -> list[str]:
 
 @dataclass(frozen=True)
 class Target:
-    """`litert-int8`: the LiteRT file at int8, timed by the litert runner. For openvino the file is the
-    ONNX one (OpenVINO runs it); `export_format` is what `kdedge export --format` writes for it."""
+    """`litert-int8`: the LiteRT file at int8, timed by the format's first runtime in the table (onnx:
+    onnxruntime). A format without a converter of its own (openvino) runs the ONNX file: `export_format`
+    is what `kdedge export --format` writes for it."""
 
     fmt: Format
     precision: str
@@ -35,7 +34,7 @@ class Target:
 
     @property
     def export_format(self) -> str:
-        return "onnx" if self.fmt.name == "openvino" else self.fmt.name
+        return self.fmt.name if self.fmt.converter else "onnx"
 
 
 def parse_target(text: str) -> Target:
@@ -48,14 +47,14 @@ def parse_target(text: str) -> Target:
     fmt = FORMATS[name]
     if fmt.run_skip_reason():
         raise InputError(f"--target {text}: {fmt.title} files {fmt.run_skip_reason()}; this machine cannot time them")
-    if "cpu" not in fmt.devices or name not in RUNTIME_OF:
+    if "cpu" not in fmt.devices or fmt.runner is None:
         raise InputError(f"--target {text}: {fmt.title} needs {fmt.hint or 'a GPU'}; the search times on this CPU")
     if precision == "fp16" and name == "onnx":
         raise InputError(f"--target {text}: fp16 ONNX is for the GPU; on this CPU use onnx-fp32 or onnx-int8")
     missing = fmt.missing(fmt.run_modules) + (fmt.missing(fmt.convert_modules) if fmt.converter else [])
     if missing:
         raise InputError(f"--target {text} needs {', '.join(missing)}: {fmt.pip_hint()}")
-    return Target(fmt, precision, RUNTIME_OF[name])
+    return Target(fmt, precision, fmt.runtimes[0])
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,186 @@
+"""`kdedge search` results -> bench/results: one raw file per experiment (several searches: targets x budgets),
+then the table of bench/make_tables.py. Standard library only; numbers are read from the searches'
+search.json, never typed.
+
+    python bench/search_results.py collect retina SEARCH_DIR [SEARCH_DIR ...] --title "..." --order 95
+    python bench/tabulate_raw_results.py && python bench/make_tables.py
+
+`collect` writes bench/results/search_<name>.json (each search's settings, command, machine, pick and
+recipe's student at every seed, time split); tabulate_raw_results.py calls `tabulate()`, which writes
+search_<name>_table.json beside it: per search, the pick against the recipe's hand-picked student, accuracy
+over the seeds and the latency measured on the final file, and where the search's time went.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import statistics
+import sys
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+COLUMNS = [
+    "target", "budget", "search's pick", "pick acc % (seeds)", "pick ms", "pick MB", "recipe's student",
+    "its acc % (seeds)", "its ms", "it fits", "search min", "cost / teacher / students / export min", "cost cache",
+]  # fmt: skip
+
+
+def _role(record: dict, role: str) -> dict:
+    """The pick's or the recipe's own student's measurements: per seed when --seeds gave them, else its row."""
+    rows = {row["name"]: row for row in record["rows"]}
+    seeds = (record.get("seeds") or {}).get(role)
+    name = (
+        seeds["name"]
+        if seeds
+        else (record["pick"] if role == "pick" else next(r["name"] for r in record["rows"] if r["own"]))
+    )
+    if role == "own" and not seeds and record["pick"] == name:
+        seeds = (record.get("seeds") or {}).get("pick")
+    row = rows.get(name, {})
+    runs = seeds["runs"] if seeds else [{"accuracy": row.get("accuracy"), "qwk": row.get("qwk")} | row]
+    return {"name": name, "row": row, "runs": runs}
+
+
+def summarise(folder: Path) -> dict:
+    """What the table needs from one search folder."""
+    record = json.loads((folder / "search.json").read_text())
+    argv = record.get("argv", [])
+    command = shlex.join(["kdedge", *argv[1:]]) if argv else ""
+    return {
+        "folder": str(folder),
+        "command": command,
+        "recipe": record["recipe"],
+        "target": record["target"],
+        "budget": record["budget"],
+        "threads": record["threads"],
+        "batch": record["batch"],
+        "machine": record["machine"],
+        "invocations": record.get("invocations", []),
+        "time": record["time"],
+        "pick": _role(record, "pick") if record.get("pick") else None,
+        "own": _role(record, "own"),
+        "candidates": len(record["rows"]),
+        "statuses": {
+            s: sum(1 for r in record["rows"] if r["status"].startswith(s))
+            for s in ("over budget", "stopped early", "finalist", "best", "error", "failed")
+        },
+        "date": (record.get("invocations") or [{}])[-1].get("started", "")[:10],
+    }
+
+
+def collect(name: str, folders: list[Path], title: str, order: int, notes: list[str]) -> Path:
+    out = RESULTS / f"search_{name}.json"
+    content = {"experiment": "kdedge search", "title": title, "order": order, "notes": notes}
+    content["searches"] = [summarise(folder) for folder in folders]
+    out.write_text(json.dumps(content, indent=1) + "\n")
+    return out
+
+
+def _accuracies(role: dict | None) -> tuple[str, float | None]:
+    """'51.2 / 49.8 (50.5)' over the seeds measured; the mean."""
+    values = [r["accuracy"] for r in (role or {}).get("runs", []) if r.get("accuracy") is not None]
+    if not values:
+        return "not trained", None
+    mean = statistics.fmean(values)
+    text = " / ".join(f"{100 * v:.1f}" for v in values)
+    return (f"{text} ({100 * mean:.1f})" if len(values) > 1 else text), mean
+
+
+def _latency(role: dict | None, key: str) -> float | None:
+    runs = [r.get(key) for r in (role or {}).get("runs", []) if r.get(key) is not None]
+    return round(statistics.median(runs), 4) if runs else (role or {}).get("row", {}).get(key)
+
+
+def _budget(budget: dict) -> str:
+    words = f"{budget['percentile']} <= {budget['latency_ms']:g} ms"
+    return words + (f", <= {budget['size_mb']:g} MB" if budget.get("size_mb") else "")
+
+
+def table_row(search: dict) -> list:
+    key = f"latency_ms_{search['budget']['percentile']}"
+    pick, own, time = search["pick"], search["own"], search["time"]
+    pick_text, _ = _accuracies(pick)
+    own_text, _ = _accuracies(own)
+    own_status = own["row"].get("status", "")
+    fits = "yes" if not own_status.startswith(("over budget", "finalist, over budget")) else "no"
+    minutes = lambda seconds: f"{seconds / 60:.1f}"  # noqa: E731
+    return [
+        search["target"],
+        _budget(search["budget"]),
+        pick["name"] if pick else "none fits",
+        pick_text,
+        _latency(pick, key),
+        pick["row"].get("size_mb") if pick else None,
+        own["name"],
+        own_text,
+        _latency(own, key) or own["row"].get(f"cost_{key}"),
+        fits,
+        minutes(time["wall_s"]),
+        " / ".join(minutes(time[k]) for k in ("cost_s", "teacher_s", "train_s", "export_bench_s")),
+        f"{time['cost_from_shared_cache']} cached ({minutes(time['cost_saved_s'])} min saved)",
+    ]
+
+
+def tabulate() -> None:
+    """search_<name>.json -> search_<name>_table.json for each collected experiment."""
+    for raw_file in sorted(RESULTS.glob("search_*.json")):
+        if raw_file.stem.endswith("_table"):
+            continue
+        raw = json.loads(raw_file.read_text())
+        searches = raw["searches"]
+        rows = [table_row(search) for search in searches]
+        first = searches[0]
+        load = [i.get("load_avg_1m") for s in searches for i in s["invocations"] if i.get("load_avg_1m") is not None]
+        cpu = first["machine"]
+        machine = f"{cpu['cpu']}, {cpu['cores']} cores, {first['threads']} thread(s), batch {first['batch']}"
+        machine += f"; load average {first['machine'].get('load_avg_1m_at_start')} at the start of the first search"
+        machine += f", {' / '.join(map(str, load))} at the end of each run" if load else ""
+        best = [(s, _accuracies(s["pick"])[1], _accuracies(s["own"])[1]) for s in searches if s["pick"]]
+        headline = "; ".join(
+            f"{s['target']} {_budget(s['budget'])}: {s['pick']['name']} {100 * p:.1f} % vs the recipe's {100 * o:.1f} %"
+            for s, p, o in best
+            if p is not None and o is not None
+        )
+        table = {
+            "title": raw["title"],
+            "experiment": raw["experiment"],
+            "order": raw["order"],
+            "headline": headline or "no search found a student within its budget",
+            "date": max(s["date"] for s in searches),
+            "machine": machine,
+            "commands": [s["command"] for s in searches],
+            "source": f"bench/results/{raw_file.name}",
+            "columns": COLUMNS,
+            "rows": rows,
+            "notes": raw.get("notes", [])
+            + [
+                "acc %: test accuracy measured from the exported file, per seed (mean); ms: the final file's "
+                "latency at the budget's percentile (median over the seeds); the recipe's student is trained "
+                "and measured by the same search (same teacher, schedule and seeds), also when it misses the budget",
+            ],
+        }
+        (RESULTS / f"{raw_file.stem}_table.json").write_text(json.dumps(table, indent=2) + "\n")
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    add = sub.add_parser("collect", help="search folders -> bench/results/search_<name>.json")
+    add.add_argument("name")
+    add.add_argument("folders", nargs="+", type=Path)
+    add.add_argument("--title", required=True)
+    add.add_argument("--order", type=int, default=95)
+    add.add_argument("--note", action="append", default=[])
+    sub.add_parser("tabulate", help="every search_<name>.json -> search_<name>_table.json")
+    args = parser.parse_args(argv)
+    if args.command == "collect":
+        print(collect(args.name, args.folders, args.title, args.order, args.note))
+    else:
+        tabulate()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
