@@ -128,7 +128,7 @@ class StageConfig(_Strict):
     # rest; capped at a quarter of the run, so `--set epochs=1` on a recipe with a 5-epoch warm-up still
     # warms up (for a quarter epoch) and then decays instead of ending at its peak lr
     warmup_epochs: Annotated[float, Field(ge=0)] = 0
-    augment: Literal["none", "jitter", "affine", "crop_flip"] = "none"
+    augment: Literal["none", "jitter", "affine", "elastic", "crop_flip"] = "none"
     class_weighted_loss: bool = False
     checkpoint: str | None = None
     pretrained: bool | str = False
