@@ -7,7 +7,7 @@ import torch
 from pydantic import ValidationError
 
 from kdedge.recipe import Recipe, StageConfig
-from kdedge.train.optim import lr_factor, make_optimizer, momentum_at, set_step_hyperparameters
+from kdedge.train.optim import apply_max_norm, lr_factor, make_optimizer, momentum_at, set_step_hyperparameters
 
 
 def stage(**kwargs) -> StageConfig:
@@ -107,3 +107,17 @@ def test_new_stage_keys_leave_old_fingerprints_alone() -> None:
     ramped = Recipe.model_validate(base | {"teacher": ramp})
     assert ramped.to_dict()["teacher"]["momentum_start"] == 0.5
     assert ramped.fingerprint() != plain.fingerprint()
+
+
+def test_max_norm_caps_each_units_incoming_weights() -> None:
+    """Rows (one unit's incoming weights) longer than max_norm are scaled to exactly max_norm; shorter rows
+    and biases are left alone."""
+    layer = torch.nn.Linear(4, 3)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[3.0, 4.0, 0, 0], [0.3, 0.4, 0, 0], [0, 0, 6.0, 8.0]]))
+        layer.bias.fill_(9.0)
+    apply_max_norm(torch.nn.Sequential(layer), 2.5)
+    norms = torch.linalg.vector_norm(layer.weight.detach(), dim=1)
+    assert torch.allclose(norms, torch.tensor([2.5, 0.5, 2.5]), atol=1e-5)
+    assert torch.allclose(layer.weight.detach()[0], torch.tensor([1.5, 2.0, 0, 0]), atol=1e-5)  # same direction
+    assert torch.equal(layer.bias.detach(), torch.full((3,), 9.0))
