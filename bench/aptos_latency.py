@@ -24,7 +24,7 @@ import torch
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from kdedge.models import build_model, count_params
+from kdedge.models.builders import build_model, count_params
 
 SIZE, CLASSES = 224, 5
 DEFAULT_MODELS = "convnext_tiny,swin_tiny_patch4_window7_224,mobilenetv3_large_100,efficientnet_b0,resnet18"

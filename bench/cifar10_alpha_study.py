@@ -1,7 +1,7 @@
 """Alpha study on CIFAR-10: one AlexNet teacher, three small-CNN students at kdedge alpha 1, 0 and 0.5.
 
 The recipe cifar10_alexnet_smallcnn has a `sweep:` section, so `kdedge distill` (or `kdedge sweep`) trains the
-teacher ONCE and one student per alpha, and writes the alpha study itself (kdedge.experiments.alpha_study):
+teacher ONCE and one student per alpha, and writes the alpha study itself (kdedge.report.alpha_study):
 alpha_study.csv / .md (train / val / test accuracy under BOTH alpha conventions) and alpha_study_curves.png;
 `kdedge report SWEEP` shows them. This script is a thin caller of that library code: it runs the sweep (or
 reads a finished one) and prints the table; `--eval-train` replaces the train column (running accuracy of
@@ -25,9 +25,9 @@ import json
 import sys
 from pathlib import Path
 
-from kdedge.experiments import alpha_study
 from kdedge.experiments.sweep import run_sweep
 from kdedge.recipe import load_recipe, parse_set
+from kdedge.report import alpha_study
 from kdedge.report.markdown import sweep_points
 
 RECIPE = "cifar10_alexnet_smallcnn"
@@ -49,7 +49,7 @@ def study_rows(sweep_dir: Path) -> list[dict]:
 
 def seed_rows(sweep_dirs: list[Path]) -> list[dict]:
     """Rows of several sweeps of the study, each with the seed its students were trained with."""
-    from kdedge.rundir import RunDir
+    from kdedge.files.rundir import RunDir
 
     rows = []
     for sweep_dir in sweep_dirs:
@@ -102,8 +102,7 @@ def mean_table(means: list[dict]) -> str:
 
 def eval_train_accuracy(rows: list[dict], data_root: str | None) -> list[dict]:
     """Rows with train_accuracy = the final student in eval mode on its training split."""
-    from kdedge.models import load_run_model
-    from kdedge.rundir import RunDir
+    from kdedge.files.rundir import RunDir
     from kdedge.train.loop import evaluate
     from kdedge.train.pipeline import make_context, prepare_data
 
@@ -112,7 +111,7 @@ def eval_train_accuracy(rows: list[dict], data_root: str | None) -> list[dict]:
         run = RunDir(Path(row["run"]))
         recipe = run.read_recipe()
         bundle = prepare_data(recipe, data_root)
-        student, _ = load_run_model(run, "student")
+        student, _ = run.load_model("student")
         report = evaluate(student, bundle.train, make_context(recipe, bundle), 1024)
         mode = "the final student in eval mode on its training split"
         updated.append(row | {"train_accuracy": report["accuracy"], "train_accuracy_mode": mode})

@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from kdedge.models import build_model
+from kdedge.models.builders import build_model
 
 MODELS = ("small_cnn", "alexnet_cifar", "cifar_resnet18", "cifar_resnet50")
 

@@ -30,7 +30,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from kdedge.bench.peak import measure_peak
 from kdedge.bench.results import machine_info
-from kdedge.models import build_model
+from kdedge.models.builders import build_model
 
 DTYPES = ("float32", "bfloat16")
 SETTINGS = {  # name -> (channels_last, bf16 autocast)

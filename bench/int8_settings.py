@@ -48,7 +48,7 @@ import torch
 from kdedge.data.aptos import IMAGENET_MEAN, IMAGENET_STD
 from kdedge.export.convert import _Calibration, _inside, _quiet, export_fp32, to_int8
 from kdedge.export.int8_schemes import GEMM_OPS, SCHEMES
-from kdedge.models import build_model
+from kdedge.models.builders import build_model
 
 SIZE, CLASSES = 224, 5
 EXTRA = ("ort:qoperator", "ort:gemm-qout", "ort:gemm-pertensor", "ort:dynamic", "ort:u8s7-gemm-tanh")

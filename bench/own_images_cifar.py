@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "tests"))  # tests/image_files.py: the writer the 
 
 from image_files import write_images  # noqa: E402
 
-from kdedge.data import DataBundle, Split  # noqa: E402
+from kdedge.data.types import DataBundle, Split  # noqa: E402
 from kdedge.recipe import validate_recipe  # noqa: E402
 from kdedge.train.pipeline import prepare_data  # noqa: E402
 

@@ -48,7 +48,7 @@ def _write_one(job: tuple[np.ndarray, int, Path]) -> None:
 
 def write_sources(folder: Path, count: int) -> list[tuple[str, str]]:
     """`count` JPEG files from the real CIFAR-10 subset; returns (relative path, class) rows."""
-    from kdedge.data import load_data
+    from kdedge.data.load import load_data
 
     cifar = load_data("cifar10", None).train
     images, labels = cifar.images.numpy(), cifar.labels.numpy()
@@ -94,9 +94,9 @@ def child(csv_path: Path, mode: str, run_dir: Path) -> dict:
     """Load (decode on first use) and train one epoch; memory is sampled from before the load."""
     import torch
 
-    from kdedge.data import Split
+    from kdedge.data.types import Split
+    from kdedge.files.rundir import RunDir
     from kdedge.recipe import validate_recipe
-    from kdedge.rundir import RunDir
     from kdedge.train.pipeline import prepare_data, run_recipe
 
     torch.set_num_threads(os.cpu_count() or 1)

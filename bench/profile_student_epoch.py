@@ -24,8 +24,9 @@ from torch.profiler import ProfilerActivity, profile
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from kdedge.data import load_data  # noqa: E402
-from kdedge.models import build_model, load_weights_into  # noqa: E402 - after the sys.path line
+from kdedge.data.load import load_data  # noqa: E402
+from kdedge.models.builders import build_model  # noqa: E402 - after the sys.path line
+from kdedge.models.weights import load_weights_into  # noqa: E402
 from kdedge.recipe import load_recipe  # noqa: E402
 from kdedge.train.loop import Context, fit, teacher_logits_for  # noqa: E402
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import torch
 
-from kdedge.models import build_stage_model
+from kdedge.files.rundir import RunDir, data_info
+from kdedge.models.weights import build_stage_model
 from kdedge.recipe import validate_recipe
-from kdedge.rundir import RunDir, data_info
 from kdedge.train.pipeline import prepare_data
 
 

@@ -156,7 +156,7 @@ def report(results: list[dict], job: dict, machine: str, command: str, results_m
 def append_section(path: Path, block: list[str]) -> None:
     """Add `block` at the end of our section (created if missing), atomically; other sections stay as is."""
     sys.path.insert(0, str(ROOT))
-    from kdedge.rundir import atomic_write_text
+    from kdedge.files.atomic import atomic_write_text
 
     lines = path.read_text().splitlines() if path.exists() else ["# Benchmark results", ""]
     if HEADING not in lines:

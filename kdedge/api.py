@@ -48,7 +48,7 @@ class Run:
     @property
     def recipe(self) -> Recipe:
         """The resolved recipe the run was trained with (RUN/recipe.yaml)."""
-        from kdedge.rundir import RunDir
+        from kdedge.files.rundir import RunDir
 
         return RunDir(self.path).read_recipe()
 

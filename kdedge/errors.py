@@ -38,7 +38,7 @@ class Interrupted(KdedgeError):
     continues, or None when rerunning the same command continues (a sweep skips its finished points)."""
 
     exit_code = 130
-    what = "interrupted"  # how the line starts (kdedge.stop.Stopped: "stopped by SIGTERM at a step ...")
+    what = "interrupted"  # how the line starts (kdedge.train.stop.Stopped: "stopped by SIGTERM at a step ...")
 
     def __init__(self, saved: str, run_dir: Path | None = None) -> None:
         super().__init__(f"{self.what}; saved: {saved}")

@@ -10,10 +10,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from kdedge.data import normalize
-from kdedge.models import build_stage_model
+from kdedge.data.types import normalize
+from kdedge.files.rundir import RunDir, data_info
+from kdedge.models.weights import build_stage_model
 from kdedge.recipe import validate_recipe
-from kdedge.rundir import RunDir, data_info
 from kdedge.train.pipeline import prepare_data
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from kdedge.onnx_meta import build_metadata, set_metadata
+from kdedge.runtime.onnx_meta import build_metadata, set_metadata
 
 CARD = {
     "model": "mlp",

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from kdedge.experiments import alpha_study
-from kdedge.experiments.sweep import grid_points, point_name
 from kdedge.experiments.sweep_results import result_files, write_results
+from kdedge.recipe.grid import grid_points, point_name
+from kdedge.report import alpha_study
 from kdedge.report.markdown import write_report
 
 TINY = [

@@ -16,10 +16,11 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from kdedge import imaging
-from kdedge.data import aptos, imagecache, load_data
+from kdedge.data import aptos, imagecache
+from kdedge.data.load import load_data
 from kdedge.errors import InputError
-from kdedge.metrics import quadratic_weighted_kappa
+from kdedge.runtime import imaging
+from kdedge.runtime.metrics import quadratic_weighted_kappa
 
 sys.path.insert(0, str(Path(__file__).parent))
 from aptos_fixture import FOLDER, make_aptos  # noqa: E402
@@ -218,7 +219,7 @@ def test_pretrained_local_safetensors_loads_and_a_mismatch_is_one_line(tmp_path)
     import torch
     from safetensors.torch import save_file
 
-    from kdedge.models import build_stage_model
+    from kdedge.models.weights import build_stage_model
     from kdedge.recipe import StageConfig
 
     info = {"num_classes": 5, "in_channels": 3, "image_size": 32}

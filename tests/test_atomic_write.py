@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kdedge.rundir import atomic_write, atomic_write_text
+from kdedge.files.atomic import atomic_write, atomic_write_text
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o077])

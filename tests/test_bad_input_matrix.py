@@ -153,7 +153,7 @@ def _plain_onnx(path: Path, metadata: bool = False) -> None:
     import onnx
     from onnx import TensorProto, helper
 
-    from kdedge.onnx_meta import build_metadata, set_metadata
+    from kdedge.runtime.onnx_meta import build_metadata, set_metadata
 
     images = helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 10])
     logits = helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 10])

@@ -38,14 +38,14 @@ REQUIRED = {
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
     """A trained hinton_mnist run (tiny MLPs) with RUN/export/{teacher,student}.{fp32,int8}.onnx."""
-    from kdedge.data import load_data, normalize
-    from kdedge.models import load_run_model
-    from kdedge.rundir import RunDir
+    from kdedge.data.load import load_data
+    from kdedge.data.types import normalize
+    from kdedge.files.rundir import RunDir
 
     run = train_mnist_run(tmp_path_factory.mktemp("bench") / "mnist")
     calibration = normalize(load_data("mnist", None).train.images[:256], (0.1307,), (0.3081,)).numpy()
     for stage in ("teacher", "student"):
-        model, _ = load_run_model(RunDir(run), stage)
+        model, _ = RunDir(run).load_model(stage)
         meta = MNIST_META | {"kdedge.stage": stage, "kdedge.model": "mlp", "kdedge.precision": "fp32"}
         fp32 = export_onnx(model, run / "export" / f"{stage}.fp32.onnx", (1, 28, 28), meta)
         quantize_int8(fp32, run / "export" / f"{stage}.int8.onnx", calibration)
@@ -114,7 +114,7 @@ def test_flops_and_params_match_the_models(run_result):
 def test_accuracy_equals_the_runs_own_and_an_independent_onnxruntime_loop(run_dir, run_result):
     import onnxruntime as ort
 
-    from kdedge.data import normalize
+    from kdedge.data.types import normalize
     from kdedge.recipe import load_recipe
     from kdedge.train.pipeline import prepare_data
 
@@ -291,9 +291,9 @@ def test_bench_never_imports_the_training_loop():
 def _finished_run(path: Path, teacher_hidden: list[int] | None, teacher_source: Path | None = None) -> Path:
     """A finished hinton_mnist-like run directory made without data: random tiny MLP weights, the summary
     a run writes. teacher_hidden None: the teacher was loaded from `teacher_source` and is not kept."""
-    from kdedge.models import build_model
+    from kdedge.files.rundir import RunDir
+    from kdedge.models.builders import build_model
     from kdedge.recipe import validate_recipe
-    from kdedge.rundir import RunDir
 
     teacher = {"model": "mlp", "model_kwargs": {"hidden": teacher_hidden or [8]}}
     if teacher_source is not None:

@@ -134,7 +134,7 @@ def test_onnx_flops_and_params_match_torch_for_a_conv_net(tmp_path):
 def test_scores_copy_to_every_batch_and_qwk_only_for_aptos(tmp_path):
     from kdedge.bench.run import score_rows
     from kdedge.bench.targets import BenchModel
-    from kdedge.metrics import quadratic_weighted_kappa
+    from kdedge.runtime.metrics import quadratic_weighted_kappa
 
     labels = np.array([0, 1, 2, 3, 4, 2, 1, 0])
     logits = np.eye(5, dtype=np.float32)[[0, 1, 2, 4, 4, 1, 1, 0]]  # 6 of 8 right

@@ -12,7 +12,9 @@ from cli_helpers import tiny_overrides
 from safetensors.torch import load_file
 
 from kdedge.errors import InputError, RuntimeFailure
-from kdedge.experiments.biasfix import (
+from kdedge.models.builders import build_model, output_bias
+from kdedge.recipe import load_recipe
+from kdedge.train.biasfix import (
     check_transfer_set,
     fit_shift,
     missing_classes,
@@ -20,8 +22,6 @@ from kdedge.experiments.biasfix import (
     raise_bias,
     split_holdout,
 )
-from kdedge.models import build_model, output_bias
-from kdedge.recipe import load_recipe
 from kdedge.train.pipeline import prepare_data, student_train_split
 
 TINY = tiny_overrides("student.model_kwargs.hidden=[32]")

@@ -12,10 +12,11 @@ import pytest
 import torch
 from torch import nn
 
-from kdedge.data import load_data
-from kdedge.models import build_model
+from kdedge.data.load import load_data
+from kdedge.files.atomic import save_state
+from kdedge.files.rundir import RunDir
+from kdedge.models.builders import build_model
 from kdedge.recipe import load_recipe
-from kdedge.rundir import RunDir, save_state
 from kdedge.train.augment import augment
 
 DATA = os.environ.get("KDEDGE_DATA", "")

@@ -8,8 +8,9 @@ import os
 import pytest
 import torch
 
-from kdedge.data import Split, load_data
-from kdedge.models import build_model
+from kdedge.data.load import load_data
+from kdedge.data.types import Split
+from kdedge.models.builders import build_model
 from kdedge.recipe import DistillConfig, StageConfig
 from kdedge.train.loop import Context, fit
 

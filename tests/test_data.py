@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from kdedge.data import DATASETS, filter_classes, load_data, normalize, split_validation
+from kdedge.data import DATASETS
+from kdedge.data.load import load_data
+from kdedge.data.types import filter_classes, normalize, split_validation
 from kdedge.errors import InputError
 
 # Test-set class counts of MNIST (shared/data/README.md): digit 3 has 1,010 test images.

@@ -19,9 +19,9 @@ import torch
 import yaml
 
 from kdedge.errors import InputError
-from kdedge.models import load_state
+from kdedge.files.rundir import RunDir, unwrapped
+from kdedge.models.weights import load_state
 from kdedge.recipe import load_recipe
-from kdedge.rundir import RunDir, unwrapped
 from kdedge.train.distributed import World, shard, world_from_env
 from kdedge.train.pipeline import run_recipe
 
@@ -116,7 +116,7 @@ def test_shards_are_disjoint_and_equally_long():
 
 
 def test_training_module_compiles_without_changing_the_saved_keys():
-    from kdedge.models import build_model
+    from kdedge.models.builders import build_model
     from kdedge.train.distributed import training_module
 
     model = build_model("small_cnn", 10, 3, 32)

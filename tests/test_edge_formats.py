@@ -20,11 +20,10 @@ from cli_helpers import TORCH_FREE_PREDICT
 from export_helpers import make_exported_run
 from PIL import Image
 
-from kdedge.data import normalize
+from kdedge.data.types import normalize
 from kdedge.errors import RuntimeFailure
-from kdedge.export.formats import FORMATS
-from kdedge.models import load_run_model
-from kdedge.rundir import RunDir
+from kdedge.files.rundir import RunDir
+from kdedge.runtime.formats import FORMATS
 from kdedge.train.pipeline import prepare_data
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -112,7 +111,7 @@ def test_export_checks_every_file_and_writes_its_metadata(edge_run):
 def _images(run: Path, data_root: Path, folder: Path, count: int = 12) -> tuple[list[Path], list[int]]:
     """The run's first test images as PNG files and PyTorch's classes for them."""
     bundle = prepare_data(RunDir(run).read_recipe(), str(data_root))
-    model, _ = load_run_model(RunDir(run), "student")
+    model, _ = RunDir(run).load_model("student")
     images = bundle.test.images[:count]
     with torch.inference_mode():
         classes = model(normalize(images, bundle.mean, bundle.std)).argmax(1).tolist()
@@ -144,7 +143,7 @@ def test_predict_tflite_torch_free_and_pte(edge_run, data_root: Path, tmp_path: 
 def test_pte_predicts_more_images_than_its_dynamic_batch_range(edge_run):
     """A whole 10,000-image MNIST test set is more than the .pte's batch bound (planned into the file): the
     runner feeds it in chunks, with the same logits as a few images at a time."""
-    from kdedge.export.edge_runners import ExecuTorchRunner
+    from kdedge.runtime.edge_runners import ExecuTorchRunner
 
     run, _ = edge_run
     runner = ExecuTorchRunner(run / "export" / "student.fp32.pte")
@@ -255,8 +254,8 @@ def test_coreml_converts_and_is_checked_structurally(edge_run, data_root: Path):
     if importlib.util.find_spec("coremltools") is None:
         pytest.skip("coremltools not installed: pip install 'kdedge-distill[coreml]'")
     from kdedge.bench.run import BenchOptions, run_bench
-    from kdedge.export.edge_meta import read_edge_metadata
     from kdedge.export.runner import export_run
+    from kdedge.runtime.edge_meta import read_edge_metadata
 
     run, _ = edge_run
     rows = export_run(run, "student", "fp32", data_root=str(data_root), quiet=True, formats="coreml")

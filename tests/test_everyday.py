@@ -205,7 +205,7 @@ def test_export_progress_line_gives_random_input_parity_for_fp32_only() -> None:
 
 @pytest.mark.parametrize("width", [80, 120])
 def test_summary_table_fits_hides_qwk_off_ordinal_data_and_train_s_in_eval(width: int) -> None:
-    from kdedge.console import summary_table
+    from kdedge.ui.console import summary_table
 
     row = {
         "model": "resnet18_cifar_teacher",
@@ -270,7 +270,7 @@ def test_ctrl_c_says_what_was_saved_and_the_resume_command_that_works(data_root:
     _, err = process.communicate(timeout=60)
     lines = [line for line in err.splitlines() if line.strip()]
     assert process.returncode == 130 and len(lines) == 1 and "Traceback" not in err, err
-    # saved at the step boundary after the signal (kdedge.stop), mid-epoch or at an epoch's end
+    # saved at the step boundary after the signal (kdedge.train.stop), mid-epoch or at an epoch's end
     assert f"saved: {out / 'teacher.state.safetensors'} (teacher, " in lines[0]
     command = shlex.split(lines[0].split("continue with: ", 1)[1])
     assert command[0] == "kdedge" and command[-2:] == ["--resume", str(out)] and "--out" not in command
@@ -363,8 +363,8 @@ def test_every_documented_command_parses_and_its_recipe_loads(monkeypatch) -> No
     """README's code blocks and the recipes' descriptions, as a newcomer would paste them (the aptos
     descriptions gave `--set a=false b=false`): the CLI parses each, and each training command's recipe
     with its --set values loads (training itself is left out: hours)."""
-    from kdedge.overrides import parse_set
     from kdedge.recipe import load_recipe
+    from kdedge.recipe.overrides import parse_set
 
     monkeypatch.chdir(REPO)  # README runs from the clone: recipes/hinton_mnist_800.yaml
     commands = _documented_commands()
@@ -558,8 +558,8 @@ def test_teacher_notice_names_an_earlier_run_with_the_same_teacher(tmp_path: Pat
     run's teacher.checkpoint; without one, a long teacher is said as such; a recipe that loads its teacher,
     or a short teacher, gets no note."""
     from kdedge.commands.teacher_reuse import teacher_notice
+    from kdedge.files.rundir import RunDir
     from kdedge.recipe import load_recipe
-    from kdedge.rundir import RunDir
 
     runs = tmp_path / "runs"
     first = RunDir(runs / "hinton_mnist")
@@ -595,8 +595,9 @@ def test_a_run_that_recorded_its_measured_mean_std_still_matches_its_recipe() ->
 
 # -- sweep output: no duplicated column, no double negative, counts that agree, alpha 0 trained once -------
 def test_an_alpha_0_point_is_its_own_no_kd_baseline(tmp_path: Path) -> None:
-    from kdedge.experiments.sweep import planned_baselines, point_name
+    from kdedge.experiments.sweep import planned_baselines
     from kdedge.recipe import load_recipe
+    from kdedge.recipe.grid import point_name
 
     base = load_recipe("hinton_mnist_sweep")
     baselines, same = planned_baselines(base, {"distillation.alpha": [0.0, 0.5]}, None, tmp_path)

@@ -18,7 +18,8 @@ from kdedge.errors import InputError, RuntimeFailure
 from kdedge.export import read_metadata
 from kdedge.export.convert import TRACE_BATCH, export_fp32
 from kdedge.export.verify import PARITY_BATCHES, check, torch_parity
-from kdedge.models import MODELS, build_model
+from kdedge.models import MODELS
+from kdedge.models.builders import build_model
 
 # (model, in_channels, image_size, model_kwargs): every family a recipe can build. The timm families
 # keep their blocks (ConvNeXt / Swin-window attention) with fewer and narrower stages.
@@ -109,9 +110,9 @@ def test_export_writes_checked_self_describing_files(mnist_export):
 
 def test_metadata_accuracy_is_measured_on_the_file(mnist_export, data_root: Path):
     """Re-score the int8 file here, independently, on the same 500 test digits."""
-    from kdedge.data import normalize
-    from kdedge.onnx_meta import open_session
-    from kdedge.rundir import RunDir
+    from kdedge.data.types import normalize
+    from kdedge.files.rundir import RunDir
+    from kdedge.runtime.onnx_meta import open_session
     from kdedge.train.pipeline import prepare_data
 
     run, rows = mnist_export

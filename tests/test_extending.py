@@ -10,12 +10,14 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from kdedge.data import DATASETS, DataBundle, DataSource, Split, load_data
+from kdedge.data import DATASETS
+from kdedge.data.load import load_data
+from kdedge.data.types import DataBundle, DataSource, Split
 from kdedge.errors import InputError
+from kdedge.files.rundir import RunDir
 from kdedge.losses import LOSSES, register_loss
 from kdedge.models import MODELS
 from kdedge.recipe import validate_recipe
-from kdedge.rundir import RunDir
 from kdedge.train.pipeline import run_recipe
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

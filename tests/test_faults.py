@@ -21,8 +21,8 @@ from fault_helpers import fill_disk, flip_byte, read_only, resize_disk, small_di
 from hostile_files import good_model
 from safetensors.torch import load_file
 
-from kdedge.models import load_state
-from kdedge.rundir import RunDir
+from kdedge.files.rundir import RunDir
+from kdedge.models.weights import load_state
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 STUDENT_EPOCHS = 20  # 20 steps each; SIGSTOP (below) makes the signal land mid-stage anyway
@@ -123,7 +123,7 @@ def test_ctrl_c_in_a_real_process_saves_and_exits_130(world, tmp_path):
 
 def test_second_ctrl_c_stops_at_once():
     """The handler itself, with real signals to this process: the first is recorded, the second raises."""
-    from kdedge import stop
+    from kdedge.train import stop
 
     before = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, also under nohup
     with stop.graceful_stop():
@@ -209,7 +209,7 @@ def _write_logits_cache(path: Path) -> None:
 
 
 def _write_weights(path: Path) -> None:
-    from kdedge.rundir import save_state
+    from kdedge.files.atomic import save_state
 
     save_state(path, {"w": torch.ones(5000)})
 
@@ -224,7 +224,7 @@ def _write_weights(path: Path) -> None:
 )
 def test_disk_full_while_writing_a_file_keeps_the_old_one(tmp_path, name, write):
     """Each kind of file on a full tmpfs: DiskFull names it and the space it needs; the old one stays."""
-    from kdedge.fsguard import DiskFull
+    from kdedge.files.fsguard import DiskFull
 
     with small_disk(tmp_path / "disk", 64) as disk:
         target = disk / name
@@ -292,7 +292,7 @@ def test_stale_lock_is_taken_over_and_said_once(tmp_path, capsys):
 def test_data_cache_fault_falls_back_to_memory_said_once(tmp_path, capsys, fault):
     from aptos_fixture import make_aptos
 
-    from kdedge.data import load_data
+    from kdedge.data.load import load_data
 
     make_aptos(tmp_path / "data", count=30, seed=0, max_side=64)
     cache = tmp_path / "cache"

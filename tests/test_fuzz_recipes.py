@@ -17,9 +17,9 @@ import pytest
 import yaml
 from cli_helpers import ENV, KDEDGE, REPO, TINY, one_error_line, run_cli
 
-from kdedge.console import one_line
 from kdedge.errors import InputError
 from kdedge.recipe import Recipe, load_recipe, parse_set, validate_recipe
+from kdedge.ui.console import one_line
 
 hypothesis = pytest.importorskip("hypothesis", reason="pip install hypothesis (in kdedge[dev])")
 from hypothesis import HealthCheck, given, settings  # noqa: E402

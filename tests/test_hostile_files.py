@@ -17,7 +17,7 @@ from cli_helpers import checksums, one_error_line, run_cli, write_recipe
 from hostile_files import build_images, build_onnx, build_safetensors, good_model
 
 from kdedge.errors import InputError
-from kdedge.model_check import check_model_file
+from kdedge.runtime.check import check_model_file
 
 ONNX_CASES = {
     "onnx-external-parent": "points at external data '../../../../etc/passwd' outside the model's folder",

@@ -18,7 +18,7 @@ from kdedge.export import INT8_SCHEMES, read_metadata
 from kdedge.export.convert import export_fp32, to_int8
 from kdedge.export.int8_schemes import GEMM_OPS, SCHEMES, quantize_static_options
 from kdedge.export.options import resolve_settings
-from kdedge.models import build_model
+from kdedge.models.builders import build_model
 from kdedge.recipe import validate_recipe
 
 CHW = (3, 32, 32)

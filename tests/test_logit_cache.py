@@ -11,8 +11,9 @@ import pytest
 import torch
 from torch import nn
 
-from kdedge.data import Split, load_data, normalize
-from kdedge.models import build_model
+from kdedge.data.load import load_data
+from kdedge.data.types import Split, normalize
+from kdedge.models.builders import build_model
 from kdedge.recipe import DistillConfig, StageConfig
 from kdedge.train.augment import JITTER_VARIANTS, jitter_variant
 from kdedge.train.loop import Context, fit, teacher_logits_for, teacher_logits_key

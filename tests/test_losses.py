@@ -8,7 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kdedge.losses import LOSSES, hard_only, hinton_kd, kl_kd
+from kdedge.losses import LOSSES
+from kdedge.losses.classic import hard_only, hinton_kd, kl_kd
 
 # Logits chosen so that the softmaxes are simple fractions (worked out below with `math`, not torch).
 # Row 0: student [0, 2 ln 3] -> softmax at T=2 is [1/4, 3/4], at T=1 [1/10, 9/10];

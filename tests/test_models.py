@@ -7,9 +7,10 @@ import pytest
 import torch
 from torch import nn
 
-from kdedge.data import Split
+from kdedge.data.types import Split
 from kdedge.errors import InputError
-from kdedge.models import MODELS, build_model, count_params, output_bias
+from kdedge.models import MODELS
+from kdedge.models.builders import build_model, count_params, output_bias
 from kdedge.recipe import DistillConfig, StageConfig
 from kdedge.train.devices import describe_device, resolve_device
 from kdedge.train.loop import Context, fit, teacher_logits_for

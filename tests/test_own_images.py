@@ -15,9 +15,10 @@ from cli_helpers import run_main
 from image_files import first_per_class, write_images
 from PIL import Image
 
-from kdedge import imaging
-from kdedge.data import imagecache, images, load_data
+from kdedge.data import imagecache, images
+from kdedge.data.load import load_data
 from kdedge.errors import InputError
+from kdedge.runtime import imaging
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 CLASSES = ("cat", "dog", "owl")
@@ -360,7 +361,7 @@ def test_real_images_as_files_through_init_distill_export_bench(
     assert summary["data"]["test_images"] == (80 if layout == "split" else 30)  # given split, or 3 of 16
     code, err = run_main(["export", str(run), "--model", "student", "--precision", "fp32", "-q"], capsys, monkeypatch)
     assert code == 0, err
-    from kdedge.onnx_meta import model_card
+    from kdedge.runtime.onnx_meta import model_card
 
     card = model_card(run / "export" / "student.fp32.onnx")
     assert card.class_names == tuple(names) and card.in_channels == channels
@@ -451,7 +452,7 @@ def test_init_warns_and_writes_a_recipe_that_validates(tmp_path, capsys, monkeyp
 def test_nothing_filtered_means_no_copy(tmp_path):
     """A transfer set without omitted classes is the training split itself, still read from the map (a
     copy would pull a set larger than memory into RAM: the memory benchmark caught it)."""
-    from kdedge.data import filter_classes
+    from kdedge.data.types import filter_classes
 
     bundle = load("folder", make_folder(tmp_path / "pets", per_class=5), tmp_path / "cache")
     assert filter_classes(bundle.train, [], None) is bundle.train

@@ -16,9 +16,8 @@ from cli_helpers import TORCH_FREE_PREDICT, run_cli
 from export_helpers import make_exported_run
 from PIL import Image
 
-from kdedge.data import normalize
-from kdedge.models import load_run_model
-from kdedge.rundir import RunDir
+from kdedge.data.types import normalize
+from kdedge.files.rundir import RunDir
 from kdedge.train.pipeline import prepare_data
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -48,7 +47,7 @@ def exported(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[
 def _save_test_images(run: Path, data_root: Path, folder: Path) -> tuple[list[Path], np.ndarray]:
     """Write the run's real test images as PNG; return the files and PyTorch's classes for them."""
     bundle = prepare_data(RunDir(run).read_recipe(), str(data_root))
-    model, _ = load_run_model(RunDir(run), "student")
+    model, _ = RunDir(run).load_model("student")
     with torch.inference_mode():
         classes = model(normalize(bundle.test.images, bundle.mean, bundle.std)).argmax(1).numpy()
     files = []
@@ -129,7 +128,8 @@ def test_bad_input_is_one_line_exit_2(exported, tmp_path: Path):
 
 def test_predict_module_import_chain_is_torch_free():
     code = (
-        "import sys, kdedge.cli, kdedge.predict, kdedge.onnx_meta; from kdedge.export import read_metadata; "
+        "import sys, kdedge.cli, kdedge.runtime.predict, kdedge.runtime.onnx_meta; "
+        "from kdedge.export import read_metadata; "
         "assert 'torch' not in sys.modules, 'torch imported'"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

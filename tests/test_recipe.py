@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from kdedge.errors import InputError
+from kdedge.files.rundir import RunDir
 from kdedge.recipe import (
     DistillConfig,
     Recipe,
@@ -18,7 +19,6 @@ from kdedge.recipe import (
     read_yaml,
     validate_recipe,
 )
-from kdedge.rundir import RunDir
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE_RECIPES = sorted((REPO / "kdedge" / "recipes").glob("*.yaml"))

@@ -16,10 +16,10 @@ from cli_helpers import ENV, KDEDGE, REPO, checksums, one_error_line, run_cli, w
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from kdedge.data import Split
-from kdedge.models import build_model
+from kdedge.data.types import Split
+from kdedge.files.rundir import RunDir
+from kdedge.models.builders import build_model
 from kdedge.recipe import validate_recipe
-from kdedge.rundir import RunDir
 from kdedge.train.loop import Context, fit
 from kdedge.train.resume import HEADER_KEY, Checkpointer, flatten, state_path, unflatten
 

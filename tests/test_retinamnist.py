@@ -13,9 +13,10 @@ import pytest
 import torch
 from conftest import run_cli
 
-from kdedge.data import load_data, retinamnist
+from kdedge.data import retinamnist
+from kdedge.data.load import load_data
 from kdedge.errors import InputError
-from kdedge.models import check_input_size
+from kdedge.models.builders import check_input_size
 from kdedge.recipe import load_recipe
 from kdedge.train import devices
 
@@ -151,7 +152,7 @@ def test_retina_recipes_follow_the_mission(name: str) -> None:
 
 
 def test_the_mobile_student_fits_the_edge_budget() -> None:
-    from kdedge.models import build_model, count_params
+    from kdedge.models.builders import build_model, count_params
 
     recipe = load_recipe("retina_mobile")
     assert count_params(build_model(recipe.student.model, 5, 3, recipe.data.image_size)) <= 5_000_000
@@ -298,7 +299,7 @@ def test_onnxruntime_domains_may_be_imported_but_not_used(tmp_path: Path) -> Non
     import onnx
     from onnx import helper
 
-    from kdedge.model_check import check_onnx
+    from kdedge.runtime.check import check_onnx
 
     def model(node_domain: str) -> Path:
         node = helper.make_node("Relu", ["x"], ["y"], domain=node_domain)

@@ -15,9 +15,9 @@ import pytest
 import torch
 from cli_helpers import one_error_line, run_cli, run_subprocess, write_recipe
 
-from kdedge.models import build_model
+from kdedge.files.atomic import save_state
+from kdedge.models.builders import build_model
 from kdedge.recipe import load_recipe
-from kdedge.rundir import save_state
 
 
 class _Payload:

@@ -14,17 +14,10 @@ from cli_helpers import tiny_overrides
 from safetensors.torch import load_file
 
 from kdedge.errors import InputError
-from kdedge.experiments.sweep import (
-    baseline_dir,
-    baseline_runs,
-    check_grid,
-    grid_points,
-    parse_grid,
-    point_name,
-    point_recipe,
-)
+from kdedge.experiments.sweep import baseline_dir, baseline_runs, check_grid, parse_grid, point_recipe
 from kdedge.experiments.sweep_results import column_cell, gain, is_finished, sort_rows, write_results
 from kdedge.recipe import load_recipe
+from kdedge.recipe.grid import grid_points, point_name
 
 # A tiny teacher (64 hidden units), 600 training / 200 test images, one epoch per stage.
 TINY = tiny_overrides()

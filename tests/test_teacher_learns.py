@@ -12,9 +12,9 @@ import torch
 from cli_helpers import tiny_overrides
 from torch import nn
 
-from kdedge.models import build_model
+from kdedge.files.rundir import RunDir
+from kdedge.models.builders import build_model
 from kdedge.recipe import load_recipe
-from kdedge.rundir import RunDir
 from kdedge.train.optim import lr_factor, warmup_length
 from kdedge.train.teacher_check import chance_accuracy, teacher_verdict
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from conftest import TINY
 
+from kdedge.files.rundir import RunDir
 from kdedge.report.tensorboard import SCALARS, TensorBoardLogger
-from kdedge.rundir import RunDir
 from kdedge.train.pipeline import RunMetrics
 
 needs_tensorboard = pytest.mark.skipif(

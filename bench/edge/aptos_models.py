@@ -22,8 +22,8 @@ import torch
 from kdedge.data.aptos import CLASS_NAMES, IMAGENET_MEAN, IMAGENET_STD
 from kdedge.export import INT8_SCHEMES
 from kdedge.export.convert import export_fp32, to_int8
-from kdedge.models import build_model
-from kdedge.onnx_meta import build_metadata, set_metadata
+from kdedge.models.builders import build_model
+from kdedge.runtime.onnx_meta import build_metadata, set_metadata
 
 
 def write(model_name: str, stage: str, out: Path, size: int, scheme: str) -> None:

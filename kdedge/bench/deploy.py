@@ -7,14 +7,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from kdedge.console import warn
 from kdedge.errors import InputError
-from kdedge.export.formats import file_runtimes
-from kdedge.fsguard import NotWritable
-from kdedge.model_check import check_model_file
-from kdedge.rundir import atomic_write, atomic_write_text
+from kdedge.files.atomic import atomic_write, atomic_write_text
+from kdedge.files.fsguard import NotWritable
+from kdedge.runtime.check import check_model_file
+from kdedge.runtime.formats import file_runtimes
+from kdedge.ui.console import warn
 
-FILE_RUNTIMES = file_runtimes()  # rows that run a deployable file (kdedge.export.formats)
+FILE_RUNTIMES = file_runtimes()  # rows that run a deployable file (kdedge.runtime.formats)
 TARGETS = {"cpu-x86": "cpu"}  # --target -> the bench device its choice is made on
 
 
@@ -189,7 +189,7 @@ def _write_edge_deployable(source: Path, folder: Path, stem: str, extra: dict[st
     (sidecar first, then the file, each through a temp name: a reader never sees half of either)."""
     import shutil
 
-    from kdedge.export.edge_meta import read_edge_metadata, sidecar
+    from kdedge.runtime.edge_meta import read_edge_metadata, sidecar
 
     meta = read_edge_metadata(source) | extra
     out = folder / f"{stem}{source.suffix}"

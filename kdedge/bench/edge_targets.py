@@ -1,13 +1,13 @@
-"""The edge files (kdedge.export.formats: .pte, .tflite, .mlpackage) bench finds in RUN/export or is given
+"""The edge files (kdedge.runtime.formats: .pte, .tflite, .mlpackage) bench finds in RUN/export or is given
 as bare files, keyed (format, precision, batch) -> file; batch is None for a dynamic-batch file.
-Torch-free: metadata comes from the sidecar / package (kdedge.export.edge_meta)."""
+Torch-free: metadata comes from the sidecar / package (kdedge.runtime.edge_meta)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from kdedge.export.edge_meta import read_edge_metadata
-from kdedge.export.formats import FORMATS, format_of_file
+from kdedge.runtime.edge_meta import read_edge_metadata
+from kdedge.runtime.formats import FORMATS, format_of_file
 
 EdgeKey = tuple[str, str, "int | None"]
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kdedge.export.formats import file_runtimes
-from kdedge.rundir import atomic_write
+from kdedge.files.atomic import atomic_write
+from kdedge.runtime.formats import file_runtimes
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

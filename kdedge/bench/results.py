@@ -14,8 +14,8 @@ from typing import Any
 from rich.table import Table
 
 from kdedge.bench.pareto import write_pareto as write_pareto  # re-export: the plot is one of the outputs
-from kdedge.rundir import atomic_write_text
-from kdedge.tables import Column, fitted_table, si
+from kdedge.files.atomic import atomic_write_text
+from kdedge.ui.tables import Column, fitted_table, si
 
 # The columns of the CSV / Markdown files, in order (JSON rows carry these and a few more).
 COLUMNS = (

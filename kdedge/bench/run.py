@@ -14,9 +14,9 @@ from kdedge.bench.edge_targets import edge_rows
 from kdedge.bench.isolate import DEFAULT_ENTRY, run_isolated
 from kdedge.bench.targets import BenchModel, discover, prepare_test_sets
 from kdedge.errors import InputError
-from kdedge.export.formats import file_runtimes
+from kdedge.runtime.formats import file_runtimes
 
-RUNTIME_CHOICES = ("torch", *file_runtimes())  # from the format table (kdedge.export.formats)
+RUNTIME_CHOICES = ("torch", *file_runtimes())  # from the format table (kdedge.runtime.formats)
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ def check_options(options: BenchOptions) -> None:
 
 def _variants(model: BenchModel, options: BenchOptions) -> list[tuple]:
     """(runtime, precision, file, preset skip reason[, fixed batch]) for one model: its torch and ONNX
-    rows, then its edge files' rows (kdedge.export.formats)."""
+    rows, then its edge files' rows (kdedge.runtime.formats)."""
     out: list[tuple] = _onnx_variants(model, options)
     out += edge_rows(model.edge, options.runtimes)
     return out
@@ -187,7 +187,7 @@ def measure_rows(rows: list[dict[str, Any]], models: list[BenchModel], options: 
 
 def score_rows(rows: list[dict[str, Any]], models: list[BenchModel]) -> None:
     """accuracy (QWK too for APTOS) of each scored row from its logits, copied to its variant's other rows."""
-    from kdedge.metrics import classification_report
+    from kdedge.runtime.metrics import classification_report
 
     scores: dict[tuple, dict] = {}
     for row in rows:

@@ -17,9 +17,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from kdedge.bench.ov_cache import read_cached
-from kdedge.export.formats import file_runtimes, runtime_format
+from kdedge.runtime.formats import file_runtimes, runtime_format
 
-RUNTIMES = ("torch", "torch-compile", *file_runtimes())  # file runtimes: kdedge.export.formats
+RUNTIMES = ("torch", "torch-compile", *file_runtimes())  # file runtimes: kdedge.runtime.formats
 
 
 class Skip(Exception):
@@ -170,10 +170,9 @@ def preload(runtime: str) -> None:
 
 
 def _torch_model(payload: dict[str, Any]):
-    from kdedge.models import load_run_model
-    from kdedge.rundir import RunDir
+    from kdedge.files.rundir import RunDir
 
-    model, _ = load_run_model(RunDir(payload["run_path"]), payload["stage"])
+    model, _ = RunDir(payload["run_path"]).load_model(payload["stage"])
     return model
 
 
@@ -206,8 +205,8 @@ def make_runner(payload: dict[str, Any]) -> Runner:
 
 
 def _edge_runner(payload: dict[str, Any]) -> Runner:
-    """An edge format's runner (kdedge.export.edge_runners); not installed / wrong platform -> Skip."""
-    from kdedge.export.edge_runners import Unavailable, open_runner
+    """An edge format's runner (kdedge.runtime.edge_runners); not installed / wrong platform -> Skip."""
+    from kdedge.runtime.edge_runners import Unavailable, open_runner
 
     if payload["device"] != "cpu":
         raise Skip(f"the {payload['runtime']} runner runs on the CPU only here")

@@ -12,11 +12,11 @@ import numpy as np
 from kdedge.bench.edge_targets import edge_files, edge_key, is_edge_file
 from kdedge.bench.onnx_info import graph_stats, input_shape, meta_list, read_metadata
 from kdedge.errors import InputError, KdedgeError
-from kdedge.export.edge_meta import read_edge_metadata
+from kdedge.runtime.edge_meta import read_edge_metadata
 
 if TYPE_CHECKING:
+    from kdedge.files.rundir import RunDir
     from kdedge.recipe import Recipe
-    from kdedge.rundir import RunDir
 
 PRECISIONS = ("fp32", "fp16", "int8")
 
@@ -86,7 +86,7 @@ def recorded_teacher(run_path: Path, summary: dict) -> str | None:
 
 def models_of_run(path: Path) -> list[BenchModel]:
     """The run's teacher and student (whichever have weights), with their exported ONNX files."""
-    from kdedge.rundir import RunDir
+    from kdedge.files.rundir import RunDir
 
     path = path.resolve()  # the run's identity: two runs in different folders may share a name
     run = RunDir(path)
@@ -117,11 +117,10 @@ def _stage_files(exports: dict[Path, dict[str, str]], stage: str) -> dict[str, s
 def _stage_model(run: RunDir, recipe: Recipe, stage: str, summary: dict[str, Any], files: dict[str, str]) -> BenchModel:
     """One trained stage of the run: its weights (loaded for params and FLOPs), its ONNX files
     (precision -> file), the run's test selection and the teacher it is paired with."""
-    from kdedge.models import load_run_model
-    from kdedge.rundir import remembered_data_root
+    from kdedge.files.rundir import remembered_data_root
 
     info = summary["data"]
-    model, _ = load_run_model(run, stage)
+    model, _ = run.load_model(stage)
     shape = (info["in_channels"], info["image_size"], info["image_size"])
     return BenchModel(
         run.path.name,
@@ -237,7 +236,8 @@ def prepare_test_sets(models: list[BenchModel], data_root: str | None, limit: in
 def _load_test_set(model: BenchModel, data_root: str | None, limit: int | None, file: Path):
     import torch
 
-    from kdedge.data import load_data, normalize
+    from kdedge.data.load import load_data
+    from kdedge.data.types import normalize
 
     if not model.dataset or model.mean is None or model.std is None:
         return None, None, "no accuracy: the file names no data set / mean / std (kdedge metadata)"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from kdedge.bench.run import RUNTIME_CHOICES, BenchOptions, check_options, run_bench
 from kdedge.errors import InputError
-from kdedge.fsguard import check_writable
-from kdedge.model_check import check_model_file
+from kdedge.files.fsguard import check_writable
+from kdedge.runtime.check import check_model_file
 
 
 def parse_int_list(text: str, option: str) -> tuple[int, ...]:
@@ -78,7 +78,7 @@ def bench_command(
             check_writable(file.parent, f"--{kind}")
     from kdedge.bench.deploy import save_run_results
     from kdedge.bench.results import bench_table, write_csv, write_json, write_markdown, write_pareto
-    from kdedge.console import console, make_progress, print_table, table_width
+    from kdedge.ui.console import console, make_progress, print_table, table_width
 
     with make_progress(quiet) as progress:
         result = run_bench(paths, options, progress)

@@ -9,16 +9,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from kdedge.commands.teacher_reuse import teacher_notice
-from kdedge.console import console, make_progress, print_table, summary_table, table_width
 from kdedge.errors import InputError, Interrupted
-from kdedge.fsguard import DiskFull, check_writable
+from kdedge.files.fsguard import DiskFull, check_writable
 from kdedge.recipe import Recipe, load_recipe, parse_set, weight_paths
 from kdedge.report.tensorboard import require_tensorboard
-from kdedge.stop import graceful_stop
 from kdedge.train import distributed
 from kdedge.train.devices import describe_device
 from kdedge.train.pipeline import check_stages_fit_data, prepare_data, run_recipe
 from kdedge.train.resume import Checkpointer, open_run
+from kdedge.train.stop import graceful_stop
+from kdedge.ui.console import console, make_progress, print_table, summary_table, table_width
 
 BOTH_STAGES = ("teacher", "student")
 
@@ -99,7 +99,7 @@ def _check_before_writing(
 ) -> None:
     """Bad input that is known before the run directory is touched: one InputError, nothing written."""
     if "student" in stages and recipe.student is not None:  # a bad transfer set / bias fix
-        from kdedge.experiments.biasfix import check_transfer_set
+        from kdedge.train.biasfix import check_transfer_set
 
         check_transfer_set(recipe, num_classes)
     if stages == ("teacher",) and recipe.teacher is None:

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from kdedge.console import print_table, summary_table, table_width
-from kdedge.models import load_run_model
-from kdedge.rundir import RunDir, remembered_data_root
+from kdedge.files.rundir import RunDir, remembered_data_root
 from kdedge.train.pipeline import make_context, prepare_data, stage_summary
+from kdedge.ui.console import print_table, summary_table, table_width
 
 
 def evaluate_run_dir(path: Path, data_root: str | None) -> dict:
@@ -21,7 +20,7 @@ def evaluate_run_dir(path: Path, data_root: str | None) -> dict:
     for stage in ("teacher", "student"):
         if getattr(recipe, stage) is None or not run.weights(stage).is_file():
             continue
-        model, _ = load_run_model(run, stage)
+        model, _ = run.load_model(stage)
         summary[stage] = stage_summary(model.to(ctx.device), bundle, ctx, getattr(recipe, stage), {})
     return summary
 

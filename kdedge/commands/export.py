@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kdedge.console import console
+from kdedge.ui.console import console
 
 
 def deploy_command(run_dir: Path, model: str, target: str, accuracy_bound: float) -> None:

@@ -1,11 +1,11 @@
-"""`kdedge formats`: the export-format table (kdedge.export.formats) with what is installed here."""
+"""`kdedge formats`: the export-format table (kdedge.runtime.formats) with what is installed here."""
 
 from __future__ import annotations
 
 import json
 
-from kdedge.console import console
-from kdedge.export.formats import table_rows
+from kdedge.runtime.formats import table_rows
+from kdedge.ui.console import console
 
 
 def formats_command(as_json: bool) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from kdedge.console import error_console
-from kdedge.predict import predict_images, resolve_model
+from kdedge.runtime.predict import predict_images, resolve_model
+from kdedge.ui.console import error_console
 
 
 def predict_command(model: Path, images: list[Path], top_k: int, as_json: bool) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from kdedge.console import console
 from kdedge.recipe import find_recipe, packaged_recipes, read_yaml
+from kdedge.ui.console import console
 
 
 def list_command(as_json: bool) -> None:

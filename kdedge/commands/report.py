@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kdedge.console import console
 from kdedge.report.markdown import write_report
+from kdedge.ui.console import console
 
 
 def report_command(path: Path) -> Path:

@@ -8,13 +8,14 @@ from pathlib import Path
 
 from rich.table import Table
 
-from kdedge.console import console, make_progress, print_table, table_width
 from kdedge.errors import InputError
-from kdedge.experiments.sweep import check_grid, grid_points, parse_grid, planned_baselines, run_sweep
+from kdedge.experiments.sweep import check_grid, parse_grid, planned_baselines, run_sweep
 from kdedge.experiments.sweep_ray import RayOptions, import_ray
 from kdedge.experiments.sweep_results import baseline_value, cell, column_cell, result_files
 from kdedge.recipe import Recipe, load_recipe, parse_set
-from kdedge.tables import Column, fitted_table
+from kdedge.recipe.grid import grid_points
+from kdedge.ui.console import console, make_progress, print_table, table_width
+from kdedge.ui.tables import Column, fitted_table
 
 METRICS = ("test_errors", "test_accuracy", "val_accuracy")
 
@@ -96,7 +97,7 @@ DROP = {"student_test_accuracy": 2, "student_test_errors": 2}  # hidden last of 
 
 
 def _rows_table(rows: list[dict], metric: str, title: str, width: int = 200) -> Table:
-    """The sweep's rows fitted to `width` (kdedge.tables): the grid values name a row and stay whole, under
+    """The sweep's rows fitted to `width` (kdedge.ui.tables): the grid values name a row and stay whole, under
     short names ('distillation.temperature' -> 'temperature'); the bias-fix details go first."""
     columns, keys = [], list(dict.fromkeys(key for row in rows for key in row))
     for key in keys:

@@ -21,9 +21,9 @@ import numpy as np
 from PIL import Image
 
 from kdedge.data import images
-from kdedge.data.types import DataBundle
+from kdedge.data.types import DataBundle, DataSource
 from kdedge.errors import InputError
-from kdedge.imaging import Decode, transform
+from kdedge.runtime.imaging import Decode, transform
 
 FOLDER = "aptos2019-blindness-detection"
 CLASS_NAMES = ("no_dr", "mild", "moderate", "severe", "proliferative")
@@ -108,3 +108,6 @@ def load_aptos(
     return images.build_bundle(
         "aptos", listing, opts, image_size or DEFAULT_SIZE, folder, norm=(IMAGENET_MEAN, IMAGENET_STD)
     )
+
+
+SOURCE = DataSource(load_aptos, options=AptosOptions)

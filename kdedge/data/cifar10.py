@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from kdedge.data.types import DataBundle, Split, download
+from kdedge.data.types import DataBundle, DataSource, Split, download
 from kdedge.errors import InputError
 
 
@@ -75,3 +75,6 @@ def load_cifar10(root: Path, may_download: bool) -> DataBundle:
         (0.4914, 0.4822, 0.4465),
         (0.2470, 0.2435, 0.2616),
     )
+
+
+SOURCE = DataSource(load_cifar10)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from kdedge.data.images import ImageSetOptions, Listing, build_bundle, source_path
-from kdedge.data.types import DataBundle
+from kdedge.data.types import DataBundle, DataSource
 from kdedge.errors import InputError
 
 
@@ -86,3 +86,6 @@ def load_csv(image_size: int | None, opts: CsvOptions) -> DataBundle:
     """data.name: csv (see the module docstring)."""
     csv_path = source_path(opts, "csv", is_csv=True)
     return build_bundle("csv", list_csv(csv_path, opts), opts, image_size, csv_path)
+
+
+SOURCE = DataSource(load_csv, options=CsvOptions, takes_path=True)

@@ -17,7 +17,7 @@ from kdedge.data.images import (
     is_image_name,
     source_path,
 )
-from kdedge.data.types import DataBundle
+from kdedge.data.types import DataBundle, DataSource
 from kdedge.errors import InputError
 
 IGNORED_FILES = ("thumbs.db", "desktop.ini")  # with dot files: what file managers leave in folders
@@ -90,3 +90,6 @@ def load_folder(image_size: int | None, opts: ImageSetOptions) -> DataBundle:
     """data.name: folder (see the module docstring)."""
     root = source_path(opts, "folder", is_csv=False)
     return build_bundle("folder", list_folder(root, opts.skip_bad_images), opts, image_size, root)
+
+
+SOURCE = DataSource(load_folder, options=ImageSetOptions, takes_path=True)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from kdedge.errors import InputError
-from kdedge.imaging import Decode, decode_file, image_kind
+from kdedge.runtime.imaging import Decode, decode_file, image_kind
 
 PARALLEL_FROM = 64  # below this many images a process pool costs more than it saves
 DEFAULT_CACHE = Path.home() / ".cache" / "kdedge"
@@ -98,8 +98,8 @@ def cache_path(cache_dir: Path, tag: str, source: Path, paths: list[Path], spec:
 def usable_cache_dir(wanted: Path, fallback: Path | None, what: str) -> Path | None:
     """`wanted` when a file can be created there, else `fallback` (the run directory), else None (decode in
     memory for this run only); a fallback is said once per folder."""
-    from kdedge.console import warn
-    from kdedge.fsguard import NotWritable, check_writable
+    from kdedge.files.fsguard import NotWritable, check_writable
+    from kdedge.ui.console import warn
 
     def ready(folder: Path, name: str) -> Path:
         check_writable(folder, name)
@@ -152,7 +152,7 @@ def _open_cached(target: Path, count: int, spec: Decode) -> Cached | None:
 def decode_all(paths: list[Path], spec: Decode, out: np.ndarray, label: str, quiet: bool = False) -> list[str]:
     """Decode every file into out[i] (a writable memory map), in parallel; returns the failures' reasons
     (their rows stay zero)."""
-    from kdedge.console import console, make_progress
+    from kdedge.ui.console import console, make_progress
 
     console.print(
         f"{label}: decoding {len(paths)} images to {spec.channels}x{spec.size}x{spec.size} (once; cached on disk)",
@@ -215,8 +215,8 @@ def load_cached(
     changed; folder None (no writable cache folder) or a full disk: decoded into memory instead. A bad file
     is an InputError naming it and counting the others, unless skip_bad (then its row is left out and it is
     listed in Cached.bad)."""
-    from kdedge.console import warn
-    from kdedge.fsguard import DiskFull
+    from kdedge.files.fsguard import DiskFull
+    from kdedge.ui.console import warn
 
     if folder is None:
         return _build(paths, spec, None, None, tag, skip_bad, quiet)
@@ -236,7 +236,7 @@ def _build(
     paths: list[Path], spec: Decode, folder: Path | None, target: Path | None, tag: str, skip_bad: bool, quiet: bool
 ) -> Cached:
     """Decode into a temp map in `folder` renamed to `target` (or into memory when folder is None)."""
-    from kdedge.fsguard import disk_full_as_error
+    from kdedge.files.fsguard import disk_full_as_error
 
     shape = (len(paths), spec.channels, spec.size, spec.size)
     if folder is None or target is None:

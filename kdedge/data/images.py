@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from kdedge.data import imagecache
 from kdedge.data.types import DataBundle, Split
 from kdedge.errors import InputError
-from kdedge.imaging import Decode
+from kdedge.runtime.imaging import Decode
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".pgm", ".ppm")
 SPLITS = ("train", "val", "test")

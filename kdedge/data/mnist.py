@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from kdedge.data.types import DataBundle, Split, download
+from kdedge.data.types import DataBundle, DataSource, Split, download
 from kdedge.errors import InputError
 
 
@@ -75,3 +75,9 @@ def load_mnist_embedded(root: Path, may_download: bool) -> DataBundle:
         (0.1307,),
         (0.3081,),
     )
+
+
+SOURCE = DataSource(load_mnist)
+
+
+EMBEDDED_SOURCE = DataSource(load_mnist_embedded)

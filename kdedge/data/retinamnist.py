@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from kdedge.data.types import DataBundle, Split
+from kdedge.data.types import DataBundle, DataSource, Split
 from kdedge.errors import InputError
 
 FILE = "retinamnist.npz"
@@ -100,3 +100,6 @@ def load_retinamnist(root: Path, may_download: bool) -> DataBundle:
     arrays = read_arrays(path)
     train, val, test = (split_of(s, *arrays[s]) for s in SPLITS)
     return DataBundle("retinamnist", train, test, CLASS_NAMES, MEAN, STD, val)
+
+
+SOURCE = DataSource(load_retinamnist)

@@ -14,9 +14,7 @@ Grid keys under `teacher.` are refused: every point shares the one teacher.
 
 from __future__ import annotations
 
-import itertools
 import json
-import re
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -27,10 +25,10 @@ import yaml
 
 from kdedge.errors import InputError, RuntimeFailure
 from kdedge.experiments.sweep_results import is_finished, write_results
+from kdedge.files.atomic import atomic_write_text
+from kdedge.files.rundir import RunDir
 from kdedge.recipe import Recipe, apply_overrides, check_key, validate_recipe
-from kdedge.rundir import RunDir, atomic_write_text
-
-Grid = dict[str, list[Any]]
+from kdedge.recipe.grid import Grid, grid_points, point_name
 
 
 def parse_grid(items: list[str]) -> Grid:
@@ -64,18 +62,6 @@ def check_grid(grid: Grid) -> None:
                 f"sweep.grid.{key}: the sweep trains ONE teacher for all points; sweep student, "
                 "distillation or data keys (run `kdedge train` per teacher setting instead)"
             )
-
-
-def grid_points(grid: Grid) -> list[dict[str, Any]]:
-    """Cartesian product, in grid order: [{key: value, ...}, ...]."""
-    keys = list(grid)
-    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*grid.values())]
-
-
-def point_name(point: dict[str, Any]) -> str:
-    """'distillation.alpha=0.5,distillation.temperature=4': a folder name (odd characters become '_')."""
-    text = ",".join(f"{key}={json.dumps(value) if isinstance(value, list) else value}" for key, value in point.items())
-    return re.sub(r"[^A-Za-z0-9._=,+-]", "_", text)
 
 
 def point_recipe(base: Recipe, point: dict[str, Any], teacher_weights: str | None) -> Recipe:
@@ -220,7 +206,7 @@ def _check_points(base: Recipe, points: list[dict[str, Any]], data_root: str | N
     """Every point's recipe validates, and its transfer set suits the data, before anything trains (a bad
     data root fails here too, not once per point)."""
     recipes = [point_recipe(base, point, None) for point in points]
-    from kdedge.experiments.biasfix import check_transfer_set
+    from kdedge.train.biasfix import check_transfer_set
     from kdedge.train.pipeline import prepare_data
 
     num_classes = prepare_data(base, data_root).num_classes

@@ -28,8 +28,9 @@ from typing import Any
 from kdedge.errors import InputError, KdedgeError
 from kdedge.experiments.sweep_ray_point import LOGITS_FILE, TOKEN_FILE, Shared, teacher_logits, train_point
 from kdedge.experiments.sweep_results import cell, is_finished, metric_value, sort_rows
+from kdedge.files.atomic import atomic_write, atomic_write_text
+from kdedge.files.rundir import RunDir
 from kdedge.recipe import Recipe
-from kdedge.rundir import RunDir, atomic_write, atomic_write_text
 
 INSTALL = "pip install 'kdedge-distill[ray]'"
 PLACEMENT_FILE = "ray_points.json"
@@ -171,7 +172,7 @@ def _share(
     shared = Shared(str(sweep_dir), token, options.shared_fs, threads=max(1, int(options.cpus_per_point)))
     teacher = next((r.teacher.checkpoint for r in recipes if r.teacher and r.teacher.checkpoint), None)
     if teacher:
-        from kdedge.models import weights_path
+        from kdedge.models.weights import weights_path
 
         shared.teacher_path = str(weights_path(teacher, "teacher"))
         shared.teacher_ref = ray.put(Path(shared.teacher_path).read_bytes())

@@ -124,10 +124,10 @@ def compute_teacher_logits(config: dict, data_root: str | None, path: Path) -> b
 
     import torch
 
-    from kdedge.experiments import biasfix
-    from kdedge.models import build_stage_model, load_weights_into, weights_path
+    from kdedge.files.rundir import data_info
+    from kdedge.models.weights import build_stage_model, load_weights_into, weights_path
     from kdedge.recipe import validate_recipe
-    from kdedge.rundir import data_info
+    from kdedge.train import biasfix
     from kdedge.train.loop import teacher_logits_for
     from kdedge.train.pipeline import make_context, prepare_data, student_train_split
 

@@ -1,6 +1,6 @@
 """The results of a sweep: one row per finished point, sorted by the metric, as sweep.csv, sweep.md and
 a heat map of the metric over the first two grid axes (sweep_heatmap.png); for a grid over the alpha
-(either convention), the alpha study's table and loss curves too (kdedge.experiments.alpha_study)."""
+(either convention), the alpha study's table and loss curves too (kdedge.report.alpha_study)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from kdedge.experiments import alpha_study
-from kdedge.rundir import RunDir, atomic_write_text
+from kdedge.files.atomic import atomic_write_text
+from kdedge.files.rundir import RunDir
+from kdedge.report import alpha_study
 
 SWEEP_FILES = ("sweep.md", "sweep.csv", "sweep_heatmap.png")  # as the end-of-sweep line lists them
 

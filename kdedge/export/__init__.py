@@ -1,7 +1,7 @@
 """torch -> ONNX fp32 / fp16 / int8, checked against PyTorch, self-describing (`kdedge export RUN`).
 
 RUN/export/{student,teacher}.{fp32,fp16,int8}.onnx; input "images" (N, C, H, W) float32 normalised,
-output "logits" (N, num_classes); dynamic batch dimension; metadata as in kdedge.onnx_meta.
+output "logits" (N, num_classes); dynamic batch dimension; metadata as in kdedge.runtime.onnx_meta.
 
 This package's __init__ stays torch-free (bench and predict read metadata through it); the export itself
 is kdedge.export.runner.export_run.
@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 
 from kdedge import CallablePackage
-from kdedge.onnx_meta import read_metadata
+from kdedge.runtime.onnx_meta import read_metadata
 
 sys.modules[__name__].__class__ = CallablePackage  # kdedge.export(run, ...) is the API call (kdedge.api)
 

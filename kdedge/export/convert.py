@@ -149,7 +149,7 @@ def to_int8(src: Path, dst: Path, calibration: np.ndarray, scheme: str, workdir:
 def drop_unused_opsets(path: Path) -> None:
     """Remove opset imports no node uses. onnxruntime's quantisation pre-processing imports every domain it
     knows (ai.onnx.training, com.microsoft.nchwc, org.pytorch.aten, ...) into the int8 file although no node
-    uses them, and kdedge.model_check rightly refuses a file that imports a custom-op domain."""
+    uses them, and kdedge.runtime.check rightly refuses a file that imports a custom-op domain."""
     model = onnx.load(str(path))
     used = {node.domain for node in model.graph.node} | {"", "ai.onnx"}
     kept = [opset for opset in model.opset_import if opset.domain in used]

@@ -17,6 +17,7 @@ import torch
 
 from kdedge.errors import RuntimeFailure
 from kdedge.export.edge_common import TRACE_BATCH, ConvertJob, converter_errors
+from kdedge.runtime.edge_meta import coremltools
 
 MAX_BATCH = 1024
 
@@ -42,7 +43,7 @@ def convert(job: ConvertJob) -> None:
 
 def write_metadata(path: Path, meta: dict[str, str]) -> None:
     """Put the kdedge.* strings into the package's user-defined metadata (inside the file)."""
-    ct = _coremltools()
+    ct = coremltools()
 
     with converter_errors("Core ML (coremltools)"):
         mlmodel = ct.models.MLModel(str(path), skip_model_load=True)
@@ -53,28 +54,10 @@ def write_metadata(path: Path, meta: dict[str, str]) -> None:
         os.replace(stamped, path)
 
 
-def _coremltools():
-    """coremltools, imported with its off-macOS "Failed to load ..." lines kept off the terminal."""
-    from kdedge.export.edge_runners import native_output_silenced
-
-    with native_output_silenced():
-        import coremltools
-
-    return coremltools
-
-
-def read_metadata(path: Path) -> dict[str, str]:
-    """The user-defined metadata of an .mlpackage (spec only: no model load, works off macOS)."""
-    ct = _coremltools()
-
-    spec = ct.utils.load_spec(str(path))
-    return dict(spec.description.metadata.userDefined)
-
-
 def structure(path: Path, chw: tuple[int, int, int]) -> dict[str, Any]:
     """The structural check: one float input (batch range, C, H, W) and one output; RuntimeFailure
     (naming what is wrong) otherwise. Returns the input/output names and the batch range."""
-    ct = _coremltools()
+    ct = coremltools()
 
     try:
         spec = ct.utils.load_spec(str(path))

@@ -23,11 +23,11 @@ import torch
 
 from kdedge.errors import KdedgeError
 from kdedge.export.edge_common import ConvertJob, ExportFailed
-from kdedge.export.edge_meta import publish_edge
-from kdedge.export.formats import Format
+from kdedge.export.edge_publish import publish_edge
 from kdedge.export.options import EvalData, Settings
 from kdedge.export.table import ExportRow
 from kdedge.export.verify import accuracy, agreement
+from kdedge.runtime.formats import Format
 
 PARITY_BATCHES = (1, 7)
 
@@ -107,7 +107,7 @@ def _check(job: EdgeStage, fmt: Format, row: ExportRow, path: Path) -> None:
         row.status = "ok"
         row.extra["check"] = f"structural only ({fmt.run_skip_reason()})"
         return
-    from kdedge.export.edge_runners import open_runner
+    from kdedge.runtime.edge_runners import open_runner
 
     runner = open_runner(path, threads=torch.get_num_threads(), batch_size=row.batch)
     _parity(job, runner, row)
@@ -210,9 +210,8 @@ def export_edge_stage(
     from importlib.metadata import version
 
     from kdedge.export.publish import stage_metadata
-    from kdedge.models import load_run_model
 
-    model, info = load_run_model(run, stage)
+    model, info = run.load_model(stage)
     chw = (info["in_channels"], info["image_size"], info["image_size"])
     reference = _torch_logits(model, data.test_images)
     rows: list[ExportRow] = []

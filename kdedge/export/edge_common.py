@@ -16,7 +16,7 @@ import numpy as np
 from torch import nn
 
 from kdedge.errors import RuntimeFailure
-from kdedge.export.edge_runners import native_output_silenced
+from kdedge.runtime.edge_runners import native_output_silenced
 
 TRACE_BATCH = 2  # traced batch size of dynamic-batch formats; parity is checked at 1 and 7
 

@@ -10,8 +10,8 @@ import torch
 
 from kdedge.errors import InputError, did_you_mean
 from kdedge.export import INT8_METHODS, INT8_SCHEMES, PRECISIONS
+from kdedge.files.rundir import RunDir
 from kdedge.recipe import Recipe
-from kdedge.rundir import RunDir
 
 STAGES = ("student", "teacher")
 
@@ -106,7 +106,7 @@ def select_stages(run: RunDir, recipe: Recipe, which: str) -> list[str]:
 
 def load_eval_data(recipe: Recipe, data_root: str | None, settings: Settings, need_calibration: bool) -> EvalData:
     """Real test images (first `limit`) and a seeded sample of training images for int8 calibration."""
-    from kdedge.data import normalize
+    from kdedge.data.types import normalize
     from kdedge.train.pipeline import prepare_data
 
     bundle = prepare_data(recipe, data_root)

@@ -1,4 +1,4 @@
-"""What an exported file says about itself (kdedge.* metadata, see kdedge.onnx_meta) and how a checked
+"""What an exported file says about itself (kdedge.* metadata, see kdedge.runtime.onnx_meta) and how a checked
 file is moved into RUN/export: stamped, then written atomically, so a reader never sees half a file."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from kdedge.data.images import DEFAULT_RESIZE
 from kdedge.export.nncf_int8 import activation_scheme, nncf_version
 from kdedge.export.options import Settings
 from kdedge.export.table import ExportRow
-from kdedge.onnx_meta import build_metadata, set_metadata
+from kdedge.files.atomic import atomic_write
 from kdedge.recipe import Recipe
-from kdedge.rundir import atomic_write
+from kdedge.runtime.onnx_meta import build_metadata, set_metadata
 
 
 def stage_metadata(

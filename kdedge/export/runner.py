@@ -21,7 +21,6 @@ from kdedge.errors import InputError, KdedgeError, RuntimeFailure
 from kdedge.export import staging
 from kdedge.export.convert import drop_unused_opsets, export_fp32, to_fp16, to_int8
 from kdedge.export.edge import export_edge_stage
-from kdedge.export.formats import FormatPlan, plan_formats
 from kdedge.export.nncf_int8 import require_nncf, to_int8_nncf
 from kdedge.export.options import (
     STAGES,
@@ -35,10 +34,10 @@ from kdedge.export.options import (
 from kdedge.export.publish import file_metadata, publish, stage_metadata
 from kdedge.export.table import ExportRow, export_table, file_line
 from kdedge.export.verify import accuracy, agreement, check, onnx_logits, torch_parity
-from kdedge.fsguard import check_writable, disk_full_as_error
-from kdedge.models import load_run_model
+from kdedge.files.fsguard import check_writable, disk_full_as_error
+from kdedge.files.rundir import RunDir, remembered_data_root
 from kdedge.recipe import Recipe
-from kdedge.rundir import RunDir, remembered_data_root
+from kdedge.runtime.formats import FormatPlan, plan_formats
 
 Say = Callable[[str], None]
 
@@ -65,7 +64,7 @@ def export_run(
     """Export a run's models to RUN/export/<stage>.<precision>.<suffix>; returns one row per file.
 
     int8_method: "ort" (onnxruntime quantize_static, the default) or "nncf" (needs kdedge-distill[openvino]).
-    formats: names from kdedge.export.formats (openvino / tensorrt run the ONNX files); a format whose
+    formats: names from kdedge.runtime.formats (openvino / tensorrt run the ONNX files); a format whose
     converter is not installed is an InputError naming the pip install, before any work. batches: the
     batch sizes of fixed-batch formats (LiteRT), one file each.
     Raises RuntimeFailure (after reporting every file) when any file failed its checks; the files that
@@ -98,7 +97,7 @@ def export_run(
 
 def _printer(quiet: bool) -> Say:
     """How progress lines are shown: plain text on the console, or nowhere when quiet."""
-    from kdedge.console import console
+    from kdedge.ui.console import console
 
     if quiet:
         return lambda text: None
@@ -151,7 +150,7 @@ def _export_stages(
 
 def _report(rows: list[ExportRow], run_path: Path, opset: int, quiet: bool, force: bool, wide: bool = False) -> None:
     """The table of every file (unless quiet), then one RuntimeFailure that names each failed file."""
-    from kdedge.console import print_table, table_width
+    from kdedge.ui.console import print_table, table_width
 
     if not quiet:
         width = table_width()
@@ -193,7 +192,7 @@ def export_stage(
     """fp32 (always built: the reference), then the other precisions; one ExportRow per requested file,
     published into out_dir (default RUN/export)."""
     out_dir = out_dir or run.path / "export"
-    model, info = load_run_model(run, stage)
+    model, info = run.load_model(stage)
     chw = _input_shape(run, stage, info, data)
     stage_meta = stage_metadata(recipe, stage, info, chw, settings)
     rows: list[ExportRow] = []

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from kdedge.rundir import shared_mode
+from kdedge.files.atomic import shared_mode
 
 
 def staging_dir(run_path: Path) -> Path:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from kdedge.tables import Column, fitted_table
+from kdedge.ui.tables import Column, fitted_table
 
 
 @dataclass
@@ -28,7 +28,7 @@ class ExportRow:
     test_count: int = 0
     path: str = ""
     extra: dict = field(default_factory=dict)
-    fmt: str = "onnx"  # the kdedge.export.formats name
+    fmt: str = "onnx"  # the kdedge.runtime.formats name
     batch: int | None = None  # a fixed-batch file's batch size (None: dynamic batch)
 
     @property
@@ -87,7 +87,7 @@ CAPTION = (
 
 
 def export_table(rows: list[ExportRow], title: str, width: int = 200, wide: bool = False) -> Table:
-    """One row per file, fitted to `width` characters (see kdedge.tables); s: seconds to convert and
+    """One row per file, fitted to `width` characters (see kdedge.ui.tables); s: seconds to convert and
     check the file."""
     fp32_size = {(r.stage, r.fmt, r.batch): r.size_mb for r in rows if r.precision == "fp32" and r.size_mb}
     cells = []

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from kdedge.errors import RuntimeFailure
-from kdedge.onnx_meta import open_session, run_logits
+from kdedge.runtime.onnx_meta import open_session, run_logits
 
 PARITY_BATCHES = (1, 7)  # neither is the traced batch size (2): proves the batch dimension is dynamic
 

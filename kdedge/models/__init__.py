@@ -1,36 +1,32 @@
-"""Models by name: builders (kdedge.models.builders, registered in MODELS) and weights in and out of them
-(kdedge.models.weights: safe loading, pretrained backbones, a run's trained model)."""
+"""Models by name: the table. kdedge's own builders (kdedge/models/builders.py) are listed here by name and
+imported on first use; every architecture timm knows is a model too, by its timm name (timm_names.py). This
+file imports neither torch nor timm, so a recipe's names are checked at once.
 
-from kdedge.models.builders import (
-    MODELS,
-    TIMM_MODELS,
-    build_model,
-    check_input_size,
-    count_params,
-    output_bias,
-)
-from kdedge.models.weights import (
-    build_stage_model,
-    load_pretrained,
-    load_pretrained_from_hub,
-    load_run_model,
-    load_state,
-    load_weights_into,
-    weights_path,
+Building a model: kdedge.models.builders.build_model; weights in and out: kdedge.models.weights.
+"""
+
+from __future__ import annotations
+
+from kdedge.models.timm_names import is_timm_name, timm_names
+from kdedge.registry import Registry
+
+__all__ = ["MODELS", "check_model_name", "is_model", "is_timm_name"]
+
+MODELS: Registry = Registry("model")
+# kdedge's own architectures (papers' MNIST / CIFAR nets); a new one: its builder in builders.py + its name here
+MODELS.add_lazy(
+    "kdedge.models.builders", ("mlp", "mnist_cnn", "small_cnn", "alexnet_cifar", "cifar_resnet18", "cifar_resnet50")
 )
 
-__all__ = [
-    "MODELS",
-    "TIMM_MODELS",
-    "build_model",
-    "build_stage_model",
-    "check_input_size",
-    "count_params",
-    "load_pretrained",
-    "load_pretrained_from_hub",
-    "load_run_model",
-    "load_state",
-    "load_weights_into",
-    "output_bias",
-    "weights_path",
-]
+
+def is_model(name: str) -> bool:
+    """A kdedge builder's name or any timm architecture name."""
+    return name in MODELS or is_timm_name(name)
+
+
+def check_model_name(name: str) -> str:
+    """`name` when it is a model; else ValueError "unknown model 'x', did you mean 'y'? ..." (suggestions
+    from kdedge's names and timm's)."""
+    if not is_model(name):
+        raise ValueError(MODELS.unknown_message(name, extra=timm_names()))
+    return name

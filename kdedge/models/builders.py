@@ -9,23 +9,9 @@ import torch
 from torch import nn
 
 from kdedge.errors import InputError
-from kdedge.registry import Registry
-
-MODELS: Registry = Registry("model")
-
-# timm architectures exposed by their timm name; `pretrained` is handled in build_model.
-TIMM_MODELS = (
-    "convnext_tiny",
-    "swin_tiny_patch4_window7_224",
-    "mobilenetv3_large_100",
-    "mobilenetv3_small_100",
-    "efficientnet_b0",
-    "resnet18",
-    "resnet50",
-)
+from kdedge.models import MODELS, check_model_name
 
 
-@MODELS.register("mlp")
 def mlp(
     num_classes: int,
     in_channels: int,
@@ -55,7 +41,6 @@ def _conv_block(in_ch: int, out_ch: int) -> list[nn.Module]:
     return [nn.Conv2d(in_ch, out_ch, 3, padding=1), nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True)]
 
 
-@MODELS.register("mnist_cnn")
 def mnist_cnn(num_classes: int, in_channels: int, image_size: int, width: int = 32) -> nn.Module:
     """Small CNN teacher for 28x28 digits: two conv stages (each 2 convs + max-pool), then 2 linear layers."""
     return nn.Sequential(
@@ -87,7 +72,6 @@ def _init_relu_net(net: nn.Module) -> nn.Module:
     return net
 
 
-@MODELS.register("small_cnn")
 def small_cnn(num_classes: int, in_channels: int, image_size: int, width: int = 32) -> nn.Module:
     """The alpha study's student: 2 conv blocks (conv-ReLU-pool) + 3 linear layers; He init (no batch
     norm)."""
@@ -109,7 +93,6 @@ def small_cnn(num_classes: int, in_channels: int, image_size: int, width: int = 
     )
 
 
-@MODELS.register("alexnet_cifar")
 def alexnet_cifar(num_classes: int, in_channels: int, image_size: int, dropout: float = 0.5) -> nn.Module:
     """AlexNet adapted to 32x32: five 3x3 convs (64-192-384-256-256), three max-pools, 3 linear layers;
     He init (no batch norm, as the original)."""
@@ -150,30 +133,22 @@ def _cifar_resnet(depth: int, num_classes: int, in_channels: int) -> nn.Module:
     return net
 
 
-@MODELS.register("cifar_resnet18")
 def cifar_resnet18(num_classes: int, in_channels: int, image_size: int) -> nn.Module:
     return _cifar_resnet(18, num_classes, in_channels)
 
 
-@MODELS.register("cifar_resnet50")
 def cifar_resnet50(num_classes: int, in_channels: int, image_size: int) -> nn.Module:
     return _cifar_resnet(50, num_classes, in_channels)
 
 
-def _timm_builder(timm_name: str):
-    def build(num_classes: int, in_channels: int, image_size: int, **kwargs) -> nn.Module:
-        import timm
+def timm_model(name: str, num_classes: int, in_channels: int, image_size: int, **kwargs) -> nn.Module:
+    """timm architecture `name` with a fresh num_classes-way head and random weights (pretrained weights are
+    loaded by kdedge.models.weights)."""
+    import timm
 
-        if timm_name.startswith("swin"):
-            kwargs.setdefault("img_size", image_size)  # Swin's attention windows depend on the input size
-        return timm.create_model(timm_name, pretrained=False, num_classes=num_classes, in_chans=in_channels, **kwargs)
-
-    build.__doc__ = f"timm '{timm_name}' with a fresh {{num_classes}}-way head."
-    return build
-
-
-for _name in TIMM_MODELS:
-    MODELS.register(_name)(_timm_builder(_name))
+    if name.startswith("swin"):
+        kwargs.setdefault("img_size", image_size)  # Swin's attention windows depend on the input size
+    return timm.create_model(name, pretrained=False, num_classes=num_classes, in_chans=in_channels, **kwargs)
 
 
 def check_input_size(name: str, image_size: int, kwargs: dict | None = None) -> None:
@@ -198,10 +173,16 @@ def check_input_size(name: str, image_size: int, kwargs: dict | None = None) -> 
 def build_model(
     name: str, num_classes: int, in_channels: int, image_size: int, kwargs: dict | None = None
 ) -> nn.Module:
-    """Build a registered model; a bad keyword argument becomes one clear InputError."""
-    builder = MODELS.get(name)
+    """Build a kdedge or timm model by name; an unknown name or a bad keyword argument is one InputError."""
     try:
-        return builder(num_classes=num_classes, in_channels=in_channels, image_size=image_size, **(kwargs or {}))
+        check_model_name(name)
+    except ValueError as err:
+        raise InputError(str(err)) from None
+    kwargs = dict(kwargs or {})
+    try:
+        if name in MODELS:
+            return MODELS.get(name)(num_classes=num_classes, in_channels=in_channels, image_size=image_size, **kwargs)
+        return timm_model(name, num_classes, in_channels, image_size, **kwargs)
     except TypeError as err:
         raise InputError(f"model '{name}': bad model_kwargs {kwargs}: {err}") from None
 

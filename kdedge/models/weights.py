@@ -5,19 +5,17 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from safetensors import SafetensorError
 from torch import nn
 
 from kdedge.errors import InputError
-from kdedge.integrity import read_verified
-from kdedge.model_check import check_model_file
-from kdedge.models.builders import TIMM_MODELS, build_model
-
-if TYPE_CHECKING:  # only for hints: the run directory is read through its methods, never imported here
-    from kdedge.rundir import RunDir
+from kdedge.files.integrity import read_verified
+from kdedge.models import is_timm_name
+from kdedge.models.builders import build_model
+from kdedge.runtime.check import check_model_file
 
 
 def load_state(path: Path) -> dict[str, torch.Tensor]:
@@ -114,11 +112,8 @@ def load_fitting(model: nn.Module, state: dict[str, torch.Tensor], source: str, 
 
 def load_pretrained_from_hub(model: nn.Module, name: str) -> None:
     """timm's pretrained weights (needs internet, or timm's/HF's local cache)."""
-    if name not in TIMM_MODELS:
-        raise InputError(
-            f"pretrained: true is only available for timm models ({', '.join(TIMM_MODELS)}), "
-            f"not '{name}'; use a file path or false"
-        )
+    if not is_timm_name(name):
+        raise InputError(f"pretrained: true is only available for timm models, not '{name}'; use a file path or false")
     import huggingface_hub.constants as hub
     import timm
 
@@ -150,15 +145,3 @@ def _hub_resolvable(host: str = "huggingface.co") -> bool:
     except OSError:
         return False
     return True
-
-
-def load_run_model(run: RunDir, stage: str) -> tuple[nn.Module, dict[str, Any]]:
-    """(model in eval mode with the run's weights, data info) for 'teacher' or 'student'."""
-    recipe = run.read_recipe()
-    info = run.read_summary().get("data")
-    cfg = getattr(recipe, stage)
-    if cfg is None or info is None or not run.weights(stage).is_file():
-        raise InputError(f"{run.path} has no trained {stage} (missing {run.weights(stage).name})")
-    model = build_model(cfg.model, info["num_classes"], info["in_channels"], info["image_size"], cfg.model_kwargs)
-    load_weights_into(model, run.weights(stage), stage)
-    return model.eval(), info

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from kdedge.errors import InputError
-from kdedge.experiments import alpha_study
-from kdedge.experiments.sweep import grid_points, point_name
-from kdedge.report import plots
-from kdedge.rundir import RunDir, atomic_write_text
+from kdedge.files.atomic import atomic_write_text
+from kdedge.files.rundir import RunDir
+from kdedge.recipe.grid import grid_points, point_name
+from kdedge.report import alpha_study, plots
 
 STAGES = ("teacher", "student", "student_bias_fixed")
 
@@ -107,7 +107,7 @@ def alpha_section(path: Path, meta: dict, show: bool) -> list[str]:
     if not rows:
         return []
     if show:
-        from kdedge.console import console
+        from kdedge.ui.console import console
 
         console.print(alpha_study.rich_table(rows, f"{meta['recipe']}: alpha study (both conventions)"))
     png = alpha_study.PNG_NAME if (path / alpha_study.PNG_NAME).is_file() else None

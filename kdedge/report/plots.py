@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kdedge.rundir import atomic_write
+from kdedge.files.atomic import atomic_write
 
 
 def _pyplot():

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from kdedge.errors import InputError
-from kdedge.rundir import RunDir
+from kdedge.files.rundir import RunDir
 
 
 @dataclass(frozen=True)

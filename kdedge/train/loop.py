@@ -20,11 +20,12 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from kdedge.data import Split, normalize
+from kdedge.data.types import Split, normalize
 from kdedge.errors import Diverged
-from kdedge.losses import LOSSES, inverse_frequency_weights
-from kdedge.metrics import agreement, classification_report
+from kdedge.losses import LOSSES
+from kdedge.losses.classic import inverse_frequency_weights
 from kdedge.recipe import DistillConfig, StageConfig
+from kdedge.runtime.metrics import agreement, classification_report
 from kdedge.train import teacher_cache
 from kdedge.train.augment import JITTER_VARIANTS, augment_with_variant, jitter_variant
 from kdedge.train.devices import autocast

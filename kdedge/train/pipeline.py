@@ -11,20 +11,24 @@ import torch
 from pydantic import ValidationError
 from torch import nn
 
-from kdedge.console import error_console, is_ordinal
-from kdedge.data import DATASETS, DataBundle, Split, filter_classes, load_data, split_record, split_validation
+from kdedge.data import DATASETS
+from kdedge.data.load import load_data
+from kdedge.data.types import DataBundle, Split, filter_classes, split_record, split_validation
 from kdedge.errors import Diverged, InputError, RuntimeFailure
-from kdedge.experiments import biasfix
-from kdedge.models import build_stage_model, check_input_size, count_params, load_weights_into, weights_path
+from kdedge.files.atomic import atomic_write_text
+from kdedge.files.rundir import RunDir, data_info
+from kdedge.models.builders import check_input_size, count_params
+from kdedge.models.weights import build_stage_model, load_weights_into, weights_path
 from kdedge.recipe import Recipe, StageConfig
 from kdedge.report.tensorboard import TensorBoardLogger
-from kdedge.rundir import RunDir, atomic_write_text, data_info
+from kdedge.train import biasfix
 from kdedge.train.devices import resolve_amp, resolve_device
 from kdedge.train.distributed import current_world, process_device, training_module
 from kdedge.train.loop import Context, evaluate, fit, predict_logits
 from kdedge.train.resume import Checkpointer
 from kdedge.train.state import TrainingState
 from kdedge.train.teacher_check import teacher_verdict, warning_line
+from kdedge.ui.console import error_console, is_ordinal
 
 
 def prepare_data(recipe: Recipe, data_root: str | None, run_dir: Path | None = None) -> DataBundle:

@@ -21,11 +21,12 @@ import torch
 from safetensors import SafetensorError, safe_open
 from torch import nn
 
-from kdedge import stop
 from kdedge.errors import InputError, RuntimeFailure
-from kdedge.models import load_state, weights_path
+from kdedge.files.atomic import atomic_write_text, save_state
+from kdedge.files.rundir import RunDir, unwrapped
+from kdedge.models.weights import load_state, weights_path
 from kdedge.recipe import Recipe, StageConfig
-from kdedge.rundir import RunDir, atomic_write_text, save_state, unwrapped
+from kdedge.train import stop
 from kdedge.train.state import EpochPosition, TrainingState
 
 STATE_FORMAT = 1

@@ -11,9 +11,9 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError, safe_open
 
-from kdedge.console import warn
-from kdedge.integrity import CorruptFile, read_verified
-from kdedge.rundir import save_state
+from kdedge.files.atomic import save_state
+from kdedge.files.integrity import CorruptFile, read_verified
+from kdedge.ui.console import warn
 
 KEY_FIELD = "kdedge.teacher_logits_key"
 

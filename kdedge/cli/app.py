@@ -13,12 +13,12 @@ from typing import Annotated
 import typer
 
 from kdedge import __version__
-from kdedge.completion import recipe_names, run_folders, runs_and_onnx
-from kdedge.console import console, error_console, say
+from kdedge.cli.completion import recipe_names, run_folders, runs_and_onnx
 from kdedge.errors import Diverged, Interrupted, KdedgeError
-from kdedge.export.formats import FORMATS, file_runtimes
+from kdedge.runtime.formats import FORMATS, file_runtimes
+from kdedge.ui.console import console, error_console, say
 
-FORMAT_NAMES = tuple(FORMATS)  # the format table (kdedge.export.formats) names what export and bench offer
+FORMAT_NAMES = tuple(FORMATS)  # the format table (kdedge.runtime.formats) names what export and bench offer
 RUNTIME_NAMES = ("torch", *file_runtimes())
 
 try:  # typer >= 0.20 vendors its own click; older typer uses click itself
@@ -35,7 +35,7 @@ app = typer.Typer(
     rich_markup_mode=None,
     help="Distill large image classifiers into small ones for edge devices.",
 )
-# TAB completes packaged recipe names and .yaml files, run folders and .onnx files (kdedge.completion)
+# TAB completes packaged recipe names and .yaml files, run folders and .onnx files (kdedge.cli.completion)
 RecipeArgument = Annotated[
     str, typer.Argument(help="Recipe file or packaged recipe name.", autocompletion=recipe_names)
 ]

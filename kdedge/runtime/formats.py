@@ -2,7 +2,7 @@
 `export --target`, the Pareto plot and `kdedge formats` know about each file format.
 
 Adding a format is one `Format` entry here plus its converter (kdedge/export/<name>_convert.py, a
-`convert(job) -> Path` function) and its runner (a class in kdedge/export/edge_runners.py with the
+`convert(job) -> Path` function) and its runner (a class in kdedge/runtime/edge_runners.py with the
 runner protocol of kdedge.bench.runners). Pure data and importlib look-ups: no torch, no runtime import,
 so bench and predict can read it on a device that has only a runtime installed.
 """
@@ -115,7 +115,7 @@ FORMATS: dict[str, Format] = {
             ("executorch",),
             ("cpu",),
             "kdedge.export.executorch_convert:convert",
-            "kdedge.export.edge_runners:ExecuTorchRunner",
+            "kdedge.runtime.edge_runners:ExecuTorchRunner",
             True,
             "sidecar",
             note="int8: pt2e + XNNPACKQuantizer calibrated on training images",
@@ -132,7 +132,7 @@ FORMATS: dict[str, Format] = {
             ("litert",),
             ("cpu",),
             "kdedge.export.litert_convert:convert",
-            "kdedge.export.edge_runners:LiteRtRunner",
+            "kdedge.runtime.edge_runners:LiteRtRunner",
             False,
             "sidecar",
             note="fixed batch (litert-torch traces no dynamic one); int8: full integer",

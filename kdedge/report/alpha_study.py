@@ -20,8 +20,9 @@ from typing import Any
 import yaml
 from rich.table import Table
 
+from kdedge.files.atomic import atomic_write_text
+from kdedge.files.rundir import RunDir
 from kdedge.report import plots
-from kdedge.rundir import RunDir, atomic_write_text
 
 ALPHA_KEYS = ("distillation.alpha", "distillation.hard_weight")
 CSV_NAME, MARKDOWN_NAME, PNG_NAME = "alpha_study.csv", "alpha_study.md", "alpha_study_curves.png"

@@ -1,9 +1,12 @@
-"""Classification metrics on logits (N, C) and labels (N,); all return plain Python / numpy values."""
+"""Classification metrics on logits (N, C) and labels (N,); all return plain Python / numpy values. Torch-free:
+torch tensors are accepted (converted through .cpu().numpy()) but torch is never imported here, so bench and
+predict score exported files on devices without it."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
-import torch
 
 
 def confusion_matrix(predicted: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
@@ -24,10 +27,18 @@ def quadratic_weighted_kappa(predicted: np.ndarray, labels: np.ndarray, num_clas
     return 1.0 if denominator == 0 else float(1 - (weights * observed).sum() / denominator)
 
 
-def classification_report(logits: torch.Tensor | np.ndarray, labels: torch.Tensor | np.ndarray) -> dict:
-    """accuracy, errors, per-class errors and QWK for logits (N, C) vs labels (N,)."""
-    logits_np = logits.float().cpu().numpy() if isinstance(logits, torch.Tensor) else np.asarray(logits)
-    labels_np = labels.cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
+def as_numpy(values: Any) -> np.ndarray:
+    """A numpy array of a numpy array, a list, or a torch tensor (any device; bf16 / fp16 become float32)."""
+    if hasattr(values, "detach"):  # a torch tensor, without importing torch
+        values = values.detach()
+        values = values.float() if values.is_floating_point() else values
+        return values.cpu().numpy()
+    return np.asarray(values)
+
+
+def classification_report(logits: Any, labels: Any) -> dict:
+    """accuracy, errors, per-class errors and QWK for logits (N, C) vs labels (N,) (numpy or torch)."""
+    logits_np, labels_np = as_numpy(logits), as_numpy(labels)
     num_classes = logits_np.shape[1]
     predicted = logits_np.argmax(1)
     wrong = predicted != labels_np
@@ -42,6 +53,6 @@ def classification_report(logits: torch.Tensor | np.ndarray, labels: torch.Tenso
     }
 
 
-def agreement(logits_a: torch.Tensor, logits_b: torch.Tensor) -> float:
-    """Fraction of rows where two models' top-1 classes agree."""
-    return float((logits_a.argmax(1) == logits_b.argmax(1)).float().mean())
+def agreement(logits_a: Any, logits_b: Any) -> float:
+    """Fraction of rows where two models' top-1 classes agree (logits (N, C), numpy or torch)."""
+    return float((as_numpy(logits_a).argmax(1) == as_numpy(logits_b).argmax(1)).mean())

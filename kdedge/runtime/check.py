@@ -121,7 +121,7 @@ def _check_cached(path: str, size: int, mtime_ns: int) -> None:
 def max_onnx_opset() -> int:
     """The newest default-domain opset the installed onnx knows. (The pinned onnxruntime runs the same
     range: tried up to onnx's newest; an onnxruntime older than its onnx refuses a newer opset itself,
-    still as one line through kdedge.onnx_meta.open_session.)"""
+    still as one line through kdedge.runtime.onnx_meta.open_session.)"""
     import onnx
 
     return onnx.defs.onnx_opset_version()

@@ -19,9 +19,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from kdedge.data import DataBundle, Split
+from kdedge.data.types import DataBundle, Split
 from kdedge.errors import InputError, RuntimeFailure
-from kdedge.models import output_bias
+from kdedge.models.builders import output_bias
 from kdedge.recipe import Recipe
 
 HOLDOUT_FRACTION = 0.1  # of the transfer set, for bias_fix: auto (the student never trains on it)
@@ -152,7 +152,7 @@ def apply_bias_fix(
     else:
         shift, how = float(fix), {"bias_fix": float(fix)}
     run.update_summary("student", summary["student"] | omitted_errors(summary["student"], missing, bundle))
-    from kdedge.rundir import save_state
+    from kdedge.files.atomic import save_state
 
     save_state(run.path / "student_unfixed.safetensors", student.state_dict(), {"stage": "student_unfixed"})
     raise_bias(student, missing, shift)

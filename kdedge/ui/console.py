@@ -21,7 +21,7 @@ error_console = Console(stderr=True)
 
 def table_width() -> int:
     """Characters a result table may use: the terminal's width (or $COLUMNS); 200 in a pipe or log file,
-    where nobody's screen wraps it. Tables choose their columns to fit it (kdedge.tables)."""
+    where nobody's screen wraps it. Tables choose their columns to fit it (kdedge.ui.tables)."""
     if console.is_terminal or os.environ.get("COLUMNS"):
         return console.width
     return 200
@@ -72,7 +72,7 @@ def is_ordinal(dataset: str) -> bool:
 def summary_table(summary: dict, title: str, width: int = 200) -> Table:
     """Teacher / student rows of a run's summary.json (or of `kdedge eval`). QWK only for ordinal data
     sets; training seconds only where this summary trained the stage (eval re-scores, trains nothing)."""
-    from kdedge.tables import Column, fitted_table, si
+    from kdedge.ui.tables import Column, fitted_table, si
 
     ordinal = is_ordinal(summary.get("data", {}).get("dataset", ""))
     columns = (

@@ -2,7 +2,7 @@
 
 Both become one line naming the file or folder. A full disk is a RuntimeFailure (exit 1): the input was
 fine, the machine ran out of room; the message says how much the file needed and how much is free, and
-every file written before stays as it was (writes are temp file + rename, kdedge.rundir.atomic_write).
+every file written before stays as it was (writes are temp file + rename, kdedge.files.rundir.atomic_write).
 A read-only or permission-denied folder is an InputError (exit 2), checked before the work starts.
 """
 

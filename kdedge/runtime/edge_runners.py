@@ -1,4 +1,4 @@
-"""Runners for the edge formats (kdedge.export.formats): ExecuTorch `.pte` through its Python runtime,
+"""Runners for the edge formats (kdedge.runtime.formats): ExecuTorch `.pte` through its Python runtime,
 LiteRT `.tflite` through ai-edge-litert's interpreter. Same protocol as kdedge.bench.runners:
 predict(batch (N, C, H, W) float32 normalised) -> logits (N, K) float32; bind(batch) -> a call to time.
 
@@ -176,8 +176,8 @@ class LiteRtRunner:
 
 
 def open_runner(path: str | Path, threads: int = 1, batch_size: int | None = None):
-    """The runner of an edge file by its format (kdedge.export.formats), e.g. for predict and checks."""
-    from kdedge.export.formats import format_of_file
+    """The runner of an edge file by its format (kdedge.runtime.formats), e.g. for predict and checks."""
+    from kdedge.runtime.formats import format_of_file
 
     fmt = format_of_file(str(path))
     if fmt is None or fmt.name == "onnx":

@@ -1,4 +1,4 @@
-"""The recipe: one YAML file per experiment, validated by a frozen pydantic model (extra="forbid").
+"""The recipe's schema: one YAML file per experiment, validated by a frozen pydantic model (extra="forbid").
 
 Key paths users and docs rely on stay stable: seed, device, data.name, data.image_size, teacher.model,
 teacher.epochs, teacher.batch_size, teacher.lr, teacher.checkpoint, teacher.pretrained (same under
@@ -12,20 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from importlib import resources
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from kdedge import overrides as _overrides
 from kdedge.data import DATASETS
-from kdedge.errors import InputError, did_you_mean
 from kdedge.losses import LOSSES
-from kdedge.models import MODELS
-from kdedge.overrides import parse_set as parse_set  # re-exported: `--set` parsing lives in kdedge.overrides
-from kdedge.overrides import schema_children
+from kdedge.models import check_model_name
 
 Scalar = int | float | str | bool
 
@@ -137,9 +130,7 @@ class StageConfig(_Strict):
     @field_validator("model")
     @classmethod
     def _known_model(cls, name: str) -> str:
-        if name not in MODELS:
-            raise ValueError(MODELS.unknown_message(name))
-        return name
+        return check_model_name(name)  # kdedge's own names and every timm architecture
 
     @model_validator(mode="after")
     def _step_needs_epochs(self) -> StageConfig:
@@ -176,7 +167,8 @@ class DistillConfig(_Strict):
     def _one_weight(self) -> DistillConfig:
         if self.alpha is not None and self.hard_weight is not None:
             raise ValueError("give alpha (soft-term weight) or hard_weight (hard-term weight), not both")
-        LOSSES.get(self.loss).parse_options(self.loss_kwargs)  # ValueError naming loss_kwargs.<key>
+        if self.loss_kwargs:  # only then is the loss's module (and torch) imported: its options model checks them
+            LOSSES.get(self.loss).parse_options(self.loss_kwargs)  # ValueError naming loss_kwargs.<key>
         return self
 
     @property
@@ -257,148 +249,3 @@ class Recipe(_Strict):
     def fingerprint(self) -> str:
         """sha256 of the canonical JSON of the resolved recipe (first 16 hex digits)."""
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
-
-
-def packaged_recipes() -> dict[str, Path]:
-    """Recipes shipped inside the package: name -> path."""
-    folder = resources.files("kdedge") / "recipes"
-    return {Path(str(p)).stem: Path(str(p)) for p in folder.iterdir() if str(p).endswith(".yaml")}
-
-
-def find_recipe(path_or_name: str) -> Path:
-    """A path to a YAML file, or the name of a packaged recipe ('hinton_mnist')."""
-    path = Path(path_or_name)
-    if path.is_file():
-        return path
-    shipped = packaged_recipes()
-    if path_or_name in shipped:
-        return shipped[path_or_name]
-    if path.suffix in (".yaml", ".yml") or "/" in path_or_name:
-        raise InputError(
-            f"recipe file not found: {path_or_name} (give an existing YAML file or a packaged "
-            "recipe name; `kdedge recipes` lists them)"
-        )
-    hint = did_you_mean(path_or_name, shipped)
-    raise InputError(f"no recipe file or packaged recipe named '{path_or_name}';{hint} see `kdedge recipes`")
-
-
-def read_yaml(path: Path) -> dict[str, Any]:
-    """safe_load a YAML mapping; a python tag or a syntax error is one InputError naming the file."""
-    try:
-        content = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise InputError(f"{path}:{where} invalid YAML: {problem}") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise InputError(f"cannot read recipe {path}: {err}") from None
-    if not isinstance(content, dict):
-        raise InputError(f"{path}: a recipe must be a YAML mapping (got {type(content).__name__})")
-    return _overrides.plain(content, str(path))  # JSON types only: the recipe is hashed and saved as JSON
-
-
-def check_key(key: str) -> None:
-    """Raise InputError unless the dotted key names a recipe field (free-form below model_kwargs/grid)."""
-    _overrides.check_key(key, Recipe)
-
-
-def apply_overrides(config: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """Return a deep copy of config with each dotted key set; keys are checked against the schema."""
-    return _overrides.apply_overrides(config, overrides, Recipe)
-
-
-def _format_error(error: dict[str, Any], source: str) -> str:
-    where = ".".join(str(p) for p in error["loc"]) or "recipe"
-    if error["type"] == "extra_forbidden":
-        parent: type[BaseModel] | None = Recipe
-        for part in error["loc"][:-1]:
-            parent = schema_children(parent).get(str(part)) if parent else None
-        hint = did_you_mean(str(error["loc"][-1]), schema_children(parent)) if parent else ""
-        return f"{source}: unknown key '{where}'{',' + hint if hint else ''}"
-    message = error["msg"].removeprefix("Value error, ")
-    got = "" if error["type"] in ("missing", "value_error") else f" (got {error.get('input')!r})"
-    return f"{source}: {where}: {message}{got}"
-
-
-def validate_recipe(config: dict[str, Any], source: str = "recipe", overrides: dict[str, Any] | None = None) -> Recipe:
-    """dict -> Recipe; every problem is collected into ONE InputError line, each with its key path. A
-    problem at (or under) a key given in `overrides` names that `--set`, not the recipe file."""
-    try:
-        return Recipe.model_validate(config)
-    except ValidationError as err:
-        raise InputError(
-            "; ".join(_format_error(e, _blame(e["loc"], source, overrides or {})) for e in err.errors())
-        ) from None
-
-
-def _blame(loc: tuple, source: str, overrides: dict[str, Any]) -> str:
-    """`--set KEY=VALUE` when the error's key path is (under) an overridden key, else the file. A section
-    -level error (alpha and hard_weight together) blames a --set of one of its keys."""
-    where = ".".join(str(p) for p in loc)
-    for key, value in overrides.items():
-        if where == key or where.startswith(key + ".") or (where and key.startswith(where + ".")):
-            return f"--set {key}={value}"
-    return source
-
-
-def _one_soft_weight(config: dict[str, Any], overrides: dict[str, Any]) -> str | None:
-    """A command-line alpha replaces the recipe's hard_weight and vice versa (one number said two ways);
-    returns the note to print once, or None."""
-    section = config.get("distillation")
-    if not isinstance(section, dict):
-        return None
-    for given, other in (("hard_weight", "alpha"), ("alpha", "hard_weight")):
-        key = f"distillation.{given}"
-        if key in overrides and f"distillation.{other}" not in overrides and section.get(other) is not None:
-            old = section.pop(other)
-            return f"note: --set {key}={overrides[key]} replaces the recipe's {other}: {old}"
-    return None
-
-
-def _resolve_paths(config: dict[str, Any], base: Path) -> dict[str, Any]:
-    """Relative checkpoint / pretrained / data.path paths in a recipe file are relative to its folder."""
-    data = config.get("data")
-    if isinstance(data, dict) and isinstance(data.get("path"), str):
-        if not Path(data["path"]).expanduser().is_absolute():
-            data["path"] = str((base / data["path"]).resolve())
-    for stage in ("teacher", "student"):
-        section = config.get(stage)
-        if not isinstance(section, dict):
-            continue
-        for key in ("checkpoint", "pretrained"):
-            value = section.get(key)
-            if isinstance(value, str) and not Path(value).expanduser().is_absolute():
-                section[key] = str((base / value).resolve())
-    return config
-
-
-def weight_paths(recipe: Recipe) -> dict[str, str]:
-    """{'teacher.checkpoint': '/abs/path', ...}: the files a recipe will read, for the CLI to show."""
-    paths = {}
-    for stage in ("teacher", "student"):
-        cfg = getattr(recipe, stage)
-        for key in ("checkpoint", "pretrained"):
-            value = getattr(cfg, key, None) if cfg is not None else None
-            if isinstance(value, str):
-                paths[f"{stage}.{key}"] = value
-    return paths
-
-
-def load_recipe(path_or_name: str, overrides: dict[str, Any] | None = None) -> Recipe:
-    """Read, override (`--set`) and validate a recipe given by path or packaged name."""
-    path = find_recipe(path_or_name)
-    config = _resolve_paths(read_yaml(path), path.parent)
-    overrides = overrides or {}
-    note = _one_soft_weight(config, overrides)
-    for key, value in overrides.items():  # a bad --set key is the command line's fault, not the file's
-        try:
-            check_key(key)
-        except InputError as err:
-            raise InputError(f"--set {key}={value}: {err}") from None
-    recipe = validate_recipe(apply_overrides(config, overrides), str(path), overrides)
-    if note:
-        from kdedge.console import error_console
-
-        error_console.print(note, markup=False, highlight=False, soft_wrap=True)
-    return recipe

@@ -16,7 +16,7 @@ from typing import Any
 
 from kdedge import __version__
 from kdedge.errors import InputError
-from kdedge.model_check import check_model_file
+from kdedge.runtime.check import check_model_file
 
 PREFIX = "kdedge."
 
@@ -32,7 +32,7 @@ class ModelCard:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     class_names: tuple[str, ...]
-    resize: str | None = None  # the training pre-processing (kdedge.imaging) of file-based data sets
+    resize: str | None = None  # the training pre-processing (kdedge.runtime.imaging) of file-based data sets
 
     @property
     def pil_mode(self) -> str:

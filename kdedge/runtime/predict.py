@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from kdedge.errors import InputError
-from kdedge.onnx_meta import ModelCard, model_card, open_session, run_logits
+from kdedge.runtime.onnx_meta import ModelCard, model_card, open_session, run_logits
 
 # Pillow's own default (89 MP) only warns, and refuses at twice that; 64 MP (8000 x 8000) is larger than any
 # photo a phone takes while a bomb of 4 bytes per pixel stays under ~256 MB when decoded
@@ -38,7 +38,7 @@ def load_image(path: Path, card: ModelCard) -> np.ndarray:
             warnings.simplefilter("error", Image.DecompressionBombWarning)  # above the limit: refused
             with Image.open(path) as image:
                 if card.resize:  # a folder / csv / APTOS model: exactly the training cache's decoding
-                    from kdedge.imaging import Decode, transform
+                    from kdedge.runtime.imaging import Decode, transform
 
                     spec = Decode(card.input_size[0], card.in_channels, card.resize)
                     return transform(image, spec).astype(np.float32) / 255.0
@@ -148,14 +148,14 @@ def predict_images(
 
 def _open(path: Path):
     """(ModelCard, images (N, C, H, W) float32 -> logits (N, K)) for an exported file of any format."""
-    from kdedge.export.formats import format_of_file
+    from kdedge.runtime.formats import format_of_file
 
     fmt = format_of_file(str(path))
     if fmt is None or fmt.name == "onnx":
         card, session = model_card(path), open_session(path)
         return card, lambda images: run_logits(session, images, batch_size=len(images) or 1)
-    from kdedge.export.edge_meta import edge_card
-    from kdedge.export.edge_runners import Unavailable, open_runner
+    from kdedge.runtime.edge_meta import edge_card
+    from kdedge.runtime.edge_runners import Unavailable, open_runner
 
     card = edge_card(path)
     try:

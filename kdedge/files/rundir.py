@@ -6,65 +6,24 @@ RUN/teacher.safetensors  RUN/student.safetensors
 RUN/metrics.jsonl        one JSON line per epoch per stage
 RUN/summary.json         {"teacher": {"test_accuracy", "test_errors", "params", ...}, "student": {...}}
 
-Loading weights and building models from a run is kdedge.models.weights.
+RunDir.load_model(stage) rebuilds a stage's trained model (kdedge.models builds, kdedge.models.weights loads).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
 import yaml
-from safetensors.torch import save_file
 from torch import nn
 
-from kdedge.console import warn
 from kdedge.errors import InputError
-from kdedge.fsguard import disk_full_as_error
-from kdedge.integrity import with_checksum
+from kdedge.files.atomic import atomic_write_text, save_state
+from kdedge.files.fsguard import disk_full_as_error
 from kdedge.recipe import Recipe, validate_recipe
-
-
-def shared_mode(mode: int) -> int:
-    """`mode` minus this process's umask: what an ordinary mkdir / open would have given."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return mode & ~umask
-
-
-def atomic_write(path: Path, write: Callable[[Path], None], needed: int | None = None) -> None:
-    """Call write(tmp_path) on a temp file next to `path`, then rename it over `path` with the permissions
-    a plain open() would give (mkstemp's owner-only 0600 would hide run files from a team's other users).
-    A full disk is one DiskFull line naming `path` and the space it needs (`needed` bytes when known);
-    the previous `path` is untouched either way."""
-    with disk_full_as_error(path, needed):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        tmp = Path(tmp_name)
-        try:
-            write(tmp)
-            os.chmod(tmp, shared_mode(0o666))
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda tmp: tmp.write_text(text), len(text.encode()))
-
-
-def save_state(path: Path, state: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
-    """Tensors + string metadata as safetensors, atomically, with a sha256 checked on load (integrity)."""
-    tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
-    metadata = with_checksum(tensors, metadata)
-    needed = sum(t.numel() * t.element_size() for t in tensors.values()) + len(json.dumps(metadata)) + 4096
-    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata), needed)
+from kdedge.ui.console import warn
 
 
 class RunDir:
@@ -128,6 +87,20 @@ class RunDir:
     def save_weights(self, stage: str, model: nn.Module, recipe: Recipe) -> None:
         state = unwrapped(model).state_dict()
         save_state(self.weights(stage), state, {"stage": stage, "recipe_sha": recipe.fingerprint()})
+
+    def load_model(self, stage: str) -> tuple[nn.Module, dict[str, Any]]:
+        """(the trained `stage` model in eval mode, the data info of summary.json) for 'teacher' or 'student'."""
+        from kdedge.models.builders import build_model
+        from kdedge.models.weights import load_weights_into
+
+        recipe = self.read_recipe()
+        info = self.read_summary().get("data")
+        cfg = getattr(recipe, stage)
+        if cfg is None or info is None or not self.weights(stage).is_file():
+            raise InputError(f"{self.path} has no trained {stage} (missing {self.weights(stage).name})")
+        model = build_model(cfg.model, info["num_classes"], info["in_channels"], info["image_size"], cfg.model_kwargs)
+        load_weights_into(model, self.weights(stage), stage)
+        return model.eval(), info
 
     def append_metrics(self, record: dict[str, Any]) -> None:
         file = self.path / "metrics.jsonl"
