@@ -19,7 +19,7 @@ from PIL import Image
 from kdedge.data.load import load_data
 from kdedge.data.types import DataBundle
 from kdedge.errors import InputError
-from kdedge.models import MODELS, TIMM_MODELS
+from kdedge.models import check_model_name, is_timm_name
 from kdedge.ui.console import console, error_console
 
 TINY_CLASS = 10  # fewer training images than this: a class the models can hardly learn
@@ -46,8 +46,10 @@ def guess_image_size(paths: list[Path]) -> int:
 def check_models(teacher: str, student: str) -> None:
     """Both names in the model registry (timm names included); a typo gets a did-you-mean."""
     for flag, name in (("--teacher", teacher), ("--student", student)):
-        if name not in MODELS:
-            raise InputError(f"{flag}: {MODELS.unknown_message(name)}")
+        try:
+            check_model_name(name)
+        except ValueError as err:
+            raise InputError(f"{flag}: {err}") from None
 
 
 def _source(path: Path) -> str:
@@ -96,7 +98,7 @@ def _stage(model: str, weighted: bool) -> str:
         + ("  class_weighted_loss: true  # the classes are very unbalanced\n" if weighted else "")
         + (
             "  pretrained: false        # true: ImageNet weights from the Hugging Face hub (network)\n"
-            if model in TIMM_MODELS
+            if is_timm_name(model)
             else ""
         )
     )

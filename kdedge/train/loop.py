@@ -30,7 +30,7 @@ from kdedge.train import teacher_cache
 from kdedge.train.augment import JITTER_VARIANTS, augment_with_variant, jitter_variant
 from kdedge.train.devices import autocast
 from kdedge.train.distributed import shard
-from kdedge.train.optim import lr_factor, optimizer_step
+from kdedge.train.optim import optimizer_step, set_step_hyperparameters
 from kdedge.train.state import EpochPosition, TrainingState
 
 
@@ -252,8 +252,7 @@ def _train_epoch(
     for step, batch in enumerate(order.split(cfg.batch_size)):
         if within and step < within.step:
             continue
-        for group in state.optimizer.param_groups:
-            group["lr"] = cfg.lr * lr_factor(cfg, epoch * setup.steps_per_epoch + step, setup.steps_per_epoch)
+        set_step_hyperparameters(state.optimizer, cfg, epoch * setup.steps_per_epoch + step, setup.steps_per_epoch)
         inputs, variant = _batch_inputs(setup.images[batch], cfg, ctx, state.generator)
         with autocast(ctx.amp, ctx.device):
             student_logits = model(inputs).float()
