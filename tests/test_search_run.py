@@ -152,9 +152,20 @@ def test_bad_input_is_one_line_exit_2(tmp_path: Path, change: tuple[str, str], m
     assert not (tmp_path / "out").exists()  # nothing written
 
 
-def test_show_space_prints_the_packaged_space() -> None:
+def test_show_space_prints_the_packaged_space_as_written() -> None:
+    from kdedge.experiments.search.space import packaged_space_path
+
     code, stdout, _ = run_cli("search", "--show-space")
-    assert code == 0 and "families:" in stdout and "mobilenetv3_large_100" in stdout
+    assert code == 0 and stdout == packaged_space_path().read_text()
+
+
+def test_missing_target_and_ray_only_options_are_one_line(tmp_path: Path) -> None:
+    code, _, stderr = run_cli("search", "quickstart_mnist", "--latency-ms", "1")
+    assert code == 2 and one_error_line(stderr) == "error: search: give --target and --latency-ms " + (
+        "(`kdedge search --show-space` shows the space)"
+    )
+    code, _, stderr = run_cli("search", "quickstart_mnist", "--target", "onnx-int8", "--latency-ms", "1", "--cpus", "2")
+    assert code == 2 and one_error_line(stderr) == "error: --cpus applies to --backend ray only"
 
 
 def test_a_search_stopped_by_sigterm_resumes_to_the_same_result(searched) -> None:

@@ -1,16 +1,19 @@
-"""`kdedge search RECIPE --target T --latency-ms X`: run the search (kdedge.experiments.search), then print
-its table, the pick and the commands that use it; `--show-space` prints the search space."""
+"""`kdedge search RECIPE --target T --latency-ms X`: the command's options -> the experiment's config
+(kdedge.experiments.search), the search with progress, then its table, the pick and the commands that use
+it; `--show-space` prints the search space."""
 
 from __future__ import annotations
 
-from kdedge.errors import RuntimeFailure
-from kdedge.experiments.search.options import RayChoice, SearchOptions
+from pathlib import Path
+
+from kdedge.commands.options import SearchOptions
+from kdedge.commands.sweep import backend_options
+from kdedge.errors import InputError, RuntimeFailure
+from kdedge.experiments.search.options import SearchConfig
 from kdedge.experiments.search.run import SearchResult, run_search
 from kdedge.experiments.search.space import space_text
 from kdedge.ui.console import console, make_progress, print_table, table_width
 from kdedge.ui.tables import Column, fitted_table, si
-
-__all__ = ["RayChoice", "SearchOptions", "search_command", "show_space"]
 
 COLUMNS = (
     Column("candidate", key=True, left=True),
@@ -25,14 +28,32 @@ COLUMNS = (
 )
 
 
-def show_space(space) -> None:
+def show_space(space: Path | None) -> None:
     """Print the space file as written (the packaged one, or --space FILE), after checking it."""
-    console.print(space_text(space), markup=False, highlight=False, end="")
+    print(space_text(space), end="")  # as written: no wrapping, `> my_space.yaml` gives the same file
 
 
-def search_command(options: SearchOptions, wide: bool = False) -> SearchResult:
+def search_config(options: SearchOptions) -> SearchConfig:
+    """The experiment's config from the command's options; missing or ray-only options are one line each."""
+    if options.target is None or options.latency_ms is None:
+        raise InputError("search: give --target and --latency-ms (`kdedge search --show-space` shows the space)")
+    ray = backend_options(options)  # None: train here (ray-only options refused); Ray missing: said now
+    same = ("size_mb", "peak_mb", "percentile", "threads", "batch", "overrides", "out", "space", "data_root")
+    same += ("hours", "cost_cache", "seconds", "seeds", "quiet")
+    return SearchConfig(
+        options.recipe,
+        options.target,
+        options.latency_ms,
+        ray=ray,
+        use_cost_cache=not options.no_cost_cache,
+        **{name: getattr(options, name) for name in same},
+    )
+
+
+def search_command(options: SearchOptions) -> SearchResult:
     """Run the search with progress; print its table and what to do with the pick. No file meeting the
     budget (after the truth stage) is a RuntimeFailure naming the closest, once the table is printed."""
+    config = search_config(options)
     if not options.quiet:
         console.print(
             f"[bold]search[/] {options.recipe} -> {options.target}: latency {options.percentile} <= "
@@ -40,9 +61,9 @@ def search_command(options: SearchOptions, wide: bool = False) -> SearchResult:
             highlight=False,
         )
     with make_progress(options.quiet) as progress:
-        result = run_search(options, progress)
+        result = run_search(config, progress)
     if not options.quiet:
-        _print_result(result, options, wide)
+        _print_result(result, options)
     if result.pick is None:
         closest = f"; closest: {result.closest}" if result.closest else ""
         raise RuntimeFailure(
@@ -68,7 +89,7 @@ def _cells(row: dict, percentile: str) -> list[str]:
     ]
 
 
-def _print_result(result: SearchResult, options: SearchOptions, wide: bool) -> None:
+def _print_result(result: SearchResult, options: SearchOptions) -> None:
     width = table_width()
     columns = [*COLUMNS]
     columns[4] = Column(f"{options.percentile} ms")
@@ -78,7 +99,8 @@ def _print_result(result: SearchResult, options: SearchOptions, wide: bool) -> N
         "schedule; ms, MB: the trained file (finalists) or a random-weights file (others)"
     )
     title = f"search: {len(result.rows)} candidates, best first"
-    print_table(fitted_table(title, columns, cells, width, wide, caption, more="--wide or search.csv"), width)
+    table = fitted_table(title, columns, cells, width, options.wide, caption, more="--wide or search.csv")
+    print_table(table, width)
     console.print(f"search folder: {result.folder} (search.json, search.csv, pareto.png)", highlight=False)
     if result.pick is not None:
         console.print(f"pick: {result.pick} -> {result.best_dir}", highlight=False)

@@ -8,7 +8,8 @@
     finalists.py   stage 3: the finalists' real files exported and benched; the pick; SEARCH/best
     results.py     search.json / search.csv rows and the time split; plot.py: pareto.png
     run.py         the three stages in order, resumable, with a graceful stop
-    options.py     SearchOptions: what the command and kdedge.search(...) take
+    options.py     SearchConfig: what one search is asked (kdedge.commands.options.SearchOptions is the
+                   command's and kdedge.search(...)'s form of it), checked before any work
 
 docs/search.md explains the stages and how to read the table and the plot.
 """

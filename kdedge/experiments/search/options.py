@@ -4,31 +4,20 @@ everything derived from them and checked before any work: recipe, target, budget
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from kdedge.errors import InputError
 from kdedge.experiments.search.space import SpaceFile, load_space, packaged_space_path
 from kdedge.experiments.search.target import Budget, Target, parse_target
+from kdedge.experiments.sweep_ray import RayOptions
 from kdedge.recipe import Recipe, load_recipe, parse_set
 
-BACKENDS = ("local", "ray")
-
 
 @dataclass(frozen=True)
-class RayChoice:
-    """--backend ray's options (kdedge.experiments.sweep_ray.RayOptions without the test-only ones)."""
-
-    address: str | None = None
-    cpus: int | None = None
-    cpus_per_point: float = 1.0
-    gpus_per_point: float = 0.0
-    retries: int = 2
-
-
-@dataclass(frozen=True)
-class SearchOptions:
-    """`kdedge search RECIPE --target T --latency-ms X [...]`; see `kdedge search --help`."""
+class SearchConfig:
+    """What one search is asked to do, as the experiment takes it (kdedge.commands.options.SearchOptions is
+    the command's form; `kdedge search --help` explains each). ray: the Ray to train on, None: here."""
 
     recipe: str
     target: str
@@ -42,8 +31,7 @@ class SearchOptions:
     out: Path | None = None
     space: Path | None = None
     data_root: str | None = None
-    backend: str = "local"
-    ray: RayChoice = field(default_factory=RayChoice)
+    ray: RayOptions | None = None
     hours: float | None = None
     cost_cache: Path | None = None  # None: kdedge.experiments.search.cost_cache.default_cache_file()
     use_cost_cache: bool = True
@@ -56,7 +44,7 @@ class SearchOptions:
 class SearchSetup:
     """The checked inputs of one search."""
 
-    options: SearchOptions
+    options: SearchConfig
     recipe: Recipe
     target: Target
     budget: Budget
@@ -65,7 +53,7 @@ class SearchSetup:
     folder: Path
 
 
-def check_numbers(options: SearchOptions) -> None:
+def check_numbers(options: SearchConfig) -> None:
     """Bad numbers and names are bad input, each one line naming the option."""
     if options.threads < 1 or options.batch < 1:
         raise InputError(f"--threads and --batch must be >= 1 (got {options.threads}, {options.batch})")
@@ -75,15 +63,9 @@ def check_numbers(options: SearchOptions) -> None:
         raise InputError(f"--seeds must be >= 1 (got {options.seeds})")
     if options.hours is not None and not options.hours > 0:
         raise InputError(f"--hours must be > 0 (got {options.hours})")
-    if options.backend not in BACKENDS:
-        raise InputError(f"--backend '{options.backend}': allowed are {', '.join(BACKENDS)}")
-    if options.backend == "local" and options.ray != RayChoice():
-        raise InputError(
-            "--address, --cpus, --cpus-per-point, --gpus-per-point and --retries apply to --backend ray only"
-        )
 
 
-def prepare(options: SearchOptions) -> SearchSetup:
+def prepare(options: SearchConfig) -> SearchSetup:
     """Parse and check everything a search needs before it touches a file: target first (a machine that
     cannot time it fails at once), then budget, space and recipe."""
     check_numbers(options)
@@ -96,9 +78,5 @@ def prepare(options: SearchOptions) -> SearchSetup:
     recipe = load_recipe(options.recipe, parse_set(list(options.overrides)))
     if recipe.student is None:
         raise InputError(f"{options.recipe}: the search tries students; this recipe has no student section")
-    if options.backend == "ray":
-        from kdedge.experiments.sweep_ray import import_ray
-
-        import_ray()  # not installed: one line now, not after the cost stage
     folder = options.out or Path("runs") / f"{recipe.name}_search"
     return SearchSetup(options, recipe, target, budget, space, space_sha, Path(folder))

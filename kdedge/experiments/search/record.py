@@ -31,7 +31,7 @@ def make_header(setup: SearchSetup, bundle, val_size: int | None) -> dict[str, A
         "batch": options.batch,
         "seconds": options.seconds,
         "seeds": options.seeds,
-        "backend": options.backend,
+        "backend": "ray" if options.ray else "local",
         "hours": options.hours,
         "space": {"name": setup.space.name, "sha": setup.space_sha, "file": str(options.space or "(packaged)")},
         "halving": setup.space.halving.model_dump(),

@@ -32,7 +32,7 @@ from kdedge.experiments.search.candidate import CandidateJob, TeacherSource, can
 from kdedge.experiments.search.cost import CostSettings, calibration_images, cost_stage
 from kdedge.experiments.search.cost_cache import CostCache, default_cache_file, machine_identity, runtime_version
 from kdedge.experiments.search.halving import HalvingResult, plan_rungs, run_halving
-from kdedge.experiments.search.options import SearchOptions, SearchSetup, prepare
+from kdedge.experiments.search.options import SearchConfig, SearchSetup, prepare
 from kdedge.experiments.search.record import earlier_invocations, impossible_message, make_header
 from kdedge.experiments.search.results import SearchRecord, build_rows, time_split, write_record
 from kdedge.experiments.search.space import Candidate, candidates
@@ -53,7 +53,7 @@ class SearchResult:
     best_file: str | None
 
 
-def run_search(options: SearchOptions, progress=None) -> SearchResult:
+def run_search(options: SearchConfig, progress=None) -> SearchResult:
     """Run (or resume) the search `options` describes; see the module docstring."""
     from kdedge.train.pipeline import check_stages_fit_data, prepare_data
 
@@ -161,7 +161,7 @@ class Search:
         rungs = plan_rungs(len(survivors), self.setup.recipe.student.epochs, halving.eta, halving.finalists)
         self.record.header["rungs"] = [asdict(r) for r in rungs]
         latency = {name: c.get(self.setup.budget.latency_key) for name, c in self.costs.items()}
-        if self.options.backend == "ray":
+        if self.options.ray is not None:
             with ray_trainer(self.job, self.options.ray, self.time_left, self.check_stop, self.progress) as trainer:
                 self.halving = run_halving(survivors, rungs, trainer, latency, halving.finalists, self.time_left)
         else:

@@ -58,14 +58,14 @@ def _ray_task(job: CandidateJob) -> dict[str, Any]:
 
 @contextmanager
 def ray_trainer(
-    make_job: JobMaker, choice, time_left: Callable[[], bool], check_stop: Callable[[], None], progress=None
+    make_job: JobMaker, options, time_left: Callable[[], bool], check_stop: Callable[[], None], progress=None
 ) -> Iterator[Callable]:
-    """A trainer that runs each rung's candidates as Ray tasks, `choice.cpus_per_point` CPUs each (one
-    Ray for the whole stage: started here, or joined at choice.address)."""
-    from kdedge.experiments.sweep_ray import RayOptions, import_ray, ray_session
+    """A trainer that runs each rung's candidates as Ray tasks, `options.cpus_per_point` CPUs each (options:
+    kdedge.experiments.sweep_ray.RayOptions; one Ray for the whole stage, started here or joined at
+    options.address)."""
+    from kdedge.experiments.sweep_ray import import_ray, ray_session
 
     ray = import_ray()
-    options = RayOptions(choice.address, choice.cpus, choice.cpus_per_point, choice.gpus_per_point, choice.retries)
     with ray_session(ray, options):
         remote = ray.remote(_ray_task).options(
             num_cpus=options.cpus_per_point,
