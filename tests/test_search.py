@@ -224,3 +224,13 @@ def test_candidate_recipe_changes_only_the_student_size_and_teacher(tmp_path: Pa
     with_val = candidate_recipe(load_recipe("quickstart_mnist"), Candidate("mlp", "mlp", 28, {}), 1, None, 400)
     assert with_val.data.val_size == 400
     yaml.safe_dump(recipe.to_dict())  # plain data: it goes to Ray workers and recipe.yaml
+
+
+def test_the_python_api_takes_the_commands_options(tmp_path: Path) -> None:
+    import kdedge
+
+    with pytest.raises(InputError, match="unknown target 'tflite-int8'"):
+        kdedge.search("quickstart_mnist", target="tflite-int8", latency_ms=1, out=tmp_path / "s")
+    with pytest.raises(InputError, match="give --target and --latency-ms"):
+        kdedge.search("quickstart_mnist", latency_ms=1)
+    assert not (tmp_path / "s").exists()

@@ -202,7 +202,7 @@ def test_chaos_killed_ten_times_ends_like_an_undisturbed_search(searched) -> Non
     chooser = random.Random(27)
     for _ in range(10):
         process = kdedge_process(folder, out)
-        time.sleep(chooser.uniform(0.5, 12.0))
+        time.sleep(chooser.uniform(1.0, 40.0))  # start-up, teacher, trainings, export, bench
         process.send_signal(chooser.choice([signal.SIGTERM, signal.SIGINT, signal.SIGKILL]))
         process.communicate(timeout=300)
     final = subprocess.run(

@@ -17,8 +17,9 @@ def _latency(row: dict[str, Any], key: str) -> float | None:
     return row.get(key)
 
 
-def write_plot(rows: list[dict[str, Any]], header: dict[str, Any], path: Path) -> None:
-    """Draw the rows of search.json (see the module docstring) into `path`."""
+def write_plot(rows: list[dict[str, Any]], header: dict[str, Any], path: Path, seeds: dict | None = None) -> None:
+    """Draw the rows of search.json (see the module docstring) into `path`; `seeds` (search.json's, from
+    --seeds) adds the recipe's student fully trained, as a red diamond."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -33,17 +34,31 @@ def write_plot(rows: list[dict[str, Any]], header: dict[str, Any], path: Path) -
     floor = min([100 * r["accuracy"] for r in trained] + [100.0]) - 5
     _draw_dropped(ax, dropped, key, floor)
     ax.axvline(budget["latency_ms"], color="red", ls="--", lw=1.2, label=f"latency budget {budget['latency_ms']:g} ms")
+    _draw_own(ax, rows, key, floor, (seeds or {}).get("own"))
+    _finish(ax, header, key, has_points=bool(trained or dropped))
+    untimed = sum(1 for r in rows if not _latency(r, key) and r["status"].startswith("over budget"))
+    if untimed:  # dropped by their weights' size alone: never timed, so not on a latency axis
+        note = f"not shown: {untimed} candidate(s) whose weights alone exceed the size budget (never timed)"
+        ax.set_xlabel(f"{ax.get_xlabel()}\n{note}")
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
+    plt.close(fig)
+
+
+def _draw_own(ax: Axes, rows: list[dict[str, Any]], key: str, floor: float, full: dict | None) -> None:
+    """The recipe's own student ringed where it stands in the table; with --seeds also its full-schedule
+    file (seed 0), which it reaches even when it missed the budget or was stopped early."""
     for row in rows:
         if row["own"] and _latency(row, key):
             y = 100 * row["accuracy"] if row.get("accuracy") is not None else floor
             ax.scatter(row[key], y, s=260, facecolors="none", edgecolors="C3", linewidths=1.8, label="recipe's student")
             ax.annotate(
-                "recipe's student", (row[key], y), fontsize=8, color="C3", xytext=(8, 8), textcoords="offset points"
+                "recipe's student", (row[key], y), fontsize=8, color="C3", xytext=(10, -14), textcoords="offset points"
             )
-    _finish(ax, header, key, has_points=bool(trained or dropped))
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
-    plt.close(fig)
+    first = (full or {}).get("runs", [{}])[0]
+    if first.get("accuracy") is not None and first.get(key):
+        label = "recipe's student, full schedule (seed 0)"
+        ax.scatter(first[key], 100 * first["accuracy"], marker="D", s=70, c="C3", label=label, zorder=4)
 
 
 def _draw_trained(ax: Axes, trained: list[dict[str, Any]], key: str) -> None:
@@ -60,7 +75,7 @@ def _draw_trained(ax: Axes, trained: list[dict[str, Any]], key: str) -> None:
         if chosen:
             ax.scatter([r[key] for r in chosen], [100 * r["accuracy"] for r in chosen], **style)
     for row in trained:
-        if row["status"].startswith("stopped early"):
+        if row["status"].startswith("stopped early") and not row["own"]:  # the recipe's: labelled by its ring
             ax.annotate(
                 row["name"],
                 (row[key], 100 * row["accuracy"]),

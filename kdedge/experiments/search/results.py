@@ -201,7 +201,8 @@ def time_split(
     own = [c for c in costs.values() if c.get("from") != "shared cache"]
     shared = [c for c in costs.values() if c.get("from") == "shared cache"]
     teacher = _summary(folder / "teacher").get("teacher", {}).get("train_seconds", 0.0)
-    trained = [_summary(p.parent).get("student", {}) for p in folder.glob("candidates/*/*/summary.json")]
+    runs = [*folder.glob("candidates/*/*/summary.json"), *folder.glob("seeds/*/*/summary.json")]
+    trained = [_summary(p.parent).get("student", {}) for p in runs]
     return {
         "cost_s": round(sum(c.get("measure_seconds") or 0 for c in own), 1),
         "cost_saved_s": round(sum(c.get("measure_seconds") or 0 for c in shared), 1),

@@ -263,7 +263,7 @@ class Search:
         record.finished = ended == "finished"
         write_record(self.folder, record)
         if ended != "running" and self.costs:
-            write_plot(record.rows, record.header, self.folder / "pareto.png")
+            write_plot(record.rows, record.header, self.folder / "pareto.png", record.seeds)
 
     def _result(self) -> SearchResult:
         pick = self.record.pick

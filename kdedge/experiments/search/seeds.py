@@ -49,7 +49,10 @@ def _one_seed(job: CandidateJob, seed: int, settings: truth.TruthSettings) -> di
     except KdedgeError as err:
         measured = {"status": f"error: {err}"}
     measured["misses"] = settings.budget.misses(measured) if measured["status"] == "ok" else []
-    return {"seed": seed, "run": str(job.run_dir)} | {key: measured.get(key) for key in KEPT}
+    figures = {key: measured.get(key) for key in KEPT}
+    for key in ("accuracy", "qwk"):
+        figures[key] = None if figures[key] is None else round(figures[key], 4)
+    return {"seed": seed, "run": str(job.run_dir)} | figures
 
 
 def _spread(runs: list[dict[str, Any]]) -> dict[str, Any]:
