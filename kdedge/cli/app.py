@@ -439,6 +439,26 @@ def bench(
     )
 
 
+@app.command("check")
+def check_file(
+    model: Annotated[
+        Path, typer.Argument(help="An .onnx file written by `kdedge export`.", autocompletion=runs_and_onnx)
+    ],
+    images: Annotated[
+        list[Path] | None,
+        typer.Option("--images", help="Image files or folders to compare on (default: the run's test images)."),
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", help="Compare on at most N images.")] = 256,
+    data_root: DataRootOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Which runtimes that read ONNX (onnxruntime, OpenVINO, OpenCV DNN, tract) load this file and agree with
+    onnxruntime on real test images; absent ones are "not installed"."""
+    from kdedge.commands.check import check_command
+
+    check_command(model, images, limit, data_root, as_json)
+
+
 @app.command("formats")
 def list_formats(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable list.")] = False,
