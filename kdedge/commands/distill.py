@@ -11,6 +11,7 @@ from pathlib import Path
 from kdedge.commands.teacher_reuse import teacher_notice
 from kdedge.errors import InputError, Interrupted
 from kdedge.files.fsguard import DiskFull, check_writable
+from kdedge.losses import describe_weights
 from kdedge.recipe import Recipe, load_recipe, parse_set, weight_paths
 from kdedge.report.tensorboard import require_tensorboard
 from kdedge.train import distributed
@@ -117,7 +118,7 @@ def _print_header(recipe: Recipe, run_path: Path, device_line: str, teacher_imag
     d = recipe.distillation
     console.print(
         f"[bold]{recipe.name}[/] -> {run_path}  (distillation: loss={d.loss}, "
-        f"alpha={d.soft_weight} = weight of the teacher term, T={d.temperature})",
+        f"{describe_weights(d.loss, d.soft_weight, d.temperature, d.loss_kwargs)})",
         soft_wrap=True,
     )
     console.print(device_line, markup=False, highlight=False, soft_wrap=True)

@@ -22,7 +22,7 @@ from torch import nn
 
 from kdedge.data.types import Split, normalize
 from kdedge.errors import Diverged
-from kdedge.losses import LOSSES
+from kdedge.losses import LOSSES, TrainingProgress
 from kdedge.losses.classic import inverse_frequency_weights
 from kdedge.recipe import DistillConfig, StageConfig
 from kdedge.runtime.metrics import agreement, classification_report
@@ -178,8 +178,8 @@ def fit(
 @dataclass(frozen=True)
 class _StepSetup:
     """What every step of one fit needs, prepared once: the split on the device (images (N, C, H, W) uint8,
-    labels (N,) int64), the teacher and its cached logits, the loss with its keyword arguments, the fp16
-    gradient scaler."""
+    labels (N,) int64), the teacher and its cached logits, the loss with its keyword arguments (and whether it
+    also takes the training progress), the fp16 gradient scaler."""
 
     images: torch.Tensor
     labels: torch.Tensor
@@ -189,6 +189,7 @@ class _StepSetup:
     loss_kwargs: dict
     scaler: torch.amp.GradScaler
     steps_per_epoch: int
+    takes_progress: bool = False
 
     @classmethod
     def build(
@@ -198,18 +199,30 @@ class _StepSetup:
         labels = train.labels.to(ctx.device)
         weighted = cfg.class_weighted_loss
         class_weights = inverse_frequency_weights(labels, ctx.num_classes) if weighted else None
-        loss_kwargs = {
-            "alpha": distill.soft_weight,
-            "temperature": distill.temperature,
-            "class_weights": class_weights,
-            **spec.parse_options(distill.loss_kwargs),
-        }
+        shared = {"alpha": distill.soft_weight, "temperature": distill.temperature, "class_weights": class_weights}
+        loss_kwargs = spec.loop_inputs(shared) | spec.parse_options(distill.loss_kwargs)
         # fp16 gradients underflow without loss scaling (bf16 has fp32's range: no scaler); no-op if disabled
         fp16 = ctx.amp == "fp16" and ctx.device.type == "cuda"
         scaler = torch.amp.GradScaler(ctx.device.type, enabled=fp16)
         cached = teacher_logits_for(teacher, train, cfg, distill, ctx)
         steps_per_epoch = math.ceil(len(labels) / (cfg.batch_size * ctx.world_size))
-        return cls(train.images.to(ctx.device), labels, teacher, cached, spec.fn, loss_kwargs, scaler, steps_per_epoch)
+        return cls(
+            train.images.to(ctx.device),
+            labels,
+            teacher,
+            cached,
+            spec.fn,
+            loss_kwargs,
+            scaler,
+            steps_per_epoch,
+            "progress" in spec.inputs,
+        )
+
+    def progress(self, epoch: int, step: int, epochs: int) -> dict[str, TrainingProgress]:
+        """{'progress': where the fit stands} for a loss that takes it (DKD's warm-up), else {}."""
+        if not self.takes_progress:
+            return {}
+        return {"progress": TrainingProgress(epoch, epochs, step, self.steps_per_epoch)}
 
     def teacher_logits(
         self, batch: torch.Tensor, variant: torch.Tensor | None, inputs: torch.Tensor
@@ -244,7 +257,8 @@ def _train_epoch(
         with autocast(ctx.amp, ctx.device):
             student_logits = model(inputs).float()
             teacher_logits = setup.teacher_logits(batch, variant, inputs)
-        loss = setup.loss(student_logits, teacher_logits, setup.labels[batch], **setup.loss_kwargs)
+        progress = setup.progress(epoch, step, cfg.epochs)
+        loss = setup.loss(student_logits, teacher_logits, setup.labels[batch], **setup.loss_kwargs, **progress)
         _check_finite(loss, state.stage, epoch, step, ctx)
         optimizer_step(loss, model, state.optimizer, setup.scaler, cfg)
         loss_sum += loss.detach() * len(batch)
