@@ -16,6 +16,7 @@ from statistics import median
 import numpy as np
 from PIL import Image
 
+from kdedge.commands.options import InitOptions
 from kdedge.data.load import load_data
 from kdedge.data.types import DataBundle
 from kdedge.errors import InputError
@@ -152,20 +153,19 @@ def render_recipe(
     return "\n".join(lines) + "\n"
 
 
-def init_command(
-    path: Path, teacher: str, student: str, image_size: int | None, out: Path | None, force: bool = False
-) -> Path:
-    """Inspect PATH, write the recipe to `out` (default ./<name>.yaml), print the next commands."""
+def init_command(options: InitOptions) -> Path:
+    """Inspect PATH, write the recipe to options.out (default ./<name>.yaml), print the next commands."""
     from kdedge.data.csvfile import CsvOptions, list_csv
     from kdedge.data.folder import list_folder
     from kdedge.files.atomic import atomic_write_text
 
+    teacher, student, image_size, out = options.teacher, options.student, options.image_size, options.out
     check_models(teacher, student)
-    path = path.expanduser().resolve()
+    path = options.path.expanduser().resolve()
     source = _source(path)
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", path.stem if source == "csv" else path.name) or "my_images"
     out = out or Path(f"{name}.yaml")
-    if out.exists() and not force:
+    if out.exists() and not options.force:
         raise InputError(f"--out: {out} exists; choose another file or pass --force to overwrite it")
     if source == "folder":
         paths = list_folder(path, skip_bad=True).paths
