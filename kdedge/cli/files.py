@@ -141,7 +141,9 @@ def predict(
 
 
 def check(
-    model: Annotated[Path, typer.Argument(help="An .onnx file written by `kdedge export`.", autocompletion=runs_and_onnx)],
+    model: Annotated[
+        Path, typer.Argument(help="An .onnx file written by `kdedge export`.", autocompletion=runs_and_onnx)
+    ],
     images: Annotated[
         list[Path] | None,
         typer.Option("--images", help="Image files or folders to compare on (default: the run's test images)."),
