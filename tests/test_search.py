@@ -234,3 +234,17 @@ def test_the_python_api_takes_the_commands_options(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="give --target and --latency-ms"):
         kdedge.search("quickstart_mnist", latency_ms=1)
     assert not (tmp_path / "s").exists()
+
+
+def test_a_candidates_file_is_written_as_export_writes_it(tmp_path: Path) -> None:
+    """The cost stage's own ONNX int8 file of a random-weights model: written, checked, sized."""
+    import numpy as np
+
+    from kdedge.runtime.check import check_model_file
+
+    settings = CostSettings(parse_target("onnx-int8"), Budget(1.0), num_classes=10, in_channels=1)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(28 * 28, 10)).eval()
+    calibration = np.random.default_rng(0).standard_normal((8, 1, 28, 28), dtype=np.float32)
+    path = cost_module.write_target_file(model, (1, 28, 28), calibration, settings, tmp_path)
+    check_model_file(path)
+    assert path.name == "candidate.int8.onnx" and 0 < cost_module.file_size_mb(path) < 0.05

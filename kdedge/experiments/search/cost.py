@@ -86,15 +86,16 @@ def write_target_file(
     ONNX file) or the edge format's own converter (kdedge.runtime.formats names it)."""
     target = settings.target
     if target.export_format == "onnx":
-        from kdedge.export.convert import drop_unused_opsets, export_fp32, to_int8
+        from kdedge.export.convert import export_fp32, tidy_onnx, to_int8
 
         fp32 = folder / "candidate.fp32.onnx"
         export_fp32(model, chw, fp32, opset=20)
+        tidy_onnx(fp32)  # as `kdedge export` leaves every file
         if target.precision == "fp32":
             return fp32
         int8 = folder / "candidate.int8.onnx"
         to_int8(fp32, int8, calibration, settings.int8_scheme, folder)
-        drop_unused_opsets(int8)
+        tidy_onnx(int8)
         return int8
     from kdedge.export.edge_common import ConvertJob, ExportFailed
 
