@@ -3,7 +3,8 @@
 The Python API (kdedge.api; imported on first use, so `import kdedge` pulls in neither torch nor
 onnxruntime): kdedge.distill(recipe, overrides=..., out=...) -> Run, kdedge.train, kdedge.sweep,
 kdedge.export(run, ...) -> rows, kdedge.bench(run, ...) -> rows, kdedge.init(folder, teacher=...,
-student=...) -> recipe file, kdedge.predict(file, images) -> results, kdedge.Run.
+student=...) -> recipe file, kdedge.predict(file, images) -> results, kdedge.check(file.onnx) -> which
+ONNX runtimes load it and agree, kdedge.Run.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ import types
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["Run", "__version__", "bench", "distill", "export", "init", "predict", "sweep", "train"]
-_API = ("Run", "distill", "init", "predict", "sweep")
+__all__ = ["Run", "__version__", "bench", "check", "distill", "export", "init", "predict", "sweep", "train"]
+_API = ("Run", "check", "distill", "init", "predict", "sweep")
 
 
 class CallablePackage(types.ModuleType):

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from kdedge.commands.options import (
     BenchCommandOptions,
+    CheckOptions,
     DistillOptions,
     ExportOptions,
     InitOptions,
@@ -131,6 +132,20 @@ def predict(model: Run | PathLike | PredictOptions, images: Any = None, top_k: i
         return predict_results(model)
     items = [images] if isinstance(images, (str, os.PathLike)) else list(images or [])
     return predict_results(PredictOptions(model, tuple(items), top_k))
+
+
+def check(
+    model: PathLike | CheckOptions, images: Any = None, limit: int = 256, data_root: str | None = None
+) -> dict[str, Any]:
+    """`kdedge check`: which ONNX-consuming runtimes (onnxruntime, OpenVINO, OpenCV DNN, tract) load the .onnx
+    file and agree with onnxruntime on `images` (files / folders) or the run's own test images. Returns
+    {'file', 'images', 'rows': [{'runtime', 'version', 'status', 'agreement', 'max_abs_diff', 'note'}, ...]}."""
+    from kdedge.commands.check import check_results
+
+    if isinstance(model, CheckOptions):
+        return check_results(model)
+    items = [images] if isinstance(images, (str, os.PathLike)) else list(images or [])
+    return check_results(CheckOptions(model, tuple(items), limit, data_root))
 
 
 def export(

@@ -36,6 +36,7 @@ app.command("eval")(files.evaluate)
 app.command()(files.export)
 app.command()(files.predict)
 app.command()(files.bench)
+app.command()(files.check)
 app.command()(info.formats)
 app.add_typer(info.recipes_app, name="recipes")
 

@@ -1,4 +1,4 @@
-"""The commands that work on a finished run or its files: eval, report, export, bench, predict. Each builds
+"""The commands that work on a finished run or its files: eval, report, export, bench, predict, check. Each builds
 its options object (kdedge.commands.options) from what Typer parsed and calls kdedge.api (or the command)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import typer
 
 from kdedge.cli.completion import run_folders, runs_and_onnx
 from kdedge.cli.params import DataRootOption, JsonOption, QuietOption, RunArgument, WideOption
-from kdedge.commands.options import BenchCommandOptions, EvalOptions, ExportOptions, PredictOptions
+from kdedge.commands.options import BenchCommandOptions, CheckOptions, EvalOptions, ExportOptions, PredictOptions
 from kdedge.runtime.formats import FORMATS, file_runtimes
 
 FORMAT_NAMES = tuple(FORMATS)  # the format table (kdedge.runtime.formats) names what export and bench offer
@@ -138,6 +138,25 @@ def predict(
     from kdedge.commands.predict import predict_command
 
     predict_command(PredictOptions(model, tuple(images), top_k, as_json))
+
+
+def check(
+    model: Annotated[
+        Path, typer.Argument(help="An .onnx file written by `kdedge export`.", autocompletion=runs_and_onnx)
+    ],
+    images: Annotated[
+        list[Path] | None,
+        typer.Option("--images", help="Image files or folders to compare on (default: the run's test images)."),
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Compare on at most N images.")] = 256,
+    data_root: DataRootOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Which runtimes that read ONNX (onnxruntime, OpenVINO, OpenCV DNN, tract) load this file and agree with
+    onnxruntime on real test images; absent ones are "not installed"."""
+    from kdedge.commands.check import check_command
+
+    check_command(CheckOptions(model, tuple(images or ()), limit, data_root, as_json))
 
 
 def bench(

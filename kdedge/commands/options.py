@@ -190,6 +190,21 @@ class PredictOptions:
 
 
 @dataclass(frozen=True)
+class CheckOptions:
+    """`kdedge check FILE.onnx`: which ONNX-consuming runtimes load the file and agree with onnxruntime, on
+    `images` (files / folders) or else the first `limit` test images of the run the file was exported from."""
+
+    model: Path
+    images: tuple[Path, ...] = ()
+    limit: int = 256
+    data_root: str | None = None
+    as_json: bool = False
+
+    def __post_init__(self) -> None:
+        _normalise(self, paths=("model",), path_lists=("images",))
+
+
+@dataclass(frozen=True)
 class EvalOptions:
     """`kdedge eval RUN`: re-score a run's saved models on its recipe's test set."""
 

@@ -19,7 +19,7 @@ import torch
 
 from kdedge.errors import InputError, KdedgeError, RuntimeFailure
 from kdedge.export import staging
-from kdedge.export.convert import drop_unused_opsets, export_fp32, to_fp16, to_int8
+from kdedge.export.convert import export_fp32, tidy_onnx, to_fp16, to_int8
 from kdedge.export.edge import export_edge_stage
 from kdedge.export.nncf_int8 import require_nncf, to_int8_nncf
 from kdedge.export.options import (
@@ -268,7 +268,7 @@ def _build(
     try:
         with disk_full_as_error(job.workdir.parent / path.name):  # named as the file it would become
             convert()
-            drop_unused_opsets(path)
+            tidy_onnx(path)
             check(path)
         _measure(row, job, path, fp32_test_logits)
         failure = _threshold_failure(row, job.settings)
