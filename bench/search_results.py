@@ -23,7 +23,8 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "results"
 COLUMNS = [
     "target", "budget", "search's pick", "pick acc % (seeds)", "pick ms", "pick MB", "recipe's student",
-    "its acc % (seeds)", "its ms", "it fits", "search min", "cost / teacher / students / export min", "cost cache",
+    "its acc % (seeds)", "its ms", "it fits", "search min", "cost / teacher / students / export / other min",
+    "cost cache",
 ]  # fmt: skip
 
 
@@ -70,8 +71,9 @@ def summarise(folder: Path) -> dict:
     }
 
 
-def collect(name: str, folders: list[Path], title: str, order: int, notes: list[str]) -> Path:
-    out = RESULTS / f"search_{name}.json"
+def collect(name: str, folders: list[Path], title: str, order: int, notes: list[str], results: Path = RESULTS) -> Path:
+    """bench/results/search_<name>.json from the search folders (one table row each, in this order)."""
+    out = results / f"search_{name}.json"
     content = {"experiment": "kdedge search", "title": title, "order": order, "notes": notes}
     content["searches"] = [summarise(folder) for folder in folders]
     out.write_text(json.dumps(content, indent=1) + "\n")
@@ -118,14 +120,14 @@ def table_row(search: dict) -> list:
         _latency(own, key) or own["row"].get(f"cost_{key}"),
         fits,
         minutes(time["wall_s"]),
-        " / ".join(minutes(time[k]) for k in ("cost_s", "teacher_s", "train_s", "export_bench_s")),
+        " / ".join(minutes(time.get(k, 0)) for k in ("cost_s", "teacher_s", "train_s", "export_bench_s", "other_s")),
         f"{time['cost_from_shared_cache']} cached ({minutes(time['cost_saved_s'])} min saved)",
     ]
 
 
-def tabulate() -> None:
+def tabulate(results: Path = RESULTS) -> None:
     """search_<name>.json -> search_<name>_table.json for each collected experiment."""
-    for raw_file in sorted(RESULTS.glob("search_*.json")):
+    for raw_file in sorted(results.glob("search_*.json")):
         if raw_file.stem.endswith("_table"):
             continue
         raw = json.loads(raw_file.read_text())
@@ -161,7 +163,7 @@ def tabulate() -> None:
                 "and measured by the same search (same teacher, schedule and seeds), also when it misses the budget",
             ],
         }
-        (RESULTS / f"{raw_file.stem}_table.json").write_text(json.dumps(table, indent=2) + "\n")
+        (results / f"{raw_file.stem}_table.json").write_text(json.dumps(table, indent=2) + "\n")
 
 
 def main(argv: list[str]) -> int:

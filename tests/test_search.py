@@ -248,3 +248,47 @@ def test_a_candidates_file_is_written_as_export_writes_it(tmp_path: Path) -> Non
     path = cost_module.write_target_file(model, (1, 28, 28), calibration, settings, tmp_path)
     check_model_file(path)
     assert path.name == "candidate.int8.onnx" and 0 < cost_module.file_size_mb(path) < 0.05
+
+
+def test_search_results_become_a_results_table(tmp_path: Path) -> None:
+    """bench/search_results.py: search folders -> search_<name>.json -> a table make_tables accepts."""
+    import json
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    import make_tables
+    import search_results
+
+    run = {"accuracy": 0.5, "latency_ms_p50": 0.4, "status": "ok"}
+    record = {
+        "recipe": "retina_mobile",
+        "target": "litert-int8",
+        "budget": {"latency_ms": 1.0, "size_mb": 5.0, "peak_mb": None, "percentile": "p50"},
+        "threads": 1,
+        "batch": 1,
+        "machine": {"cpu": "Xeon", "cores": 2, "load_avg_1m_at_start": 1.2},
+        "invocations": [{"started": "2026-12-06T10:00:00", "wall_s": 1800, "load_avg_1m": 1.1}],
+        "time": {"cost_s": 600, "cost_saved_s": 0, "cost_from_shared_cache": 0, "teacher_s": 0, "train_s": 900,
+                 "export_bench_s": 120, "other_s": 180, "wall_s": 1800},
+        "pick": "ghostnet_050@32",
+        "rows": [
+            {"name": "ghostnet_050@32", "own": False, "status": "best", "size_mb": 1.4} | run,
+            {"name": "mobilenetv3_large_100@32", "own": True, "status": "stopped early", "cost_latency_ms_p50": 0.6},
+        ],
+        "seeds": {
+            "pick": {"name": "ghostnet_050@32", "runs": [run, run | {"accuracy": 0.52}]},
+            "own": {"name": "mobilenetv3_large_100@32", "runs": [run | {"accuracy": 0.48, "latency_ms_p50": 0.6}]},
+        },
+        "argv": ["kdedge", "search", "retina_mobile", "--target", "litert-int8", "--latency-ms", "1"],
+    }  # fmt: skip
+    (tmp_path / "s1").mkdir()
+    (tmp_path / "s1" / "search.json").write_text(json.dumps(record))
+    search_results.collect("retina", [tmp_path / "s1"], "title", 95, [], results=tmp_path)
+    search_results.tabulate(results=tmp_path)
+    tables, _ = make_tables.load_results(tmp_path)
+    (table,) = tables
+    assert table["commands"] == ["kdedge search retina_mobile --target litert-int8 --latency-ms 1"]
+    row = dict(zip(table["columns"], table["rows"][0], strict=True))
+    assert row["search's pick"] == "ghostnet_050@32" and row["pick acc % (seeds)"] == "50.0 / 52.0 (51.0)"
+    assert row["its acc % (seeds)"] == "48.0" and row["it fits"] == "yes" and row["search min"] == "30.0"
+    assert "ghostnet_050@32 51.0 % vs the recipe's 48.0 %" in table["headline"]

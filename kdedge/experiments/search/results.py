@@ -197,13 +197,15 @@ def time_split(
     """Where the search's time went, in seconds: cost measurement (this search's own; `cost_saved_s`: what
     the shared cache's records took when they were measured), the teacher, the candidates' trainings (from
     their summaries: every run, also those of earlier, stopped invocations), export + bench of the
-    finalists (the last invocation), and the wall clock of every invocation together."""
+    finalists and --seeds runs (the last invocation; seed trainings are in train_s), the wall clock of every
+    invocation together, and `other_s`: the wall clock none of those parts times (start-up, loading data,
+    building candidates for training, plots)."""
     own = [c for c in costs.values() if c.get("from") != "shared cache"]
     shared = [c for c in costs.values() if c.get("from") == "shared cache"]
     teacher = _summary(folder / "teacher").get("teacher", {}).get("train_seconds", 0.0)
     runs = [*folder.glob("candidates/*/*/summary.json"), *folder.glob("seeds/*/*/summary.json")]
     trained = [_summary(p.parent).get("student", {}) for p in runs]
-    return {
+    split = {
         "cost_s": round(sum(c.get("measure_seconds") or 0 for c in own), 1),
         "cost_saved_s": round(sum(c.get("measure_seconds") or 0 for c in shared), 1),
         "cost_from_shared_cache": len(shared),
@@ -213,6 +215,9 @@ def time_split(
         "export_bench_s": round(truth_seconds, 1),
         "wall_s": round(sum(i.get("wall_s", 0) for i in invocations), 1),
     }
+    timed = sum(split[k] for k in ("cost_s", "teacher_s", "train_s", "export_bench_s"))
+    split["other_s"] = round(max(0.0, split["wall_s"] - timed), 1)  # start-up, data, plots, the untimed rest
+    return split
 
 
 def _summary(run_dir: Path) -> dict[str, Any]:

@@ -192,7 +192,9 @@ class Search:
         seeds = [recipe.seed + k for k in range(self.options.seeds)]
         full = recipe.student.epochs
         make = lambda candidate, seed: self.job(candidate, full, seed)  # noqa: E731
+        started = time.perf_counter()
         self.record.seeds = seed_runs(chosen, seeds, make, self.truth_settings(), self.check_stop)
+        self.truth_seconds += time.perf_counter() - started  # their trainings are counted in train_s too
 
     # -- helpers ---------------------------------------------------------------------------------------
     def truth_settings(self) -> truth.TruthSettings:
