@@ -11,6 +11,8 @@ SEARCH/teacher_logits/<size>px.safetensors for every candidate of that size (kde
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,6 +73,23 @@ class TeacherView(nn.Module):
         return self.teacher((pixels - self.teacher_mean) / self.teacher_std)
 
 
+class DataMemo:
+    """Data sets loaded once per (data section, seed, data root) in this process: a search asks for the same
+    data for every candidate of an input size, and some sources take seconds to parse."""
+
+    def __init__(self) -> None:
+        self._bundles: dict[str, Any] = {}
+
+    def __call__(self, recipe: Recipe, data_root: str | None):
+        """prepare_data(recipe, data_root), from memory the second time (a DataBundle; nothing changes it)."""
+        from kdedge.train.pipeline import prepare_data
+
+        key = json.dumps([recipe.data.model_dump(mode="json"), recipe.seed, data_root], sort_keys=True)
+        if key not in self._bundles:
+            self._bundles[key] = prepare_data(recipe, data_root)
+        return self._bundles[key]
+
+
 def candidate_recipe(
     base: Recipe,
     candidate: Candidate,
@@ -117,9 +136,10 @@ def load_teacher(source: TeacherSource, recipe: Recipe, bundle, device: torch.de
     return (view.to(memory_format=torch.channels_last) if channels_last else view).eval()
 
 
-def train_candidate(job: CandidateJob, progress=None) -> dict[str, Any]:
+def train_candidate(job: CandidateJob, load: Callable | None = None) -> dict[str, Any]:
     """Train (or, when its run directory finished already, read) one candidate; returns its summary.json.
-    A killed training continues from its last checkpoint (kdedge.train.resume), bit for bit."""
+    A killed training continues from its last checkpoint (kdedge.train.resume), bit for bit. `load(recipe,
+    data_root)`: the data (default: loaded here; a search passes its DataMemo)."""
     from kdedge.train.pipeline import RunMetrics, make_context, obtain_model, prepare_data, student_train_split
     from kdedge.train.resume import Checkpointer
 
@@ -135,9 +155,9 @@ def train_candidate(job: CandidateJob, progress=None) -> dict[str, Any]:
         raise InputError(f"{job.name}: the recipe distils from a teacher, and the search has none")
     run.open_for_writing(force=False)
     try:
-        bundle = prepare_data(recipe, job.data_root)
+        bundle = (load or prepare_data)(recipe, job.data_root)
         logits = Path(job.logits_file) if job.logits_file else None
-        ctx = make_context(recipe, bundle, progress, RunMetrics(run, False), logits)
+        ctx = make_context(recipe, bundle, None, RunMetrics(run, False), logits)
         run.write_recipe(recipe)
         sizes = {"train_images": len(bundle.train), "test_images": len(bundle.test), "root": bundle.root}
         run.update_summary("data", data_info(bundle) | sizes)

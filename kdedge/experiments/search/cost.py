@@ -51,16 +51,16 @@ class CostSettings:
     int8_scheme: str = "u8s8"
 
 
-def calibration_images(recipe, side: int, data_root: str | None, count: int = 32) -> np.ndarray:
+def calibration_images(recipe, side: int, data_root: str | None, load: Callable, count: int = 32) -> np.ndarray:
     """Normalised real training images (count, C, side, side) float32, a seeded sample, for the int8 ranges
-    of a random-weights file (they only need real-looking inputs). recipe: the search's Recipe."""
+    of a random-weights file (they only need real-looking inputs). recipe: the search's Recipe; load:
+    prepare_data or the search's DataMemo."""
     from kdedge.data.types import normalize
     from kdedge.recipe import validate_recipe
-    from kdedge.train.pipeline import prepare_data
 
     config = recipe.to_dict()
     config["data"] = config["data"] | {"image_size": side}
-    bundle = prepare_data(validate_recipe(config, source="search calibration"), data_root)
+    bundle = load(validate_recipe(config, source="search calibration"), data_root)
     order = torch.randperm(len(bundle.train), generator=torch.Generator().manual_seed(recipe.seed))
     images = bundle.train.images[order[:count]]
     return normalize(images, bundle.mean, bundle.std).numpy().astype(np.float32)

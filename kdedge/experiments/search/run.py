@@ -28,7 +28,7 @@ import numpy as np
 from kdedge.data import is_ordinal
 from kdedge.errors import InputError
 from kdedge.experiments.search import finalists as truth
-from kdedge.experiments.search.candidate import CandidateJob, TeacherSource, candidate_recipe
+from kdedge.experiments.search.candidate import CandidateJob, DataMemo, TeacherSource, candidate_recipe
 from kdedge.experiments.search.cost import CostSettings, calibration_images, cost_stage
 from kdedge.experiments.search.cost_cache import CostCache, default_cache_file, machine_identity, runtime_version
 from kdedge.experiments.search.halving import HalvingResult, plan_rungs, run_halving
@@ -81,6 +81,7 @@ class Search:
         self.teacher: TeacherSource | None = None
         self.record = SearchRecord(make_header(setup, bundle, self.val_size))
         self._calibration: dict[int, np.ndarray] = {}
+        self.data = DataMemo()  # each input size's data loaded once, for every candidate trained here
         self.truth_seconds = 0.0
         self.earlier_invocations: list[dict[str, Any]] = []  # of this search, stopped and rerun
 
@@ -165,7 +166,7 @@ class Search:
             with ray_trainer(self.job, self.options.ray, self.time_left, self.check_stop, self.progress) as trainer:
                 self.halving = run_halving(survivors, rungs, trainer, latency, halving.finalists, self.time_left)
         else:
-            trainer = local_trainer(self.job, self.time_left, self.check_stop, self.progress)
+            trainer = local_trainer(self.job, self.time_left, self.check_stop, self.progress, self.data)
             self.halving = run_halving(survivors, rungs, trainer, latency, halving.finalists, self.time_left)
 
     def measure_finalists(self) -> None:
@@ -193,7 +194,7 @@ class Search:
         full = recipe.student.epochs
         make = lambda candidate, seed: self.job(candidate, full, seed)  # noqa: E731
         started = time.perf_counter()
-        self.record.seeds = seed_runs(chosen, seeds, make, self.truth_settings(), self.check_stop)
+        self.record.seeds = seed_runs(chosen, seeds, make, self.truth_settings(), self.check_stop, self.data)
         self.truth_seconds += time.perf_counter() - started  # their trainings are counted in train_s too
 
     # -- helpers ---------------------------------------------------------------------------------------
@@ -233,7 +234,7 @@ class Search:
     def calibration(self, side: int) -> np.ndarray:
         """Real training images at `side` px for the cost stage's int8 ranges (kept per side)."""
         if side not in self._calibration:
-            self._calibration[side] = calibration_images(self.setup.recipe, side, self.options.data_root)
+            self._calibration[side] = calibration_images(self.setup.recipe, side, self.options.data_root, self.data)
         return self._calibration[side]
 
     def time_left(self) -> bool:

@@ -24,25 +24,27 @@ def seed_runs(
     make_job: Callable[[Candidate, int | None], CandidateJob],
     settings: truth.TruthSettings,
     check_stop: Callable[[], None],
+    load: Callable | None = None,
 ) -> dict[str, dict[str, Any]]:
     """{role ('pick' / 'own'): {'name', 'runs': [one measurement per seed], 'accuracy_mean', ...}} for each
-    chosen candidate; `make_job(candidate, seed)` is its full-schedule training at that seed."""
+    chosen candidate; `make_job(candidate, seed)` is its full-schedule training at that seed; `load`: the
+    search's DataMemo."""
     found: dict[str, dict[str, Any]] = {}
     for role, candidate in chosen.items():
         runs = []
         for seed in seeds:
             check_stop()
-            runs.append(_one_seed(make_job(candidate, seed), seed, settings))
+            runs.append(_one_seed(make_job(candidate, seed), seed, settings, load))
         check_stop()
         found[role] = {"name": candidate.name, "runs": runs} | _spread(runs)
     return found
 
 
-def _one_seed(job: CandidateJob, seed: int, settings: truth.TruthSettings) -> dict[str, Any]:
+def _one_seed(job: CandidateJob, seed: int, settings: truth.TruthSettings, load: Callable | None) -> dict[str, Any]:
     """Train (or read) one seed's run, then export and bench its file."""
     run_dir = Path(job.run_dir).resolve()
     try:
-        train_candidate(job)
+        train_candidate(job, load)
         measured = truth.bench_finalist(run_dir, truth.export_finalist(run_dir, settings), settings)
     except Interrupted:
         raise

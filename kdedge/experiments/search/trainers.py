@@ -19,9 +19,11 @@ from kdedge.experiments.search.space import Candidate
 JobMaker = Callable[[Candidate, int], CandidateJob]
 
 
-def local_trainer(make_job: JobMaker, time_left: Callable[[], bool], check_stop: Callable[[], None], progress=None):
+def local_trainer(
+    make_job: JobMaker, time_left: Callable[[], bool], check_stop: Callable[[], None], progress=None, load=None
+):
     """Train each (candidate, epochs) here in turn; a candidate that fails (bad model, NaN loss) gets
-    {'error': why} and the others go on."""
+    {'error': why} and the others go on. load: the search's DataMemo (data loaded once per input size)."""
 
     def train(pairs: list[tuple[Candidate, int]]) -> dict[str, dict[str, Any]]:
         results: dict[str, dict[str, Any]] = {}
@@ -33,7 +35,7 @@ def local_trainer(make_job: JobMaker, time_left: Callable[[], bool], check_stop:
             if task is not None:
                 progress.update(task, description=f"train: {candidate.name}, {epochs} epochs")
             try:
-                results[candidate.name] = train_candidate(make_job(candidate, epochs))
+                results[candidate.name] = train_candidate(make_job(candidate, epochs), load)
             except Interrupted:
                 raise
             except KdedgeError as err:
