@@ -128,8 +128,8 @@ def compute_teacher_logits(config: dict, data_root: str | None, path: Path) -> b
     from kdedge.models.weights import build_stage_model, load_weights_into, weights_path
     from kdedge.recipe import validate_recipe
     from kdedge.train import biasfix
-    from kdedge.train.loop import teacher_logits_for
     from kdedge.train.pipeline import make_context, prepare_data, student_train_split
+    from kdedge.train.teacher_cache import teacher_logits_for
 
     recipe = validate_recipe(config, source="sweep teacher logits")
     bundle = prepare_data(recipe, data_root)

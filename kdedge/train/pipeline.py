@@ -17,16 +17,18 @@ from kdedge.data.types import DataBundle, Split, filter_classes, split_record, s
 from kdedge.errors import Diverged, InputError, RuntimeFailure
 from kdedge.files.atomic import atomic_write_text
 from kdedge.files.rundir import RunDir, data_info
-from kdedge.models.builders import check_input_size, count_params
+from kdedge.models.builders import check_input_size
 from kdedge.models.weights import build_stage_model, load_weights_into, weights_path
 from kdedge.recipe import Recipe, StageConfig
 from kdedge.report.tensorboard import TensorBoardLogger
 from kdedge.train import biasfix
+from kdedge.train.checkpoint import Checkpoint
+from kdedge.train.context import Context
 from kdedge.train.devices import resolve_amp, resolve_device
 from kdedge.train.distributed import current_world, process_device, training_module
-from kdedge.train.loop import Context, evaluate, fit, predict_logits
+from kdedge.train.evaluation import predict_logits, stage_summary
+from kdedge.train.loop import fit
 from kdedge.train.resume import Checkpointer
-from kdedge.train.state import TrainingState
 from kdedge.train.teacher_check import teacher_verdict, warning_line
 from kdedge.ui.console import error_console, is_ordinal
 
@@ -117,28 +119,6 @@ def make_context(
     )
 
 
-def stage_summary(model: nn.Module, bundle: DataBundle, ctx: Context, cfg: StageConfig, extra: dict) -> dict:
-    """The stage's summary.json entry, scored in fp32 (the precision `kdedge export` ships) even when it
-    trained under autocast, so the numbers equal an onnxruntime fp32 evaluation of the exported model."""
-    ctx = replace(ctx, amp="off")
-    report = evaluate(model, bundle.test, ctx, cfg.eval_batch_size)
-    summary = {
-        "model": cfg.model,
-        "params": count_params(model),
-        "test_accuracy": report["accuracy"],
-        "test_errors": report["errors"],
-        "test_count": report["count"],
-        "test_qwk": report["qwk"],
-        "per_class_errors": report["per_class_errors"],
-        **extra,
-    }
-    if bundle.val is not None:
-        val_report = evaluate(model, bundle.val, ctx, cfg.eval_batch_size)
-        summary["val_accuracy"], summary["val_qwk"] = val_report["accuracy"], val_report["qwk"]
-    summary["test_confusion"] = report["confusion"]  # (C, C) rows = true class; for plots and `kdedge report`
-    return summary
-
-
 def obtain_model(
     stage: str,
     recipe: Recipe,
@@ -168,8 +148,8 @@ def obtain_model(
         extra = {"source": str(weights_path(cfg.checkpoint, stage))}
     else:
         trained = training_module(model, ctx.device, ctx.world_size, recipe.compile)  # DDP / compile wrappers
-        state = checkpointer.state_for(stage, trained, cfg, ctx.seed, ctx.rank)  # restored when resuming
-        records = _fit_saying_last_checkpoint(trained, train, cfg, ctx, teacher, recipe, state)
+        checkpoint = checkpointer.open(stage, trained, cfg, ctx.seed, ctx.rank)  # restored when resuming
+        records = _fit_saying_last_checkpoint(trained, train, cfg, ctx, teacher, recipe, checkpoint)
         extra = {"epochs": len(records), "train_accuracy": records[-1]["train_accuracy"]}
     extra["train_seconds"] = round(time.perf_counter() - started, 2)
     extra["train_cpu_seconds"] = round(time.process_time() - cpu_started, 2)  # all threads; less noisy
@@ -186,17 +166,17 @@ def _fit_saying_last_checkpoint(
     ctx: Context,
     teacher: nn.Module | None,
     recipe: Recipe,
-    state: TrainingState,
+    checkpoint: Checkpoint,
 ) -> list[dict]:
     """fit; a failure says where the last good checkpoint is (a NaN stop keeps its type: the CLI offers the
     retry with a lower lr, since --resume would refuse a changed lr)."""
     try:
-        return fit(model, train, cfg, ctx, teacher, recipe.distillation, state)
+        return fit(model, train, cfg, ctx, teacher, recipe.distillation, checkpoint)
     except Diverged as err:
-        last_good = state.writer.last_good
-        raise Diverged(f"{err}; last good checkpoint: {last_good}", state.stage, cfg.lr) from None
+        last_good = checkpoint.last_good
+        raise Diverged(f"{err}; last good checkpoint: {last_good}", checkpoint.stage, cfg.lr) from None
     except RuntimeFailure as err:  # the same type (a full disk stays DiskFull), one more clause
-        err.args = (f"{err}; last good checkpoint: {state.writer.last_good}",)
+        err.args = (f"{err}; last good checkpoint: {checkpoint.last_good}",)
         raise
 
 
