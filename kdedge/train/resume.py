@@ -31,14 +31,17 @@ class Checkpointer:
         self.every_seconds = every_minutes * 60 if every_minutes > 0 else float("inf")
         self.current: Checkpoint | None = None  # the stage being trained
 
-    def stage_finished(self, stage: str) -> bool:
-        """On resume: a stage whose weights and summary were written and whose state file is gone."""
-        return (
-            self.resume
-            and stage in self.run.read_summary()
-            and self.run.weights(stage).is_file()
-            and not state_path(self.run, stage).exists()
-        )
+    def finished(self, stage: str) -> dict[str, dict] | None:
+        """On resume, for a stage whose weights were written and whose state file is gone: its summary
+        entries, kept in the weights file's header (for a run stopped by an older kdedge, which kept them
+        only in summary.json: from there). None: the stage is to be trained (or continued)."""
+        if not self.resume or not self.run.weights(stage).is_file() or state_path(self.run, stage).exists():
+            return None
+        results = self.run.stage_results(stage)
+        if stage in results:
+            return {name: entry for name, entry in results.items() if name != "data"}
+        older = self.run.read_summary()
+        return {name: older[name] for name in (stage, f"{stage}_bias_fixed") if name in older} or None
 
     def open(self, stage: str, model: nn.Module, cfg: StageConfig, seed: int, rank: int = 0) -> Checkpoint:
         """The stage's Checkpoint: continued from its state file when resuming, else fresh; either way saved
@@ -75,8 +78,8 @@ def open_run(path: Path, recipe: Recipe, force: bool, resume: bool) -> RunDir:
         _check_resumable(run, recipe)
         return run.open_for_writing(force=False)
     states = [state_path(run, s).name for s in STAGES if state_path(run, s).exists()]
-    summary = run.read_summary()
-    if not force and not summary.get("finished") and (states or any(s in summary for s in STAGES)):
+    stages_done = [s for s in STAGES if run.weights(s).is_file()]  # a stopped run has no summary.json yet
+    if not force and not run.read_summary().get("finished") and (states or stages_done):
         raise InputError(
             f"{path} holds an interrupted run ({', '.join(states) or 'a finished stage'}); "
             f"continue it with --resume {path}, or pass --force to start over"
