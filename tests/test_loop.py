@@ -4,11 +4,14 @@ Tiny synthetic data on the CPU: seconds."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 from torch import nn
 
 from kdedge.data.types import Split
+from kdedge.errors import InputError
 from kdedge.models.builders import build_model
 from kdedge.recipe import DistillConfig, StageConfig
 from kdedge.train.checkpoint import Checkpoint
@@ -92,3 +95,56 @@ def test_a_distillation_method_gets_each_steps_logits_and_targets() -> None:
     assert calls[0] == (torch.Size([32, 4]), torch.Size([32, 4]), torch.Size([32]), None)
     expected = default.state_dict()
     assert all(torch.equal(expected[k], v) for k, v in plugged.state_dict().items())
+
+
+# -- keep: best_val and the progress line --------------------------------------------------------------------
+NOISY = CFG.model_copy(update={"epochs": 6, "lr": 0.3, "optimizer": "sgd", "schedule": "constant"})
+
+
+class Progress:
+    """Stands in for rich's Progress: records each task's descriptions."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def add_task(self, description: str, total: int) -> int:
+        return 0
+
+    def advance(self, task: int) -> None:
+        pass
+
+    def update(self, task: int, description: str) -> None:
+        self.lines.append(description)
+
+
+def test_keep_best_val_ends_with_the_best_validation_epochs_weights() -> None:
+    """Random labels and a large lr: validation accuracy wanders, so the best epoch is not the last. The
+    kept weights equal those of a run stopped after that epoch (constant lr: the first epochs coincide)."""
+    train, ctx = _split(), _context(test=_split(40, seed=2), val=_split(48, seed=4))
+    kept_model = _model()
+    checkpoint = Checkpoint.fresh("teacher", kept_model, NOISY.model_copy(update={"keep": "best_val"}), seed=3)
+    records = fit(kept_model, train, NOISY, ctx, checkpoint=checkpoint)
+    scores = [(r["val_accuracy"], -r["val_loss"]) for r in records]
+    best = scores.index(max(scores)) + 1
+    assert checkpoint.kept_epoch == best and best < NOISY.epochs, scores
+    stopped = _model()
+    fit(stopped, train, NOISY.model_copy(update={"epochs": best}), ctx)
+    expected = stopped.state_dict()
+    assert all(torch.equal(expected[k], v) for k, v in kept_model.state_dict().items())
+
+
+def test_keep_best_val_without_a_validation_split_is_said() -> None:
+    model = _model()
+    checkpoint = Checkpoint.fresh("student", model, CFG.model_copy(update={"keep": "best_val"}), seed=3)
+    with pytest.raises(InputError, match=r"student.keep: best_val needs a validation split; set data.val_size"):
+        fit(model, _split(), CFG, _context(test=_split(40, seed=2)), checkpoint=checkpoint)
+
+
+@pytest.mark.parametrize(("splits", "shown"), [(("test", "val"), "val acc"), (("test",), "test acc")])
+def test_the_progress_line_shows_val_accuracy_where_there_is_a_val_split(splits, shown) -> None:
+    progress = Progress()
+    evaluation = {name: _split(40, seed=i + 2) for i, name in enumerate(splits)}
+    ctx = _context(**evaluation)
+    fit(_model(), _split(), CFG, replace(ctx, progress=progress))
+    assert len(progress.lines) == CFG.epochs and all(shown in line for line in progress.lines)
+    assert not any(("test acc" if shown == "val acc" else "val acc") in line for line in progress.lines)

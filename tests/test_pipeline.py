@@ -159,3 +159,26 @@ def test_a_teacher_checkpoint_of_a_stopped_run_of_other_data_is_refused(tmp_path
     mnist = DataBundle("mnist", digits, digits, tuple("0123456789"), (0.1,), (0.3,))
     with pytest.raises(InputError, match=r"was trained on cifar10 \(10 classes, 32 px\)"):
         check_checkpoint_data(recipe, mnist)
+
+
+def test_keep_best_val_saves_that_epoch_and_the_summary_names_it(tmp_path, data_root) -> None:
+    student = TINY["student"] | {"keep": "best_val", "epochs": 4, "lr": 0.05}
+    recipe = _recipe(data=TINY["data"] | {"val_size": 200}, student=student)
+    summary = _run(recipe, tmp_path / "run", data_root)
+    records = [r for r in RunDir(tmp_path / "run").read_metrics() if r["stage"] == "student"]
+    best = max(records, key=lambda r: (r["val_accuracy"], -r["val_loss"]))
+    assert summary["student"]["kept_epoch"] == best["epoch"] and summary["student"]["epochs"] == 4
+    assert summary["student"]["val_accuracy"] == best["val_accuracy"]  # scored with the kept weights
+    assert summary["student"]["train_accuracy"] == best["train_accuracy"]
+    assert summary["teacher"]["kept_epoch"] == 1  # keep: last
+    assert "keep: best_val" in (tmp_path / "run" / "recipe.yaml").read_text()
+
+
+def test_keep_best_val_without_a_validation_split_is_refused_before_anything_is_written(tmp_path) -> None:
+    from cli_helpers import one_error_line, run_cli, write_recipe
+
+    recipe = write_recipe(tmp_path / "r.yaml")
+    code, _, err = run_cli("distill", recipe, "-q", "--out", tmp_path / "run", "--set", "teacher.keep=best_val")
+    line = one_error_line(err)
+    assert code == 2 and line.startswith("error: teacher.keep: best_val keeps the epoch with the best validation")
+    assert "set data.val_size (e.g. 100)" in line and not (tmp_path / "run").exists()

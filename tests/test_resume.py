@@ -109,6 +109,39 @@ def test_resume_from_any_snapshot_is_bit_exact(tmp_path, monkeypatch, snapshot, 
     assert all(torch.equal(reference[k], resumed[k]) for k in reference)
 
 
+def test_resume_keeps_the_same_best_validation_epoch(tmp_path, monkeypatch):
+    """keep: best_val: the kept weights travel in the state file; a run resumed after the best epoch ends
+    with that epoch's weights, as the uninterrupted run does."""
+    import kdedge.train.state_file as state_file
+
+    stage = {"model": "mlp", "model_kwargs": {"hidden": [8]}, "epochs": 5, "batch_size": 40, "lr": 0.3}
+    stage |= {"optimizer": "sgd", "keep": "best_val"}
+    recipe = validate_recipe(
+        {"name": "t", "data": {"name": "mnist"}, "distillation": {"loss": "none"}, "student": stage}
+    )
+    cfg, split, val = recipe.student, _tiny_split(), _tiny_split(60)
+    ctx = Context(torch.device("cpu"), (0.5,), (0.25,), seed=3, num_classes=4, evaluation={"val": val})
+    run = RunDir(tmp_path / "run").open_for_writing(force=False)
+    saves, real_save = [], state_file.save_training_state
+    monkeypatch.setattr(
+        state_file, "save_training_state", lambda path, *a: real_save(path, *a) or saves.append(path.read_bytes())
+    )
+
+    def train(resuming: bool) -> tuple[dict, int]:
+        torch.manual_seed(0)
+        model = build_model("mlp", 4, 1, 8, {"hidden": [8]})
+        checkpoint = Checkpointer(run, recipe, every_minutes=0, resume=resuming).open("student", model, cfg, ctx.seed)
+        fit(model, split, cfg, ctx, None, recipe.distillation, checkpoint)
+        return model.state_dict(), checkpoint.kept_epoch
+
+    reference, kept = train(resuming=False)
+    assert 1 < kept < 5, kept  # neither the first nor the last epoch: the test means something
+    state_path(run, "student").write_bytes(saves[kept])  # the state saved at the end of the epoch after it
+    assert _header(state_path(run, "student"))["kept"]["epoch"] == kept
+    resumed, kept_again = train(resuming=True)
+    assert kept_again == kept and all(torch.equal(reference[k], resumed[k]) for k in reference)
+
+
 @pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(tmp_path):
     """Must-show: real CLI in a subprocess on real MNIST, SIGKILL while the student trains, --resume;

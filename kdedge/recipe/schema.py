@@ -119,6 +119,9 @@ class StageConfig(_Strict):
     checkpoint: str | None = None
     pretrained: bool | str = False
     eval_batch_size: Annotated[int, Field(gt=0)] = 1024
+    # which epoch's weights the stage keeps: the last, or the one with the best validation accuracy (ties:
+    # lower validation loss, then the earlier epoch); best_val needs a validation split (data.val_size)
+    keep: Literal["last", "best_val"] = "last"
 
     @field_validator("model")
     @classmethod
@@ -223,6 +226,9 @@ class Recipe(_Strict):
         data = self.model_dump(mode="json")
         if not data["distillation"]["loss_kwargs"]:  # runs saved before loss_kwargs existed keep their
             del data["distillation"]["loss_kwargs"]  # fingerprint (resume, sweep points)
+        for stage in ("teacher", "student"):  # likewise runs saved before `keep` existed
+            if data[stage] is not None and data[stage]["keep"] == "last":
+                del data[stage]["keep"]
         return data
 
     def fingerprint(self) -> str:

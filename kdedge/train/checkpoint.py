@@ -7,6 +7,8 @@ an interrupted epoch, the records so far) and writes it to RUN/<stage>.state.saf
 torchtune's knowledge_distillation_single_device recipe) and `checkpoint.after_step(model, position)`
 after every step, which saves when --checkpoint-minutes have passed and, on SIGTERM / Ctrl-C, saves and
 stops (kdedge.train.stop). A Checkpoint without a run (`Checkpoint.fresh`) keeps the state in memory only.
+With `keep: best_val` it also keeps the weights of the epoch with the best validation score so far (saved
+with the state, so a resumed run keeps the same epoch); `use_kept_weights` puts them into the model.
 Which stages of a run are finished, and opening a stage's Checkpoint for a fresh or resumed run, is
 kdedge.train.resume.Checkpointer.
 """
@@ -21,13 +23,23 @@ import torch
 from torch import nn
 
 from kdedge.errors import InputError
-from kdedge.files.rundir import RunDir
+from kdedge.files.rundir import RunDir, unwrapped
 from kdedge.recipe import StageConfig
 from kdedge.train import state_file, stop
 from kdedge.train.optim import make_optimizer
 from kdedge.train.state_file import EpochPosition, state_path
 
 STAGES = ("teacher", "student")
+
+
+@dataclass
+class KeptEpoch:
+    """The best validation epoch so far (keep: best_val): its number (1-based), its score (val accuracy,
+    -val loss: higher is better) and its weights (the state dict on the CPU)."""
+
+    epoch: int
+    score: tuple[float, float]
+    weights: dict[str, torch.Tensor]
 
 
 @dataclass
@@ -40,6 +52,8 @@ class Checkpoint:
     stage: str
     optimizer: torch.optim.Optimizer
     generator: torch.Generator
+    keep: str = "last"
+    kept: KeptEpoch | None = None
     epochs_done: int = 0
     position: EpochPosition | None = None
     records: list[dict] = field(default_factory=list)
@@ -54,17 +68,20 @@ class Checkpoint:
     def fresh(cls, stage: str, model: nn.Module, cfg: StageConfig, seed: int, **where) -> Checkpoint:
         """Epoch 0: a new optimiser for `model` and a generator seeded with the recipe's seed. `where`: the
         run, recipe_sha, every_seconds and writes of a checkpoint saved to a run directory."""
-        checkpoint = cls(stage, make_optimizer(model, cfg), torch.Generator().manual_seed(seed), **where)
+        generator = torch.Generator().manual_seed(seed)
+        checkpoint = cls(stage, make_optimizer(model, cfg), generator, keep=cfg.keep, **where)
         checkpoint.last_good = f"none for the {stage} yet (it failed before its first checkpoint)"
         return checkpoint
 
     def restore(self, model: nn.Module) -> None:
         """Continue from the stage's state file: model, optimiser, RNGs, records, position."""
         path = state_path(self.run, self.stage)
-        header, self.position, _ = state_file.restore(path, model, self.optimizer, self.generator)
+        header, self.position, kept = state_file.restore(path, model, self.optimizer, self.generator)
         if header.get("recipe_sha") != self.recipe_sha or header.get("stage") != self.stage:
             raise InputError(f"{path}: saved by another recipe or stage; delete it to restart {self.stage}")
         self.records, self.epochs_done = header["records"], header["epoch"]
+        if "kept" in header:
+            self.kept = KeptEpoch(header["kept"]["epoch"], tuple(header["kept"]["score"]), kept)
         self.last_good = _describe(self.stage, path, self.epochs_done, header["step"])
 
     # -- what fit calls --------------------------------------------------------------------------------
@@ -72,6 +89,8 @@ class Checkpoint:
         """The end-of-epoch checkpoint: keep the epoch's record and write the state (rank 0, with a run)."""
         self.records.append(record)
         self.epochs_done, self.position = record["epoch"], None
+        if self.keep == "best_val":
+            self._keep_if_best(model, record)
         self._write(model, self.epochs_done, None)
 
     def after_step(self, model: nn.Module, position: EpochPosition) -> None:
@@ -85,12 +104,32 @@ class Checkpoint:
         if signum:
             raise stop.Stopped(signum, saved(self.run, self), self.run.path)
 
+    def use_kept_weights(self, model: nn.Module) -> None:
+        """After the last epoch: load the kept epoch's weights into `model` (keep: best_val; keep: last
+        leaves it as it is)."""
+        if self.kept is not None:
+            unwrapped(model).load_state_dict(self.kept.weights)
+
+    @property
+    def kept_epoch(self) -> int:
+        """The number (1-based) of the epoch whose weights the stage keeps."""
+        return self.kept.epoch if self.kept is not None else self.epochs_done
+
     def steps_done(self, steps_per_epoch: int) -> int:
         return steps_per_epoch * self.epochs_done + (self.position.step if self.position else 0)
 
     def resumes_within(self, epoch: int) -> EpochPosition | None:
         """The saved position when `epoch` is the one a killed run stopped inside, else None."""
         return self.position if self.position is not None and self.position.epoch == epoch else None
+
+    def _keep_if_best(self, model: nn.Module, record: dict) -> None:
+        """Remember the weights of the epoch just recorded when its validation score is the best so far."""
+        if "val_accuracy" not in record:
+            raise InputError(f"{self.stage}.keep: best_val needs a validation split; set data.val_size (e.g. 5000)")
+        score = (record["val_accuracy"], -record["val_loss"])
+        if self.kept is None or score > self.kept.score:
+            weights = {k: v.detach().to("cpu", copy=True) for k, v in unwrapped(model).state_dict().items()}
+            self.kept = KeptEpoch(record["epoch"], score, weights)
 
     # -- writing -------------------------------------------------------------------------------------------
     def _write(self, model: nn.Module, epoch: int, position: EpochPosition | None) -> None:
@@ -106,8 +145,12 @@ class Checkpoint:
             "records": self.records,
             "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
+        kept = None
+        if self.kept is not None:
+            header["kept"] = {"epoch": self.kept.epoch, "score": list(self.kept.score)}
+            kept = self.kept.weights
         path = state_path(self.run, self.stage)
-        state_file.save_training_state(path, header, model, self.optimizer, self.generator, position)
+        state_file.save_training_state(path, header, model, self.optimizer, self.generator, position, kept)
         self.last_save = time.monotonic()
         self.last_good = _describe(self.stage, path, epoch, step)
 

@@ -42,13 +42,14 @@ def fit(
     *,
     method: DistillationMethod | None = None,
 ) -> list[dict]:
-    """Train `model` in place for cfg.epochs on `train`; return one metrics record per epoch.
+    """Train `model` in place for cfg.epochs on `train`; return one metrics record per epoch. The model
+    ends with the weights of the epoch cfg.keep names (the last, or the best on the validation split).
 
-    With a teacher, the loss is the distillation method on (student, teacher) logits: `method`, or the
-    recipe's loss (methods.LogitLoss); without, plain cross-entropy. `checkpoint` (kdedge.train.checkpoint)
-    carries the optimiser, the shuffling generator and where the state is saved; a restored one continues a
-    killed run where it stopped. Under DDP (ctx.world_size > 1) every rank walks its own shard of the same
-    shuffled order.
+        With a teacher, the loss is the distillation method on (student, teacher) logits: `method`, or the
+        recipe's loss (methods.LogitLoss); without, plain cross-entropy. `checkpoint` (kdedge.train.checkpoint)
+        carries the optimiser, the shuffling generator and where the state is saved; a restored one continues a
+        killed run where it stopped. Under DDP (ctx.world_size > 1) every rank walks its own shard of the same
+        shuffled order.
     """
     distill = distill if teacher is not None else DistillConfig(loss="none")
     stage = "student" if teacher is not None else "teacher"
@@ -66,6 +67,7 @@ def fit(
         record |= score_splits(model, ctx, cfg.eval_batch_size, teacher_scores)
         checkpoint.save(model, record)  # the end-of-epoch checkpoint (rank 0 of a run; in memory otherwise)
         _report(ctx, task, record, cfg.epochs)
+    checkpoint.use_kept_weights(model)  # keep: best_val -> that epoch's weights (keep: last: as they are)
     return checkpoint.records
 
 
@@ -232,7 +234,8 @@ def _report(ctx: Context, task, record: dict, epochs: int) -> None:
     if ctx.metrics is not None and ctx.rank == 0:
         ctx.metrics.log(record)
     if task is not None:
-        scored = f" test acc {record['test_accuracy']:.4f}" if "test_accuracy" in record else ""
+        split = "val" if "val_accuracy" in record else "test"  # never invite tuning on the test set
+        scored = f" {split} acc {record[f'{split}_accuracy']:.4f}" if f"{split}_accuracy" in record else ""
         line = f"{record['stage']} epoch {record['epoch']}/{epochs} loss {record['train_loss']:.4f}{scored}"
         ctx.progress.update(task, description=line)
 

@@ -37,6 +37,7 @@ from kdedge.train.prepare import (
     RunMetrics,
     check_checkpoint_data,
     check_checkpoint_splits,
+    check_keep,
     check_stages_fit_data,
     data_record,
     make_context,
@@ -66,6 +67,7 @@ __all__ = [  # the pipeline API, and the preparation steps it is built from (kde
     "check_stages_fit_data",
     "check_checkpoint_data",
     "check_checkpoint_splits",
+    "check_keep",
     "stage_summary",
 ]
 
@@ -166,6 +168,7 @@ def run_recipe(
     teacher's logits (default RUN/teacher_logits.safetensors; a sweep passes one file for all its points)."""
     bundle = bundle or prepare_data(recipe, data_root)
     students = recipe.student is not None and "student" in stages
+    check_keep(recipe, bundle)
     if students:  # bad transfer sets fail before any write (and before the teacher trains)
         biasfix.check_transfer_set(recipe, bundle.num_classes)
         transfer_set(recipe, bundle)
@@ -252,4 +255,5 @@ def _train_stage(
     except RuntimeFailure as err:  # the same type (a full disk stays DiskFull), one more clause
         err.args = (f"{err}; last good checkpoint: {checkpoint.last_good}",)
         raise
-    return {"epochs": len(records), "train_accuracy": records[-1]["train_accuracy"]}
+    kept = checkpoint.kept_epoch  # the last, or the best validation epoch (cfg.keep): fit ends with its weights
+    return {"epochs": len(records), "kept_epoch": kept, "train_accuracy": records[kept - 1]["train_accuracy"]}

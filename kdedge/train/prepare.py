@@ -153,7 +153,20 @@ def check_stages_fit_data(recipe: Recipe, bundle: DataBundle) -> None:
     for stage in ("teacher", "student"):
         if (cfg := getattr(recipe, stage)) is not None:
             check_input_size(cfg.model, bundle.image_size, cfg.model_kwargs)
+    check_keep(recipe, bundle)
     check_checkpoint_data(recipe, bundle)
+
+
+def check_keep(recipe: Recipe, bundle: DataBundle) -> None:
+    """keep: best_val picks an epoch by its validation score: the data must have a validation split."""
+    for stage in ("teacher", "student"):
+        cfg = getattr(recipe, stage)
+        if cfg is not None and cfg.keep == "best_val" and not cfg.checkpoint and bundle.val is None:
+            raise InputError(
+                f"{stage}.keep: best_val keeps the epoch with the best validation accuracy, and "
+                f"{bundle.name} has no validation split here; set data.val_size (e.g. "
+                f"{max(1, len(bundle.train) // 10)}) or {stage}.keep: last"
+            )
 
 
 def check_checkpoint_data(recipe: Recipe, bundle: DataBundle) -> None:
