@@ -15,14 +15,14 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[dev]"
 	touch $@
 
-# The edge-format converters and runtimes (ExecuTorch, LiteRT, Core ML: ~1.2 GB, ~3 min on 2 cores; see
+# The edge-format converters and runtimes (ExecuTorch, LiteRT, Core ML, NCNN, MNN, OpenCV, tract: ~1.6 GB; see
 # docs/formats.md). Not in `venv`: a developer who never exports to them keeps a lean .venv and their
 # tests skip; .ci/run calls `make edge test`, and in CI the edge tests fail rather than skip without them.
 edge: $(VENV)/.edge-installed
 
 # pyproject's `edge` extra, spelled out: installing the packages alone resolves in ~30 s, while
 # `pip install -e ".[dev,edge]"` re-resolves the project too and backtracks through old timm wheels.
-EDGE_REQUIREMENTS = $(shell $(BIN)/python -c "import tomllib; x = tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']; print(' '.join(r for k in ('executorch', 'litert-convert', 'coreml') for r in x[k]))")
+EDGE_REQUIREMENTS = $(shell $(BIN)/python -c "import tomllib; x = tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']; print(' '.join(r for k in ('executorch', 'litert-convert', 'coreml', 'ncnn-convert', 'mnn', 'consumers') for r in x[k]))")
 
 # The edge converters (litert-torch -> transformers, executorch) accept many torch versions: without the
 # venv's own torch pinned, pip's resolver backtracks through old torch wheels for many minutes.

@@ -1,8 +1,10 @@
 """kdedge: distill large image classifiers into small ones that run on edge devices.
 
 The Python API (kdedge.api; imported on first use, so `import kdedge` pulls in neither torch nor
-onnxruntime): kdedge.distill(recipe, overrides=..., out=...) -> Run, kdedge.train, kdedge.export(run, ...),
-kdedge.bench(run, ...) -> rows, kdedge.Run.
+onnxruntime): kdedge.distill(recipe, overrides=..., out=...) -> Run, kdedge.train, kdedge.sweep,
+kdedge.export(run, ...) -> rows, kdedge.bench(run, ...) -> rows, kdedge.init(folder, teacher=...,
+student=...) -> recipe file, kdedge.predict(file, images) -> results, kdedge.check(file.onnx) -> which
+ONNX runtimes load it and agree, kdedge.Run.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ import types
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["Run", "__version__", "bench", "distill", "export", "train"]
-_API = ("Run", "distill")
+__all__ = ["Run", "__version__", "bench", "check", "distill", "export", "init", "predict", "sweep", "train"]
+_API = ("Run", "check", "distill", "init", "predict", "sweep")
 
 
 class CallablePackage(types.ModuleType):

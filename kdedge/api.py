@@ -17,16 +17,28 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from kdedge.commands.options import (
+    BenchCommandOptions,
+    CheckOptions,
+    DistillOptions,
+    ExportOptions,
+    InitOptions,
+    Overrides,
+    PathLike,
+    PredictOptions,
+    SweepOptions,
+)
 
 if TYPE_CHECKING:
-    from kdedge.export.table import ExportRow
+    from kdedge.commands.export import ExportResult
     from kdedge.recipe import Recipe
 
-Overrides = dict[str, Any] | list[str] | tuple[str, ...] | None
-STAGES = ("teacher", "student")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -61,95 +73,111 @@ class Run:
         return self.path / "export" / f"{stage}.{precision}.onnx"
 
 
-def _set_strings(overrides: Overrides) -> list[str]:
-    """{'student.epochs': 5} or ['student.epochs=5'] -> ['student.epochs=5'] (values as YAML, typed later)."""
-    if overrides is None:
-        return []
-    if isinstance(overrides, dict):
-        return [
-            f"{key}={json.dumps(value) if not isinstance(value, str) else value}" for key, value in overrides.items()
-        ]
-    return list(overrides)
+def _options(cls: type[T], first: Any, *args: Any, **kwargs: Any) -> T:
+    """An options object: the one given (what the CLI passes), else built from the call's arguments."""
+    if isinstance(first, cls):
+        if args or any(value is not None for value in kwargs.values()):
+            raise TypeError(f"give a {cls.__name__} or the arguments, not both")
+        return first
+    return cls(first, *args, **{key: value for key, value in kwargs.items() if value is not None})
 
 
 def distill(
-    recipe: str | os.PathLike,
-    overrides: Overrides = None,
-    out: str | os.PathLike | None = None,
-    *,
-    data_root: str | None = None,
-    force: bool = False,
-    quiet: bool = False,
-    resume: str | os.PathLike | None = None,
-    checkpoint_minutes: float = 30.0,
-    tensorboard: bool = False,
-    stages: tuple[str, ...] = STAGES,
+    recipe: PathLike | DistillOptions, overrides: Overrides = None, out: PathLike | None = None, **options: Any
 ) -> Run:
     """Train the teacher (unless the recipe gives a checkpoint), then distill the student: `kdedge
-    distill`. A recipe with a sweep section runs its sweep; the Run is then the sweep's folder."""
+    distill`. A recipe with a sweep section runs its sweep; the Run is then the sweep's folder.
+
+    options: data_root, force, quiet, resume, checkpoint_minutes, tensorboard, skip_bad_images (the
+    fields of kdedge.commands.options.DistillOptions, which may also be given instead of the recipe)."""
     from kdedge.commands.distill import distill_command
 
-    out_path = None if out is None else Path(out)
-    resume_path = None if resume is None else Path(resume)
-    path = distill_command(
-        str(recipe),
-        _set_strings(overrides),
-        out_path,
-        data_root,
-        force,
-        quiet,
-        tuple(stages),
-        resume_path,
-        checkpoint_minutes,
-        tensorboard,
-    )
-    return Run(Path(path))
+    return Run(distill_command(_options(DistillOptions, recipe, overrides=overrides, out=out, **options)))
 
 
 def train(
-    recipe: str | os.PathLike, overrides: Overrides = None, out: str | os.PathLike | None = None, **options: Any
+    recipe: PathLike | DistillOptions, overrides: Overrides = None, out: PathLike | None = None, **options: Any
 ) -> Run:
-    """The recipe's teacher only (`kdedge train`); options as for distill."""
-    return distill(recipe, overrides, out, stages=("teacher",), **options)
+    """The recipe's teacher only (`kdedge train`): distill stopped after the teacher; options as for
+    distill."""
+    chosen = _options(DistillOptions, recipe, overrides=overrides, out=out, **options)
+    return distill(replace(chosen, stages=("teacher",)))
+
+
+def sweep(recipe: PathLike | SweepOptions, **options: Any) -> list[dict[str, Any]]:
+    """One teacher, one student per grid point (`kdedge sweep`); options: the fields of
+    kdedge.commands.options.SweepOptions (grid, overrides, out, jobs, metric, backend, ...). Returns the
+    rows, best first (as in SWEEP/sweep.csv)."""
+    from kdedge.commands.sweep import sweep_command
+
+    return sweep_command(_options(SweepOptions, recipe, **options))
+
+
+def init(path: PathLike | InitOptions, teacher: str | None = None, student: str | None = None, **options: Any) -> Path:
+    """Look at a folder of class folders (or a CSV of image,label rows) and write a recipe that runs (`kdedge
+    init`); returns the recipe file. options: image_size, out (default ./<name>.yaml), force."""
+    from kdedge.commands.init import init_command
+
+    return init_command(_options(InitOptions, path, teacher=teacher, student=student, **options))
+
+
+def predict(model: Run | PathLike | PredictOptions, images: Any = None, top_k: int = 1) -> list[dict[str, Any]]:
+    """Top-k classes per image (`kdedge predict`) from an exported .onnx / .tflite / .pte file or a run folder
+    (its deployable file, else its fp32 student); images: files, folders or glob patterns (one or a list).
+    Returns [{'image': path, 'top': [{'class': name, 'index': i, 'probability': p}, ...]}, ...]; prints
+    nothing. Neither .onnx nor .tflite imports torch."""
+    from kdedge.commands.predict import predict_results
+
+    if isinstance(model, PredictOptions):
+        return predict_results(model)
+    items = [images] if isinstance(images, (str, os.PathLike)) else list(images or [])
+    return predict_results(PredictOptions(model, tuple(items), top_k))
+
+
+def check(
+    model: PathLike | CheckOptions, images: Any = None, limit: int = 256, data_root: str | None = None
+) -> dict[str, Any]:
+    """`kdedge check`: which ONNX-consuming runtimes (onnxruntime, OpenVINO, OpenCV DNN, tract) load the .onnx
+    file and agree with onnxruntime on `images` (files / folders) or the run's own test images. Returns
+    {'file', 'images', 'rows': [{'runtime', 'version', 'status', 'agreement', 'max_abs_diff', 'note'}, ...]}."""
+    from kdedge.commands.check import check_results
+
+    if isinstance(model, CheckOptions):
+        return check_results(model)
+    items = [images] if isinstance(images, (str, os.PathLike)) else list(images or [])
+    return check_results(CheckOptions(model, tuple(items), limit, data_root))
 
 
 def export(
-    run: Run | str | os.PathLike, models: str = "both", precisions: str = "fp32,fp16,int8", **options: Any
-) -> list[ExportRow]:
-    """RUN/export/<stage>.<precision>.onnx, each checked and self-describing (`kdedge export`); options:
-    opset, data_root, calibration_images, int8_scheme, int8_method, min_top1_agreement, limit, quiet,
-    force, wide. Returns one row per file (accuracy, agreement with fp32, size, path)."""
-    from kdedge.export.runner import export_run
+    run: Run | PathLike | ExportOptions,
+    models: str | None = None,
+    precisions: str | None = None,
+    **options: Any,
+) -> ExportResult:
+    """RUN/export/<stage>.<precision>.<suffix>, each checked and self-describing (`kdedge export`); options:
+    the fields of kdedge.commands.options.ExportOptions (opset, data_root, calibration_images, int8_scheme,
+    int8_method, min_top1_agreement, limit, quiet, force, wide, formats, batches).
 
-    return export_run(os.fspath(run), models, precisions, options.pop("opset", None), **options)
+    Returns the rows of the files written (accuracy, agreement with fp32, size, path). When some file
+    failed its checks, the others are still returned; result.failed holds the failed rows, result.message
+    the line that names them (also issued as a RuntimeWarning). Bad input raises InputError."""
+    from kdedge.commands.export import export_command
+
+    chosen = _options(ExportOptions, run, models=models, precisions=precisions, **options)
+    result = export_command(chosen)
+    if result.failed:
+        warnings.warn(result.message, RuntimeWarning, stacklevel=2)
+    return result
 
 
-def bench(
-    paths: Run | str | os.PathLike | list,
-    *,
-    device: str = "cpu",
-    batch: str = "1,32",
-    seconds: float = 2.0,
-    threads: int | None = None,
-    runtimes: str = "all",
-    compile: bool = False,
-    limit: int | None = None,
-    peak: bool = False,
-    accuracy_bound: float = 0.5,
-    timeout: float = 600,
-    data_root: str | None = None,
-    quiet: bool = False,
-    wide: bool = False,
-    outputs: dict[str, Path | None] | None = None,
-) -> list[dict[str, Any]]:
+def bench(paths: Run | PathLike | list | BenchCommandOptions, **options: Any) -> list[dict[str, Any]]:
     """Latency, throughput, memory, size and accuracy per runtime and precision (`kdedge bench`) of run
-    directories and/or .onnx files; returns the rows (dicts, as in `--json`). outputs: {'json': path, 'csv':
-    ..., 'md': ..., 'plot': ...}."""
-    from kdedge.commands.bench import bench_command, make_options
+    directories and/or .onnx files; returns the rows (dicts, as in `--json`). options: the fields of
+    kdedge.commands.options.BenchCommandOptions (device, batch, seconds, threads, runtimes, compile, limit,
+    peak, accuracy_bound, timeout, data_root, quiet, wide, outputs: {'json': path, 'csv': ..., 'md': ...,
+    'plot': ...})."""
+    from kdedge.commands.bench import bench_command
 
-    items = paths if isinstance(paths, (list, tuple)) else [paths]
-    options = make_options(
-        device, batch, seconds, threads, runtimes, compile, limit, peak, accuracy_bound, timeout, data_root
-    )
-    result = bench_command([Path(os.fspath(p)) for p in items], options, outputs or {}, quiet, wide)
-    return result["rows"]
+    if not isinstance(paths, BenchCommandOptions):
+        paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    return bench_command(_options(BenchCommandOptions, paths, **options))["rows"]

@@ -94,6 +94,27 @@ def test_affine_augment_geometry_and_determinism() -> None:
     assert not torch.equal(first, augment(images, "affine", torch.Generator().manual_seed(4)))
 
 
+def test_elastic_augment_is_a_smooth_displacement_on_top_of_affine() -> None:
+    """`elastic` warps with Simard et al.'s smoothed random field: alpha 0 gives exactly the affine warp of
+    the same seed; the offsets are about a pixel on average, vary smoothly between neighbours, and a seed
+    fixes the draw."""
+    from kdedge.train.augment import augment, elastic_offsets, random_affine
+
+    images = torch.randint(0, 256, (6, 1, 28, 28), dtype=torch.uint8)
+    plain = random_affine(images, torch.Generator().manual_seed(5))
+    no_field = random_affine(images, torch.Generator().manual_seed(5), elastic=(0.0, 4.0))
+    assert torch.equal(plain, no_field)
+    offsets = elastic_offsets(200, 28, 28, 34.0, 4.0, torch.Generator().manual_seed(0)) * 14  # grid -> px
+    assert offsets.shape == (200, 28, 28, 2)
+    assert 0.5 < offsets.abs().mean() < 2.0
+    neighbour_step = (offsets[:, 1:] - offsets[:, :-1]).abs().mean()
+    assert neighbour_step < 0.2 * offsets.abs().mean()  # smooth: a white-noise field would not be
+    warped = augment(images, "elastic", torch.Generator().manual_seed(3))
+    assert warped.dtype == torch.uint8 and warped.shape == images.shape
+    assert torch.equal(warped, augment(images, "elastic", torch.Generator().manual_seed(3)))
+    assert not torch.equal(warped, augment(images, "affine", torch.Generator().manual_seed(3)))
+
+
 @pytest.mark.parametrize("name", ["mnist", "cifar10"])
 def test_failed_download_is_one_clear_input_error(tmp_path: Path, monkeypatch, name: str) -> None:
     """Offline without --data-root/KDEDGE_DATA: torchvision's download error (a RuntimeError or URLError

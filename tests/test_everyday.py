@@ -344,11 +344,12 @@ def _documented_commands() -> list[tuple[str, list[str]]]:
 
 
 def _parse(argv: list[str]) -> tuple[str, dict]:
-    """(command name, its parsed parameters) from the real CLI parser, after --set pair expansion."""
-    from kdedge.cli import app, expand_set_pairs
+    """(command name, its parsed parameters) from the real CLI parser; for the training commands, "recipe"
+    and "overrides" as the command reads them (the KEY=VALUE words after a --set included)."""
+    from kdedge.cli import app
+    from kdedge.cli.training import recipe_and_overrides
 
     group = typer.main.get_command(app)
-    argv = expand_set_pairs(argv)
     if argv[0].startswith("--"):
         return argv[0], {}
     parent = group.make_context("kdedge", list(argv), resilient_parsing=False)
@@ -356,7 +357,11 @@ def _parse(argv: list[str]) -> tuple[str, dict]:
     name, command, rest = group.resolve_command(parent, words)
     if hasattr(command, "commands") and rest and rest[0] in command.commands:  # recipes show NAME
         name, command, rest = f"{name} {rest[0]}", command.commands[rest[0]], rest[1:]
-    return name, command.make_context(name, rest, parent=parent).params
+    context = command.make_context(name, rest, parent=parent)
+    params = dict(context.params)
+    if name in TRAINS:
+        params["recipe"], params["overrides"] = recipe_and_overrides(context, params["recipe"], params["overrides"])
+    return name, params
 
 
 def test_every_documented_command_parses_and_its_recipe_loads(monkeypatch) -> None:
@@ -378,7 +383,7 @@ def test_every_documented_command_parses_and_its_recipe_loads(monkeypatch) -> No
             pytest.fail(f"{where}: {err}")
         if name in TRAINS and params["recipe"] != "my.yaml":  # my.yaml: written by `recipes show > my.yaml`
             try:
-                load_recipe(params["recipe"], parse_set(params["set_"]))
+                load_recipe(params["recipe"], parse_set(params["overrides"]))
             except Exception as err:  # noqa: BLE001 - the message names the command that failed
                 pytest.fail(f"{where}: {err}")
 
@@ -444,20 +449,56 @@ def test_python_api_distill_export_bench(data_root: Path, tmp_path: Path) -> Non
 
 
 def test_the_cli_is_a_thin_layer_on_the_api(monkeypatch, tmp_path: Path) -> None:
-    """`kdedge distill` / `export` / `bench` call kdedge.api with what they parsed."""
+    """`kdedge distill` / `train` / `export` / `bench` build their command's options object and call
+    kdedge.api with it; `train` is distill stopped after the teacher."""
     from cli_helpers import run_cli
 
     import kdedge.api
+    from kdedge.commands.export import ExportResult
+    from kdedge.commands.options import BenchCommandOptions, DistillOptions, ExportOptions
 
     calls = []
-    for name in ("distill", "export", "bench"):
-        monkeypatch.setattr(kdedge.api, name, lambda *a, _n=name, **k: calls.append((_n, a, k)))
+    for name in ("distill", "train", "export", "bench"):
+        result = ExportResult([], []) if name == "export" else None
+        monkeypatch.setattr(kdedge.api, name, lambda *a, _n=name, _r=result, **k: calls.append((_n, a, k)) or _r)
     assert run_cli("distill", "hinton_mnist", "--set", "a=1", "b=2", "--out", tmp_path)[0] == 0
+    assert run_cli("train", "--set", "a=1", "b=2", "hinton_mnist", "--skip-bad-images")[0] == 0
     assert run_cli("export", tmp_path, "--precision", "fp32", "--wide")[0] == 0
     assert run_cli("bench", tmp_path, "--batch", "1")[0] == 0
-    assert calls[0][:2] == ("distill", ("hinton_mnist", ["a=1", "b=2"], tmp_path))
-    assert calls[1][0] == "export" and calls[1][2]["wide"] is True
-    assert calls[2][0] == "bench" and calls[2][2]["batch"] == "1"
+    assert [(name, args[0].__class__, k) for name, args, k in calls] == [
+        ("distill", DistillOptions, {}),
+        ("train", DistillOptions, {}),
+        ("export", ExportOptions, {}),
+        ("bench", BenchCommandOptions, {}),
+    ]
+    distill, train, export, bench = (args[0] for _, args, _ in calls)
+    assert distill == DistillOptions("hinton_mnist", ("a=1", "b=2"), tmp_path)
+    assert train.stages == ("teacher",) and train.recipe == "hinton_mnist" and train.overrides == ("a=1", "b=2")
+    assert train.set_values() == ["a=1", "b=2", "data.skip_bad_images=true"]
+    assert export.wide is True and export.precisions == "fp32" and export.run_dir == tmp_path
+    assert bench.batch == "1" and bench.paths == (tmp_path,)
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["distill", "hinton_mnist", "b=2"], "Got unexpected extra argument (b=2)"),
+        (["distill", "hinton_mnist", "--set", "a=1", "other"], "Got unexpected extra argument (other)"),
+        (["distill", "--set", "a=1", "b=2"], "Missing argument 'RECIPE'"),
+    ],
+)
+def test_words_after_set_that_are_not_pairs_are_usage_errors(argv: list[str], expected: str) -> None:
+    from cli_helpers import one_error_line, run_cli
+
+    code, _, err = run_cli(*argv)
+    assert code == 2 and expected in one_error_line(err), err
+
+
+def test_bare_kdedge_prints_the_help_and_exits_2() -> None:
+    from cli_helpers import run_cli
+
+    code, out, _ = run_cli()
+    assert code == 2 and "Commands:" in out and "distill" in out
 
 
 # -- bench.json keeps every configuration; export --target says what it chose and why -------------------

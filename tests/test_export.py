@@ -223,6 +223,29 @@ def test_failed_parity_or_agreement_writes_no_file(mnist_export, data_root: Path
     assert sorted(p.name for p in (run / "export").iterdir()) == ["student.fp32.onnx"]
 
 
+def test_python_api_returns_the_files_that_passed_and_names_the_failed(
+    mnist_export, data_root: Path, tmp_path: Path, monkeypatch
+):
+    """kdedge.export() keeps the rows of the files that passed when another fails (a RuntimeWarning names
+    the failed ones, result.failed holds their rows); the CLI still exits 1 with the same line."""
+    import shutil
+
+    import kdedge
+    from kdedge.export import runner
+
+    run = tmp_path / "run"
+    shutil.copytree(mnist_export[0], run, ignore=shutil.ignore_patterns("export"))
+    monkeypatch.setattr(runner, "agreement", lambda a, b: 0.5)  # the int8 file fails its check
+    with pytest.warns(RuntimeWarning, match="export failed for student.int8"):
+        result = kdedge.export(run, "student", "fp32,int8", data_root=str(data_root), limit=50, quiet=True)
+    assert [(r.name, r.status) for r in result] == [("student.fp32", "ok")]
+    assert Path(result[0].path) == run / "export" / "student.fp32.onnx" and Path(result[0].path).is_file()
+    assert [r.name for r in result.failed] == ["student.int8"] and "agreement" in result.failed[0].status
+    assert result.message.startswith("export failed for student.int8")
+    code, _, err = run_cli("export", run, "--model", "student", "--precision", "fp32,int8", "--limit", "50", "-q")
+    assert code == 1 and err.strip() == f"error: {result.message}"
+
+
 def test_force_replaces_the_whole_export_and_a_failed_one_keeps_the_old(
     mnist_export, data_root: Path, tmp_path: Path, monkeypatch
 ):

@@ -15,7 +15,7 @@ from kdedge.data.load import load_data
 from kdedge.data.types import DataBundle, DataSource, Split
 from kdedge.errors import InputError
 from kdedge.files.rundir import RunDir
-from kdedge.losses import LOSSES, register_loss
+from kdedge.losses import LOSSES, TrainingProgress, register_loss
 from kdedge.models import MODELS
 from kdedge.recipe import validate_recipe
 from kdedge.train.pipeline import run_recipe
@@ -96,6 +96,41 @@ def test_a_loss_with_an_option_runs_from_a_recipe(tmp_path, registered):
         validate_recipe(_recipe(distillation={"loss": "smoothed_hinton", "loss_kwargs": {"smoothing": 0.1}}))
     with pytest.raises(InputError, match=r"loss_kwargs.label_smoothing: Extra inputs .*options of this loss: none"):
         validate_recipe(_recipe(distillation={"loss": "kl", "loss_kwargs": {"label_smoothing": 0.1}}))
+
+
+# -- a loss that takes the training progress (a warm-up, as DKD's) ------------------------------------------
+SEEN: list[TrainingProgress] = []
+
+
+def ramped_kl(student_logits, teacher_logits, targets, temperature: float, progress: TrainingProgress):
+    """CE + min(epochs done / 2, 1) * T^2 KL: the soft term ramps up over two epochs."""
+    SEEN.append(progress)
+    soft = F.kl_div(
+        F.log_softmax(student_logits / temperature, 1),
+        F.log_softmax(teacher_logits / temperature, 1),
+        reduction="batchmean",
+        log_target=True,
+    )
+    return F.cross_entropy(student_logits, targets) + min(progress.epochs_done / 2, 1) * temperature**2 * soft
+
+
+def test_a_loss_that_takes_the_progress_gets_epoch_and_step(tmp_path, registered):
+    registered(LOSSES, "ramped_kl")
+    register_loss("ramped_kl", inputs=frozenset({"temperature", "progress"}))(ramped_kl)
+    SEEN.clear()
+    recipe = validate_recipe(_recipe(student={"epochs": 2}, distillation={"loss": "ramped_kl"}))
+    assert run_recipe(recipe, RunDir(tmp_path / "run").open_for_writing(False), None)["finished"]
+    # 400 images, batch 100: 4 steps in each of 2 epochs, in order
+    assert [(p.epoch, p.step) for p in SEEN] == [(e, s) for e in range(2) for s in range(4)]
+    assert {(p.epochs, p.steps_per_epoch) for p in SEEN} == {(2, 4)} and SEEN[5].epochs_done == 1.25
+
+
+@pytest.mark.parametrize("loss", ["dkd", "dist"])
+def test_the_logit_methods_run_from_a_recipe(tmp_path, loss):
+    options = {"dkd": {"warmup_epochs": 1}, "dist": {"kd_weight": 1.0}}[loss]
+    recipe = validate_recipe(_recipe(distillation={"loss": loss, "loss_kwargs": options}))
+    summary = run_recipe(recipe, RunDir(tmp_path / "run").open_for_writing(False), None)
+    assert summary["finished"] and summary["student"]["test_count"] == 100
 
 
 # -- a model: docs/EXTENDING.md, "A model" -----------------------------------------------------------------

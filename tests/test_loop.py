@@ -12,6 +12,7 @@ from torch import nn
 
 from kdedge.data.types import Split
 from kdedge.errors import InputError
+from kdedge.losses import TrainingProgress
 from kdedge.models.builders import build_model
 from kdedge.recipe import DistillConfig, StageConfig
 from kdedge.train.checkpoint import Checkpoint
@@ -84,15 +85,16 @@ def test_a_distillation_method_gets_each_steps_logits_and_targets() -> None:
     distill = DistillConfig(loss="kl", alpha=0.5, temperature=2.0)
     recipe_loss = LogitLoss.from_recipe(distill, CFG, split.labels, 4)
 
-    def method(student_logits, teacher_logits, targets, student_features=None, teacher_features=None):
-        calls.append((student_logits.shape, teacher_logits.shape, targets.shape, student_features))
-        return recipe_loss(student_logits, teacher_logits, targets)
+    def method(student_logits, teacher_logits, targets, progress=None, student_features=None, teacher_features=None):
+        calls.append((student_logits.shape, teacher_logits.shape, targets.shape, progress, student_features))
+        return recipe_loss(student_logits, teacher_logits, targets, progress)
 
     plugged, default = _model(), _model()
     fit(plugged, split, CFG, _context(), teacher, distill, method=method)
     fit(default, split, CFG, _context(), teacher, distill)
     assert len(calls) == 3 * 3  # 3 epochs x 3 steps of 32
-    assert calls[0] == (torch.Size([32, 4]), torch.Size([32, 4]), torch.Size([32]), None)
+    assert calls[0] == (torch.Size([32, 4]), torch.Size([32, 4]), torch.Size([32]), TrainingProgress(0, 3, 0, 3), None)
+    assert calls[-1][3] == TrainingProgress(2, 3, 2, 3)
     expected = default.state_dict()
     assert all(torch.equal(expected[k], v) for k, v in plugged.state_dict().items())
 

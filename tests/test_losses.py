@@ -26,8 +26,8 @@ def _hard_ce() -> float:
     return (-math.log(0.9) - math.log(0.5)) / 2
 
 
-def test_registry_names_the_three_losses() -> None:
-    assert LOSSES.names() == ["hinton", "kl", "none"]
+def test_registry_names_the_losses() -> None:
+    assert LOSSES.names() == ["dist", "dkd", "hinton", "kl", "none"]
 
 
 def test_none_is_plain_cross_entropy_and_ignores_teacher() -> None:

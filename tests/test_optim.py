@@ -1,12 +1,13 @@
-"""Learning-rate schedules: cosine with warm restarts (cosine_cycles) and its validation."""
+"""Learning-rate schedules (cosine with warm restarts), the momentum ramp and dampening, and their validation."""
 
 from __future__ import annotations
 
 import pytest
+import torch
 from pydantic import ValidationError
 
-from kdedge.recipe import StageConfig
-from kdedge.train.optim import lr_factor
+from kdedge.recipe import Recipe, StageConfig
+from kdedge.train.optim import apply_max_norm, lr_factor, make_optimizer, momentum_at, set_step_hyperparameters
 
 
 def stage(**kwargs) -> StageConfig:
@@ -45,3 +46,78 @@ def test_bad_cycles_are_refused(kwargs: dict, message: str) -> None:
     schedule = kwargs.pop("schedule", "cosine")
     with pytest.raises(ValidationError, match=message):
         StageConfig(model="mlp", schedule=schedule, **kwargs)
+
+
+def test_momentum_ramps_linearly_then_holds() -> None:
+    cfg = StageConfig(model="mlp", momentum=0.99, momentum_start=0.5, momentum_ramp_epochs=500)
+    steps = 4  # per epoch
+    assert momentum_at(cfg, 0, steps) == pytest.approx(0.5)
+    assert momentum_at(cfg, 250 * steps, steps) == pytest.approx(0.745)
+    assert momentum_at(cfg, 500 * steps, steps) == pytest.approx(0.99)
+    assert momentum_at(cfg, 3000 * steps, steps) == pytest.approx(0.99)
+    assert momentum_at(StageConfig(model="mlp", momentum=0.9), 123, steps) == 0.9  # no ramp: constant
+
+
+def test_ramp_and_dampening_reach_the_optimiser() -> None:
+    """set_step_hyperparameters writes the ramped momentum, and dampening = momentum, into every group."""
+    cfg = StageConfig(model="mlp", lr=0.5, momentum=0.9, momentum_start=0.5, momentum_ramp_epochs=2, dampening=True)
+    optimizer = make_optimizer(torch.nn.Linear(2, 1), cfg)
+    assert optimizer.param_groups[0]["momentum"] == pytest.approx(0.5)
+    set_step_hyperparameters(optimizer, cfg, step=10, steps_per_epoch=10)  # half-way through the ramp
+    assert optimizer.param_groups[0]["momentum"] == pytest.approx(0.7)
+    assert optimizer.param_groups[0]["dampening"] == pytest.approx(0.7)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize(("dampening", "step_per_gradient"), [(True, 1.0), (False, 10.0)])
+def test_dampening_keeps_the_step_at_lr_times_gradient(dampening: bool, step_per_gradient: float) -> None:
+    """Under a constant gradient, sgd with momentum 0.9 settles at a step of lr x g / (1 - 0.9) = 10 lr g;
+    with dampening (Hinton et al. 2012's update) at lr x g."""
+    layer = torch.nn.Linear(1, 1, bias=False)
+    optimizer = make_optimizer(layer, StageConfig(model="mlp", lr=0.01, momentum=0.9, dampening=dampening))
+    for _ in range(300):
+        before = layer.weight.detach().clone()
+        layer.weight.grad = torch.ones_like(layer.weight)
+        optimizer.step()
+    assert float(before - layer.weight.detach()) == pytest.approx(0.01 * step_per_gradient, rel=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"momentum_start": 0.5}, "go together"),
+        ({"momentum_ramp_epochs": 10}, "go together"),
+        ({"momentum_start": 0.5, "momentum_ramp_epochs": 10, "optimizer": "adam"}, "need optimizer: sgd"),
+        ({"dampening": True, "optimizer": "adamw"}, "need optimizer: sgd"),
+        ({"dampening": True, "nesterov": True}, "cannot be combined"),
+    ],
+)
+def test_bad_momentum_settings_are_refused(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        StageConfig(model="mlp", **kwargs)
+
+
+def test_new_stage_keys_leave_old_fingerprints_alone() -> None:
+    """Runs saved before the momentum ramp existed still resume: its keys at their defaults are not
+    part of the fingerprint; set, they are."""
+    base = {"name": "x", "data": {"name": "mnist"}, "teacher": {"model": "mlp"}}
+    plain = Recipe.model_validate(base)
+    assert "momentum_start" not in plain.to_dict()["teacher"] and "dampening" not in plain.to_dict()["teacher"]
+    ramp = {"model": "mlp", "momentum_start": 0.5, "momentum_ramp_epochs": 5}
+    ramped = Recipe.model_validate(base | {"teacher": ramp})
+    assert ramped.to_dict()["teacher"]["momentum_start"] == 0.5
+    assert ramped.fingerprint() != plain.fingerprint()
+
+
+def test_max_norm_caps_each_units_incoming_weights() -> None:
+    """Rows (one unit's incoming weights) longer than max_norm are scaled to exactly max_norm; shorter rows
+    and biases are left alone."""
+    layer = torch.nn.Linear(4, 3)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[3.0, 4.0, 0, 0], [0.3, 0.4, 0, 0], [0, 0, 6.0, 8.0]]))
+        layer.bias.fill_(9.0)
+    apply_max_norm(torch.nn.Sequential(layer), 2.5)
+    norms = torch.linalg.vector_norm(layer.weight.detach(), dim=1)
+    assert torch.allclose(norms, torch.tensor([2.5, 0.5, 2.5]), atol=1e-5)
+    assert torch.allclose(layer.weight.detach()[0], torch.tensor([1.5, 2.0, 0, 0]), atol=1e-5)  # same direction
+    assert torch.equal(layer.bias.detach(), torch.full((3,), 9.0))

@@ -163,6 +163,8 @@ def preload(runtime: str) -> None:
         "openvino": ("openvino",),
         "executorch": ("torch", "executorch.runtime"),
         "litert": ("ai_edge_litert.interpreter",),
+        "ncnn": ("ncnn",),
+        "mnn": ("MNN",),
     }
     for name in modules.get(runtime.removesuffix("-compile"), ()):
         if importlib.util.find_spec(name) is not None:

@@ -1,6 +1,9 @@
-"""The command line: the Typer app (app.py: options and help, one function per command, each calling
-kdedge.commands) and shell completion (completion.py). Nothing imports this package but kdedge.__main__."""
+"""The command line: the Typer app and its entry point (app.py), the commands' functions (training.py:
+distill, train, sweep; files.py: eval, report, export, bench, predict; info.py: recipes, formats, init),
+shared options (params.py), error lines (errors.py) and shell completion (completion.py). Each command builds
+its options object (kdedge.commands.options) and calls kdedge.api. Nothing imports this package but
+kdedge.__main__."""
 
-from kdedge.cli.app import app, expand_set_pairs, main
+from kdedge.cli.app import app, main
 
-__all__ = ["app", "expand_set_pairs", "main"]
+__all__ = ["app", "main"]

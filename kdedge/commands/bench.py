@@ -1,11 +1,12 @@
-"""What `kdedge bench` does between parsing and printing: option strings -> BenchOptions -> run -> outputs."""
+"""What `kdedge bench` does between parsing and printing: the command's options -> the checked BenchOptions
+(kdedge.bench.run) -> run -> table and files."""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from kdedge.bench.run import RUNTIME_CHOICES, BenchOptions, check_options, run_bench
+from kdedge.commands.options import BenchCommandOptions
 from kdedge.errors import InputError
 from kdedge.files.fsguard import check_writable
 from kdedge.runtime.check import check_model_file
@@ -33,41 +34,30 @@ def parse_runtimes(text: str) -> tuple[str, ...]:
     return names
 
 
-def make_options(
-    device: str,
-    batch: str,
-    seconds: float,
-    threads: int | None,
-    runtimes: str,
-    compile_: bool,
-    limit: int | None,
-    peak: bool,
-    accuracy_bound: float,
-    timeout: float,
-    data_root: str | None,
-) -> BenchOptions:
-    """BenchOptions from the CLI's raw values (threads None: every core this process may use)."""
-    options = BenchOptions(
-        device=device,
-        batch_sizes=parse_int_list(batch, "--batch"),
-        seconds=seconds,
-        threads=threads or default_threads(),
-        runtimes=parse_runtimes(runtimes),
-        compile=compile_,
-        limit=limit,
-        data_root=data_root,
-        timeout_s=timeout,
-        accuracy_bound=accuracy_bound,
-        peak=peak,
+def make_options(options: BenchCommandOptions) -> BenchOptions:
+    """The checked measurement settings (kdedge.bench.run.BenchOptions) from the command's raw values
+    (threads None: every core this process may use)."""
+    settings = BenchOptions(
+        device=options.device,
+        batch_sizes=parse_int_list(options.batch, "--batch"),
+        seconds=options.seconds,
+        threads=options.threads or default_threads(),
+        runtimes=parse_runtimes(options.runtimes),
+        compile=options.compile,
+        limit=options.limit,
+        data_root=options.data_root,
+        timeout_s=options.timeout,
+        accuracy_bound=options.accuracy_bound,
+        peak=options.peak,
     )
-    check_options(options)  # before any model or runtime is loaded
-    return options
+    check_options(settings)  # before any model or runtime is loaded
+    return settings
 
 
-def bench_command(
-    paths: list[Path], options: BenchOptions, outputs: dict[str, Path | None], quiet: bool, wide: bool = False
-) -> dict:
+def bench_command(options: BenchCommandOptions) -> dict:
     """Run the bench, print the table, write the requested files (json/csv/md/plot) and RUN/bench.json."""
+    settings = make_options(options)
+    paths, outputs = list(options.paths), options.outputs
     for path in paths:
         if not path.exists():
             raise InputError(f"{path}: no such run directory or .onnx file")
@@ -80,16 +70,16 @@ def bench_command(
     from kdedge.bench.results import bench_table, write_csv, write_json, write_markdown, write_pareto
     from kdedge.ui.console import console, make_progress, print_table, table_width
 
-    with make_progress(quiet) as progress:
-        result = run_bench(paths, options, progress)
+    with make_progress(options.quiet) as progress:
+        result = run_bench(paths, settings, progress)
     writers = {"json": write_json, "csv": write_csv, "md": write_markdown, "plot": write_pareto}
     for kind, file in outputs.items():
         if file is not None:
             writers[kind](result, file)
     save_run_results(result, [p for p in paths if p.is_dir()])
-    if not quiet:
+    if not options.quiet:
         width = table_width()
-        print_table(bench_table(result, width, wide), width)
+        print_table(bench_table(result, width, options.wide), width)
         notes = sorted({row["note"] for row in result["rows"] if row.get("note")})
         for note in notes:
             console.print(note, markup=False, highlight=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from kdedge.commands.options import EvalOptions
 from kdedge.files.rundir import RunDir, remembered_data_root
 from kdedge.train.pipeline import make_context, prepare_data, stage_summary
 from kdedge.ui.console import print_table, summary_table, table_width
@@ -25,12 +26,12 @@ def evaluate_run_dir(path: Path, data_root: str | None) -> dict:
     return summary
 
 
-def evaluate_command(run_dir: Path, data_root: str | None, as_json: bool) -> dict:
+def evaluate_command(options: EvalOptions) -> dict:
     """Re-evaluate and print the table (or JSON) of the fresh numbers."""
-    summary = evaluate_run_dir(run_dir, data_root)
-    if as_json:
+    summary = evaluate_run_dir(options.run_dir, options.data_root)
+    if options.as_json:
         print(json.dumps(summary, indent=2))
     else:
         width = table_width()
-        print_table(summary_table(summary, f"{run_dir}: re-evaluated", width), width)
+        print_table(summary_table(summary, f"{options.run_dir}: re-evaluated", width), width)
     return summary

@@ -16,10 +16,11 @@ from statistics import median
 import numpy as np
 from PIL import Image
 
+from kdedge.commands.options import InitOptions
 from kdedge.data.load import load_data
 from kdedge.data.types import DataBundle
 from kdedge.errors import InputError
-from kdedge.models import MODELS, TIMM_MODELS
+from kdedge.models import check_model_name, is_timm_name
 from kdedge.ui.console import console, error_console
 
 TINY_CLASS = 10  # fewer training images than this: a class the models can hardly learn
@@ -46,8 +47,10 @@ def guess_image_size(paths: list[Path]) -> int:
 def check_models(teacher: str, student: str) -> None:
     """Both names in the model registry (timm names included); a typo gets a did-you-mean."""
     for flag, name in (("--teacher", teacher), ("--student", student)):
-        if name not in MODELS:
-            raise InputError(f"{flag}: {MODELS.unknown_message(name)}")
+        try:
+            check_model_name(name)
+        except ValueError as err:
+            raise InputError(f"{flag}: {err}") from None
 
 
 def _source(path: Path) -> str:
@@ -96,7 +99,7 @@ def _stage(model: str, weighted: bool) -> str:
         + ("  class_weighted_loss: true  # the classes are very unbalanced\n" if weighted else "")
         + (
             "  pretrained: false        # true: ImageNet weights from the Hugging Face hub (network)\n"
-            if model in TIMM_MODELS
+            if is_timm_name(model)
             else ""
         )
     )
@@ -150,20 +153,19 @@ def render_recipe(
     return "\n".join(lines) + "\n"
 
 
-def init_command(
-    path: Path, teacher: str, student: str, image_size: int | None, out: Path | None, force: bool = False
-) -> Path:
-    """Inspect PATH, write the recipe to `out` (default ./<name>.yaml), print the next commands."""
+def init_command(options: InitOptions) -> Path:
+    """Inspect PATH, write the recipe to options.out (default ./<name>.yaml), print the next commands."""
     from kdedge.data.csvfile import CsvOptions, list_csv
     from kdedge.data.folder import list_folder
     from kdedge.files.atomic import atomic_write_text
 
+    teacher, student, image_size, out = options.teacher, options.student, options.image_size, options.out
     check_models(teacher, student)
-    path = path.expanduser().resolve()
+    path = options.path.expanduser().resolve()
     source = _source(path)
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", path.stem if source == "csv" else path.name) or "my_images"
     out = out or Path(f"{name}.yaml")
-    if out.exists() and not force:
+    if out.exists() and not options.force:
         raise InputError(f"--out: {out} exists; choose another file or pass --force to overwrite it")
     if source == "folder":
         paths = list_folder(path, skip_bad=True).paths

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from rich.table import Table
 
+from kdedge.commands.options import SweepOptions
 from kdedge.errors import InputError
 from kdedge.experiments.sweep import check_grid, parse_grid, planned_baselines, run_sweep
 from kdedge.experiments.sweep_ray import RayOptions, import_ray
@@ -20,25 +21,24 @@ from kdedge.ui.tables import Column, fitted_table
 METRICS = ("test_errors", "test_accuracy", "val_accuracy")
 
 
-def sweep_command(
-    recipe: str,
-    grid: list[str],
-    set_: list[str],
-    out: Path | None,
-    data_root: str | None,
-    jobs: int,
-    quiet: bool,
-    metric: str | None,
-    backend: tuple = ("local", None, None, 1.0, 0.0, 2),
-) -> list[dict]:
-    """Load RECIPE with --set overrides and sweep it into --out (default runs/<recipe>_sweep). `backend`:
-    (name, address, cpus, cpus_per_point, gpus_per_point, retries) as given to the CLI."""
-    if metric not in (None, *METRICS):
-        raise InputError(f"--metric '{metric}': allowed are {', '.join(METRICS)}")
-    ray_options = backend_options(*backend, jobs)  # None for local (where ray-only options are refused)
-    loaded = load_recipe(recipe, parse_set(set_))
-    sweep_dir = out or Path("runs") / f"{loaded.name}_sweep"
-    return run_sweep_recipe(loaded, grid, sweep_dir, data_root, jobs, quiet, metric, ray_options)
+def sweep_command(options: SweepOptions) -> list[dict]:
+    """Load the recipe with its --set overrides and sweep it into --out (default runs/<recipe>_sweep), here
+    or on Ray (options.backend)."""
+    if options.metric not in (None, *METRICS):
+        raise InputError(f"--metric '{options.metric}': allowed are {', '.join(METRICS)}")
+    ray_options = backend_options(options)  # None for local (where ray-only options are refused)
+    loaded = load_recipe(options.recipe, parse_set(list(options.overrides)))
+    sweep_dir = options.out or Path("runs") / f"{loaded.name}_sweep"
+    return run_sweep_recipe(
+        loaded,
+        list(options.grid),
+        sweep_dir,
+        options.data_root,
+        options.jobs,
+        options.quiet,
+        options.metric,
+        ray_options,
+    )
 
 
 def run_sweep_recipe(
@@ -110,17 +110,11 @@ def _rows_table(rows: list[dict], metric: str, title: str, width: int = 200) -> 
     return fitted_table(title, columns, cells, width, more="sweep.csv")
 
 
-def backend_options(
-    backend: str,
-    address: str | None,
-    cpus: int | None,
-    cpus_per_point: float,
-    gpus_per_point: float,
-    retries: int,
-    jobs: int,
-) -> RayOptions | None:
-    """The CLI's --backend and its options: None for local (ray options refused there), else checked
-    RayOptions; Ray missing is said here, before any work."""
+def backend_options(options: SweepOptions) -> RayOptions | None:
+    """--backend and its options: None for local (ray options refused there), else checked RayOptions;
+    Ray missing is said here, before any work."""
+    backend, address, cpus, jobs = options.backend, options.address, options.cpus, options.jobs
+    cpus_per_point, gpus_per_point, retries = options.cpus_per_point, options.gpus_per_point, options.retries
     if backend not in ("local", "ray"):
         raise InputError(f"--backend '{backend}': allowed are local, ray")
     if backend == "local":

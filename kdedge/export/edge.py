@@ -190,7 +190,13 @@ def remove_tree(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-CONVERTER_PACKAGES = {"executorch": "executorch", "litert": "litert-torch", "coreml": "coremltools"}
+CONVERTER_PACKAGES = {
+    "executorch": "executorch",
+    "litert": "litert-torch",
+    "coreml": "coremltools",
+    "ncnn": "pnnx",
+    "mnn": "MNN",
+}
 
 
 def export_edge_stage(

@@ -29,6 +29,15 @@ def _umask() -> int:
     return mask
 
 
+def _set_mode(path: Path) -> None:
+    """The user's umask on the file, or on a folder (.ncnn) and every file in it (folders keep x)."""
+    if path.is_dir():
+        for item in [path, *path.rglob("*")]:
+            os.chmod(item, (0o777 if item.is_dir() else 0o666) & ~_umask())
+    else:
+        os.chmod(path, 0o666 & ~_umask())
+
+
 def _move_into_place(built: Path, final: Path) -> None:
     """Rename `built` over `final`; a folder (.mlpackage) replaces an older one through a side name."""
     if built.is_dir() and final.exists():
@@ -53,6 +62,6 @@ def publish_edge(built: Path, out_dir: Path, fmt: Format, values: dict) -> Path:
         sidecar(final).unlink(missing_ok=True)  # an older export's sidecar would contradict the file
     else:
         _atomic_text(sidecar(final), json.dumps(meta, indent=2, sort_keys=True) + "\n")
-        os.chmod(built, 0o666 & ~_umask())  # some converters write 0755 or 0600 files
+        _set_mode(built)  # some converters write 0755 or 0600 files
         _move_into_place(built, final)
     return final

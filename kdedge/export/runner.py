@@ -19,7 +19,7 @@ import torch
 
 from kdedge.errors import InputError, KdedgeError, RuntimeFailure
 from kdedge.export import staging
-from kdedge.export.convert import drop_unused_opsets, export_fp32, to_fp16, to_int8
+from kdedge.export.convert import export_fp32, tidy_onnx, to_fp16, to_int8
 from kdedge.export.edge import export_edge_stage
 from kdedge.export.nncf_int8 import require_nncf, to_int8_nncf
 from kdedge.export.options import (
@@ -40,6 +40,15 @@ from kdedge.recipe import Recipe
 from kdedge.runtime.formats import FormatPlan, plan_formats
 
 Say = Callable[[str], None]
+
+
+class ExportFailed(RuntimeFailure):
+    """Some file failed its checks (the message names each); `rows` are every file's row, the passed ones
+    included, so a caller can still use the files that were written."""
+
+    def __init__(self, message: str, rows: list[ExportRow]) -> None:
+        super().__init__(message)
+        self.rows = rows
 
 
 def export_run(
@@ -67,9 +76,10 @@ def export_run(
     formats: names from kdedge.runtime.formats (openvino / tensorrt run the ONNX files); a format whose
     converter is not installed is an InputError naming the pip install, before any work. batches: the
     batch sizes of fixed-batch formats (LiteRT), one file each.
-    Raises RuntimeFailure (after reporting every file) when any file failed its checks; the files that
-    passed are kept, a failed one is never written. force: RUN/export is replaced as a whole (no file of
-    an earlier export lingers), and only when every file passed; a failed forced export changes nothing.
+    Raises ExportFailed (a RuntimeFailure holding every row; after reporting every file) when any file
+    failed its checks; the files that passed are kept, a failed one is never written. force: RUN/export is
+    replaced as a whole (no file of an earlier export lingers), and only when every file passed; a failed
+    forced export changes nothing.
     """
     plan = plan_formats(formats, batches)  # before the run is even read: a missing extra fails first
     run = RunDir(Path(run_path).resolve())  # absolute: int8 pre-processing runs in a temp working dir
@@ -159,7 +169,8 @@ def _report(rows: list[ExportRow], run_path: Path, opset: int, quiet: bool, forc
     failed = [r for r in rows if not _passed(r)]
     if failed:
         kept = f"{run_path / 'export'} was left as it was (--force)" if force else "no file was written for these"
-        raise RuntimeFailure("export failed for " + "; ".join(f"{r.name} ({r.status})" for r in failed) + f"; {kept}")
+        names = "; ".join(f"{r.name} ({r.status})" for r in failed)
+        raise ExportFailed(f"export failed for {names}; {kept}", rows)
 
 
 @dataclass(frozen=True)
@@ -257,7 +268,7 @@ def _build(
     try:
         with disk_full_as_error(job.workdir.parent / path.name):  # named as the file it would become
             convert()
-            drop_unused_opsets(path)
+            tidy_onnx(path)
             check(path)
         _measure(row, job, path, fp32_test_logits)
         failure = _threshold_failure(row, job.settings)

@@ -25,6 +25,7 @@ from torch import nn
 from kdedge.errors import InputError
 from kdedge.files.atomic import atomic_write_text, save_state
 from kdedge.files.fsguard import disk_full_as_error
+from kdedge.losses import LOSSES, describe_weights
 from kdedge.recipe import Recipe, validate_recipe
 from kdedge.ui.console import warn
 
@@ -70,11 +71,13 @@ class RunDir:
 
     # -- contents -------------------------------------------------------------------------------
     def write_recipe(self, recipe: Recipe) -> None:
-        alpha = recipe.distillation.soft_weight  # the loss convention, said where a reader of the run looks
+        d = recipe.distillation  # the loss convention, said where a reader of the run looks
         header = (
             f"# loss convention: distillation.alpha = weight of the SOFT (teacher) term; this run used "
-            f"alpha = {alpha:g} (hard-label term {1 - alpha:g})\n"
+            f"alpha = {d.soft_weight:g} (hard-label term {1 - d.soft_weight:g})\n"
         )
+        if "alpha" not in LOSSES.get(d.loss).inputs:
+            header = f"# loss {d.loss}: {describe_weights(d.loss, d.soft_weight, d.temperature, d.loss_kwargs)}\n"
         body = yaml.safe_dump(recipe.to_dict(), sort_keys=False)
         atomic_write_text(self.path / "recipe.yaml", header + body)
 

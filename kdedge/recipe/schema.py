@@ -98,6 +98,13 @@ class StageConfig(_Strict):
     optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
     lr: Annotated[float, Field(gt=0)] = 0.1
     momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
+    # sgd: momentum rising linearly from momentum_start to `momentum` over the first momentum_ramp_epochs
+    # (the dropout papers' MLPs: 0.5 -> 0.99 over 500 epochs); None: `momentum` from the first step
+    momentum_start: Annotated[float, Field(ge=0, lt=1)] | None = None
+    momentum_ramp_epochs: Annotated[float, Field(gt=0)] | None = None
+    # sgd: each gradient scaled by (1 - momentum) (Hinton et al. 2012's update; PyTorch's dampening =
+    # momentum), so a step is about lr x gradient at any momentum, also while it ramps
+    dampening: bool = False
     nesterov: bool = False
     weight_decay: Annotated[float, Field(ge=0)] = 0.0
     max_norm: Annotated[float, Field(gt=0)] | None = None
@@ -114,7 +121,7 @@ class StageConfig(_Strict):
     # rest; capped at a quarter of the run, so `--set epochs=1` on a recipe with a 5-epoch warm-up still
     # warms up (for a quarter epoch) and then decays instead of ending at its peak lr
     warmup_epochs: Annotated[float, Field(ge=0)] = 0
-    augment: Literal["none", "jitter", "affine", "crop_flip"] = "none"
+    augment: Literal["none", "jitter", "affine", "elastic", "crop_flip"] = "none"
     class_weighted_loss: bool = False
     checkpoint: str | None = None
     pretrained: bool | str = False
@@ -134,6 +141,12 @@ class StageConfig(_Strict):
             raise ValueError("schedule 'step' needs step_epochs (decay every N epochs)")
         if self.cosine_cycles is not None and self.schedule != "cosine":
             raise ValueError("cosine_cycles needs schedule: cosine")
+        if (self.momentum_start is None) != (self.momentum_ramp_epochs is None):
+            raise ValueError("momentum_start and momentum_ramp_epochs go together (a ramp needs both)")
+        if (self.momentum_start is not None or self.dampening) and self.optimizer != "sgd":
+            raise ValueError("momentum_start and dampening need optimizer: sgd")
+        if self.dampening and self.nesterov:
+            raise ValueError("dampening and nesterov cannot be combined (PyTorch's SGD refuses it)")
         return self
 
 
@@ -191,6 +204,10 @@ class ExportConfig(_Strict):
     fp32_rtol: Annotated[float, Field(gt=0)] = 1e-4  # max |onnx - torch| / max |torch| on random inputs
 
 
+# stage keys added after runs were saved, dropped from the fingerprint while at their default
+_LATER_STAGE_KEYS = {"momentum_start": None, "momentum_ramp_epochs": None, "dampening": False, "keep": "last"}
+
+
 class Recipe(_Strict):
     name: str
     description: str = ""
@@ -226,9 +243,10 @@ class Recipe(_Strict):
         data = self.model_dump(mode="json")
         if not data["distillation"]["loss_kwargs"]:  # runs saved before loss_kwargs existed keep their
             del data["distillation"]["loss_kwargs"]  # fingerprint (resume, sweep points)
-        for stage in ("teacher", "student"):  # likewise runs saved before `keep` existed
-            if data[stage] is not None and data[stage]["keep"] == "last":
-                del data[stage]["keep"]
+        for stage in (data["teacher"], data["student"]):  # the same for the momentum ramp's keys and keep
+            for key, default in _LATER_STAGE_KEYS.items():
+                if stage is not None and stage.get(key) == default:
+                    del stage[key]
         return data
 
     def fingerprint(self) -> str:

@@ -138,6 +138,40 @@ FORMATS: dict[str, Format] = {
             note="fixed batch (litert-torch traces no dynamic one); int8: full integer",
         ),
         Format(
+            "ncnn",
+            ".ncnn",
+            "NCNN (pnnx)",
+            "ncnn-convert",
+            "ncnn",
+            ("pnnx", "ncnn"),
+            ("ncnn",),
+            ("fp32", "fp16"),
+            ("ncnn",),
+            ("cpu",),
+            "kdedge.export.ncnn_convert:convert",
+            "kdedge.runtime.ncnn_runner:NcnnRunner",
+            True,
+            "sidecar",
+            note="a folder: model.ncnn.param + .bin; one image per call; int8 needs ncnn2int8 (not on PyPI)",
+        ),
+        Format(
+            "mnn",
+            ".mnn",
+            "MNN",
+            "mnn",
+            "mnn",
+            ("MNN", "onnx"),
+            ("MNN",),
+            ("fp32", "fp16"),
+            ("mnn",),
+            ("cpu",),
+            "kdedge.export.mnn_convert:convert",
+            "kdedge.runtime.mnn_runner:MnnRunner",
+            True,
+            "sidecar",
+            note="converted from kdedge's ONNX file by MNN's converter; fp16 = fp16 weights",
+        ),
+        Format(
             "coreml",
             ".mlpackage",
             "Core ML",
@@ -217,7 +251,8 @@ def check_precisions(fmt: Format, precisions: list[str]) -> None:
 
 
 def format_of_file(path: str) -> Format | None:
-    """The format a file belongs to by its suffix (.onnx -> onnx, .pte, .tflite, .mlpackage), or None."""
+    """The format a file belongs to by its suffix (.onnx -> onnx, .pte, .tflite, .mlpackage, .ncnn, .mnn), or
+    None."""
     lowered = str(path).rstrip("/").lower()
     return next((f for f in FORMATS.values() if f.converter and lowered.endswith(f.suffix)), None)
 

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from kdedge.errors import InputError
+from kdedge.runtime.formats import format_of_file
 from kdedge.runtime.onnx_meta import ModelCard, model_card, open_session, run_logits
 
 # Pillow's own default (89 MP) only warns, and refuses at twice that; 64 MP (8000 x 8000) is larger than any
@@ -85,7 +86,7 @@ RUN_MODELS = (
 def resolve_model(path: str | Path) -> Path:
     """An ONNX file as given, or the one a run folder (or its export/ folder) deploys (RUN_MODELS)."""
     path = Path(path)
-    if not path.is_dir() or path.suffix == ".mlpackage":  # an .mlpackage is a folder, not a run
+    if not path.is_dir() or format_of_file(str(path)):  # an .mlpackage or .ncnn is a folder, not a run
         return path
     for name in RUN_MODELS:
         if (path / name).is_file():
@@ -148,8 +149,6 @@ def predict_images(
 
 def _open(path: Path):
     """(ModelCard, images (N, C, H, W) float32 -> logits (N, K)) for an exported file of any format."""
-    from kdedge.runtime.formats import format_of_file
-
     fmt = format_of_file(str(path))
     if fmt is None or fmt.name == "onnx":
         card, session = model_card(path), open_session(path)

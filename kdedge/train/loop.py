@@ -18,6 +18,7 @@ from torch import nn
 
 from kdedge.data.types import Split, normalize
 from kdedge.errors import Diverged
+from kdedge.losses import TrainingProgress
 from kdedge.recipe import DistillConfig, StageConfig
 from kdedge.train.augment import augment_with_variant
 from kdedge.train.checkpoint import Checkpoint
@@ -26,7 +27,7 @@ from kdedge.train.devices import autocast
 from kdedge.train.distributed import shard
 from kdedge.train.evaluation import score_splits, teacher_test_logits
 from kdedge.train.methods import DistillationMethod, LogitLoss
-from kdedge.train.optim import lr_factor, optimizer_step
+from kdedge.train.optim import optimizer_step, set_step_hyperparameters
 from kdedge.train.state_file import EpochPosition
 from kdedge.train.teacher_cache import teacher_logits_for
 
@@ -170,15 +171,16 @@ def _train_step(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimiser step on the training images `batch` ((B,) int64 indices into the split). Returns the
     loss () and the student's logits (B, C), both detached."""
-    for group in checkpoint.optimizer.param_groups:
-        group["lr"] = cfg.lr * lr_factor(cfg, global_step, setup.steps_per_epoch)
+    set_step_hyperparameters(checkpoint.optimizer, cfg, global_step, setup.steps_per_epoch)  # lr, momentum
     inputs, variant = _batch_inputs(setup.images[batch], cfg, ctx, checkpoint.generator)
     with autocast(ctx.amp, ctx.device):
         student_logits = model(inputs).float()
         teacher_logits = setup.teacher_logits(batch, variant, inputs)
     # the distillation method (kdedge.train.methods): logits and targets in, the step's loss out
-    loss = setup.method(student_logits, teacher_logits, setup.labels[batch])
-    _check_finite(loss, checkpoint.stage, global_step, setup.steps_per_epoch, ctx)
+    epoch, step = divmod(global_step, setup.steps_per_epoch)
+    progress = TrainingProgress(epoch, cfg.epochs, step, setup.steps_per_epoch)  # for warm-ups (DKD)
+    loss = setup.method(student_logits, teacher_logits, setup.labels[batch], progress=progress)
+    _check_finite(loss, checkpoint.stage, epoch, step, ctx)
     optimizer_step(loss, model, checkpoint.optimizer, setup.scaler, cfg)
     return loss.detach(), student_logits.detach()
 
@@ -195,10 +197,9 @@ def _batch_inputs(
     return inputs, variant
 
 
-def _check_finite(loss: torch.Tensor, stage: str, global_step: int, steps_per_epoch: int, ctx: Context) -> None:
+def _check_finite(loss: torch.Tensor, stage: str, epoch: int, step: int, ctx: Context) -> None:
     """Stop before a non-finite loss reaches the weights. On GPU only every 32nd step of an epoch: a host
     sync per step costs throughput, and once the weights are NaN every later loss is too."""
-    epoch, step = divmod(global_step, steps_per_epoch)
     if (ctx.device.type == "cpu" or step % 32 == 0) and not torch.isfinite(loss.detach()).item():
         raise Diverged(
             f"{stage}: loss became {float(loss.detach())} in epoch {epoch + 1}, "

@@ -14,11 +14,39 @@ def make_optimizer(model: nn.Module, cfg: StageConfig) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
     if cfg.optimizer == "sgd":
         nesterov = cfg.nesterov and cfg.momentum > 0
+        momentum = momentum_at(cfg, 0, 1)
         return torch.optim.SGD(
-            params, lr=cfg.lr, momentum=cfg.momentum, nesterov=nesterov, weight_decay=cfg.weight_decay
+            params,
+            lr=cfg.lr,
+            momentum=momentum,
+            dampening=momentum if cfg.dampening else 0.0,
+            nesterov=nesterov,
+            weight_decay=cfg.weight_decay,
         )
     optimizer_cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
     return optimizer_cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def set_step_hyperparameters(
+    optimizer: torch.optim.Optimizer, cfg: StageConfig, step: int, steps_per_epoch: int
+) -> None:
+    """The lr (warm-up, schedule) and, for a ramped sgd momentum, the momentum of optimiser step `step`."""
+    lr = cfg.lr * lr_factor(cfg, step, steps_per_epoch)
+    momentum = momentum_at(cfg, step, steps_per_epoch) if cfg.momentum_start is not None else None
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+        if momentum is not None:
+            group["momentum"] = momentum
+            group["dampening"] = momentum if cfg.dampening else 0.0
+
+
+def momentum_at(cfg: StageConfig, step: int, steps_per_epoch: int) -> float:
+    """SGD momentum at optimiser step `step`: linear from momentum_start to momentum over the first
+    momentum_ramp_epochs, then momentum (momentum throughout without a ramp)."""
+    if cfg.momentum_start is None or cfg.momentum_ramp_epochs is None:
+        return cfg.momentum
+    progress = min(1.0, step / (cfg.momentum_ramp_epochs * steps_per_epoch))
+    return cfg.momentum_start + (cfg.momentum - cfg.momentum_start) * progress
 
 
 def lr_factor(cfg: StageConfig, step: int, steps_per_epoch: int) -> float:
@@ -60,7 +88,7 @@ def apply_max_norm(model: nn.Module, max_norm: float) -> None:
     with torch.no_grad():
         for layer in model.modules():
             if isinstance(layer, nn.Linear):
-                layer.weight.copy_(torch.renorm(layer.weight, p=2, dim=0, maxnorm=max_norm))
+                layer.weight.renorm_(p=2, dim=0, maxnorm=max_norm)  # in place: 2-3x faster than copy_(renorm)
 
 
 def optimizer_step(

@@ -1,0 +1,188 @@
+"""NCNN (pnnx) and MNN end to end on a small real MNIST run: exported at fp32 / fp16, checked against PyTorch at
+the export's bounds, self-describing (sidecar metadata), predicted with, benched one row per file; a damaged
+.param / .bin / .mnn is one line; a layer ncnn lacks is named; `kdedge formats` lists both rows."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from export_helpers import make_exported_run
+from PIL import Image
+
+from kdedge.data.types import normalize
+from kdedge.errors import InputError
+from kdedge.files.rundir import RunDir
+from kdedge.train.pipeline import prepare_data
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+NEEDED = {"pnnx": "ncnn-convert", "ncnn": "ncnn", "MNN": "mnn"}
+
+
+def _require_extras() -> None:
+    """Skip without the extras, except in CI, where `make edge` installs them."""
+    missing = [m for m in NEEDED if importlib.util.find_spec(m) is None]
+    if missing and os.environ.get("CI"):
+        pytest.fail(f"CI must install the edge extras (make edge does): missing {missing}")
+    if missing:
+        pytest.skip(f"extras not installed ({missing}): pip install -e '.[ncnn-convert,mnn]'")
+
+
+@pytest.fixture(scope="module")
+def arm_run(data_root: Path, tmp_path_factory: pytest.TempPathFactory):
+    """(run, rows): a briefly trained MNIST MLP exported to ncnn and MNN at fp32, fp16 and (refused) int8."""
+    _require_extras()
+    return make_exported_run(
+        tmp_path_factory.mktemp("arm") / "run",
+        data_root,
+        "mlp",
+        "fp32,fp16,int8",
+        model_kwargs={"hidden": [32]},
+        train_steps=150,
+        test_limit=100,
+        export_options={"formats": "ncnn,mnn"},
+    )
+
+
+def _rows(rows) -> dict[tuple[str, str], object]:
+    return {(r.fmt, r.precision): r for r in rows}
+
+
+def test_export_parity_and_metadata(arm_run):
+    run, rows = arm_run
+    by = _rows(rows)
+    assert by[("ncnn", "int8")].status.startswith("skipped: ncnn writes fp32, fp16 only")
+    assert by[("mnn", "int8")].status.startswith("skipped: mnn writes fp32, fp16 only")
+    summary = json.loads((run / "summary.json").read_text())["data"]
+    for key in [("ncnn", "fp32"), ("ncnn", "fp16"), ("mnn", "fp32"), ("mnn", "fp16")]:
+        row = by[key]
+        assert row.status == "ok", (key, row.status)
+        path = Path(row.path)
+        assert path.parent == run / "export" and path.exists()
+        meta = json.loads(Path(str(path) + ".json").read_text())
+        assert json.loads(meta["kdedge.mean"]) == summary["mean"]
+        assert json.loads(meta["kdedge.class_names"]) == summary["class_names"]
+        assert meta["kdedge.format"] == key[0] and meta["kdedge.precision"] == key[1]
+        assert float(meta["kdedge.test_accuracy"]) == pytest.approx(row.test_accuracy, abs=1e-6)
+        assert row.test_accuracy > 0.6 and row.test_count == 100 and row.test_agreement >= 0.97
+    ncnn_folder = Path(by[("ncnn", "fp32")].path)
+    assert ncnn_folder.name == "student.fp32.ncnn" and ncnn_folder.is_dir()
+    assert sorted(p.name for p in ncnn_folder.iterdir()) == ["model.ncnn.bin", "model.ncnn.param"]
+    # fp32 within the export's fp32 bound of PyTorch at batches 1 and 7 (ncnn: image by image, fp16 options off)
+    assert by[("ncnn", "fp32")].rel_diff < 1e-5 and by[("mnn", "fp32")].rel_diff < 1e-5
+    assert by[("ncnn", "fp16")].size_mb < 0.6 * by[("ncnn", "fp32")].size_mb
+    assert by[("mnn", "fp16")].size_mb < 0.7 * by[("mnn", "fp32")].size_mb
+
+
+def _images(run: Path, data_root: Path, folder: Path, count: int = 12) -> tuple[list[Path], list[int]]:
+    bundle = prepare_data(RunDir(run).read_recipe(), str(data_root))
+    model, _ = RunDir(run).load_model("student")
+    images = bundle.test.images[:count]
+    with torch.inference_mode():
+        classes = model(normalize(images, bundle.mean, bundle.std)).argmax(1).tolist()
+    files = []
+    for index, image in enumerate(images.numpy()):
+        files.append(folder / f"{index:02d}.png")
+        Image.fromarray(image[0]).save(files[-1])
+    return files, classes
+
+
+def test_predict_ncnn_and_mnn(arm_run, data_root: Path, tmp_path: Path, kdedge):
+    run, _ = arm_run
+    files, classes = _images(run, data_root, tmp_path)
+    assert len(set(classes)) > 3
+    for name in ("student.fp32.ncnn", "student.fp16.ncnn", "student.fp32.mnn"):
+        done = kdedge("predict", run / "export" / name, *files, "--json")
+        assert done.returncode == 0, done.stderr
+        assert [r["top"][0]["index"] for r in json.loads(done.stdout)] == classes, name
+
+
+def test_bench_row_per_file(arm_run, data_root: Path):
+    from kdedge.bench.run import BenchOptions, run_bench
+
+    run, rows = arm_run
+    options = BenchOptions(
+        batch_sizes=(1,), threads=1, seconds=0.2, warmup_s=0.05, data_root=str(data_root), runtimes=("ncnn", "mnn")
+    )
+    measured = {(r["runtime"], r["precision"]): r for r in run_bench([run], options)["rows"]}
+    exported = _rows(rows)
+    for key in [("ncnn", "fp32"), ("ncnn", "fp16"), ("mnn", "fp32"), ("mnn", "fp16")]:
+        row = measured[key]
+        assert row["status"] == "ok", row["status"]
+        assert row["latency_ms_p50"] > 0 and row["batch_size"] == 1
+        assert row["accuracy"] == pytest.approx(exported[key].test_accuracy, abs=1e-9)
+
+
+def _damaged(run: Path, folder: Path) -> dict[str, Path]:
+    """Copies of the exported files, each broken in one way, with their sidecars."""
+    source = run / "export" / "student.fp32.ncnn"
+    cases: dict[str, Path] = {}
+    for case, (member, cut) in {"param": ("model.ncnn.param", 0), "bin": ("model.ncnn.bin", 2)}.items():
+        copy = folder / case / "student.fp32.ncnn"
+        shutil.copytree(source, copy)
+        data = (source / member).read_bytes()
+        (copy / member).write_bytes(b"not an ncnn file\n" if cut == 0 else data[: len(data) // cut])
+        shutil.copy(run / "export" / "student.fp32.ncnn.json", copy.parent / "student.fp32.ncnn.json")
+        cases[case] = copy
+    mnn = folder / "mnn" / "student.fp32.mnn"
+    mnn.parent.mkdir()
+    mnn.write_bytes((run / "export" / "student.fp32.mnn").read_bytes()[:100])
+    shutil.copy(run / "export" / "student.fp32.mnn.json", mnn.parent / "student.fp32.mnn.json")
+    cases["mnn"] = mnn
+    return cases
+
+
+def test_damaged_files_are_one_line(arm_run, tmp_path: Path, kdedge):
+    run, _ = arm_run
+    image = tmp_path / "digit.png"
+    Image.new("L", (28, 28)).save(image)
+    for case, path in _damaged(run, tmp_path).items():
+        done = kdedge("predict", path, image)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2, (case, done.stderr)
+        assert len(lines) == 1 and lines[0].startswith("error: ") and path.name in lines[0], (case, done.stderr)
+
+
+def test_a_layer_ncnn_lacks_is_named(arm_run, tmp_path: Path):
+    from kdedge.runtime.ncnn_runner import NcnnRunner
+
+    run, _ = arm_run
+    copy = tmp_path / "student.fp32.ncnn"
+    shutil.copytree(run / "export" / "student.fp32.ncnn", copy)
+    param = copy / "model.ncnn.param"
+    param.write_text(param.read_text().replace("InnerProduct ", "torch.roll   ", 1))
+    with pytest.raises(InputError, match="layers this ncnn cannot run: torch.roll"):
+        NcnnRunner(copy)
+
+
+def test_runners_take_any_batch(arm_run):
+    from kdedge.runtime.mnn_runner import MnnRunner
+    from kdedge.runtime.ncnn_runner import NcnnRunner
+
+    run, _ = arm_run
+    images = np.random.default_rng(0).standard_normal((9, 1, 28, 28)).astype(np.float32)
+    for runner in (NcnnRunner(run / "export" / "student.fp32.ncnn"), MnnRunner(run / "export" / "student.fp32.mnn")):
+        logits = runner.predict(images)
+        assert logits.shape == (9, 10)
+        np.testing.assert_allclose(logits[-2:], runner.predict(images[-2:]), rtol=1e-5, atol=1e-5)
+        runner.bind(images)()
+
+
+def test_formats_lists_ncnn_and_mnn(kdedge, monkeypatch):
+    from kdedge.runtime import formats
+
+    listed = {row["format"]: row for row in json.loads(kdedge("formats", "--json").stdout)}
+    assert listed["ncnn"]["suffix"] == ".ncnn" and listed["ncnn"]["precisions"] == "fp32,fp16"
+    assert listed["mnn"]["runtimes"] == "mnn"
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ncnn" else real(name, *a))
+    row = next(r for r in formats.table_rows() if r["format"] == "ncnn")
+    assert row["run here"] == "no: pip install 'kdedge-distill[ncnn]'"
+    assert row["convert here"] == "no: pip install 'kdedge-distill[ncnn-convert]'"
