@@ -150,3 +150,14 @@ def test_the_progress_line_shows_val_accuracy_where_there_is_a_val_split(splits,
     fit(_model(), _split(), CFG, replace(ctx, progress=progress))
     assert len(progress.lines) == CFG.epochs and all(shown in line for line in progress.lines)
     assert not any(("test acc" if shown == "val acc" else "val acc") in line for line in progress.lines)
+
+
+def test_a_student_trained_alone_keeps_its_stage_name() -> None:
+    """distillation.loss: none (the no-KD baseline) fits the student without a teacher: its records and
+    its progress line still say student."""
+    model, progress = _model(), Progress()
+    checkpoint = Checkpoint.fresh("student", model, CFG, seed=3)
+    records = fit(
+        model, _split(), CFG, replace(_context(test=_split(40, seed=2)), progress=progress), None, None, checkpoint
+    )
+    assert {r["stage"] for r in records} == {"student"} and progress.lines[-1].startswith("student epoch 3/3")

@@ -46,15 +46,16 @@ def fit(
     """Train `model` in place for cfg.epochs on `train`; return one metrics record per epoch. The model
     ends with the weights of the epoch cfg.keep names (the last, or the best on the validation split).
 
-        With a teacher, the loss is the distillation method on (student, teacher) logits: `method`, or the
-        recipe's loss (methods.LogitLoss); without, plain cross-entropy. `checkpoint` (kdedge.train.checkpoint)
-        carries the optimiser, the shuffling generator and where the state is saved; a restored one continues a
-        killed run where it stopped. Under DDP (ctx.world_size > 1) every rank walks its own shard of the same
-        shuffled order.
+    With a teacher, the loss is the distillation method on (student, teacher) logits: `method`, or the
+    recipe's loss (methods.LogitLoss); without, plain cross-entropy. `checkpoint` (kdedge.train.checkpoint)
+    carries the optimiser, the shuffling generator and where the state is saved; a restored one continues
+    a killed run where it stopped. Under DDP (ctx.world_size > 1) every rank walks its own shard of the
+    same shuffled order.
     """
     distill = distill if teacher is not None else DistillConfig(loss="none")
-    stage = "student" if teacher is not None else "teacher"
-    checkpoint = checkpoint or Checkpoint.fresh(stage, model, cfg, ctx.seed)  # in memory: nothing written
+    if checkpoint is None:  # kept in memory, nothing written
+        checkpoint = Checkpoint.fresh("student" if teacher is not None else "teacher", model, cfg, ctx.seed)
+    stage = checkpoint.stage  # a student trained alone (the no-KD baseline) is still the student
     if teacher is not None:
         teacher.eval()  # dropout / batch-norm statistics fixed: the soft targets must not be random
     teacher_scores = teacher_test_logits(teacher, ctx, cfg.eval_batch_size)  # for the agreement metric
