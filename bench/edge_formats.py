@@ -1,10 +1,11 @@
 """Issue 19: one run's student in every export format, side by side with ONNX Runtime in the same run.
 
     python bench/edge_formats.py RUN [--name mnist800] [--limit N] [--threads 2] [--min-agreement 0]
+        [--formats onnx,litert,ncnn,mnn]
 
-Exports RUN (--force) to onnx, executorch, litert and coreml at fp32 / fp16 / int8 (what each format
-writes), benches every file at batch 1 (each row in its own process), and joins the two: per format and
-precision the file size, batch-1 latency p50, accuracy on the run's test set (measured by bench on the
+Exports RUN (--force) to onnx, executorch, litert, coreml, ncnn and mnn (or --formats) at fp32 / fp16 / int8
+(what each format writes), benches every file at batch 1 (each row in its own process), and joins the two: per format
+and precision the file size, batch-1 latency p50, accuracy on the run's test set (measured by bench on the
 file), and the export's parity max |file - torch| (random inputs; fp32 is the one that matters, int8
 files see inputs outside their calibration range there) and top-1 agreement with PyTorch fp32 on the real
 test images. --min-agreement defaults to 0 here (export's own default is 0.97, all or nothing): every
@@ -24,11 +25,11 @@ from pathlib import Path
 from kdedge.bench.run import BenchOptions, run_bench
 from kdedge.export.runner import export_run
 
-FORMATS = "onnx,executorch,litert,coreml"
+FORMATS = "onnx,executorch,litert,coreml,ncnn,mnn"
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def _export(run: Path, limit: int | None, min_agreement: float) -> list[dict]:
+def _export(run: Path, limit: int | None, min_agreement: float, formats: str) -> list[dict]:
     started = time.perf_counter()
     rows = export_run(
         run,
@@ -37,7 +38,7 @@ def _export(run: Path, limit: int | None, min_agreement: float) -> list[dict]:
         limit=limit,
         quiet=True,
         force=True,
-        formats=FORMATS,
+        formats=formats,
         min_top1_agreement=min_agreement,
     )
     print(f"export: {time.perf_counter() - started:.0f} s")
@@ -116,12 +117,16 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="test images (default: the run's test set)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--min-agreement", type=float, default=0.0, help="export's fp16/int8 bound (its own: 0.97)")
+    parser.add_argument("--formats", default=FORMATS, help=f"export formats (default {FORMATS})")
     args = parser.parse_args()
-    exported = _export(args.run, args.limit, args.min_agreement)
+    exported = _export(args.run, args.limit, args.min_agreement, args.formats)
     lines = joined(exported, _bench(args.run, args.threads, args.limit))
     record = {
         "command": f"python bench/edge_formats.py {args.run} --name {args.name} --threads {args.threads} "
-        f"--min-agreement {args.min_agreement:g}" + (f" --limit {args.limit}" if args.limit else ""),
+        f"--min-agreement {args.min_agreement:g}"
+        + (f" --limit {args.limit}" if args.limit else "")
+        + (f" --formats {args.formats}" if args.formats != FORMATS else ""),
+        "date": time.strftime("%Y-%m-%d"),
         "machine": {
             "cpu": platform.processor() or platform.machine(),
             "cores": os.cpu_count(),

@@ -146,7 +146,7 @@ def edge_formats(name: str, title: str, order: int) -> None:
             "order": order,
             "headline": f"{title.split(': the ')[1].split(' in every')[0]}: fastest at batch 1 {fastest[0]} "
             f"{fastest[1]} {timed[fastest]:.3f} ms vs onnxruntime fp32 {ort:.3f} ms, in one run",
-            "date": "2026-12-04",
+            "date": raw.get("date", "2026-12-04"),
             "machine": f"{machine['cpu']}, {machine['cores']} cores, load average {machine['load_average'][0]:.1f}; "
             "batch 1, each row in its own process",
             "commands": [raw["command"]],
@@ -166,6 +166,8 @@ EDGE = {
     "mnist800": ("Edge formats: the MNIST 784-800-800-10 student in every format", 81),
     "cifar10_r18": ("Edge formats: the CIFAR-10 ResNet18 (self-KD) student in every format", 82),
     "retina_mobile": ("Edge formats: the RetinaMNIST MobileNetV3-L (KD) student in every format", 83),
+    "cifar10_r18_arm": ("ARM formats: the CIFAR-10 ResNet18 student (short run) in every format", 84),
+    "retina_mobile_arm": ("ARM formats: the RetinaMNIST MobileNetV3-L student (6 epochs) in every format", 84),
 }
 
 

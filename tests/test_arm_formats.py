@@ -186,3 +186,22 @@ def test_formats_lists_ncnn_and_mnn(kdedge, monkeypatch):
     row = next(r for r in formats.table_rows() if r["format"] == "ncnn")
     assert row["run here"] == "no: pip install 'kdedge-distill[ncnn]'"
     assert row["convert here"] == "no: pip install 'kdedge-distill[ncnn-convert]'"
+
+
+def test_an_ncnn_folder_deploys_whole(arm_run, tmp_path: Path):
+    """`export --target` copies the chosen file to export/deploy/: an .ncnn folder is copied as a folder (twice:
+    the second replaces the first), with its sidecar."""
+    from kdedge.bench.deploy import _write_edge_deployable
+    from kdedge.runtime.ncnn_runner import NcnnRunner
+
+    run, _ = arm_run
+    source = run / "export" / "student.fp32.ncnn"
+    for _ in range(2):
+        out = _write_edge_deployable(source, tmp_path, "student.cpu-x86", {"kdedge.target": "cpu-x86"})
+    assert out == tmp_path / "student.cpu-x86.ncnn" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "student.cpu-x86.ncnn",
+        "student.cpu-x86.ncnn.json",
+    ]
+    assert json.loads((tmp_path / "student.cpu-x86.ncnn.json").read_text())["kdedge.target"] == "cpu-x86"
+    images = np.zeros((2, 1, 28, 28), np.float32)
+    np.testing.assert_array_equal(NcnnRunner(out).predict(images), NcnnRunner(source).predict(images))

@@ -4,6 +4,7 @@ remembered next to the run (RUN/bench.json) and written as the deployable file b
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -185,8 +186,9 @@ def write_deployable(run_path: Path, stage: str, target: str = "cpu-x86", accura
 
 
 def _write_edge_deployable(source: Path, folder: Path, stem: str, extra: dict[str, str]) -> Path:
-    """Copy an edge file (.pte / .tflite) to folder/<stem><suffix> with its sidecar metadata plus `extra`
-    (sidecar first, then the file, each through a temp name: a reader never sees half of either)."""
+    """Copy an edge file (.pte / .tflite / .mnn, or an .ncnn folder) to folder/<stem><suffix> with its sidecar
+    metadata plus `extra` (sidecar first, then the file, each through a temp name: a reader never sees half
+    of either)."""
     import shutil
 
     from kdedge.runtime.edge_meta import read_edge_metadata, sidecar
@@ -194,8 +196,25 @@ def _write_edge_deployable(source: Path, folder: Path, stem: str, extra: dict[st
     meta = read_edge_metadata(source) | extra
     out = folder / f"{stem}{source.suffix}"
     atomic_write_text(sidecar(out), json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    atomic_write(out, lambda tmp: shutil.copyfile(source, tmp))
+    if source.is_dir():  # an .ncnn folder: copied beside, then renamed over the old one
+        _replace_folder(source, out)
+    else:
+        atomic_write(out, lambda tmp: shutil.copyfile(source, tmp))
     return out
+
+
+def _replace_folder(source: Path, out: Path) -> None:
+    """Copy the folder `source` to `out` through a temp name, so a reader finds the old or the new one whole."""
+    import shutil
+
+    staged, old = out.with_name(f".{out.name}.new"), out.with_name(f".{out.name}.old")
+    for leftover in (staged, old):
+        shutil.rmtree(leftover, ignore_errors=True)
+    shutil.copytree(source, staged)
+    if out.exists():
+        os.replace(out, old)
+    os.replace(staged, out)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def deploy_run(run_path: Path, which: str, target: str, accuracy_bound: float) -> list[tuple[Path, str]]:
