@@ -51,8 +51,16 @@ def init(
             help="A folder PATH/<class>/<image> (or PATH/train|val|test/...) or a CSV file of image,label rows."
         ),
     ],
-    teacher: Annotated[str, typer.Option("--teacher", help="Teacher model (a registered or timm name).")],
-    student: Annotated[str, typer.Option("--student", help="Student model.")],
+    teacher: Annotated[
+        str,
+        typer.Option(
+            "--teacher",
+            help="Teacher model: one of kdedge's own (mlp, small_cnn, cifar_resnet18, ...) or any name "
+            "timm.list_models() knows (resnet34, convnext_tiny, vit_tiny_patch16_224, ...); `kdedge distill` "
+            "checks that it takes the image size (patches, windows, minimum size) before it writes anything.",
+        ),
+    ],
+    student: Annotated[str, typer.Option("--student", help="Student model (the same names).")],
     image_size: Annotated[
         int | None, typer.Option("--image-size", min=1, help="Side in pixels (default: the images' median).")
     ] = None,

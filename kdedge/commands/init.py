@@ -2,7 +2,8 @@
 
 It lists the files, decodes them once into the image cache (so the first `distill` starts training at
 once), counts images per class and split, warns about tiny or very unbalanced classes and unreadable
-files, measures mean/std on the training split, and writes a commented YAML recipe.
+files, measures mean/std on the training split, and writes a commented YAML recipe. It imports no torch
+(kdedge.data.listing and kdedge.data.imageset are torch-free), so it starts at once.
 """
 
 from __future__ import annotations
@@ -10,15 +11,15 @@ from __future__ import annotations
 import csv
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from statistics import median
 
-import numpy as np
 from PIL import Image
 
 from kdedge.commands.options import InitOptions
-from kdedge.data.load import load_data
-from kdedge.data.types import DataBundle
+from kdedge.data.imageset import DecodedSet, Listing, channel_stats, decode_set
+from kdedge.data.listing import CsvOptions, list_csv, list_folder
 from kdedge.errors import InputError
 from kdedge.models import check_model_name, is_timm_name
 from kdedge.ui.console import console, error_console
@@ -61,18 +62,9 @@ def _source(path: Path) -> str:
     raise InputError(f"{path}: give a folder of class folders (PATH/<class>/<image>) or an existing .csv file")
 
 
-def class_counts(bundle: DataBundle) -> dict[str, list[int]]:
-    """split -> images per class (in class order)."""
-    counts = {}
-    for name, split in (("train", bundle.train), ("val", bundle.val), ("test", bundle.test)):
-        labels = split.labels.numpy() if split is not None else np.zeros(0, dtype=np.int64)
-        counts[name] = np.bincount(labels, minlength=bundle.num_classes).tolist()
-    return counts
-
-
-def _warnings(bundle: DataBundle, counts: dict[str, list[int]]) -> list[str]:
+def _warnings(decoded: DecodedSet, counts: dict[str, list[int]]) -> list[str]:
     notes = []
-    pairs = zip(bundle.class_names, counts["train"], strict=True)
+    pairs = zip(decoded.class_names, counts["train"], strict=True)
     tiny = [f"'{c}' ({n})" for c, n in pairs if n < TINY_CLASS]
     if tiny:
         notes.append(f"tiny classes (< {TINY_CLASS} training images): {', '.join(tiny[:8])}")
@@ -81,9 +73,9 @@ def _warnings(bundle: DataBundle, counts: dict[str, list[int]]) -> list[str]:
         notes.append(
             f"unbalanced classes: {largest} vs {smallest} training images; the recipe turns on class_weighted_loss"
         )
-    if bundle.skipped:
+    if decoded.skipped:
         notes.append(
-            f"{len(bundle.skipped)} unreadable files left out (e.g. {bundle.skipped[0][1]}); the "
+            f"{len(decoded.skipped)} unreadable files left out (e.g. {decoded.skipped[0][1]}); the "
             "recipe sets data.skip_bad_images: true"
         )
     return notes
@@ -105,24 +97,29 @@ def _stage(model: str, weighted: bool) -> str:
     )
 
 
-def render_recipe(
-    name: str,
-    source: str,
-    path: Path,
-    bundle: DataBundle,
-    size: int,
-    counts: dict,
-    extra: dict,
-    teacher: str,
-    student: str,
-    weighted: bool,
-) -> str:
+@dataclass(frozen=True)
+class Survey:
+    """What init found: the decoded set, images per class and split, the training split's mean / std, the
+    columns a CSV needs named (image_column, label_column, split_column), the warnings."""
+
+    decoded: DecodedSet
+    counts: dict[str, list[int]]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    extra: dict[str, str]
+    notes: list[str]
+
+
+def render_recipe(name: str, source: str, path: Path, size: int, survey: Survey, options: InitOptions) -> str:
     """The commented YAML text (hand-written so the comments survive)."""
+    decoded, counts = survey.decoded, survey.counts
     total = {split: sum(n) for split, n in counts.items()}
-    per_class = ", ".join(f"{c} {n}" for c, n in zip(bundle.class_names, counts["train"], strict=True))
+    per_class = ", ".join(f"{c} {n}" for c, n in zip(decoded.class_names, counts["train"], strict=True))
+    weighted = any(note.startswith("unbalanced") for note in survey.notes)
     lines = [
         f"# Written by `kdedge init {path}`; edit freely (docs/own-images.md explains each key).",
-        f"# {bundle.num_classes} classes; train {total['train']} / val {total['val']} / test {total['test']} images.",
+        f"# {len(decoded.class_names)} classes; train {total['train']} / val {total['val']} / test "
+        f"{total['test']} images.",
         f"# Training images per class: {per_class[:400]}",
         f"name: {name}",
         "seed: 0",
@@ -130,63 +127,67 @@ def render_recipe(
         "data:",
         f"  name: {source}",
         f"  path: {json.dumps(str(path))}",
-        *[f"  {key}: {json.dumps(value)}" for key, value in extra.items()],
+        *[f"  {key}: {json.dumps(value)}" for key, value in survey.extra.items()],
         f"  image_size: {size}           # every image is resized to {size}x{size} once and cached",
-        f"  in_channels: {bundle.in_channels}           # images are converted to "
-        f"{'grayscale' if bundle.in_channels == 1 else 'RGB'}",
+        f"  in_channels: {decoded.channels}           # images are converted to "
+        f"{'grayscale' if decoded.channels == 1 else 'RGB'}",
         "  resize: center_crop     # or squash / pad (keep the whole image)",
-        f"  mean: {[round(v, 4) for v in bundle.mean]}  # measured on the training split",
-        f"  std: {[round(v, 4) for v in bundle.std]}",
+        f"  mean: {[round(v, 4) for v in survey.mean]}  # measured on the training split",
+        f"  std: {[round(v, 4) for v in survey.std]}",
     ]
-    if bundle.skipped:
+    if decoded.skipped:
         lines.append("  skip_bad_images: true   # unreadable files left out, listed in RUN/bad_images.txt")
-    lines += [
-        "teacher:",
-        _stage(teacher, weighted).rstrip(),
-        "student:",
-        _stage(student, weighted).rstrip(),
-        "distillation:",
-        "  loss: hinton",
-        "  alpha: 0.5    # weight of the soft (teacher) loss",
-        "  temperature: 4",
-    ]
+    lines += ["teacher:", _stage(options.teacher, weighted).rstrip(), "student:"]
+    lines += [_stage(options.student, weighted).rstrip(), "distillation:", "  loss: hinton"]
+    lines += ["  alpha: 0.5    # weight of the soft (teacher) loss", "  temperature: 4"]
     return "\n".join(lines) + "\n"
 
 
+def _listing(source: str, path: Path) -> tuple[Listing, dict[str, str]]:
+    """The files (unreadable ones listed, not refused) and, for a CSV, the columns the recipe names: the
+    first two, and a column called `split` (train / val / test) as the data's own split."""
+    if source == "folder":
+        return list_folder(path, skip_bad=True), {}
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        columns = next(csv.reader(handle), [])
+    extra = {"image_column": columns[0], "label_column": columns[1]} if len(columns) >= 2 else {}
+    split = next((c for c in columns[2:] if c.strip().lower() == "split"), None)
+    extra |= {"split_column": split} if split else {}
+    return list_csv(path, CsvOptions(skip_bad_images=True, **extra)), extra
+
+
+def survey(source: str, path: Path, size: int, listing: Listing, extra: dict[str, str]) -> Survey:
+    """Decode the images once into the image cache (the first `distill` reuses it), count them per class
+    and split, measure mean / std on the training split, collect the warnings."""
+    opts = CsvOptions(path=str(path), skip_bad_images=True, **extra)
+    decoded = decode_set(source, listing, opts, size, path)
+    counts = decoded.class_counts()
+    mean, std = channel_stats(decoded.images[slice(*decoded.rows["train"])])
+    return Survey(decoded, counts, mean, std, extra, _warnings(decoded, counts))
+
+
 def init_command(options: InitOptions) -> Path:
-    """Inspect PATH, write the recipe to options.out (default ./<name>.yaml), print the next commands."""
-    from kdedge.data.csvfile import CsvOptions, list_csv
-    from kdedge.data.folder import list_folder
+    """Inspect PATH, write the recipe to options.out (default ./<name>.yaml), print the next commands.
+    Imports no torch: it starts at once."""
     from kdedge.files.atomic import atomic_write_text
 
-    teacher, student, image_size, out = options.teacher, options.student, options.image_size, options.out
-    check_models(teacher, student)
+    check_models(options.teacher, options.student)
     path = options.path.expanduser().resolve()
     source = _source(path)
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", path.stem if source == "csv" else path.name) or "my_images"
-    out = out or Path(f"{name}.yaml")
+    out = options.out or Path(f"{name}.yaml")
     if out.exists() and not options.force:
         raise InputError(f"--out: {out} exists; choose another file or pass --force to overwrite it")
-    if source == "folder":
-        paths = list_folder(path, skip_bad=True).paths
-        extra: dict = {}
-    else:
-        listing = list_csv(path, CsvOptions(skip_bad_images=True))
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            columns = next(csv.reader(handle))
-        paths, extra = listing.paths, {"image_column": columns[0], "label_column": columns[1]}
-    size = image_size or guess_image_size(paths)
-    bundle = load_data(source, None, size, {"path": str(path), "skip_bad_images": True, **extra})
-    counts = class_counts(bundle)
-    notes = _warnings(bundle, counts)
-    for note in notes:
+    listing, extra = _listing(source, path)
+    size = options.image_size or guess_image_size(listing.paths)
+    found = survey(source, path, size, listing, extra)
+    for note in found.notes:
         _warn(note)
-    weighted = any(n.startswith("unbalanced") for n in notes)
-    text = render_recipe(name, source, path, bundle, size, counts, extra, teacher, student, weighted)
-    atomic_write_text(out, text)
+    atomic_write_text(out, render_recipe(name, source, path, size, found, options))
     run = f"runs/{name}"
+    training = found.decoded.rows["train"][1] - found.decoded.rows["train"][0]
     console.print(
-        f"recipe: {out} ({bundle.num_classes} classes, {len(bundle.train)} training images)",
+        f"recipe: {out} ({len(found.decoded.class_names)} classes, {training} training images)",
         highlight=False,
         markup=False,
     )

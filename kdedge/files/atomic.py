@@ -1,5 +1,5 @@
 """Atomic file writes: temp file in the same folder, then os.replace, so a crash never leaves a half-written
-file; safetensors with a checksum (kdedge.files.integrity)."""
+file; safetensors with a checksum (kdedge.files.integrity). Importing it imports no torch."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-
-import torch
-from safetensors.torch import save_file
+from typing import TYPE_CHECKING
 
 from kdedge.files.fsguard import disk_full_as_error
-from kdedge.files.integrity import with_checksum
+
+if TYPE_CHECKING:
+    import torch
 
 
 def shared_mode(mode: int) -> int:
@@ -47,6 +47,10 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def save_state(path: Path, state: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
     """Tensors + string metadata as safetensors, atomically, with a sha256 checked on load (integrity)."""
+    from safetensors.torch import save_file  # here: writing text files (`kdedge init`) needs no torch
+
+    from kdedge.files.integrity import with_checksum
+
     tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
     metadata = with_checksum(tensors, metadata)
     needed = sum(t.numel() * t.element_size() for t in tensors.values()) + len(json.dumps(metadata)) + 4096

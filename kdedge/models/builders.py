@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from kdedge.errors import InputError
-from kdedge.models import MODELS, check_model_name
+from kdedge.models import MODELS, check_model_name, is_timm_name
 
 
 def mlp(
@@ -143,21 +143,81 @@ def cifar_resnet50(num_classes: int, in_channels: int, image_size: int) -> nn.Mo
 
 def timm_model(name: str, num_classes: int, in_channels: int, image_size: int, **kwargs) -> nn.Module:
     """timm architecture `name` with a fresh num_classes-way head and random weights (pretrained weights are
-    loaded by kdedge.models.weights)."""
+    loaded by kdedge.models.weights); a model whose input size is fixed when it is built is built for
+    image_size (timm_size_kwargs)."""
     import timm
 
-    if name.startswith("swin"):
-        kwargs.setdefault("img_size", image_size)  # Swin's attention windows depend on the input size
+    kwargs = timm_size_kwargs(name, image_size, kwargs) | kwargs
     return timm.create_model(name, pretrained=False, num_classes=num_classes, in_chans=in_channels, **kwargs)
 
 
-def check_input_size(name: str, image_size: int, kwargs: dict | None = None) -> None:
-    """Refuse, before a run starts, an input size a timm Swin cannot take: its patch grid (image_size /
-    patch_size a side) is halved 3 times, and every grid larger than the attention window must be tiled by
-    it (timm shrinks the window to a grid that is not larger than it). Other models take any size."""
-    if not name.startswith("swin"):
+def timm_size_kwargs(name: str, image_size: int, kwargs: dict | None = None) -> dict:
+    """{'img_size': image_size} for a timm model whose size is fixed when it is built (ViT, DeiT, BEiT, Swin
+    ...: timm's pretrained config says fixed_input_size; Swin's attention windows depend on it too), unless
+    model_kwargs gives one; else {}."""
+    from timm.models import get_pretrained_cfg
+
+    if "img_size" in (kwargs or {}):
+        return {}
+    try:
+        cfg = get_pretrained_cfg(name)
+    except RuntimeError:  # no pretrained config registered: nothing said about its input size
+        cfg = None
+    fixed = name.startswith("swin") or bool(cfg is not None and cfg.fixed_input_size)
+    return {"img_size": image_size} if fixed else {}
+
+
+def check_input_size(name: str, image_size: int, kwargs: dict | None = None, in_channels: int = 3) -> None:
+    """Refuse, before a run starts, an input size a timm model cannot take, in one line that names the size
+    it takes nearest above: a Swin's windows (explained in full), a patch model's patches (ViT, DeiT, BEiT:
+    the size must be a multiple of the patch), a network that shrinks small images to nothing (ConvNeXt
+    below 28 px). kdedge's own builders take any size."""
+    if name in MODELS or not is_timm_name(name):
         return
-    kwargs = kwargs or {}
+    if name.startswith("swin"):
+        _check_swin(name, image_size, kwargs or {})
+    problem, patch = probe_input_size(name, image_size, in_channels, kwargs or {})
+    if problem is None:
+        return
+    fits = _size_above(name, image_size, in_channels, kwargs or {}, patch or 8)
+    instead = f"the nearest size above it takes is {fits} px" if fits else "no size up to 16 steps above fits"
+    raise InputError(
+        f"model '{name}': cannot take {image_size}x{image_size} images ({problem}); {instead}; set "
+        "data.image_size (or the model's model_kwargs)"
+    )
+
+
+def probe_input_size(name: str, size: int, in_channels: int, kwargs: dict) -> tuple[str | None, int | None]:
+    """(why the model cannot take size x size images or None, its patch size or None), found by building
+    it on the meta device (no memory, no compute) and running one image through it. An operation meta
+    tensors cannot run proves nothing: then None (training says the rest)."""
+    try:
+        with torch.device("meta"):
+            model = timm_model(name, 2, in_channels, size, **kwargs).eval()
+            patch = getattr(getattr(model, "patch_embed", None), "patch_size", None)
+            patch = patch[0] if isinstance(patch, (tuple, list)) else patch
+            if patch and size % patch:
+                return f"its {patch}-px patches do not tile {size} px", patch
+            model(torch.empty(1, in_channels, size, size))
+    except TypeError:  # bad model_kwargs: build_model says so, naming them
+        return None, None
+    except (RuntimeError, AssertionError, ValueError, IndexError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        return (None if "meta" in reason.lower() else reason[:160]), None
+    return None, patch
+
+
+def _size_above(name: str, size: int, in_channels: int, kwargs: dict, step: int) -> int | None:
+    """The smallest multiple of `step` above `size` the model takes (up to 16 steps), or None."""
+    for candidate in range(size - size % step + step, size + 16 * step + 1, step):
+        if probe_input_size(name, candidate, in_channels, kwargs)[0] is None:
+            return candidate
+    return None
+
+
+def _check_swin(name: str, image_size: int, kwargs: dict) -> None:
+    """A Swin's patch grid (image_size / patch_size a side) is halved 3 times, and every grid larger than
+    the attention window must be tiled by it (timm shrinks the window to a grid that is not larger)."""
     size = kwargs.get("img_size", image_size)
     patch, window = kwargs.get("patch_size", 4), kwargs.get("window_size", 7)
     grids = [size // patch // 2**stage for stage in range(4)]

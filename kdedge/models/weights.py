@@ -14,7 +14,7 @@ from torch import nn
 from kdedge.errors import InputError
 from kdedge.files.integrity import read_verified
 from kdedge.models import is_timm_name
-from kdedge.models.builders import build_model
+from kdedge.models.builders import build_model, timm_size_kwargs
 from kdedge.runtime.check import check_model_file
 
 
@@ -88,7 +88,7 @@ def build_stage_model(cfg, info: dict[str, Any]) -> nn.Module:
     if isinstance(cfg.pretrained, str):
         load_pretrained(model, Path(cfg.pretrained).expanduser(), cfg.model)
     elif cfg.pretrained:
-        load_pretrained_from_hub(model, cfg.model)
+        load_pretrained_from_hub(model, cfg.model, timm_size_kwargs(cfg.model, info["image_size"], cfg.model_kwargs))
     return model
 
 
@@ -110,8 +110,9 @@ def load_fitting(model: nn.Module, state: dict[str, torch.Tensor], source: str, 
     model.load_state_dict(fitting, strict=False)
 
 
-def load_pretrained_from_hub(model: nn.Module, name: str) -> None:
-    """timm's pretrained weights (needs internet, or timm's/HF's local cache)."""
+def load_pretrained_from_hub(model: nn.Module, name: str, size_kwargs: dict | None = None) -> None:
+    """timm's pretrained weights (needs internet, or timm's/HF's local cache); size_kwargs: the img_size a
+    fixed-size model was built for (timm resamples the position embeddings to it)."""
     if not is_timm_name(name):
         raise InputError(f"pretrained: true is only available for timm models, not '{name}'; use a file path or false")
     import huggingface_hub.constants as hub
@@ -120,7 +121,7 @@ def load_pretrained_from_hub(model: nn.Module, name: str) -> None:
     offline = not _hub_resolvable()  # then only HF's local cache is tried: fails at once, not after retries
     was_offline, hub.HF_HUB_OFFLINE = hub.HF_HUB_OFFLINE, hub.HF_HUB_OFFLINE or offline
     try:
-        reference = timm.create_model(name, pretrained=True)
+        reference = timm.create_model(name, pretrained=True, **(size_kwargs or {}))
     except Exception as err:  # noqa: BLE001 - network / hub failures all mean the same to the user
         why = (
             f"could not be downloaded ({type(err).__name__})"

@@ -51,6 +51,7 @@ class DataConfig(_Strict):
     image_column: str | None = None  # csv: default the first column
     label_column: str | None = None  # csv: default the second column
     class_names: list[str] | None = None  # csv: the class list (default: sorted labels, or 0..max)
+    split_column: str | None = None  # csv: a column of train / val / test: the data set's own split, used as is
     in_channels: Literal[1, 3] | None = None  # default: 1 when every image is grayscale, else 3
     resize: Literal["center_crop", "squash", "pad", "retina_crop"] | None = None  # default center_crop
     mean: list[float] | None = None  # default: measured on the training split
@@ -78,6 +79,7 @@ class DataConfig(_Strict):
             "image_column",
             "label_column",
             "class_names",
+            "split_column",
             "in_channels",
             "resize",
             "mean",

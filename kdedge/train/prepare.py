@@ -148,11 +148,12 @@ def write_run_files(recipe: Recipe, bundle: DataBundle, run: RunDir) -> None:
 
 
 def check_stages_fit_data(recipe: Recipe, bundle: DataBundle) -> None:
-    """Before anything is written: each stage's model takes the data's image size (Swin's windows), and a
-    stage loaded from a run directory was trained on this data set (check_checkpoint_data)."""
+    """Before anything is written: each stage's model takes the data's image size (a timm model's patches,
+    windows or minimum size: kdedge.models.builders.check_input_size), keep: best_val has a validation
+    split, and a stage loaded from a run directory was trained on this data set (check_checkpoint_data)."""
     for stage in ("teacher", "student"):
         if (cfg := getattr(recipe, stage)) is not None:
-            check_input_size(cfg.model, bundle.image_size, cfg.model_kwargs)
+            check_input_size(cfg.model, bundle.image_size, cfg.model_kwargs, bundle.in_channels)
     check_keep(recipe, bundle)
     check_checkpoint_data(recipe, bundle)
 
