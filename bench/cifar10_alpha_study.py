@@ -103,7 +103,7 @@ def mean_table(means: list[dict]) -> str:
 def eval_train_accuracy(rows: list[dict], data_root: str | None) -> list[dict]:
     """Rows with train_accuracy = the final student in eval mode on its training split."""
     from kdedge.files.rundir import RunDir
-    from kdedge.train.loop import evaluate
+    from kdedge.train.evaluation import evaluate
     from kdedge.train.pipeline import make_context, prepare_data
 
     updated = []

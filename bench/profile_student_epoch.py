@@ -28,7 +28,8 @@ from kdedge.data.load import load_data  # noqa: E402
 from kdedge.models.builders import build_model  # noqa: E402 - after the sys.path line
 from kdedge.models.weights import load_weights_into  # noqa: E402
 from kdedge.recipe import load_recipe  # noqa: E402
-from kdedge.train.loop import Context, fit, teacher_logits_for  # noqa: E402
+from kdedge.train.loop import Context, fit  # noqa: E402
+from kdedge.train.teacher_cache import teacher_logits_for  # noqa: E402
 
 
 def setup(teacher_path: Path):

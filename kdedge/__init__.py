@@ -4,7 +4,8 @@ The Python API (kdedge.api; imported on first use, so `import kdedge` pulls in n
 onnxruntime): kdedge.distill(recipe, overrides=..., out=...) -> Run, kdedge.train, kdedge.sweep,
 kdedge.export(run, ...) -> rows, kdedge.bench(run, ...) -> rows, kdedge.init(folder, teacher=...,
 student=...) -> recipe file, kdedge.predict(file, images) -> results, kdedge.check(file.onnx) -> which
-ONNX runtimes load it and agree, kdedge.search(recipe, target=..., latency_ms=...) -> the pick, kdedge.Run.
+ONNX runtimes load it and agree, kdedge.search(recipe, target=..., latency_ms=...) -> the pick,
+kdedge.study(recipes, seeds=...) -> the table of recipes x seeds x rows beside no KD, kdedge.Run.
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ __all__ = [
     "init",
     "predict",
     "search",
+    "study",
     "sweep",
     "train",
 ]
-_API = ("Run", "check", "distill", "init", "predict", "search", "sweep")
+_API = ("Run", "check", "distill", "init", "predict", "search", "study", "sweep")
 
 
 class CallablePackage(types.ModuleType):

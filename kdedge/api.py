@@ -32,6 +32,7 @@ from kdedge.commands.options import (
     PathLike,
     PredictOptions,
     SearchOptions,
+    StudyOptions,
     SweepOptions,
 )
 
@@ -113,6 +114,22 @@ def sweep(recipe: PathLike | SweepOptions, **options: Any) -> list[dict[str, Any
     from kdedge.commands.sweep import sweep_command
 
     return sweep_command(_options(SweepOptions, recipe, **options))
+
+
+def study(targets: PathLike | list | StudyOptions, **options: Any) -> dict[str, Any]:
+    """Recipes x seeds x rows, each KD row beside its no-KD baseline (`kdedge study`): a study file, or
+    recipes; options: the fields of kdedge.commands.options.StudyOptions (seeds, overrides, variants as
+    {name: [KEY=VALUE, ...]}, grid, baseline, metric, title, out, json, table_only, ...). Each seed's teacher
+    is trained once; finished runs are read, not retrained. Returns the table file (STUDY/study.json): its
+    'rows' as shown, 'summary_rows' with the numbers (mean, spread, vs_baseline), 'runs' per run.
+
+        table = kdedge.study("hinton_mnist", seeds=[0, 1], variants={"T8": ["distillation.temperature=8"]})
+    """
+    from kdedge.commands.study import study_command
+
+    if not isinstance(targets, StudyOptions):
+        targets = [targets] if isinstance(targets, (str, os.PathLike)) else list(targets)
+    return study_command(_options(StudyOptions, targets, **options))
 
 
 def search(recipe: PathLike | SearchOptions, **options: Any) -> SearchResult:

@@ -205,3 +205,24 @@ def test_an_ncnn_folder_deploys_whole(arm_run, tmp_path: Path):
     assert json.loads((tmp_path / "student.cpu-x86.ncnn.json").read_text())["kdedge.target"] == "cpu-x86"
     images = np.zeros((2, 1, 28, 28), np.float32)
     np.testing.assert_array_equal(NcnnRunner(out).predict(images), NcnnRunner(source).predict(images))
+
+
+@pytest.mark.parametrize("target_name", ["ncnn-fp32", "mnn-fp16"])
+def test_search_targets_time_ncnn_and_mnn_files(target_name: str, tmp_path: Path):
+    """`kdedge search --target ncnn-fp32` (and mnn-*): the search's cost stage writes the candidate as the
+    target's file with kdedge's converter and times it with the format's runner, like any other row."""
+    _require_extras()
+    from kdedge.experiments.search.cost import CostSettings, file_size_mb, time_file, write_target_file
+    from kdedge.experiments.search.target import Budget, parse_target, target_names
+    from kdedge.models.builders import build_model
+
+    assert {"ncnn-fp32", "ncnn-fp16", "mnn-fp32", "mnn-fp16"} <= set(target_names())
+    target = parse_target(target_name)
+    settings = CostSettings(target, Budget(latency_ms=5.0), seconds=0.2, warmup_s=0.05, in_channels=1)
+    torch.manual_seed(0)
+    model = build_model("mlp", 10, 1, 28, {"hidden": [16]}).eval()
+    path = write_target_file(model, (1, 28, 28), np.zeros((0, 1, 28, 28), np.float32), settings, tmp_path)
+    assert path.name == f"candidate.{target.precision}{target.fmt.suffix}" and file_size_mb(path) > 0
+    timed = time_file(path, (1, 28, 28), settings)
+    assert timed["status"] == "ok", timed
+    assert timed["latency_ms_p50"] > 0

@@ -1,4 +1,4 @@
-"""The teacher-logit cache (train.loop.teacher_logits_for): used when valid (jittered input included: one
+"""The teacher-logit cache (train.teacher_cache.teacher_logits_for): used when valid (jittered input included: one
 row per shift), never for random crops/warps or when the teacher's weights (or data) changed, and invisible in
 the result: a cached run trains the same student as an uncached one."""
 
@@ -16,7 +16,8 @@ from kdedge.data.types import Split, normalize
 from kdedge.models.builders import build_model
 from kdedge.recipe import DistillConfig, StageConfig
 from kdedge.train.augment import JITTER_VARIANTS, jitter_variant
-from kdedge.train.loop import Context, fit, teacher_logits_for, teacher_logits_key
+from kdedge.train.loop import Context, fit
+from kdedge.train.teacher_cache import teacher_logits_for, teacher_logits_key
 
 KD = DistillConfig(loss="kl", alpha=0.7, temperature=4.0, cache_teacher_logits=True)
 

@@ -13,7 +13,8 @@ from kdedge.models import MODELS
 from kdedge.models.builders import build_model, count_params, output_bias
 from kdedge.recipe import DistillConfig, StageConfig
 from kdedge.train.devices import describe_device, resolve_device
-from kdedge.train.loop import Context, fit, teacher_logits_for
+from kdedge.train.loop import Context, fit
+from kdedge.train.teacher_cache import teacher_logits_for
 
 
 @pytest.mark.parametrize("name", MODELS.names())

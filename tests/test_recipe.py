@@ -162,3 +162,12 @@ def test_recipe_is_frozen() -> None:
     with pytest.raises(Exception):  # noqa: B017 - pydantic's frozen error type varies across versions
         recipe.seed = 3  # type: ignore[misc]
     assert isinstance(recipe, Recipe)
+
+
+def test_keep_is_typed_and_its_default_leaves_fingerprints_as_they_were() -> None:
+    plain = load_recipe("hinton_mnist")
+    assert plain.student.keep == "last" and "keep" not in plain.to_dict()["student"]  # runs saved before `keep`
+    best = load_recipe("hinton_mnist", parse_set(["student.keep=best_val"]))
+    assert best.to_dict()["student"]["keep"] == "best_val" and best.fingerprint() != plain.fingerprint()
+    with pytest.raises(InputError, match=r"student.keep.*'last' or 'best_val'"):
+        load_recipe("hinton_mnist", parse_set(["student.keep=best"]))

@@ -21,7 +21,8 @@ from kdedge.files.rundir import RunDir
 from kdedge.models.builders import build_model
 from kdedge.recipe import validate_recipe
 from kdedge.train.loop import Context, fit
-from kdedge.train.resume import HEADER_KEY, Checkpointer, flatten, state_path, unflatten
+from kdedge.train.resume import Checkpointer
+from kdedge.train.state_file import HEADER_KEY, flatten, state_path, unflatten
 
 
 def _header(path: Path) -> dict:
@@ -67,7 +68,7 @@ def _tiny_split(n: int = 120) -> Split:
 def test_resume_from_any_snapshot_is_bit_exact(tmp_path, monkeypatch, snapshot, position):
     """In-process: train once saving a state after every step; restart from the snapshot-th save and
     compare final weights with the uninterrupted run (dropout + Adam + shuffling all exercised)."""
-    import kdedge.train.resume as resume
+    import kdedge.train.state_file as state_file
 
     student = {
         "model": "mlp",
@@ -83,20 +84,20 @@ def test_resume_from_any_snapshot_is_bit_exact(tmp_path, monkeypatch, snapshot, 
     cfg, split = recipe.student, _tiny_split()
     ctx = Context(device=torch.device("cpu"), mean=(0.5,), std=(0.25,), seed=3, num_classes=4)
     run = RunDir(tmp_path / "run").open_for_writing(force=False)
-    saves, real_save = [], resume.save_training_state
+    saves, real_save = [], state_file.save_training_state
 
     def counting_save(path, *args):
         real_save(path, *args)
         saves.append(path.read_bytes())
 
-    monkeypatch.setattr(resume, "save_training_state", counting_save)
+    monkeypatch.setattr(state_file, "save_training_state", counting_save)
 
     def train(resuming: bool) -> torch.nn.Module:
         torch.manual_seed(0)
         model = build_model("mlp", 4, 1, 8, {"hidden": [8], "dropout": 0.3})
         checkpointer = Checkpointer(run, recipe, every_minutes=1e-9, resume=resuming)  # save every step
-        state = checkpointer.state_for("student", model, cfg, ctx.seed)
-        fit(model, split, cfg, ctx, None, recipe.distillation, state)
+        checkpoint = checkpointer.open("student", model, cfg, ctx.seed)
+        fit(model, split, cfg, ctx, None, recipe.distillation, checkpoint)
         return model
 
     reference = train(resuming=False).state_dict()
@@ -106,6 +107,39 @@ def test_resume_from_any_snapshot_is_bit_exact(tmp_path, monkeypatch, snapshot, 
     torch.manual_seed(12345)  # the global RNG (dropout) must come from the state file, not from here
     resumed = train(resuming=True).state_dict()
     assert all(torch.equal(reference[k], resumed[k]) for k in reference)
+
+
+def test_resume_keeps_the_same_best_validation_epoch(tmp_path, monkeypatch):
+    """keep: best_val: the kept weights travel in the state file; a run resumed after the best epoch ends
+    with that epoch's weights, as the uninterrupted run does."""
+    import kdedge.train.state_file as state_file
+
+    stage = {"model": "mlp", "model_kwargs": {"hidden": [8]}, "epochs": 5, "batch_size": 40, "lr": 0.3}
+    stage |= {"optimizer": "sgd", "keep": "best_val"}
+    recipe = validate_recipe(
+        {"name": "t", "data": {"name": "mnist"}, "distillation": {"loss": "none"}, "student": stage}
+    )
+    cfg, split, val = recipe.student, _tiny_split(), _tiny_split(60)
+    ctx = Context(torch.device("cpu"), (0.5,), (0.25,), seed=3, num_classes=4, evaluation={"val": val})
+    run = RunDir(tmp_path / "run").open_for_writing(force=False)
+    saves, real_save = [], state_file.save_training_state
+    monkeypatch.setattr(
+        state_file, "save_training_state", lambda path, *a: real_save(path, *a) or saves.append(path.read_bytes())
+    )
+
+    def train(resuming: bool) -> tuple[dict, int]:
+        torch.manual_seed(0)
+        model = build_model("mlp", 4, 1, 8, {"hidden": [8]})
+        checkpoint = Checkpointer(run, recipe, every_minutes=0, resume=resuming).open("student", model, cfg, ctx.seed)
+        fit(model, split, cfg, ctx, None, recipe.distillation, checkpoint)
+        return model.state_dict(), checkpoint.kept_epoch
+
+    reference, kept = train(resuming=False)
+    assert 1 < kept < 5, kept  # neither the first nor the last epoch: the test means something
+    state_path(run, "student").write_bytes(saves[kept])  # the state saved at the end of the epoch after it
+    assert _header(state_path(run, "student"))["kept"]["epoch"] == kept
+    resumed, kept_again = train(resuming=True)
+    assert kept_again == kept and all(torch.equal(reference[k], resumed[k]) for k in reference)
 
 
 @pytest.mark.slow

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from kdedge import __version__
-from kdedge.cli import errors, files, info, search, training
+from kdedge.cli import errors, files, info, search, study, training
 from kdedge.errors import Diverged, Interrupted, KdedgeError
 from kdedge.ui.console import console, error_console, say
 
@@ -32,6 +32,7 @@ app.command(context_settings=training.SET_PAIRS)(training.train)
 app.command()(info.init)
 app.command(context_settings=training.SET_PAIRS)(training.sweep)
 app.command(context_settings=training.SET_PAIRS)(search.search)
+app.command(context_settings=training.SET_PAIRS)(study.study)
 app.command()(files.report)
 app.command("eval")(files.evaluate)
 app.command()(files.export)

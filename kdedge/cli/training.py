@@ -31,7 +31,7 @@ SET_PAIRS = {"allow_extra_args": True}  # the commands' context_settings: see th
 ASSIGNMENT = re.compile(r"[A-Za-z_]\w*(\.\w+)*=")
 
 
-def _is_pair(word: str) -> bool:
+def is_pair(word: str) -> bool:
     """KEY=VALUE, and not a file that happens to hold '=' in its name (a recipe path)."""
     return bool(ASSIGNMENT.match(word)) and not Path(word).exists()
 
@@ -41,8 +41,8 @@ def recipe_and_overrides(ctx: typer.Context, recipe: str, overrides: list[str]) 
     (applied after the --set values, in their order); when the recipe came after them, click handed the
     first such word over as the recipe. Anything else left over is a usage error, as click would say it."""
     words = [recipe, *ctx.args]
-    pairs = [word for word in words if _is_pair(word)]
-    others = [word for word in words if not _is_pair(word)]
+    pairs = [word for word in words if is_pair(word)]
+    others = [word for word in words if not is_pair(word)]
     if pairs and not overrides:  # KEY=VALUE words with no --set before them
         others = words
     if not others:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,40 @@ class SweepOptions:
         object.__setattr__(self, "grid", tuple(self.grid))
         object.__setattr__(self, "overrides", set_strings(self.overrides))
         _normalise(self, paths=("out",))
+
+
+@dataclass(frozen=True)
+class StudyOptions:
+    """`kdedge study`: recipes x seeds x rows, each KD row beside its no-KD baseline (kdedge.experiments.study).
+    `targets`: one study file, or recipes (names or files). Given with a study file, the other options change
+    it: seeds / metric / title / baseline replace its values, sets, variants and grid axes are added."""
+
+    targets: tuple[str, ...]
+    seeds: tuple[int, ...] | None = None  # default: the file's, else (0,)
+    overrides: tuple[str, ...] = ()  # --set KEY=VALUE for every run
+    variants: tuple[str, ...] = ()  # --variant 'NAME: KEY=VALUE ...', one table row each
+    grid: tuple[str, ...] = ()  # --grid KEY=V1,V2: rows from a grid (crossed with the variants)
+    baseline: bool | None = None  # default: the file's, else True
+    metric: str | None = None  # default: the file's, else test_accuracy
+    title: str | None = None
+    out: Path | None = None  # default runs/<study file stem>, or runs/<first recipe>_study
+    json: Path | None = None  # also write the table file here (bench/results/NAME.json)
+    data_root: str | None = None
+    table_only: bool = False  # train nothing: tabulate the runs that finished
+    quiet: bool = False
+    wide: bool = False
+
+    def __post_init__(self) -> None:
+        targets = [self.targets] if isinstance(self.targets, (str, os.PathLike)) else self.targets
+        object.__setattr__(self, "targets", tuple(os.fspath(t) for t in targets))
+        object.__setattr__(self, "seeds", None if self.seeds is None else tuple(int(s) for s in self.seeds))
+        object.__setattr__(self, "overrides", set_strings(self.overrides))
+        variants = self.variants  # the API may give {name: [KEY=VALUE, ...]}
+        if isinstance(variants, dict):
+            variants = [f"{name}: {shlex.join(set_strings(sets))}" for name, sets in variants.items()]
+        object.__setattr__(self, "variants", tuple(variants))
+        object.__setattr__(self, "grid", tuple(self.grid))
+        _normalise(self, paths=("out", "json"))
 
 
 @dataclass(frozen=True)

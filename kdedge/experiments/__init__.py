@@ -1,2 +1,2 @@
-"""Experiments built from many runs: sweeps (sweep, sweep_results, sweep_ray), the budgeted search
-(search/) and the graceful stop both share (stopping)."""
+"""Experiments built from many runs: sweeps (sweep, sweep_results, sweep_ray), studies over recipes x seeds
+x rows (study/), the budgeted search (search/) and the graceful stop they share (stopping)."""

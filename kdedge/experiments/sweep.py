@@ -94,7 +94,7 @@ def _run_point(config: dict, path: str, data_root: str | None, threads: int | No
     recipe = validate_recipe(config, source=path)
     run = RunDir(Path(path)).open_for_writing(force=False)
     # points share SWEEP/teacher_logits.safetensors: the teacher runs over the data once, not once per point
-    # (kdedge.train.loop.teacher_logits_for reuses it only while teacher weights, data and transform match)
+    # (kdedge.train.teacher_cache.teacher_logits_for reuses it only while teacher weights, data and transform match)
     point = Path(path)
     shared = point.parent.parent / "teacher_logits.safetensors" if point.parent.name == "points" else None
     try:

@@ -118,31 +118,18 @@ def teacher_logits(config: dict, shared: Shared, data_root: str | None) -> bytes
 
 
 def compute_teacher_logits(config: dict, data_root: str | None, path: Path) -> bool:
-    """What a point's student stage would compute first: the teacher's logits over its transfer set, saved
-    at `path` (reused there when the key matches). False when the recipe caches no logits."""
-    from dataclasses import replace
-
-    import torch
-
-    from kdedge.files.rundir import data_info
-    from kdedge.models.weights import build_stage_model, load_weights_into, weights_path
+    """What a point's student stage computes first: the teacher's logits over its transfer set, saved at
+    `path` (reused there when the key matches). The teacher and the logits come from the pipeline's own
+    functions (obtain_teacher, teacher_logits), so the key is the one every point computes. False when the
+    recipe caches no logits."""
     from kdedge.recipe import validate_recipe
-    from kdedge.train import biasfix
-    from kdedge.train.loop import teacher_logits_for
-    from kdedge.train.pipeline import make_context, prepare_data, student_train_split
+    from kdedge.train.pipeline import make_context, obtain_teacher, prepare_data, teacher_logits
 
     recipe = validate_recipe(config, source="sweep teacher logits")
     bundle = prepare_data(recipe, data_root)
     ctx = make_context(recipe, bundle, teacher_logits_file=path)
-    pool, _ = biasfix.split_holdout(bundle.train, recipe)
-    transfer = student_train_split(recipe, replace(bundle, train=pool))
-    torch.manual_seed(recipe.seed)  # as obtain_model builds it: same architecture, same repr in the key
-    teacher = build_stage_model(recipe.teacher, data_info(bundle)).to(ctx.device)
-    if ctx.channels_last:
-        teacher = teacher.to(memory_format=torch.channels_last)
-    load_weights_into(teacher, weights_path(recipe.teacher.checkpoint, "teacher"), "teacher")
-    logits = teacher_logits_for(teacher.eval(), transfer, recipe.student, recipe.distillation, ctx)
-    return logits is not None and path.is_file()
+    teacher = obtain_teacher(recipe, bundle, ctx=ctx)  # teacher.checkpoint: the sweep's shared teacher
+    return teacher_logits(recipe, bundle, teacher.model, ctx) is not None and path.is_file()
 
 
 def gpu_ids() -> list:

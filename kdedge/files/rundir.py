@@ -4,8 +4,11 @@ write is atomic (temp file in the same folder, then os.replace), so a crash neve
 RUN/recipe.yaml          the resolved recipe
 RUN/teacher.safetensors  RUN/student.safetensors
 RUN/metrics.jsonl        one JSON line per epoch per stage
-RUN/summary.json         {"teacher": {"test_accuracy", "test_errors", "params", ...}, "student": {...}}
+RUN/summary.json         {"teacher": {"test_accuracy", "test_errors", "params", ...}, "student": {...}}, written
+                         once, when the run finishes
 
+A stage's weights file also carries, in its safetensors header (RESULTS_KEY), the summary entries known when
+it was written ({"data": ..., "<stage>": ...}): a stopped run's finished stages are resumed from them.
 RunDir.load_model(stage) rebuilds a stage's trained model (kdedge.models builds, kdedge.models.weights loads).
 """
 
@@ -25,6 +28,8 @@ from kdedge.files.fsguard import disk_full_as_error
 from kdedge.losses import LOSSES, describe_weights
 from kdedge.recipe import Recipe, validate_recipe
 from kdedge.ui.console import warn
+
+RESULTS_KEY = "kdedge.results"  # in a stage's weights file: the summary entries of that stage, as JSON
 
 
 class RunDir:
@@ -87,9 +92,37 @@ class RunDir:
     def weights(self, stage: str) -> Path:
         return self.path / f"{stage}.safetensors"
 
-    def save_weights(self, stage: str, model: nn.Module, recipe: Recipe) -> None:
+    def save_weights(self, stage: str, model: nn.Module, recipe: Recipe, results: dict | None = None) -> None:
+        """RUN/<stage>.safetensors; `results`: the summary entries these weights stand for, kept in the
+        file's header so that a resumed run knows them without summary.json."""
         state = unwrapped(model).state_dict()
-        save_state(self.weights(stage), state, {"stage": stage, "recipe_sha": recipe.fingerprint()})
+        metadata = {"stage": stage, "recipe_sha": recipe.fingerprint()}
+        if results is not None:
+            metadata[RESULTS_KEY] = json.dumps(results)
+        save_state(self.weights(stage), state, metadata)
+
+    def stage_results(self, stage: str) -> dict[str, Any]:
+        """The summary entries kept in RUN/<stage>.safetensors' header ({} when it has none: a file written
+        before kdedge kept them). An unreadable header is bad input, said with the file's name."""
+        from safetensors import SafetensorError, safe_open
+
+        path = self.weights(stage)
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                metadata = handle.metadata() or {}
+            return json.loads(metadata.get(RESULTS_KEY, "{}"))
+        except (SafetensorError, OSError, ValueError) as err:
+            raise InputError(f"{path}: not a valid safetensors file ({err})") from None
+
+    def data_entry(self, stage: str = "teacher") -> dict[str, Any]:
+        """summary.json's "data" entry; for a run stopped before it finished, the one kept with its weights
+        (`stage`'s, else the other stage's); {} when there is neither."""
+        if data := self.read_summary().get("data"):
+            return data
+        for name in dict.fromkeys((stage, "teacher", "student")):
+            if self.weights(name).is_file():
+                return self.stage_results(name).get("data", {})
+        return {}
 
     def load_model(self, stage: str) -> tuple[nn.Module, dict[str, Any]]:
         """(the trained `stage` model in eval mode, the data info of summary.json) for 'teacher' or 'student'."""
@@ -97,9 +130,9 @@ class RunDir:
         from kdedge.models.weights import load_weights_into
 
         recipe = self.read_recipe()
-        info = self.read_summary().get("data")
         cfg = getattr(recipe, stage)
-        if cfg is None or info is None or not self.weights(stage).is_file():
+        info = self.data_entry(stage) if self.weights(stage).is_file() else None
+        if cfg is None or not info:
             raise InputError(f"{self.path} has no trained {stage} (missing {self.weights(stage).name})")
         model = build_model(cfg.model, info["num_classes"], info["in_channels"], info["image_size"], cfg.model_kwargs)
         load_weights_into(model, self.weights(stage), stage)
@@ -118,7 +151,12 @@ class RunDir:
         file = self.path / "summary.json"
         return json.loads(file.read_text()) if file.exists() else {}
 
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        """RUN/summary.json, once, when the run has finished (kdedge.train.pipeline.run_recipe)."""
+        atomic_write_text(self.path / "summary.json", json.dumps(summary, indent=2))
+
     def update_summary(self, stage: str, values: dict[str, Any]) -> None:
+        """Set one entry of summary.json (for tools that assemble a run folder by hand, e.g. tests)."""
         summary = self.read_summary()
         summary[stage] = values
         atomic_write_text(self.path / "summary.json", json.dumps(summary, indent=2))

@@ -128,6 +128,9 @@ class StageConfig(_Strict):
     checkpoint: str | None = None
     pretrained: bool | str = False
     eval_batch_size: Annotated[int, Field(gt=0)] = 1024
+    # which epoch's weights the stage keeps: the last, or the one with the best validation accuracy (ties:
+    # lower validation loss, then the earlier epoch); best_val needs a validation split (data.val_size)
+    keep: Literal["last", "best_val"] = "last"
 
     @field_validator("model")
     @classmethod
@@ -204,7 +207,7 @@ class ExportConfig(_Strict):
 
 
 # stage keys added after runs were saved, dropped from the fingerprint while at their default
-_LATER_STAGE_KEYS = {"momentum_start": None, "momentum_ramp_epochs": None, "dampening": False}
+_LATER_STAGE_KEYS = {"momentum_start": None, "momentum_ramp_epochs": None, "dampening": False, "keep": "last"}
 
 
 class Recipe(_Strict):
@@ -242,7 +245,7 @@ class Recipe(_Strict):
         data = self.model_dump(mode="json")
         if not data["distillation"]["loss_kwargs"]:  # runs saved before loss_kwargs existed keep their
             del data["distillation"]["loss_kwargs"]  # fingerprint (resume, sweep points)
-        for stage in (data["teacher"], data["student"]):  # the same for the momentum ramp's keys
+        for stage in (data["teacher"], data["student"]):  # the same for the momentum ramp's keys and keep
             for key, default in _LATER_STAGE_KEYS.items():
                 if stage is not None and stage.get(key) == default:
                     del stage[key]

@@ -1,6 +1,7 @@
-"""Training: the loop (loop.fit), optimiser and schedule (optim), augmentation (augment), the teacher-logit
-cache (teacher_cache), training state and resume (resume), torchrun / DDP (distributed), devices (devices),
-and what `kdedge train` / `distill` run end to end (pipeline.run_recipe)."""
+"""Training: the loop (loop.fit) with its distillation method (methods), scoring (evaluation), the one
+checkpointing object (checkpoint, its file format state_file, resuming a run resume), optimiser and schedule
+(optim), augmentation (augment), the teacher-logit cache (teacher_cache), torchrun / DDP (distributed),
+devices (devices), and what `kdedge train` / `distill` run end to end (pipeline.run_recipe)."""
 
 import sys
 

@@ -3,7 +3,7 @@
 kinds: 'none', 'jitter' (Hinton's MNIST shifts of up to 2 px), 'affine' (jitter + rotation + zoom), 'elastic'
 (affine + Simard et al. 2003's elastic distortion) and 'crop_flip' (the CIFAR pad-4 random crop + horizontal
 flip). Jitter has only 25 outcomes per image, which lets the training loop cache a teacher's logits for every
-one of them (kdedge.train.loop.teacher_logits_for).
+one of them (kdedge.train.teacher_cache.teacher_logits_for).
 """
 
 from __future__ import annotations

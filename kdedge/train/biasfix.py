@@ -7,8 +7,8 @@ of the student's data BEFORE the classes are removed, and used unlabelled: the s
 student predicts the missing classes (argmax) exactly as often as the teacher does on those images (the
 middle of the interval of shifts that match). The paper tuned its 3.5 on the test set; this needs no labels
 and no test data, only unlabelled images of the world the model will see, which do contain the missing
-classes. (Session 1 fitted on held-out TRANSFER images, which lack the missing classes: the teacher hardly
-predicts them there, so the fit was a negligible shift: 0.12 where 3.5 was needed.)
+classes. (Fitting on held-out TRANSFER images instead, which lack the missing classes, was tried first: the
+teacher hardly predicts them there, so the fit was a negligible shift: 0.12 where 3.5 was needed.)
 
 The unfixed student stays in RUN/student_unfixed.safetensors; RUN/student.safetensors is the fixed one.
 summary.json gets "student" (before) and "student_bias_fixed" (after), both with omitted-class errors.
@@ -23,6 +23,8 @@ from kdedge.data.types import DataBundle, Split
 from kdedge.errors import InputError, RuntimeFailure
 from kdedge.models.builders import output_bias
 from kdedge.recipe import Recipe
+from kdedge.train.context import Context
+from kdedge.train.evaluation import predict_logits, stage_summary
 
 HOLDOUT_FRACTION = 0.1  # of the transfer set, for bias_fix: auto (the student never trains on it)
 
@@ -122,28 +124,22 @@ def raise_bias(student: nn.Module, missing: list[int], shift: float) -> None:
 
 
 def apply_bias_fix(
-    run,
     recipe: Recipe,
     bundle: DataBundle,
     student: nn.Module,
+    student_entry: dict,
     teacher: nn.Module | None,
     holdout: Split | None,
-    predict,
-    summarize,
-) -> dict:
-    """Fix `student` in place, save both versions and both summaries into `run` (a RunDir).
-
-    predict(model, images) -> logits (N, C); summarize(model) -> stage summary dict (test errors etc.).
-    Idempotent on resume: a run whose summary already has "student_bias_fixed" is left as it is.
-    """
-    summary = run.read_summary()
-    if "student_bias_fixed" in summary:
-        return summary["student_bias_fixed"]
+    ctx: Context,
+) -> dict[str, dict]:
+    """Fix `student` in place; returns its summary entries {'student': `student_entry` (the unfixed
+    student's) with its omitted-class errors, 'student_bias_fixed': the fixed student's}. Writes nothing:
+    the pipeline saves both students."""
     missing = missing_classes(recipe, bundle.num_classes)
     fix = recipe.distillation.bias_fix
     if fix == "auto":
-        teacher_logits = predict(teacher, holdout.images)
-        shift = fit_shift(predict(student, holdout.images), teacher_logits, missing)
+        teacher_logits = predict_logits(teacher, holdout.images, ctx)
+        shift = fit_shift(predict_logits(student, holdout.images, ctx), teacher_logits, missing)
         how = {
             "bias_fix": "auto",
             "holdout_images": len(holdout),
@@ -151,13 +147,8 @@ def apply_bias_fix(
         }
     else:
         shift, how = float(fix), {"bias_fix": float(fix)}
-    run.update_summary("student", summary["student"] | omitted_errors(summary["student"], missing, bundle))
-    from kdedge.files.atomic import save_state
-
-    save_state(run.path / "student_unfixed.safetensors", student.state_dict(), {"stage": "student_unfixed"})
+    before = student_entry | omitted_errors(student_entry, missing, bundle)
     raise_bias(student, missing, shift)
-    run.save_weights("student", student, recipe)
-    fixed = summarize(student)
+    fixed = stage_summary(student, bundle, ctx, recipe.student, {})
     fixed |= omitted_errors(fixed, missing, bundle) | how | {"bias_shift": shift}
-    run.update_summary("student_bias_fixed", fixed)
-    return fixed
+    return {"student": before, "student_bias_fixed": fixed}

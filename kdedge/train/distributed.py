@@ -140,7 +140,10 @@ class SilentRunDir(RunDir):
     def write_recipe(self, recipe: Any) -> None:
         pass
 
-    def save_weights(self, stage: str, model: nn.Module, recipe: Any) -> None:
+    def save_weights(self, stage: str, model: nn.Module, recipe: Any, results: dict | None = None) -> None:
+        pass
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
         pass
 
     def append_metrics(self, record: dict[str, Any]) -> None:

@@ -1,123 +1,35 @@
 """THE training loop, for teachers and students alike. Read `fit` top to bottom.
 
 Data is resident on the training device as uint8 tensors; each step indexes a batch, augments it on
-the device, normalises it and takes one optimiser step. When the student sees the same input the
-teacher would (no augmentation), the teacher's logits over the training set are computed once
-(in eval/inference mode; for jittered input, once per each of the 25 shifts) and indexed per batch instead
-of re-running the teacher every step.
+the device, normalises it, asks the distillation method (kdedge.train.methods) for the loss and takes one
+optimiser step. Teacher logits come from the cache when the student sees the input the teacher would
+(kdedge.train.teacher_cache), else from a live teacher pass. After every epoch the splits are scored
+(kdedge.train.evaluation) and the checkpoint is saved (kdedge.train.checkpoint): one visible call.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Protocol
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from kdedge.data.types import Split, normalize
 from kdedge.errors import Diverged
-from kdedge.losses import LOSSES, TrainingProgress
-from kdedge.losses.classic import inverse_frequency_weights
+from kdedge.losses import TrainingProgress
 from kdedge.recipe import DistillConfig, StageConfig
-from kdedge.runtime.metrics import agreement, classification_report
-from kdedge.train import teacher_cache
-from kdedge.train.augment import JITTER_VARIANTS, augment_with_variant, jitter_variant
+from kdedge.train.augment import augment_with_variant
+from kdedge.train.checkpoint import Checkpoint
+from kdedge.train.context import Context
 from kdedge.train.devices import autocast
 from kdedge.train.distributed import shard
+from kdedge.train.evaluation import score_splits, teacher_test_logits
+from kdedge.train.methods import DistillationMethod, LogitLoss
 from kdedge.train.optim import optimizer_step, set_step_hyperparameters
-from kdedge.train.state import EpochPosition, TrainingState
-
-
-class MetricsLog(Protocol):
-    """Where each epoch's record goes (metrics.jsonl, TensorBoard): kdedge.train.pipeline.RunMetrics."""
-
-    def log(self, record: dict) -> None:
-        """Keep one epoch's record."""
-
-
-@dataclass(frozen=True)
-class Context:
-    """Where and how to train, fixed for a run: device, normalisation, seed, mixed precision, DDP rank, the
-    splits scored after every epoch and where the records go."""
-
-    device: torch.device
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    seed: int = 0
-    amp: str = "off"
-    channels_last: bool = False
-    rank: int = 0
-    world_size: int = 1
-    num_classes: int = 0
-    evaluation: Mapping[str, Split] = field(default_factory=dict)  # {'test': ..., 'val': ...} per epoch
-    metrics: MetricsLog | None = None  # rank 0 logs each epoch's record here
-    progress: object | None = None  # rich.progress.Progress, or None for silence
-    # where teacher logits persist between fits (sweep points, resumed runs), keyed; None: in memory only
-    teacher_logits_file: Path | None = None
-
-
-@torch.inference_mode()
-def predict_logits(model: nn.Module, images: torch.Tensor, ctx: Context, batch_size: int = 1024) -> torch.Tensor:
-    """Logits (N, C) float32 of `model` in eval mode for uint8 images (N, C, H, W)."""
-    was_training = model.training
-    model.eval()
-    outputs = []
-    for chunk in images.split(batch_size):
-        inputs = normalize(chunk.to(ctx.device, non_blocking=True), ctx.mean, ctx.std)
-        if ctx.channels_last:
-            inputs = inputs.contiguous(memory_format=torch.channels_last)
-        with autocast(ctx.amp, ctx.device):
-            outputs.append(model(inputs).float())
-    model.train(was_training)
-    return torch.cat(outputs) if outputs else torch.zeros(0)
-
-
-def evaluate(
-    model: nn.Module, split: Split, ctx: Context, batch_size: int = 1024, logits: torch.Tensor | None = None
-) -> dict:
-    """accuracy / errors / per-class errors / qwk / mean CE loss of `model` on a split. `logits` (N, C):
-    the model's logits on the split when the caller already has them (no second forward pass)."""
-    logits = predict_logits(model, split.images, ctx, batch_size) if logits is None else logits
-    report = classification_report(logits, split.labels)
-    report["loss"] = float(nn.functional.cross_entropy(logits, split.labels.to(logits.device)))
-    return report
-
-
-def teacher_logits_for(
-    teacher: nn.Module | None, split: Split, cfg: StageConfig, distill: DistillConfig, ctx: Context
-) -> torch.Tensor | None:
-    """The cache: teacher logits float32 over the whole training split, (N, C) for unaugmented student input
-    or (JITTER_VARIANTS, N, C) for jittered input (the teacher's logits for each of the 25 shifts); None
-    when they must be computed per batch (random crops / affine warps, or caching turned off).
-
-    With ctx.teacher_logits_file, logits saved there by an earlier fit are reused when their key
-    (teacher_logits_key: teacher weights + data + transform) matches; otherwise computed and saved."""
-    if teacher is None or cfg.augment not in ("none", "jitter") or not distill.cache_teacher_logits:
-        return None
-
-    def compute() -> torch.Tensor:
-        if cfg.augment == "none":
-            return predict_logits(teacher, split.images, ctx, cfg.eval_batch_size)
-        # 25 teacher passes over the data, once; a live teacher costs one pass per student epoch
-        shifted = (jitter_variant(split.images, variant) for variant in range(JITTER_VARIANTS))
-        return torch.stack([predict_logits(teacher, images, ctx, cfg.eval_batch_size) for images in shifted])
-
-    key = teacher_logits_key(teacher, split, cfg, ctx)
-    return teacher_cache.load_or_compute(ctx.teacher_logits_file, key, compute, ctx.rank == 0, ctx.device)
-
-
-def teacher_logits_key(teacher: nn.Module, split: Split, cfg: StageConfig, ctx: Context) -> str:
-    """sha256 (first 16 hex digits) of everything cached teacher logits depend on: the teacher's
-    architecture and weights, the training images (bytes, shape, order) and the transform that feeds
-    the teacher (normalisation, augmentation, mixed precision, memory layout, device type)."""
-    transform = [list(ctx.mean), list(ctx.std), cfg.augment, ctx.amp, ctx.channels_last, ctx.device.type]
-    return teacher_cache.digest_key(teacher, split.images, json.dumps(transform))
+from kdedge.train.state_file import EpochPosition
+from kdedge.train.teacher_cache import teacher_logits_for
 
 
 def fit(
@@ -127,102 +39,72 @@ def fit(
     ctx: Context,
     teacher: nn.Module | None = None,
     distill: DistillConfig | None = None,
-    state: TrainingState | None = None,
+    checkpoint: Checkpoint | None = None,
+    *,
+    method: DistillationMethod | None = None,
 ) -> list[dict]:
-    """Train `model` in place for cfg.epochs on `train`; return one metrics record per epoch.
+    """Train `model` in place for cfg.epochs on `train`; return one metrics record per epoch. The model
+    ends with the weights of the epoch cfg.keep names (the last, or the best on the validation split).
 
-    With a teacher, the loss is the recipe's distillation loss on (student, teacher) logits; without,
-    plain cross-entropy. `state` (kdedge.train.resume) carries the optimiser, the shuffling generator and
-    where a checkpoint goes; a restored one continues a killed run where it stopped. After every epoch
-    the splits of ctx.evaluation are scored, the record is logged and the state is checkpointed.
-    Under DDP (ctx.world_size > 1) every rank walks its own shard of the same shuffled order.
+    With a teacher, the loss is the distillation method on (student, teacher) logits: `method`, or the
+    recipe's loss (methods.LogitLoss); without, plain cross-entropy. `checkpoint` (kdedge.train.checkpoint)
+    carries the optimiser, the shuffling generator and where the state is saved; a restored one continues
+    a killed run where it stopped. Under DDP (ctx.world_size > 1) every rank walks its own shard of the
+    same shuffled order.
     """
     distill = distill if teacher is not None else DistillConfig(loss="none")
-    stage = "student" if teacher is not None else "teacher"
-    state = state or TrainingState.fresh(stage, model, cfg, ctx.seed)
+    if checkpoint is None:  # kept in memory, nothing written
+        checkpoint = Checkpoint.fresh("student" if teacher is not None else "teacher", model, cfg, ctx.seed)
+    stage = checkpoint.stage  # a student trained alone (the no-KD baseline) is still the student
     if teacher is not None:
         teacher.eval()  # dropout / batch-norm statistics fixed: the soft targets must not be random
-    teacher_test_logits = _teacher_test_logits(teacher, ctx, cfg)
-    setup = _StepSetup.build(train, cfg, ctx, teacher, distill)
-    total_steps = setup.steps_per_epoch * cfg.epochs - state.steps_done(setup.steps_per_epoch)
-    task = _progress_task(ctx, state.stage, total_steps)
-    for epoch in range(state.epoch, cfg.epochs):
+    teacher_scores = teacher_test_logits(teacher, ctx, cfg.eval_batch_size)  # for the agreement metric
+    setup = _StepSetup.build(train, cfg, ctx, teacher, distill, method)
+    steps_left = setup.steps_per_epoch * cfg.epochs - checkpoint.steps_done(setup.steps_per_epoch)
+    task = _progress_task(ctx, stage, steps_left)
+    for epoch in range(checkpoint.epochs_done, cfg.epochs):
         started = time.perf_counter()
-        loss_sum, correct, seen = _train_epoch(model, setup, cfg, ctx, state, epoch, task)
-        record = _epoch_record(
-            state.stage,
-            epoch,
-            loss_sum,
-            correct,
-            seen,
-            time.perf_counter() - started,
-            state.optimizer,
-            model,
-            ctx,
-            cfg,
-            teacher_test_logits,
-        )
-        state.records.append(record)
-        state.save(model, epochs_done=epoch + 1)  # the end-of-epoch checkpoint (rank 0; none without a file)
-        if ctx.metrics is not None and ctx.rank == 0:
-            ctx.metrics.log(record)  # metrics.jsonl (+ TensorBoard)
-        _describe(
-            ctx,
-            task,
-            f"{state.stage} epoch {epoch + 1}/{cfg.epochs} loss {record['train_loss']:.4f}"
-            + (f" test acc {record['test_accuracy']:.4f}" if "test_accuracy" in record else ""),
-        )
-    return state.records
+        totals = _train_epoch(model, setup, cfg, ctx, checkpoint, epoch, task).all_reduced(ctx)
+        record = _train_record(stage, epoch, totals, checkpoint.optimizer, time.perf_counter() - started)
+        record |= score_splits(model, ctx, cfg.eval_batch_size, teacher_scores)
+        checkpoint.save(model, record)  # the end-of-epoch checkpoint (rank 0 of a run; in memory otherwise)
+        _report(ctx, task, record, cfg.epochs)
+    checkpoint.use_kept_weights(model)  # keep: best_val -> that epoch's weights (keep: last: as they are)
+    return checkpoint.records
 
 
 @dataclass(frozen=True)
 class _StepSetup:
     """What every step of one fit needs, prepared once: the split on the device (images (N, C, H, W) uint8,
-    labels (N,) int64), the teacher and its cached logits, the loss with its keyword arguments (and whether it
-    also takes the training progress), the fp16 gradient scaler."""
+    labels (N,) int64), the teacher and its cached logits, the distillation method, the fp16 gradient
+    scaler."""
 
     images: torch.Tensor
     labels: torch.Tensor
     teacher: nn.Module | None
     cached_teacher_logits: torch.Tensor | None
-    loss: Callable[..., torch.Tensor]
-    loss_kwargs: dict
+    method: DistillationMethod
     scaler: torch.amp.GradScaler
     steps_per_epoch: int
-    takes_progress: bool = False
 
     @classmethod
     def build(
-        cls, train: Split, cfg: StageConfig, ctx: Context, teacher: nn.Module | None, distill: DistillConfig
+        cls,
+        train: Split,
+        cfg: StageConfig,
+        ctx: Context,
+        teacher: nn.Module | None,
+        distill: DistillConfig,
+        method: DistillationMethod | None = None,
     ) -> _StepSetup:
-        spec = LOSSES.get(distill.loss)
         labels = train.labels.to(ctx.device)
-        weighted = cfg.class_weighted_loss
-        class_weights = inverse_frequency_weights(labels, ctx.num_classes) if weighted else None
-        shared = {"alpha": distill.soft_weight, "temperature": distill.temperature, "class_weights": class_weights}
-        loss_kwargs = spec.loop_inputs(shared) | spec.parse_options(distill.loss_kwargs)
+        method = method or LogitLoss.from_recipe(distill, cfg, labels, ctx.num_classes)
         # fp16 gradients underflow without loss scaling (bf16 has fp32's range: no scaler); no-op if disabled
         fp16 = ctx.amp == "fp16" and ctx.device.type == "cuda"
         scaler = torch.amp.GradScaler(ctx.device.type, enabled=fp16)
         cached = teacher_logits_for(teacher, train, cfg, distill, ctx)
         steps_per_epoch = math.ceil(len(labels) / (cfg.batch_size * ctx.world_size))
-        return cls(
-            train.images.to(ctx.device),
-            labels,
-            teacher,
-            cached,
-            spec.fn,
-            loss_kwargs,
-            scaler,
-            steps_per_epoch,
-            "progress" in spec.inputs,
-        )
-
-    def progress(self, epoch: int, step: int, epochs: int) -> dict[str, TrainingProgress]:
-        """{'progress': where the fit stands} for a loss that takes it (DKD's warm-up), else {}."""
-        if not self.takes_progress:
-            return {}
-        return {"progress": TrainingProgress(epoch, epochs, step, self.steps_per_epoch)}
+        return cls(train.images.to(ctx.device), labels, teacher, cached, method, scaler, steps_per_epoch)
 
     def teacher_logits(
         self, batch: torch.Tensor, variant: torch.Tensor | None, inputs: torch.Tensor
@@ -237,35 +119,71 @@ class _StepSetup:
             return self.teacher(inputs).float().clone()  # clone: inference tensors cannot enter autograd
 
 
+@dataclass
+class EpochTotals:
+    """One epoch's running sums on the device (no host sync per step): loss_sum () float32 (sum of
+    per-image losses), correct () int64, seen: images."""
+
+    loss_sum: torch.Tensor
+    correct: torch.Tensor
+    seen: int
+
+    def all_reduced(self, ctx: Context) -> EpochTotals:
+        """The sums over every DDP rank (itself on one process)."""
+        if ctx.world_size <= 1:
+            return self
+        seen = torch.tensor(float(self.seen), device=ctx.device)
+        totals = torch.stack([self.loss_sum.float(), self.correct.float(), seen])
+        torch.distributed.all_reduce(totals)
+        return EpochTotals(totals[0], totals[1], int(totals[2]))
+
+
 def _train_epoch(
-    model: nn.Module, setup: _StepSetup, cfg: StageConfig, ctx: Context, state: TrainingState, epoch: int, task
-) -> tuple[torch.Tensor, torch.Tensor, int]:
+    model: nn.Module, setup: _StepSetup, cfg: StageConfig, ctx: Context, checkpoint: Checkpoint, epoch: int, task
+) -> EpochTotals:
     """One pass over this rank's shard of the epoch's shuffled order (from its saved position when a killed
-    run stopped inside it). Returns (loss sum () float32, correct () int64, images seen), kept on the device:
-    no host sync per step. A mid-epoch checkpoint is saved whenever one is due."""
+    run stopped inside it). A mid-epoch checkpoint is saved whenever one is due."""
     model.train()
-    within = state.resumes_within(epoch)
-    permutation = within.permutation if within else torch.randperm(len(setup.labels), generator=state.generator)
+    within = checkpoint.resumes_within(epoch)
+    permutation = within.permutation if within else torch.randperm(len(setup.labels), generator=checkpoint.generator)
     order = shard(permutation, ctx.rank, ctx.world_size).to(ctx.device)
     loss_sum = (within.loss_sum.clone() if within else torch.zeros(())).to(ctx.device)
     correct = (within.correct.clone() if within else torch.zeros((), dtype=torch.long)).to(ctx.device)
     for step, batch in enumerate(order.split(cfg.batch_size)):
         if within and step < within.step:
             continue
-        set_step_hyperparameters(state.optimizer, cfg, epoch * setup.steps_per_epoch + step, setup.steps_per_epoch)
-        inputs, variant = _batch_inputs(setup.images[batch], cfg, ctx, state.generator)
-        with autocast(ctx.amp, ctx.device):
-            student_logits = model(inputs).float()
-            teacher_logits = setup.teacher_logits(batch, variant, inputs)
-        progress = setup.progress(epoch, step, cfg.epochs)
-        loss = setup.loss(student_logits, teacher_logits, setup.labels[batch], **setup.loss_kwargs, **progress)
-        _check_finite(loss, state.stage, epoch, step, ctx)
-        optimizer_step(loss, model, state.optimizer, setup.scaler, cfg)
-        loss_sum += loss.detach() * len(batch)
-        correct += (student_logits.detach().argmax(1) == setup.labels[batch]).sum()
+        global_step = epoch * setup.steps_per_epoch + step
+        loss, student_logits = _train_step(model, setup, cfg, ctx, checkpoint, batch, global_step)
+        loss_sum += loss * len(batch)
+        correct += (student_logits.argmax(1) == setup.labels[batch]).sum()
         _advance(ctx, task)
-        state.after_step(model, EpochPosition(epoch, step + 1, permutation, loss_sum, correct))
-    return loss_sum, correct, len(order)
+        checkpoint.after_step(model, EpochPosition(epoch, step + 1, permutation, loss_sum, correct))
+    return EpochTotals(loss_sum, correct, len(order))
+
+
+def _train_step(
+    model: nn.Module,
+    setup: _StepSetup,
+    cfg: StageConfig,
+    ctx: Context,
+    checkpoint: Checkpoint,
+    batch: torch.Tensor,
+    global_step: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimiser step on the training images `batch` ((B,) int64 indices into the split). Returns the
+    loss () and the student's logits (B, C), both detached."""
+    set_step_hyperparameters(checkpoint.optimizer, cfg, global_step, setup.steps_per_epoch)  # lr, momentum
+    inputs, variant = _batch_inputs(setup.images[batch], cfg, ctx, checkpoint.generator)
+    with autocast(ctx.amp, ctx.device):
+        student_logits = model(inputs).float()
+        teacher_logits = setup.teacher_logits(batch, variant, inputs)
+    # the distillation method (kdedge.train.methods): logits and targets in, the step's loss out
+    epoch, step = divmod(global_step, setup.steps_per_epoch)
+    progress = TrainingProgress(epoch, cfg.epochs, step, setup.steps_per_epoch)  # for warm-ups (DKD)
+    loss = setup.method(student_logits, teacher_logits, setup.labels[batch], progress=progress)
+    _check_finite(loss, checkpoint.stage, epoch, step, ctx)
+    optimizer_step(loss, model, checkpoint.optimizer, setup.scaler, cfg)
+    return loss.detach(), student_logits.detach()
 
 
 def _batch_inputs(
@@ -280,16 +198,9 @@ def _batch_inputs(
     return inputs, variant
 
 
-def _teacher_test_logits(teacher: nn.Module | None, ctx: Context, cfg: StageConfig) -> torch.Tensor | None:
-    """Teacher logits (N_test, C) on the test split, computed once per fit for the agreement metric."""
-    if teacher is None or "test" not in ctx.evaluation:
-        return None
-    return predict_logits(teacher, ctx.evaluation["test"].images, ctx, cfg.eval_batch_size)
-
-
 def _check_finite(loss: torch.Tensor, stage: str, epoch: int, step: int, ctx: Context) -> None:
-    """Stop before a non-finite loss reaches the weights. On GPU only every 32nd step: a host sync per step
-    costs throughput, and once the weights are NaN every later loss is too."""
+    """Stop before a non-finite loss reaches the weights. On GPU only every 32nd step of an epoch: a host
+    sync per step costs throughput, and once the weights are NaN every later loss is too."""
     if (ctx.device.type == "cpu" or step % 32 == 0) and not torch.isfinite(loss.detach()).item():
         raise Diverged(
             f"{stage}: loss became {float(loss.detach())} in epoch {epoch + 1}, "
@@ -298,51 +209,37 @@ def _check_finite(loss: torch.Tensor, stage: str, epoch: int, step: int, ctx: Co
         )
 
 
-def _epoch_record(
-    stage,
-    epoch,
-    loss_sum,
-    correct,
-    seen,
-    seconds,
-    optimizer,
-    model,
-    ctx,
-    cfg,
-    teacher_test_logits: torch.Tensor | None = None,
+def _train_record(
+    stage: str, epoch: int, totals: EpochTotals, optimizer: torch.optim.Optimizer, seconds: float
 ) -> dict:
-    """One line of metrics.jsonl; stops the run when the loss stopped being finite. With the teacher's test
-    logits (N_test, C) it adds test_agreement: how often the student now picks the teacher's class."""
-    if ctx.world_size > 1:
-        seen_t = torch.tensor(float(seen), device=ctx.device)
-        totals = torch.stack([loss_sum.float(), correct.float(), seen_t])
-        torch.distributed.all_reduce(totals)
-        loss_sum, correct, seen = totals[0], totals[1], int(totals[2])
-    train_loss = float(loss_sum) / max(seen, 1)
+    """The training half of one line of metrics.jsonl (the scores of the splits follow); stops the run
+    when the epoch's mean loss is not finite."""
+    train_loss = float(totals.loss_sum) / max(totals.seen, 1)
     if not math.isfinite(train_loss):
         raise Diverged(
             f"{stage}: loss became {train_loss} in epoch {epoch + 1}; lower the lr "
             "(the last good weights are those of the previous epoch)",
             stage,
         )
-    record = {
+    return {
         "stage": stage,
         "epoch": epoch + 1,
         "train_loss": train_loss,
-        "train_accuracy": float(correct) / max(seen, 1),
+        "train_accuracy": float(totals.correct) / max(totals.seen, 1),
         "lr": optimizer.param_groups[0]["lr"],
         "epoch_seconds": round(seconds, 3),
     }
-    known = {}  # the student's test logits serve both the test metrics and the agreement: one pass
-    if teacher_test_logits is not None:
-        known["test"] = predict_logits(model, ctx.evaluation["test"].images, ctx, cfg.eval_batch_size)
-        record["test_agreement"] = agreement(known["test"], teacher_test_logits)
-    for name, split in ctx.evaluation.items():
-        report = evaluate(model, split, ctx, cfg.eval_batch_size, known.get(name))
-        record.update(
-            {f"{name}_loss": report["loss"], f"{name}_accuracy": report["accuracy"], f"{name}_errors": report["errors"]}
-        )
-    return record
+
+
+def _report(ctx: Context, task, record: dict, epochs: int) -> None:
+    """The epoch's record into metrics.jsonl (+ TensorBoard) on rank 0, and its line on the progress bar."""
+    if ctx.metrics is not None and ctx.rank == 0:
+        ctx.metrics.log(record)
+    if task is not None:
+        split = "val" if "val_accuracy" in record else "test"  # never invite tuning on the test set
+        scored = f" {split} acc {record[f'{split}_accuracy']:.4f}" if f"{split}_accuracy" in record else ""
+        line = f"{record['stage']} epoch {record['epoch']}/{epochs} loss {record['train_loss']:.4f}{scored}"
+        ctx.progress.update(task, description=line)
 
 
 def _progress_task(ctx: Context, description: str, total: int):
@@ -354,8 +251,3 @@ def _progress_task(ctx: Context, description: str, total: int):
 def _advance(ctx: Context, task) -> None:
     if task is not None:
         ctx.progress.advance(task)
-
-
-def _describe(ctx: Context, task, description: str) -> None:
-    if task is not None:
-        ctx.progress.update(task, description=description)

@@ -2,7 +2,7 @@
 
 Schedulers (Slurm, Kubernetes, systemd) send SIGTERM and SIGKILL a grace period later. While
 `graceful_stop()` is active the first SIGTERM or SIGINT only records itself; the training loop's step hook
-(kdedge.train.resume.Checkpointer) sees `pending()` after the step in flight, writes the state file and raises
+(kdedge.train.checkpoint.Checkpoint) sees `pending()` after the step in flight, writes the state file and raises
 Stopped, whose exit code is 128 + the signal number (143 for SIGTERM, 130 for Ctrl-C) as a shell
 reports a signal, and whose line says what was saved and the exact `--resume` command (kdedge.cli);
 that command continues bit for bit. A second signal stops at once (KeyboardInterrupt, said by the CLI

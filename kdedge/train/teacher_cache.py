@@ -1,21 +1,63 @@
 """Teacher logits computed once and kept: in memory for one fit, in a file for the next (sweep points,
 resumed runs). A file is only ever reused under the same key: the sha256 of the teacher's weights, the
-training images and the transform that feeds the teacher (kdedge.train.loop.teacher_logits_key builds it)."""
+training images and the transform that feeds the teacher (teacher_logits_key builds it).
+
+When the student sees the same input the teacher would (no augmentation), the teacher's logits over the
+training set are computed once (in eval / inference mode; for jittered input, once per each of the 25
+shifts) and indexed per batch instead of re-running the teacher every step."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
+from torch import nn
 
+from kdedge.data.types import Split
 from kdedge.files.atomic import save_state
 from kdedge.files.integrity import CorruptFile, read_verified
+from kdedge.recipe import DistillConfig, StageConfig
+from kdedge.train.augment import JITTER_VARIANTS, jitter_variant
+from kdedge.train.context import Context
+from kdedge.train.evaluation import predict_logits
 from kdedge.ui.console import warn
 
 KEY_FIELD = "kdedge.teacher_logits_key"
+
+
+def teacher_logits_for(
+    teacher: nn.Module | None, split: Split, cfg: StageConfig, distill: DistillConfig, ctx: Context
+) -> torch.Tensor | None:
+    """The cache: teacher logits float32 over the whole training split, (N, C) for unaugmented student input
+    or (JITTER_VARIANTS, N, C) for jittered input (the teacher's logits for each of the 25 shifts); None
+    when they must be computed per batch (random crops / affine warps, or caching turned off).
+
+    With ctx.teacher_logits_file, logits saved there by an earlier fit are reused when their key
+    (teacher_logits_key: teacher weights + data + transform) matches; otherwise computed and saved."""
+    if teacher is None or cfg.augment not in ("none", "jitter") or not distill.cache_teacher_logits:
+        return None
+
+    def compute() -> torch.Tensor:
+        if cfg.augment == "none":
+            return predict_logits(teacher, split.images, ctx, cfg.eval_batch_size)
+        # 25 teacher passes over the data, once; a live teacher costs one pass per student epoch
+        shifted = (jitter_variant(split.images, variant) for variant in range(JITTER_VARIANTS))
+        return torch.stack([predict_logits(teacher, images, ctx, cfg.eval_batch_size) for images in shifted])
+
+    key = teacher_logits_key(teacher, split, cfg, ctx)
+    return load_or_compute(ctx.teacher_logits_file, key, compute, ctx.rank == 0, ctx.device)
+
+
+def teacher_logits_key(teacher: nn.Module, split: Split, cfg: StageConfig, ctx: Context) -> str:
+    """sha256 (first 16 hex digits) of everything cached teacher logits depend on: the teacher's
+    architecture and weights, the training images (bytes, shape, order) and the transform that feeds
+    the teacher (normalisation, augmentation, mixed precision, memory layout, device type)."""
+    transform = [list(ctx.mean), list(ctx.std), cfg.augment, ctx.amp, ctx.channels_last, ctx.device.type]
+    return digest_key(teacher, split.images, json.dumps(transform))
 
 
 def digest_key(teacher: torch.nn.Module, images: torch.Tensor, transform: str) -> str:

@@ -1,0 +1,179 @@
+"""kdedge study: the plan (rows x seeds, one teacher per seed shared by every student and recipe that has it,
+one no-KD baseline per setting), a real tiny MNIST study run twice (the second trains nothing), its table
+file rendered by the results page, a SIGTERM between runs and the same command continuing, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+from cli_helpers import one_error_line, run_cli, write_recipe
+
+from kdedge.commands.options import StudyOptions
+from kdedge.commands.study import study_spec
+from kdedge.errors import InputError
+from kdedge.experiments.study import run as study_run
+from kdedge.experiments.study.plan import make_plan
+from kdedge.experiments.study.spec import parse_variant, spec_from
+from kdedge.files.rundir import RunDir
+from kdedge.report.results_page import check_table, load_results, section
+
+FAST = ("student.epochs=1", "data.train_limit=300", "data.test_limit=100")
+
+
+@pytest.fixture
+def tiny(tmp_path: Path) -> Path:
+    return write_recipe(tmp_path / "tiny.yaml")
+
+
+def sets(*items: str) -> list[str]:
+    return [word for item in items for word in ("--set", item)]
+
+
+def test_a_variant_is_a_name_and_its_set_values() -> None:
+    assert parse_variant("dkd: distillation.loss=dkd distillation.temperature=4") == (
+        "dkd",
+        ("distillation.loss=dkd", "distillation.temperature=4"),
+    )
+    layers = "at: 'distillation.layers=[{student: a, teacher: b}]'"
+    assert parse_variant(layers) == ("at", ("distillation.layers=[{student: a, teacher: b}]",))
+    assert parse_variant("kd:") == ("kd", ())
+    bad_ones = (("dkd", "expected 'NAME: KEY=VALUE"), ("a/b: seed=1", "letters, digits"), ("x: nokey", "KEY="))
+    for bad, message in bad_ones:
+        with pytest.raises(InputError, match=message):
+            parse_variant(bad)
+
+
+def test_plan_shares_a_teacher_per_seed_across_rows_and_recipes(tiny: Path, tmp_path: Path) -> None:
+    spec = spec_from(
+        {
+            "recipes": [str(tiny), {"recipe": str(tiny), "set": ["student.model_kwargs.hidden=[8]"], "label": "small"}],
+            "seeds": [0, 1],
+            "variants": {"kd": [], "T8": ["distillation.temperature=8"], "e2": ["student.epochs=2"]},
+        },
+        "test",
+    )
+    plan = make_plan(spec, tmp_path / "study")
+    assert [(t.seed, t.recipe.student) for t in plan.teachers] == [(0, None), (1, None)]  # both recipes share it
+    rows = [cell.row for cell in plan.cells if cell.entry == "tiny" and cell.seed == 0]
+    assert rows == ["kd", "no-kd", "T8", "e2", "no-kd,student.epochs=2"]  # T8's baseline is kd's: planned once
+    assert len(plan.cells) == 2 * 2 * 5
+    for cell in plan.cells:
+        teacher = next(t for t in plan.teachers if t.seed == cell.seed)
+        assert cell.recipe.teacher.checkpoint == str(teacher.path.resolve()) and cell.recipe.seed == cell.seed
+    by_row = {cell.row: cell for cell in plan.cells if cell.entry == "small" and cell.seed == 1}
+    assert by_row["e2"].baseline == "no-kd,student.epochs=2" and by_row["T8"].baseline == "no-kd"
+    assert by_row["no-kd"].recipe.distillation.loss == "none" and by_row["e2"].recipe.student.epochs == 2
+    assert by_row["kd"].recipe.student.model_kwargs == {"hidden": [8]}
+    assert by_row["kd"].path == tmp_path / "study" / "runs" / "small" / "kd" / "seed1"
+
+
+def test_a_variant_without_kd_is_the_baseline_and_a_changed_study_is_refused(tiny: Path, tmp_path: Path) -> None:
+    spec = spec_from({"recipes": [str(tiny)], "variants": {"kd": [], "none": ["distillation.loss=none"]}}, "test")
+    plan = make_plan(spec, tmp_path / "study")
+    assert [(c.row, c.baseline) for c in plan.cells] == [("kd", "none"), ("none", None)]
+    kd = plan.cells[0]
+    RunDir(kd.path).open_for_writing(force=False).write_recipe(kd.recipe)
+    changed = spec_from({"recipes": [str(tiny)], "set": ["student.lr=0.5"]}, "test")
+    with pytest.raises(InputError, match=r"kd/seed0 holds a run of another recipe \(student.lr differ\)"):
+        make_plan(changed, tmp_path / "study")
+
+
+def test_study_file_and_command_line_combine(tiny: Path, tmp_path: Path) -> None:
+    study = tmp_path / "methods.yaml"
+    study.write_text(
+        "title: Methods\nrecipes: [tiny.yaml]\nseeds: [0, 1]\nset: [student.epochs=2]\n"
+        "variants: {kd: []}\ngrid: {distillation.temperature: [2, 4]}\n"
+    )
+    options = StudyOptions(study, seeds=(3,), overrides=("data.train_limit=100",), variants=("T8: seed=1",))
+    spec = study_spec(options)
+    assert spec.recipes[0].recipe == str(tiny.resolve()) and spec.seeds == (3,) and spec.title == "Methods"
+    assert spec.set == ("student.epochs=2", "data.train_limit=100") and list(spec.variants) == ["kd", "T8"]
+    with pytest.raises(InputError, match="give it alone"):
+        study_spec(StudyOptions((study, tiny)))
+
+
+def test_study_trains_each_teacher_once_and_tabulates_beside_no_kd(tiny: Path, tmp_path: Path) -> None:
+    out, copy = tmp_path / "study", tmp_path / "results" / "tiny_study.json"
+    args = ["study", tiny, "--seeds", "0", "1", *sets(*FAST), "--variant", "T8: distillation.temperature=8"]
+    args += ["--variant", "kd:", "--out", out, "--json", copy]
+    code, _, stderr = run_cli(*args)
+    assert code == 0, stderr
+    teachers = sorted(out.glob("teachers/*/seed*/summary.json"))
+    assert len(teachers) == 2  # one per seed, for all three rows
+    for summary in out.glob("runs/tiny/*/seed*/summary.json"):
+        stages = {json.loads(line)["stage"] for line in (summary.parent / "metrics.jsonl").read_text().splitlines()}
+        assert stages == {"student"}  # the teacher was loaded, never trained again
+    table = json.loads((out / "study.json").read_text())
+    rows = {row["row"]: row for row in table["summary_rows"]}
+    assert list(rows) == ["teacher", "T8", "no-kd", "kd"] and rows["no-kd"]["kind"] == "baseline"
+    for name in ("T8", "kd"):
+        paired = [
+            100 * (_accuracy(out, name, seed) - _accuracy(out, "no-kd", seed)) for seed in (0, 1)
+        ]  # the same seed's baseline: same teacher, initialisation and batch order
+        assert rows[name]["vs_baseline_per_seed"] == pytest.approx(paired)
+        assert rows[name]["mean"] == pytest.approx(sum(100 * _accuracy(out, name, s) for s in (0, 1)) / 2)
+    assert table["commands"][0].startswith(f"kdedge study {tiny} --seeds 0 1 --set student.epochs=1")
+    check_table(table, "study.json")  # the results page's format, as written
+    assert load_results(copy.parent)[0][0]["rows"] == table["rows"]
+    assert "| tiny | T8 |" in "\n".join(section(table | {"id": "x"}))
+    before = {path: path.stat().st_mtime_ns for path in out.glob("**/*.safetensors")}
+    code, stdout, stderr = run_cli(*args)
+    assert code == 0 and "0 to train now" in stdout, stderr
+    assert {path: path.stat().st_mtime_ns for path in out.glob("**/*.safetensors")} == before
+
+
+def _accuracy(out: Path, row: str, seed: int) -> float:
+    return json.loads((out / "runs" / "tiny" / row / f"seed{seed}" / "summary.json").read_text())["student"][
+        "test_accuracy"
+    ]
+
+
+def test_sigterm_between_runs_stops_and_the_same_command_continues(tiny: Path, tmp_path: Path, monkeypatch) -> None:
+    trained: list[Path] = []
+    original = study_run.train_run
+
+    def then_sigterm(recipe, path, *rest, **kwargs):
+        result = original(recipe, path, *rest, **kwargs)
+        trained.append(path)
+        if len(trained) == 2:  # after the teacher and the first student
+            os.kill(os.getpid(), signal.SIGTERM)
+        return result
+
+    monkeypatch.setattr(study_run, "train_run", then_sigterm)
+    args = ["study", tiny, *sets(*FAST), "--out", tmp_path / "study", "--quiet"]
+    code, _, stderr = run_cli(*args)
+    line = one_error_line(stderr)
+    assert code == 143 and line.startswith("stopped by SIGTERM"), line
+    assert f"continue with the same command: kdedge study {tiny}" in line and "2 finished runs" in line
+    code, _, stderr = run_cli(*args)
+    assert code == 0, stderr
+    assert len(trained) == 3 and len(set(trained)) == 3  # the rest only: nothing finished trained twice
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--metric", "loss"], "--metric 'loss': allowed are test_accuracy"),
+        (["--seeds", "x"], "--seeds x: give whole numbers"),
+        (["student.epochs=2"], "'student.epochs=2' looks like a recipe override; write --set student.epochs=2"),
+        (["--variant", "kd"], "--variant 'kd': expected 'NAME: KEY=VALUE ...'"),
+        (["--set", "student.epoch=2"], "unknown key 'student.epoch'"),
+        (["--grid", "distillation.alpha"], "--grid 'distillation.alpha': expected KEY=V1,V2"),
+    ],
+)
+def test_bad_input_is_one_line_and_trains_nothing(tiny: Path, tmp_path: Path, extra: list[str], message: str) -> None:
+    code, _, stderr = run_cli("study", tiny, "--out", tmp_path / "study", *extra)
+    assert code == 2 and message in one_error_line(stderr)
+    assert not (tmp_path / "study").exists()
+
+
+def test_a_bad_study_file_names_its_key(tmp_path: Path) -> None:
+    study = tmp_path / "s.yaml"
+    study.write_text("recipes: [hinton_mnist]\nseeds: [0, 0]\nbaselines: false\n")
+    code, _, stderr = run_cli("study", study, "--out", tmp_path / "out")
+    line = one_error_line(stderr)
+    assert code == 2 and line.startswith(f"error: {study}: ") and "seeds: " in line and "baselines: unknown key" in line
