@@ -22,7 +22,7 @@ from torch import nn
 
 from kdedge.errors import InputError
 from kdedge.experiments.search.space import Candidate
-from kdedge.files.rundir import RunDir, data_info
+from kdedge.files.rundir import RunDir
 from kdedge.recipe import Recipe, validate_recipe
 
 
@@ -82,7 +82,7 @@ class DataMemo:
 
     def __call__(self, recipe: Recipe, data_root: str | None):
         """prepare_data(recipe, data_root), from memory the second time (a DataBundle; nothing changes it)."""
-        from kdedge.train.pipeline import prepare_data
+        from kdedge.train.prepare import prepare_data
 
         key = json.dumps([recipe.data.model_dump(mode="json"), recipe.seed, data_root], sort_keys=True)
         if key not in self._bundles:
@@ -137,16 +137,18 @@ def load_teacher(source: TeacherSource, recipe: Recipe, bundle, device: torch.de
 
 
 def train_candidate(job: CandidateJob, load: Callable | None = None) -> dict[str, Any]:
-    """Train (or, when its run directory finished already, read) one candidate; returns its summary.json.
-    A killed training continues from its last checkpoint (kdedge.train.resume), bit for bit. `load(recipe,
+    """Train (or, when its run directory finished already, read) one candidate with the pipeline's
+    distill_student; returns its summary (written once, at the end, as `kdedge distill` writes it). A
+    stopped training continues from its last checkpoint (kdedge.train.resume), bit for bit. `load(recipe,
     data_root)`: the data (default: loaded here; a search passes its DataMemo)."""
-    from kdedge.train.pipeline import RunMetrics, make_context, obtain_model, prepare_data, student_train_split
+    from kdedge.train.pipeline import distill_student
+    from kdedge.train.prepare import RunMetrics, data_record, make_context, prepare_data, write_run_files
     from kdedge.train.resume import Checkpointer
 
     run = RunDir(Path(job.run_dir))
     recipe = validate_recipe(job.config, source=job.run_dir)
     if run.read_summary().get("finished"):
-        if run.read_recipe().fingerprint() != recipe.fingerprint():  # a space edited between two runs
+        if not same_recipe(run.read_recipe(), recipe):  # a space edited between two runs of the search
             raise InputError(f"{run.path} holds a run of another recipe than {job.name}'s; delete it to retrain")
         return run.read_summary()
     if job.threads:
@@ -158,16 +160,22 @@ def train_candidate(job: CandidateJob, load: Callable | None = None) -> dict[str
         bundle = (load or prepare_data)(recipe, job.data_root)
         logits = Path(job.logits_file) if job.logits_file else None
         ctx = make_context(recipe, bundle, None, RunMetrics(run, False), logits)
-        run.write_recipe(recipe)
-        sizes = {"train_images": len(bundle.train), "test_images": len(bundle.test), "root": bundle.root}
-        run.update_summary("data", data_info(bundle) | sizes)
+        write_run_files(recipe, bundle, run)
         teacher = None
         if job.teacher is not None and recipe.distillation.loss != "none":
             teacher = load_teacher(job.teacher, recipe, bundle, ctx.device, ctx.channels_last)
         checkpointer = Checkpointer(run, recipe, resume=True)
-        transfer = student_train_split(recipe, bundle)
-        obtain_model("student", recipe, bundle, transfer, ctx, run, teacher=teacher, checkpointer=checkpointer)
-        run.update_summary("finished", True)
+        result = distill_student(recipe, bundle, teacher, run, ctx=ctx, checkpointer=checkpointer)
+        summary = {"data": data_record(bundle)} | result.entries | {"finished": True}
+        run.write_summary(summary)
     finally:
         run.release()
-    return run.read_summary()
+    return summary
+
+
+def same_recipe(saved: Recipe, wanted: Recipe) -> bool:
+    """The run's recipe.yaml is `wanted` (a run records the mean / std it measured where the recipe left them
+    to be measured: not a difference)."""
+    if wanted.data.mean is None and wanted.data.std is None:
+        saved = saved.model_copy(update={"data": saved.data.model_copy(update={"mean": None, "std": None})})
+    return saved.fingerprint() == wanted.fingerprint()

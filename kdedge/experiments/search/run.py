@@ -55,7 +55,7 @@ class SearchResult:
 
 def run_search(options: SearchConfig, progress=None) -> SearchResult:
     """Run (or resume) the search `options` describes; see the module docstring."""
-    from kdedge.train.pipeline import check_stages_fit_data, prepare_data
+    from kdedge.train.prepare import check_stages_fit_data, prepare_data
 
     setup = prepare(options)
     bundle = prepare_data(setup.recipe, options.data_root)  # bad data: one line before anything is written
