@@ -53,8 +53,9 @@ def study_command(options: StudyOptions) -> dict[str, Any]:
         _print_rows(record, options.wide)
         console.print(f"study folder: {out} ({', '.join(str(f) for f in files)})", soft_wrap=True)
     if failed:
+        runs = len(plan.trained_cells()) + len(plan.teachers)
         raise RuntimeFailure(
-            f"study: {len(failed)} of {len(plan.trained_cells()) + len(plan.teachers)} runs failed (see {out / 'failed.json'}); "
+            f"study: {len(failed)} of {runs} runs failed (see {out / 'failed.json'}); "
             "the table holds the others; rerun the same command to retry them"
         )
     return record
