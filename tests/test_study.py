@@ -10,7 +10,8 @@ import signal
 from pathlib import Path
 
 import pytest
-from cli_helpers import one_error_line, run_cli, write_recipe
+import yaml
+from cli_helpers import TINY, one_error_line, run_cli, write_recipe
 
 from kdedge.commands.options import StudyOptions
 from kdedge.commands.study import study_spec
@@ -80,6 +81,18 @@ def test_a_variant_without_kd_is_the_baseline_and_a_changed_study_is_refused(tin
     changed = spec_from({"recipes": [str(tiny)], "set": ["student.lr=0.5"]}, "test")
     with pytest.raises(InputError, match=r"kd/seed0 holds a run of another recipe \(student.lr differ\)"):
         make_plan(changed, tmp_path / "study")
+
+
+def test_a_self_kd_baseline_is_its_teachers_run(tmp_path: Path) -> None:
+    """The student trained alone with the teacher's settings IS the teacher's training: read, not repeated."""
+    recipe = tmp_path / "self.yaml"
+    recipe.write_text(yaml.safe_dump(TINY | {"student": TINY["teacher"]}))
+    plan = make_plan(spec_from({"recipes": [str(recipe)], "seeds": [0, 1]}, "test"), tmp_path / "study")
+    baselines = [cell for cell in plan.cells if cell.row == "no-kd"]
+    assert [(c.path, c.stage) for c in baselines] == [(t.path, "teacher") for t in plan.teachers]
+    assert [cell.row for cell in plan.trained_cells()] == ["kd", "kd"]
+    other = make_plan(spec_from({"recipes": [str(recipe)], "set": ["student.lr=0.01"]}, "test"), tmp_path / "b")
+    assert [cell.stage for cell in other.cells] == ["student", "student"]  # another schedule: trained
 
 
 def test_study_file_and_command_line_combine(tiny: Path, tmp_path: Path) -> None:

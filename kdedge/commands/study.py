@@ -35,7 +35,7 @@ def study_command(options: StudyOptions) -> dict[str, Any]:
     out = options.out or default_out(options)
     plan = make_plan(spec, out)
     failed: dict[str, str] = {}
-    todo = [run.path for run in [*plan.teachers, *plan.cells] if not is_finished(run.path)]
+    todo = [run.path for run in [*plan.teachers, *plan.trained_cells()] if not is_finished(run.path)]
     if not options.quiet:
         _print_header(plan, 0 if options.table_only else len(todo))
     if todo and not options.table_only:
@@ -53,8 +53,9 @@ def study_command(options: StudyOptions) -> dict[str, Any]:
         _print_rows(record, options.wide)
         console.print(f"study folder: {out} ({', '.join(str(f) for f in files)})", soft_wrap=True)
     if failed:
+        runs = len(plan.trained_cells()) + len(plan.teachers)
         raise RuntimeFailure(
-            f"study: {len(failed)} of {len(plan.cells) + len(plan.teachers)} runs failed (see {out / 'failed.json'}); "
+            f"study: {len(failed)} of {runs} runs failed (see {out / 'failed.json'}); "
             "the table holds the others; rerun the same command to retry them"
         )
     return record
@@ -117,7 +118,7 @@ def _refuse_torchrun() -> None:
 def _print_header(plan: Plan, todo: int) -> None:
     title = plan.spec.title or ", ".join(plan.spec.entry_names())
     console.print(
-        f"[bold]study[/] {title}: {len(plan.cells)} student runs, {len(plan.teachers)} teacher runs "
+        f"[bold]study[/] {title}: {len(plan.trained_cells())} student runs, {len(plan.teachers)} teacher runs "
         f"({todo} to train now) -> {plan.out}",
         soft_wrap=True,
     )

@@ -6,6 +6,10 @@ STUDY/teachers/<recipe>-<key>/seed<N>/   a teacher-only run (`kdedge train`), lo
                                           that seed through teacher.checkpoint
 STUDY/runs/<recipe>/<row>/seed<N>/        one ordinary run directory per recipe, row and seed
 
+A no-KD baseline whose student is its teacher (self-KD: the same model, schedule and data, trained alone at
+the same seed) is the teacher run itself: same initialisation, batch order and augmentation, so it is read
+from there, never trained twice.
+
 A folder that already holds a run of another recipe (the study changed) is refused, never mixed in.
 """
 
@@ -31,7 +35,8 @@ NOT_TEACHER = ("name", "description", "student", "distillation", "sweep", "expor
 @dataclass(frozen=True)
 class Cell:
     """One run of the study: `row` of `entry` at `seed`; `baseline` names its no-KD row (None for a row
-    without one, or for the baseline itself)."""
+    without one, or for the baseline itself). `stage`: the summary entry that holds its numbers ("teacher"
+    for a baseline that is its teacher's run)."""
 
     entry: str
     row: str
@@ -39,6 +44,7 @@ class Cell:
     recipe: Recipe
     path: Path
     baseline: str | None = None
+    stage: str = "student"
 
     @property
     def is_baseline(self) -> bool:
@@ -62,6 +68,10 @@ class Plan:
     out: Path
     teachers: tuple[TeacherRun, ...]
     cells: tuple[Cell, ...]
+
+    def trained_cells(self) -> list[Cell]:
+        """The cells with a run of their own (not a baseline read from its teacher's run)."""
+        return [cell for cell in self.cells if cell.stage == "student"]
 
 
 def row_overrides(spec: StudySpec, recipe: Recipe) -> list[tuple[str, dict[str, Any]]]:
@@ -115,7 +125,7 @@ def make_plan(spec: StudySpec, out: Path) -> Plan:
                 cells += _row_cells(spec, entry.recipe, name, row, (common, values), seed, out, teachers)
     unique = _without_duplicates(cells)
     plan = Plan(spec, out, tuple(teachers.values()), tuple(unique))
-    for run in [*plan.teachers, *plan.cells]:
+    for run in [*plan.teachers, *plan.trained_cells()]:
         check_folder(run.path, run.recipe)
     return plan
 
@@ -144,8 +154,22 @@ def _row_cells(
         teacher = _teacher_for(_load(recipe_name, values, spec), entry, seed, out, teachers)
         extra = {"teacher.checkpoint": str(teacher.path.resolve())} if teacher else {}
         resolved = _load(recipe_name, values | extra, spec)
+        if teacher is not None and baseline is None and name != row and is_its_teacher(resolved):
+            cells.append(Cell(entry, name, seed, resolved, teacher.path, stage="teacher"))
+            continue
         cells.append(Cell(entry, name, seed, resolved, out / "runs" / entry / name / f"seed{seed}", baseline))
     return cells
+
+
+def is_its_teacher(recipe: Recipe) -> bool:
+    """Is training this recipe's student alone the same run as training its teacher? The same stage settings
+    (apart from where the teacher's weights come from) on the whole training split, nothing done after."""
+    if recipe.teacher is None or recipe.student is None or recipe.student.checkpoint:
+        return False
+    teacher = recipe.teacher.model_dump(mode="json") | {"checkpoint": None}
+    data = recipe.data
+    whole = not data.omit_classes and data.keep_classes is None and recipe.distillation.bias_fix is None
+    return whole and recipe.student.model_dump(mode="json") == teacher
 
 
 def _teacher_for(

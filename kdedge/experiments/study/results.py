@@ -31,8 +31,12 @@ def run_record(cell: Cell, metric: str) -> dict[str, Any]:
     record = {"recipe": cell.entry, "row": cell.row, "seed": cell.seed, "run": str(cell.path)}
     if not summary.get("finished"):
         return record | {"finished": False}
-    student = summary.get("student_bias_fixed") or summary.get("student") or {}
-    teacher = _teacher_entry(cell) or summary.get("teacher") or {}
+    if cell.stage == "teacher":  # a baseline that is its teacher's run: the teacher trained alone
+        student, teacher = summary.get("teacher") or {}, {}
+        record["same_run_as_teacher"] = True
+    else:
+        student = summary.get("student_bias_fixed") or summary.get("student") or {}
+        teacher = _teacher_entry(cell) or summary.get("teacher") or {}
     keys = ("model", "params", "test_accuracy", "test_errors", "val_accuracy", "epochs", "train_seconds")
     if is_ordinal(summary.get("data", {}).get("dataset", "")):  # QWK means something for ordered grades only
         keys += ("test_qwk",)
@@ -92,6 +96,7 @@ def _row(
     row |= {"model": done[0].get("model") if done else None, "params": done[0].get("params") if done else None}
     row |= {"seeds": [r["seed"] for r in done], "values": values, **_spread(values)}
     row["unfinished"] = len(runs) - len(done)
+    row["same_run_as_teacher"] = any(r.get("same_run_as_teacher") for r in runs)
     row["test_qwk_mean"] = _mean([r.get("test_qwk") for r in done])
     row["train_seconds_mean"] = _mean([r.get("train_seconds") for r in done])
     row |= _versus(done, base_runs or [])

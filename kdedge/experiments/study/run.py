@@ -28,7 +28,7 @@ def check_plan(plan: Plan, data_root: str | None) -> None:
     from kdedge.train.pipeline import prepare_data
 
     classes: dict[str, int] = {}
-    for cell in plan.cells:
+    for cell in plan.trained_cells():
         data = json.dumps(cell.recipe.data.model_dump(mode="json"), sort_keys=True)
         if data not in classes:
             classes[data] = prepare_data(cell.recipe, data_root).num_classes
@@ -63,7 +63,7 @@ def _in_order(plan: Plan) -> list[TeacherRun | Cell]:
     """Seed by seed: that seed's teachers, then its cells (in the study's order)."""
     ordered: list[TeacherRun | Cell] = []
     for seed in plan.spec.seeds:
-        ordered += [t for t in plan.teachers if t.seed == seed] + [c for c in plan.cells if c.seed == seed]
+        ordered += [t for t in plan.teachers if t.seed == seed] + [c for c in plan.trained_cells() if c.seed == seed]
     return ordered
 
 

@@ -38,7 +38,7 @@ def cells(metric: str, row: dict[str, Any], with_qwk: bool) -> list[Any]:
     seconds = row["train_seconds_mean"]
     found = [
         row["recipe"],
-        "no KD" if row["kind"] == "baseline" and row["row"] == "no-kd" else row["row"],
+        _label(row),
         row["model"],
         len(row["seeds"]),
         per_seed,
@@ -48,6 +48,14 @@ def cells(metric: str, row: dict[str, Any], with_qwk: bool) -> list[Any]:
     ]
     found += [None if row["test_qwk_mean"] is None else round(row["test_qwk_mean"], 3)] if with_qwk else []
     return [*found, None if seconds is None else round(seconds, 1)]
+
+
+def _label(row: dict[str, Any]) -> str:
+    """The row's name; the no-KD row in words (and, for self-KD, that it is the teacher's own run)."""
+    if row["kind"] != "baseline" or not row["row"].startswith("no-kd"):
+        return row["row"]
+    label = "no KD" + row["row"].removeprefix("no-kd").replace(",", ", ", 1)
+    return label + (" (= the teacher run)" if row.get("same_run_as_teacher") else "")
 
 
 def machine_line() -> str:
