@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from kdedge.cli import app
 
 REPO = Path(__file__).resolve().parents[1]
-HOOK = '''import sys
+HOOK = """import sys
 from importlib.machinery import PathFinder
 from importlib.util import spec_from_file_location
 
@@ -40,7 +40,7 @@ class EditableFinder:  # what setuptools writes for `pip install -e .`, after Pa
 
 
 sys.meta_path.insert(sys.meta_path.index(PathFinder) + 1, EditableFinder)
-'''
+"""
 
 
 @pytest.fixture
