@@ -101,6 +101,8 @@ def export(
 ) -> None:
     """Write RUN/export/<stage>.<precision>.<suffix> per format, each checked against PyTorch and
     self-describing."""
+    import warnings
+
     from kdedge import api
     from kdedge.errors import RuntimeFailure
 
@@ -110,7 +112,9 @@ def export(
 
         deploy_command(options)
         return
-    result = api.export(options)
+    with warnings.catch_warnings():  # the API's warning says what the error line below says: once is enough
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = api.export(options)
     if result.failed:  # the API returns the files that passed; the command still fails (exit 1)
         raise RuntimeFailure(result.message)
 

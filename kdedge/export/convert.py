@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from kdedge.errors import RuntimeFailure
+from kdedge.export.int8_rescue import Rescue, excluded_nodes
 from kdedge.export.int8_schemes import quantize_static_options
 
 TRACE_BATCH = 2  # traced batch size; parity is checked at other sizes (1 and 7) to prove the dim is dynamic
@@ -112,11 +113,14 @@ class _Calibration:
         return None if batch is None else {"images": batch}
 
 
-def to_int8(src: Path, dst: Path, calibration: np.ndarray, scheme: str, workdir: Path) -> None:
+def to_int8(
+    src: Path, dst: Path, calibration: np.ndarray, scheme: str, workdir: Path, rescue: Rescue | None = None
+) -> None:
     """Static QDQ int8: per-channel s8 weights, u8 or s8 activations, which operators and 8- or 7-bit weights
     as `scheme` says (kdedge.export.int8_schemes), MinMax ranges calibrated
     on `calibration` (N, C, H, W) float32 real training images, after quant_pre_process (shape inference
-    + onnxruntime graph optimisation, as onnxruntime recommends before quantising)."""
+    + onnxruntime graph optimisation, as onnxruntime recommends before quantising). rescue: the nodes kept
+    in fp32 and the calibration method instead (kdedge.export.int8_rescue)."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -129,13 +133,15 @@ def to_int8(src: Path, dst: Path, calibration: np.ndarray, scheme: str, workdir:
     try:
         with _quiet(), _inside(workdir):
             quant_pre_process(str(src), str(prepared))
+            if rescue is not None:  # node names as quant_pre_process left them
+                options["nodes_to_exclude"] = excluded_nodes(onnx.load(str(prepared)), rescue)
             quantize_static(
                 str(prepared),
                 str(dst),
                 _Calibration(calibration),
                 quant_format=QuantFormat.QDQ,
                 per_channel=True,
-                calibrate_method=CalibrationMethod.MinMax,
+                calibrate_method=getattr(CalibrationMethod, rescue.calibration if rescue else "MinMax"),
                 **options,
             )
     except Exception as err:  # noqa: BLE001 - the quantiser's failures are all "this graph cannot be quantised"

@@ -3,6 +3,7 @@ real data (test images, calibration images) the checks run on."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +37,7 @@ class EvalData:
     test_images: np.ndarray
     test_labels: np.ndarray
     calibration: np.ndarray
+    more_calibration: Callable[[int], np.ndarray] | None = None  # the first n of the same seeded order
 
 
 def parse_precisions(text: str | list[str] | tuple[str, ...]) -> list[str]:
@@ -116,8 +118,8 @@ def load_eval_data(recipe: Recipe, data_root: str | None, settings: Settings, ne
         else bundle.test.subset(torch.arange(min(settings.limit, len(bundle.test))))
     )
     as_array = lambda images: normalize(images, bundle.mean, bundle.std).numpy()  # noqa: E731
-    calibration = np.zeros((0,), np.float32)
-    if need_calibration:
-        order = torch.randperm(len(bundle.train), generator=torch.Generator().manual_seed(recipe.seed))
-        calibration = as_array(bundle.train.images[order[: settings.calibration_images]])
-    return EvalData(as_array(test.images), test.labels.numpy(), calibration)
+    if not need_calibration:
+        return EvalData(as_array(test.images), test.labels.numpy(), np.zeros((0,), np.float32))
+    order = torch.randperm(len(bundle.train), generator=torch.Generator().manual_seed(recipe.seed))
+    first = lambda count: as_array(bundle.train.images[order[:count]])  # noqa: E731
+    return EvalData(as_array(test.images), test.labels.numpy(), first(settings.calibration_images), first)

@@ -55,6 +55,8 @@ def file_metadata(
     }
     if row.precision == "int8":
         meta |= int8_metadata(settings, calibration_images, built)
+    if "int8_rescue" in row.extra:  # kept fp32 nodes / percentile ranges (kdedge.export.int8_rescue)
+        meta["int8_rescue"] = row.extra["int8_rescue"]
     return meta
 
 

@@ -17,10 +17,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from kdedge.errors import InputError, KdedgeError, RuntimeFailure
+from kdedge.errors import InputError, KdedgeError
 from kdedge.export import staging
 from kdedge.export.convert import export_fp32, tidy_onnx, to_fp16, to_int8
 from kdedge.export.edge import export_edge_stage
+from kdedge.export.int8_rescue import MORE_CALIBRATION, Rescue, try_rescues
 from kdedge.export.nncf_int8 import require_nncf, to_int8_nncf
 from kdedge.export.options import (
     STAGES,
@@ -31,8 +32,9 @@ from kdedge.export.options import (
     resolve_settings,
     select_stages,
 )
+from kdedge.export.outcome import ExportFailed, passed, report, threshold_failure
 from kdedge.export.publish import file_metadata, publish, stage_metadata
-from kdedge.export.table import ExportRow, export_table, file_line
+from kdedge.export.table import ExportRow, file_line
 from kdedge.export.verify import accuracy, agreement, check, onnx_logits, torch_parity
 from kdedge.files.fsguard import check_writable, disk_full_as_error
 from kdedge.files.rundir import RunDir, remembered_data_root
@@ -40,15 +42,7 @@ from kdedge.recipe import Recipe
 from kdedge.runtime.formats import FormatPlan, plan_formats
 
 Say = Callable[[str], None]
-
-
-class ExportFailed(RuntimeFailure):
-    """Some file failed its checks (the message names each); `rows` are every file's row, the passed ones
-    included, so a caller can still use the files that were written."""
-
-    def __init__(self, message: str, rows: list[ExportRow]) -> None:
-        super().__init__(message)
-        self.rows = rows
+__all__ = ["ExportFailed", "export_run", "export_stage"]
 
 
 def export_run(
@@ -101,7 +95,7 @@ def export_run(
     root = remembered_data_root(run.read_summary(), data_root)  # the run's own data, without KDEDGE_DATA
     data = load_eval_data(recipe, root, settings, "int8" in wanted)
     rows = _export_stages(run, recipe, stages, wanted, settings, data, say, force, plan)
-    _report(rows, run.path, settings.opset, quiet, force, wide)
+    report(rows, run.path, settings.opset, quiet, force, wide)
     return rows
 
 
@@ -151,26 +145,11 @@ def _export_stages(
                 rows += export_edge_stage(
                     run, recipe, stage, plan.edge, wanted, plan.batches, settings, data, say, out_dir
                 )
-        if force and all(_passed(r) for r in rows):
+        if force and all(passed(r) for r in rows):
             staging.swap_in(out_dir, final_dir)
             for row in rows:
                 row.path = str(final_dir / Path(row.path).name)
     return rows
-
-
-def _report(rows: list[ExportRow], run_path: Path, opset: int, quiet: bool, force: bool, wide: bool = False) -> None:
-    """The table of every file (unless quiet), then one RuntimeFailure that names each failed file."""
-    from kdedge.ui.console import print_table, table_width
-
-    if not quiet:
-        width = table_width()
-        title = f"{run_path}: export (ONNX: opset {opset}, dynamo exporter)"
-        print_table(export_table(rows, title, width, wide), width)
-    failed = [r for r in rows if not _passed(r)]
-    if failed:
-        kept = f"{run_path / 'export'} was left as it was (--force)" if force else "no file was written for these"
-        names = "; ".join(f"{r.name} ({r.status})" for r in failed)
-        raise ExportFailed(f"export failed for {names}; {kept}", rows)
 
 
 @dataclass(frozen=True)
@@ -214,7 +193,8 @@ def export_stage(
         for precision in precisions:
             row = _precision_row(job, precision, reference)
             if row.status == "ok":
-                meta = file_metadata(stage_meta, row, job.file(precision), settings, len(data.calibration))
+                count = row.extra.get("calibration_images", len(data.calibration))
+                meta = file_metadata(stage_meta, row, job.file(precision), settings, count)
                 row.path = str(publish(job.file(precision), out_dir, meta))
             say(file_line(row))
             rows.append(row)
@@ -240,7 +220,41 @@ def _precision_row(job: _StageBuild, precision: str, reference: ExportRow) -> Ex
     if reference.status != "ok":
         return ExportRow(job.stage, precision, status="skipped: the fp32 export it is made from failed")
     convert = _converter(precision, job.file("fp32"), job.workdir, job.settings, job.data)
-    return _build(job, ExportRow(job.stage, precision), convert, reference.extra["test_logits"])
+    row = _build(job, ExportRow(job.stage, precision), convert, reference.extra["test_logits"])
+    if precision == "int8" and job.settings.int8_method != "nncf" and "top-1 agreement" in row.status:
+        return _rescue_int8(job, row, reference.extra["test_logits"])
+    return row
+
+
+def _rescue_int8(job: _StageBuild, failed: ExportRow, fp32_test_logits: np.ndarray) -> ExportRow:
+    """Quantise again as kdedge.export.int8_rescue says until a file meets the agreement bound: that
+    file's row (extra["int8_rescue"]: which rescue), or `failed` with what each rescue reached."""
+    tries: dict[str, ExportRow] = {}
+
+    def attempt(rescue: Rescue) -> tuple[bool, float]:
+        images = job.data.calibration
+        if rescue.more_images and job.data.more_calibration is not None:
+            images = job.data.more_calibration(MORE_CALIBRATION * len(images))
+        fp32, target, scheme = job.file("fp32"), job.file("int8"), job.settings.int8_scheme
+        convert = lambda: to_int8(fp32, target, images, scheme, job.workdir, rescue)  # noqa: E731
+        row = tries[rescue.name] = _build(job, ExportRow(job.stage, "int8"), convert, fp32_test_logits)
+        row.extra["calibration_images"] = len(images)
+        return row.status == "ok", row.test_agreement or 0.0
+
+    rescue, tried = try_rescues(attempt)
+    seconds = failed.seconds + sum(row.seconds for row in tries.values())
+    if rescue is not None:
+        row = tries[rescue.name]
+        row.extra |= {
+            "int8_rescue": rescue.name,
+            "rescue_note": f"{failed.test_agreement:.4f} as quantised first; {rescue.says}: {row.test_agreement:.4f}",
+        }
+        row.seconds = seconds
+        return row
+    failed.status += f"; kdedge's int8 rescues reached {', '.join(tried)}"
+    failed.extra["best_agreement"] = max((r.test_agreement or 0.0) for r in tries.values())
+    failed.seconds = seconds
+    return failed
 
 
 def _converter(precision: str, fp32: Path, workdir: Path, settings: Settings, data: EvalData) -> Callable[[], Any]:
@@ -271,7 +285,7 @@ def _build(
             tidy_onnx(path)
             check(path)
         _measure(row, job, path, fp32_test_logits)
-        failure = _threshold_failure(row, job.settings)
+        failure = threshold_failure(row, job.settings)
         if failure:
             row.status = f"exported but failed its check: {failure}"
     except KdedgeError as err:
@@ -298,21 +312,3 @@ def _measure(row: ExportRow, job: _StageBuild, path: Path, fp32_test_logits: np.
     row.test_count, row.size_mb = len(logits), path.stat().st_size / 1e6
     row.test_max_abs_diff = float(np.abs(logits - reference).max()) if len(logits) else None
     row.extra["test_logits"] = logits
-
-
-def _threshold_failure(row: ExportRow, settings: Settings) -> str | None:
-    """Why a measured file misses its bound (fp32: relative error vs PyTorch; others: top-1 agreement
-    with fp32), or None when it meets it. A NaN never meets a bound."""
-    if row.precision == "fp32" and not row.rel_diff <= settings.fp32_rtol:
-        return f"max |onnx - torch| / max |torch| = {row.rel_diff:.1e} > fp32_rtol {settings.fp32_rtol:g}"
-    if row.precision != "fp32" and not row.test_agreement >= settings.min_top1_agreement:
-        return (
-            f"top-1 agreement with fp32 on {row.test_count} test images {row.test_agreement:.4f} < "
-            f"min_top1_agreement {settings.min_top1_agreement:g}"
-        )
-    return None
-
-
-def _passed(row: ExportRow) -> bool:
-    """ok, or skipped for a reason that is no failure (a precision the format does not write)."""
-    return row.status == "ok" or (row.status.startswith("skipped") and "failed" not in row.status)

@@ -53,9 +53,12 @@ def file_line(row: ExportRow) -> str:
         else f"top-1 agreement with fp32 {100 * row.test_agreement:.2f}% on {row.test_count} real test "
         f"images (max |Δ| {row.test_max_abs_diff:.1e}); "
     )
+    rescued = (
+        f"; int8 rescue {row.extra['int8_rescue']} ({row.extra['rescue_note']})" if "int8_rescue" in row.extra else ""
+    )
     return (
         f"{row.name}: checker ok; {parity}test acc {100 * row.test_accuracy:.2f}% (n={row.test_count}); "
-        f"{row.size_mb:.2f} MB in {row.seconds:.1f} s"
+        f"{row.size_mb:.2f} MB in {row.seconds:.1f} s{rescued}"
     )
 
 
