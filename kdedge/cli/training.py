@@ -24,6 +24,7 @@ from kdedge.cli.params import (
     SetOption,
     SkipBadOption,
     TensorBoardOption,
+    ThreadsOption,
 )
 from kdedge.commands.options import BOTH_STAGES, DistillOptions, SweepOptions
 
@@ -65,6 +66,7 @@ def distill(
     checkpoint_minutes: CheckpointMinutesOption = 30.0,
     tensorboard: TensorBoardOption = False,
     skip_bad_images: SkipBadOption = False,
+    threads: ThreadsOption = None,
 ) -> None:
     """Train the teacher (unless the recipe gives a checkpoint), then distill the student."""
     from kdedge import api
@@ -84,6 +86,7 @@ def train(
     checkpoint_minutes: CheckpointMinutesOption = 30.0,
     tensorboard: TensorBoardOption = False,
     skip_bad_images: SkipBadOption = False,
+    threads: ThreadsOption = None,
 ) -> None:
     """Train the recipe's teacher only."""
     from kdedge import api
