@@ -77,12 +77,14 @@ def test_recipe_keys_are_checked() -> None:
     assert recipe.distillation.features[0].student == "2" and recipe.distillation.feature_weight == 10
     for bad, message in [
         ({"feature_loss": "fitnet", "features": FITNETS["features"]}, "did you mean 'fitnets'"),
-        ({"feature_loss": "at"}, "features and feature_loss go together"),
+        ({"feature_loss": "at"}, "feature_loss at needs features"),
         ({"features": [{"student": "1", "teacher": "1", "layer": "x"}], "feature_loss": "at"}, "layer"),
         ({**FITNETS, "feature_loss_kwargs": {"p": 2}}, "feature_loss_kwargs.p"),
     ]:
         with pytest.raises(InputError, match=message):
             validate_recipe(base | {"distillation": bad})
+    off = validate_recipe(base | {"distillation": FITNETS | {"feature_loss": "none"}})  # as a sweep's grid does
+    assert off.distillation.feature_loss is None and off.distillation.features[0].teacher == "2"
     plain = validate_recipe(base)  # a recipe without a feature method keeps its fingerprint's keys
     assert "features" not in plain.to_dict()["distillation"]
     assert recipe.fingerprint() != plain.fingerprint() and set(FEATURE_LOSSES.names()) >= {"fitnets", "at"}

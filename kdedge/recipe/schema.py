@@ -167,8 +167,8 @@ class DistillConfig(_Strict):
     temperature: Annotated[float, Field(gt=0)] = 4.0
     cache_teacher_logits: bool = True
     bias_fix: Annotated[float, Field()] | Literal["auto"] | None = None
-    # a feature method (kdedge.train.features): the feature loss (FEATURE_LOSSES) on these layer pairs, added
-    # to the logit loss with feature_weight (None: the feature loss's own default)
+    # a feature method (kdedge.train.features): the feature loss (FEATURE_LOSSES; none: no feature method) on
+    # these layer pairs, added to the logit loss with feature_weight (None: the feature loss's own default)
     features: list[LayerPair] = Field(default_factory=list)
     feature_loss: str | None = None
     feature_weight: Annotated[float, Field(ge=0)] | None = None
@@ -177,17 +177,18 @@ class DistillConfig(_Strict):
     @field_validator("feature_loss")
     @classmethod
     def _known_feature_loss(cls, name: str | None) -> str | None:
+        if name == "none":  # a sweep's grid turns the feature method off with `distillation.feature_loss=none`
+            return None
         if name is not None and name not in FEATURE_LOSSES:
             raise ValueError(FEATURE_LOSSES.unknown_message(name))
         return name
 
     @model_validator(mode="after")
     def _features_and_their_loss(self) -> DistillConfig:
-        if bool(self.features) != (self.feature_loss is not None):
-            raise ValueError("features and feature_loss go together (layer pairs, and the loss that matches them)")
-        if (self.feature_weight is not None or self.feature_loss_kwargs) and self.feature_loss is None:
-            raise ValueError("feature_weight / feature_loss_kwargs need feature_loss")
-        if self.feature_loss_kwargs:
+        # features without a feature_loss are not matched (a grid may vary feature_loss over none, fitnets, at)
+        if self.feature_loss is not None and not self.features:
+            raise ValueError(f"feature_loss {self.feature_loss} needs features: [{{student: LAYER, teacher: LAYER}}]")
+        if self.feature_loss_kwargs and self.feature_loss is not None:
             FEATURE_LOSSES.get(self.feature_loss).parse_options(self.feature_loss_kwargs)
         return self
 
