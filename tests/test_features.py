@@ -213,3 +213,17 @@ def test_resume_with_fitnets_is_bit_exact_for_student_and_adapter(tmp_path: Path
     resumed = train(resuming=True)
     assert reference.keys() == resumed.keys()
     assert all(torch.equal(reference[k], resumed[k]) for k in reference)
+
+
+def test_kdedge_layers_lists_names_types_and_shapes(tmp_path: Path) -> None:
+    recipe = write_recipe(tmp_path / "tiny.yaml")
+    code, out, err = run_cli("layers", recipe, "--json", "--set", "data.train_limit=100", "data.test_limit=10")
+    assert code == 0, err
+    tables = json.loads(out)
+    assert [(row["name"], row["type"], row["shape"]) for row in tables["student"]] == [
+        ("0", "Flatten", [784]),
+        ("1", "Linear", [16]),
+        ("2", "ReLU", [16]),
+        ("3", "Linear", [10]),
+    ]
+    assert tables["teacher"][1] == {"name": "1", "type": "Linear", "shape": [32]}

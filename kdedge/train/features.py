@@ -44,7 +44,7 @@ def check_layer_names(model: nn.Module, names: list[str], which: str) -> None:
             hint = did_you_mean(name, modules) or f" its layers: {', '.join(modules[:8])}, ..."
             raise InputError(
                 f"distillation.features: the {which} ({type(model).__name__}) has no layer '{name}';{hint} "
-                "(names as model.named_modules() gives them; docs/guide.md, Feature methods)"
+                "(names as model.named_modules() gives them; list them with `kdedge layers RECIPE`)"
             )
 
 
@@ -198,3 +198,29 @@ class WithAdapters(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """images (N, C, H, W) float -> the student's logits (N, num_classes)."""
         return self.student(images)
+
+
+def layer_shapes(model: nn.Module, inputs: torch.Tensor) -> list[tuple[str, str, tuple[int, ...]]]:
+    """(name, module type, output shape per image) of every named module of `model`, in named_modules()
+    order, from one forward pass (eval mode, no gradients) on inputs (N, C, H, W); a module whose output is
+    not a tensor gets the shape (). What `kdedge layers` prints for choosing distillation.features."""
+    shapes: dict[str, tuple[int, ...]] = {}
+
+    def keep(name: str) -> Callable:
+        def hook(module: nn.Module, args: tuple, output: torch.Tensor | tuple) -> None:
+            output = output[0] if isinstance(output, tuple) and output else output
+            shapes.setdefault(name, tuple(output.shape[1:]) if isinstance(output, torch.Tensor) else ())
+
+        return hook
+
+    named = [(name, module) for name, module in model.named_modules() if name]
+    handles = [module.register_forward_hook(keep(name)) for name, module in named]
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(inputs)
+    finally:
+        model.train(was_training)
+        for handle in handles:
+            handle.remove()
+    return [(name, type(module).__name__, shapes.get(name, ())) for name, module in named]
