@@ -100,8 +100,10 @@ def test_a_misnamed_layer_says_did_you_mean() -> None:
 
 def _kd_run(tmp_path: Path, name: str, distillation: dict) -> Path:
     recipe = write_recipe(tmp_path / f"{name}.yaml", distillation={"loss": "hinton", "alpha": 0.7} | distillation)
-    code, _, err = run_cli("distill", recipe, "-q", "--out", tmp_path / name)
+    code, out, err = run_cli("distill", recipe, "--out", tmp_path / name)
     assert code == 0, err
+    feature_term = "+ 10 x fitnets on 1 layer pair (teacher live each step)"
+    assert (feature_term in " ".join(out.split())) == (name == "fitnets"), out  # the run's header says it
     return tmp_path / name
 
 

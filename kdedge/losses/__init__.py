@@ -156,3 +156,13 @@ def describe_weights(loss: str, alpha: float, temperature: float, loss_kwargs: d
         return f"alpha={alpha:g} = weight of the teacher term{temperature_part}"
     options = ", ".join(f"{key}={value:g}" for key, value in spec.parse_options(loss_kwargs).items())
     return f"its own weights ({options or 'none'}){temperature_part}; distillation.alpha is not read"
+
+
+def describe_feature_term(feature_loss: str | None, feature_weight: float | None, pairs: int) -> str:
+    """The feature method's part of a run's header: '' without one, else '; + 100 x fitnets on 1 layer pair
+    (teacher live each step)'; feature_weight None: the loss's own default."""
+    if feature_loss is None:
+        return ""
+    weight = FEATURE_LOSSES.get(feature_loss).weight if feature_weight is None else feature_weight
+    plural = "s" if pairs != 1 else ""
+    return f"; + {weight:g} x {feature_loss} on {pairs} layer pair{plural} (teacher live each step)"
