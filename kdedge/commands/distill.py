@@ -13,7 +13,7 @@ from kdedge.commands.teacher_reuse import teacher_notice
 from kdedge.data.types import DataBundle
 from kdedge.errors import InputError, Interrupted
 from kdedge.files.fsguard import DiskFull, check_writable
-from kdedge.losses import describe_weights
+from kdedge.losses import describe_feature_term, describe_weights
 from kdedge.recipe import Recipe, load_recipe, parse_set, weight_paths
 from kdedge.report.tensorboard import require_tensorboard
 from kdedge.runtime.threads import busy_hint
@@ -130,7 +130,8 @@ def _print_header(recipe: Recipe, run_path: Path, device_line: str, teacher_imag
     d = recipe.distillation
     console.print(
         f"[bold]{recipe.name}[/] -> {run_path}  (distillation: loss={d.loss}, "
-        f"{describe_weights(d.loss, d.soft_weight, d.temperature, d.loss_kwargs)})",
+        f"{describe_weights(d.loss, d.soft_weight, d.temperature, d.loss_kwargs)}"
+        f"{describe_feature_term(d.feature_loss, d.feature_weight, len(d.features))})",
         soft_wrap=True,
     )
     console.print(device_line, markup=False, highlight=False, soft_wrap=True)
