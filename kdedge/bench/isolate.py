@@ -9,7 +9,6 @@ rows; -P and PYTHONSAFEPATH (kdedge.files.child): it imports the installed kdedg
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import tempfile
