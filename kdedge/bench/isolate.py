@@ -2,19 +2,21 @@
 
 A runtime that segfaults, aborts, hangs or is killed for memory takes down only its child; the parent
 turns that into the row's `error: ...` status and goes on with the next row. The child is a fresh
-`python -m kdedge.bench.worker` (not a fork), so no runtime's threads or allocator state leak between rows.
+`python -P -m kdedge.bench.worker` (not a fork), so no runtime's threads or allocator state leak between
+rows; -P and PYTHONSAFEPATH (kdedge.files.child): it imports the installed kdedge whatever the working folder.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from kdedge.files.child import child_env, python_module
+from kdedge.runtime.threads import usable_cores
 
 DEFAULT_ENTRY = "kdedge.bench.worker:measure_row"
 
@@ -22,7 +24,7 @@ DEFAULT_ENTRY = "kdedge.bench.worker:measure_row"
 def thread_env(threads: int) -> dict[str, str]:
     """Environment for a child limited to `threads` (OpenMP / MKL / OpenBLAS read these at start-up)."""
     names = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-    return {**os.environ, **{name: str(threads) for name in names}}
+    return child_env() | {name: str(threads) for name in names}
 
 
 def run_isolated(payload: dict[str, Any], timeout_s: float, entry: str = DEFAULT_ENTRY) -> dict[str, Any]:
@@ -30,14 +32,14 @@ def run_isolated(payload: dict[str, Any], timeout_s: float, entry: str = DEFAULT
     with tempfile.TemporaryDirectory(prefix="kdedge-bench-") as folder:
         request, answer = Path(folder) / "request.json", Path(folder) / "answer.json"
         request.write_text(json.dumps(payload))
-        command = [sys.executable, "-m", "kdedge.bench.worker", entry, str(request), str(answer)]
+        command = python_module("kdedge.bench.worker", entry, str(request), str(answer))
         try:
             proc = subprocess.run(
                 command,
                 capture_output=True,
                 text=True,
                 timeout=timeout_s,
-                env=thread_env(int(payload.get("threads") or os.cpu_count() or 1)),
+                env=thread_env(int(payload.get("threads") or usable_cores())),
             )
         except subprocess.TimeoutExpired:
             return {"status": f"error: timed out after {timeout_s:g} s (child killed)"}

@@ -186,7 +186,8 @@ def bench(
 ) -> None:
     """Latency, throughput, memory, size and accuracy of each model per runtime and precision."""
     from kdedge import api
+    from kdedge.commands.bench import check_some_row_ran
 
     params = dict(ctx.params)
     outputs = {kind: params.pop(kind) for kind in ("json", "csv", "md", "plot")}
-    api.bench(BenchCommandOptions(**params, outputs=outputs))
+    check_some_row_ran(api.bench(BenchCommandOptions(**params, outputs=outputs)))  # none ran: exit 1

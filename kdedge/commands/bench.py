@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-import os
-
 from kdedge.bench.run import RUNTIME_CHOICES, BenchOptions, check_options, run_bench
 from kdedge.commands.options import BenchCommandOptions
-from kdedge.errors import InputError
+from kdedge.errors import InputError, RuntimeFailure
 from kdedge.files.fsguard import check_writable
 from kdedge.runtime.check import check_model_file
+from kdedge.runtime.threads import busy_hint, usable_cores
 
 
 def parse_int_list(text: str, option: str) -> tuple[int, ...]:
@@ -70,6 +69,9 @@ def bench_command(options: BenchCommandOptions) -> dict:
     from kdedge.bench.results import bench_table, write_csv, write_json, write_markdown, write_pareto
     from kdedge.ui.console import console, make_progress, print_table, table_width
 
+    hint = busy_hint(options.threads)  # timings beside another job: say so before minutes of timing
+    if hint and not options.quiet:
+        console.print(hint.replace("this run is slow", "timings matter"), markup=False, highlight=False)
     with make_progress(options.quiet) as progress:
         result = run_bench(paths, settings, progress)
     writers = {"json": write_json, "csv": write_csv, "md": write_markdown, "plot": write_pareto}
@@ -86,8 +88,31 @@ def bench_command(options: BenchCommandOptions) -> dict:
         for kind, file in outputs.items():
             if file is not None:
                 console.print(f"{kind}: {file}", markup=False, highlight=False)
+        failed = failure_line(result["rows"])
+        if failed and any(row["status"] == "ok" for row in result["rows"]):
+            console.print(failed, markup=False, highlight=False)  # the last line; none ok: the error says it
     return result
 
 
+def failure_line(rows: list[dict]) -> str:
+    """'2 of 6 rows failed, 1 skipped (see the status column)', or '' when every row is ok."""
+    failed = sum(row["status"].startswith("error") for row in rows)
+    skipped = sum(row["status"].startswith("skipped") for row in rows)
+    if not failed and not skipped:
+        return ""
+    parts = [f"{failed} of {len(rows)} rows failed"] if failed else [f"{skipped} of {len(rows)} rows skipped"]
+    if failed and skipped:
+        parts.append(f"{skipped} skipped")
+    return ", ".join(parts) + " (see the status column)"
+
+
+def check_some_row_ran(rows: list[dict]) -> None:
+    """RuntimeFailure (exit 1) when no row was measured: every one failed or was skipped."""
+    if not any(row["status"] == "ok" for row in rows):
+        first = next((row["status"] for row in rows if row["status"].startswith("error")), "")
+        why = f"; first: {first[:160]}" if first else ""
+        raise RuntimeFailure(f"no bench row succeeded: {failure_line(rows) or 'no rows'}{why}")
+
+
 def default_threads() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return usable_cores()

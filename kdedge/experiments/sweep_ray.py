@@ -29,8 +29,10 @@ from kdedge.errors import InputError, KdedgeError
 from kdedge.experiments.sweep_ray_point import LOGITS_FILE, TOKEN_FILE, Shared, teacher_logits, train_point
 from kdedge.experiments.sweep_results import cell, is_finished, metric_value, sort_rows
 from kdedge.files.atomic import atomic_write, atomic_write_text
+from kdedge.files.child import SAFE_PATH, in_package_root
 from kdedge.files.rundir import RunDir
 from kdedge.recipe import Recipe
+from kdedge.runtime.threads import point_threads
 
 INSTALL = "pip install 'kdedge-distill[ray]'"
 PLACEMENT_FILE = "ray_points.json"
@@ -65,13 +67,14 @@ def ray_session(ray: Any, options: RayOptions) -> Iterator[None]:
     if ray.is_initialized():
         yield
         return
-    try:
-        if options.address:
-            ray.init(address=options.address, log_to_driver=False, logging_level="WARNING")
-        else:
-            ray.init(
-                num_cpus=options.cpus, include_dashboard=False, log_to_driver=False, logging_level="ERROR"
-            )  # not Ray's start-up notices: the display is ours
+    start: dict[str, Any] = (  # a Ray started here: no dashboard and no start-up notices (the display is ours)
+        {"address": options.address, "logging_level": "WARNING"}
+        if options.address
+        else {"num_cpus": options.cpus, "include_dashboard": False, "logging_level": "ERROR"}
+    )
+    try:  # in_package_root: workers import the driver's kdedge, not a `kdedge/` folder where it was started
+        with in_package_root():
+            ray.init(**start, log_to_driver=False, runtime_env={"env_vars": dict(SAFE_PATH)})
     except (ConnectionError, ValueError, RuntimeError) as error:
         where = f"--address {options.address}" if options.address else "a local Ray"
         raise InputError(f"{where}: Ray could not start or connect ({str(error).splitlines()[0]})") from None
@@ -169,7 +172,7 @@ def _share(
     (computed by one task). The token file lets a worker find out whether it sees SWEEP."""
     token = uuid.uuid4().hex
     atomic_write_text(sweep_dir / TOKEN_FILE, token)
-    shared = Shared(str(sweep_dir), token, options.shared_fs, threads=max(1, int(options.cpus_per_point)))
+    shared = Shared(str(sweep_dir), token, options.shared_fs, threads=point_threads(options.cpus_per_point))
     teacher = next((r.teacher.checkpoint for r in recipes if r.teacher and r.teacher.checkpoint), None)
     if teacher:
         from kdedge.models.weights import weights_path

@@ -10,9 +10,7 @@ student before kdedge dropped HardSigmoid's default beta: 3 % agreement).
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,6 +19,7 @@ import numpy as np
 
 from kdedge.bench.isolate import describe_failure
 from kdedge.errors import InputError
+from kdedge.files.child import child_env, python_module
 from kdedge.runtime.consumers import CONSUMERS
 
 MIN_AGREEMENT = 0.97  # the export's min_top1_agreement default
@@ -45,8 +44,8 @@ class ConsumerRow:
 def _child(name: str, model: Path, images_npy: Path, folder: Path) -> tuple[np.ndarray | None, str]:
     """(logits, "") from consumer `name` in a child process, or (None, its one-line refusal)."""
     out = folder / f"{name}.npy"
-    command = [sys.executable, "-m", "kdedge.runtime.consumers", name, str(model), str(images_npy), str(out)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = python_module("kdedge.runtime.consumers", name, str(model), str(images_npy), str(out))
+    env = child_env() | {"OMP_NUM_THREADS": "1"}
     try:
         proc = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S, env=env)
     except subprocess.TimeoutExpired:
