@@ -4,6 +4,11 @@ onnxruntime fp32 / int8 latency at batch 1 (from `kdedge bench RUN --json RUN/be
 MedMNIST v2 reference. Writes JSON and prints a Markdown table; reads only finished runs' files.
 
     python bench/retinamnist_results.py runs/retina --json bench/results/retinamnist.json
+
+Other row sets (an attempt's runs named PREFIX-s<seed>): `--row "MobileNetV3-L, KD (60 ep)=m60-kd"` (repeatable;
+`=PREFIX:teacher` for a teacher run). Every "X, KD..." row is set beside the "X, no KD..." row with the same
+trailing [tag] ("MobileNetV3-L, KD DKD [no aug]" beside "MobileNetV3-L, no KD [no aug]"). Runs with
+`keep: best_val` also give their last epoch's test accuracy (metrics.jsonl), in per_seed.
 """
 
 from __future__ import annotations
@@ -61,10 +66,29 @@ def mean_spread(values: list[float]) -> tuple[float | None, float | None]:
     return statistics.fmean(values), max(values) - min(values)
 
 
-def collect(root: Path) -> list[dict]:
+def parse_row(text: str) -> tuple[str, str, str]:
+    """'LABEL=PREFIX[:STAGE]' -> (label, prefix, stage); the stage defaults to student."""
+    label, _, target = text.rpartition("=")
+    prefix, _, stage = target.partition(":")
+    if not label or not prefix:
+        raise SystemExit(f"error: --row {text!r}: expected LABEL=PREFIX[:STAGE]")
+    return label, prefix, stage or "student"
+
+
+def last_epoch_accuracy(run: Path, stage: str) -> float | None:
+    """The test accuracy of the stage's last epoch (metrics.jsonl): what keep: last would have reported."""
+    file = run / "metrics.jsonl"
+    if not file.is_file():
+        return None
+    records = [json.loads(line) for line in file.read_text().splitlines() if line.strip()]
+    records = [r for r in records if r.get("stage") == stage and "test_accuracy" in r]
+    return records[-1]["test_accuracy"] if records else None
+
+
+def collect(root: Path, rows: tuple[tuple[str, str, str], ...] = ROWS) -> list[dict]:
     """One dict per table row: per-seed numbers and their mean / spread."""
     table = []
-    for label, prefix, stage in ROWS:
+    for label, prefix, stage in rows:
         runs = sorted(
             p
             for p in root.glob(f"{prefix}-s*")
@@ -83,6 +107,8 @@ def collect(root: Path) -> list[dict]:
                     "test_accuracy": part["test_accuracy"],
                     "test_qwk": part["test_qwk"],
                     "epochs": part.get("epochs"),
+                    "kept_epoch": part.get("kept_epoch"),
+                    "last_epoch_test_accuracy": last_epoch_accuracy(run, stage),
                     "train_seconds": part.get("train_seconds"),
                     "ort_fp32_ms_b1": latency(run, stage, "fp32"),
                     "ort_int8_ms_b1": latency(run, stage, "int8"),
@@ -118,11 +144,14 @@ def verdicts(table: list[dict]) -> dict:
     and KD vs no KD (difference of the seed means) for each student."""
     by_row = {row["row"]: row for row in table}
     out = {}
-    for student in ("Swin-T", "MobileNetV3-L"):
-        kd, plain = by_row.get(f"{student}, KD"), by_row.get(f"{student}, no KD")
-        if kd and plain:
-            out[f"{student}: KD - no KD, accuracy"] = kd["test_accuracy_mean"] - plain["test_accuracy_mean"]
-            out[f"{student}: KD - no KD, QWK"] = kd["test_qwk_mean"] - plain["test_qwk_mean"]
+    for label, kd in by_row.items():  # "X, KD<what> [tag]" beside "X, no KD [tag]" (same trailing [tag])
+        student, sep, rest = label.partition(", KD")
+        tag = rest[rest.rfind(" [") :] if rest.endswith("]") else ""
+        plain = by_row.get(f"{student}, no KD{tag}")
+        if sep and plain:
+            name = student + rest
+            out[f"{name}: KD - no KD, accuracy"] = kd["test_accuracy_mean"] - plain["test_accuracy_mean"]
+            out[f"{name}: KD - no KD, QWK"] = kd["test_qwk_mean"] - plain["test_qwk_mean"]
     self_kd, teacher = by_row.get("ConvNeXt-T self-KD"), by_row.get("ConvNeXt-T teacher")
     if self_kd and teacher:  # self-KD's baseline is its own teacher: same model, seed and schedule, no KD
         out["ConvNeXt-T: self-KD - teacher, accuracy"] = self_kd["test_accuracy_mean"] - teacher["test_accuracy_mean"]
@@ -159,8 +188,9 @@ def main() -> int:
     parser.add_argument("root", type=Path, help="folder of the runs (runs/retina)")
     parser.add_argument("--json", type=Path, help="write the table, verdicts and reference here")
     parser.add_argument("--meta", type=str, default="{}", help="JSON of machine/date/commands to store")
+    parser.add_argument("--row", action="append", default=[], help="LABEL=PREFIX[:STAGE] (default: the 6 rows)")
     args = parser.parse_args()
-    table = collect(args.root)
+    table = collect(args.root, tuple(parse_row(r) for r in args.row) or ROWS)
     if not table:
         print(f"error: no finished runs under {args.root}", file=sys.stderr)
         return 2

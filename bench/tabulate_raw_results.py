@@ -75,6 +75,60 @@ def retinamnist(source: str, target: str, order: int, schedule: str) -> None:
     )
 
 
+def retinamnist_students(source: str, target: str, order: int) -> None:
+    """The RetinaMNIST student attempts (bench/retinamnist_results.py --row ...: best_val runs) -> `target`."""
+    raw = json.loads((RESULTS / source).read_text())
+
+    def mean(values: list) -> str:
+        values = [v for v in values if v is not None]
+        return f"{statistics.fmean(values):.3f}" if values else "-"
+
+    rows = [
+        [
+            r["row"],
+            f"{r['params'] / 1e6:.1f}M",
+            f"{r['test_accuracy_mean']:.3f} ± {r['test_accuracy_spread'] / 2:.3f}",
+            " / ".join(f"{s['test_accuracy']:.4f}" for s in r["per_seed"]),
+            mean([s["last_epoch_test_accuracy"] for s in r["per_seed"]]),
+            f"{r['test_qwk_mean']:.3f}",
+            round(statistics.fmean(s["train_seconds"] for s in r["per_seed"]) / 60, 1),
+        ]
+        for r in raw["rows"]
+    ]
+    rows.append(["MedMNIST v2 best baseline", "", f"{raw['reference']['accuracy']:.3f}", "", "", "", None])
+    best = max(
+        (r for r in raw["rows"] if r["params"] <= 5e6 and ", KD" in r["row"]), key=lambda r: r["test_accuracy_mean"]
+    )
+    reached = raw["verdicts"]["distilled student <= 5 M params reaches 0.531"]
+    _write(
+        target,
+        {
+            "title": raw["table_title"],
+            "experiment": raw["experiment"],
+            "order": order,
+            "headline": f"{'' if reached else 'negative result: '}best distilled <= 5M student ({best['row']}) "
+            f"{best['test_accuracy_mean']:.3f} test accuracy (2 seeds) vs the MedMNIST v2 reference "
+            f"{raw['reference']['accuracy']}",
+            "date": raw["date"],
+            "machine": raw["machine"],
+            "commands": raw["commands"],
+            "source": f"bench/results/{source} (per seed), docs/retinamnist.md",
+            "columns": [
+                "model",
+                "params",
+                "test acc (seeds 0 / 1 mean, ± half-range)",
+                "per seed",
+                "last epoch acc",
+                "QWK",
+                "train min/run",
+            ],
+            "rows": rows,
+            "notes": [f"{k}: {v:.3f}" if isinstance(v, float) else f"{k}: {v}" for k, v in raw["verdicts"].items()]
+            + raw.get("notes", []),
+        },
+    )
+
+
 def alpha_study() -> None:
     raw = json.loads((RESULTS / "cifar10_alpha_study.json").read_text())
     teacher = json.loads((RESULTS / "cifar10_alexnet_teacher.json").read_text())
@@ -233,6 +287,8 @@ if __name__ == "__main__":
     retinamnist("retinamnist.json", "retinamnist_table.json", 60, "6 epochs per stage")
     if (RESULTS / "retinamnist_long.json").is_file():
         retinamnist("retinamnist_long.json", "retinamnist_long_table.json", 61, "30 epochs per stage")
+    if (RESULTS / "retinamnist_students.json").is_file():
+        retinamnist_students("retinamnist_students.json", "retinamnist_students_table.json", 62)
     alpha_study()
     for needed, make in (
         ("cifar10_resnet_subset.json", cifar10_resnet_subset),

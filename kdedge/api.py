@@ -91,7 +91,7 @@ def distill(
     """Train the teacher (unless the recipe gives a checkpoint), then distill the student: `kdedge
     distill`. A recipe with a sweep section runs its sweep; the Run is then the sweep's folder.
 
-    options: data_root, force, quiet, resume, checkpoint_minutes, tensorboard, skip_bad_images (the
+    options: data_root, force, quiet, resume, checkpoint_minutes, tensorboard, skip_bad_images, threads (the
     fields of kdedge.commands.options.DistillOptions, which may also be given instead of the recipe)."""
     from kdedge.commands.distill import distill_command
 

@@ -15,7 +15,7 @@ from kdedge.data.load import load_data
 from kdedge.data.types import DataBundle, DataSource, Split
 from kdedge.errors import InputError
 from kdedge.files.rundir import RunDir
-from kdedge.losses import LOSSES, TrainingProgress, register_loss
+from kdedge.losses import FEATURE_LOSSES, LOSSES, TrainingProgress, register_feature_loss, register_loss
 from kdedge.models import MODELS
 from kdedge.recipe import validate_recipe
 from kdedge.train.pipeline import run_recipe
@@ -131,6 +131,41 @@ def test_the_logit_methods_run_from_a_recipe(tmp_path, loss):
     recipe = validate_recipe(_recipe(distillation={"loss": loss, "loss_kwargs": options}))
     summary = run_recipe(recipe, RunDir(tmp_path / "run").open_for_writing(False), None)
     assert summary["finished"] and summary["student"]["test_count"] == 100
+
+
+# -- a feature loss: docs/EXTENDING.md, "A feature loss" ---------------------------------------------------
+class CosineOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    eps: float = Field(1e-8, gt=0)
+
+
+FEATURE_CALLS: list[tuple] = []
+
+
+def cosine_features(student_logits, teacher_logits, targets, student_features, teacher_features, eps: float = 1e-8):
+    """sum over layer pairs of mean over N of 1 - cos(s, t), features flattened per image: (N, ...) each,
+    the student's already through its adapter (adapter=True), so both of one shape."""
+    shapes = [(s.shape, t.shape) for s, t in zip(student_features, teacher_features, strict=True)]
+    FEATURE_CALLS.append((eps, shapes))
+    return sum(
+        (1 - F.cosine_similarity(s.flatten(1), t.flatten(1), dim=1, eps=eps)).mean()
+        for s, t in zip(student_features, teacher_features, strict=True)
+    )
+
+
+def test_a_feature_loss_runs_from_a_recipe_with_named_layers(tmp_path, registered):
+    registered(FEATURE_LOSSES, "cosine")
+    register_feature_loss("cosine", options=CosineOptions, weight=2.0, adapter=True)(cosine_features)
+    FEATURE_CALLS.clear()
+    pairs = [{"student": "2", "teacher": "2"}]  # the ReLU after each MLP's hidden layer: (N, 8) and (N, 16)
+    distill = {"features": pairs, "feature_loss": "cosine", "feature_loss_kwargs": {"eps": 1e-6}}
+    recipe = validate_recipe(_recipe(distillation=distill))
+    run = RunDir(tmp_path / "run").open_for_writing(False)
+    assert run_recipe(recipe, run, None)["finished"]
+    assert len(FEATURE_CALLS) == 4  # 400 images, batch 100, one epoch
+    assert all(call == (1e-6, [(torch.Size([100, 16]), torch.Size([100, 16]))]) for call in FEATURE_CALLS)
+    with pytest.raises(InputError, match=r"feature_loss_kwargs.epsilon: Extra inputs .*options of this loss: eps"):
+        validate_recipe(_recipe(distillation=distill | {"feature_loss_kwargs": {"epsilon": 1.0}}))
 
 
 # -- a model: docs/EXTENDING.md, "A model" -----------------------------------------------------------------

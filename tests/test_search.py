@@ -292,3 +292,17 @@ def test_search_results_become_a_results_table(tmp_path: Path) -> None:
     assert row["search's pick"] == "ghostnet_050@32" and row["pick acc % (seeds)"] == "50.0 / 52.0 (51.0)"
     assert row["its acc % (seeds)"] == "48.0" and row["it fits"] == "yes" and row["search min"] == "30.0"
     assert "ghostnet_050@32 51.0 % vs the recipe's 48.0 %" in table["headline"]
+
+
+def test_search_varies_the_logit_method_and_refuses_a_feature_method(tmp_path: Path) -> None:
+    """--set distillation.loss / loss_kwargs reach every candidate; a feature method names layers of one
+    student, which a search replaces: one line, before anything is written."""
+    import kdedge
+
+    base = load_recipe("quickstart_mnist", {"distillation.loss": "dkd", "distillation.loss_kwargs.nckd_weight": 2})
+    recipe = candidate_recipe(base, Candidate("small_cnn_8", "small_cnn", 28, {"width": 8}), 1, None, None)
+    assert (recipe.distillation.loss, recipe.distillation.loss_kwargs) == ("dkd", {"nckd_weight": 2})
+    features = ("distillation.features=[{student: '1', teacher: '1'}]", "distillation.feature_loss=at")
+    with pytest.raises(InputError, match="search tries other architectures"):
+        kdedge.search("quickstart_mnist", overrides=features, target="onnx-fp32", latency_ms=1, out=tmp_path / "s")
+    assert not (tmp_path / "s").exists()

@@ -233,3 +233,35 @@ def test_distill_of_a_recipe_with_a_sweep_section_runs_the_sweep(kdedge, data_ro
     names = sorted(p.name for p in (out / "points").iterdir())
     assert names == ["distillation.alpha=0.0", "distillation.alpha=1.0"]
     assert (out / "teacher" / "teacher.safetensors").is_file() and (out / "sweep.md").is_file()
+
+
+def test_the_method_is_a_grid_key_like_any_other() -> None:
+    """distillation.loss, its options and the feature method vary per point; an option that one point's loss
+    does not take is refused with that point's name, before anything trains."""
+    base = load_recipe("hinton_mnist", {"distillation.features": [{"student": "2", "teacher": "3"}]})
+    grid = parse_grid(["distillation.loss=kl,dkd", "distillation.feature_loss=none,fitnets,at"])
+    recipes = [point_recipe(base, point, None) for point in grid_points(grid)]
+    methods = [(r.distillation.loss, r.distillation.feature_loss) for r in recipes]
+    assert methods == [(loss, feature) for loss in ("kl", "dkd") for feature in (None, "fitnets", "at")]
+    dkd = point_recipe(base, {"distillation.loss": "dkd", "distillation.loss_kwargs.nckd_weight": 2}, None)
+    assert dkd.distillation.loss_kwargs == {"nckd_weight": 2}
+    with pytest.raises(InputError, match=r"sweep point distillation.loss=kl,.*loss_kwargs.nckd_weight"):
+        point_recipe(base, {"distillation.loss": "kl", "distillation.loss_kwargs.nckd_weight": 2}, None)
+
+
+def test_sweep_over_logit_and_feature_methods_on_mnist(data_root: Path, tmp_path: Path, kdedge) -> None:
+    out = tmp_path / "s"
+    pairs = "distillation.features=[{student: '2', teacher: '3'}]"
+    grid = ["--grid", "distillation.loss=kl,dkd", "--grid", "distillation.feature_loss=none,fitnets"]
+    result = kdedge("sweep", "hinton_mnist", *TINY, "--set", pairs, *grid, "--out", out, "--data-root", data_root, "-q")
+    assert result.returncode == 0, result.stderr
+    names = sorted(p.name for p in (out / "points").iterdir())
+    assert names == [
+        f"distillation.loss={loss},distillation.feature_loss={feature}"
+        for loss in ("dkd", "kl")
+        for feature in ("fitnets", "none")
+    ]
+    for name in names:
+        summary = json.loads((out / "points" / name / "summary.json").read_text())
+        saved = yaml.safe_load((out / "points" / name / "recipe.yaml").read_text())["distillation"]
+        assert summary["finished"] and saved["loss"] in name and str(saved.get("feature_loss")).lower() in name

@@ -9,7 +9,6 @@ rows; -P and PYTHONSAFEPATH (kdedge.files.child): it imports the installed kdedg
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import tempfile
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from kdedge.files.child import child_env, python_module
+from kdedge.runtime.threads import usable_cores
 
 DEFAULT_ENTRY = "kdedge.bench.worker:measure_row"
 
@@ -39,7 +39,7 @@ def run_isolated(payload: dict[str, Any], timeout_s: float, entry: str = DEFAULT
                 capture_output=True,
                 text=True,
                 timeout=timeout_s,
-                env=thread_env(int(payload.get("threads") or os.cpu_count() or 1)),
+                env=thread_env(int(payload.get("threads") or usable_cores())),
             )
         except subprocess.TimeoutExpired:
             return {"status": f"error: timed out after {timeout_s:g} s (child killed)"}

@@ -30,6 +30,15 @@ DataRootOption = Annotated[
         "~/.cache/kdedge); for data.name folder/csv it replaces data.path.",
     ),
 ]
+ThreadsOption = Annotated[
+    int | None,
+    typer.Option(
+        "--threads",
+        help="CPU threads for this run (default: one per core). Sharing the machine with another job? "
+        "Give each its share, e.g. --threads 1 on 2 cores.",
+        min=1,
+    ),
+]
 ForceOption = Annotated[bool, typer.Option("--force", help="Overwrite a finished run in --out.")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or tables.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]

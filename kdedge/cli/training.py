@@ -1,5 +1,6 @@
-"""`kdedge distill`, `kdedge train` (distill stopped after the teacher) and `kdedge sweep`: parse, build the
-command's options object (kdedge.commands.options), call kdedge.api.
+"""`kdedge distill`, `kdedge train` (distill stopped after the teacher), `kdedge sweep`: parse, build the
+command's options object (kdedge.commands.options), call kdedge.api. `kdedge layers` (a recipe's layer names
+for feature methods) takes a recipe and --set values as they do.
 
 `--set a=1 b=2`: click gives an option one value, so the KEY=VALUE words after it arrive as extra arguments
 of the command (context_settings allow_extra_args) and recipe_and_overrides() puts them back with --set.
@@ -24,6 +25,7 @@ from kdedge.cli.params import (
     SetOption,
     SkipBadOption,
     TensorBoardOption,
+    ThreadsOption,
 )
 from kdedge.commands.options import BOTH_STAGES, DistillOptions, SweepOptions
 
@@ -65,6 +67,7 @@ def distill(
     checkpoint_minutes: CheckpointMinutesOption = 30.0,
     tensorboard: TensorBoardOption = False,
     skip_bad_images: SkipBadOption = False,
+    threads: ThreadsOption = None,
 ) -> None:
     """Train the teacher (unless the recipe gives a checkpoint), then distill the student."""
     from kdedge import api
@@ -84,6 +87,7 @@ def train(
     checkpoint_minutes: CheckpointMinutesOption = 30.0,
     tensorboard: TensorBoardOption = False,
     skip_bad_images: SkipBadOption = False,
+    threads: ThreadsOption = None,
 ) -> None:
     """Train the recipe's teacher only."""
     from kdedge import api
@@ -146,3 +150,18 @@ def sweep(
     params = dict(ctx.params)
     params["recipe"], params["overrides"] = recipe_and_overrides(ctx, recipe, overrides)
     api.sweep(SweepOptions(**params))
+
+
+def layers(
+    ctx: typer.Context,
+    recipe: RecipeArgument,
+    overrides: SetOption = [],  # noqa: B006
+    data_root: DataRootOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable list.")] = False,
+) -> None:
+    """The layer names of the recipe's teacher and student, with type and output shape per image: what
+    distillation.features pairs name (feature methods: fitnets, at)."""
+    from kdedge.commands.layers import layers_command
+
+    recipe, overrides = recipe_and_overrides(ctx, recipe, overrides)
+    layers_command(recipe, overrides, data_root, as_json)

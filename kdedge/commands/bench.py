@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-import os
-
 from kdedge.bench.run import RUNTIME_CHOICES, BenchOptions, check_options, run_bench
 from kdedge.commands.options import BenchCommandOptions
 from kdedge.errors import InputError, RuntimeFailure
 from kdedge.files.fsguard import check_writable
 from kdedge.runtime.check import check_model_file
+from kdedge.runtime.threads import busy_hint, usable_cores
 
 
 def parse_int_list(text: str, option: str) -> tuple[int, ...]:
@@ -70,6 +69,9 @@ def bench_command(options: BenchCommandOptions) -> dict:
     from kdedge.bench.results import bench_table, write_csv, write_json, write_markdown, write_pareto
     from kdedge.ui.console import console, make_progress, print_table, table_width
 
+    hint = busy_hint(options.threads)  # timings beside another job: say so before minutes of timing
+    if hint and not options.quiet:
+        console.print(hint.replace("this run is slow", "timings matter"), markup=False, highlight=False)
     with make_progress(options.quiet) as progress:
         result = run_bench(paths, settings, progress)
     writers = {"json": write_json, "csv": write_csv, "md": write_markdown, "plot": write_pareto}
@@ -113,4 +115,4 @@ def check_some_row_ran(rows: list[dict]) -> None:
 
 
 def default_threads() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return usable_cores()

@@ -13,9 +13,11 @@ from kdedge.commands.teacher_reuse import teacher_notice
 from kdedge.data.types import DataBundle
 from kdedge.errors import InputError, Interrupted
 from kdedge.files.fsguard import DiskFull, check_writable
-from kdedge.losses import describe_weights
+from kdedge.losses import describe_feature_term, describe_weights
 from kdedge.recipe import Recipe, load_recipe, parse_set, weight_paths
 from kdedge.report.tensorboard import require_tensorboard
+from kdedge.runtime.threads import busy_hint
+from kdedge.runtime.threads import limit as limit_threads
 from kdedge.train import distributed
 from kdedge.train.devices import describe_device
 from kdedge.train.pipeline import check_stages_fit_data, prepare_data, run_recipe
@@ -39,6 +41,7 @@ def distill_command(options: DistillOptions) -> Path:
     folder. `kdedge train` is this with stages ("teacher",). Everything that can be checked is checked
     before the run directory is touched."""
     recipe = load_recipe(options.recipe, parse_set(options.set_values()))
+    _use_threads(options)
     if recipe.sweep is not None and options.stages == BOTH_STAGES:  # one teacher, a student per grid point
         return _run_as_sweep(recipe, options)
     if recipe.tensorboard:
@@ -50,6 +53,19 @@ def distill_command(options: DistillOptions) -> Path:
     _check_before_writing(recipe, options, bundle.num_classes)
     check_stages_fit_data(recipe, bundle)  # Swin windows vs image size, a teacher run of another data set
     return _train(recipe, options, bundle, run_path, device_line)
+
+
+def _use_threads(options: DistillOptions) -> None:
+    """--threads N: N CPU threads here and in the processes this run starts. Without it, on a machine whose
+    load average is already >= half its cores, one line says how to share (runtime.threads.busy_hint)."""
+    if options.threads is not None:
+        if options.threads < 1:
+            raise InputError(f"--threads must be >= 1 (got {options.threads})")
+        limit_threads(options.threads)
+        return
+    hint = busy_hint(options.threads)
+    if hint and not options.quiet:
+        console.print(hint, markup=False, highlight=False, soft_wrap=True)
 
 
 def _train(recipe: Recipe, options: DistillOptions, bundle: DataBundle, run_path: Path, device_line: str) -> Path:
@@ -114,7 +130,8 @@ def _print_header(recipe: Recipe, run_path: Path, device_line: str, teacher_imag
     d = recipe.distillation
     console.print(
         f"[bold]{recipe.name}[/] -> {run_path}  (distillation: loss={d.loss}, "
-        f"{describe_weights(d.loss, d.soft_weight, d.temperature, d.loss_kwargs)})",
+        f"{describe_weights(d.loss, d.soft_weight, d.temperature, d.loss_kwargs)}"
+        f"{describe_feature_term(d.feature_loss, d.feature_weight, len(d.features))})",
         soft_wrap=True,
     )
     console.print(device_line, markup=False, highlight=False, soft_wrap=True)

@@ -63,6 +63,7 @@ class DistillOptions:
     checkpoint_minutes: float = 30.0
     tensorboard: bool = False  # = --set tensorboard=true
     skip_bad_images: bool = False  # = --set data.skip_bad_images=true
+    threads: int | None = None  # CPU threads of this run (kdedge.runtime.threads.limit); None: one per core
     stages: tuple[str, ...] = BOTH_STAGES
 
     def __post_init__(self) -> None:

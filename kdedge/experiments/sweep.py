@@ -32,6 +32,8 @@ from kdedge.files.atomic import atomic_write_text
 from kdedge.files.rundir import RunDir
 from kdedge.recipe import Recipe, apply_overrides, check_key, validate_recipe
 from kdedge.recipe.grid import Grid, grid_points, point_name
+from kdedge.runtime.threads import limit as limit_threads
+from kdedge.runtime.threads import share
 
 
 def parse_grid(items: list[str]) -> Grid:
@@ -85,12 +87,10 @@ def _run_point(config: dict, path: str, data_root: str | None, threads: int | No
     stage whose weights are saved is loaded, a stage with a training state (RUN/<stage>.state.safetensors)
     resumes from it. A point's teacher is loaded from the sweep's teacher (teacher.checkpoint), never
     trained here."""
-    import torch
-
+    if threads:
+        limit_threads(threads)  # before torch is imported here: OpenMP reads OMP_NUM_THREADS once
     from kdedge.train.pipeline import run_recipe
 
-    if threads:
-        torch.set_num_threads(threads)
     recipe = validate_recipe(config, source=path)
     run = RunDir(Path(path)).open_for_writing(force=False)
     # points share SWEEP/teacher_logits.safetensors: the teacher runs over the data once, not once per point
@@ -242,13 +242,18 @@ def stopped_sweep_saved(sweep_dir: Path) -> str:
 
 
 def _run_parallel(work: list[tuple[dict, str]], data_root: str | None, jobs: int, progress, task) -> None:
-    """Points in `jobs` spawned processes, each with its share of the CPU threads."""
-    import os
-
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+    """Points in `jobs` spawned processes, each with its share of the usable cores (runtime.threads.share:
+    max(1, cores // jobs) threads, set in the worker before it imports torch)."""
+    threads = share(jobs)
+    with worker_pool(jobs, threads) as pool:
         futures = [pool.submit(_run_point, config, path, data_root, threads) for config, path in work]
         for future in futures:
             future.result()  # a failed point raises here, with its own one-line error
             if task is not None:
                 progress.advance(task)
+
+
+def worker_pool(jobs: int, threads: int) -> ProcessPoolExecutor:
+    """`jobs` spawned processes with `threads` CPU threads each: OMP_NUM_THREADS & co. set in every worker
+    before anything there imports torch."""
+    return ProcessPoolExecutor(jobs, get_context("spawn"), initializer=limit_threads, initargs=(threads,))

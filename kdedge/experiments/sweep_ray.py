@@ -32,6 +32,7 @@ from kdedge.files.atomic import atomic_write, atomic_write_text
 from kdedge.files.child import SAFE_PATH, in_package_root
 from kdedge.files.rundir import RunDir
 from kdedge.recipe import Recipe
+from kdedge.runtime.threads import point_threads
 
 INSTALL = "pip install 'kdedge-distill[ray]'"
 PLACEMENT_FILE = "ray_points.json"
@@ -171,7 +172,7 @@ def _share(
     (computed by one task). The token file lets a worker find out whether it sees SWEEP."""
     token = uuid.uuid4().hex
     atomic_write_text(sweep_dir / TOKEN_FILE, token)
-    shared = Shared(str(sweep_dir), token, options.shared_fs, threads=max(1, int(options.cpus_per_point)))
+    shared = Shared(str(sweep_dir), token, options.shared_fs, threads=point_threads(options.cpus_per_point))
     teacher = next((r.teacher.checkpoint for r in recipes if r.teacher and r.teacher.checkpoint), None)
     if teacher:
         from kdedge.models.weights import weights_path

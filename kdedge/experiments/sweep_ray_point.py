@@ -107,9 +107,9 @@ def teacher_logits(config: dict, shared: Shared, data_root: str | None) -> bytes
     with its key), computed here, on a worker with a point's resources: the key holds the device type, so
     logits computed on a CPU-only driver would not be reused by GPU points. None: nothing to cache (random
     augmentations, or caching off). Where the worker sees SWEEP, the file is written there as well."""
-    import torch
+    from kdedge.runtime.threads import limit
 
-    torch.set_num_threads(shared.threads)
+    limit(shared.threads)
     with workspace(shared, config) as (root, config, _):
         path = root / LOGITS_FILE
         if not compute_teacher_logits(config, data_root, path):

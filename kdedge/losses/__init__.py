@@ -16,6 +16,15 @@ class (imbalanced data such as APTOS); progress is a TrainingProgress (where the
 DKD's). `options` are the loss's own keyword options, given in a recipe as distillation.loss_kwargs and
 validated by the pydantic model it was registered with: a new loss with an option of its own is one function
 and one small model, registered with @register_loss (docs/EXTENDING.md).
+
+Feature losses (FEATURE_LOSSES: fitnets, at) are the second table: a term added to the logit loss,
+
+    feature_weight * feature_loss(student_logits, teacher_logits, targets, student_features, teacher_features,
+                                  **feature_loss_kwargs)
+
+student_features / teacher_features: lists of activations, one per layer pair of distillation.features in
+the recipe's order (the student's already through its adapter when FeatureLossSpec.adapter is true: then
+each student tensor has its teacher's shape), (N, C, H, W) or (N, D). Registered with @register_feature_loss.
 """
 
 from __future__ import annotations
@@ -103,6 +112,41 @@ LOSSES.add("dkd", "kdedge.losses.dkd:DKD")
 LOSSES.add("dist", "kdedge.losses.dist:DIST")
 
 
+@dataclass(frozen=True)
+class FeatureLossSpec:
+    """A registered feature loss: the function, its options model, `weight`: the feature_weight used when the
+    recipe gives none (the paper's), and `adapter`: whether the student's features go through a learnable
+    adapter (1x1 conv / linear) to the teacher's shape first (FitNets' regressor)."""
+
+    fn: Callable[..., Any]
+    options: type[BaseModel] = NoOptions
+    weight: float = 1.0
+    adapter: bool = False
+
+    def parse_options(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """distillation.feature_loss_kwargs -> validated keyword options (ValueError naming the key)."""
+        return LossSpec(self.fn, self.options).parse_options(kwargs, prefix="feature_loss_kwargs.")
+
+
+FEATURE_LOSSES: Registry[FeatureLossSpec] = Registry("feature loss")
+
+
+def register_feature_loss(
+    name: str, options: type[BaseModel] = NoOptions, weight: float = 1.0, adapter: bool = False
+) -> Callable:
+    """Decorator: register a feature loss under `name` (FeatureLossSpec says what the arguments mean)."""
+
+    def add(fn: Callable[..., Any]) -> Callable[..., Any]:
+        FEATURE_LOSSES.add(name, FeatureLossSpec(fn, options, weight, adapter))
+        return fn
+
+    return add
+
+
+FEATURE_LOSSES.add("fitnets", "kdedge.losses.fitnets:FITNETS")
+FEATURE_LOSSES.add("at", "kdedge.losses.attention:AT")
+
+
 def describe_weights(loss: str, alpha: float, temperature: float, loss_kwargs: dict[str, Any]) -> str:
     """How the loss weighs its terms, for a run's header and RUN/recipe.yaml: alpha for the classic losses,
     the resolved own options (defaults included) for those that do not read alpha."""
@@ -112,3 +156,13 @@ def describe_weights(loss: str, alpha: float, temperature: float, loss_kwargs: d
         return f"alpha={alpha:g} = weight of the teacher term{temperature_part}"
     options = ", ".join(f"{key}={value:g}" for key, value in spec.parse_options(loss_kwargs).items())
     return f"its own weights ({options or 'none'}){temperature_part}; distillation.alpha is not read"
+
+
+def describe_feature_term(feature_loss: str | None, feature_weight: float | None, pairs: int) -> str:
+    """The feature method's part of a run's header: '' without one, else '; + 100 x fitnets on 1 layer pair
+    (teacher live each step)'; feature_weight None: the loss's own default."""
+    if feature_loss is None:
+        return ""
+    weight = FEATURE_LOSSES.get(feature_loss).weight if feature_weight is None else feature_weight
+    plural = "s" if pairs != 1 else ""
+    return f"; + {weight:g} x {feature_loss} on {pairs} layer pair{plural} (teacher live each step)"

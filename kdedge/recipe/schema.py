@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from kdedge.data import DATASETS
-from kdedge.losses import LOSSES
+from kdedge.losses import FEATURE_LOSSES, LOSSES
 from kdedge.models import check_model_name
 
 Scalar = int | float | str | bool
@@ -152,6 +152,13 @@ class StageConfig(_Strict):
         return self
 
 
+class LayerPair(_Strict):
+    """One student layer matched to one teacher layer, each named as in model.named_modules()."""
+
+    student: Annotated[str, Field(min_length=1)]
+    teacher: Annotated[str, Field(min_length=1)]
+
+
 class DistillConfig(_Strict):
     loss: str = "hinton"
     loss_kwargs: dict[str, Any] = Field(default_factory=dict)  # the loss's own options (kdedge.losses)
@@ -160,6 +167,30 @@ class DistillConfig(_Strict):
     temperature: Annotated[float, Field(gt=0)] = 4.0
     cache_teacher_logits: bool = True
     bias_fix: Annotated[float, Field()] | Literal["auto"] | None = None
+    # a feature method (kdedge.train.features): the feature loss (FEATURE_LOSSES; none: no feature method) on
+    # these layer pairs, added to the logit loss with feature_weight (None: the feature loss's own default)
+    features: list[LayerPair] = Field(default_factory=list)
+    feature_loss: str | None = None
+    feature_weight: Annotated[float, Field(ge=0)] | None = None
+    feature_loss_kwargs: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("feature_loss")
+    @classmethod
+    def _known_feature_loss(cls, name: str | None) -> str | None:
+        if name == "none":  # a sweep's grid turns the feature method off with `distillation.feature_loss=none`
+            return None
+        if name is not None and name not in FEATURE_LOSSES:
+            raise ValueError(FEATURE_LOSSES.unknown_message(name))
+        return name
+
+    @model_validator(mode="after")
+    def _features_and_their_loss(self) -> DistillConfig:
+        # features without a feature_loss are not matched (a grid may vary feature_loss over none, fitnets, at)
+        if self.feature_loss is not None and not self.features:
+            raise ValueError(f"feature_loss {self.feature_loss} needs features: [{{student: LAYER, teacher: LAYER}}]")
+        if self.feature_loss_kwargs and self.feature_loss is not None:
+            FEATURE_LOSSES.get(self.feature_loss).parse_options(self.feature_loss_kwargs)
+        return self
 
     @field_validator("loss")
     @classmethod
@@ -206,6 +237,15 @@ class ExportConfig(_Strict):
     fp32_rtol: Annotated[float, Field(gt=0)] = 1e-4  # max |onnx - torch| / max |torch| on random inputs
 
 
+# distillation keys added after runs were saved, dropped from the fingerprint while at their default
+_LATER_DISTILL_KEYS = {
+    "loss_kwargs": {},
+    "features": [],
+    "feature_loss": None,
+    "feature_weight": None,
+    "feature_loss_kwargs": {},
+}
+
 # stage keys added after runs were saved, dropped from the fingerprint while at their default
 _LATER_STAGE_KEYS = {"momentum_start": None, "momentum_ramp_epochs": None, "dampening": False, "keep": "last"}
 
@@ -243,8 +283,9 @@ class Recipe(_Strict):
 
     def to_dict(self) -> dict[str, Any]:
         data = self.model_dump(mode="json")
-        if not data["distillation"]["loss_kwargs"]:  # runs saved before loss_kwargs existed keep their
-            del data["distillation"]["loss_kwargs"]  # fingerprint (resume, sweep points)
+        for key, default in _LATER_DISTILL_KEYS.items():  # runs saved before these keys existed keep their
+            if data["distillation"][key] == default:  # fingerprint (resume, sweep points)
+                del data["distillation"][key]
         for stage in (data["teacher"], data["student"]):  # the same for the momentum ramp's keys and keep
             for key, default in _LATER_STAGE_KEYS.items():
                 if stage is not None and stage.get(key) == default:

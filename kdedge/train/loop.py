@@ -3,7 +3,8 @@
 Data is resident on the training device as uint8 tensors; each step indexes a batch, augments it on
 the device, normalises it, asks the distillation method (kdedge.train.methods) for the loss and takes one
 optimiser step. Teacher logits come from the cache when the student sees the input the teacher would
-(kdedge.train.teacher_cache), else from a live teacher pass. After every epoch the splits are scored
+(kdedge.train.teacher_cache), else from a live teacher pass (always for a feature method, whose hooks collect
+the layers' outputs: kdedge.train.features). After every epoch the splits are scored
 (kdedge.train.evaluation) and the checkpoint is saved (kdedge.train.checkpoint): one visible call.
 """
 
@@ -26,6 +27,7 @@ from kdedge.train.context import Context
 from kdedge.train.devices import autocast
 from kdedge.train.distributed import shard
 from kdedge.train.evaluation import score_splits, teacher_test_logits
+from kdedge.train.features import FeatureCapture
 from kdedge.train.methods import DistillationMethod, LogitLoss
 from kdedge.train.optim import optimizer_step, set_step_hyperparameters
 from kdedge.train.state_file import EpochPosition
@@ -86,6 +88,7 @@ class _StepSetup:
     method: DistillationMethod
     scaler: torch.amp.GradScaler
     steps_per_epoch: int
+    capture: FeatureCapture | None = None  # a feature method's hooks: the layers' outputs of each pass
 
     @classmethod
     def build(
@@ -98,13 +101,16 @@ class _StepSetup:
         method: DistillationMethod | None = None,
     ) -> _StepSetup:
         labels = train.labels.to(ctx.device)
+        if method is None and distill.feature_loss is not None and teacher is not None:
+            raise ValueError("a feature method is built before the optimiser (features.FeatureMethod.build)")
         method = method or LogitLoss.from_recipe(distill, cfg, labels, ctx.num_classes)
+        capture = getattr(method, "capture", None)  # a feature method's hooks (kdedge.train.features)
         # fp16 gradients underflow without loss scaling (bf16 has fp32's range: no scaler); no-op if disabled
         fp16 = ctx.amp == "fp16" and ctx.device.type == "cuda"
         scaler = torch.amp.GradScaler(ctx.device.type, enabled=fp16)
         cached = teacher_logits_for(teacher, train, cfg, distill, ctx)
         steps_per_epoch = math.ceil(len(labels) / (cfg.batch_size * ctx.world_size))
-        return cls(train.images.to(ctx.device), labels, teacher, cached, method, scaler, steps_per_epoch)
+        return cls(train.images.to(ctx.device), labels, teacher, cached, method, scaler, steps_per_epoch, capture)
 
     def teacher_logits(
         self, batch: torch.Tensor, variant: torch.Tensor | None, inputs: torch.Tensor
@@ -116,7 +122,14 @@ class _StepSetup:
         if self.teacher is None:
             return None
         with torch.inference_mode():
-            return self.teacher(inputs).float().clone()  # clone: inference tensors cannot enter autograd
+            logits = self.teacher(inputs).float().clone()  # clone: inference tensors cannot enter autograd
+        if self.capture is not None:  # the hooked teacher layers, out of inference mode for the loss
+            self.capture.teacher.update({k: v.clone() for k, v in self.capture.teacher.items()})
+        return logits
+
+    def features(self) -> tuple[dict | None, dict | None]:
+        """The student's and the teacher's captured layer outputs of this step (None, None: no feature method)."""
+        return (None, None) if self.capture is None else (self.capture.student, self.capture.teacher)
 
 
 @dataclass
@@ -180,9 +193,19 @@ def _train_step(
     # the distillation method (kdedge.train.methods): logits and targets in, the step's loss out
     epoch, step = divmod(global_step, setup.steps_per_epoch)
     progress = TrainingProgress(epoch, cfg.epochs, step, setup.steps_per_epoch)  # for warm-ups (DKD)
-    loss = setup.method(student_logits, teacher_logits, setup.labels[batch], progress=progress)
+    student_features, teacher_features = setup.features()  # filled by the hooks of a feature method
+    loss = setup.method(
+        student_logits,
+        teacher_logits,
+        setup.labels[batch],
+        progress=progress,
+        student_features=student_features,
+        teacher_features=teacher_features,
+    )
     _check_finite(loss, checkpoint.stage, epoch, step, ctx)
     optimizer_step(loss, model, checkpoint.optimizer, setup.scaler, cfg)
+    if setup.capture is not None:
+        setup.capture.clear()  # the step's activations are not kept until the next one
     return loss.detach(), student_logits.detach()
 
 

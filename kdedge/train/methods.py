@@ -5,10 +5,11 @@ the loop (kdedge.train.loop): `fit` builds one per stage and calls it once per s
 
 student_logits (B, C) float32; teacher_logits (B, C) float32 or None (no teacher, or distillation.loss:
 none); targets (B,) int64; progress: a losses.TrainingProgress (epoch, step: for warm-ups such as DKD's);
-*_features: {layer name: activation tensor} captured by forward hooks, or None (no method takes them yet).
-It returns a scalar averaged over the batch. Today's one method, `LogitLoss`, is the recipe's loss from the
-LOSSES table (hinton, kl, none, ...) on logits and ignores features; a feature-based method (FitNets'
-hints, attention transfer) is another class with the same call, whose hooks fill the feature dicts.
+*_features: {layer name: activation tensor} captured by forward hooks, or None (a logit method).
+It returns a scalar averaged over the batch. `LogitLoss` is the recipe's loss from the LOSSES table (hinton,
+kl, dkd, dist, none, ...) on logits and ignores features; kdedge.train.features.FeatureMethod (FitNets,
+attention transfer: the FEATURE_LOSSES table) adds a term on features, and has a `capture` whose hooks the
+loop reads the feature dicts from.
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ from kdedge.train.checkpoint import Checkpoint
 from kdedge.train.context import Context
 from kdedge.train.distributed import current_world, training_module
 from kdedge.train.evaluation import stage_summary
+from kdedge.train.features import FeatureMethod, WithAdapters, check_recipe_layers
 from kdedge.train.loop import fit
 from kdedge.train.prepare import (
     RunMetrics,
@@ -169,6 +170,7 @@ def run_recipe(
     bundle = bundle or prepare_data(recipe, data_root)
     students = recipe.student is not None and "student" in stages
     check_keep(recipe, bundle)
+    check_recipe_layers(recipe, data_info(bundle))  # a misnamed feature layer fails before the teacher trains
     if students:  # bad transfer sets fail before any write (and before the teacher trains)
         biasfix.check_transfer_set(recipe, bundle.num_classes)
         transfer_set(recipe, bundle)
@@ -243,17 +245,24 @@ def _train_stage(
     """fit under the DDP / compile wrappers, from the stage's checkpoint; a failure says where the last
     good checkpoint is (a NaN stop keeps its type: the CLI offers the retry with a lower lr, since --resume
     would refuse a changed lr). Returns the stage's training facts for its summary entry."""
-    trained = training_module(model, ctx.device, ctx.world_size, recipe.compile)
+    method = None  # the recipe's logit loss (built by fit), or a feature method with its hooks and adapters
+    if teacher is not None and recipe.distillation.feature_loss is not None:
+        method = FeatureMethod.build(recipe.distillation, cfg, model, teacher, train, ctx)
+    module = model if method is None or not len(method.adapters) else WithAdapters(model, method.adapters)
+    trained = training_module(module, ctx.device, ctx.world_size, recipe.compile)
     if checkpointer is not None:
         checkpoint = checkpointer.open(stage, trained, cfg, ctx.seed, ctx.rank)  # restored when resuming
     else:
         checkpoint = Checkpoint.fresh(stage, trained, cfg, ctx.seed)
     try:
-        records = fit(trained, train, cfg, ctx, teacher, recipe.distillation, checkpoint)
+        records = fit(trained, train, cfg, ctx, teacher, recipe.distillation, checkpoint, method=method)
     except Diverged as err:
         raise Diverged(f"{err}; last good checkpoint: {checkpoint.last_good}", stage, cfg.lr) from None
     except RuntimeFailure as err:  # the same type (a full disk stays DiskFull), one more clause
         err.args = (f"{err}; last good checkpoint: {checkpoint.last_good}",)
         raise
+    finally:
+        if method is not None:
+            method.capture.remove()  # the hooks end with the fit: the student leaves as it was built
     kept = checkpoint.kept_epoch  # the last, or the best validation epoch (cfg.keep): fit ends with its weights
     return {"epochs": len(records), "kept_epoch": kept, "train_accuracy": records[kept - 1]["train_accuracy"]}

@@ -34,11 +34,14 @@ def teacher_logits_for(
 ) -> torch.Tensor | None:
     """The cache: teacher logits float32 over the whole training split, (N, C) for unaugmented student input
     or (JITTER_VARIANTS, N, C) for jittered input (the teacher's logits for each of the 25 shifts); None
-    when they must be computed per batch (random crops / affine warps, or caching turned off).
+    when they must be computed per batch (random crops / affine warps, caching turned off, or a feature method,
+    distillation.feature_loss, which needs the teacher's layers each step).
 
     With ctx.teacher_logits_file, logits saved there by an earlier fit are reused when their key
     (teacher_logits_key: teacher weights + data + transform) matches; otherwise computed and saved."""
     if teacher is None or cfg.augment not in ("none", "jitter") or not distill.cache_teacher_logits:
+        return None
+    if distill.feature_loss is not None:  # a feature method runs the teacher live: its layers' outputs are needed
         return None
 
     def compute() -> torch.Tensor:

@@ -78,5 +78,11 @@ def prepare(options: SearchConfig) -> SearchSetup:
     recipe = load_recipe(options.recipe, parse_set(list(options.overrides)))
     if recipe.student is None:
         raise InputError(f"{options.recipe}: the search tries students; this recipe has no student section")
+    if recipe.distillation.feature_loss is not None:  # layer names belong to one student architecture
+        raise InputError(
+            f"{options.recipe}: distillation.feature_loss {recipe.distillation.feature_loss} names layers of one "
+            "student, and a search tries other architectures; search with a logit loss (--set "
+            "distillation.feature_loss=none), then distill the pick with the feature method"
+        )
     folder = options.out or Path("runs") / f"{recipe.name}_search"
     return SearchSetup(options, recipe, target, budget, space, space_sha, Path(folder))
