@@ -38,7 +38,7 @@ def _require_extras() -> None:
     if missing and os.environ.get("CI"):
         pytest.fail(f"CI must install the edge extras (make test does): missing {missing}")
     if missing:
-        pytest.skip(f"edge extras not installed ({missing}): pip install -e '.[edge]'")
+        pytest.skip(f"edge extras not installed ({missing}): make edge (pip install -e '.[edge]')")
 
 
 @pytest.fixture(scope="module")

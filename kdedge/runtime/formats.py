@@ -217,9 +217,9 @@ FILE_FORMATS = tuple(f.name for f in FORMATS.values() if f.converter)  # formats
 def get_format(name: str) -> Format:
     """The table entry of `name`; InputError listing the known ones."""
     if name not in FORMATS:
-        raise InputError(
-            f"--format: unknown format '{name}';{did_you_mean(name, FORMATS)} allowed: {', '.join(FORMATS)}"
-        )
+        by_suffix = [f.name for f in FORMATS.values() if f.suffix.lstrip(".") == name.lstrip(".").lower()]
+        hint = f" did you mean '{by_suffix[0]}'?" if by_suffix else did_you_mean(name, FORMATS)  # pte: executorch
+        raise InputError(f"--format: unknown format '{name}';{hint} allowed: {', '.join(FORMATS)}")
     return FORMATS[name]
 
 
