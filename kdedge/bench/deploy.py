@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from kdedge.bench.int8_speed import flag_slow_int8, int8_not_faster
 from kdedge.errors import InputError
 from kdedge.files.atomic import atomic_write, atomic_write_text
 from kdedge.files.fsguard import NotWritable
@@ -32,7 +33,9 @@ def _reference_accuracy(rows: list[dict[str, Any]]) -> float | None:
 
 def choose(rows: list[dict[str, Any]], accuracy_bound: float) -> dict[str, Any] | None:
     """The row (at the smallest measured batch: edge latency) of the fastest file-based runtime/precision
-    whose accuracy >= fp32 accuracy - accuracy_bound points; None without an fp32 accuracy."""
+    whose accuracy >= fp32 accuracy - accuracy_bound points; None without an fp32 accuracy. An int8 row that is
+    not faster than its fp32 row (kdedge.bench.int8_speed) is never chosen."""
+    rows = [r for r in rows if not int8_not_faster(r, rows)]
     reference = _reference_accuracy(rows)
     candidates = (
         [
@@ -53,7 +56,9 @@ def choose(rows: list[dict[str, Any]], accuracy_bound: float) -> dict[str, Any] 
 
 
 def mark_deployable(rows: list[dict[str, Any]], accuracy_bound: float) -> list[dict[str, Any]]:
-    """Set row['deploy'] (True on every batch row of each model's chosen variant); returns the choices."""
+    """Set row['deploy'] (True on every batch row of each model's chosen variant) and row['int8_not_faster'];
+    returns the choices."""
+    flag_slow_int8(rows)
     choices = []
     for key in dict.fromkeys((r.get("run"), r["model"], r["device"]) for r in rows):
         mine = [r for r in rows if (r.get("run"), r["model"], r["device"]) == key]
