@@ -459,7 +459,7 @@ def test_the_cli_is_a_thin_layer_on_the_api(monkeypatch, tmp_path: Path) -> None
 
     calls = []
     for name in ("distill", "train", "export", "bench"):
-        result = ExportResult([], []) if name == "export" else None
+        result = {"export": ExportResult([], []), "bench": [{"status": "ok"}]}.get(name)  # bench: one row ran
         monkeypatch.setattr(kdedge.api, name, lambda *a, _n=name, _r=result, **k: calls.append((_n, a, k)) or _r)
     assert run_cli("distill", "hinton_mnist", "--set", "a=1", "b=2", "--out", tmp_path)[0] == 0
     assert run_cli("train", "--set", "a=1", "b=2", "hinton_mnist", "--skip-bad-images")[0] == 0
