@@ -143,6 +143,9 @@ def test_deployable_is_marked_and_export_target_writes_it(run_dir, run_result, t
     import onnx
 
     rows = run_result[0]["rows"]
+    scored = [r for r in rows if r["accuracy"] is not None]
+    assert scored and all(0.9 <= r["agreement_fp32"] <= 1 for r in scored)  # a small MLP's int8 agrees
+    assert all(r["agreement_fp32"] == 1 for r in scored if r["precision"] == "fp32" and r["runtime"] == "onnxruntime")
     for stage in ("teacher", "student"):
         chosen = {(r["runtime"], r["precision"]) for r in rows if r["stage"] == stage and r["deploy"]}
         assert len(chosen) == 1 and next(iter(chosen))[0] == "onnxruntime"

@@ -85,6 +85,7 @@ def _bench_record(run: Path, model: Path) -> None:
         "precision": "fp32",
         "status": "ok",
         "accuracy": 0.9,
+        "agreement_fp32": 1.0,
         "batch_size": 1,
         "latency_ms_p50": 1.0,
         "file": str(model),

@@ -121,3 +121,55 @@ def test_auto_device_is_cuda_when_present(monkeypatch: pytest.MonkeyPatch) -> No
     assert resolve_device("auto") == torch.device("cuda")
     assert describe_device("auto") == "device: cuda (auto: CUDA found: Fake GPU)"
     assert describe_device("cpu") == "device: cpu (from the recipe)"
+
+
+FAMILY_EXAMPLES = {  # one timm model of each family kdedge.models.quantisation names
+    "mobilenetv3": "mobilenetv3_small_100",
+    "tf_mobilenetv3": "tf_mobilenetv3_small_100",
+    "lcnet": "lcnet_050",
+    "fbnetv3": "fbnetv3_b",
+    "hardcorenas": "hardcorenas_a",
+    "efficientvit": "efficientvit_b0",
+    "levit": "levit_128s",
+    "ghostnet": "ghostnet_100",
+    "repghostnet": "repghostnet_050",
+    "efficientnet_b": "efficientnet_b0",
+    "tf_efficientnet_b": "tf_efficientnet_b0",
+    "efficientnetv2": "efficientnetv2_rw_t",
+    "tf_efficientnetv2": "tf_efficientnetv2_b0",
+    "mixnet": "mixnet_s",
+    "tf_mixnet": "tf_mixnet_s",
+    "semnasnet": "semnasnet_100",
+    "tinynet": "tinynet_a",
+    "rexnet": "rexnet_100",
+    "regnety": "regnety_002",
+}
+
+
+def _int8_unfriendly_layers(name: str) -> set[str]:
+    """Which of hard-swish / squeeze-excite a timm model has (built on the meta device: no memory)."""
+    import timm
+
+    with torch.device("meta"):
+        model = timm.create_model(name, num_classes=3)
+    kinds = {type(module).__name__ for module in model.modules()}
+    found = {"hard-swish"} if kinds & {"Hardswish", "HardSwish", "HardSwishMe"} else set()
+    return found | ({"squeeze-excite"} if kinds & {"SqueezeExcite", "SEModule"} else set())
+
+
+@pytest.mark.parametrize("family", sorted(FAMILY_EXAMPLES))
+def test_families_said_to_quantise_badly_have_those_layers(family: str) -> None:
+    from kdedge.models.quantisation import HARD_SWISH_OR_SE, int8_trouble
+
+    assert set(FAMILY_EXAMPLES) == set(HARD_SWISH_OR_SE)
+    name = FAMILY_EXAMPLES[family]
+    assert int8_trouble(name) == HARD_SWISH_OR_SE[family]
+    assert _int8_unfriendly_layers(name) == set(HARD_SWISH_OR_SE[family].split(" and "))
+
+
+def test_students_said_to_quantise_well_have_neither_layer() -> None:
+    from kdedge.models.quantisation import INT8_FRIENDLY_STUDENTS, int8_trouble
+
+    for name in INT8_FRIENDLY_STUDENTS:
+        assert int8_trouble(name) is None and _int8_unfriendly_layers(name) == set()
+    assert int8_trouble("efficientnet_lite0") is None and int8_trouble("mlp") is None  # not efficientnet_b*

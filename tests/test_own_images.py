@@ -457,3 +457,24 @@ def test_nothing_filtered_means_no_copy(tmp_path):
     bundle = load("folder", make_folder(tmp_path / "pets", per_class=5), tmp_path / "cache")
     assert filter_classes(bundle.train, [], None) is bundle.train
     assert len(filter_classes(bundle.train, [0], None)) == len(bundle.train) - 3
+
+
+def test_init_defaults_to_a_pair_whose_student_quantises_well(tmp_path, capsys, monkeypatch):
+    """No --teacher / --student: resnet18 -> mobilenetv2_100, a ReLU6 student whose int8 file agrees with fp32
+    (`kdedge export` writes int8 by default); a MobileNetV3 student gets one warning line saying what to take."""
+    root = make_folder(tmp_path / "pets", per_class=3)
+    monkeypatch.setenv("KDEDGE_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "pets.yaml"
+    code, err = run_main(["init", str(root), "--out", str(out)], capsys, monkeypatch)
+    assert code == 0, err
+    assert "--student" not in err  # no int8 warning for the default
+    written = yaml.safe_load(out.read_text())
+    assert (written["teacher"]["model"], written["student"]["model"]) == ("resnet18", "mobilenetv2_100")
+    assert "model: mobilenetv2_100   # ReLU / ReLU6, no squeeze-excite: quantises well to int8" in out.read_text()
+    args = ["init", str(root), "--student", "mobilenetv3_small_100", "--out", str(out), "--force"]
+    code, err = run_main(args, capsys, monkeypatch)
+    assert code == 0, err
+    warning = [line for line in err.splitlines() if "--student mobilenetv3_small_100" in line]
+    assert len(warning) == 1 and "hard-swish and squeeze-excite" in warning[0]
+    assert "mobilenetv2_100, resnet18 or efficientnet_lite0" in warning[0]
+    assert "# hard-swish and squeeze-excite: int8 may disagree with fp32" in out.read_text()

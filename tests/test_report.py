@@ -64,3 +64,16 @@ def test_plot_helpers_write_pngs(tmp_path: Path) -> None:
     assert is_png(plots.learning_curves(records, tmp_path / "c.png", "t"))
     assert is_png(plots.curves({"a": ([1, 2], [3, 2]), "b": ([1, 2], [4, 1])}, tmp_path / "l.png", "t"))
     assert is_png(plots.heatmap(np.array([[1.0, np.nan]]), ["r"], ["x", "y"], tmp_path / "h.png", "t", "r", "c"))
+
+
+def test_summary_table_leaves_out_columns_empty_in_every_row() -> None:
+    """Own data (no omitted classes, no bias fix): no empty `omitted-class errors` / `bias shift` columns."""
+    from kdedge.report.markdown import summary_rows
+
+    stage = {"model": "resnet18", "params": 11_000_000, "test_accuracy": 0.5, "test_errors": 5, "test_count": 10}
+    lines = summary_rows({"teacher": stage | {"train_seconds": 12.5}, "student": stage | {"model": "mobilenetv2_100"}})
+    assert lines[0] == "| stage | model | params | test acc % | test errors | train s |"
+    assert lines[1] == "|---|---|---|---|---|---|"
+    assert lines[3] == "| student | mobilenetv2_100 | 11,000,000 | 50.00 | 5 / 10 |  |"  # one row has train s
+    biasfix = stage | {"omitted_class_errors": 3, "omitted_class_count": 9, "omitted_classes": [3], "bias_shift": 2.0}
+    assert "| omitted-class errors | bias shift |" in summary_rows({"student": biasfix})[0]

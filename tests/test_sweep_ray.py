@@ -17,6 +17,7 @@ import torch
 from cli_helpers import TINY_SET
 from safetensors.torch import load_file
 
+from kdedge.commands.options import SweepOptions
 from kdedge.commands.sweep import backend_options
 from kdedge.errors import InputError, RuntimeFailure
 from kdedge.experiments.sweep import run_sweep
@@ -191,10 +192,12 @@ def test_a_point_bigger_than_the_cluster_is_refused(tmp_path: Path, data_root: P
 
 def test_ray_options_are_checked() -> None:
     with pytest.raises(InputError, match="--address applies to --backend ray only"):
-        backend_options("local", "auto", None, 1, 0, 2, 1)
+        backend_options(SweepOptions("hinton_mnist", address="auto"))
     with pytest.raises(InputError, match="allowed are local, ray"):
-        backend_options("dask", None, None, 1, 0, 2, 1)
-    assert backend_options("local", None, None, 1, 0, 2, 4) is None
+        backend_options(SweepOptions("hinton_mnist", backend="dask"))
+    with pytest.raises(InputError, match="--jobs sizes the local backend"):
+        backend_options(SweepOptions("hinton_mnist", backend="ray", jobs=2))
+    assert backend_options(SweepOptions("hinton_mnist", jobs=4)) is None
 
 
 def test_missing_ray_is_one_line_with_the_install_command(kdedge, tmp_path: Path, data_root: Path) -> None:

@@ -38,6 +38,7 @@ COLUMNS = (
     "flops",
     "size_mb",
     "accuracy",
+    "agreement_fp32",
     "qwk",
     "speedup_vs_teacher",
     "accuracy_delta_vs_teacher",

@@ -185,12 +185,36 @@ def measure_rows(rows: list[dict[str, Any]], models: list[BenchModel], options: 
             progress.advance(task)
 
 
+def _agreements(rows: list[dict[str, Any]]) -> dict[tuple, float]:
+    """Top-1 agreement of each scored variant with its model's fp32 reference on the same test images (the
+    fp32 row its accuracy is compared with, kdedge.bench.deploy.REFERENCE_RUNTIMES), by variant key."""
+    from kdedge.bench.deploy import REFERENCE_RUNTIMES
+
+    logits = {
+        _variant_key(r): r["_logits"]
+        for r in rows
+        if r["_scored"] and r["status"] == "ok" and Path(r["_logits"]).is_file()
+    }
+    out: dict[tuple, float] = {}
+    for index in dict.fromkeys(key[0] for key in logits):
+        mine = {key: file for key, file in logits.items() if key[0] == index}
+        references = [
+            file for runtime in REFERENCE_RUNTIMES for key, file in mine.items() if key[1:3] == (runtime, "fp32")
+        ]
+        if references:
+            reference = np.load(references[0]).argmax(1)
+            out |= {key: float((np.load(file).argmax(1) == reference).mean()) for key, file in mine.items()}
+    return out
+
+
 def score_rows(rows: list[dict[str, Any]], models: list[BenchModel]) -> None:
-    """accuracy (QWK too for graded data) of each scored row from its logits, copied to its variant's other rows."""
+    """accuracy (QWK too for graded data) and top-1 agreement with fp32 of each scored row from its logits,
+    copied to its variant's other rows."""
     from kdedge.data import is_ordinal
     from kdedge.runtime.metrics import classification_report
 
     scores: dict[tuple, dict] = {}
+    agreements = _agreements(rows)
     for row in rows:
         if row["_scored"] and row["status"] == "ok" and Path(row["_logits"]).is_file():
             report = classification_report(np.load(row["_logits"]), models[row["_model_index"]].test_labels)
@@ -199,9 +223,11 @@ def score_rows(rows: list[dict[str, Any]], models: list[BenchModel]) -> None:
                 "accuracy": report["accuracy"],
                 "qwk": report["qwk"] if graded else None,
                 "test_count": report["count"],
+                "agreement_fp32": agreements.get(_variant_key(row)),
             }
+    empty = {"accuracy": None, "qwk": None, "test_count": None, "agreement_fp32": None}
     for row in rows:
-        row.update(scores.get(_variant_key(row), {"accuracy": None, "qwk": None, "test_count": None}))
+        row.update(scores.get(_variant_key(row), empty))
         note = models[row["_model_index"]].note
         if note and row["status"] == "ok":
             row["note"] = note

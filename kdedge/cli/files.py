@@ -61,7 +61,11 @@ def export(
     ] = None,
     min_top1_agreement: Annotated[
         float | None,
-        typer.Option("--min-agreement", help="Least fp16/int8 top-1 agreement with fp32 on test images (0.97)."),
+        typer.Option(
+            "--min-agreement",
+            help="Least fp16/int8 top-1 agreement with fp32 on test images (0.97); with --target, the least a "
+            "deployable file needs (default: the run's export.min_top1_agreement).",
+        ),
     ] = None,
     limit: Annotated[int | None, typer.Option("--limit", help="Use the first N test images only.")] = None,
     target: Annotated[
@@ -70,7 +74,7 @@ def export(
             "--target",
             help="cpu-x86: instead of exporting, write "
             "RUN/export/deploy/<stage>.cpu-x86.onnx, the fastest file `kdedge bench RUN` measured within "
-            "--accuracy-bound of fp32.",
+            "--accuracy-bound of fp32 that agrees with fp32 on --min-agreement of the test images.",
         ),
     ] = None,
     accuracy_bound: Annotated[

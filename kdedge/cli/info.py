@@ -59,8 +59,15 @@ def init(
             "timm.list_models() knows (resnet34, convnext_tiny, vit_tiny_patch16_224, ...); `kdedge distill` "
             "checks that it takes the image size (patches, windows, minimum size) before it writes anything.",
         ),
-    ],
-    student: Annotated[str, typer.Option("--student", help="Student model (the same names).")],
+    ] = "resnet18",
+    student: Annotated[
+        str,
+        typer.Option(
+            "--student",
+            help="Student model (the same names). The default quantises well to int8 (ReLU6, no squeeze-excite); "
+            "a student with hard-swish or squeeze-excite (MobileNetV3, EfficientNet) gets a warning.",
+        ),
+    ] = "mobilenetv2_100",
     image_size: Annotated[
         int | None, typer.Option("--image-size", min=1, help="Side in pixels (default: the images' median).")
     ] = None,

@@ -49,8 +49,12 @@ def export_command(options: ExportOptions) -> ExportResult:
 
 
 def deploy_command(options: ExportOptions) -> None:
-    """Write RUN/export/deploy/<stage>.<target>.onnx for each stage and say where."""
+    """Write RUN/export/deploy/<stage>.<target>.onnx for each stage and say where and why (its accuracy and its
+    agreement with fp32, each within its bound)."""
     from kdedge.bench.deploy import deploy_run
 
-    for path, why in deploy_run(options.run_dir, options.models, options.target, options.accuracy_bound):
+    chosen = deploy_run(
+        options.run_dir, options.models, options.target, options.accuracy_bound, options.min_top1_agreement
+    )
+    for path, why in chosen:
         console.print(f"deployable: {path} ({why})", markup=False, highlight=False, soft_wrap=True)

@@ -22,6 +22,7 @@ from kdedge.data.imageset import DecodedSet, Listing, channel_stats, decode_set
 from kdedge.data.listing import CsvOptions, list_csv, list_folder
 from kdedge.errors import InputError
 from kdedge.models import check_model_name, is_timm_name
+from kdedge.models.quantisation import INT8_FRIENDLY_STUDENTS, int8_trouble
 from kdedge.ui.console import console, error_console
 
 TINY_CLASS = 10  # fewer training images than this: a class the models can hardly learn
@@ -54,6 +55,20 @@ def check_models(teacher: str, student: str) -> None:
             raise InputError(f"{flag}: {err}") from None
 
 
+def int8_warning(student: str) -> str | None:
+    """What to know when the student's layers quantise badly (`kdedge export` writes int8 by default and
+    refuses an int8 file that agrees with fp32 on fewer than 97 % of the test images); None otherwise."""
+    layers = int8_trouble(student)
+    if layers is None:
+        return None
+    *first, last = INT8_FRIENDLY_STUDENTS
+    return (
+        f"--student {student}: its {layers} layers quantise badly, so its int8 file may disagree with fp32 "
+        f"(MobileNetV3: 71-76 % of test images); for an int8 target take {', '.join(first)} or {last}, "
+        "for fp32 / fp16 it is fine"
+    )
+
+
 def _source(path: Path) -> str:
     if path.is_dir():
         return "folder"
@@ -81,10 +96,10 @@ def _warnings(decoded: DecodedSet, counts: dict[str, list[int]]) -> list[str]:
     return notes
 
 
-def _stage(model: str, weighted: bool) -> str:
+def _stage(model: str, weighted: bool, comment: str = "") -> str:
     lr = "0.001"
     return (
-        f"  model: {model}\n  epochs: 10               # more epochs usually help; watch val accuracy in "
+        f"  model: {model}{comment}\n  epochs: 10               # more epochs usually help; watch val accuracy in "
         f"RUN/metrics.jsonl\n  batch_size: 64\n  optimizer: adamw\n  lr: {lr}\n  weight_decay: 0.05\n"
         f"  schedule: cosine\n  warmup_epochs: 1\n  augment: none           # crop_flip for photos whose "
         f"mirror image is the same class\n"
@@ -138,9 +153,18 @@ def render_recipe(name: str, source: str, path: Path, size: int, survey: Survey,
     if decoded.skipped:
         lines.append("  skip_bad_images: true   # unreadable files left out, listed in RUN/bad_images.txt")
     lines += ["teacher:", _stage(options.teacher, weighted).rstrip(), "student:"]
-    lines += [_stage(options.student, weighted).rstrip(), "distillation:", "  loss: hinton"]
+    lines += [_stage(options.student, weighted, _int8_comment(options.student)).rstrip()]
+    lines += ["distillation:", "  loss: hinton"]
     lines += ["  alpha: 0.5    # weight of the soft (teacher) loss", "  temperature: 4"]
     return "\n".join(lines) + "\n"
+
+
+def _int8_comment(student: str) -> str:
+    """The student's line comment: how its int8 file will fare (`kdedge export` writes int8 by default)."""
+    layers = int8_trouble(student)
+    if layers is not None:
+        return f"   # {layers}: int8 may disagree with fp32; {INT8_FRIENDLY_STUDENTS[0]} quantises well"
+    return "   # ReLU / ReLU6, no squeeze-excite: quantises well to int8" if student in INT8_FRIENDLY_STUDENTS else ""
 
 
 def _listing(source: str, path: Path) -> tuple[Listing, dict[str, str]]:
@@ -172,6 +196,8 @@ def init_command(options: InitOptions) -> Path:
     from kdedge.files.atomic import atomic_write_text
 
     check_models(options.teacher, options.student)
+    if (note := int8_warning(options.student)) is not None:
+        _warn(note)
     path = options.path.expanduser().resolve()
     source = _source(path)
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", path.stem if source == "csv" else path.name) or "my_images"
@@ -187,7 +213,8 @@ def init_command(options: InitOptions) -> Path:
     run = f"runs/{name}"
     training = found.decoded.rows["train"][1] - found.decoded.rows["train"][0]
     console.print(
-        f"recipe: {out} ({len(found.decoded.class_names)} classes, {training} training images)",
+        f"recipe: {out} ({len(found.decoded.class_names)} classes, {training} training images; teacher "
+        f"{options.teacher}, student {options.student})",
         highlight=False,
         markup=False,
     )

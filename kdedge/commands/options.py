@@ -202,8 +202,8 @@ class InitOptions:
     """`kdedge init PATH`: look at the images, write a recipe that runs."""
 
     path: Path
-    teacher: str
-    student: str
+    teacher: str = "resnet18"
+    student: str = "mobilenetv2_100"  # ReLU6, no squeeze-excite: its int8 file agrees with fp32 (docs/own-images.md)
     image_size: int | None = None
     out: Path | None = None  # default ./<name>.yaml
     force: bool = False

@@ -64,7 +64,6 @@ def convert(job: ConvertJob) -> None:
     """Write job.path: the model (fp32 or int8 per job.precision) as an XNNPACK-lowered .pte."""
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
-
     from torch.fx.experimental import _config as fx_config
 
     with converter_errors("ExecuTorch"):

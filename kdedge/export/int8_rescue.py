@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import onnx
 
 from kdedge.export.int8_schemes import GEMM_OPS
+from kdedge.models.quantisation import INT8_FRIENDLY_STUDENTS
 
 SE_OPS = ("HardSigmoid", "HardSwish", "Sigmoid", "Mul", "ReduceMean", "GlobalAveragePool")
-FRIENDLY_STUDENTS = ("resnet18", "mobilenetv2_100", "efficientnet_lite0")  # ReLU / ReLU6, no SE
 MORE_CALIBRATION = 4  # the percentile rescue calibrates on this many times --calibration-images
 
 
@@ -76,5 +76,5 @@ def what_to_try(best: float | None) -> str:
     lower = f"--min-agreement {max(best - 0.005, 0):.2f} (accept the file), " if best else "--min-agreement, "
     return (
         f"try {lower}--int8-method nncf, --precision fp32,fp16 (no int8), or a student that quantises well "
-        f"({', '.join(FRIENDLY_STUDENTS)}: ReLU, no squeeze-excite)"
+        f"({', '.join(INT8_FRIENDLY_STUDENTS)}: ReLU, no squeeze-excite)"
     )

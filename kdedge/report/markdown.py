@@ -21,6 +21,16 @@ from kdedge.recipe.grid import grid_points, point_name
 from kdedge.report import alpha_study, plots
 
 STAGES = ("teacher", "student", "student_bias_fixed")
+SUMMARY_COLUMNS = (
+    "stage",
+    "model",
+    "params",
+    "test acc %",
+    "test errors",
+    "omitted-class errors",
+    "bias shift",
+    "train s",
+)
 
 
 def write_report(path: Path, show: bool = True) -> Path:
@@ -38,27 +48,32 @@ def write_report(path: Path, show: bool = True) -> Path:
     return report
 
 
+def _summary_cells(stage: str, row: dict) -> dict[str, str]:
+    """One stage's cells by column heading ("" where the run has no such figure)."""
+    omitted = (
+        f"{row['omitted_class_errors']} / {row['omitted_class_count']} (classes {row['omitted_classes']})"
+        if "omitted_class_errors" in row
+        else ""
+    )
+    return {
+        "stage": stage,
+        "model": row["model"],
+        "params": f"{row['params']:,}",
+        "test acc %": f"{100 * row['test_accuracy']:.2f}",
+        "test errors": f"{row['test_errors']} / {row['test_count']}",
+        "omitted-class errors": omitted,
+        "bias shift": str(row.get("bias_shift", "")),
+        "train s": str(row.get("train_seconds", "")),
+    }
+
+
 def summary_rows(summary: dict) -> list[str]:
-    """Markdown table of the run's stages, with omitted-class errors where a transfer set lacked classes."""
-    lines = [
-        "| stage | model | params | test acc % | test errors | omitted-class errors | bias shift | train s |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for stage in STAGES:
-        row = summary.get(stage)
-        if not row:
-            continue
-        omitted = (
-            f"{row['omitted_class_errors']} / {row['omitted_class_count']} (classes {row['omitted_classes']})"
-            if "omitted_class_errors" in row
-            else ""
-        )
-        lines.append(
-            f"| {stage} | {row['model']} | {row['params']:,} | {100 * row['test_accuracy']:.2f} | "
-            f"{row['test_errors']} / {row['test_count']} | {omitted} | {row.get('bias_shift', '')} | "
-            f"{row.get('train_seconds', '')} |"
-        )
-    return lines
+    """Markdown table of the run's stages; a column empty in every row (omitted-class errors and bias shift
+    outside the bias-fix experiments) is left out."""
+    rows = [_summary_cells(stage, summary[stage]) for stage in STAGES if summary.get(stage)]
+    columns = [c for c in SUMMARY_COLUMNS if not rows or any(r[c] for r in rows)]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    return lines + ["| " + " | ".join(r[c] for c in columns) + " |" for r in rows]
 
 
 def run_section(path: Path, title: str, heading: str = "#") -> list[str]:
