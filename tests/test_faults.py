@@ -7,7 +7,6 @@ there intact, and `--resume` continuing the run bit for bit once the fault is go
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
@@ -127,10 +126,10 @@ def test_second_ctrl_c_stops_at_once():
 
     before = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, also under nohup
     with stop.graceful_stop():
-        os.kill(os.getpid(), signal.SIGINT)
+        signal.raise_signal(signal.SIGINT)
         assert stop.pending() == signal.SIGINT
         with pytest.raises(KeyboardInterrupt):
-            os.kill(os.getpid(), signal.SIGINT)
+            signal.raise_signal(signal.SIGINT)
             time.sleep(1)  # the handler runs between bytecodes: at once, not after the sleep
     assert stop.pending() is None and signal.getsignal(signal.SIGINT) is signal.default_int_handler
     signal.signal(signal.SIGINT, before)

@@ -5,7 +5,6 @@ file rendered by the results page, a SIGTERM between runs and the same command c
 from __future__ import annotations
 
 import json
-import os
 import signal
 from pathlib import Path
 
@@ -153,7 +152,7 @@ def test_sigterm_between_runs_stops_and_the_same_command_continues(tiny: Path, t
         result = original(recipe, path, *rest, **kwargs)
         trained.append(path)
         if len(trained) == 2:  # after the teacher and the first student
-            os.kill(os.getpid(), signal.SIGTERM)
+            signal.raise_signal(signal.SIGTERM)  # to this (main) thread, not to any of the process's threads
         return result
 
     monkeypatch.setattr(study_run, "train_run", then_sigterm)
