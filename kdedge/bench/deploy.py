@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from kdedge.bench.int8_speed import flag_slow_int8, int8_not_faster
 from kdedge.errors import InputError
 from kdedge.files.atomic import atomic_write, atomic_write_text
 from kdedge.files.fsguard import NotWritable
@@ -70,8 +71,11 @@ def agrees(row: dict[str, Any], min_agreement: float | None) -> bool:
 def choose(rows: list[dict[str, Any]], accuracy_bound: float, min_agreement: float | None = None) -> dict | None:
     """The row (at the smallest measured batch: edge latency) of the fastest file-based runtime/precision
     whose accuracy >= fp32 accuracy - accuracy_bound points and whose top-1 agreement with fp32 >=
-    min_agreement; None without an fp32 accuracy or when no file meets both bounds."""
-    candidates = [r for r in within_accuracy(rows, accuracy_bound) if agrees(r, min_agreement)]
+    min_agreement; None without an fp32 accuracy or when no file meets both bounds. An int8 row that is not
+    faster than its fp32 row (kdedge.bench.int8_speed) is never chosen."""
+    candidates = [
+        r for r in within_accuracy(rows, accuracy_bound) if agrees(r, min_agreement) and not int8_not_faster(r, rows)
+    ]
     if not candidates:
         return None
     smallest = min(r["batch_size"] for r in candidates)
@@ -80,7 +84,8 @@ def choose(rows: list[dict[str, Any]], accuracy_bound: float, min_agreement: flo
 
 def mark_deployable(rows: list[dict[str, Any]], accuracy_bound: float) -> list[dict[str, Any]]:
     """Set row['deploy'] (True on every batch row of each model's chosen variant, under its run's agreement
-    bound); returns the choices."""
+    bound) and row['int8_not_faster']; returns the choices."""
+    flag_slow_int8(rows)
     choices = []
     for key in dict.fromkeys((r.get("run"), r["model"], r["device"]) for r in rows):
         mine = [r for r in rows if (r.get("run"), r["model"], r["device"]) == key]
@@ -146,7 +151,9 @@ def describe_choice(
         (r["runtime"], r["precision"]) for r in at_batch if r["status"] == "ok" and r["runtime"] in FILE_RUNTIMES
     }
     qualified = {
-        (r["runtime"], r["precision"]) for r in within_accuracy(at_batch, accuracy_bound) if agrees(r, min_agreement)
+        (r["runtime"], r["precision"])
+        for r in within_accuracy(at_batch, accuracy_bound)
+        if agrees(r, min_agreement) and not int8_not_faster(r, at_batch)
     }
     return (
         f"{best['runtime']} {best['precision']}: p50 {best['latency_ms_p50']:.3f} ms at batch "

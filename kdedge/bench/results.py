@@ -13,6 +13,8 @@ from typing import Any
 
 from rich.table import Table
 
+from kdedge.bench.int8_speed import NOTE as INT8_NOTE
+from kdedge.bench.int8_speed import flag_line
 from kdedge.bench.pareto import write_pareto as write_pareto  # re-export: the plot is one of the outputs
 from kdedge.files.atomic import atomic_write_text
 from kdedge.ui.tables import Column, fitted_table, si
@@ -42,6 +44,7 @@ COLUMNS = (
     "accuracy_delta_vs_teacher",
     "peak_fraction",
     "deploy",
+    "int8_not_faster",
     "status",
 )
 
@@ -132,8 +135,15 @@ def display_cells(row: dict[str, Any]) -> list[str]:
         si(row.get("flops")),
         _fmt(row.get("peak_fraction"), 3),
         row["arch"],
-        "" if row["status"] == "ok" else row["status"],
+        _status_cell(row),
     ]
+
+
+def _status_cell(row: dict[str, Any]) -> str:
+    """Empty for a plain ok row; the status otherwise; the int8 flag (kdedge.bench.int8_speed) on an ok row."""
+    if row["status"] != "ok":
+        return row["status"]
+    return f"! {INT8_NOTE}" if row.get("int8_not_faster") else ""
 
 
 # What a row is (model, runtime, precision, batch) is never hidden or cut; the rest is hidden, least useful
@@ -165,6 +175,13 @@ CAPTION = (
 )
 
 
+def _style(row: dict[str, Any]) -> str | None:
+    """Red for a failed row, yellow for a skipped one or a flagged int8 row, none for the rest."""
+    if row["status"] == "ok":
+        return "yellow" if row.get("int8_not_faster") else None
+    return "yellow" if row["status"].startswith("skipped") else "red"
+
+
 def bench_table(result: dict[str, Any], width: int = 200, wide: bool = False) -> Table:
     """The rows that fit `width` characters (unless `wide`); model / runtime / precision / batch whole."""
     machine = result["machine"]
@@ -172,12 +189,10 @@ def bench_table(result: dict[str, Any], width: int = 200, wide: bool = False) ->
         f"kdedge bench on {machine['cpu']} ({machine['cores']} cores, {machine['threads']} threads, "
         f"{machine['device']})" + (f", peak {result['peak_gflops']:.0f} GFLOP/s" if result["peak_gflops"] else "")
     )
-    styles = [
-        None if r["status"] == "ok" else "yellow" if r["status"].startswith("skipped") else "red"
-        for r in result["rows"]
-    ]
+    styles = [_style(r) for r in result["rows"]]
     rows = [display_cells(row) for row in result["rows"]]
-    return fitted_table(title, COLUMNS_SHOWN, rows, width, wide, CAPTION, styles, more="--wide or --json FILE")
+    caption = "\n".join(line for line in (CAPTION, flag_line(result["rows"])) if line)
+    return fitted_table(title, COLUMNS_SHOWN, rows, width, wide, caption, styles, more="--wide or --json FILE")
 
 
 def write_json(result: dict[str, Any], path: Path) -> None:
@@ -203,4 +218,5 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
         f"Machine: {machine['cpu']}, {machine['cores']} cores, {machine['threads']} threads, "
         f"flags {machine['cpu_flags']}\n\n"
     )
-    atomic_write_text(path, head + "\n".join(lines) + "\n")
+    below = flag_line(result["rows"])
+    atomic_write_text(path, head + "\n".join(lines) + "\n" + (f"\n{below}\n" if below else ""))

@@ -110,6 +110,8 @@ def _check(job: EdgeStage, fmt: Format, row: ExportRow, path: Path) -> None:
     from kdedge.runtime.edge_runners import open_runner
 
     runner = open_runner(path, threads=torch.get_num_threads(), batch_size=row.batch)
+    if getattr(runner, "max_batch", None):  # a .pte's planned batch bound: what one call of the file takes
+        row.extra["max_batch"] = runner.max_batch
     _parity(job, runner, row)
     logits = runner.predict(job.data.test_images)
     row.test_accuracy = accuracy(logits, job.data.test_labels)
@@ -164,6 +166,8 @@ def _file_meta(job: EdgeStage, row: ExportRow) -> dict:
         meta["calibration_images"] = len(job.data.calibration)
     if "check" in row.extra:
         meta["check"] = row.extra["check"]
+    if "max_batch" in row.extra:
+        meta["max_batch_per_call"] = row.extra["max_batch"]
     return meta
 
 

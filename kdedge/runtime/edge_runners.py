@@ -75,8 +75,8 @@ class ExecuTorchRunner:
                 self.method = Runtime.get().load_program(path).load_method("forward")
         except Exception as err:  # noqa: BLE001 - the runtime raises RuntimeError/ValueError for a bad file
             raise InputError(f"{path}: ExecuTorch cannot load it ({_first_line(err)})") from None
-        # the dynamic batch dimension's bound as memory-planned into the file: torch.export refines the
-        # requested 1..MAX_BATCH range (to 15 for the CIFAR CNNs here), and a larger input fails
+        # the dynamic batch dimension's bound as memory-planned into the file (kdedge.export.executorch_convert
+        # .batch_bound; 15 in CNN files written before that fix): a larger input fails, so calls are chunked
         self.max_batch = max(int(self.method.metadata.input_tensor_meta(0).sizes()[0]), 1)
         self.detail = f"ExecuTorch XNNPACK, {threads} threads"
 

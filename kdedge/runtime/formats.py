@@ -40,6 +40,7 @@ class Format:
     only_on: str | None = None  # platform.system() it runs on, when not every one (Core ML: Darwin)
     note: str = ""
     hint: str = ""  # the install line when it is not a kdedge extra (TensorRT)
+    settings: str = ""  # how kdedge's runner sets the runtime up: its fastest settings on a CPU (docs/formats.md)
 
     def pip_hint(self, run_only: bool = False) -> str:
         """The install line for this format's extra, e.g. pip install 'kdedge-distill[executorch]'."""
@@ -85,6 +86,8 @@ FORMATS: dict[str, Format] = {
             True,
             "inside",
             note="metadata_props; fp16 is for the GPU",
+            settings="onnxruntime: graph optimisation ORT_ENABLE_ALL, intra-op threads = --threads, inter-op 1, "
+            "sequential",
         ),
         Format(
             "openvino",
@@ -102,6 +105,8 @@ FORMATS: dict[str, Format] = {
             True,
             "inside",
             note="runs the ONNX files (IR cached per file); --format openvino writes the ONNX files",
+            settings="CPU plugin: PERFORMANCE_HINT LATENCY, 1 stream, INFERENCE_NUM_THREADS = --threads, "
+            "INFERENCE_PRECISION_HINT f32 (bf16 row: bf16), static batch per row",
         ),
         Format(
             "executorch",
@@ -119,6 +124,8 @@ FORMATS: dict[str, Format] = {
             True,
             "sidecar",
             note="int8: pt2e + XNNPACKQuantizer calibrated on training images",
+            settings="XNNPACK thread pool = --threads; one call takes up to the file's batch bound (1024, or 64 MiB "
+            "of input), larger sets go in chunks",
         ),
         Format(
             "litert",
@@ -136,6 +143,7 @@ FORMATS: dict[str, Format] = {
             False,
             "sidecar",
             note="fixed batch (litert-torch traces no dynamic one); int8: full integer",
+            settings="Interpreter num_threads = --threads, default op resolver (XNNPACK delegate applied)",
         ),
         Format(
             "ncnn",
@@ -153,6 +161,7 @@ FORMATS: dict[str, Format] = {
             True,
             "sidecar",
             note="a folder: model.ncnn.param + .bin; one image per call; int8 needs ncnn2int8 (not on PyPI)",
+            settings="num_threads = --threads, no Vulkan; fp16 storage/arithmetic on for fp16 folders only",
         ),
         Format(
             "mnn",
@@ -170,6 +179,7 @@ FORMATS: dict[str, Format] = {
             True,
             "sidecar",
             note="converted from kdedge's ONNX file by MNN's converter; fp16 = fp16 weights",
+            settings="CPU backend, numThread = --threads, precision high (fp32 arithmetic)",
         ),
         Format(
             "coreml",
@@ -188,6 +198,7 @@ FORMATS: dict[str, Format] = {
             "inside",
             only_on="Darwin",
             note="converts on Linux; checked structurally (spec, inputs/outputs, metadata)",
+            settings="not run by kdedge (macOS only)",
         ),
         Format(
             "tensorrt",
@@ -205,6 +216,7 @@ FORMATS: dict[str, Format] = {
             True,
             "inside",
             note="the ONNX files through onnxruntime's TensorRT provider",
+            settings="TensorRT provider, then CUDA, then CPU; graph optimisation ORT_ENABLE_ALL",
             hint="a CUDA GPU with pip install onnxruntime-gpu tensorrt",
         ),
     )
@@ -287,6 +299,7 @@ def table_rows() -> list[dict[str, str]]:
                 "extra": f.extra or "-",
                 "convert here": convert if f.converter else "(uses the onnx files)",
                 "run here": run,
+                "runtime settings": f.settings or "-",
                 "note": f.note,
             }
         )
