@@ -101,7 +101,7 @@ def test_json_rows_have_the_schema_and_every_row_ran(run_result):
     }
     with (out / "b.csv").open() as handle:
         assert len(list(csv.DictReader(handle))) == len(rows)
-    assert "| mnist/teacher | mlp | onnxruntime | int8 | 16 |" in (out / "b.md").read_text()
+    assert "| mnist/teacher | onnxruntime | int8 | 16 |" in (out / "b.md").read_text()
     assert (out / "b.png").stat().st_size > 10_000
 
 
