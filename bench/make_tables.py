@@ -29,7 +29,7 @@ INTRO = """# Results
 
 Every number kdedge reports, as tables generated from the JSON files in `bench/results/` by
 `python bench/make_tables.py` (this page and the "Results at a glance" table in the README; do not edit
-them by hand: the test suite fails when they differ from the JSON). The session-by-session log these
+them by hand: the test suite fails when they differ from the JSON). The dated log these
 numbers were first written to, in the order things were done, is
 [archive/results-log.md](archive/results-log.md).
 
