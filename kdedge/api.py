@@ -204,7 +204,8 @@ def export(
 
     Returns the rows of the files written (accuracy, agreement with fp32, size, path). When some file
     failed its checks, the others are still returned; result.failed holds the failed rows, result.message
-    the line that names them (also issued as a RuntimeWarning). Bad input raises InputError."""
+    the line that names them (also issued as a RuntimeWarning); with force=True nothing is replaced unless every
+    file passes, so the result is then empty and the old RUN/export stays. Bad input raises InputError."""
     from kdedge.commands.export import export_command
 
     chosen = _options(ExportOptions, run, models=models, precisions=precisions, **options)
