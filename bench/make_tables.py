@@ -40,7 +40,8 @@ numbers were first written to, in the order things were done, is
    `title`, `experiment` (recipe or script), `order` (position on this page), `headline` (one line for the
    README), `date`, `machine`, `commands`, `source` (where the full output is), `columns`, `rows` and,
    optionally, `notes`. Numbers are measured, never typed from memory; a negative result is a result.
-3. `python bench/make_tables.py`, then commit the JSON, this page and README.md together.
+3. `python bench/fidelity.py && python bench/make_tables.py` (the first sets the result beside its paper or
+   target in the fidelity table, when it is one of them), then commit the JSON, this page and README.md together.
 """
 
 
