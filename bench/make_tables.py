@@ -29,7 +29,7 @@ INTRO = """# Results
 
 Every number kdedge reports, as tables generated from the JSON files in `bench/results/` by
 `python bench/make_tables.py` (this page and the "Results at a glance" table in the README; do not edit
-them by hand: the test suite fails when they differ from the JSON). The session-by-session log these
+them by hand: the test suite fails when they differ from the JSON). The dated log these
 numbers were first written to, in the order things were done, is
 [archive/results-log.md](archive/results-log.md).
 
@@ -40,7 +40,8 @@ numbers were first written to, in the order things were done, is
    `title`, `experiment` (recipe or script), `order` (position on this page), `headline` (one line for the
    README), `date`, `machine`, `commands`, `source` (where the full output is), `columns`, `rows` and,
    optionally, `notes`. Numbers are measured, never typed from memory; a negative result is a result.
-3. `python bench/make_tables.py`, then commit the JSON, this page and README.md together.
+3. `python bench/fidelity.py && python bench/make_tables.py` (the first sets the result beside its paper or
+   target in the fidelity table, when it is one of them), then commit the JSON, this page and README.md together.
 """
 
 

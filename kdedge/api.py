@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from kdedge.commands.export import ExportResult
     from kdedge.experiments.search.run import SearchResult
     from kdedge.recipe import Recipe
+    from kdedge.runtime.predict import Predictions
 
 T = TypeVar("T")
 
@@ -154,17 +155,27 @@ def init(path: PathLike | InitOptions, teacher: str | None = None, student: str 
     return init_command(_options(InitOptions, path, teacher=teacher, student=student, **options))
 
 
-def predict(model: Run | PathLike | PredictOptions, images: Any = None, top_k: int = 1) -> list[dict[str, Any]]:
+def predict(
+    model: Run | PathLike | PredictOptions, images: Any = None, top_k: int = 1, skip_bad_images: bool = False
+) -> Predictions:
     """Top-k classes per image (`kdedge predict`) from an exported .onnx / .tflite / .pte file or a run folder
     (its deployable file, else its fp32 student); images: files, folders or glob patterns (one or a list).
     Returns [{'image': path, 'top': [{'class': name, 'index': i, 'probability': p}, ...]}, ...]; prints
-    nothing. Neither .onnx nor .tflite imports torch."""
-    from kdedge.commands.predict import predict_results
+    nothing. Neither .onnx nor .tflite imports torch.
 
-    if isinstance(model, PredictOptions):
-        return predict_results(model)
-    items = [images] if isinstance(images, (str, os.PathLike)) else list(images or [])
-    return predict_results(PredictOptions(model, tuple(items), top_k))
+    An unreadable image raises InputError, unless skip_bad_images: then the others are predicted,
+    result.skipped lists the ones left out ([{'image': path, 'error': why}, ...]) and one RuntimeWarning
+    says how many and which."""
+    from kdedge.commands.predict import predict_results
+    from kdedge.runtime.predict import skipped_line
+
+    if not isinstance(model, PredictOptions):
+        items = [images] if isinstance(images, (str, os.PathLike)) else list(images or [])
+        model = PredictOptions(model, tuple(items), top_k, skip_bad_images=skip_bad_images)
+    results = predict_results(model)
+    if results.skipped:
+        warnings.warn(skipped_line(results.skipped, len(results) + len(results.skipped)), RuntimeWarning, stacklevel=2)
+    return results
 
 
 def check(
@@ -193,7 +204,8 @@ def export(
 
     Returns the rows of the files written (accuracy, agreement with fp32, size, path). When some file
     failed its checks, the others are still returned; result.failed holds the failed rows, result.message
-    the line that names them (also issued as a RuntimeWarning). Bad input raises InputError."""
+    the line that names them (also issued as a RuntimeWarning); with force=True nothing is replaced unless every
+    file passes, so the result is then empty and the old RUN/export stays. Bad input raises InputError."""
     from kdedge.commands.export import export_command
 
     chosen = _options(ExportOptions, run, models=models, precisions=precisions, **options)

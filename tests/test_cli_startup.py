@@ -72,6 +72,7 @@ def test_commands_that_train_nothing_never_import_torch(tmp_path: Path) -> None:
         [{}, ["recipes", "show", "hinton_mnist"]],
         [{}, ["formats"]],
         [{}, ["formats", "--json"]],
+        [{}, ["formats", "--wide"]],
         [
             {"KDEDGE_CACHE": str(tmp_path / "cache")},
             [

@@ -161,3 +161,43 @@ def test_predict_takes_a_run_folder_and_a_folder_or_glob_of_images(exported, dat
     for args, message in cases:
         code, _, err = run_cli("predict", *args)
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_skip_bad_images_predicts_the_readable_ones_and_lists_the_rest(exported, data_root, tmp_path):
+    """One unreadable file among many: without --skip-bad-images one line naming the file and the flag (exit
+    2); with it, every readable image predicted as before, one warning line (count, first files, '...'), the
+    same in the Python API (result.skipped + one RuntimeWarning), torch never imported."""
+    import kdedge
+
+    run = exported["mnist"]
+    folder = tmp_path / "digits"
+    folder.mkdir()
+    files, torch_classes = _save_test_images(run, data_root, folder)
+    bad = [folder / f"bad{index}.png" for index in range(4)]
+    bad[0].write_text("not a picture")
+    code, out, err = run_cli("predict", run, folder)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert str(bad[0]) in err and "--skip-bad-images" in err
+    code, out, err = run_cli("predict", run, folder, "--skip-bad-images", "--json")
+    assert code == 0, err
+    assert [r["top"][0]["index"] for r in json.loads(out)] == torch_classes.tolist()
+    warning = [line for line in err.strip().splitlines() if line.startswith("warning:")]
+    assert warning == [f"warning: skipped 1 of {len(files) + 1} images (unreadable): {bad[0]}"], err
+    for path in bad[1:]:
+        path.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    with pytest.warns(RuntimeWarning, match=r"skipped 4 of \d+ images \(unreadable\): .*bad0.png, .*, \.\.\.$"):
+        results = kdedge.predict(run / "export" / "student.fp32.onnx", folder, skip_bad_images=True)
+    assert [r["image"] for r in results] == [str(f) for f in files]
+    assert [s["image"] for s in results.skipped] == [str(p) for p in bad]
+    assert "not a readable image" in results.skipped[0]["error"]
+    code, _, err = run_cli("predict", run, *bad, "--skip-bad-images")
+    assert code == 2 and "none of the 4 images is readable" in err and len(err.strip().splitlines()) == 1, err
+    model_file = run / "export" / "student.fp32.onnx"
+    done = subprocess.run(
+        [sys.executable, "-c", TORCH_FREE_PREDICT, str(model_file), str(folder), "--skip-bad-images"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0 and "skipped 4 of" in done.stderr, done.stderr
+    assert len(json.loads(done.stdout)) == len(files)

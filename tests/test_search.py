@@ -306,3 +306,23 @@ def test_search_varies_the_logit_method_and_refuses_a_feature_method(tmp_path: P
     with pytest.raises(InputError, match="search tries other architectures"):
         kdedge.search("quickstart_mnist", overrides=features, target="onnx-fp32", latency_ms=1, out=tmp_path / "s")
     assert not (tmp_path / "s").exists()
+
+
+def test_the_recipes_own_student_reaches_the_final_rung_whatever_its_rank() -> None:
+    """A slow starter ranked last after the short schedule still trains the full schedule when it is the
+    recipe's own student (`keep`), beside the finalists, which are the ones the search picks without it."""
+    survivors = _candidates(6)
+    trained: list[tuple[str, int]] = []
+
+    def train(pairs):
+        trained.extend((c.name, e) for c, e in pairs)
+        return {c.name: {"student": {"val_accuracy": int(c.family[1:]) / 10}} for c, e in pairs}
+
+    rungs = plan_rungs(6, 4, 2, 2)
+    result = run_halving(survivors, rungs, train, {}, 2, lambda: True, keep=frozenset({"m0@28"}))
+    assert result.finalists == ["m5@28", "m4@28", "m0@28"]
+    assert [n for n, e in trained if e == rungs[-1].epochs] == ["m5@28", "m4@28", "m0@28"]
+    plain = run_halving(survivors, rungs, train, {}, 2, lambda: True)
+    assert plain.finalists == ["m5@28", "m4@28"]
+    ahead = run_halving(survivors, rungs, train, {}, 2, lambda: True, keep=frozenset({"m4@28"}))
+    assert ahead.finalists == ["m5@28", "m3@28", "m4@28"]  # a kept student that ranks high displaces none

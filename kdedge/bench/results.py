@@ -8,6 +8,7 @@ import io
 import json
 import os
 import platform
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -147,7 +148,8 @@ def _status_cell(row: dict[str, Any]) -> str:
 
 
 # What a row is (model, runtime, precision, batch) is never hidden or cut; the rest is hidden, least useful
-# first (drop rank 1 first), when the terminal is narrow. --wide and the JSON / CSV files keep everything.
+# first (drop rank 1 first), when the terminal is narrow; x vs T and Δacc pts, the comparison bench exists
+# for, go last. --wide and the JSON / CSV files keep everything.
 COLUMNS_SHOWN = (
     Column("model", key=True, left=True),
     Column("runtime", key=True, left=True),
@@ -192,7 +194,17 @@ def bench_table(result: dict[str, Any], width: int = 200, wide: bool = False) ->
     styles = [_style(r) for r in result["rows"]]
     rows = [display_cells(row) for row in result["rows"]]
     caption = "\n".join(line for line in (CAPTION, flag_line(result["rows"])) if line)
-    return fitted_table(title, COLUMNS_SHOWN, rows, width, wide, caption, styles, more="--wide or --json FILE")
+    columns = _fitting_columns(result["rows"])
+    return fitted_table(title, columns, rows, width, wide, caption, styles, more="--wide or --json FILE")
+
+
+def _fitting_columns(rows: list[dict[str, Any]]) -> tuple[Column, ...]:
+    """COLUMNS_SHOWN, with the status column hidden first when most rows have none (a plain ok row's cell is
+    empty; a failed row stays red or yellow, and the command's last line counts the failures)."""
+    with_status = sum(1 for row in rows if _status_cell(row))
+    if 2 * with_status >= len(rows):
+        return COLUMNS_SHOWN
+    return tuple(replace(c, drop=1) if c.header == "status" else c for c in COLUMNS_SHOWN)
 
 
 def write_json(result: dict[str, Any], path: Path) -> None:

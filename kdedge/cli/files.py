@@ -9,7 +9,14 @@ from typing import Annotated
 import typer
 
 from kdedge.cli.completion import run_folders, runs_and_onnx
-from kdedge.cli.params import DataRootOption, JsonOption, QuietOption, RunArgument, WideOption
+from kdedge.cli.params import (
+    DataRootOption,
+    JsonOption,
+    PredictSkipBadOption,
+    QuietOption,
+    RunArgument,
+    WideOption,
+)
 from kdedge.commands.options import BenchCommandOptions, CheckOptions, EvalOptions, ExportOptions, PredictOptions
 from kdedge.runtime.formats import FORMATS, file_runtimes
 
@@ -140,12 +147,13 @@ def predict(
     ],
     top_k: Annotated[int, typer.Option("--top-k", help="Classes to show per image.")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of lines.")] = False,
+    skip_bad_images: PredictSkipBadOption = False,
 ) -> None:
     """Classify images: .onnx with onnxruntime, .tflite with ai-edge-litert (neither imports torch),
     .pte with ExecuTorch's runtime."""
     from kdedge.commands.predict import predict_command
 
-    predict_command(PredictOptions(model, tuple(images), top_k, as_json))
+    predict_command(PredictOptions(model, tuple(images), top_k, as_json, skip_bad_images))
 
 
 def check(

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from kdedge.cli.params import RecipeArgument
+from kdedge.cli.params import RecipeArgument, WideOption
 from kdedge.commands.options import InitOptions
 
 recipes_app = typer.Typer(help="List or show the recipes shipped with kdedge.", invoke_without_command=True)
@@ -37,11 +37,12 @@ def show_recipe(name: RecipeArgument) -> None:
 
 def formats(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable list.")] = False,
+    wide: WideOption = False,
 ) -> None:
     """The export formats: suffix, precisions, runtimes, and whether converter and runtime are installed."""
     from kdedge.commands.formats import formats_command
 
-    formats_command(as_json)
+    formats_command(as_json, wide)
 
 
 def init(

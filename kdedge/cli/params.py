@@ -62,6 +62,9 @@ SkipBadOption = Annotated[
     bool,
     typer.Option("--skip-bad-images", help="Leave unreadable images out (a warning, a count, RUN/bad_images.txt)."),
 ]
+PredictSkipBadOption = Annotated[  # the same flag for `kdedge predict`, which has no run folder to list them in
+    bool, typer.Option("--skip-bad-images", help="Leave unreadable images out (a warning, a count, their names).")
+]
 CheckpointMinutesOption = Annotated[
     float,
     typer.Option(

@@ -220,6 +220,7 @@ class PredictOptions:
     images: tuple[Path, ...]
     top_k: int = 1
     as_json: bool = False
+    skip_bad_images: bool = False  # unreadable images left out and listed (result.skipped), not an error
 
     def __post_init__(self) -> None:
         _normalise(self, paths=("model",), path_lists=("images",))

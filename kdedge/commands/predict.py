@@ -5,21 +5,24 @@ from __future__ import annotations
 import json
 
 from kdedge.commands.options import PredictOptions
-from kdedge.runtime.predict import predict_images, resolve_model
-from kdedge.ui.console import error_console
+from kdedge.runtime.predict import Predictions, predict_images, resolve_model, skipped_line
+from kdedge.ui.console import say
 
 
-def predict_results(options: PredictOptions) -> list[dict]:
-    """[{'image', 'top': [{'class', 'index', 'probability'}, ...]}, ...] (kdedge.runtime.predict), unprinted."""
-    return predict_images(options.model, list(options.images), options.top_k)
+def predict_results(options: PredictOptions) -> Predictions:
+    """[{'image', 'top': [{'class', 'index', 'probability'}, ...]}, ...] (kdedge.runtime.predict), unprinted;
+    with skip_bad_images, result.skipped lists the images left out ([{'image', 'error'}, ...])."""
+    return predict_images(options.model, list(options.images), options.top_k, skip_bad=options.skip_bad_images)
 
 
-def predict_command(options: PredictOptions) -> list[dict]:
-    """Print `image: class p%, ...` per image, or all results as JSON; MODEL may be a run directory.
-    Returns the results."""
+def predict_command(options: PredictOptions) -> Predictions:
+    """Print `image: class p%, ...` per image, or all results as JSON; MODEL may be a run directory; images
+    left out by --skip-bad-images are one warning line on stderr. Returns the results."""
     results = predict_results(options)
     if options.model.is_dir():  # say which file of the run answered (stderr: stdout stays one line per image)
-        error_console.print(f"model: {resolve_model(options.model)}", markup=False, highlight=False, soft_wrap=True)
+        say(f"model: {resolve_model(options.model)}")
+    if results.skipped:
+        say(f"warning: {skipped_line(results.skipped, len(results) + len(results.skipped))}")
     if options.as_json:
         print(json.dumps(results, indent=2))
         return results

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -60,7 +59,11 @@ def load_image(path: Path, card: ModelCard) -> np.ndarray:
 
 def preprocess(paths: list[Path], card: ModelCard) -> np.ndarray:
     """Image files -> normalised batch (N, C, H, W) float32."""
-    batch = np.stack([load_image(p, card) for p in paths])
+    return normalise(np.stack([load_image(p, card) for p in paths]), card)
+
+
+def normalise(batch: np.ndarray, card: ModelCard) -> np.ndarray:
+    """(N, C, H, W) float32 on the 0..1 scale -> (x - mean) / std with the file's mean and std."""
     mean = np.asarray(card.mean, np.float32).reshape(1, -1, 1, 1)
     std = np.asarray(card.std, np.float32).reshape(1, -1, 1, 1)
     return (batch - mean) / std
@@ -124,27 +127,66 @@ def expand_images(items: list[str | Path]) -> list[Path]:
     return files
 
 
+class Predictions(list):
+    """predict_images' results (a list, one dict per image read, in order) and `skipped`: the images left out
+    with skip_bad, [{"image": path, "error": why}, ...] (empty without skip_bad: a bad image is an error)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.skipped: list[dict[str, str]] = []
+
+
 def predict_images(
-    model_path: str | Path, image_paths: list[str | Path], top_k: int = 1, chunk: int = 64
-) -> list[dict[str, Any]]:
+    model_path: str | Path, image_paths: list[str | Path], top_k: int = 1, chunk: int = 64, skip_bad: bool = False
+) -> Predictions:
     """[{"image": path, "top": [{"index", "class", "probability"}, ...k]}] for each image, in order.
 
     model_path: an ONNX file or a run folder (resolve_model); image_paths: files, folders or globs
-    (expand_images), read `chunk` at a time so a large folder never sits in memory at once."""
+    (expand_images), read `chunk` at a time so a large folder never sits in memory at once. An unreadable
+    image is an InputError, or with skip_bad left out and listed in the result's `skipped`."""
     if top_k < 1:
         raise InputError(f"--top-k: must be >= 1 (got {top_k})")
     card, logits_of = _open(resolve_model(model_path))
     paths = expand_images(image_paths)
-    results = []
+    results = Predictions()
     for start in range(0, len(paths), chunk):
-        part = paths[start : start + chunk]
-        probabilities = softmax(logits_of(preprocess(part, card)))
+        part, batch = _read_chunk(paths[start : start + chunk], card, skip_bad, results.skipped)
+        if not part:
+            continue
+        probabilities = softmax(logits_of(batch))
         k = min(top_k, probabilities.shape[1])
         for path, row in zip(part, probabilities, strict=True):
             order = np.argsort(-row, kind="stable")[:k]
             top = [{"index": int(i), "class": _name(card, int(i)), "probability": float(row[i])} for i in order]
             results.append({"image": str(path), "top": top})
+    if results.skipped and not results:
+        raise InputError(f"none of the {len(paths)} images is readable (e.g. {results.skipped[0]['error']})")
     return results
+
+
+def _read_chunk(
+    paths: list[Path], card: ModelCard, skip_bad: bool, skipped: list[dict[str, str]]
+) -> tuple[list[Path], np.ndarray | None]:
+    """(the paths read, their normalised batch (N, C, H, W) float32 or None); with skip_bad an unreadable
+    image is appended to `skipped`, without it an InputError that says how to skip it."""
+    kept, images = [], []
+    for path in paths:
+        try:
+            images.append(load_image(path, card))
+        except InputError as err:
+            if not skip_bad:
+                raise InputError(f"{err}; fix or remove it, or pass --skip-bad-images") from None
+            skipped.append({"image": str(path), "error": str(err)})
+        else:
+            kept.append(path)
+    return kept, normalise(np.stack(images), card) if images else None
+
+
+def skipped_line(skipped: list[dict[str, str]], total: int, shown: int = 3) -> str:
+    """'skipped 2 of 490 images (unreadable): a.png, b.png' (the first `shown` files, then '...')."""
+    names = [entry["image"] for entry in skipped]
+    listed = ", ".join(names[:shown]) + (", ..." if len(names) > shown else "")
+    return f"skipped {len(names)} of {total} images (unreadable): {listed}"
 
 
 def _open(path: Path):

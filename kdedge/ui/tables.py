@@ -21,12 +21,15 @@ class Column:
     """One column: its header (units in it: "p50 ms"), whether it names the row, and when to hide it.
 
     drop: rank in which columns are hidden when the table is too wide (1 first, 2 next, ...); 0 = never.
+    wrap: a cell longer than this many characters wraps onto more lines (and counts as this wide when
+    columns are chosen), so one long cell does not hide the other columns; 0 = never wrapped on purpose.
     """
 
     header: str
     key: bool = False
     drop: int = 0
     left: bool = False
+    wrap: int = 0
 
 
 def si(value: float | None, unit: str = "") -> str:
@@ -42,6 +45,7 @@ def si(value: float | None, unit: str = "") -> str:
 def table_width(columns: Sequence[Column], rows: Sequence[Sequence[str]]) -> int:
     """Characters rich needs for these columns unwrapped: each cell + 2 padding + 1 border, + 1 edge."""
     widths = [max([len(c.header), *(len(r[i]) for r in rows)]) for i, c in enumerate(columns)]
+    widths = [min(w, max(c.wrap, len(c.header))) if c.wrap else w for w, c in zip(widths, columns, strict=True)]
     return sum(w + 3 for w in widths) + 1
 
 
@@ -79,6 +83,8 @@ def fitted_table(
     if hidden:
         notes.append(f"hidden to fit {width} columns: {', '.join(reversed(hidden))} ({more} shows them)")
     table = Table(title=title, caption="\n".join(notes) or None, caption_justify="left")
+    unwrapped = [Column(columns[i].header) for i in shown]  # `wrap` only where the whole cells do not fit
+    wrap = not wide and table_width(unwrapped, [[r[i] for i in shown] for r in rows]) > width
     for i in shown:
         column = columns[i]
         longest = max([len(column.header), *(len(r[i]) for r in rows)])
@@ -87,6 +93,7 @@ def fitted_table(
             justify="left" if column.left else "right",
             no_wrap=column.key,
             min_width=longest if column.key else None,
+            max_width=max(column.wrap, len(column.header)) if column.wrap and wrap else None,
         )
     for index, row in enumerate(rows):
         table.add_row(*(row[i] for i in shown), style=styles[index] if styles else None)

@@ -29,7 +29,7 @@ def write_plot(rows: list[dict[str, Any]], header: dict[str, Any], path: Path, s
     key = f"latency_ms_{budget['percentile']}"
     trained = [r for r in rows if r.get("accuracy") is not None and _latency(r, key)]
     dropped = [r for r in rows if r.get("accuracy") is None and _latency(r, key)]
-    fig, ax = plt.subplots(figsize=(9, 6))
+    fig, ax = plt.subplots(figsize=(11, 6))
     _draw_trained(ax, trained, key)
     floor = min([100 * r["accuracy"] for r in trained] + [100.0]) - 5
     _draw_dropped(ax, dropped, key, floor)
@@ -140,4 +140,5 @@ def _finish(ax: Axes, header: dict[str, Any], key: str, *, has_points: bool) -> 
     if not has_points:
         ax.text(0.5, 0.5, "no candidate was measured", ha="center", transform=ax.transAxes)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    # beside the axes: inside, it covered the over-budget crosses and the recipe's student at the bottom right
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)

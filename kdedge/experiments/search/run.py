@@ -162,12 +162,13 @@ class Search:
         rungs = plan_rungs(len(survivors), self.setup.recipe.student.epochs, halving.eta, halving.finalists)
         self.record.header["rungs"] = [asdict(r) for r in rungs]
         latency = {name: c.get(self.setup.budget.latency_key) for name, c in self.costs.items()}
+        keep = frozenset(c.name for c in survivors if c.own)  # the recipe's student, when within budget
         if self.options.ray is not None:
             with ray_trainer(self.job, self.options.ray, self.time_left, self.check_stop, self.progress) as trainer:
-                self.halving = run_halving(survivors, rungs, trainer, latency, halving.finalists, self.time_left)
+                self.halving = run_halving(survivors, rungs, trainer, latency, halving.finalists, self.time_left, keep)
         else:
             trainer = local_trainer(self.job, self.time_left, self.check_stop, self.progress, self.data)
-            self.halving = run_halving(survivors, rungs, trainer, latency, halving.finalists, self.time_left)
+            self.halving = run_halving(survivors, rungs, trainer, latency, halving.finalists, self.time_left, keep)
 
     def measure_finalists(self) -> None:
         started = time.perf_counter()
