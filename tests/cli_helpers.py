@@ -1,5 +1,6 @@
-"""Helpers for the reliability / security tests: run the real CLI in-process or as a subprocess, write tiny
-recipes, checksum run directories. Data comes from $KDEDGE_DATA (real MNIST)."""
+"""Helpers for the tests: run the real CLI in this process (what tests use) or, for the one smoke test per
+command and the signal tests, as a subprocess; write tiny recipes, checksum run directories. Data comes from
+$KDEDGE_DATA (real MNIST)."""
 
 from __future__ import annotations
 
@@ -64,6 +65,11 @@ def tiny_overrides(*changes: str) -> list[str]:
     return [arg for key, value in values.items() for arg in ("--set", f"{key}={value}")]
 
 
+# A real but tiny distillation of hinton_mnist: 1,000 training / 200 test images, one epoch per stage, a
+# 64-unit teacher. Seconds on 2 CPU cores; enough to exercise every file a run writes (conftest.finished_run).
+TINY_ARGS = tiny_overrides("data.train_limit=1000")
+
+
 def write_recipe(path: Path, **sections: dict) -> Path:
     """TINY with some sections replaced / merged (None removes a section), written as YAML."""
     config = {k: (dict(v) if isinstance(v, dict) else v) for k, v in TINY.items()}
@@ -114,9 +120,59 @@ def run_main(args: list[str], capsys, monkeypatch) -> tuple[int, str]:
     return exit_info.value.code, capsys.readouterr().err
 
 
-def run_subprocess(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    command = [*KDEDGE, *map(str, args)]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=REPO, env=ENV)
+def run_subprocess(
+    *args: object,
+    cwd: Path | None = REPO,
+    env: dict[str, str] | None = None,
+    executable: str | None = None,
+    timeout: float = 300,
+) -> subprocess.CompletedProcess:
+    """`python -m kdedge ARGS` in a fresh process (stdout, stderr as text); never raises on exit codes. For
+    what needs a real process: the smoke test per command, signals, a changed PYTHONPATH.
+
+    A wide COLUMNS keeps rich from wrapping one-line messages, as a user's wide terminal would.
+    """
+    command = [executable or sys.executable, "-m", "kdedge", *map(str, args)]
+    full_env = os.environ | {"OMP_NUM_THREADS": "1", "COLUMNS": "200", "PYTHONUNBUFFERED": "1"} | (env or {})
+    return subprocess.run(command, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+def run_in_process(*args: object, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`kdedge ARGS` through kdedge.cli.main in this process, as a CompletedProcess (returncode, stdout,
+    stderr): the subprocess's interface without its ~3 s of importing torch. `env` is set for the call only;
+    the consoles are 200 columns wide (as run_subprocess's COLUMNS) and torch uses one thread (tiny models
+    on a shared 2-core box), both restored afterwards."""
+    from kdedge.ui import console
+
+    saved_env = {key: os.environ.get(key) for key in env or {}}
+    saved_widths = [c._width for c in (console.console, console.error_console)]
+    threads = _one_torch_thread()
+    os.environ.update(env or {})
+    try:
+        console.console.width = console.error_console.width = 200
+        code, out, err = run_cli(*args)
+    finally:
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        console.console._width, console.error_console._width = saved_widths
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+    return subprocess.CompletedProcess(["kdedge", *map(str, args)], code, out, err)
+
+
+def _one_torch_thread() -> int | None:
+    """Set torch to one intra-op thread when torch is already imported; returns the previous count."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return None
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    return threads
 
 
 def checksums(folder: Path) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""Shared fixtures: the real data folder (KDEDGE_DATA), the CLI in a subprocess, a tiny finished run.
+"""Shared fixtures: the real data folder (KDEDGE_DATA), the CLI in this process, a tiny finished run.
 
 Tests never hard-code a data path: `make test` and .ci/run export KDEDGE_DATA; without it, tests that
 need real data are skipped with a message saying so.
@@ -6,21 +6,15 @@ need real data are skipped with a message saying so.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from cli_helpers import tiny_overrides
+from cli_helpers import TINY_ARGS, run_in_process, run_subprocess
 
 REPO = Path(__file__).resolve().parents[1]
-
-# A real but tiny distillation on MNIST: 1,000 training / 200 test images, one epoch per stage,
-# a 64-unit teacher. Seconds on 2 CPU cores; enough to exercise every file a run writes.
-TINY = tiny_overrides("data.train_limit=1000")
 
 
 @pytest.fixture(scope="module")
@@ -51,43 +45,19 @@ def data_root() -> Path:
     return root
 
 
-def run_cli(
-    *args: object,
-    cwd: Path | None = None,
-    env: dict[str, str] | None = None,
-    executable: str | None = None,
-    timeout: float = 300,
-) -> subprocess.CompletedProcess:
-    """`python -m kdedge ARGS` in a fresh process (stdout, stderr as text); never raises on exit codes.
-
-    A wide COLUMNS keeps rich from wrapping one-line messages, as a user's wide terminal would.
-    """
-    command = [executable or sys.executable, "-m", "kdedge", *map(str, args)]
-    full_env = {**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1", **(env or {})}
-    return subprocess.run(command, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
-
-
 @pytest.fixture(scope="session")
 def kdedge() -> Callable[..., subprocess.CompletedProcess]:
-    """The CLI runner as a fixture: kdedge("distill", "quickstart_mnist", "--out", path)."""
-    return run_cli
-
-
-def checksums(folder: Path) -> dict[str, str]:
-    """{relative path: sha256} of every file under `folder` (to prove a failed command changed nothing)."""
-    return {
-        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
+    """The CLI in this process as a fixture: kdedge("distill", "quickstart_mnist", "--out", path) ->
+    CompletedProcess (returncode, stdout, stderr). tests/test_cli.py runs each command once in a real process."""
+    return run_in_process
 
 
 @pytest.fixture(scope="session")
 def finished_run(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
-    """(run directory, the distill process) of one tiny real MNIST distillation, shared by the session.
-    Tests must not modify it: copy it first."""
+    """(run directory, the distill process) of one tiny real MNIST distillation, shared by the session: also
+    the smoke test of `kdedge distill` in a real process. Tests must not modify it: copy it first."""
     out = tmp_path_factory.mktemp("finished") / "run"
-    result = run_cli("distill", "hinton_mnist", *TINY, "--out", out, "--data-root", data_root)
+    result = run_subprocess("distill", "hinton_mnist", *TINY_ARGS, "--out", out, "--data-root", data_root)
     assert result.returncode == 0, result.stderr
     return out, result
 
@@ -112,6 +82,9 @@ SLOW = {
     "test_packaging.py::test_installed_wheel_runs_recipes_by_name_outside_the_repo",
     "test_report.py::test_report_of_a_run_with_bias_fix",
     "test_retinamnist.py::test_a_few_batches_of_each_student_recipe",
+    # a second whole search; the slow chaos test stops the same search ten times (SIGTERM, SIGINT, SIGKILL)
+    # and checks the same outcome, and test_study stops a study with SIGTERM through the same stop code
+    "test_search_run.py::test_a_search_stopped_by_sigterm_resumes_to_the_same_result",
     "test_sweep.py::test_distill_of_a_recipe_with_a_sweep_section_runs_the_sweep",
     "test_teacher_learns.py::test_a_teacher_at_chance_is_a_warning_line_and_a_summary_flag",
     "test_tensorboard.py::test_cli_writes_events_only_when_asked",

