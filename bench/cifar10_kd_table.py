@@ -10,7 +10,7 @@ mean and spread; --json writes it too.
     python bench/cifar10_kd_table.py --full --nproc 8 --out runs/cifar10_full
     # expected time per row (FLOPs x images / an assumed GPU throughput), no training
     python bench/cifar10_kd_table.py --full --estimate
-    # the CPU protocol of issue 17 on the 4,000-image subset (ResNet18 only)
+    # the CPU protocol (fp32 -> bf16 + channels_last) on the 4,000-image subset (ResNet18 only)
     KDEDGE_DATA=../shared/data python bench/cifar10_kd_table.py --seeds 0 1 --epochs 3 --train-limit 1000 \
         --no-r50 --json bench/results/cifar10_resnet_subset.json
 

@@ -5,7 +5,7 @@ backward, update, as kdedge's loop does them) and prints images/s, the FLOPs of 
 (torch.utils.flop_counter: forward + backward), the achieved GFLOP/s (= images/s x GFLOP/image) and that
 as a share of the machine's GEMM peak, measured beside it with `kdedge bench --peak`'s own code
 (kdedge.bench.peak.measure_peak), in fp32 and in bf16. "before" is what a CPU run of the recipes did before
-issue 17 (fp32, NCHW, the recipe's batch 128, all threads); the best setting is the "after".
+the CPU training speed-ups (fp32, NCHW, the recipe's batch 128, all threads); the best setting is the "after".
 
     .venv/bin/python bench/cifar10_train_throughput.py                       # ResNet18 + ResNet50, grid
     .venv/bin/python bench/cifar10_train_throughput.py --models cifar_resnet18 --batches 64 --steps 3 \

@@ -1,5 +1,5 @@
 """Copy the installed onnxruntime into DIR with the AVX-512 branch of its kernel library (MLAS) switched off,
-so that a machine WITH AVX-512 / VNNI runs the kernels an AVX2-only x86 CPU gets (issue 11's question is
+so that a machine WITH AVX-512 / VNNI runs the kernels an AVX2-only x86 CPU gets (the question is
 about an AVX2 CPU without VNNI; the machine this was run on turned out to have AVX-512 VNNI).
 
 MLAS picks its kernels once, from CPUID, in MLAS_PLATFORM's constructor; no option or environment

@@ -1,4 +1,4 @@
-"""The RetinaMNIST results table (issue 17) from the runs of bench/retinamnist_runs.sh: test accuracy and
+"""The RetinaMNIST results table from the runs of bench/retinamnist_runs.sh: test accuracy and
 QWK on the 400 official test images (mean of the seeds and their spread), KD vs no KD, parameters, and
 onnxruntime fp32 / int8 latency at batch 1 (from `kdedge bench RUN --json RUN/bench.json`), beside the
 MedMNIST v2 reference. Writes JSON and prints a Markdown table; reads only finished runs' files.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The RetinaMNIST result runs (issue 17): 2 seeds of the ConvNeXt-T teacher, then per seed the MobileNetV3
+# The RetinaMNIST result runs: 2 seeds of the ConvNeXt-T teacher, then per seed the MobileNetV3
 # and Swin-T students with KD and without (distillation.loss=none: same seed, same schedule), then ConvNeXt-T
 # self-KD; every student reuses its seed's teacher (teacher.checkpoint). Each run takes the shared training
 # lock on its own. Usage: KDEDGE_DATA=../shared/data bash bench/retinamnist_runs.sh [OUT=runs/retina]

@@ -1,7 +1,7 @@
 """The deployment side's raw result files -> the table format of bench/make_tables.py (called by
 bench/tabulate_raw_results.py, which also does the training side): own_images_cifar.json and
-own_images_memory.json (bench/own_images_*.py, issue 18) and edge_formats_<name>.json (bench/edge_formats.py,
-issue 19). Numbers are read, never typed.
+own_images_memory.json (bench/own_images_*.py) and edge_formats_<name>.json (bench/edge_formats.py).
+Numbers are read, never typed.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def own_images() -> None:
         "own_images_cifar_table.json",
         {
             "title": "Your own images: the CIFAR-10 subset as PNG files vs the built-in loader",
-            "experiment": "bench/own_images_cifar.py (issue 18)",
+            "experiment": "bench/own_images_cifar.py",
             "order": 90,
             "headline": f"same recipe and split, folder of PNG files vs built-in loader: student gap of the "
             f"{len(cifar['seeds'])}-seed means "
@@ -86,7 +86,7 @@ def own_images() -> None:
         "own_images_memory_table.json",
         {
             "title": "Data larger than memory: the memory-mapped image cache vs everything in RAM",
-            "experiment": "bench/own_images_memory.py (issue 18)",
+            "experiment": "bench/own_images_memory.py",
             "order": 91,
             "headline": f"1 GB set: memmap peak RSS {memory['small_memmap'].get('peak_rss_mb')} MB vs "
             f"{memory['small_in_memory'].get('peak_rss_mb')} MB in RAM, epoch "
@@ -142,7 +142,7 @@ def edge_formats(name: str, title: str, order: int) -> None:
         f"edge_formats_{name}_table.json",
         {
             "title": title,
-            "experiment": "bench/edge_formats.py (issue 19)",
+            "experiment": "bench/edge_formats.py",
             "order": order,
             "headline": f"{title.split(': the ')[1].split(' in every')[0]}: fastest at batch 1 {fastest[0]} "
             f"{fastest[1]} {timed[fastest]:.3f} ms vs onnxruntime fp32 {ort:.3f} ms, in one run",

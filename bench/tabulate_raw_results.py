@@ -259,7 +259,7 @@ def throughput() -> None:
         "cifar10_throughput_quiet_table.json",
         {
             "title": "CPU training throughput: ResNet18 / ResNet50 (CIFAR) against FLOPs and the GEMM peak",
-            "experiment": "bench/cifar10_train_throughput.py (issue 17)",
+            "experiment": "bench/cifar10_train_throughput.py",
             "order": 66,
             "headline": f"ResNet18 training step {before:.0f} -> {after:.0f} images/s ({after / before:.1f}x) on 2 "
             "cores: bf16 autocast on AMX (amp: auto) and channels_last",
@@ -276,8 +276,8 @@ def throughput() -> None:
             "notes": [
                 "one full SGD step (forward, backward, nesterov update), median of 3 after warm-up; FLOPs per "
                 "image counted by torch.utils.flop_counter (ResNet18-CIFAR 3.33 G, ResNet50-CIFAR 7.78 G)",
-                "before = what a CPU run did before issue 17 (fp32, NCHW); kdedge runs now use amp: auto (bf16 on "
-                "AMX) and, since this measurement, channels_last on the CPU as well",
+                "before = what a CPU run did before the CPU training speed-ups (fp32, NCHW); kdedge runs now use "
+                "amp: auto (bf16 on AMX) and, since this measurement, channels_last on the CPU as well",
             ],
         },
     )

@@ -62,7 +62,7 @@ def job_from_recipe(args: argparse.Namespace) -> dict:
 
 # -- the report: a markdown table, printed and appended to docs/archive/results-log.md under its own heading --
 HEADING = "## Training speed (issue 9)"
-TARGETS = {"torchdistill": 3.0, "plain": 2.0}  # issue 9: kdedge this many times faster on the student stage
+TARGETS = {"torchdistill": 3.0, "plain": 2.0}  # the goal: kdedge this many times faster on the student stage
 
 
 def machine_description(threads: int | None, load_before: tuple[float, ...]) -> str:

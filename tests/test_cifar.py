@@ -1,4 +1,4 @@
-"""CIFAR-10 (issue 7): the subset loader, device augmentation, the CIFAR models and recipes, bad input."""
+"""CIFAR-10: the subset loader, device augmentation, the CIFAR models and recipes, bad input."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Multi-process training (issue 7): torchrun + DDP with the gloo backend on CPU, 2 processes.
+"""Multi-process training: torchrun + DDP with the gloo backend on CPU, 2 processes.
 
 The reference is the same recipe in one process with the global batch (2 x 32 = 64). small_cnn has no batch
 norm and no dropout and the input is not augmented, so both runs take mathematically the same steps: the

@@ -1,4 +1,4 @@
-"""Everyday use as a newcomer meets it (issue 22): help text that keeps its square brackets, an install
+"""Everyday use as a newcomer meets it: help text that keeps its square brackets, an install
 name that is ours, result tables that fit 80 and 120 columns without cutting the text that tells rows
 apart. Fast: no training, no torch import for most."""
 

@@ -1,4 +1,4 @@
-"""int8 schemes (issue 11): every scheme name reaches onnxruntime's quantiser with its settings, the
+"""int8 schemes: every scheme name reaches onnxruntime's quantiser with its settings, the
 "-gemm" schemes leave LayerNorm/GELU/Add in fp32 and give MatMulIntegerToFloat, "s7" weights are 7-bit,
 and `kdedge export --int8-scheme` records the name in the file. Tiny models: seconds."""
 

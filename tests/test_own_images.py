@@ -1,4 +1,4 @@
-"""The user's own images (issue 18): folder and CSV sources, the shared memory-mapped image cache, every
+"""The user's own images: folder and CSV sources, the shared memory-mapped image cache, every
 common file format, each bad input as one line + exit 2, and `kdedge init`. Image sets are generated in
 tmp folders (a few dozen tiny files), so these tests take seconds."""
 

@@ -1,5 +1,5 @@
 """RetinaMNIST: the loader on the real shared file, its md5 gate, amp: auto, the Swin size check, the retina
-recipes, and the bad inputs of issue 17 (missing / truncated / other npz, a size Swin-T's windows do not
+recipes, and the bad inputs (missing / truncated / other npz, a size Swin-T's windows do not
 tile, a teacher run of another data set): one line, exit 2, nothing written."""
 
 from __future__ import annotations

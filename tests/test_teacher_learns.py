@@ -112,7 +112,7 @@ def test_warmup_is_capped_at_a_quarter_of_a_short_run() -> None:
 # -- the AlexNet teacher's initialisation --------------------------------------------------------------------
 def test_alexnet_keeps_its_signal_through_eight_layers() -> None:
     """PyTorch's default init shrinks a ReLU net's activations ~2x per layer: without batch norm the
-    AlexNet's logits were ~1/50 of its input's scale and SGD never left the uniform guess (issue 17)."""
+    AlexNet's logits were ~1/50 of its input's scale and SGD never left the uniform guess."""
     torch.manual_seed(0)
     net = build_model("alexnet_cifar", 10, 3, 32).eval()
     with torch.no_grad():

@@ -6,7 +6,7 @@ targets.py   run directories and bare .onnx files -> models + test sets  onnx_in
 runners.py   the predict(batch) -> logits protocol and its runtimes  timing.py   warm-up, p50/p90/p99
 isolate.py   one child process per row, with a timeout; worker.py is the child's side
 report.py    comparisons, rich table, JSON / CSV / Markdown, Pareto PNG     peak.py   GEMM GFLOP/s
-deploy.py    issue 11: the fastest file within the accuracy bound, `kdedge export --target cpu-x86`
+deploy.py    the fastest file within the accuracy bound, `kdedge export --target cpu-x86`
 """
 
 import sys

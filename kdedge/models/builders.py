@@ -63,7 +63,7 @@ def _init_relu_net(net: nn.Module) -> nn.Module:
     and a small last layer (logits ~0: the first loss is ln(num_classes)). PyTorch's default init
     (kaiming_uniform with a=sqrt(5), weight variance 1/(3 fan_in)) shrinks the activations ~2x per ReLU layer:
     through AlexNet's 8 layers the logits come out ~1/50 of the input's scale and SGD stays at the uniform
-    guess (issue 17: the alpha study's teacher never left 10 %)."""
+    guess (the alpha study's teacher never left 10 %)."""
     layers = [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     for layer in layers:
         nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
