@@ -68,14 +68,20 @@ def agrees(row: dict[str, Any], min_agreement: float | None) -> bool:
     )
 
 
+def qualified(rows: list[dict[str, Any]], accuracy_bound: float, min_agreement: float | None) -> list[dict[str, Any]]:
+    """The file rows that may be deployed: within the accuracy bound, agreeing with fp32 at least
+    min_agreement, and not an int8 file that is no faster than its fp32 file (kdedge.bench.int8_speed)."""
+    return [
+        r for r in within_accuracy(rows, accuracy_bound) if agrees(r, min_agreement) and not int8_not_faster(r, rows)
+    ]
+
+
 def choose(rows: list[dict[str, Any]], accuracy_bound: float, min_agreement: float | None = None) -> dict | None:
     """The row (at the smallest measured batch: edge latency) of the fastest file-based runtime/precision
     whose accuracy >= fp32 accuracy - accuracy_bound points and whose top-1 agreement with fp32 >=
     min_agreement; None without an fp32 accuracy or when no file meets both bounds. An int8 row that is not
     faster than its fp32 row (kdedge.bench.int8_speed) is never chosen."""
-    candidates = [
-        r for r in within_accuracy(rows, accuracy_bound) if agrees(r, min_agreement) and not int8_not_faster(r, rows)
-    ]
+    candidates = qualified(rows, accuracy_bound, min_agreement)
     if not candidates:
         return None
     smallest = min(r["batch_size"] for r in candidates)
@@ -150,16 +156,12 @@ def describe_choice(
     benched = {
         (r["runtime"], r["precision"]) for r in at_batch if r["status"] == "ok" and r["runtime"] in FILE_RUNTIMES
     }
-    qualified = {
-        (r["runtime"], r["precision"])
-        for r in within_accuracy(at_batch, accuracy_bound)
-        if agrees(r, min_agreement) and not int8_not_faster(r, at_batch)
-    }
+    allowed = {(r["runtime"], r["precision"]) for r in qualified(at_batch, accuracy_bound, min_agreement)}
     return (
         f"{best['runtime']} {best['precision']}: p50 {best['latency_ms_p50']:.3f} ms at batch "
         f"{best['batch_size']}, accuracy {100 * best['accuracy']:.2f} % vs fp32 {100 * reference:.2f} % "
         f"(bound {accuracy_bound:g} points), agrees with fp32 on {100 * best['agreement_fp32']:.2f} % of the test "
-        f"images (bound {100 * min_agreement:g} %); the fastest of the {len(qualified)} runtime/precision "
+        f"images (bound {100 * min_agreement:g} %); the fastest of the {len(allowed)} runtime/precision "
         f"pairs (of {len(benched)} benched here) that meet both bounds"
     )
 
