@@ -142,75 +142,9 @@ def test_alpha_study_teacher_recipe() -> None:
     assert sorted(recipe.sweep.grid["distillation.alpha"]) == [0.0, 0.5, 1.0]
 
 
-def test_alpha_study_means_over_seeds() -> None:
-    import importlib.util
-
-    path = Path(__file__).parents[1] / "bench" / "cifar10_alpha_study.py"
-    spec = importlib.util.spec_from_file_location("cifar10_alpha_study", path)
-    study = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(study)
-    row = {"study_alpha": 0.0, "meaning": "teacher only", "val_accuracy": None}
-    rows = [
-        row | {"kdedge_alpha": 1.0, "seed": seed, "train_accuracy": 0.5 + seed / 10, "test_accuracy": 0.3 + seed / 10}
-        for seed in (0, 1)
-    ]
-    rows.append(
-        row
-        | {
-            "kdedge_alpha": 0.0,
-            "study_alpha": 1.0,
-            "meaning": "no teacher",
-            "seed": 0,
-            "train_accuracy": 0.9,
-            "test_accuracy": 0.4,
-        }
-    )
-    means = study.mean_rows(rows)
-    assert [m["kdedge_alpha"] for m in means] == [1.0, 0.0] and means[0]["seeds"] == [0, 1]
-    assert means[0]["test_accuracy"] == pytest.approx(0.35)
-    assert means[0]["test_accuracy_spread"] == pytest.approx(0.1)
-    assert means[1]["test_accuracy_spread"] is None and means[0]["val_accuracy"] is None
-    table = study.mean_table(means)
-    assert "hard-label weight" in table
-    assert "| 1 | 0 | teacher only | 2 | 55.0 (10.0) | n/a | 35.0 (10.0) |" in table
-
-
 def test_gemm_peak_in_bf16_too() -> None:
     from kdedge.bench.peak import measure_peak
 
     for dtype in ("float32", "bfloat16"):
         answer = measure_peak({"device": "cpu", "threads": 1, "seconds": 0.05, "n": 128, "dtype": dtype})
         assert answer["status"] == "ok" and answer["peak_gflops"] > 0
-
-
-def _bench_module(name: str):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "bench" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_kd_table_rows_say_epochs_images_and_seeds() -> None:
-    import argparse
-
-    table = _bench_module("cifar10_kd_table")
-    args = argparse.Namespace(full=False, epochs=3, epochs_r50=2, train_limit=1000, train_limit_r50=400,
-                              test_limit=None, batch_size=64, lr=None)  # fmt: skip
-    sets = table.overrides(args, 1, False)
-    assert sets[:2] == ["seed=1", "data.train_limit=1000"] and "teacher.epochs=3" in sets
-    assert "student.batch_size=64" in sets
-    assert not any(item.startswith(("data.test_limit", "teacher.lr")) for item in sets)
-    assert table.overrides(argparse.Namespace(**{**vars(args), "full": True}), 0, True) == ["seed=0"]
-
-    def summary(accuracy: float) -> dict:
-        stage = {"test_accuracy": accuracy, "epochs": 3, "train_seconds": 30.0}
-        return {"data": {"train_images": 1000, "test_images": 1000}, "teacher": stage,
-                "student": stage | {"test_accuracy": accuracy + 0.05}}  # fmt: skip
-
-    rows = table.table_rows({0: {"self_r18": summary(0.3)}, 1: {"self_r18": summary(0.4)}})
-    assert [row["row"].split(",")[0] for row in rows] == ["ResNet18", "ResNet18 <- ResNet18 (self-KD"]
-    assert rows[0]["test_accuracy_percent"] == [30.0, 40.0] and rows[0]["mean"] == 35.0
-    assert rows[1]["spread"] == pytest.approx(10.0) and rows[0]["epochs"] == 3
-    assert rows[0]["seconds_per_epoch"] == 10
