@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from cli_helpers import TINY_ARGS, run_in_process, run_subprocess
+from cli_helpers import TINY_ARGS, CliResult, run_kdedge, run_subprocess
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -46,10 +46,10 @@ def data_root() -> Path:
 
 
 @pytest.fixture(scope="session")
-def kdedge() -> Callable[..., subprocess.CompletedProcess]:
-    """The CLI in this process as a fixture: kdedge("distill", "quickstart_mnist", "--out", path) ->
-    CompletedProcess (returncode, stdout, stderr). tests/test_cli.py runs each command once in a real process."""
-    return run_in_process
+def kdedge() -> Callable[..., CliResult]:
+    """The CLI in this process as a fixture (cli_helpers.run_kdedge): kdedge("distill", "quickstart_mnist",
+    "--out", path) -> (returncode, stdout, stderr). tests/test_cli.py runs each command once in a real process."""
+    return run_kdedge
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
-from cli_helpers import run_main
+from cli_helpers import run_kdedge
 from hostile_files import good_model
 
 from kdedge.bench.deploy import choose, mark_deployable
@@ -62,7 +62,7 @@ def _run_with_bench(run: Path, rows: list[dict]) -> Path:
     return run
 
 
-def test_export_target_writes_fp32_when_the_faster_int8_disagrees(tmp_path, capsys, monkeypatch) -> None:
+def test_export_target_writes_fp32_when_the_faster_int8_disagrees(tmp_path) -> None:
     import onnx
 
     fp32 = good_model(tmp_path / "student.fp32.onnx")
@@ -71,7 +71,7 @@ def test_export_target_writes_fp32_when_the_faster_int8_disagrees(tmp_path, caps
         _row("onnxruntime", "int8", 1.0, 0.52, 0.755, str(tmp_path / "student.int8.onnx")),
     ]
     run = _run_with_bench(tmp_path / "run", rows)
-    code, err = run_main(["export", str(run), "--target", "cpu-x86", "--model", "student"], capsys, monkeypatch)
+    code, _, err = run_kdedge("export", str(run), "--target", "cpu-x86", "--model", "student")
     assert code == 0, err
     written = run / "export" / "deploy" / "student.cpu-x86.onnx"
     meta = {p.key: p.value for p in onnx.load(str(written)).metadata_props}
@@ -96,28 +96,28 @@ def test_the_deployable_line_gives_the_agreement_and_its_bound(tmp_path: Path) -
     )
 
 
-def test_when_no_file_agrees_one_line_names_the_closest_and_its_agreement(tmp_path, capsys, monkeypatch) -> None:
+def test_when_no_file_agrees_one_line_names_the_closest_and_its_agreement(tmp_path) -> None:
     rows = [
         _row("torch", "fp32", 4.0, 0.52, 1.0, "/r/student.safetensors"),  # the reference, not a deployable file
         _row("executorch", "int8", 1.0, 0.518, 0.755, "/r/export/student.int8.pte"),
         _row("litert", "int8", 2.0, 0.519, 0.91, "/r/export/student.int8.tflite"),
     ]
     run = _run_with_bench(tmp_path / "run", rows)
-    code, err = run_main(["export", str(run), "--target", "cpu-x86", "--model", "student"], capsys, monkeypatch)
+    code, _, err = run_kdedge("export", str(run), "--target", "cpu-x86", "--model", "student")
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert "no student file on cpu agrees with fp32 on at least 97 %" in err
     assert "the closest, litert int8 (student.int8.tflite), agrees on 91.00 %" in err and "--min-agreement" in err
     args = ["export", str(run), "--target", "cpu-x86", "--model", "student", "--min-agreement", "0.9"]
-    code, err = run_main(args, capsys, monkeypatch)
+    code, _, err = run_kdedge(*args)
     assert code == 2 and "student.int8.tflite: missing or changed" in err  # chosen now (then found missing)
 
 
-def test_a_bench_record_without_agreements_asks_for_a_new_bench(tmp_path, capsys, monkeypatch) -> None:
+def test_a_bench_record_without_agreements_asks_for_a_new_bench(tmp_path) -> None:
     rows = [_row("onnxruntime", "fp32", 4.0, 0.52, None), _row("onnxruntime", "int8", 1.0, 0.52, None)]
     for row in rows:
         del row["agreement_fp32"]
     run = _run_with_bench(tmp_path / "run", rows)
-    code, err = run_main(["export", str(run), "--target", "cpu-x86", "--model", "student"], capsys, monkeypatch)
+    code, _, err = run_kdedge("export", str(run), "--target", "cpu-x86", "--model", "student")
     assert code == 2 and f"run `kdedge bench {run}` again" in err
 
 

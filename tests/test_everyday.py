@@ -285,7 +285,7 @@ def test_ctrl_c_says_what_was_saved_and_the_resume_command_that_works(data_root:
 @pytest.mark.slow
 def test_a_nan_stop_offers_the_retry_that_works(tmp_path: Path, data_root: Path) -> None:
     """--resume refuses a changed lr, so the line offers a fresh start (--force, same --out) with lr / 10."""
-    from cli_helpers import one_error_line, run_cli, write_recipe
+    from cli_helpers import one_error_line, run_kdedge, write_recipe
 
     recipe = write_recipe(
         tmp_path / "r.yaml",
@@ -295,7 +295,9 @@ def test_a_nan_stop_offers_the_retry_that_works(tmp_path: Path, data_root: Path)
         data={"name": "mnist", "train_limit": 300, "test_limit": 100},
     )
     run = tmp_path / "run"
-    code, _, err = run_cli("distill", recipe, "-q", "--out", run, "--set", "student.lr=1e30", "--data-root", data_root)
+    code, _, err = run_kdedge(
+        "distill", recipe, "-q", "--out", run, "--set", "student.lr=1e30", "--data-root", data_root
+    )
     line = one_error_line(err)
     assert code == 1 and "student: loss became nan" in line
     retry = line.split("retry with a lower lr (a new run; --resume continues only the same recipe): ")[1]
@@ -303,7 +305,7 @@ def test_a_nan_stop_offers_the_retry_that_works(tmp_path: Path, data_root: Path)
         retry == f"kdedge distill {recipe} -q --out {run} --set student.lr=1e30 --data-root {data_root} "
         "--set student.lr=1e+29 --force"
     )
-    code, _, err = run_cli(*retry.replace("lr=1e+29", "lr=0.01").split()[1:])  # the user's lower lr
+    code, _, err = run_kdedge(*retry.replace("lr=1e+29", "lr=0.01").split()[1:])  # the user's lower lr
     assert code == 0, err  # the offered form (same --out, --force) is accepted where --resume is not
 
 
@@ -392,7 +394,7 @@ def test_documented_commands_that_train_nothing_run(finished_run, data_root: Pat
     """recipes, --version, eval and report as documented, with runs/NAME a copy of a finished tiny run."""
     import shutil
 
-    from cli_helpers import run_cli
+    from cli_helpers import run_kdedge
 
     run = tmp_path / "run"
     shutil.copytree(finished_run[0], run)
@@ -402,7 +404,7 @@ def test_documented_commands_that_train_nothing_run(finished_run, data_root: Pat
             continue
         args = [str(run) if a.startswith("runs/") or a == "RUN" else a for a in argv]
         extra = ["--data-root", str(data_root)] if argv[0] == "eval" else []
-        code, out, err = run_cli(*args, *extra)
+        code, out, err = run_kdedge(*args, *extra)
         assert code == 0, f"{where}: {err}"
         ran += 1
     assert ran >= 5
@@ -451,7 +453,7 @@ def test_python_api_distill_export_bench(data_root: Path, tmp_path: Path) -> Non
 def test_the_cli_is_a_thin_layer_on_the_api(monkeypatch, tmp_path: Path) -> None:
     """`kdedge distill` / `train` / `export` / `bench` build their command's options object and call
     kdedge.api with it; `train` is distill stopped after the teacher."""
-    from cli_helpers import run_cli
+    from cli_helpers import run_kdedge
 
     import kdedge.api
     from kdedge.commands.export import ExportResult
@@ -461,10 +463,10 @@ def test_the_cli_is_a_thin_layer_on_the_api(monkeypatch, tmp_path: Path) -> None
     for name in ("distill", "train", "export", "bench"):
         result = {"export": ExportResult([], []), "bench": [{"status": "ok"}]}.get(name)  # bench: one row ran
         monkeypatch.setattr(kdedge.api, name, lambda *a, _n=name, _r=result, **k: calls.append((_n, a, k)) or _r)
-    assert run_cli("distill", "hinton_mnist", "--set", "a=1", "b=2", "--out", tmp_path)[0] == 0
-    assert run_cli("train", "--set", "a=1", "b=2", "hinton_mnist", "--skip-bad-images")[0] == 0
-    assert run_cli("export", tmp_path, "--precision", "fp32", "--wide")[0] == 0
-    assert run_cli("bench", tmp_path, "--batch", "1")[0] == 0
+    assert run_kdedge("distill", "hinton_mnist", "--set", "a=1", "b=2", "--out", tmp_path)[0] == 0
+    assert run_kdedge("train", "--set", "a=1", "b=2", "hinton_mnist", "--skip-bad-images")[0] == 0
+    assert run_kdedge("export", tmp_path, "--precision", "fp32", "--wide")[0] == 0
+    assert run_kdedge("bench", tmp_path, "--batch", "1")[0] == 0
     assert [(name, args[0].__class__, k) for name, args, k in calls] == [
         ("distill", DistillOptions, {}),
         ("train", DistillOptions, {}),
@@ -488,16 +490,16 @@ def test_the_cli_is_a_thin_layer_on_the_api(monkeypatch, tmp_path: Path) -> None
     ],
 )
 def test_words_after_set_that_are_not_pairs_are_usage_errors(argv: list[str], expected: str) -> None:
-    from cli_helpers import one_error_line, run_cli
+    from cli_helpers import one_error_line, run_kdedge
 
-    code, _, err = run_cli(*argv)
+    code, _, err = run_kdedge(*argv)
     assert code == 2 and expected in one_error_line(err), err
 
 
 def test_bare_kdedge_prints_the_help_and_exits_2() -> None:
-    from cli_helpers import run_cli
+    from cli_helpers import run_kdedge
 
-    code, out, _ = run_cli()
+    code, out, _ = run_kdedge()
     assert code == 2 and "Commands:" in out and "distill" in out
 
 
