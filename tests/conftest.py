@@ -86,7 +86,7 @@ SLOW = {
     # and checks the same outcome, and test_study stops a study with SIGTERM through the same stop code
     "test_search_run.py::test_a_search_stopped_by_sigterm_resumes_to_the_same_result",
     "test_sweep.py::test_distill_of_a_recipe_with_a_sweep_section_runs_the_sweep",
-    "test_teacher_learns.py::test_a_teacher_at_chance_is_a_warning_line_and_a_summary_flag",
+    "test_teacher_check.py::test_a_teacher_at_chance_is_a_warning_line_and_a_summary_flag",
     "test_tensorboard.py::test_cli_writes_events_only_when_asked",
 }
 
