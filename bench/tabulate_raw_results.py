@@ -5,8 +5,10 @@ docs/results.md and README's "Results at a glance" show them. Numbers are read, 
 
 Reads, when present: retinamnist.json (bench/retinamnist_results.py), cifar10_alpha_study.json +
 cifar10_alexnet_teacher.json (bench/cifar10_alpha_study.py), cifar10_resnet_subset.json
-(bench/cifar10_kd_table.py), cifar10_throughput_quiet.json (bench/cifar10_train_throughput.py); and through
-bench/tabulate_deploy_results.py own_images_*.json and edge_formats_<name>.json. Writes <name>_table.json
+(bench/cifar10_kd_table.py), cifar10_throughput_quiet.json (bench/cifar10_train_throughput.py before torch.compile
+was measured); and through
+bench/tabulate_deploy_results.py own_images_*.json and edge_formats_<name>.json, through bench/search_results.py
+search_<name>.json, through bench/train_throughput_table.py train_throughput_compile.json. Writes <name>_table.json
 beside each.
 """
 
@@ -302,3 +304,6 @@ if __name__ == "__main__":
     from search_results import tabulate as search_tables  # kdedge search: search_<name>.json, if any
 
     search_tables()
+    from train_throughput_table import tabulate as throughput_tables  # eager vs torch.compile, if measured
+
+    throughput_tables()
