@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 KDEDGE_DATA ?= $(abspath ../shared/data)
 export KDEDGE_DATA
 
-.PHONY: demo test test-all fuzz lint venv edge clean
+.PHONY: demo test test-all fuzz lint tables venv edge clean
 
 venv: $(VENV)/.installed
 
@@ -44,6 +44,10 @@ test-all: venv
 # property-based recipe fuzzing with a large budget (make test runs 40 examples per property)
 fuzz: venv
 	KDEDGE_FUZZ_EXAMPLES=2000 $(BIN)/python -m pytest -q tests/test_fuzz_recipes.py
+
+# every published table (docs/results.md, README's glance) from bench/results/*.json (--check: only report)
+tables: venv
+	$(BIN)/python bench/tables.py
 
 lint: venv
 	$(BIN)/ruff check kdedge tests bench

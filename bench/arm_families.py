@@ -8,7 +8,7 @@ on training), converted by kdedge's own converters (kdedge.export.ncnn_convert /
 run by kdedge's runners on real test images of the matching data set (MNIST 1x28x28, CIFAR-10 3x32x32 from
 $KDEDGE_DATA). A cell says ok with the max |file - PyTorch| relative to max |PyTorch| and the top-1 agreement
 with PyTorch, or the converter's / runtime's own first line. Writes bench/results/arm_families_table.json
-(make_tables format).
+(the results table format; `python bench/tables.py` renders it).
 """
 
 from __future__ import annotations

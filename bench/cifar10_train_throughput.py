@@ -15,7 +15,7 @@ warm-up steps' extra seconds, from an empty inductor cache), threads and load av
     python bench/cifar10_train_throughput.py --threads 2 --json bench/results/train_throughput_compile.json
     python bench/cifar10_train_throughput.py --models cifar_resnet18 --threads 1 --steps 2 --json /tmp/t.json
 
-Then `python bench/tabulate_raw_results.py && python bench/make_tables.py` makes its table.
+Then `python bench/tables.py` makes its table (bench/tablegen/throughput.py).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ wrote them) through every ONNX consumer (`kdedge check`: onnxruntime, OpenVINO, 
 
 One row per (student, precision, runtime): agrees / DIFFERS / refused with the runtime's own line, top-1
 agreement with onnxruntime on the run's real test images and max |logits - onnxruntime's|. Writes
-bench/results/onnx_consumers_table.json (make_tables format).
+bench/results/onnx_consumers_table.json (the results table format; `python bench/tables.py` renders it).
 """
 
 from __future__ import annotations

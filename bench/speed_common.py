@@ -57,7 +57,7 @@ def timed(argv: list[str], env: dict[str, str]) -> float:
 
 
 def write_result(name: str, result: dict) -> Path:
-    """bench/results/NAME.json in the table format of bench/make_tables.py (date and machine added)."""
+    """bench/results/NAME.json in the results table format (kdedge.report.results_page; date and machine added)."""
     path = RESULTS / f"{name}.json"
     result = {"date": date.today().isoformat(), **result}
     path.write_text(json.dumps(result, indent=2) + "\n")

@@ -8,7 +8,7 @@ beside `python -c pass` and `python -c "import torch"` on the same machine.
 Every command runs `--repeats` times in a fresh `python -m kdedge` process (alternating checkouts, so load
 changes hit both alike); the table gives the median wall seconds, peak RSS (MB) and torch yes/no; the ratio
 column is baseline / this checkout. It writes bench/results/startup_commands.json (the docs/results.md
-table; run bench/make_tables.py after) with the machine, the load average before and after, and each
+table; run bench/tables.py after) with the machine, the load average before and after, and each
 command exactly as run. A tiny image folder and a labelled ONNX file (784 -> 10 MatMul, kdedge metadata)
 are made in a temp folder for init and predict.
 """

@@ -90,7 +90,7 @@ def table(path: Path) -> list[dict]:
 
 
 def as_table(report: dict, args: argparse.Namespace) -> dict:
-    """The keys of bench/make_tables.py's table format (docs/results.md), from the measured runs."""
+    """The keys of the results table format (kdedge.report.results_page, docs/results.md), from the measured runs."""
     runs = report["runs"]
     shortened = f"student.epochs={args.student_epochs}" + (
         f", data.train_limit={args.train_limit}" if args.train_limit else ""

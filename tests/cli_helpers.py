@@ -1,5 +1,6 @@
-"""Helpers for the tests: run the real CLI in this process (what tests use) or, for the one smoke test per
-command and the signal tests, as a subprocess; write tiny recipes, checksum run directories. Data comes from
+"""Helpers for the tests: run the real CLI in this process (run_kdedge, what tests use) or, for the one smoke
+test per command and the signal tests, as a subprocess (run_subprocess); write tiny recipes, checksum run
+directories. Data comes from
 $KDEDGE_DATA (real MNIST)."""
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ import io
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import yaml
 
@@ -85,39 +88,70 @@ def write_recipe(path: Path, **sections: dict) -> Path:
     return path
 
 
-def run_cli(*args: str) -> tuple[int, str, str]:
-    """(exit code, stdout, stderr) of `kdedge ARGS` run in this process through kdedge.cli.main."""
+class CliResult(NamedTuple):
+    """What `kdedge ARGS` did: unpack it (`code, out, err = run_kdedge(...)`) or read it as a
+    subprocess.CompletedProcess (`.returncode`, `.stdout`, `.stderr`)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_kdedge(*args: object, env: dict[str, str] | None = None) -> CliResult:
+    """`kdedge ARGS` through the real entry point (kdedge.cli.main: errors -> one line + exit code) in this
+    process: the subprocess's interface without its ~3 s of importing torch. `env` is set for the call only
+    (KDEDGE_DEBUG is unset unless `env` sets it, so one test's --debug never reaches the next); the consoles
+    are 200 columns wide (as run_subprocess's COLUMNS) and torch uses one thread (tiny models on a shared
+    2-core box); everything is restored afterwards."""
     from kdedge.cli import main
 
     out, err = io.StringIO(), io.StringIO()
-    saved_argv, saved_debug = sys.argv, os.environ.pop("KDEDGE_DEBUG", None)
-    sys.argv = ["kdedge", *map(str, args)]
     code: int | str | None = 0
+    words = [str(arg) for arg in args]
+    with _call_settings(words, env or {}):
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                main(words)
+        except SystemExit as exc:
+            code = exc.code
+    return CliResult(code if isinstance(code, int) else (0 if code is None else 1), out.getvalue(), err.getvalue())
+
+
+@contextlib.contextmanager
+def _call_settings(words: list[str], env: dict[str, str]) -> Iterator[None]:
+    """For one in-process call: sys.argv (kdedge WORDS), `env` (without a leftover KDEDGE_DEBUG), 200-column
+    consoles and one torch thread; each restored afterwards."""
+    from kdedge.ui import console
+
+    saved_env = {key: os.environ.get(key) for key in {*env, "KDEDGE_DEBUG"}}
+    saved_argv, saved_widths = sys.argv, [c._width for c in (console.console, console.error_console)]
+    threads = _one_torch_thread()
+    os.environ.pop("KDEDGE_DEBUG", None)
+    os.environ.update(env)
     try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            main()
-    except SystemExit as exc:
-        code = exc.code
+        sys.argv = ["kdedge", *words]
+        console.console.width = console.error_console.width = 200
+        yield
     finally:
         sys.argv = saved_argv
-        os.environ.pop("KDEDGE_DEBUG", None)
-        if saved_debug is not None:
-            os.environ["KDEDGE_DEBUG"] = saved_debug
-    return (code if isinstance(code, int) else (0 if code is None else 1)), out.getvalue(), err.getvalue()
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        console.console._width, console.error_console._width = saved_widths
+        if threads:
+            sys.modules["torch"].set_num_threads(threads)
 
 
-def run_main(args: list[str], capsys, monkeypatch) -> tuple[int, str]:
-    """`kdedge ARGS` through the real entry point (errors -> one line + exit code), in this process, with
-    pytest's capsys / monkeypatch fixtures: (exit code, stderr)."""
-    import pytest
-
-    from kdedge.cli import main
-
-    monkeypatch.setattr("sys.argv", ["kdedge", *args])
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    return exit_info.value.code, capsys.readouterr().err
+def _one_torch_thread() -> int | None:
+    """Set torch to one intra-op thread when torch is already imported; returns the previous count."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return None
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    return threads
 
 
 def run_subprocess(
@@ -135,44 +169,6 @@ def run_subprocess(
     command = [executable or sys.executable, "-m", "kdedge", *map(str, args)]
     full_env = os.environ | {"OMP_NUM_THREADS": "1", "COLUMNS": "200", "PYTHONUNBUFFERED": "1"} | (env or {})
     return subprocess.run(command, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
-
-
-def run_in_process(*args: object, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """`kdedge ARGS` through kdedge.cli.main in this process, as a CompletedProcess (returncode, stdout,
-    stderr): the subprocess's interface without its ~3 s of importing torch. `env` is set for the call only;
-    the consoles are 200 columns wide (as run_subprocess's COLUMNS) and torch uses one thread (tiny models
-    on a shared 2-core box), both restored afterwards."""
-    from kdedge.ui import console
-
-    saved_env = {key: os.environ.get(key) for key in env or {}}
-    saved_widths = [c._width for c in (console.console, console.error_console)]
-    threads = _one_torch_thread()
-    os.environ.update(env or {})
-    try:
-        console.console.width = console.error_console.width = 200
-        code, out, err = run_cli(*args)
-    finally:
-        for key, value in saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        console.console._width, console.error_console._width = saved_widths
-        if threads:
-            import torch
-
-            torch.set_num_threads(threads)
-    return subprocess.CompletedProcess(["kdedge", *map(str, args)], code, out, err)
-
-
-def _one_torch_thread() -> int | None:
-    """Set torch to one intra-op thread when torch is already imported; returns the previous count."""
-    torch = sys.modules.get("torch")
-    if torch is None:
-        return None
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    return threads
 
 
 def checksums(folder: Path) -> dict[str, str]:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from cli_helpers import TINY_ARGS, run_in_process, run_subprocess
+from cli_helpers import TINY_ARGS, CliResult, run_kdedge, run_subprocess
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -46,10 +46,10 @@ def data_root() -> Path:
 
 
 @pytest.fixture(scope="session")
-def kdedge() -> Callable[..., subprocess.CompletedProcess]:
-    """The CLI in this process as a fixture: kdedge("distill", "quickstart_mnist", "--out", path) ->
-    CompletedProcess (returncode, stdout, stderr). tests/test_cli.py runs each command once in a real process."""
-    return run_in_process
+def kdedge() -> Callable[..., CliResult]:
+    """The CLI in this process as a fixture (cli_helpers.run_kdedge): kdedge("distill", "quickstart_mnist",
+    "--out", path) -> (returncode, stdout, stderr). tests/test_cli.py runs each command once in a real process."""
+    return run_kdedge
 
 
 @pytest.fixture(scope="session")
@@ -86,7 +86,7 @@ SLOW = {
     # and checks the same outcome, and test_study stops a study with SIGTERM through the same stop code
     "test_search_run.py::test_a_search_stopped_by_sigterm_resumes_to_the_same_result",
     "test_sweep.py::test_distill_of_a_recipe_with_a_sweep_section_runs_the_sweep",
-    "test_teacher_learns.py::test_a_teacher_at_chance_is_a_warning_line_and_a_summary_flag",
+    "test_teacher_check.py::test_a_teacher_at_chance_is_a_warning_line_and_a_summary_flag",
     "test_tensorboard.py::test_cli_writes_events_only_when_asked",
 }
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from cli_helpers import checksums, one_error_line, run_cli, run_subprocess, write_recipe
+from cli_helpers import checksums, one_error_line, run_kdedge, run_subprocess, write_recipe
 from hostile_files import CARD
 from PIL import Image
 
@@ -173,7 +173,7 @@ def world(tmp_path_factory) -> dict[str, str]:
     tmp = tmp_path_factory.mktemp("matrix")
     recipe = write_recipe(tmp / "recipe.yaml", student={"epochs": 1})
     run = tmp / "finished_run"
-    code, _, err = run_cli("distill", recipe, "-q", "--out", run)
+    code, _, err = run_kdedge("distill", recipe, "-q", "--out", run)
     assert code == 0, err
     (tmp / "typo.yaml").write_text((tmp / "recipe.yaml").read_text().replace("student:", "studnet:"))
     (tmp / "list.yaml").write_text("- name: x\n- data: y\n")
@@ -217,7 +217,7 @@ def test_bad_input(world, argv, code, expected):
     run, tmp = Path(world["run"]), Path(world["tmp"])
     before = checksums(run)
     args = [part.format(**world) for part in argv.split()]
-    got, _, err = run_cli(*args)
+    got, _, err = run_kdedge(*args)
     line = one_error_line(err)
     assert got == code, err
     assert line.startswith("error: ") and expected.format(**world) in line, line

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from bench_helpers import MNIST_META, export_onnx, quantize_int8, train_mnist_run
-from cli_helpers import run_main
+from cli_helpers import run_kdedge
 from typer.testing import CliRunner
 
 from kdedge.cli import app
@@ -139,7 +139,7 @@ def test_accuracy_equals_the_runs_own_and_an_independent_onnxruntime_loop(run_di
             assert row["accuracy"] == pytest.approx(expected, abs=1e-12), (stage, precision)
 
 
-def test_deployable_is_marked_and_export_target_writes_it(run_dir, run_result, tmp_path, capsys, monkeypatch):
+def test_deployable_is_marked_and_export_target_writes_it(run_dir, run_result, tmp_path):
     import onnx
 
     rows = run_result[0]["rows"]
@@ -150,7 +150,7 @@ def test_deployable_is_marked_and_export_target_writes_it(run_dir, run_result, t
         chosen = {(r["runtime"], r["precision"]) for r in rows if r["stage"] == stage and r["deploy"]}
         assert len(chosen) == 1 and next(iter(chosen))[0] == "onnxruntime"
     args = ["export", str(run_dir), "--target", "cpu-x86", "--model", "student"]
-    code, _ = run_main(args, capsys, monkeypatch)
+    code = run_kdedge(*args).returncode
     out = run_dir / "export" / "deploy" / "student.cpu-x86.onnx"
     assert code == 0 and out.is_file()
     meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
@@ -158,7 +158,7 @@ def test_deployable_is_marked_and_export_target_writes_it(run_dir, run_result, t
     assert meta["kdedge.target"] == "cpu-x86" and meta["kdedge.runtime"] == chosen_row["runtime"]
     assert meta["kdedge.runtime_precision"] == chosen_row["precision"] and meta["kdedge.dataset"] == "mnist"
     assert Path(chosen_row["file"]).name == meta["kdedge.deploy_source"]
-    code, err = run_main(["export", str(tmp_path), "--target", "cpu-x86"], capsys, monkeypatch)
+    code, _, err = run_kdedge("export", str(tmp_path), "--target", "cpu-x86")
     assert code == 2 and "run `kdedge bench" in err  # not benched yet: says what to do
 
 
@@ -255,8 +255,8 @@ def test_bare_onnx_without_metadata_has_no_accuracy_but_is_timed(tmp_path):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
-def test_device_cuda_without_a_gpu_is_one_line_and_exit_2(run_dir, capsys, monkeypatch):
-    code, err = run_main(["bench", str(run_dir), "--device", "cuda"], capsys, monkeypatch)
+def test_device_cuda_without_a_gpu_is_one_line_and_exit_2(run_dir):
+    code, _, err = run_kdedge("bench", str(run_dir), "--device", "cuda")
     assert code == 2 and err.strip().count("\n") == 0 and "no CUDA device is present" in err
 
 
@@ -269,13 +269,13 @@ def test_device_cuda_without_a_gpu_is_one_line_and_exit_2(run_dir, capsys, monke
         (["--limit", "0"], "--limit"),
     ],
 )
-def test_bad_options_are_one_line_and_exit_2(run_dir, args, words, capsys, monkeypatch):
-    code, err = run_main(["bench", str(run_dir), *args], capsys, monkeypatch)
+def test_bad_options_are_one_line_and_exit_2(run_dir, args, words):
+    code, _, err = run_kdedge("bench", str(run_dir), *args)
     assert code == 2 and words in err and err.strip().count("\n") == 0
 
 
-def test_missing_path_is_exit_2(tmp_path, capsys, monkeypatch):
-    code, err = run_main(["bench", str(tmp_path / "nope.onnx")], capsys, monkeypatch)
+def test_missing_path_is_exit_2(tmp_path):
+    code, _, err = run_kdedge("bench", str(tmp_path / "nope.onnx"))
     assert code == 2 and "nope.onnx: no such run directory or .onnx file" in err
 
 

@@ -8,10 +8,10 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
-from cli_helpers import run_main
+from cli_helpers import run_kdedge
 from hostile_files import good_model
 
-from kdedge.bench.deploy import choose, mark_deployable
+from kdedge.bench.deploy import choose, describe_choice, mark_deployable, save_run_results
 
 
 def _row(runtime: str, precision: str, p50: float, accuracy: float, agreement: float | None, file: str = "") -> dict:
@@ -62,7 +62,7 @@ def _run_with_bench(run: Path, rows: list[dict]) -> Path:
     return run
 
 
-def test_export_target_writes_fp32_when_the_faster_int8_disagrees(tmp_path, capsys, monkeypatch) -> None:
+def test_export_target_writes_fp32_when_the_faster_int8_disagrees(tmp_path) -> None:
     import onnx
 
     fp32 = good_model(tmp_path / "student.fp32.onnx")
@@ -71,7 +71,7 @@ def test_export_target_writes_fp32_when_the_faster_int8_disagrees(tmp_path, caps
         _row("onnxruntime", "int8", 1.0, 0.52, 0.755, str(tmp_path / "student.int8.onnx")),
     ]
     run = _run_with_bench(tmp_path / "run", rows)
-    code, err = run_main(["export", str(run), "--target", "cpu-x86", "--model", "student"], capsys, monkeypatch)
+    code, _, err = run_kdedge("export", str(run), "--target", "cpu-x86", "--model", "student")
     assert code == 0, err
     written = run / "export" / "deploy" / "student.cpu-x86.onnx"
     meta = {p.key: p.value for p in onnx.load(str(written)).metadata_props}
@@ -96,28 +96,28 @@ def test_the_deployable_line_gives_the_agreement_and_its_bound(tmp_path: Path) -
     )
 
 
-def test_when_no_file_agrees_one_line_names_the_closest_and_its_agreement(tmp_path, capsys, monkeypatch) -> None:
+def test_when_no_file_agrees_one_line_names_the_closest_and_its_agreement(tmp_path) -> None:
     rows = [
         _row("torch", "fp32", 4.0, 0.52, 1.0, "/r/student.safetensors"),  # the reference, not a deployable file
         _row("executorch", "int8", 1.0, 0.518, 0.755, "/r/export/student.int8.pte"),
         _row("litert", "int8", 2.0, 0.519, 0.91, "/r/export/student.int8.tflite"),
     ]
     run = _run_with_bench(tmp_path / "run", rows)
-    code, err = run_main(["export", str(run), "--target", "cpu-x86", "--model", "student"], capsys, monkeypatch)
+    code, _, err = run_kdedge("export", str(run), "--target", "cpu-x86", "--model", "student")
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert "no student file on cpu agrees with fp32 on at least 97 %" in err
     assert "the closest, litert int8 (student.int8.tflite), agrees on 91.00 %" in err and "--min-agreement" in err
     args = ["export", str(run), "--target", "cpu-x86", "--model", "student", "--min-agreement", "0.9"]
-    code, err = run_main(args, capsys, monkeypatch)
+    code, _, err = run_kdedge(*args)
     assert code == 2 and "student.int8.tflite: missing or changed" in err  # chosen now (then found missing)
 
 
-def test_a_bench_record_without_agreements_asks_for_a_new_bench(tmp_path, capsys, monkeypatch) -> None:
+def test_a_bench_record_without_agreements_asks_for_a_new_bench(tmp_path) -> None:
     rows = [_row("onnxruntime", "fp32", 4.0, 0.52, None), _row("onnxruntime", "int8", 1.0, 0.52, None)]
     for row in rows:
         del row["agreement_fp32"]
     run = _run_with_bench(tmp_path / "run", rows)
-    code, err = run_main(["export", str(run), "--target", "cpu-x86", "--model", "student"], capsys, monkeypatch)
+    code, _, err = run_kdedge("export", str(run), "--target", "cpu-x86", "--model", "student")
     assert code == 2 and f"run `kdedge bench {run}` again" in err
 
 
@@ -139,3 +139,65 @@ def test_bench_scores_each_files_agreement_with_the_fp32_reference(tmp_path: Pat
         rows[-2]["dataset"] = "x"
     score_rows(rows, [SimpleNamespace(test_labels=labels, note="")])
     assert [r["agreement_fp32"] for r in rows] == [1.0, 1.0, 0.75, 0.75, 1.0, 1.0]
+
+
+# -- bench.json keeps every configuration; export --target says what it chose and why -------------------
+def _choice_row(runtime: str, precision: str, p50: float, accuracy: float, batch: int = 1) -> dict:
+    return {
+        "stage": "student",
+        "runtime": runtime,
+        "precision": precision,
+        "device": "cpu",
+        "batch_size": batch,
+        "file": f"/r/export/student.{precision}.onnx",
+        "status": "ok",
+        "latency_ms_p50": p50,
+        "accuracy": accuracy,
+        "agreement_fp32": 0.99,
+        "run": "/r",
+        "model": "r/student",
+    }
+
+
+def test_bench_json_merges_benches_of_the_same_machine(tmp_path: Path) -> None:
+    """A second bench of another runtime adds its rows (one of the same runtime replaces them); the
+    deployable choice is made over all of them, and a bench on another CPU starts the record afresh."""
+    run = tmp_path / "r"
+    run.mkdir()
+    machine = {"cpu": "EPYC", "threads": 2, "device": "cpu"}
+
+    def bench(rows: list[dict], cpu: str = "EPYC") -> list[dict]:
+        for row in rows:
+            row["run"] = str(run.resolve())
+        result = {"rows": rows, "machine": machine | {"cpu": cpu}, "options": {"accuracy_bound": 0.5}}
+        save_run_results(result, [run])
+        return json.loads((run / "bench.json").read_text())["rows"]
+
+    first = bench([_choice_row("onnxruntime", "fp32", 1.0, 0.97), _choice_row("onnxruntime", "int8", 0.5, 0.969)])
+    assert [r["deploy"] for r in first] == [False, True]
+    second = bench([_choice_row("openvino", "int8", 0.3, 0.968)])  # faster, within 0.5 points of fp32
+    assert [(r["runtime"], r["precision"], r["deploy"]) for r in second] == [
+        ("onnxruntime", "fp32", False),
+        ("onnxruntime", "int8", False),
+        ("openvino", "int8", True),
+    ]
+    again = bench([_choice_row("onnxruntime", "int8", 0.2, 0.969)])  # re-measured: replaces its old row
+    assert len(again) == 3
+    assert [r["latency_ms_p50"] for r in again if r["runtime"] == "onnxruntime"] == [1.0, 0.2]
+    assert len(bench([_choice_row("onnxruntime", "fp32", 1.0, 0.97)], cpu="Xeon")) == 1
+
+
+def test_export_target_says_runtime_precision_and_the_numbers_behind_its_choice() -> None:
+    rows = [
+        _choice_row("onnxruntime", "fp32", 1.0, 0.97),
+        _choice_row("onnxruntime", "int8", 0.5, 0.9695),
+        _choice_row("openvino", "int8", 0.4, 0.90),
+        _choice_row("onnxruntime", "int8", 9.0, 0.9695, batch=32),
+    ]
+    best = choose(rows, 0.5)
+    assert (best["runtime"], best["precision"]) == ("onnxruntime", "int8")  # openvino lost 7 points
+    assert describe_choice(best, rows, 0.5, 0.97) == (
+        "onnxruntime int8: p50 0.500 ms at batch 1, accuracy 96.95 % vs fp32 97.00 % (bound 0.5 points), agrees "
+        "with fp32 on 99.00 % of the test images (bound 97 %); the fastest of the 2 runtime/precision pairs (of 3 "
+        "benched here) that meet both bounds"
+    )

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 from bench_helpers import export_onnx
-from cli_helpers import run_cli
+from cli_helpers import run_kdedge
 
 
 @pytest.fixture
@@ -37,7 +37,7 @@ def bench_args(file: Path) -> list[str]:
 
 def test_every_row_failed_is_exit_1_with_one_line(onnx_file, monkeypatch):
     failing_rows(monkeypatch, 2)
-    code, _, err = run_cli(*bench_args(onnx_file))
+    code, _, err = run_kdedge(*bench_args(onnx_file))
     assert code == 1, err
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and "no bench row succeeded: 2 of 2 rows failed" in lines[0]
@@ -46,6 +46,6 @@ def test_every_row_failed_is_exit_1_with_one_line(onnx_file, monkeypatch):
 
 def test_some_rows_failed_is_exit_0_and_the_last_line_counts_them(onnx_file, monkeypatch):
     failing_rows(monkeypatch, 1)
-    code, out, err = run_cli(*bench_args(onnx_file))
+    code, out, err = run_kdedge(*bench_args(onnx_file))
     assert code == 0, err
     assert out.strip().splitlines()[-1] == "1 of 2 rows failed (see the status column)"

@@ -202,13 +202,14 @@ def test_teacher_checkpoint_mismatch_is_one_line_exit_2(mismatch, tmp_path):
 # -- the alpha study on a few batches --------------------------------------------------------------------
 @needs_data
 def test_alpha_study_trains_the_teacher_once_and_reports_both_conventions(tmp_path):
-    import importlib.util
+    """The recipe's alpha sweep (`kdedge distill cifar10_alexnet_smallcnn`): one teacher, a student per alpha,
+    and the study's table in both alpha conventions (kdedge.report.alpha_study)."""
+    import json
 
-    spec = importlib.util.spec_from_file_location(
-        "alpha_study", Path(__file__).parents[1] / "bench" / "cifar10_alpha_study.py"
-    )
-    study = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(study)
+    from kdedge.experiments.sweep import run_sweep
+    from kdedge.report import alpha_study
+    from kdedge.report.markdown import sweep_points
+
     # the mechanism, not AlexNet's accuracy, is under test: a narrow small_cnn teaches (AlexNet's forward and
     # export are tested above), on a few batches
     tiny = {
@@ -224,7 +225,10 @@ def test_alpha_study_trains_the_teacher_once_and_reports_both_conventions(tmp_pa
         "teacher.model_kwargs": {"width": 8},
         "student.model_kwargs": {"width": 4},
     }
-    rows = study.run_study(tmp_path, tiny, DATA)
+    recipe = load_recipe("cifar10_alexnet_smallcnn", tiny)
+    run_sweep(recipe, dict(recipe.sweep.grid), tmp_path, DATA)
+    grid = json.loads((tmp_path / "sweep.json").read_text())["grid"]
+    rows = alpha_study.study_rows(*sweep_points(tmp_path, grid))
     assert [(r["kdedge_alpha"], r["study_alpha"]) for r in rows] == [(1.0, 0.0), (0.0, 1.0), (0.5, 0.5)]
     teacher_epochs = [r for r in RunDir(tmp_path / "teacher").read_metrics() if r["stage"] == "teacher"]
     assert len(teacher_epochs) == 1  # the sweep trained the teacher once ...
@@ -234,7 +238,7 @@ def test_alpha_study_trains_the_teacher_once_and_reports_both_conventions(tmp_pa
         assert run.read_summary()["teacher"]["source"] == str(tmp_path / "teacher" / "teacher.safetensors")
         assert row["teacher_test_accuracy"] == rows[0]["teacher_test_accuracy"]
         assert all(0 <= row[k] <= 1 for k in ("train_accuracy", "val_accuracy", "test_accuracy"))
-    table = study.markdown_table(rows)
+    table = alpha_study.markdown_table(rows)
     assert "teacher-term weight" in table and "hard-label weight" in table and table.count("\n| ") == 4
-    study.plot_curves(rows, tmp_path / "curves.png")
+    alpha_study.loss_curves_png(rows, tmp_path / "curves.png", "alpha study")
     assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from cli_helpers import run_cli, write_recipe
+from cli_helpers import run_kdedge, write_recipe
 from safetensors.torch import load_file
 
 from kdedge.data.types import Split
@@ -84,11 +84,11 @@ def test_compiled_fitnets_student_matches_eager_and_resumes_bit_exact(tmp_path: 
 
 def test_a_compiled_run_trains_and_exports_like_an_eager_one(tmp_path: Path) -> None:
     recipe = write_recipe(tmp_path / "compiled.yaml", compile=True)
-    code, _, err = run_cli("train", recipe, "-q", "--out", tmp_path / "run")
+    code, _, err = run_kdedge("train", recipe, "-q", "--out", tmp_path / "run")
     assert code == 0, err
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["finished"] and summary["teacher"]["test_accuracy"] > 0.3
     assert not any("_orig_mod" in key for key in load_file(tmp_path / "run" / "teacher.safetensors"))
-    code, _, err = run_cli("export", tmp_path / "run", "--precision", "fp32", "-q")
+    code, _, err = run_kdedge("export", tmp_path / "run", "--precision", "fp32", "-q")
     assert code == 0, err
     assert (tmp_path / "run" / "export" / "teacher.fp32.onnx").is_file()

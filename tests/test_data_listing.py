@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_helpers import run_main
+from cli_helpers import run_kdedge
 from PIL import Image
 
 from kdedge.data.load import load_data
@@ -77,15 +77,13 @@ def test_bad_split_column_is_one_clear_error(tmp_path: Path, splits, options, ex
     assert expected in str(err.value)
 
 
-def test_init_names_a_split_column_and_the_recipe_keeps_the_split(tmp_path, capsys, monkeypatch) -> None:
+def test_init_names_a_split_column_and_the_recipe_keeps_the_split(tmp_path, monkeypatch) -> None:
     from kdedge.recipe import load_recipe
 
     csv_path = _csv(tmp_path / "set")
     monkeypatch.setenv("KDEDGE_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "set.yaml"
-    code, err = run_main(
-        ["init", str(csv_path), "--teacher", "small_cnn", "--student", "mlp", "--out", str(out)], capsys, monkeypatch
-    )
+    code, _, err = run_kdedge("init", str(csv_path), "--teacher", "small_cnn", "--student", "mlp", "--out", str(out))
     assert code == 0, err
     text = out.read_text()
     assert "# 2 classes; train 24 / val 6 / test 10 images." in text

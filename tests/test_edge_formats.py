@@ -63,7 +63,7 @@ def _rows(rows) -> dict[tuple[str, str], object]:
 
 def test_table_points_at_real_code_and_cli_lists_it(kdedge):
     for fmt in FORMATS.values():
-        for ref in (fmt.converter, fmt.runner):
+        for ref in (fmt.converter, fmt.runner, fmt.structure):
             if ref:
                 module, attribute = ref.split(":")
                 assert importlib.util.find_spec(module) is not None, ref

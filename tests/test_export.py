@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from cli_helpers import checksums, run_cli
+from cli_helpers import checksums, run_kdedge
 from export_helpers import make_exported_run, make_run
 from torch import nn
 
@@ -242,7 +242,7 @@ def test_python_api_returns_the_files_that_passed_and_names_the_failed(
     assert Path(result[0].path) == run / "export" / "student.fp32.onnx" and Path(result[0].path).is_file()
     assert [r.name for r in result.failed] == ["student.int8"] and "agreement" in result.failed[0].status
     assert result.message.startswith("export failed for student.int8")
-    code, _, err = run_cli("export", run, "--model", "student", "--precision", "fp32,int8", "--limit", "50", "-q")
+    code, _, err = run_kdedge("export", run, "--model", "student", "--precision", "fp32,int8", "--limit", "50", "-q")
     assert code == 1 and err.strip() == f"error: {result.message}"
 
 
@@ -260,7 +260,7 @@ def test_force_replaces_the_whole_export_and_a_failed_one_keeps_the_old(
     shutil.copytree(mnist_export[0], run)
     (run / "export" / "deploy").mkdir()
     (run / "export" / "deploy" / "student.cpu-x86.onnx").write_bytes(b"chosen from the old export")
-    code, _, err = run_cli(
+    code, _, err = run_kdedge(
         "export",
         run,
         "--model",
@@ -289,16 +289,16 @@ def test_force_replaces_the_whole_export_and_a_failed_one_keeps_the_old(
 
 def test_cli_bad_input_is_one_line_exit_2(mnist_export, tmp_path: Path, data_root: Path):
     run = mnist_export[0]
-    code, _, err = run_cli("export", run, "--precision", "fp32,int4")
+    code, _, err = run_kdedge("export", run, "--precision", "fp32,int4")
     assert code == 2 and "unknown precision 'int4'" in err and len(err.strip().splitlines()) == 1
-    code, _, err = run_cli("export", run, "--int8-scheme", "u8u8")
+    code, _, err = run_kdedge("export", run, "--int8-scheme", "u8u8")
     assert code == 2 and "--int8-scheme" in err
-    code, _, err = run_cli("export", run, "--model", "teacher")
+    code, _, err = run_kdedge("export", run, "--model", "teacher")
     assert code == 2 and "no trained teacher" in err
     empty = tmp_path / "no-weights"
     empty.mkdir()
     (empty / "recipe.yaml").write_text((run / "recipe.yaml").read_text())
-    code, _, err = run_cli("export", empty)
+    code, _, err = run_kdedge("export", empty)
     assert code == 2 and "no trained" in err and "Traceback" not in err
     assert not (empty / "export").exists()
 
@@ -308,7 +308,7 @@ def test_cli_export_prints_table(mnist_export, tmp_path: Path, data_root: Path):
 
     run = tmp_path / "run"
     shutil.copytree(mnist_export[0], run, ignore=shutil.ignore_patterns("export"))
-    code, out, err = run_cli("export", run, "--precision", "fp16", "--limit", "100", "--data-root", data_root)
+    code, out, err = run_kdedge("export", run, "--precision", "fp16", "--limit", "100", "--data-root", data_root)
     assert code == 0, err
     assert "student.fp16" in out and "checker ok" in out
     assert sorted(p.name for p in (run / "export").iterdir()) == ["student.fp16.onnx"]

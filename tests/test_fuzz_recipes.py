@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
-from cli_helpers import ENV, KDEDGE, REPO, TINY, one_error_line, run_cli
+from cli_helpers import ENV, KDEDGE, REPO, TINY, one_error_line, run_kdedge
 
 from kdedge.errors import InputError
 from kdedge.recipe import Recipe, load_recipe, parse_set, validate_recipe
@@ -141,7 +141,7 @@ def test_the_cli_says_one_line_and_leaves_no_run_directory(tmp_path_factory, fie
     (tmp / "empty").mkdir()
     recipe = tmp / "r.yaml"
     recipe.write_text(yaml.safe_dump(_set_path(yaml.safe_load(yaml.safe_dump(TINY)), field, value)))
-    code, _, err = run_cli("distill", recipe, "-q", "--out", tmp / "run", "--data-root", tmp / "empty")
+    code, _, err = run_kdedge("distill", recipe, "-q", "--out", tmp / "run", "--data-root", tmp / "empty")
     assert code == 2 and one_error_line(err).startswith("error: "), err
     assert not (tmp / "run").exists()
 
@@ -188,6 +188,6 @@ def test_control_characters_in_a_value_stay_one_harmless_line(tmp_path):
     """Found by the fuzzing: a newline or terminal escape inside a --set value split the error line."""
     recipe = tmp_path / "r.yaml"
     recipe.write_text(yaml.safe_dump(TINY))
-    code, _, err = run_cli("distill", recipe, "--set", "student.epochs=\x1b[31mred\nline")
+    code, _, err = run_kdedge("distill", recipe, "--set", "student.epochs=\x1b[31mred\nline")
     line = one_error_line(err)
     assert code == 2 and "\\x1b[31mred\\nline" in line and "\x1b" not in err, line

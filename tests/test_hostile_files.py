@@ -13,7 +13,7 @@ from pathlib import Path
 
 import onnx
 import pytest
-from cli_helpers import checksums, one_error_line, run_cli, write_recipe
+from cli_helpers import checksums, one_error_line, run_kdedge, write_recipe
 from hostile_files import build_images, build_onnx, build_safetensors, good_model
 
 from kdedge.errors import InputError
@@ -103,7 +103,7 @@ def test_hostile_onnx_is_refused_before_loading(hostile, tmp_path, command, case
         _bench_record(run, model)
     before = checksums(hostile["tmp"])
     args = COMMANDS[command].format(model=model, image=hostile["good_image"], run=run).split()
-    code, _, err = run_cli(*args)
+    code, _, err = run_kdedge(*args)
     line = one_error_line(err)
     assert code == 2 and line.startswith(f"error: {model}: refused before loading: "), line
     assert ONNX_CASES[case] in line, line
@@ -126,7 +126,7 @@ def test_onnx_and_onnxruntime_refuse_escaping_external_data_themselves(hostile, 
 def test_hostile_safetensors_is_refused_before_loading(hostile, tmp_path, key, case):
     file = hostile["safetensors"][case]
     before = checksums(hostile["tmp"])
-    code, _, err = run_cli("distill", hostile["recipe"], "-q", "--out", tmp_path / "run", "--set", f"{key}={file}")
+    code, _, err = run_kdedge("distill", hostile["recipe"], "-q", "--out", tmp_path / "run", "--set", f"{key}={file}")
     line = one_error_line(err)
     assert code == 2 and f"{file}: not a valid safetensors file (" in line and SAFETENSORS_CASES[case] in line, line
     assert checksums(hostile["tmp"]) == before and not (tmp_path / "run").exists()
@@ -136,7 +136,7 @@ def test_hostile_safetensors_is_refused_before_loading(hostile, tmp_path, key, c
 def test_hostile_image_is_refused(hostile, case):
     image = hostile["images"][case]
     before = checksums(hostile["tmp"])
-    code, _, err = run_cli("predict", hostile["good_onnx"], hostile["good_image"], image)
+    code, _, err = run_kdedge("predict", hostile["good_onnx"], hostile["good_image"], image)
     line = one_error_line(err)
     assert code == 2 and line.startswith(f"error: {image}: ") and IMAGE_CASES[case] in line, line
     assert checksums(hostile["tmp"]) == before
@@ -144,7 +144,7 @@ def test_hostile_image_is_refused(hostile, case):
 
 def test_the_good_files_pass_the_same_checks(hostile):
     """The checks refuse the hostile files only: a normal model and image still predict."""
-    code, out, err = run_cli("predict", hostile["good_onnx"], hostile["good_image"], "--top-k", "2")
+    code, out, err = run_kdedge("predict", hostile["good_onnx"], hostile["good_image"], "--top-k", "2")
     assert code == 0 and err == "" and out.count("%") == 2, err
 
 

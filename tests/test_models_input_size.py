@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from cli_helpers import one_error_line, run_cli, write_recipe
+from cli_helpers import one_error_line, run_kdedge, write_recipe
 
 from kdedge.errors import InputError
 from kdedge.models.builders import build_model, check_input_size
@@ -55,7 +55,7 @@ def test_a_size_the_model_takes_builds_and_runs(name: str, size: int) -> None:
 def test_distill_refuses_the_size_before_writing_anything(tmp_path: Path) -> None:
     recipe = write_recipe(tmp_path / "vit.yaml", student={"model": "vit_tiny_patch16_224", "model_kwargs": {}})
     out = tmp_path / "run"
-    code, _, err = run_cli("distill", recipe, "--out", out, "-q")
+    code, _, err = run_kdedge("distill", recipe, "--out", out, "-q")
     line = one_error_line(err)
     assert code == 2 and "model 'vit_tiny_patch16_224': cannot take 28x28 images" in line and "32 px" in line
     assert not out.exists()

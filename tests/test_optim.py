@@ -1,4 +1,5 @@
-"""Learning-rate schedules (cosine with warm restarts), the momentum ramp and dampening, and their validation."""
+"""Learning-rate schedules (cosine with warm restarts, linear warm-up), the momentum ramp and dampening, and their
+validation."""
 
 from __future__ import annotations
 
@@ -6,8 +7,15 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from kdedge.recipe import Recipe, StageConfig
-from kdedge.train.optim import apply_max_norm, lr_factor, make_optimizer, momentum_at, set_step_hyperparameters
+from kdedge.recipe import Recipe, StageConfig, load_recipe
+from kdedge.train.optim import (
+    apply_max_norm,
+    lr_factor,
+    make_optimizer,
+    momentum_at,
+    set_step_hyperparameters,
+    warmup_length,
+)
 
 
 def stage(**kwargs) -> StageConfig:
@@ -121,3 +129,27 @@ def test_max_norm_caps_each_units_incoming_weights() -> None:
     assert torch.allclose(norms, torch.tensor([2.5, 0.5, 2.5]), atol=1e-5)
     assert torch.allclose(layer.weight.detach()[0], torch.tensor([1.5, 2.0, 0, 0]), atol=1e-5)  # same direction
     assert torch.equal(layer.bias.detach(), torch.full((3,), 9.0))
+
+
+# -- warm-up -----------------------------------------------------------------------------------------------
+def _cifar_stage(**values):
+    return load_recipe("cifar10_resnet18").teacher.model_copy(update=values)
+
+
+def test_warmup_ramps_linearly_then_follows_the_schedule() -> None:
+    cfg = _cifar_stage(epochs=20, warmup_epochs=2, schedule="cosine")
+    steps = 10
+    ramp = [lr_factor(cfg, step, steps) for step in range(20)]
+    assert ramp[0] == pytest.approx(1 / 20) and ramp[19] == pytest.approx(1.0)
+    assert all(b > a for a, b in zip(ramp, ramp[1:], strict=False))  # strictly rising
+    assert lr_factor(cfg, 20, steps) == pytest.approx(1.0)  # the cosine starts at its peak ...
+    assert lr_factor(cfg, 110, steps) == pytest.approx(0.5)  # ... half-way through the remaining 18 epochs
+    assert lr_factor(cfg, 199, steps) < 0.01
+
+
+def test_warmup_is_capped_at_a_quarter_of_a_short_run() -> None:
+    short = _cifar_stage(epochs=1, warmup_epochs=2, schedule="cosine")  # `--set teacher.epochs=1` on a warm recipe
+    assert warmup_length(short) == 0.25
+    factors = [lr_factor(short, step, 28) for step in range(28)]
+    assert factors[6] == pytest.approx(1.0) and factors[-1] < 0.05  # warmed up in 7 steps, then decayed
+    assert _cifar_stage(epochs=10, warmup_epochs=0.5).warmup_epochs == 0.5  # fractions of an epoch are allowed

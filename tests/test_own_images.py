@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from cli_helpers import run_main
+from cli_helpers import run_kdedge
 from image_files import first_per_class, write_images
 from PIL import Image
 
@@ -231,7 +231,7 @@ BAD = [
 
 
 @pytest.mark.parametrize("kind", BAD)
-def test_bad_input_is_one_line_exit_2_and_nothing_written(kind, tmp_path, capsys, monkeypatch):
+def test_bad_input_is_one_line_exit_2_and_nothing_written(kind, tmp_path):
     name, path, expected = _damage(kind, tmp_path)
     recipe = {
         "name": "bad",
@@ -245,15 +245,13 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(kind, tmp_path, capsys
     if kind == "csv_label":  # the class list is the user's: a label outside it is a typo, not a new class
         recipe["data"]["class_names"] = list(CLASSES)
     (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
-    code, err = run_main(
-        ["distill", str(tmp_path / "r.yaml"), "--out", str(tmp_path / "run"), "-q"], capsys, monkeypatch
-    )
+    code, _, err = run_kdedge("distill", str(tmp_path / "r.yaml"), "--out", str(tmp_path / "run"), "-q")
     assert code == 2 and expected in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "run").exists()
     assert not list((tmp_path / "c").glob("*.npy")) if (tmp_path / "c").exists() else True
 
 
-def test_skip_bad_images_warns_counts_and_lists(tmp_path, capsys, monkeypatch):
+def test_skip_bad_images_warns_counts_and_lists(tmp_path):
     root = make_folder(tmp_path / "pets", per_class=6)
     (root / "dog" / "dog03.png").write_bytes(b"broken")
     (root / "cat" / "readme.txt").write_text("not an image")
@@ -265,10 +263,8 @@ def test_skip_bad_images_warns_counts_and_lists(tmp_path, capsys, monkeypatch):
         "distillation": {"loss": "none"},
     }
     (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
-    code, err = run_main(
-        ["distill", str(tmp_path / "r.yaml"), "--out", str(tmp_path / "run"), "-q", "--skip-bad-images"],
-        capsys,
-        monkeypatch,
+    code, _, err = run_kdedge(
+        "distill", str(tmp_path / "r.yaml"), "--out", str(tmp_path / "run"), "-q", "--skip-bad-images"
     )
     assert code == 0 and "skipped 2 unreadable images" in err
     listed = (tmp_path / "run" / "bad_images.txt").read_text().splitlines()
@@ -289,10 +285,10 @@ def test_unknown_option_for_a_source_is_named(tmp_path):
         load_data("mnist_embedded", None, None, {"path": "x"})
 
 
-def test_init_model_typo_gets_a_suggestion(tmp_path, capsys, monkeypatch):
+def test_init_model_typo_gets_a_suggestion(tmp_path):
     root = make_folder(tmp_path / "pets", per_class=3)
     args = ["init", str(root), "--teacher", "resnet81", "--student", "mlp"]
-    code, err = run_main(args, capsys, monkeypatch)
+    code, _, err = run_kdedge(*args)
     assert code == 2 and "did you mean 'resnet18'" in err and len(err.strip().splitlines()) == 1
 
 
@@ -324,9 +320,7 @@ def _real_subset(data_root: Path, name: str, per_class: int) -> tuple[dict, tupl
         pytest.param("mnist", "csv", marks=pytest.mark.slow),
     ],
 )
-def test_real_images_as_files_through_init_distill_export_bench(
-    dataset, layout, data_root, tmp_path, capsys, monkeypatch
-):
+def test_real_images_as_files_through_init_distill_export_bench(dataset, layout, data_root, tmp_path, monkeypatch):
     """Real MNIST / CIFAR-10 images written as PNG files, in each layout, through the four commands; export
     and bench find the data without KDEDGE_DATA (the run remembers it)."""
     splits, names = _real_subset(data_root, dataset, per_class=8)
@@ -335,7 +329,7 @@ def test_real_images_as_files_through_init_distill_export_bench(
     monkeypatch.setenv("KDEDGE_CACHE", str(tmp_path / "cache"))
     recipe = tmp_path / "mine.yaml"
     args = ["init", str(path), "--teacher", "small_cnn", "--student", "mlp", "--out", str(recipe)]
-    code, err = run_main(args, capsys, monkeypatch)
+    code, _, err = run_kdedge(*args)
     assert code == 0, err
     written = yaml.safe_load(recipe.read_text())
     channels = 1 if dataset == "mnist" else 3
@@ -353,13 +347,13 @@ def test_real_images_as_files_through_init_distill_export_bench(
         "--set",
         "student.model_kwargs={hidden: [16]}",
     ]
-    code, err = run_main(["distill", str(recipe), "--out", str(run), "-q", *tiny], capsys, monkeypatch)
+    code, _, err = run_kdedge("distill", str(recipe), "--out", str(run), "-q", *tiny)
     assert code == 0, err
     summary = json.loads((run / "summary.json").read_text())
     assert summary["data"]["class_names"] == list(names)
     assert summary["data"]["root"] == str(path.resolve())  # remembered: export / bench need no KDEDGE_DATA
     assert summary["data"]["test_images"] == (80 if layout == "split" else 30)  # given split, or 3 of 16
-    code, err = run_main(["export", str(run), "--model", "student", "--precision", "fp32", "-q"], capsys, monkeypatch)
+    code, _, err = run_kdedge("export", str(run), "--model", "student", "--precision", "fp32", "-q")
     assert code == 0, err
     from kdedge.runtime.onnx_meta import model_card
 
@@ -368,32 +362,18 @@ def test_real_images_as_files_through_init_distill_export_bench(
     assert card.mean == pytest.approx(summary["data"]["mean"]) and card.resize == "center_crop"
     picture = next(p for p in sorted(tmp_path.joinpath("images").rglob("*.png")))
     onnx_file = run / "export" / "student.fp32.onnx"
-    code, _ = run_main(["predict", str(onnx_file), str(picture)], capsys, monkeypatch)
+    code = run_kdedge("predict", str(onnx_file), str(picture)).returncode
     assert code == 0
     table = tmp_path / "bench.json"
-    code, err = run_main(
-        [
-            "bench",
-            str(run),
-            "--runtimes",
-            "onnxruntime",
-            "--batch",
-            "1",
-            "--seconds",
-            "0.05",
-            "--json",
-            str(table),
-            "-q",
-        ],
-        capsys,
-        monkeypatch,
+    code, _, err = run_kdedge(
+        "bench", str(run), "--runtimes", "onnxruntime", "--batch", "1", "--seconds", "0.05", "--json", str(table), "-q"
     )
     assert code == 0, err
     rows = [r for r in json.loads(table.read_text())["rows"] if r.get("precision") == "fp32"]
     assert rows and all(r["accuracy"] is not None for r in rows), rows  # scored on the run's own test images
 
 
-def test_run_remembers_its_data_root_for_eval_and_export(data_root, tmp_path, capsys, monkeypatch):
+def test_run_remembers_its_data_root_for_eval_and_export(data_root, tmp_path, monkeypatch):
     """`distill --data-root DIR` then `eval` / `export` without KDEDGE_DATA: the run's summary names DIR
     (before, export exited 2 with "not found" unless KDEDGE_DATA happened to point at DIR)."""
     monkeypatch.delenv("KDEDGE_DATA", raising=False)
@@ -410,21 +390,19 @@ def test_run_remembers_its_data_root_for_eval_and_export(data_root, tmp_path, ca
         "--set",
         "teacher.model_kwargs.hidden=[16]",
     ]
-    code, err = run_main(
-        ["distill", "hinton_mnist", "--data-root", str(data_root), "--out", str(run), "-q", *tiny], capsys, monkeypatch
-    )
+    code, _, err = run_kdedge("distill", "hinton_mnist", "--data-root", str(data_root), "--out", str(run), "-q", *tiny)
     assert code == 0, err
     assert json.loads((run / "summary.json").read_text())["data"]["root"] == str(data_root)
-    code, err = run_main(["eval", str(run), "--json"], capsys, monkeypatch)
+    code, _, err = run_kdedge("eval", str(run), "--json")
     assert code == 0, err
-    code, err = run_main(["export", str(run), "--model", "student", "--precision", "fp32", "-q"], capsys, monkeypatch)
+    code, _, err = run_kdedge("export", str(run), "--model", "student", "--precision", "fp32", "-q")
     assert code == 0 and (run / "export" / "student.fp32.onnx").is_file(), err
     (tmp_path / "elsewhere").mkdir()
-    code, err = run_main(["eval", str(run), "--data-root", str(tmp_path / "elsewhere")], capsys, monkeypatch)
+    code, _, err = run_kdedge("eval", str(run), "--data-root", str(tmp_path / "elsewhere"))
     assert code == 2 and "has no MNIST" in err  # --data-root still overrides what the run remembers
 
 
-def test_init_warns_and_writes_a_recipe_that_validates(tmp_path, capsys, monkeypatch):
+def test_init_warns_and_writes_a_recipe_that_validates(tmp_path, monkeypatch):
     root = make_folder(tmp_path / "pets", per_class=12)
     for extra in range(30):  # 'owl' 42 vs 'cat' 12 ... and 'cat' loses images below: unbalanced + tiny
         colour_image("owl", 100 + extra).save(root / "owl" / f"more{extra}.png")
@@ -433,9 +411,7 @@ def test_init_warns_and_writes_a_recipe_that_validates(tmp_path, capsys, monkeyp
     (root / "dog" / "dog05.png").write_bytes(b"not a png")
     monkeypatch.setenv("KDEDGE_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "pets.yaml"
-    code, err = run_main(
-        ["init", str(root), "--teacher", "small_cnn", "--student", "mlp", "--out", str(out)], capsys, monkeypatch
-    )
+    code, _, err = run_kdedge("init", str(root), "--teacher", "small_cnn", "--student", "mlp", "--out", str(out))
     assert code == 0, err
     assert "tiny classes" in err and "'cat' (" in err and "unbalanced" in err and "1 unreadable" in err
     from kdedge.recipe import load_recipe
@@ -443,9 +419,7 @@ def test_init_warns_and_writes_a_recipe_that_validates(tmp_path, capsys, monkeyp
     recipe = load_recipe(str(out))
     assert recipe.data.name == "folder" and recipe.data.skip_bad_images and recipe.teacher.class_weighted_loss
     assert recipe.data.image_size == 14 and recipe.data.in_channels == 3  # the images' shorter side
-    code, err = run_main(
-        ["init", str(root), "--teacher", "small_cnn", "--student", "mlp", "--out", str(out)], capsys, monkeypatch
-    )
+    code, _, err = run_kdedge("init", str(root), "--teacher", "small_cnn", "--student", "mlp", "--out", str(out))
     assert code == 2 and "exists" in err  # never overwrites a recipe without --force
 
 
@@ -459,20 +433,20 @@ def test_nothing_filtered_means_no_copy(tmp_path):
     assert len(filter_classes(bundle.train, [0], None)) == len(bundle.train) - 3
 
 
-def test_init_defaults_to_a_pair_whose_student_quantises_well(tmp_path, capsys, monkeypatch):
+def test_init_defaults_to_a_pair_whose_student_quantises_well(tmp_path, monkeypatch):
     """No --teacher / --student: resnet18 -> mobilenetv2_100, a ReLU6 student whose int8 file agrees with fp32
     (`kdedge export` writes int8 by default); a MobileNetV3 student gets one warning line saying what to take."""
     root = make_folder(tmp_path / "pets", per_class=3)
     monkeypatch.setenv("KDEDGE_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "pets.yaml"
-    code, err = run_main(["init", str(root), "--out", str(out)], capsys, monkeypatch)
+    code, _, err = run_kdedge("init", str(root), "--out", str(out))
     assert code == 0, err
     assert "--student" not in err  # no int8 warning for the default
     written = yaml.safe_load(out.read_text())
     assert (written["teacher"]["model"], written["student"]["model"]) == ("resnet18", "mobilenetv2_100")
     assert "model: mobilenetv2_100   # ReLU / ReLU6, no squeeze-excite: quantises well to int8" in out.read_text()
     args = ["init", str(root), "--student", "mobilenetv3_small_100", "--out", str(out), "--force"]
-    code, err = run_main(args, capsys, monkeypatch)
+    code, _, err = run_kdedge(*args)
     assert code == 0, err
     warning = [line for line in err.splitlines() if "--student mobilenetv3_small_100" in line]
     assert len(warning) == 1 and "hard-swish and squeeze-excite" in warning[0]

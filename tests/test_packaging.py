@@ -1,9 +1,11 @@
-"""The wheel as a user gets it: built from the source, installed into a fresh venv (offline, reusing the
-torch already installed here), run by recipe NAME from a folder outside the repository."""
+"""The distribution name in pyproject, README and messages; the wheel as a user gets it: built from the
+source, installed into a fresh venv (offline, reusing the torch already installed here), run by recipe NAME
+from a folder outside the repository."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -14,6 +16,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+DISTRIBUTION = "kdedge-distill"  # `kdedge` on PyPI is an unrelated project (graph edge bundling)
 
 
 def _run(command: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -147,3 +150,25 @@ def test_readme_install_lines_work_in_a_fresh_venv_outside_the_repo(tmp_path: Pa
     where = _run([str(python), "-c", "import kdedge; print(kdedge.__file__)"], cwd=tmp_path).stdout
     assert where.startswith(str(env)), where  # installed (from the wheel, last), not the clone
     assert "quickstart_mnist" in _run([str(env / "bin" / "kdedge"), "recipes"], cwd=tmp_path).stdout
+
+
+def test_the_distribution_name_is_ours_everywhere() -> None:
+    """pyproject names kdedge-distill (the import and the command stay kdedge); no message tells users to
+    `pip install kdedge[...]`, which would fetch the unrelated PyPI project."""
+    pyproject = (REPO / "pyproject.toml").read_text()
+    assert re.search(rf'^name = "{DISTRIBUTION}"$', pyproject, re.M)
+    assert re.search(r'^kdedge = "kdedge\.', pyproject, re.M)  # the command keeps its name
+    stale = []
+    for path in [REPO / "README.md", *REPO.glob("docs/**/*.md"), *(REPO / "kdedge").rglob("*.py")]:
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if re.search(r"(pip install|needs|extra:?)\s+'?kdedge\[", line):
+                stale.append(f"{path.relative_to(REPO)}:{number}: {line.strip()}")
+    assert not stale, "\n".join(stale)
+    readme = (REPO / "README.md").read_text()
+    assert f"pip install '{DISTRIBUTION}[" in readme or f"{DISTRIBUTION.replace('-', '_')}-" in readme
+
+
+def test_readme_says_how_to_get_kdedge_on_path() -> None:
+    """After `make demo` the command lives in .venv/bin: README says to activate it or call it there."""
+    readme = (REPO / "README.md").read_text()
+    assert "source .venv/bin/activate" in readme and ".venv/bin/kdedge" in readme

@@ -175,10 +175,10 @@ def test_keep_best_val_saves_that_epoch_and_the_summary_names_it(tmp_path, data_
 
 
 def test_keep_best_val_without_a_validation_split_is_refused_before_anything_is_written(tmp_path) -> None:
-    from cli_helpers import one_error_line, run_cli, write_recipe
+    from cli_helpers import one_error_line, run_kdedge, write_recipe
 
     recipe = write_recipe(tmp_path / "r.yaml")
-    code, _, err = run_cli("distill", recipe, "-q", "--out", tmp_path / "run", "--set", "teacher.keep=best_val")
+    code, _, err = run_kdedge("distill", recipe, "-q", "--out", tmp_path / "run", "--set", "teacher.keep=best_val")
     line = one_error_line(err)
     assert code == 2 and line.startswith("error: teacher.keep: best_val keeps the epoch with the best validation")
     assert "set data.val_size (e.g. 100)" in line and not (tmp_path / "run").exists()

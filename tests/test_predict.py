@@ -12,7 +12,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from cli_helpers import TORCH_FREE_PREDICT, run_cli
+from cli_helpers import TORCH_FREE_PREDICT, run_kdedge
 from export_helpers import make_exported_run
 from PIL import Image
 
@@ -82,7 +82,7 @@ def test_predict_converts_mode_and_resizes(exported, data_root: Path, tmp_path: 
     for file in files:
         big.append(file.with_name(file.stem + "_rgb56.png"))
         Image.open(file).convert("RGB").resize((56, 56), Image.Resampling.NEAREST).save(big[-1])
-    code, out, err = run_cli(
+    code, out, err = run_kdedge(
         "predict", exported["mnist"] / "export" / "student.fp32.onnx", *big, "--json", "--top-k", "3"
     )
     assert code == 0, err
@@ -94,7 +94,7 @@ def test_predict_converts_mode_and_resizes(exported, data_root: Path, tmp_path: 
 
 def test_predict_text_output_names_classes(exported, data_root: Path, tmp_path: Path):
     files, torch_classes = _save_test_images(exported["cifar10"], data_root, tmp_path)
-    code, out, err = run_cli("predict", exported["cifar10"] / "export" / "student.fp32.onnx", files[0])
+    code, out, err = run_kdedge("predict", exported["cifar10"] / "export" / "student.fp32.onnx", files[0])
     names = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
     assert code == 0, err
     assert out.startswith(f"{files[0]}: {names[torch_classes[0]]} ")
@@ -121,7 +121,7 @@ def test_bad_input_is_one_line_exit_2(exported, tmp_path: Path):
         ((model_file, image, "--top-k", "0"), "--top-k"),
     ]
     for args, message in cases:
-        code, out, err = run_cli("predict", *args)
+        code, out, err = run_kdedge("predict", *args)
         assert code == 2 and message in err, (args, err)
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
@@ -144,12 +144,12 @@ def test_predict_takes_a_run_folder_and_a_folder_or_glob_of_images(exported, dat
     folder.mkdir()
     files, torch_classes = _save_test_images(run, data_root, folder)
     (folder / "notes.txt").write_text("not an image: skipped in a folder")
-    code, out, err = run_cli("predict", run, folder, "--json")
+    code, out, err = run_kdedge("predict", run, folder, "--json")
     assert code == 0 and err.strip() == f"model: {run / 'export' / 'student.fp32.onnx'}", err
     results = json.loads(out)
     assert [r["image"] for r in results] == [str(f) for f in files]
     assert [r["top"][0]["index"] for r in results] == torch_classes.tolist()
-    code, out, err = run_cli("predict", run, str(folder / "00*.png"))
+    code, out, err = run_kdedge("predict", run, str(folder / "00*.png"))
     lines = out.strip().splitlines()
     assert code == 0 and len(lines) == 10 and lines[0].startswith(f"{files[0]}: ")
     (tmp_path / "empty").mkdir()
@@ -159,7 +159,7 @@ def test_predict_takes_a_run_folder_and_a_folder_or_glob_of_images(exported, dat
         ((tmp_path / "empty", files[0]), "a folder without an exported student"),
     )
     for args, message in cases:
-        code, _, err = run_cli("predict", *args)
+        code, _, err = run_kdedge("predict", *args)
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
 
 
@@ -175,10 +175,10 @@ def test_skip_bad_images_predicts_the_readable_ones_and_lists_the_rest(exported,
     files, torch_classes = _save_test_images(run, data_root, folder)
     bad = [folder / f"bad{index}.png" for index in range(4)]
     bad[0].write_text("not a picture")
-    code, out, err = run_cli("predict", run, folder)
+    code, out, err = run_kdedge("predict", run, folder)
     assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     assert str(bad[0]) in err and "--skip-bad-images" in err
-    code, out, err = run_cli("predict", run, folder, "--skip-bad-images", "--json")
+    code, out, err = run_kdedge("predict", run, folder, "--skip-bad-images", "--json")
     assert code == 0, err
     assert [r["top"][0]["index"] for r in json.loads(out)] == torch_classes.tolist()
     warning = [line for line in err.strip().splitlines() if line.startswith("warning:")]
@@ -190,7 +190,7 @@ def test_skip_bad_images_predicts_the_readable_ones_and_lists_the_rest(exported,
     assert [r["image"] for r in results] == [str(f) for f in files]
     assert [s["image"] for s in results.skipped] == [str(p) for p in bad]
     assert "not a readable image" in results.skipped[0]["error"]
-    code, _, err = run_cli("predict", run, *bad, "--skip-bad-images")
+    code, _, err = run_kdedge("predict", run, *bad, "--skip-bad-images")
     assert code == 2 and "none of the 4 images is readable" in err and len(err.strip().splitlines()) == 1, err
     model_file = run / "export" / "student.fp32.onnx"
     done = subprocess.run(

@@ -1,24 +1,56 @@
-"""Results are data: docs/results.md and README's "Results at a glance" are generated from
-bench/results/*.json by bench/make_tables.py, and must not drift from it (no stale hand-edited number)."""
+"""Results are data: every published table is generated from bench/results/*.json by `python bench/tables.py`
+(the benchmark scripts' raw files -> table files, the fidelity table, docs/results.md and README's "Results at a
+glance"), and must not drift from it (no stale hand-edited number, no table file behind its raw file)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results"
 
 
-def test_results_page_and_readme_table_match_the_json() -> None:
-    command = [sys.executable, "bench/make_tables.py", "--check"]
+def tables_tool():
+    """bench/tables.py as a module (under a name of its own: `tables` is also a PyPI package)."""
+    spec = importlib.util.spec_from_file_location("bench_tables", REPO / "bench" / "tables.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_generated_file_matches_the_json() -> None:
+    command = [sys.executable, "bench/tables.py", "--check"]
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
 
 
+def test_a_changed_raw_number_makes_its_table_file_and_the_page_stale(tmp_path: Path) -> None:
+    tool = tables_tool()
+    results = tmp_path / "results"
+    shutil.copytree(RESULTS, results, ignore=shutil.ignore_patterns("*.png"))
+    raw = json.loads((results / "retinamnist.json").read_text())
+    raw["rows"][0]["test_accuracy_mean"] = 0.987
+    (results / "retinamnist.json").write_text(json.dumps(raw))
+    wanted = tool.generated(results, REPO / "README.md")
+    stale = tool.stale(wanted)
+    assert results / "retinamnist_table.json" in stale and REPO / "docs" / "results.md" in stale
+    assert json.loads(wanted[results / "retinamnist_table.json"])["rows"][0][2].startswith("0.987 ±")
+    assert results / "own_images_cifar_table.json" not in stale  # an unrelated table stays as it is
+
+
+def test_a_search_folder_that_is_not_there_is_one_line(tmp_path: Path, capsys) -> None:
+    code = tables_tool().main(["collect", "x", str(tmp_path / "nothing"), "--title", "t"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "nothing" in err[0] and not (RESULTS / "search_x.json").exists()
+
+
 def test_every_result_file_has_the_documented_keys_and_rectangular_rows() -> None:
-    files = sorted((REPO / "bench" / "results").glob("*.json"))
+    files = sorted(RESULTS.glob("*.json"))
     loaded = [(path, json.loads(path.read_text())) for path in files]
     # a table has columns; a raw file (a script's own record, e.g. search_<name>.json) may have a title too
     tables = [(path, data) for path, data in loaded if isinstance(data, dict) and "columns" in data]
@@ -28,17 +60,11 @@ def test_every_result_file_has_the_documented_keys_and_rectangular_rows() -> Non
         assert data["rows"] and all(len(row) == len(data["columns"]) for row in data["rows"]), path
 
 
-def test_the_fidelity_table_is_regenerated_identically_from_the_result_files() -> None:
-    command = [sys.executable, "bench/fidelity.py", "--check"]
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-
-
 def test_every_fidelity_row_names_an_existing_result_file_and_a_verdict() -> None:
-    fidelity = json.loads((REPO / "bench" / "results" / "fidelity.json").read_text())
+    fidelity = json.loads((RESULTS / "fidelity.json").read_text())
     assert fidelity["order"] < min(
         json.loads(path.read_text()).get("order", 1 << 30)
-        for path in (REPO / "bench" / "results").glob("*.json")
+        for path in RESULTS.glob("*.json")
         if path.name != "fidelity.json" and isinstance(json.loads(path.read_text()), dict)
     ), "the fidelity table leads the results page and README's glance"
     columns = fidelity["columns"]
@@ -48,11 +74,9 @@ def test_every_fidelity_row_names_an_existing_result_file_and_a_verdict() -> Non
 
 
 def test_fidelity_verdicts_count_fewer_errors_and_higher_accuracy_as_better() -> None:
-    import importlib.util
+    tables_tool()  # puts bench/ on the path
+    from tablegen import fidelity
 
-    spec = importlib.util.spec_from_file_location("fidelity", REPO / "bench" / "fidelity.py")
-    fidelity = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(fidelity)
     errors = fidelity.Ref("teacher", 67, "errors", True, "paper")
     accuracy = fidelity.Ref("student", 0.531, "accuracy", False, "paper")
     assert fidelity.verdict(errors, 84) == "trails by 17 errors"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from cli_helpers import ENV, KDEDGE, REPO, checksums, one_error_line, run_cli, write_recipe
+from cli_helpers import ENV, KDEDGE, REPO, checksums, one_error_line, run_kdedge, write_recipe
 from safetensors import safe_open
 from safetensors.torch import load_file
 
@@ -155,7 +155,7 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(tmp_path):
     deadline = time.monotonic() + 120
     while not (killed / ".lock").exists() and victim.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
-    code, _, err = run_cli("distill", recipe, "-q", "--out", killed)  # while the victim holds the lock
+    code, _, err = run_kdedge("distill", recipe, "-q", "--out", killed)  # while the victim holds the lock
     assert code == 2 and "being written by another kdedge process" in one_error_line(err)
     while not state_path(RunDir(killed), "student").exists() and victim.poll() is None:
         time.sleep(0.005)
@@ -187,7 +187,7 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(tmp_path):
 def finished_run(tmp_path_factory) -> tuple[Path, Path]:
     folder = tmp_path_factory.mktemp("finished")
     recipe = write_recipe(folder / "tiny.yaml", student={"epochs": 1})
-    code, _, err = run_cli("distill", recipe, "-q", "--out", folder / "run")
+    code, _, err = run_kdedge("distill", recipe, "-q", "--out", folder / "run")
     assert code == 0, err
     return recipe, folder / "run"
 
@@ -195,9 +195,9 @@ def finished_run(tmp_path_factory) -> tuple[Path, Path]:
 def test_finished_run_needs_force_and_cannot_be_resumed(finished_run):
     recipe, run = finished_run
     before = checksums(run)
-    code, _, err = run_cli("distill", recipe, "-q", "--out", run)
+    code, _, err = run_kdedge("distill", recipe, "-q", "--out", run)
     assert code == 2 and "--force" in one_error_line(err) and "already holds a finished run" in err
-    code, _, err = run_cli("distill", recipe, "-q", "--resume", run)
+    code, _, err = run_kdedge("distill", recipe, "-q", "--resume", run)
     assert code == 2 and "already finished; nothing to resume" in one_error_line(err)
     assert checksums(run) == before
 
@@ -211,12 +211,12 @@ def test_resume_refuses_another_recipe_and_fresh_run_refuses_an_interrupted_one(
     (run / "summary.json").write_text(json.dumps(summary))
     (run / "student.safetensors").unlink()
     before = checksums(run)
-    code, _, err = run_cli("distill", recipe, "-q", "--resume", run, "--set", "student.lr=0.5")
+    code, _, err = run_kdedge("distill", recipe, "-q", "--resume", run, "--set", "student.lr=0.5")
     assert code == 2 and "changed: student.lr" in one_error_line(err)
-    code, _, err = run_cli("distill", recipe, "-q", "--out", run)
+    code, _, err = run_kdedge("distill", recipe, "-q", "--out", run)
     assert code == 2 and f"--resume {run}" in one_error_line(err)
     assert checksums(run) == before
-    code, _, err = run_cli("distill", recipe, "-q", "--resume", run)  # teacher loaded, student trained
+    code, _, err = run_kdedge("distill", recipe, "-q", "--resume", run)  # teacher loaded, student trained
     assert code == 0, err
     assert checksums(run)["teacher.safetensors"] == before["teacher.safetensors"]
     assert load_file(run / "student.safetensors").keys() == load_file(finished / "student.safetensors").keys()
@@ -240,7 +240,7 @@ def test_non_finite_loss_names_epoch_step_and_last_checkpoint(tmp_path):
         student={"optimizer": "sgd", "schedule": "constant"},
     )
     run = tmp_path / "run"
-    code, _, err = run_cli(
+    code, _, err = run_kdedge(
         "distill", recipe, "-q", "--out", run, "--set", "student.lr=1e30", "--checkpoint-minutes", "1e-9"
     )
     line = one_error_line(err)

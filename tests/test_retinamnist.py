@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from cli_helpers import run_in_process as run_cli
+from cli_helpers import run_kdedge
 
 from kdedge.data import retinamnist
 from kdedge.data.load import load_data
@@ -185,7 +185,7 @@ def test_swin_sizes_its_windows_tile(size: int, window: int, fits: bool) -> None
 def tiny_teacher(retina_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A retina_convnext_teacher run of a few batches (also the check that the teacher recipe runs)."""
     out = tmp_path_factory.mktemp("retina") / "teacher"
-    result = run_cli(
+    result = run_kdedge(
         "train", "retina_convnext_teacher", *TEACHER_BATCHES, "--out", out, "-q", env={"KDEDGE_DATA": str(retina_root)}
     )
     assert result.returncode == 0, result.stderr[-2000:]
@@ -194,7 +194,7 @@ def tiny_teacher(retina_root: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 @pytest.mark.parametrize("name", [pytest.param("retina_swin", marks=pytest.mark.slow), "retina_mobile"])
 def test_a_few_batches_of_each_student_recipe(retina_root: Path, tiny_teacher: Path, tmp_path: Path, name: str) -> None:
-    result = run_cli(
+    result = run_kdedge(
         "distill",
         name,
         *FEW_BATCHES,
@@ -219,7 +219,7 @@ def _refused(result, tmp_path: Path, pattern: str) -> None:
 
 
 def test_a_size_swin_windows_do_not_tile_is_one_line(retina_root: Path, tmp_path: Path) -> None:
-    result = run_cli(
+    result = run_kdedge(
         "distill",
         "retina_swin",
         *FEW_BATCHES,
@@ -238,7 +238,7 @@ def test_a_teacher_of_another_data_set_is_one_line(retina_root: Path, tiny_teach
     summary = json.loads((other / "summary.json").read_text())
     summary["data"]["dataset"] = "aptos"  # same 5 classes, same size: only the data set differs
     (other / "summary.json").write_text(json.dumps(summary))
-    result = run_cli(
+    result = run_kdedge(
         "distill",
         "retina_mobile",
         *FEW_BATCHES,
@@ -258,7 +258,7 @@ def test_cli_bad_npz_is_one_line(retina_root: Path, tmp_path: Path, damage: str)
     if damage == "truncated":
         raw = (retina_root / "medmnist" / retinamnist.FILE).read_bytes()
         (root / "medmnist" / retinamnist.FILE).write_bytes(raw[:1000])
-    result = run_cli("train", "retina_convnext_teacher", "--out", tmp_path / "run", env={"KDEDGE_DATA": str(root)})
+    result = run_kdedge("train", "retina_convnext_teacher", "--out", tmp_path / "run", env={"KDEDGE_DATA": str(root)})
     _refused(result, tmp_path, "RetinaMNIST")
 
 
@@ -290,10 +290,10 @@ def test_summary_equals_an_independent_onnxruntime_evaluation(
     env = {"KDEDGE_DATA": str(retina_root)}
     run = tmp_path / "run"
     teacher = ("--set", f"teacher.checkpoint={tiny_teacher}")
-    result = run_cli("distill", "retina_mobile", *STUDENT_EPOCH, *teacher, "--out", run, "-q", env=env)
+    result = run_kdedge("distill", "retina_mobile", *STUDENT_EPOCH, *teacher, "--out", run, "-q", env=env)
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads((run / "summary.json").read_text())["student"]["test_count"] == 400
-    result = run_cli("export", run, "--model", "student", "--precision", "fp32", "-q", env=env)
+    result = run_kdedge("export", run, "--model", "student", "--precision", "fp32", "-q", env=env)
     assert result.returncode == 0, result.stderr[-2000:]
     check = subprocess.run(
         [sys.executable, str(REPO / "bench" / "retinamnist_check.py"), str(run), "--data-root", str(retina_root)],

@@ -251,13 +251,15 @@ def test_a_candidates_file_is_written_as_export_writes_it(tmp_path: Path) -> Non
 
 
 def test_search_results_become_a_results_table(tmp_path: Path) -> None:
-    """bench/search_results.py: search folders -> search_<name>.json -> a table make_tables accepts."""
+    """bench/tables.py collect: search folders -> search_<name>.json -> a table the results page accepts."""
     import json
     import sys
 
+    from kdedge.report.results_page import tables_of
+
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-    import make_tables
-    import search_results
+    from tablegen import search as search_results
+    from tablegen.files import read_results
 
     run = {"accuracy": 0.5, "latency_ms_p50": 0.4, "status": "ok"}
     record = {
@@ -284,8 +286,7 @@ def test_search_results_become_a_results_table(tmp_path: Path) -> None:
     (tmp_path / "s1").mkdir()
     (tmp_path / "s1" / "search.json").write_text(json.dumps(record))
     search_results.collect("retina", [tmp_path / "s1"], "title", 95, [], results=tmp_path)
-    search_results.tabulate(results=tmp_path)
-    tables, _ = make_tables.load_results(tmp_path)
+    tables, _ = tables_of(search_results.tables(read_results(tmp_path)))
     (table,) = tables
     assert table["commands"] == ["kdedge search retina_mobile --target litert-int8 --latency-ms 1"]
     row = dict(zip(table["columns"], table["rows"][0], strict=True))

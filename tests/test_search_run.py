@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from cli_helpers import one_error_line, run_cli
+from cli_helpers import one_error_line, run_kdedge
 
 SPACE = """\
 name: tiny
@@ -117,13 +117,13 @@ def test_the_picks_file_meets_the_budget_as_the_bench_measures_it(searched) -> N
     assert row["accuracy"] == pytest.approx(rows_of(out)[record["pick"]]["accuracy"], abs=1e-4)
 
 
-def test_an_impossible_budget_is_one_line_and_the_cost_cache_answers_at_once(searched, capsys, monkeypatch) -> None:
+def test_an_impossible_budget_is_one_line_and_the_cost_cache_answers_at_once(searched, monkeypatch) -> None:
     folder, _, _ = searched
     monkeypatch.setenv("KDEDGE_CACHE", str(folder / "cache"))
     started = time.perf_counter()
     args = search_args(folder, folder / "impossible")
     args[args.index("--latency-ms") + 1] = "0.0001"
-    code, _, stderr = run_cli(*args, "--quiet")
+    code, _, stderr = run_kdedge(*args, "--quiet")
     line = one_error_line(stderr)
     assert code == 2 and line.startswith("error: no candidate of the space meets latency p50 <= 0.0001 ms")
     assert "closest:" in line
@@ -147,7 +147,7 @@ def test_bad_input_is_one_line_exit_2(tmp_path: Path, change: tuple[str, str], m
     args = search_args(tmp_path, tmp_path / "out")
     option, value = change
     args[args.index(option) + 1] = str(tmp_path / "bad.yaml") if value == "BAD" else value
-    code, _, stderr = run_cli(*args)
+    code, _, stderr = run_kdedge(*args)
     assert code == 2 and one_error_line(stderr).startswith(message)
     assert not (tmp_path / "out").exists()  # nothing written
 
@@ -155,16 +155,18 @@ def test_bad_input_is_one_line_exit_2(tmp_path: Path, change: tuple[str, str], m
 def test_show_space_prints_the_packaged_space_as_written() -> None:
     from kdedge.experiments.search.space import packaged_space_path
 
-    code, stdout, _ = run_cli("search", "--show-space")
+    code, stdout, _ = run_kdedge("search", "--show-space")
     assert code == 0 and stdout == packaged_space_path().read_text()
 
 
 def test_missing_target_and_ray_only_options_are_one_line(tmp_path: Path) -> None:
-    code, _, stderr = run_cli("search", "quickstart_mnist", "--latency-ms", "1")
+    code, _, stderr = run_kdedge("search", "quickstart_mnist", "--latency-ms", "1")
     assert code == 2 and one_error_line(stderr) == "error: search: give --target and --latency-ms " + (
         "(`kdedge search --show-space` shows the space)"
     )
-    code, _, stderr = run_cli("search", "quickstart_mnist", "--target", "onnx-int8", "--latency-ms", "1", "--cpus", "2")
+    code, _, stderr = run_kdedge(
+        "search", "quickstart_mnist", "--target", "onnx-int8", "--latency-ms", "1", "--cpus", "2"
+    )
     assert code == 2 and one_error_line(stderr) == "error: --cpus applies to --backend ray only"
 
 

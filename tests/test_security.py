@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from cli_helpers import one_error_line, run_cli, run_subprocess, write_recipe
+from cli_helpers import one_error_line, run_kdedge, run_subprocess, write_recipe
 
 from kdedge.files.atomic import save_state
 from kdedge.models.builders import build_model
@@ -49,7 +49,7 @@ def evil(tmp_path) -> dict[str, Path]:
 @pytest.mark.parametrize("key", ["teacher.checkpoint", "teacher.pretrained", "student.pretrained"])
 def test_malicious_pickle_as_weights_is_refused(evil, tmp_path, key, name):
     recipe = write_recipe(tmp_path / "r.yaml")
-    code, _, err = run_cli("distill", recipe, "-q", "--out", tmp_path / "run", "--set", f"{key}={evil[name]}")
+    code, _, err = run_kdedge("distill", recipe, "-q", "--out", tmp_path / "run", "--set", f"{key}={evil[name]}")
     line = one_error_line(err)
     assert code == 2 and str(evil[name]) in line, line
     assert "not a plain tensor checkpoint" in line or "not a valid safetensors file" in line
@@ -74,11 +74,11 @@ def test_pickle_posing_as_a_run_weights_file_or_training_state(evil, tmp_path):
     shutil.copy(recipe, run / "recipe.yaml")
     (run / "summary.json").write_text('{"data": {"num_classes": 10, "in_channels": 1, "image_size": 28}}')
     shutil.copy(evil["evil.safetensors"], run / "teacher.safetensors")
-    code, _, err = run_cli("eval", run)
+    code, _, err = run_kdedge("eval", run)
     assert code == 2 and "teacher.safetensors: not a valid safetensors file" in one_error_line(err)
     shutil.copy(evil["evil.safetensors"], run / "teacher.state.safetensors")
     (run / "teacher.safetensors").unlink()
-    code, _, err = run_cli("distill", recipe, "-q", "--resume", run)
+    code, _, err = run_kdedge("distill", recipe, "-q", "--resume", run)
     assert code == 2 and "not a kdedge training state" in one_error_line(err)
     assert not evil["marker"].exists()
 
@@ -87,10 +87,10 @@ def test_yaml_python_tag_is_refused(tmp_path):
     marker = tmp_path / "PWNED"
     recipe = tmp_path / "evil.yaml"
     recipe.write_text(f'name: !!python/object/apply:os.system ["touch {marker}"]\ndata: {{name: mnist}}\n')
-    code, _, err = run_cli("distill", recipe)
+    code, _, err = run_kdedge("distill", recipe)
     line = one_error_line(err)
     assert code == 2 and f"{recipe}: line 1 invalid YAML" in line and "python/object/apply" in line
-    code, _, err = run_cli(
+    code, _, err = run_kdedge(
         "distill",
         write_recipe(tmp_path / "ok.yaml"),
         "--set",
@@ -102,7 +102,7 @@ def test_yaml_python_tag_is_refused(tmp_path):
 
 def test_a_recipe_cannot_name_code(tmp_path):
     recipe = write_recipe(tmp_path / "r.yaml", student={"model": "os.system"})
-    code, _, err = run_cli("distill", recipe)
+    code, _, err = run_kdedge("distill", recipe)
     assert code == 2 and "unknown model 'os.system'" in one_error_line(err)
 
 
@@ -117,10 +117,10 @@ def test_relative_paths_resolve_against_the_recipe_folder_and_are_shown(tmp_path
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)  # the recipe's folder counts, not the working directory
     assert load_recipe(str(recipe)).teacher.checkpoint == str(weights.resolve())
-    code, out, err = run_cli("distill", recipe, "--out", tmp_path / "run")
+    code, out, err = run_kdedge("distill", recipe, "--out", tmp_path / "run")
     assert code == 0, err
     assert f"teacher.checkpoint: {weights.resolve()}" in out
     missing = write_recipe(tmp_path / "recipes" / "m.yaml", teacher={"checkpoint": "../nowhere/t.st"})
-    code, _, err = run_cli("distill", missing, "-q", "--out", tmp_path / "run2")
+    code, _, err = run_kdedge("distill", missing, "-q", "--out", tmp_path / "run2")
     resolved = tmp_path.resolve() / "nowhere" / "t.st"
     assert code == 2 and f"teacher.checkpoint: {resolved} does not exist" in one_error_line(err)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from cli_helpers import TINY, one_error_line, run_cli, write_recipe
+from cli_helpers import TINY, one_error_line, run_kdedge, write_recipe
 
 from kdedge.commands.options import StudyOptions
 from kdedge.commands.study import study_spec
@@ -112,7 +112,7 @@ def test_study_trains_each_teacher_once_and_tabulates_beside_no_kd(tiny: Path, t
     out, copy = tmp_path / "study", tmp_path / "results" / "tiny_study.json"
     args = ["study", tiny, "--seeds", "0", "1", *sets(*FAST), "--variant", "T8: distillation.temperature=8"]
     args += ["--variant", "kd:", "--out", out, "--json", copy]
-    code, _, stderr = run_cli(*args)
+    code, _, stderr = run_kdedge(*args)
     assert code == 0, stderr
     teachers = sorted(out.glob("teachers/*/seed*/summary.json"))
     assert len(teachers) == 2  # one per seed, for all three rows
@@ -133,7 +133,7 @@ def test_study_trains_each_teacher_once_and_tabulates_beside_no_kd(tiny: Path, t
     assert load_results(copy.parent)[0][0]["rows"] == table["rows"]
     assert "| tiny | T8 |" in "\n".join(section(table | {"id": "x"}))
     before = {path: path.stat().st_mtime_ns for path in out.glob("**/*.safetensors")}
-    code, stdout, stderr = run_cli(*args)
+    code, stdout, stderr = run_kdedge(*args)
     assert code == 0 and "0 to train now" in stdout, stderr
     assert {path: path.stat().st_mtime_ns for path in out.glob("**/*.safetensors")} == before
 
@@ -196,7 +196,7 @@ def test_sigterm_between_runs_stops_and_the_same_command_continues(tiny: Path, t
     ],
 )
 def test_bad_input_is_one_line_and_trains_nothing(tiny: Path, tmp_path: Path, extra: list[str], message: str) -> None:
-    code, _, stderr = run_cli("study", tiny, "--out", tmp_path / "study", *extra)
+    code, _, stderr = run_kdedge("study", tiny, "--out", tmp_path / "study", *extra)
     assert code == 2 and message in one_error_line(stderr)
     assert not (tmp_path / "study").exists()
 
@@ -204,6 +204,6 @@ def test_bad_input_is_one_line_and_trains_nothing(tiny: Path, tmp_path: Path, ex
 def test_a_bad_study_file_names_its_key(tmp_path: Path) -> None:
     study = tmp_path / "s.yaml"
     study.write_text("recipes: [hinton_mnist]\nseeds: [0, 0]\nbaselines: false\n")
-    code, _, stderr = run_cli("study", study, "--out", tmp_path / "out")
+    code, _, stderr = run_kdedge("study", study, "--out", tmp_path / "out")
     line = one_error_line(stderr)
     assert code == 2 and line.startswith(f"error: {study}: ") and "seeds: " in line and "baselines: unknown key" in line

@@ -14,7 +14,14 @@ from cli_helpers import tiny_overrides
 from safetensors.torch import load_file
 
 from kdedge.errors import InputError
-from kdedge.experiments.sweep import baseline_dir, baseline_runs, check_grid, parse_grid, point_recipe
+from kdedge.experiments.sweep import (
+    baseline_dir,
+    baseline_runs,
+    check_grid,
+    parse_grid,
+    planned_baselines,
+    point_recipe,
+)
 from kdedge.experiments.sweep_results import column_cell, gain, is_finished, sort_rows, write_results
 from kdedge.recipe import load_recipe
 from kdedge.recipe.grid import grid_points, point_name
@@ -265,3 +272,12 @@ def test_sweep_over_logit_and_feature_methods_on_mnist(data_root: Path, tmp_path
         summary = json.loads((out / "points" / name / "summary.json").read_text())
         saved = yaml.safe_load((out / "points" / name / "recipe.yaml").read_text())["distillation"]
         assert summary["finished"] and saved["loss"] in name and str(saved.get("feature_loss")).lower() in name
+
+
+def test_an_alpha_0_point_is_its_own_no_kd_baseline(tmp_path: Path) -> None:
+    base = load_recipe("hinton_mnist_sweep")
+    baselines, same = planned_baselines(base, {"distillation.alpha": [0.0, 0.5]}, None, tmp_path)
+    zero = tmp_path / "points" / point_name({"distillation.alpha": 0.0})
+    assert baselines == {} and same == {tmp_path / "baseline": zero}  # cross-entropy only: trained once
+    baselines, same = planned_baselines(base, {"distillation.alpha": [0.5, 0.7]}, None, tmp_path)
+    assert list(baselines) == [tmp_path / "baseline"] and same == {}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from cli_helpers import run_cli
+from cli_helpers import run_kdedge
 from threads_probe import threads_seen
 
 from kdedge.commands.distill import _use_threads
@@ -89,7 +89,7 @@ def test_distill_threads_sets_torch_and_the_children(saved_threads) -> None:
 
 
 def test_threads_below_one_are_a_usage_error() -> None:
-    code, _, err = run_cli("distill", "hinton_mnist", "--threads", "0")
+    code, _, err = run_kdedge("distill", "hinton_mnist", "--threads", "0")
     assert code == 2 and "--threads" in err
 
 

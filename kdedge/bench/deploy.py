@@ -19,7 +19,6 @@ from kdedge.runtime.check import check_model_file
 from kdedge.runtime.formats import file_runtimes
 from kdedge.ui.console import warn
 
-FILE_RUNTIMES = file_runtimes()  # rows that run a deployable file (kdedge.runtime.formats)
 TARGETS = {"cpu-x86": "cpu"}  # --target -> the bench device its choice is made on
 REFERENCE_RUNTIMES = ("onnxruntime", "torch", "openvino")  # whose fp32 row is "fp32", in this order
 
@@ -55,7 +54,7 @@ def within_accuracy(rows: list[dict[str, Any]], accuracy_bound: float) -> list[d
         r
         for r in rows
         if r["status"] == "ok"
-        and r["runtime"] in FILE_RUNTIMES
+        and r["runtime"] in file_runtimes()  # rows that run a deployable file (kdedge.runtime.formats)
         and r["accuracy"] is not None
         and 100 * (reference - r["accuracy"]) <= accuracy_bound + 1e-9
     ]
@@ -154,7 +153,7 @@ def describe_choice(
     reference = _reference_accuracy(rows)
     at_batch = [r for r in rows if r["batch_size"] == best["batch_size"]]
     benched = {
-        (r["runtime"], r["precision"]) for r in at_batch if r["status"] == "ok" and r["runtime"] in FILE_RUNTIMES
+        (r["runtime"], r["precision"]) for r in at_batch if r["status"] == "ok" and r["runtime"] in file_runtimes()
     }
     allowed = {(r["runtime"], r["precision"]) for r in qualified(at_batch, accuracy_bound, min_agreement)}
     return (

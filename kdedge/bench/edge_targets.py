@@ -1,4 +1,4 @@
-"""The edge files (kdedge.runtime.formats: .pte, .tflite, .mlpackage) bench finds in RUN/export or is given
+"""The edge files (kdedge.runtime.formats: .pte, .tflite, .mlpackage, ...) bench finds in RUN/export or is given
 as bare files, keyed (format, precision, batch) -> file; batch is None for a dynamic-batch file.
 Torch-free: metadata comes from the sidecar / package (kdedge.runtime.edge_meta)."""
 
@@ -13,12 +13,14 @@ EdgeKey = tuple[str, str, "int | None"]
 
 
 def edge_suffixes() -> tuple[str, ...]:
-    return tuple(dict.fromkeys(f.suffix for f in FORMATS.values() if f.converter and f.name != "onnx"))
+    """The suffixes of every edge format in the table (Format.edge)."""
+    return tuple(dict.fromkeys(f.suffix for f in FORMATS.values() if f.edge))
 
 
 def is_edge_file(path: Path) -> bool:
+    """The path's suffix is an edge format's (not ONNX's)."""
     fmt = format_of_file(str(path))
-    return fmt is not None and fmt.name != "onnx"
+    return fmt is not None and fmt.edge
 
 
 def edge_key(path: Path, meta: dict[str, str]) -> EdgeKey:

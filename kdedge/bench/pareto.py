@@ -13,18 +13,10 @@ from kdedge.runtime.formats import file_runtimes
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-# one colour per runtime: PyTorch's two, then every file runtime of the format table in its order
-RUNTIME_COLOURS = {runtime: f"C{index}" for index, runtime in enumerate(("torch", "torch-compile", *file_runtimes()))}
-RUNTIME_SHORT = {
-    "torch": "pt",
-    "torch-compile": "pt-c",
-    "onnxruntime": "ort",
-    "openvino": "ov",
-    "executorch": "et",
-    "litert": "tfl",
-    "coreml": "cml",
-    "onnxruntime-trt": "trt",
-}
+
+def runtime_colours() -> dict[str, str]:
+    """One colour per runtime: PyTorch's two, then every file runtime of the format table in its order."""
+    return {runtime: f"C{index}" for index, runtime in enumerate(("torch", "torch-compile", *file_runtimes()))}
 
 
 @dataclass(frozen=True)
@@ -109,7 +101,7 @@ def _draw_points(ax: Axes, points: list[dict[str, Any]], y_axis: _YAxis, labelle
             y_axis.value(row),
             marker="s" if row["stage"] == "teacher" else "o",
             s=60,
-            c=RUNTIME_COLOURS.get(row["runtime"], "k"),
+            c=runtime_colours().get(row["runtime"], "k"),
             edgecolors="k" if row.get("deploy") else "none",
             linewidths=1.5,
         )
@@ -126,7 +118,7 @@ def _draw_points(ax: Axes, points: list[dict[str, Any]], y_axis: _YAxis, labelle
 
 def _draw_legend_keys(ax: Axes, points: list[dict[str, Any]]) -> None:
     """Empty scatters that only name things in the legend: the runtimes plotted, the marker shapes."""
-    for runtime, colour in RUNTIME_COLOURS.items():
+    for runtime, colour in runtime_colours().items():
         if any(r["runtime"] == runtime for r in points):
             ax.scatter([], [], c=colour, label=runtime)
     ax.scatter([], [], marker="s", c="w", edgecolors="k", label="teacher")

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from kdedge.bench.edge_targets import edge_rows
+from kdedge.bench.edge_targets import edge_rows, is_edge_file
 from kdedge.bench.isolate import DEFAULT_ENTRY, run_isolated
 from kdedge.bench.targets import BenchModel, discover, prepare_test_sets
 from kdedge.errors import InputError
-from kdedge.runtime.formats import file_runtimes
+from kdedge.runtime.formats import file_runtimes, format_of_file
 
-RUNTIME_CHOICES = ("torch", *file_runtimes())  # from the format table (kdedge.runtime.formats)
+
+def runtime_choices() -> tuple[str, ...]:
+    """torch and every runtime of the format table (kdedge.runtime.formats), read when asked."""
+    return ("torch", *file_runtimes())
 
 
 @dataclass(frozen=True)
@@ -26,7 +29,7 @@ class BenchOptions:
     threads: int = os.cpu_count() or 1
     seconds: float = 2.0
     warmup_s: float = 0.5
-    runtimes: tuple[str, ...] = RUNTIME_CHOICES
+    runtimes: tuple[str, ...] = field(default_factory=runtime_choices)
     compile: bool = False
     limit: int | None = None
     data_root: str | None = None
@@ -46,9 +49,10 @@ def check_options(options: BenchOptions) -> None:
             raise InputError(
                 "--device cuda: no CUDA device is present (torch.cuda.is_available() is False); use --device cpu"
             )
-    unknown = [r for r in options.runtimes if r not in RUNTIME_CHOICES]
+    allowed = runtime_choices()
+    unknown = [r for r in options.runtimes if r not in allowed]
     if unknown or not options.runtimes:
-        raise InputError(f"--runtimes: unknown '{','.join(unknown)}'; allowed: {', '.join(RUNTIME_CHOICES)}")
+        raise InputError(f"--runtimes: unknown '{','.join(unknown)}'; allowed: {', '.join(allowed)}")
     if not options.batch_sizes or min(options.batch_sizes) < 1:
         raise InputError(f"--batch: batch sizes must be >= 1 (got {list(options.batch_sizes)})")
     if options.threads < 1 or options.seconds <= 0 or options.timeout_s <= 0:
@@ -161,6 +165,7 @@ def payload_for(row: dict[str, Any], model: BenchModel, options: BenchOptions) -
         "stage": model.stage,
         "eval_images": model.test_images if row["_scored"] else None,
         "logits_out": row["_logits"],
+        "format": format_of_file(row["file"]).as_dict() if row["file"] and is_edge_file(row["file"]) else None,
     }
 
 

@@ -17,9 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from kdedge.bench.ov_cache import read_cached
-from kdedge.runtime.formats import file_runtimes, runtime_format
-
-RUNTIMES = ("torch", "torch-compile", *file_runtimes())  # file runtimes: kdedge.runtime.formats
+from kdedge.runtime.formats import Format, file_runtimes, runtime_format
 
 
 class Skip(Exception):
@@ -154,9 +152,10 @@ class OpenVinoRunner:
         """infer() is synchronous."""
 
 
-def preload(runtime: str) -> None:
+def preload(runtime: str, fmt: Format | None = None) -> None:
     """Import the runtime's libraries, so a row's memory figure counts the model and its buffers, not the
-    code of torch / timm / onnxruntime / openvino (the same for every model)."""
+    code of torch / timm / onnxruntime / openvino (the same for every model); a runtime not named here:
+    its format's run_modules."""
     modules = {
         "torch": ("torch", "timm", "kdedge.models"),
         "onnxruntime": ("onnxruntime",),
@@ -166,7 +165,7 @@ def preload(runtime: str) -> None:
         "ncnn": ("ncnn",),
         "mnn": ("MNN",),
     }
-    for name in modules.get(runtime.removesuffix("-compile"), ()):
+    for name in modules.get(runtime.removesuffix("-compile"), fmt.run_modules if fmt else ()):
         if importlib.util.find_spec(name) is not None:
             importlib.import_module(name)
 
@@ -200,20 +199,29 @@ def make_runner(payload: dict[str, Any]) -> Runner:
         if device != "cpu":
             raise Skip("the OpenVINO runner runs on the CPU only")
         return OpenVinoRunner(payload["file"], precision, threads, payload["batch_size"])
-    fmt = runtime_format(runtime)
-    if fmt is not None and fmt.name not in ("onnx", "openvino", "tensorrt"):
-        return _edge_runner(payload)
-    raise Skip(f"unknown runtime '{runtime}' (valid: {', '.join(RUNTIMES)})")
+    fmt = payload_format(payload)
+    if fmt is not None and fmt.edge:
+        return _edge_runner(payload, fmt)
+    valid = ("torch", "torch-compile", *file_runtimes())
+    raise Skip(f"unknown runtime '{runtime}' (valid: {', '.join(valid)})")
 
 
-def _edge_runner(payload: dict[str, Any]) -> Runner:
-    """An edge format's runner (kdedge.runtime.edge_runners); not installed / wrong platform -> Skip."""
+def payload_format(payload: dict[str, Any]) -> Format | None:
+    """The format entry a row's payload carries (an edge file's: the parent's table entry, so a format
+    added at run time runs in the child too), else the table's format of the row's runtime."""
+    if payload.get("format"):
+        return Format.from_dict(payload["format"])
+    return runtime_format(payload["runtime"])
+
+
+def _edge_runner(payload: dict[str, Any], fmt: Format) -> Runner:
+    """An edge format's runner (its table entry names it); not installed / wrong platform -> Skip."""
     from kdedge.runtime.edge_runners import Unavailable, open_runner
 
     if payload["device"] != "cpu":
         raise Skip(f"the {payload['runtime']} runner runs on the CPU only here")
     try:
-        runner = open_runner(payload["file"], payload["threads"], payload["batch_size"])
+        runner = open_runner(payload["file"], payload["threads"], payload["batch_size"], fmt)
         if getattr(runner, "batch", payload["batch_size"]) != payload["batch_size"]:
             raise Unavailable(f"the file is fixed to batch {runner.batch}")
     except Unavailable as why:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from kdedge.bench.runners import Skip, make_runner, preload
+from kdedge.bench.runners import Skip, make_runner, payload_format, preload
 from kdedge.bench.timing import summarize, time_calls, time_calls_cuda
 
 
@@ -55,7 +55,7 @@ def measure_row(payload: dict[str, Any]) -> dict[str, Any]:
     payload: runtime, precision, device, batch_size, threads, seconds, warmup_s, input_shape (C, H, W),
     file / run_path + stage, eval_images (.npy of (N, C, H, W) float32) and logits_out (.npy path).
     """
-    preload(payload["runtime"])
+    preload(payload["runtime"], payload_format(payload))
     baseline_mb = rss_mb()
     runner = make_runner(payload)
     shape = (payload["batch_size"], *payload["input_shape"])

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from kdedge.bench.run import RUNTIME_CHOICES, BenchOptions, check_options, run_bench
+from kdedge.bench.run import BenchOptions, check_options, run_bench, runtime_choices
 from kdedge.commands.options import BenchCommandOptions
 from kdedge.errors import InputError, RuntimeFailure
 from kdedge.files.fsguard import check_writable
@@ -24,12 +24,13 @@ def parse_int_list(text: str, option: str) -> tuple[int, ...]:
 
 def parse_runtimes(text: str) -> tuple[str, ...]:
     """'all' or a comma-separated subset of the runtimes."""
+    allowed = runtime_choices()
     if text.strip() == "all":
-        return RUNTIME_CHOICES
+        return allowed
     names = tuple(part.strip() for part in text.split(",") if part.strip())
-    unknown = [name for name in names if name not in RUNTIME_CHOICES]
+    unknown = [name for name in names if name not in allowed]
     if unknown or not names:
-        raise InputError(f"--runtimes: unknown '{','.join(unknown)}'; allowed: {', '.join(RUNTIME_CHOICES)}")
+        raise InputError(f"--runtimes: unknown '{','.join(unknown)}'; allowed: {', '.join(allowed)}")
     return names
 
 

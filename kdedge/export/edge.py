@@ -86,9 +86,14 @@ def _build(job: EdgeStage, fmt: Format, precision: str, batch: int | None, out_d
     return row
 
 
+def _call(reference: str, *args: object) -> object:
+    """Call the function a table entry names as "module:function"."""
+    module, function = reference.split(":")
+    return getattr(importlib.import_module(module), function)(*args)
+
+
 def _convert(fmt: Format, job: ConvertJob) -> None:
-    module, function = fmt.converter.split(":")
-    getattr(importlib.import_module(module), function)(job)
+    _call(fmt.converter, job)
     if not job.path.exists():
         raise ExportFailed(f"the {fmt.name} converter wrote no file")
 
@@ -100,12 +105,13 @@ def _size_mb(path: Path) -> float:
 
 def _check(job: EdgeStage, fmt: Format, row: ExportRow, path: Path) -> None:
     """Fill `row` from the file; set its status when a bound is missed."""
-    if fmt.run_skip_reason():  # Core ML off macOS: structure only
-        from kdedge.export.coreml_convert import structure
-
-        row.extra["structure"] = structure(path, job.chw)
+    if fmt.run_skip_reason():  # Core ML off macOS: its structure only, where the table names a check of it
+        if fmt.structure:
+            row.extra["structure"] = _call(fmt.structure, path, job.chw)
+            row.extra["check"] = f"structural only ({fmt.run_skip_reason()})"
+        else:
+            row.extra["check"] = f"not checked: {fmt.run_skip_reason()}"
         row.status = "ok"
-        row.extra["check"] = f"structural only ({fmt.run_skip_reason()})"
         return
     from kdedge.runtime.edge_runners import open_runner
 
@@ -194,13 +200,15 @@ def remove_tree(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-CONVERTER_PACKAGES = {
-    "executorch": "executorch",
-    "litert": "litert-torch",
-    "coreml": "coremltools",
-    "ncnn": "pnnx",
-    "mnn": "MNN",
-}
+def exporter(fmt: Format) -> str:
+    """'litert-torch 0.8.0': the distribution the table names for the format's converter, and its version."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    package = fmt.exporter or fmt.name
+    try:
+        return f"{package} {version(package)}"
+    except PackageNotFoundError:
+        return package
 
 
 def export_edge_stage(
@@ -217,8 +225,6 @@ def export_edge_stage(
 ) -> list[ExportRow]:
     """Every edge format's files of one stage (run: RunDir; recipe: Recipe), published into out_dir.
     A precision the format cannot write is a skipped row, not an error."""
-    from importlib.metadata import version
-
     from kdedge.export.publish import stage_metadata
 
     model, info = run.load_model(stage)
@@ -226,11 +232,7 @@ def export_edge_stage(
     reference = _torch_logits(model, data.test_images)
     rows: list[ExportRow] = []
     for fmt in formats:
-        package = CONVERTER_PACKAGES.get(fmt.name, fmt.name)
-        meta = stage_metadata(recipe, stage, info, chw, settings) | {
-            "opset": None,
-            "exporter": f"{package} {version(package)}",
-        }
+        meta = stage_metadata(recipe, stage, info, chw, settings) | {"opset": None, "exporter": exporter(fmt)}
         job = EdgeStage(stage, model, chw, meta, reference, settings, data)
         usable = [p for p in precisions if p in fmt.precisions]
         for precision in [p for p in precisions if p not in fmt.precisions]:

@@ -33,13 +33,13 @@ from kdedge.export.options import (
     select_stages,
 )
 from kdedge.export.outcome import ExportFailed, passed, report, threshold_failure
+from kdedge.export.plan import FormatPlan, plan_formats
 from kdedge.export.publish import file_metadata, publish, stage_metadata
 from kdedge.export.table import ExportRow, file_line
 from kdedge.export.verify import accuracy, agreement, check, onnx_logits, torch_parity
 from kdedge.files.fsguard import check_writable, disk_full_as_error
 from kdedge.files.rundir import RunDir, remembered_data_root
 from kdedge.recipe import Recipe
-from kdedge.runtime.formats import FormatPlan, plan_formats
 
 Say = Callable[[str], None]
 __all__ = ["ExportFailed", "export_run", "export_stage"]

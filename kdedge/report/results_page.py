@@ -14,7 +14,9 @@ Standard library only: the page is rebuilt and checked without torch.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 REQUIRED = {
     "title": str,
@@ -51,14 +53,19 @@ def check_table(data: dict, name: str) -> None:
 def load_results(folder: Path) -> tuple[list[dict], list[str]]:
     """(tables, raw): the result files in the table format (checked), sorted by (order, file name), each with
     its file stem as "id"; and the names of the other JSON files there (a script's raw output, listed)."""
+    return tables_of({path.name: json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))})
+
+
+def tables_of(files: Mapping[str, Any]) -> tuple[list[dict], list[str]]:
+    """load_results of result files already read (file name -> content)."""
     results, raw = [], []
-    for path in sorted(folder.glob("*.json")):
-        data = json.loads(path.read_text())
+    for name in sorted(files):
+        data = files[name]
         if not is_table(data):
-            raw.append(path.name)
+            raw.append(name)
             continue
-        check_table(data, str(path))
-        results.append(data | {"id": path.stem})
+        check_table(data, name)
+        results.append(data | {"id": name.removesuffix(".json")})
     return sorted(results, key=lambda r: (r["order"], r["id"])), raw
 
 

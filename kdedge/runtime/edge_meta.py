@@ -31,7 +31,7 @@ def read_edge_metadata(path: str | Path) -> dict[str, str]:
         raise InputError(f"file not found: {path}")
     if path.is_file():
         check_model_file(path)  # flatbuffer header (kdedge.runtime.check): one line for a corrupt file
-    if fmt is not None and fmt.metadata == "inside" and fmt.name != "onnx":
+    if fmt is not None and fmt.metadata == "inside" and fmt.edge:  # Core ML's user-defined metadata
         try:
             return read_coreml_metadata(path)
         except Exception as err:  # noqa: BLE001 - a corrupt package

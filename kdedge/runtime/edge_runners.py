@@ -16,10 +16,14 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from kdedge.errors import InputError
+
+if TYPE_CHECKING:
+    from kdedge.runtime.formats import Format
 
 
 @contextlib.contextmanager
@@ -175,13 +179,15 @@ class LiteRtRunner:
         """invoke() is synchronous."""
 
 
-def open_runner(path: str | Path, threads: int = 1, batch_size: int | None = None):
-    """The runner of an edge file by its format (kdedge.runtime.formats), e.g. for predict and checks."""
-    from kdedge.runtime.formats import format_of_file
+def open_runner(path: str | Path, threads: int = 1, batch_size: int | None = None, fmt: Format | None = None):
+    """The runner of an edge file by its format (kdedge.runtime.formats; `fmt`: the entry to use instead of
+    the table's, as a bench child process is given it), e.g. for predict and checks."""
+    from kdedge.runtime.formats import FORMATS, format_of_file
 
-    fmt = format_of_file(str(path))
-    if fmt is None or fmt.name == "onnx":
-        raise InputError(f"{path}: not an edge file (.pte, .tflite, .mlpackage)")
+    fmt = fmt or format_of_file(str(path))
+    if fmt is None or not fmt.edge:
+        suffixes = ", ".join(dict.fromkeys(f.suffix for f in FORMATS.values() if f.edge))
+        raise InputError(f"{path}: not an edge file ({suffixes})")
     reason = fmt.run_skip_reason() or (None if fmt.runner else "no runner here")
     if reason:
         raise Unavailable(f"{fmt.name}: {reason}")

@@ -2,16 +2,19 @@
 `export --target`, the Pareto plot and `kdedge formats` know about each file format.
 
 Adding a format is one `Format` entry here plus its converter (kdedge/export/<name>_convert.py, a
-`convert(job) -> Path` function) and its runner (a class in kdedge/runtime/edge_runners.py with the
-runner protocol of kdedge.bench.runners). Pure data and importlib look-ups: no torch, no runtime import,
-so bench and predict can read it on a device that has only a runtime installed.
+`convert(job) -> None` function) and its runner (a class in kdedge/runtime/edge_runners.py with the
+runner protocol of kdedge.bench.runners). Every reader looks the table up when it runs, and bench's child
+processes get the entry of the file they run, so an entry added from a script (FORMATS[name] = Format(...))
+works as well as one written here. Pure data and importlib look-ups: no torch, no runtime import, so bench
+and predict can read it on a device that has only a runtime installed.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import platform
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from kdedge.errors import InputError, did_you_mean
 
@@ -21,7 +24,8 @@ class Format:
     """One file format. convert_modules / run_modules: what must be importable to write / to run it;
     extra / run_extra: the pip extras that bring them. converter / runner: "module:attribute" (None: the
     format has no converter / runner of its own here). dynamic_batch: one file serves every batch size
-    (else one fixed-batch file per batch size). metadata: "inside" the file, or a "sidecar" .json."""
+    (else one fixed-batch file per batch size). metadata: "inside" the file (Core ML's user-defined
+    metadata: kdedge.runtime.edge_meta reads it), or a "sidecar" .json (any format)."""
 
     name: str
     suffix: str
@@ -41,6 +45,24 @@ class Format:
     note: str = ""
     hint: str = ""  # the install line when it is not a kdedge extra (TensorRT)
     settings: str = ""  # how kdedge's runner sets the runtime up: its fastest settings on a CPU (docs/formats.md)
+    exporter: str = ""  # the pip distribution whose version export records as kdedge.exporter (default: name)
+    structure: str | None = None  # "module:function(path, chw)": the check where it cannot run (Core ML off macOS)
+
+    @property
+    def edge(self) -> bool:
+        """Files of its own, written by its converter and run by its runner: every format with a converter
+        but ONNX, the base format (its files are written by kdedge.export.runner and run by onnxruntime,
+        OpenVINO and TensorRT, the formats without a converter)."""
+        return self.converter is not None and self.name != "onnx"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The entry as JSON-able data (what bench sends the child process that runs a file)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Format:
+        """The entry as_dict() described (JSON lists back to tuples)."""
+        return cls(**{key: tuple(value) if isinstance(value, list) else value for key, value in data.items()})
 
     def pip_hint(self, run_only: bool = False) -> str:
         """The install line for this format's extra, e.g. pip install 'kdedge-distill[executorch]'."""
@@ -123,6 +145,7 @@ FORMATS: dict[str, Format] = {
             "kdedge.runtime.edge_runners:ExecuTorchRunner",
             True,
             "sidecar",
+            exporter="executorch",
             note="int8: pt2e + XNNPACKQuantizer calibrated on training images",
             settings="XNNPACK thread pool = --threads; one call takes up to the file's batch bound (1024, or 64 MiB "
             "of input), larger sets go in chunks",
@@ -142,6 +165,7 @@ FORMATS: dict[str, Format] = {
             "kdedge.runtime.edge_runners:LiteRtRunner",
             False,
             "sidecar",
+            exporter="litert-torch",
             note="fixed batch (litert-torch traces no dynamic one); int8: full integer",
             settings="Interpreter num_threads = --threads, default op resolver (XNNPACK delegate applied)",
         ),
@@ -160,6 +184,7 @@ FORMATS: dict[str, Format] = {
             "kdedge.runtime.ncnn_runner:NcnnRunner",
             True,
             "sidecar",
+            exporter="pnnx",
             note="a folder: model.ncnn.param + .bin; one image per call; int8 needs ncnn2int8 (not on PyPI)",
             settings="num_threads = --threads, no Vulkan; fp16 storage/arithmetic on for fp16 folders only",
         ),
@@ -178,6 +203,7 @@ FORMATS: dict[str, Format] = {
             "kdedge.runtime.mnn_runner:MnnRunner",
             True,
             "sidecar",
+            exporter="MNN",
             note="converted from kdedge's ONNX file by MNN's converter; fp16 = fp16 weights",
             settings="CPU backend, numThread = --threads, precision high (fp32 arithmetic)",
         ),
@@ -197,6 +223,8 @@ FORMATS: dict[str, Format] = {
             True,
             "inside",
             only_on="Darwin",
+            exporter="coremltools",
+            structure="kdedge.export.coreml_convert:structure",
             note="converts on Linux; checked structurally (spec, inputs/outputs, metadata)",
             settings="not run by kdedge (macOS only)",
         ),
@@ -222,9 +250,6 @@ FORMATS: dict[str, Format] = {
     )
 }
 
-DEFAULT_FORMATS = ("onnx",)
-FILE_FORMATS = tuple(f.name for f in FORMATS.values() if f.converter)  # formats writing files of their own
-
 
 def get_format(name: str) -> Format:
     """The table entry of `name`; InputError listing the known ones."""
@@ -242,24 +267,6 @@ def parse_formats(text: str | list[str] | tuple[str, ...]) -> list[Format]:
         raise InputError(f"--format: give at least one of {', '.join(FORMATS)}")
     wanted = {get_format(n).name for n in names}
     return [f for f in FORMATS.values() if f.name in wanted]
-
-
-def require_converters(formats: list[Format]) -> None:
-    """Before any work: one InputError naming the pip install of every asked format that cannot convert."""
-    lacking = [f for f in formats if not f.can_convert()]
-    if lacking:
-        raise InputError(
-            "; ".join(
-                f"--format {f.name} needs {', '.join(f.missing(f.convert_modules))}: {f.pip_hint()}" for f in lacking
-            )
-        )
-
-
-def check_precisions(fmt: Format, precisions: list[str]) -> None:
-    """Every asked precision must be one the format can write (ONNX-only precisions say so)."""
-    bad = [p for p in precisions if p not in fmt.precisions]
-    if bad:
-        raise InputError(f"--precision {','.join(bad)}: the {fmt.name} format writes {', '.join(fmt.precisions)} only")
 
 
 def format_of_file(path: str) -> Format | None:
@@ -304,33 +311,3 @@ def table_rows() -> list[dict[str, str]]:
             }
         )
     return rows
-
-
-@dataclass(frozen=True)
-class FormatPlan:
-    """What `kdedge export --format` will do: write the ONNX files (also for openvino / tensorrt, which
-    run them), the edge formats' own files, and the batch sizes of fixed-batch formats."""
-
-    onnx: bool
-    edge: list[Format]
-    batches: list[int]
-
-
-def parse_batches(text: str | list[int]) -> list[int]:
-    """'1,32' -> [1, 32] (sorted, unique); InputError for anything but whole numbers >= 1."""
-    try:
-        values = [int(p) for p in text.split(",") if p.strip()] if isinstance(text, str) else list(text)
-    except ValueError:
-        raise InputError(f"--batch: expected whole numbers like 1,32 (got '{text}')") from None
-    if not values or min(values) < 1:
-        raise InputError(f"--batch: expected numbers >= 1 like 1,32 (got '{text}')")
-    return sorted(set(values))
-
-
-def plan_formats(formats: str | list[str], batches: str | list[int] = "1") -> FormatPlan:
-    """Parse --format and --batch and check every converter is installed, before any work."""
-    chosen = parse_formats(formats)
-    require_converters(chosen)
-    edge = [f for f in chosen if f.converter and f.name != "onnx"]
-    onnx = any(f.name == "onnx" or not f.converter for f in chosen)
-    return FormatPlan(onnx, edge, parse_batches(batches))

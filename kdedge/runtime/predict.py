@@ -192,7 +192,7 @@ def skipped_line(skipped: list[dict[str, str]], total: int, shown: int = 3) -> s
 def _open(path: Path):
     """(ModelCard, images (N, C, H, W) float32 -> logits (N, K)) for an exported file of any format."""
     fmt = format_of_file(str(path))
-    if fmt is None or fmt.name == "onnx":
+    if fmt is None or not fmt.edge:
         card, session = model_card(path), open_session(path)
         return card, lambda images: run_logits(session, images, batch_size=len(images) or 1)
     from kdedge.runtime.edge_meta import edge_card

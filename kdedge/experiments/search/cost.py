@@ -133,6 +133,7 @@ def time_file(path: Path, chw: tuple[int, int, int], settings: CostSettings) -> 
         "stage": "student",
         "eval_images": None,
         "logits_out": None,
+        "format": settings.target.fmt.as_dict() if settings.target.fmt.edge else None,
     }
     return run_isolated(payload, settings.timeout_s)
 

@@ -1,31 +1,36 @@
 """`kdedge search` results -> bench/results: one raw file per experiment (several searches: targets x budgets),
-then the table of bench/make_tables.py. Standard library only; numbers are read from the searches'
-search.json, never typed.
+then its table. Numbers are read from the searches' search.json, never typed.
 
-    python bench/search_results.py collect retina SEARCH_DIR [SEARCH_DIR ...] --title "..." --order 95
-    python bench/tabulate_raw_results.py && python bench/make_tables.py
+    python bench/tables.py collect retina SEARCH_DIR [SEARCH_DIR ...] --title "..." --order 95
 
 `collect` writes bench/results/search_<name>.json (each search's settings, command, machine, pick and
-recipe's student at every seed, time split); tabulate_raw_results.py calls `tabulate()`, which writes
-search_<name>_table.json beside it: per search, the pick against the recipe's hand-picked student, accuracy
-over the seeds and the latency measured on the final file, and where the search's time went.
+recipe's student at every seed, time split); `tables()` makes search_<name>_table.json of it: per search, the
+pick against the recipe's hand-picked student, accuracy over the seeds and the latency measured on the final
+file, and where the search's time went.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import shlex
 import statistics
-import sys
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from tablegen.files import RESULTS, Files, ResultFileError
+
 COLUMNS = [
     "target", "budget", "search's pick", "pick acc % (seeds)", "pick ms", "pick MB", "recipe's student",
     "its acc % (seeds)", "its ms", "it fits", "search min", "folder: cost / teacher / students / export / other min",
     "cost cache",
 ]  # fmt: skip
+NOTES = [
+    "acc %: test accuracy measured from the exported file, per seed (mean); ms: the final file's "
+    "latency at the budget's percentile (median over the seeds); the recipe's student is trained "
+    "and measured by the same search (same teacher, schedule and seeds), also when it misses the budget",
+    "search min: this budget's invocation alone; folder: cost / teacher / students / export / other: every "
+    "invocation in the search folder so far (a second budget or target in the same folder reuses the "
+    "trainings and cost measurements of the first)",
+]
 
 
 def _role(record: dict, role: str) -> dict:
@@ -46,6 +51,8 @@ def _role(record: dict, role: str) -> dict:
 
 def summarise(folder: Path) -> dict:
     """What the table needs from one search folder."""
+    if not (folder / "search.json").is_file():
+        raise ResultFileError(f"{folder}: no search.json there (not a `kdedge search` folder)")
     record = json.loads((folder / "search.json").read_text())
     argv = record.get("argv", [])
     command = shlex.join(["kdedge", *argv[1:]]) if argv else ""
@@ -125,68 +132,50 @@ def table_row(search: dict) -> list:
     ]
 
 
-def tabulate(results: Path = RESULTS) -> None:
-    """search_<name>.json -> search_<name>_table.json for each collected experiment."""
-    for raw_file in sorted(results.glob("search_*.json")):
-        if raw_file.stem.endswith("_table"):
-            continue
-        raw = json.loads(raw_file.read_text())
-        searches = raw["searches"]
-        rows = [table_row(search) for search in searches]
-        first = searches[0]
-        last = [s["invocations"][-1] for s in searches if s["invocations"]]  # a folder's snapshot has them all
-        load = [i.get("load_avg_1m") for i in last if i.get("load_avg_1m") is not None]
-        cpu = first["machine"]
-        machine = f"{cpu['cpu']}, {cpu['cores']} cores, {first['threads']} thread(s), batch {first['batch']}"
-        machine += f"; load average {first['machine'].get('load_avg_1m_at_start')} at the start of the first search"
-        machine += f", {' / '.join(map(str, load))} at the end of each run" if load else ""
-        best = [(s, _accuracies(s["pick"])[1], _accuracies(s["own"])[1]) for s in searches if s["pick"]]
-        headline = "; ".join(
-            f"{s['target']} {_budget(s['budget'])}: {s['pick']['name']} {100 * p:.1f} % vs the recipe's {100 * o:.1f} %"
-            for s, p, o in best
-            if p is not None and o is not None
-        )
-        table = {
-            "title": raw["title"],
-            "experiment": raw["experiment"],
-            "order": raw["order"],
-            "headline": headline or "no search found a student within its budget",
-            "date": max(s["date"] for s in searches),
-            "machine": machine,
-            "commands": [s["command"] for s in searches],
-            "source": f"bench/results/{raw_file.name}",
-            "columns": COLUMNS,
-            "rows": rows,
-            "notes": raw.get("notes", [])
-            + [
-                "acc %: test accuracy measured from the exported file, per seed (mean); ms: the final file's "
-                "latency at the budget's percentile (median over the seeds); the recipe's student is trained "
-                "and measured by the same search (same teacher, schedule and seeds), also when it misses the budget",
-                "search min: this budget's invocation alone; folder: cost / teacher / students / export / other: every "
-                "invocation in the search folder so far (a second budget or target in the same folder reuses the "
-                "trainings and cost measurements of the first)",
-            ],
-        }
-        (results / f"{raw_file.stem}_table.json").write_text(json.dumps(table, indent=2) + "\n")
+def machine_line(searches: list[dict]) -> str:
+    """The machine, threads and batch of the first search, and the load average around the searches."""
+    first = searches[0]
+    last = [s["invocations"][-1] for s in searches if s["invocations"]]  # a folder's snapshot has them all
+    load = [i.get("load_avg_1m") for i in last if i.get("load_avg_1m") is not None]
+    cpu = first["machine"]
+    machine = f"{cpu['cpu']}, {cpu['cores']} cores, {first['threads']} thread(s), batch {first['batch']}"
+    machine += f"; load average {first['machine'].get('load_avg_1m_at_start')} at the start of the first search"
+    return machine + (f", {' / '.join(map(str, load))} at the end of each run" if load else "")
 
 
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    add = sub.add_parser("collect", help="search folders -> bench/results/search_<name>.json")
-    add.add_argument("name")
-    add.add_argument("folders", nargs="+", type=Path)
-    add.add_argument("--title", required=True)
-    add.add_argument("--order", type=int, default=95)
-    add.add_argument("--note", action="append", default=[])
-    sub.add_parser("tabulate", help="every search_<name>.json -> search_<name>_table.json")
-    args = parser.parse_args(argv)
-    if args.command == "collect":
-        print(collect(args.name, args.folders, args.title, args.order, args.note))
-    else:
-        tabulate()
-    return 0
+def headline(searches: list[dict]) -> str:
+    """Per search that found a pick: its accuracy against the recipe's own student."""
+    best = [(s, _accuracies(s["pick"])[1], _accuracies(s["own"])[1]) for s in searches if s["pick"]]
+    text = "; ".join(
+        f"{s['target']} {_budget(s['budget'])}: {s['pick']['name']} {100 * p:.1f} % vs the recipe's {100 * o:.1f} %"
+        for s, p, o in best
+        if p is not None and o is not None
+    )
+    return text or "no search found a student within its budget"
 
 
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+def search_table(name: str, raw: dict) -> dict:
+    """search_<name>.json -> its table: per search, the pick against the recipe's hand-picked student."""
+    searches = raw["searches"]
+    return {
+        "title": raw["title"],
+        "experiment": raw["experiment"],
+        "order": raw["order"],
+        "headline": headline(searches),
+        "date": max(s["date"] for s in searches),
+        "machine": machine_line(searches),
+        "commands": [s["command"] for s in searches],
+        "source": f"bench/results/{name}",
+        "columns": COLUMNS,
+        "rows": [table_row(search) for search in searches],
+        "notes": raw.get("notes", []) + NOTES,
+    }
+
+
+def tables(files: Files) -> dict[str, dict]:
+    """search_<name>_table.json for each collected search_<name>.json."""
+    return {
+        name.removesuffix(".json") + "_table.json": search_table(name, raw)
+        for name, raw in sorted(files.items())
+        if name.startswith("search_") and not name.endswith("_table.json")
+    }

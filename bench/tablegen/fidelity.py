@@ -1,25 +1,13 @@
-"""The fidelity table: every number a paper or an experiment's target gives, beside kdedge's measured one.
-
-    python bench/fidelity.py && python bench/make_tables.py    # rewrite bench/results/fidelity.json, the page
-    python bench/fidelity.py --check                           # exit 1 when fidelity.json is out of date
-
-kdedge's numbers are read from the result files in bench/results/ (each row names its file) by
-bench/fidelity_rows.py, which also holds the reference numbers with their sources. Standard library only.
+"""The fidelity table (bench/results/fidelity.json): every number a paper or an experiment's target gives,
+beside kdedge's measured one. kdedge's numbers are read from the result files in bench/results/ (each row
+names its file) by fidelity_rows.py, which also holds the reference numbers with their sources.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/, for fidelity_rows when imported by a test
-
-from fidelity_rows import (  # noqa: E402
+from tablegen.fidelity_rows import (
     HINTON,
     MEDMNIST,
-    RESULTS,
     Measured,
     Ref,
     aptos,
@@ -32,8 +20,9 @@ from fidelity_rows import (  # noqa: E402
     sweeps,
     transfer_sets,
 )
+from tablegen.files import Files, table_text
 
-TARGET = RESULTS / "fidelity.json"
+NAME = "fidelity.json"
 COLUMNS = [
     "experiment",
     "reference (source)",
@@ -107,55 +96,33 @@ def headline(pairs: list[tuple[Ref, Measured]]) -> str:
     return "kdedge beside every paper and target number: " + "; ".join(parts) + f"; {not_run} not run"
 
 
-def build() -> dict:
-    """The table file (the keys of kdedge.report.results_page), every kdedge number read from bench/results/."""
+def build(files: Files) -> dict:
+    """The table file (the keys of kdedge.report.results_page), every kdedge number read from `files`."""
     pairs: list[tuple[Ref, Measured]] = [
-        *mnist_800(),
-        *transfer_sets(),
-        *sweeps(),
-        *cnn_to_mlp(),
-        *retinamnist(),
-        *cifar10(),
-        *aptos(),
+        *mnist_800(files),
+        *transfer_sets(files),
+        *sweeps(files),
+        *cnn_to_mlp(files),
+        *retinamnist(files),
+        *cifar10(files),
+        *aptos(files),
     ]
-    rows = [row(ref, measured) for ref, measured in pairs]
     return {
         "title": "Fidelity: kdedge beside the papers' numbers and the experiments' targets",
-        "experiment": "bench/fidelity.py",
+        "experiment": "bench/tables.py",
         "order": 0,
         "headline": headline(pairs),
         "date": "{} to {}".format(*sorted(measured.source["date"][:10] for _, measured in pairs)[:: len(pairs) - 1]),
         "machine": "the machine of each row (its 'machine, date' column; the row's own table gives the load)",
-        "commands": ["python bench/fidelity.py && python bench/make_tables.py"],
+        "commands": ["python bench/tables.py"],
         "source": "the result file named in each row; the reference numbers and their sources in "
-        "bench/fidelity_rows.py",
+        "bench/tablegen/fidelity_rows.py",
         "columns": COLUMNS,
-        "rows": rows,
+        "rows": [row(ref, measured) for ref, measured in pairs],
         "notes": NOTES,
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="only check that fidelity.json is up to date")
-    args = parser.parse_args(argv)
-    try:
-        text = json.dumps(build(), indent=1, ensure_ascii=False) + "\n"
-    except (OSError, KeyError, IndexError, StopIteration, ValueError) as err:
-        print(f"error: cannot read a result file: {type(err).__name__}: {err}", file=sys.stderr)
-        return 2
-    if args.check:
-        if not TARGET.is_file() or TARGET.read_text() != text:
-            print(
-                f"error: {TARGET.relative_to(RESULTS.parents[1])} is out of date: run python bench/fidelity.py",
-                file=sys.stderr,
-            )
-            return 1
-        return 0
-    TARGET.write_text(text)
-    print(f"wrote {TARGET.relative_to(RESULTS.parents[1])}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def fidelity_text(files: Files) -> str:
+    """fidelity.json's text, as it has always been written (one-space indent, characters as they are)."""
+    return table_text(build(files), indent=1, ensure_ascii=False)

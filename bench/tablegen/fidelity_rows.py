@@ -1,17 +1,14 @@
-"""kdedge's side of the fidelity table (bench/fidelity.py): each function reads one experiment's result files
-in bench/results/ and pairs every reference number (written here, with its source) with kdedge's measured
-one. Standard library only.
+"""kdedge's side of the fidelity table (fidelity.py): each function reads one experiment's result files in
+bench/results/ and pairs every reference number (written here, with its source) with kdedge's measured one.
 """
 
 from __future__ import annotations
 
-import json
 import re
-from pathlib import Path
 from typing import NamedTuple
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
+from tablegen.files import ROOT, Files, ResultFileError
+
 HINTON = 'Hinton et al. 2015, "Distilling the Knowledge in a Neural Network"'
 MEDMNIST = (
     "MedMNIST v2 (Yang et al. 2023), best test accuracy on RetinaMNIST 28 px (Google AutoML Vision; "
@@ -41,10 +38,6 @@ class Measured(NamedTuple):
     wall: str
     source: dict
     file: str
-
-
-def load(name: str) -> dict:
-    return json.loads((RESULTS / name).read_text())
 
 
 def number(text: object, index: int = 0) -> float:
@@ -82,10 +75,10 @@ def machine_of(result: dict) -> str:
     return str(machine).split(";")[0]
 
 
-def mnist_800() -> list[tuple[Ref, Measured]]:
+def mnist_800(files: Files) -> list[tuple[Ref, Measured]]:
     """Hinton's teacher and the 2x800 student with and without KD (mnist_hinton_800.json)."""
     name, pairs = "mnist_hinton_800.json", []
-    data = load(name)
+    data = files[name]
     for start, command, paper, what in [
         ("teacher", 0, 67, "Hinton MNIST: teacher 784-1200-1200-10"),
         ("2x800 student, no KD", 2, 146, "Hinton MNIST: 2x800 student without KD"),
@@ -99,10 +92,10 @@ def mnist_800() -> list[tuple[Ref, Measured]]:
     return pairs
 
 
-def transfer_sets() -> list[tuple[Ref, Measured]]:
+def transfer_sets(files: Files) -> list[tuple[Ref, Measured]]:
     """The no-3 and the 7-and-8 transfer sets, before and after the bias fix (mnist_transfer_sets.json)."""
     name, pairs = "mnist_transfer_sets.json", []
-    data = load(name)
+    data = files[name]
     for start, column, index, paper, unit, what in [
         ("omit 3", "before the bias fix", 0, 206, "errors", "no 3 in the transfer set, before the bias fix"),
         ("omit 3", "before the bias fix", 1, 133, "errors", "no 3, before the bias fix: errors on the 3s"),
@@ -122,11 +115,11 @@ def transfer_sets() -> list[tuple[Ref, Measured]]:
     return pairs
 
 
-def sweeps() -> list[tuple[Ref, Measured]]:
+def sweeps(files: Files) -> list[tuple[Ref, Measured]]:
     """The 2x30 student's >= 20 % fewer errors than without KD, from each teacher (mnist_sweep_2x30*.json)."""
     pairs = []
     for name, teacher in [("mnist_sweep_2x30.json", "an MLP"), ("mnist_sweep_2x30_cnn.json", "a CNN")]:
-        data = load(name)
+        data = files[name]
         baseline = number(data["columns"][0].split("no KD:")[1])
         best = min(number(v) for row in data["rows"] for v in row[1:])
         runs = {recipe_seed(data["experiment"]): (best, baseline)}
@@ -145,9 +138,9 @@ def sweeps() -> list[tuple[Ref, Measured]]:
     return pairs
 
 
-def cnn_to_mlp() -> list[tuple[Ref, Measured]]:
+def cnn_to_mlp(files: Files) -> list[tuple[Ref, Measured]]:
     """The CNN teacher and its MLP student against the recipe's reference accuracies (mnist_cnn_to_mlp.json)."""
-    data, pairs = load("mnist_cnn_to_mlp.json"), []
+    data, pairs = files["mnist_cnn_to_mlp.json"], []
     source = "the cnn_to_mlp_mnist experiment's reference, docs/experiments.md section 4"
     for start, reference, what in [("mnist_cnn teacher", 98.59, "teacher"), ("MLP", 97.31, "MLP student")]:
         accuracy = number(cell(data, start, "test accuracy %"))
@@ -160,23 +153,24 @@ def cnn_to_mlp() -> list[tuple[Ref, Measured]]:
     return pairs
 
 
-def retina_command(data: dict, run: str) -> str:
-    """The command line that wrote run folder `run` (seed 0's), else the file's first command."""
+def retina_command(data: dict, run: str, study: str) -> str:
+    """The command line that wrote run folder `run` (seed 0's), else the study file that reproduces it."""
     folder = "/" + re.sub(r"-s0$", "-s$seed", run.rstrip("/").split("/")[-1]) + " "
-    return next((line.strip() for line in data["commands"] if folder in line + " "), data["commands"][0])
+    return next((line.strip() for line in data["commands"] if folder in line + " "), f"kdedge study {study}")
 
 
-def retinamnist() -> list[tuple[Ref, Measured]]:
+def retinamnist(files: Files) -> list[tuple[Ref, Measured]]:
     """The best distilled <= 5 M student of each RetinaMNIST attempt against MedMNIST v2's best (retinamnist*.json)."""
     pairs = []
-    for name, attempt in [
-        ("retinamnist.json", "6 epochs per stage"),
-        ("retinamnist_long.json", "30 epochs per stage"),
-        ("retinamnist_students.json", "30 epochs, best val epoch, loss and augmentation varied"),
-    ]:
-        data = load(name)
+    for name, attempt, study in [
+        ("retinamnist.json", "6 epochs per stage", "studies/retinamnist_6_epochs.yaml"),
+        ("retinamnist_long.json", "30 epochs per stage", "studies/retinamnist_30_epochs.yaml"),
+        ("retinamnist_students.json", "30 epochs, best val epoch, loss and augmentation varied",
+         "studies/retinamnist_students.yaml"),
+    ]:  # fmt: skip
+        data = files[name]
         if data["reference"]["accuracy"] != MEDMNIST_ACCURACY:
-            raise SystemExit(f"error: {name}: reference {data['reference']['accuracy']} is not MedMNIST v2's")
+            raise ResultFileError(f"{name}: reference {data['reference']['accuracy']} is not MedMNIST v2's")
         students = [r for r in data["rows"] if r["params"] <= 5e6 and "no KD" not in r["row"]]
         best = max(students, key=lambda r: r["test_accuracy_mean"])
         seeds = best["per_seed"]
@@ -188,7 +182,7 @@ def retinamnist() -> list[tuple[Ref, Measured]]:
             best["test_accuracy_mean"],
             text,
             " / ".join(f"{s['test_accuracy']:.4f}" for s in seeds),
-            retina_command(data, seeds[0]["run"]),
+            retina_command(data, seeds[0]["run"], study),
             ", ".join(str(s["seed"]) for s in seeds),
             f"{minutes:.1f} min/run (student)",
             data,
@@ -199,9 +193,9 @@ def retinamnist() -> list[tuple[Ref, Measured]]:
     return pairs
 
 
-def cifar10() -> list[tuple[Ref, Measured]]:
+def cifar10(files: Files) -> list[tuple[Ref, Measured]]:
     """The AlexNet teacher's >= 55 % target (cifar10_alexnet_teacher.json); the full-scale ResNets, not run."""
-    data = load("cifar10_alexnet_teacher.json")
+    data = files["cifar10_alexnet_teacher.json"]
     summary = data["teacher_30_epochs"]["summary"]
     accuracy = 100 * summary["test_accuracy"]
     teacher = Measured(
@@ -215,7 +209,7 @@ def cifar10() -> list[tuple[Ref, Measured]]:
         "cifar10_alexnet_teacher.json",
     )
     target = "the alpha study's teacher target, docs/cifar10.md"
-    resnets = load("cifar10_resnet_subset_table.json")
+    resnets = files["cifar10_resnet_subset_table.json"]
     full = Measured(
         None,
         "4,000-image subset only (its own table); the full-data table is one command for a GPU",
@@ -233,9 +227,9 @@ def cifar10() -> list[tuple[Ref, Measured]]:
     ]
 
 
-def aptos() -> list[tuple[Ref, Measured]]:
+def aptos(files: Files) -> list[tuple[Ref, Measured]]:
     """APTOS 2019: no data here (Kaggle's rules forbid redistributing it): only the latency table exists."""
-    data = load("edge_runtimes_aptos224.json")
+    data = files["edge_runtimes_aptos224.json"]
     measured = Measured(
         None,
         "no APTOS data here (Kaggle's rules forbid redistributing the photos); latency only, random weights",

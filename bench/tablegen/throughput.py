@@ -1,17 +1,11 @@
 """The training-throughput table (eager vs torch.compile, layouts, batch) from the raw files of
-bench/cifar10_train_throughput.py and bench/compile_accuracy.py, in bench/make_tables.py's table format:
-
-    train_throughput_compile.json (+ train_compile_accuracy.json) -> train_throughput_compile_table.json
-
-bench/tabulate_raw_results.py calls tabulate() when the raw file is there. Numbers are read, never typed.
-"""
+bench/cifar10_train_throughput.py (train_throughput_compile.json) and bench/compile_accuracy.py
+(train_compile_accuracy.json, optional) -> train_throughput_compile_table.json."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+from tablegen.files import Files
 
-RESULTS = Path(__file__).resolve().parent / "results"
 RAW, ACCURACY, TABLE = (
     "train_throughput_compile.json",
     "train_compile_accuracy.json",
@@ -104,14 +98,10 @@ def machine_line(raw: dict) -> str:
             f"measured beside each block, GFLOP/s): {peaks}; load average in the last column")  # fmt: skip
 
 
-def tabulate(results: Path = RESULTS) -> None:
-    """Write TABLE from RAW (and ACCURACY when present); nothing when RAW is absent."""
-    if not (results / RAW).is_file():
-        return
-    raw = json.loads((results / RAW).read_text())
-    accuracy = json.loads((results / ACCURACY).read_text()) if (results / ACCURACY).is_file() else None
+def throughput_table(raw: dict, accuracy: dict | None) -> dict:
+    """The table of one bench/cifar10_train_throughput.py run, with bench/compile_accuracy.py's notes."""
     data_path = "; ".join(f"{k} {v} ms" for k, v in raw["data_path_ms_per_batch"].items())
-    table = {
+    return {
         "title": "CPU training throughput: eager vs torch.compile, channels_last, batch (ResNet18-CIFAR, ConvNeXt-T)",
         "experiment": "bench/cifar10_train_throughput.py, bench/compile_accuracy.py",
         "order": 67,
@@ -134,9 +124,8 @@ def tabulate(results: Path = RESULTS) -> None:
             *accuracy_notes(accuracy),
         ],
     }
-    (results / TABLE).write_text(json.dumps(table, indent=2) + "\n")
-    print(f"wrote {results / TABLE}")
 
 
-if __name__ == "__main__":
-    tabulate()
+def tables(files: Files) -> dict[str, dict]:
+    """The throughput table when its raw file is present, by table file name."""
+    return {TABLE: throughput_table(files[RAW], files.get(ACCURACY))} if RAW in files else {}
