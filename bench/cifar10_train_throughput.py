@@ -121,14 +121,14 @@ def peaks_at(threads: int, precisions: list[bool]) -> dict[str, float]:
 def measure(args: argparse.Namespace) -> dict:
     """Per model and thread count: the peaks, then one interleaved block per precision."""
     precisions = [False, True] if cpu_native_bf16() else [False]
-    rows, blocks, data_path = [], [], {}
+    rows, blocks = [], []
     for name in args.models:
         work = workload(name)
         flops = train_flops_per_image(work)
         for threads in args.threads:
             torch.set_num_threads(threads)
             peaks = peaks_at(threads, precisions)
-            data_path[f"{name}, {threads} threads"] = round(data_path_seconds(work) * 1000, 2)
+            data_path_ms = round(data_path_seconds(work) * 1000, 2)
             print(f"{name} ({work.recipe}), {threads} threads: GEMM peak "
                   + ", ".join(f"{k} {v:.0f}" for k, v in peaks.items()) + " GFLOP/s", flush=True)  # fmt: skip
             for bf16 in precisions:
@@ -137,8 +137,9 @@ def measure(args: argparse.Namespace) -> dict:
                     print(_line(row), flush=True)
                 rows += block
                 blocks.append({"model": name, "threads": threads, "precision": block[0]["precision"],
-                               "peak_gflops": round(peaks[PEAK_DTYPES[bf16]], 1), "ratios": ratios(block)})  # fmt: skip
-    return {"rows": rows, "blocks": blocks, "data_path_ms_per_batch": data_path}
+                               "peak_gflops": round(peaks[PEAK_DTYPES[bf16]], 1), "ratios": ratios(block),
+                               "data_path_ms_per_batch": data_path_ms})  # fmt: skip
+    return {"rows": rows, "blocks": blocks}
 
 
 def _line(row: dict) -> str:

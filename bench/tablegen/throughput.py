@@ -17,13 +17,14 @@ COLUMNS = ["model", "setting", "batch", "threads", "images/s", "GFLOP/s", "of na
 NAMES = {"cifar_resnet18": "ResNet18-CIFAR", "convnext_tiny": "ConvNeXt-T (RetinaMNIST)"}
 
 
+def _key(row: dict) -> tuple:
+    """Which block a row or block is of: (model, precision, threads)."""
+    return row["model"], row["precision"], row["threads"]
+
+
 def _baseline(rows: list[dict], row: dict) -> dict:
     """The eager channels_last row at the recipe's batch of `row`'s block (same model, precision, threads)."""
-    block = [
-        r
-        for r in rows
-        if (r["model"], r["precision"], r["threads"]) == (row["model"], row["precision"], row["threads"])
-    ]
+    block = [r for r in rows if _key(r) == _key(row)]
     return min((r for r in block if r["channels_last"] and r["compile_mode"] is None), key=lambda r: r["batch"])
 
 
@@ -42,11 +43,29 @@ def verdicts(blocks: list[dict]) -> list[str]:
     """One note per technique and block: the measured ratio and whether it helps (>= 5 % faster)."""
     notes = []
     for block in blocks:
-        where = f"{NAMES.get(block['model'], block['model'])}, {block['precision']}, {block['threads']} threads"
+        where = f"{NAMES.get(block['model'], block['model'])}, {block['precision']}, {_threads(block['threads'])}"
         for name, ratio in block["ratios"].items():
             says = "helps" if ratio >= HELPS else ("slower" if ratio < 1 / HELPS else "does not help (within 5 %)")
             notes.append(f"{where}: {name} {ratio:.2f}x: {says}")
     return notes
+
+
+def _threads(count: int) -> str:
+    return f"{count} thread{'s' if count != 1 else ''}"
+
+
+def data_path_note(raw: dict) -> str:
+    """What the batch preparation left out of the timed steps costs: per block, ms per batch and its share of
+    the eager channels_last step."""
+    parts = []
+    for block in raw["blocks"]:
+        rows = [r for r in raw["rows"] if (r["model"], r["precision"], r["threads"]) == _key(block)]
+        step_ms = 1000 * _baseline(rows, rows[0])["median_step_s"]
+        share = 100 * block["data_path_ms_per_batch"] / step_ms
+        parts.append(f"{NAMES.get(block['model'], block['model'])} {block['precision']} {_threads(block['threads'])} "
+                     f"{block['data_path_ms_per_batch']:.1f} ms = {share:.1f} % of a step")  # fmt: skip
+    return ("the data path, left out of the timed steps (kdedge keeps the split on the device as uint8 and "
+            "augments, normalises and lays out each batch there): " + "; ".join(parts))  # fmt: skip
 
 
 def accuracy_notes(accuracy: dict | None) -> list[str]:
@@ -57,6 +76,8 @@ def accuracy_notes(accuracy: dict | None) -> list[str]:
     for run in accuracy["runs"]:
         eager, compiled = run["eager"], run["compiled"]
         same = "the same within noise" if run["same_within_noise"] else "NOT the same within noise"
+        if eager.get("at_chance") or compiled.get("at_chance"):
+            same = "at chance: too short a run to compare accuracy"
         notes.append(
             f"accuracy, {run['recipe']} ({', '.join(f'{k}={v}' for k, v in run['overrides'].items())}, "
             f"{run['threads']} threads, same seed): test accuracy eager {eager['test_accuracy']:.3f}, compiled "
@@ -80,7 +101,7 @@ def headline(raw: dict) -> str:
             f"eager (compile {compiled['compile_s']:.0f} s), best {100 * best['fraction_of_native_peak']:.0f} % of the "
             f"{best['precision']} peak"
         )
-    return f"CPU training at {raw['rows'][0]['threads']} threads: " + "; ".join(parts)
+    return f"CPU training at {_threads(raw['rows'][0]['threads'])}: " + "; ".join(parts)
 
 
 def machine_line(raw: dict) -> str:
@@ -92,7 +113,7 @@ def machine_line(raw: dict) -> str:
         "only, against the fp32 GEMM peak"
     )
     peaks = ", ".join(
-        f"{b['model']} {b['threads']} threads {b['precision']} {b['peak_gflops']:.0f}" for b in raw["blocks"]
+        f"{b['model']} {_threads(b['threads'])} {b['precision']} {b['peak_gflops']:.0f}" for b in raw["blocks"]
     )
     return (f"{info['cpu']}, {info['cpus']} CPUs, torch {info['torch']}; {bf16}; GEMM peak (2048^3 matmul, "
             f"measured beside each block, GFLOP/s): {peaks}; load average in the last column")  # fmt: skip
@@ -100,7 +121,6 @@ def machine_line(raw: dict) -> str:
 
 def throughput_table(raw: dict, accuracy: dict | None) -> dict:
     """The table of one bench/cifar10_train_throughput.py run, with bench/compile_accuracy.py's notes."""
-    data_path = "; ".join(f"{k} {v} ms" for k, v in raw["data_path_ms_per_batch"].items())
     return {
         "title": "CPU training throughput: eager vs torch.compile, channels_last, batch (ResNet18-CIFAR, ConvNeXt-T)",
         "experiment": "bench/cifar10_train_throughput.py, bench/compile_accuracy.py",
@@ -118,8 +138,7 @@ def throughput_table(raw: dict, accuracy: dict | None) -> dict:
             "same load); compile s = the warm-up steps' seconds beyond two timed steps, from an empty inductor cache",
             "batch: the recipe's (cifar10_resnet18 128, retina_convnext_teacher 32) and 4x that; FLOPs per image "
             "from torch.utils.flop_counter (forward + backward)",
-            f"the data path (kdedge keeps the split on the device as uint8 and augments there; per batch, left out of "
-            f"the steps above): {data_path}",
+            data_path_note(raw),
             *verdicts(raw["blocks"]),
             *accuracy_notes(accuracy),
         ],
