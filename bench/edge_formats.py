@@ -1,4 +1,4 @@
-"""Issue 19: one run's student in every export format, side by side with ONNX Runtime in the same run.
+"""Edge formats: one run's student in every export format, side by side with ONNX Runtime in the same run.
 
     python bench/edge_formats.py RUN [--name mnist800] [--limit N] [--threads 2] [--min-agreement 0]
         [--formats onnx,litert,ncnn,mnn]

@@ -1,4 +1,4 @@
-"""Issue 11: which onnxruntime int8 settings make ConvNeXt-T and Swin-T fastest on this CPU (batch 1, 224x224,
+"""Int8 settings: which onnxruntime int8 settings make ConvNeXt-T and Swin-T fastest on this CPU (batch 1, 224x224,
 random weights, 5 classes, kdedge's exporter: torch.onnx dynamo, opset 20), every ratio measured in this run.
 
 For each model: the fp32 file and one int8 file per setting are built (cached in --cache), then all of

@@ -1,7 +1,7 @@
 """Your own images vs the built-in loader: the CIFAR-10 subset written as PNG files in the
 PATH/train|val|test/<class>/ layout, then the same recipe trained on `data.name: folder` and on the
 built-in `cifar10` loader with the same split (the built-in's seeded val_size split, written as the
-folder's val/). Issue 18's target: the student's test accuracies within 2 points. One run per source
+folder's val/). The target: the student's test accuracies within 2 points. One run per source
 differs by more than that from training noise alone (the folder lists its images in another order, so the
 batches differ), so each seed writes its own split and the target is read on the mean over --seeds.
 

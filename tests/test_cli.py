@@ -114,8 +114,8 @@ def test_a_finished_run_is_not_overwritten_without_force(kdedge, finished_run, t
 
 # -- each command once through `python -m kdedge` in a real process (imports, argv, exit code, one line on
 # -- stderr); the other tests run the CLI in this process. Smoke tests elsewhere: distill (conftest's
-# -- finished_run), sweep (test_sweep_ray: Ray missing), search (test_search_run), predict
-# -- (test_bad_input_matrix: test_real_entry_point_prints_one_line), --version (test_working_folder) -------
+# -- finished_run), sweep (test_sweep_ray: Ray missing), predict (test_bad_input_matrix:
+# -- test_real_entry_point_prints_one_line), --version (test_working_folder) ----------------------------------
 SMOKE = [  # id, argv ({run}: a finished run, {tmp}: an empty folder), exit code, text in stdout or the one line
     ("train", ["train", "hinton_mnst"], 2, "did you mean 'hinton_mnist'?"),
     ("eval", ["eval", "{run}", "--json", "--data-root", "{data}"], 0, '"student"'),
@@ -128,6 +128,7 @@ SMOKE = [  # id, argv ({run}: a finished run, {tmp}: an empty folder), exit code
     ("study", ["study", "{tmp}/nowhere.yaml"], 2, "recipe file not found: "),
     ("recipes", ["recipes"], 0, "hinton_mnist"),
     ("formats", ["formats", "--json"], 0, '"onnx"'),
+    ("search", ["search", "quickstart_mnist", "--latency-ms", "1"], 2, "give --target and --latency-ms"),
 ]
 
 

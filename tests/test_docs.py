@@ -1,5 +1,6 @@
 """The docs: every `kdedge ...` line in README and docs/*.md code blocks and in the packaged recipes'
-descriptions parses, its recipe and --set values load, and those that train nothing run."""
+descriptions parses, its recipe and --set values load, and those that train nothing run; and the text
+users read names dates, commands and features, never internal bookkeeping ("session 3", "issue 17")."""
 
 from __future__ import annotations
 
@@ -13,6 +14,17 @@ from cli_helpers import run_kdedge
 REPO = Path(__file__).resolve().parents[1]
 TRAINS = ("distill", "train", "sweep")  # parsed and their recipe + --set values loaded, not trained here
 RUN_FOR_REAL = ("recipes", "--version", "eval", "report")  # cheap: run on a copy of a finished tiny run
+BOOKKEEPING = re.compile(r"\b(session|issue)s?\s+#?\d+", re.I)  # "session 2", "Issue 11", "issues 3, 4"
+USER_TEXT = (  # what users read: the docs (archive included), code, recipes, studies, bench scripts and results
+    "README.md",
+    "docs/**/*.md",
+    "kdedge/**/*.py",
+    "kdedge/recipes/*.yaml",
+    "studies/*.yaml",
+    "bench/**/*.py",
+    "bench/**/*.yaml",
+    "bench/results/*.json",
+)
 
 
 def _documented_commands() -> list[tuple[str, list[str]]]:
@@ -107,3 +119,16 @@ def test_documented_commands_that_train_nothing_run(finished_run, data_root: Pat
         assert code == 0, f"{where}: {err}"
         ran += 1
     assert ran >= 5
+
+
+def test_user_text_names_no_session_or_issue_numbers() -> None:
+    """Docs, code, recipes and result files speak in dates, commands and features: a "session 2" or
+    "issue 11" (the project's internal bookkeeping) fails here, with file and line."""
+    found = []
+    for pattern in USER_TEXT:
+        for path in sorted(REPO.glob(pattern)):
+            for number, line in enumerate(path.read_text().splitlines(), 1):
+                if BOOKKEEPING.search(line):
+                    found.append(f"{path.relative_to(REPO)}:{number}: {line.strip()[:120]}")
+    assert len(list(REPO.glob("docs/archive/*.md"))) >= 1  # the archive is scanned too
+    assert not found, "\n".join(found)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from cli_helpers import TORCH_FREE_PREDICT, run_subprocess
+from cli_helpers import TORCH_FREE_PREDICT
 from export_helpers import make_exported_run
 from PIL import Image
 
@@ -164,8 +164,8 @@ def test_bench_row_per_file_with_accuracy(edge_run, data_root: Path):
     options = BenchOptions(
         batch_sizes=(1,),
         threads=1,
-        seconds=0.2,
-        warmup_s=0.05,
+        seconds=0.05,
+        warmup_s=0.01,
         data_root=str(data_root),
         runtimes=("executorch", "litert", "onnxruntime-trt"),
     )
@@ -187,53 +187,84 @@ def test_bench_row_per_file_with_accuracy(edge_run, data_root: Path):
     assert all(r["status"] == "ok" for r in result["rows"])
 
 
-def test_corrupt_edge_files_are_one_line(edge_run, tmp_path: Path, kdedge):
-    """.pte files in real processes: ExecuTorch's C++ logs go to file descriptor 2, which kdedge silences
-    around a load; in this process they would reach pytest's capture through Python's sys.stderr instead."""
-    run, _ = edge_run
-    image = tmp_path / "digit.png"
-    Image.new("L", (28, 28)).save(image)
-    for name in ("student.fp32.pte", "student.fp32.b1.tflite"):
-        truncated = tmp_path / name
-        truncated.write_bytes((run / "export" / name).read_bytes()[:6])
-        shutil.copy(run / "export" / f"{name}.json", tmp_path / f"{name}.json")
-        garbage = tmp_path / "garbage" / name
-        garbage.parent.mkdir(exist_ok=True)
-        garbage.write_bytes((run / "export" / name).read_bytes()[:8] + b"\0" * 64)
-        shutil.copy(run / "export" / f"{name}.json", garbage.parent / f"{name}.json")
-        for args in (("predict", truncated, image), ("bench", truncated), ("predict", garbage, image)):
-            done = run_subprocess(*args) if name.endswith(".pte") else kdedge(*args)
-            lines = done.stderr.strip().splitlines()
-            assert done.returncode == 2, (args, done.stderr)
-            assert len(lines) == 1 and lines[0].startswith("error: ") and name in lines[0], done.stderr
-
-
-BLOCK_LITERT = """
-import importlib.abc, sys
-class Block(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name == "litert_torch" or name.startswith("litert_torch."):
-            raise ModuleNotFoundError(name)
-sys.meta_path.insert(0, Block())
-import importlib.util
-importlib.util.find_spec = (lambda real: lambda name, *a: None if name.startswith("litert_torch")
-                            else real(name, *a))(importlib.util.find_spec)
+# Runs `kdedge ARGS` for each ARGS of the JSON list argv[1] through kdedge.cli.main in this one process, each
+# call's file descriptor 2 (where ExecuTorch's C++ logs go) caught in a file: [[exit code, stderr], ...].
+EACH_WITH_FD2 = """
+import json, os, sys, tempfile
 from kdedge.cli import main
-sys.argv = ["kdedge", "export", *sys.argv[1:]]
-main()
+answers = []
+for args in json.loads(sys.argv[1]):
+    with tempfile.TemporaryFile(mode="w+") as sink:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(sink.fileno(), 2)
+        try:
+            main(args)
+        except SystemExit as exit:
+            code = exit.code
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+        sink.seek(0)
+        answers.append([code, sink.read()])
+print(json.dumps(answers))
 """
 
 
-def test_missing_extra_is_one_line_before_any_work(edge_run, tmp_path: Path):
+def _corrupt_copies(run: Path, name: str, folder: Path) -> tuple[Path, Path]:
+    """(the file cut to 6 bytes, the file's header followed by zeros), each beside a copy of its sidecar."""
+    truncated, garbage = folder / name, folder / "garbage" / name
+    garbage.parent.mkdir(exist_ok=True)
+    truncated.write_bytes((run / "export" / name).read_bytes()[:6])
+    garbage.write_bytes((run / "export" / name).read_bytes()[:8] + b"\0" * 64)
+    for copy in (truncated, garbage):
+        shutil.copy(run / "export" / f"{name}.json", copy.parent / f"{name}.json")
+    return truncated, garbage
+
+
+def test_corrupt_edge_files_are_one_line(edge_run, tmp_path: Path, kdedge):
+    """.pte files in a real process: ExecuTorch's C++ logs go to file descriptor 2, which kdedge silences
+    around a load; in this process they would reach pytest's capture through Python's sys.stderr instead.
+    One process runs the three commands (EACH_WITH_FD2), each with its own descriptor 2."""
+    run, _ = edge_run
+    image = tmp_path / "digit.png"
+    Image.new("L", (28, 28)).save(image)
+    answers = []
+    for name in ("student.fp32.pte", "student.fp32.b1.tflite"):
+        truncated, garbage = _corrupt_copies(run, name, tmp_path)
+        commands = [["predict", truncated, image], ["bench", truncated], ["predict", garbage, image]]
+        if name.endswith(".pte"):
+            done = subprocess.run(
+                [sys.executable, "-c", EACH_WITH_FD2, json.dumps([[*map(str, c)] for c in commands])],
+                capture_output=True,
+                text=True,
+                timeout=300,
+                env=os.environ | {"COLUMNS": "200", "OMP_NUM_THREADS": "1"},
+            )
+            assert done.returncode == 0, done.stderr
+            answers += [(name, code, err) for code, err in json.loads(done.stdout)]
+        else:
+            for command in commands:
+                result = kdedge(*command)
+                answers.append((name, result.returncode, result.stderr))
+    assert len(answers) == 6
+    for name, code, err in answers:
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and name in lines[0], (name, err)
+
+
+def test_missing_extra_is_one_line_before_any_work(edge_run, tmp_path: Path, kdedge, monkeypatch):
+    """litert-torch as if not installed (importlib finds no spec for it): one line with the install
+    command, and nothing written, not even the ONNX file asked for with it."""
     run, _ = edge_run
     copy = tmp_path / "run"
     shutil.copytree(run, copy, ignore=shutil.ignore_patterns("export"))
-    done = subprocess.run(
-        [sys.executable, "-c", BLOCK_LITERT, str(copy), "--format", "onnx,litert"],
-        capture_output=True,
-        text=True,
-        timeout=120,
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name.startswith("litert_torch") else find_spec(name, *a)
     )
+    done = kdedge("export", copy, "--format", "onnx,litert")
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "pip install 'kdedge-distill[litert-convert]'" in lines[0], done.stderr

@@ -279,7 +279,7 @@ def test_amp_off_as_yaml_reads_it() -> None:
 def test_summary_equals_an_independent_onnxruntime_evaluation(
     retina_root: Path, tiny_teacher: Path, tmp_path: Path
 ) -> None:
-    """Issue 17's check on a few-batch run scored on all 400 test images: summary.json's accuracy and QWK
+    """The RetinaMNIST accuracy check on a few-batch run scored on all 400 test images: summary.json's accuracy and QWK
     are what onnxruntime gives on the exported fp32 student (bench/retinamnist_check.py, its own npz
     reading, resize and scikit-learn QWK)."""
     import subprocess

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from cli_helpers import one_error_line, run_kdedge
+from cli_helpers import CliResult, one_error_line, run_kdedge
 
 SPACE = """\
 name: tiny
@@ -31,7 +31,7 @@ families:
 # the recipe's student (784-30-30-10) is the fifth candidate; a 1-epoch 64-unit teacher; 2 student epochs
 SETTINGS = ["--set", "teacher.epochs=1", "teacher.model_kwargs.hidden=[64]", "student.epochs=2"]
 SETTINGS += ["data.train_limit=1500", "data.test_limit=400"]
-BUDGET = ["--target", "onnx-int8", "--latency-ms", "5", "--size-mb", "0.1", "--seconds", "0.3"]
+BUDGET = ["--target", "onnx-int8", "--latency-ms", "5", "--size-mb", "0.1", "--seconds", "0.1"]
 
 
 def search_args(folder: Path, out: Path, *extra: str) -> list[str]:
@@ -61,14 +61,14 @@ def kdedge_process(folder: Path, out: Path, *extra: str) -> subprocess.Popen:
 
 
 @pytest.fixture(scope="module")
-def searched(tmp_path_factory) -> tuple[Path, Path, subprocess.CompletedProcess]:
-    """(test folder, search folder, the finished process) of one undisturbed search."""
+def searched(tmp_path_factory) -> tuple[Path, Path, CliResult]:
+    """(test folder, search folder, what `kdedge search` returned) of one undisturbed search, in this process
+    (tests/test_cli.py runs `kdedge search` once in a real process)."""
     folder = tmp_path_factory.mktemp("search")
     (folder / "space.yaml").write_text(SPACE)
     out = folder / "undisturbed"
-    process = kdedge_process(folder, out, "--seeds", "2")
-    stdout, stderr = process.communicate(timeout=900)
-    return folder, out, subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+    cache = {"KDEDGE_CACHE": str(folder / "cache")}  # this module's own: every later search reads it
+    return folder, out, run_kdedge(*search_args(folder, out, "--seeds", "2"), env=cache)
 
 
 def rows_of(out: Path) -> dict[str, dict]:
@@ -110,7 +110,7 @@ def test_the_picks_file_meets_the_budget_as_the_bench_measures_it(searched) -> N
 
     _, out, _ = searched
     record = json.loads((out / "search.json").read_text())
-    options = BenchOptions(batch_sizes=(1,), threads=1, seconds=0.5, runtimes=("onnxruntime",))
+    options = BenchOptions(batch_sizes=(1,), threads=1, seconds=0.1, warmup_s=0.1, runtimes=("onnxruntime",))
     rows = run_bench([out / "best"], options)["rows"]
     (row,) = [r for r in rows if r["precision"] == "int8"]
     assert row["latency_ms_p50"] <= record["budget"]["latency_ms"] and row["size_mb"] <= record["budget"]["size_mb"]

@@ -9,6 +9,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
+import sys
 from functools import partial
 from pathlib import Path
 
@@ -188,6 +190,14 @@ def test_a_point_bigger_than_the_cluster_is_refused(tmp_path: Path, data_root: P
     with pytest.raises(InputError, match=r"--gpus-per-point 2: the Ray cluster has 1 GPUs in all"):
         sweep(tmp_path / "s", data_root, RayOptions(gpus_per_point=2))
     assert not (tmp_path / "s" / "points").exists()  # said before any point trained
+
+
+def test_the_attempt_tracker_starts_without_torch() -> None:
+    """Ray runs the tracker actor in a process of its own, which imports the tracker's module only: that
+    module must not bring torch with it (5-10 s of start-up per sweep on this machine)."""
+    code = "import sys; from kdedge.experiments.sweep_ray_point import AttemptTracker; print('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "False", done.stderr
 
 
 def test_ray_options_are_checked() -> None:

@@ -1,4 +1,4 @@
-"""Ratios from `kdedge bench --json` files, all measured in one bench run each (issues 6 and 11).
+"""Ratios from `kdedge bench --json` files, all measured in one bench run each (`kdedge bench`, 2026-11-25).
 
 For every model and batch size: speed-up of each runtime/precision over onnxruntime fp32 (p50 latency),
 and its accuracy change in points; then each student's best row vs its teacher's onnxruntime fp32 row.

@@ -26,7 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from kdedge.errors import InputError, KdedgeError
-from kdedge.experiments.sweep_ray_point import LOGITS_FILE, TOKEN_FILE, Shared, teacher_logits, train_point
+from kdedge.experiments.sweep_ray_point import (
+    LOGITS_FILE,
+    TOKEN_FILE,
+    AttemptTracker,
+    Shared,
+    teacher_logits,
+    train_point,
+)
 from kdedge.experiments.sweep_results import cell, is_finished, metric_value, sort_rows
 from kdedge.files.atomic import atomic_write, atomic_write_text
 from kdedge.files.child import SAFE_PATH, in_package_root
@@ -84,20 +91,6 @@ def ray_session(ray: Any, options: RayOptions) -> Iterator[None]:
         ray.shutdown()
 
 
-class _Tracker:
-    """A tiny Ray actor that counts the attempts of each point (a task reports its own start), so the
-    driver can show what is running and what was retried."""
-
-    def __init__(self) -> None:
-        self.attempts: dict[str, int] = {}
-
-    def started(self, name: str) -> None:
-        self.attempts[name] = self.attempts.get(name, 0) + 1
-
-    def counts(self) -> dict[str, int]:
-        return dict(self.attempts)
-
-
 def _attempt(point_fn: Callable, tracker: Any, name: str, *args: Any) -> dict:
     """One attempt of a point, in a worker. A KdedgeError (bad input, NaN loss) comes back as a result,
     so Ray does not retry it; any other exception propagates and Ray retries it."""
@@ -134,7 +127,7 @@ def run_points(
     with ray_session(ray, options):
         _check_fits(ray.cluster_resources(), options)
         shared = _share(ray, recipes, paths, todo, sweep_dir, data_root, options)
-        tracker = ray.remote(num_cpus=0)(_Tracker).remote()
+        tracker = ray.remote(num_cpus=0)(AttemptTracker).remote()
         task = ray.remote(_attempt).options(
             num_cpus=options.cpus_per_point,
             num_gpus=options.gpus_per_point,

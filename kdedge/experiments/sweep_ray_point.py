@@ -1,5 +1,7 @@
-"""What a Ray worker does for `kdedge sweep --backend ray`: train one grid point, or compute the shared
-teacher's training-set logits once. Imported only inside Ray workers and by experiments.sweep_ray.
+"""What a Ray worker does for `kdedge sweep --backend ray`: train one grid point, compute the shared
+teacher's training-set logits once, or count the attempts of each point (AttemptTracker, an actor).
+Imported only inside Ray workers and by experiments.sweep_ray; light at import (torch and kdedge's training
+code are imported inside the functions), so the tracker's own process starts in about a second.
 
 A worker that sees the driver's sweep folder (a shared filesystem: the same SWEEP/.sweep_token file with
 the same content) writes the point's run folder in place, exactly as the local backend does. A worker that
@@ -36,6 +38,21 @@ class Shared:
     teacher_ref: Any = None  # ObjectRef of its bytes
     logits_ref: Any = None  # ObjectRef of SWEEP/teacher_logits.safetensors' bytes (None: nothing cached)
     threads: int = 1  # torch threads per point: its --cpus-per-point
+
+
+class AttemptTracker:
+    """A tiny Ray actor that counts the attempts of each point (a task reports its own start), so the
+    driver can show what is running and what was retried. It lives here, not in experiments.sweep_ray: an
+    actor runs in a process of its own, which imports this module only (not torch: seconds per sweep)."""
+
+    def __init__(self) -> None:
+        self.attempts: dict[str, int] = {}
+
+    def started(self, name: str) -> None:
+        self.attempts[name] = self.attempts.get(name, 0) + 1
+
+    def counts(self) -> dict[str, int]:
+        return dict(self.attempts)
 
 
 def sees_sweep_dir(shared: Shared) -> bool:
