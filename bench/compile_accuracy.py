@@ -4,10 +4,10 @@ Same recipe, seed, data slice and epochs; only `compile` differs (the compiled r
 inductor cache). Prints and saves both test accuracies, their difference against the binomial noise of the
 test set, and each epoch's training seconds (the first compiled epoch includes the compilation):
 
-    KDEDGE_DATA=/work/shared/data python bench/compile_accuracy.py --threads 2 \
-        --json bench/results/train_compile_accuracy.json
-    KDEDGE_DATA=/work/shared/data python bench/compile_accuracy.py --recipes cifar10_resnet18 --epochs 1 \
-        --train-limit 300 --threads 1 --json /tmp/accuracy.json      # a quick look
+    KDEDGE_DATA=../shared/data python bench/compile_accuracy.py --threads 2 \
+        --json bench/results/train_compile_accuracy.json              # both recipes, 4 epochs, all data
+    KDEDGE_DATA=../shared/data python bench/compile_accuracy.py --recipes retina_convnext_teacher \
+        --threads 1 --json /tmp/accuracy.json                         # ConvNeXt-T only
 """
 
 from __future__ import annotations
