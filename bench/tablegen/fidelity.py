@@ -15,6 +15,7 @@ from tablegen.fidelity_rows import (
     cnn_to_mlp,
     machine_of,
     mnist_800,
+    mnist_800_methods,
     retinamnist,
     show,
     sweeps,
@@ -43,7 +44,8 @@ def verdict(ref: Ref, value: float | None) -> str:
         return "not run"
     gap = (value - ref.value) * (-1 if ref.lower else 1)
     if ref.unit == "errors":
-        size = f"{abs(gap):.0f} {'fewer ' if gap >= 0 else ''}errors"
+        count = f"{abs(gap):.0f}"
+        size = f"{count} {'fewer ' if gap >= 0 else ''}{'error' if count == '1' else 'errors'}"
     elif ref.unit == "accuracy":
         size = f"{abs(gap):.3f}"
     else:
@@ -100,6 +102,7 @@ def build(files: Files) -> dict:
     """The table file (the keys of kdedge.report.results_page), every kdedge number read from `files`."""
     pairs: list[tuple[Ref, Measured]] = [
         *mnist_800(files),
+        *mnist_800_methods(files),
         *transfer_sets(files),
         *sweeps(files),
         *cnn_to_mlp(files),

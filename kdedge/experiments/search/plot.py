@@ -37,8 +37,8 @@ def write_plot(rows: list[dict[str, Any]], header: dict[str, Any], path: Path, s
     _draw_own(ax, rows, key, floor, (seeds or {}).get("own"))
     _finish(ax, header, key, has_points=bool(trained or dropped))
     untimed = sum(1 for r in rows if not _latency(r, key) and r["status"].startswith("over budget"))
-    if untimed:  # dropped by their weights' size alone: never timed, so not on a latency axis
-        note = f"not shown: {untimed} candidate(s) whose weights alone exceed the size budget (never timed)"
+    if untimed:  # dropped before timing (their weights' size, or a smaller input of theirs already too slow)
+        note = f"not shown: {untimed} candidate(s) over budget without being timed (search.csv says why)"
         ax.set_xlabel(f"{ax.get_xlabel()}\n{note}")
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
