@@ -1,17 +1,21 @@
-"""Training throughput of the CIFAR models on this machine against their FLOPs and the measured GEMM peak.
+"""Training throughput on this CPU against the FLOPs and the GEMM peak: eager vs torch.compile, layouts, batch.
 
-For each model and setting (memory layout, precision, batch size, threads) it times full SGD steps (forward,
-backward, update, as kdedge's loop does them) and prints images/s, the FLOPs of one training step per image
-(torch.utils.flop_counter: forward + backward), the achieved GFLOP/s (= images/s x GFLOP/image) and that
-as a share of the machine's GEMM peak, measured beside it with `kdedge bench --peak`'s own code
-(kdedge.bench.peak.measure_peak), in fp32 and in bf16. "before" is what a CPU run of the recipes did before
-the CPU training speed-ups (fp32, NCHW, the recipe's batch 128, all threads); the best setting is the "after".
+For ResNet18-CIFAR (recipe cifar10_resnet18: 32 px, batch 128) and the RetinaMNIST ConvNeXt-T (recipe
+retina_convnext_teacher: 32 px, batch 32) it times full SGD steps (forward, backward, nesterov update, as
+kdedge's loop does them) in each setting (bench/throughput_steps.py): eager NCHW, eager channels_last,
+torch.compile (inductor, default mode; --max-autotune adds mode max-autotune-no-cudagraphs) with
+channels_last, and eager channels_last at 4x the recipe's batch; in fp32 and, only where this CPU computes
+bf16 natively (AMX / AVX512-BF16: kdedge.train.devices.cpu_native_bf16), bf16 autocast. The settings of
+one model, precision and thread count run interleaved, one step each per round, so a ratio between them
+(printed at the end) is measured under the same load. It reports images/s, the achieved GFLOP/s (FLOPs per
+image from torch.utils.flop_counter), that as a share of the GEMM peak of the same precision measured
+beside it (kdedge.bench.peak.measure_peak, same threads), the compile time apart from the timing (the
+warm-up steps' extra seconds, from an empty inductor cache), threads and load average.
 
-    .venv/bin/python bench/cifar10_train_throughput.py                       # ResNet18 + ResNet50, grid
-    .venv/bin/python bench/cifar10_train_throughput.py --models cifar_resnet18 --batches 64 --steps 3 \
-        --json bench/results/cifar10_throughput.json
+    python bench/cifar10_train_throughput.py --threads 2 --json bench/results/train_throughput_compile.json
+    python bench/cifar10_train_throughput.py --models cifar_resnet18 --threads 1 --steps 2 --json /tmp/t.json
 
-On a shared machine the numbers scale with the load: the 1-minute load average is printed and saved.
+Then `python bench/tables.py` makes its table (bench/tablegen/throughput.py).
 """
 
 from __future__ import annotations
@@ -19,133 +23,170 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import sys
+import tempfile
 import time
-from contextlib import nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
-from kdedge.bench.peak import measure_peak
-from kdedge.bench.results import machine_info
-from kdedge.models.builders import build_model
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's kdedge
 
-DTYPES = ("float32", "bfloat16")
-SETTINGS = {  # name -> (channels_last, bf16 autocast)
-    "fp32 NCHW": (False, False),
-    "fp32 channels_last": (True, False),
-    "bf16 autocast NCHW": (False, True),
-    "bf16 autocast channels_last": (True, True),
-}
+from throughput_steps import (  # noqa: E402  (bench/ is on sys.path when run as a script)
+    RECIPES,
+    WARM_UP_STEPS,
+    Setting,
+    Workload,
+    data_path_seconds,
+    interleaved_seconds,
+    make_step,
+    median,
+    settings,
+    train_flops_per_image,
+    warm_up,
+    workload,
+)
 
+from kdedge.bench.peak import measure_peak  # noqa: E402
+from kdedge.bench.results import machine_info  # noqa: E402
+from kdedge.train.devices import cpu_native_bf16  # noqa: E402
 
-def _step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor,
-          labels: torch.Tensor, bf16: bool) -> None:  # fmt: skip
-    """One SGD step on images (B, 3, 32, 32) float32, labels (B,) int64."""
-    context = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else nullcontext()
-    with context:
-        loss = torch.nn.functional.cross_entropy(model(images).float(), labels)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-
-
-def train_flops_per_image(name: str, batch: int = 8) -> float:
-    """FLOPs (2 per multiply-add) of forward + backward of `name` on one 32x32 image."""
-    model = build_model(name, 10, 3, 32)
-    images, labels = torch.randn(batch, 3, 32, 32), torch.randint(0, 10, (batch,))
-    with FlopCounterMode(display=False) as counter:
-        torch.nn.functional.cross_entropy(model(images), labels).backward()
-    return counter.get_total_flops() / batch
-
-
-def images_per_second(name: str, batch: int, channels_last: bool, bf16: bool, steps: int,
-                      compiled: bool = False) -> float:  # fmt: skip
-    """batch / median step time over `steps` timed steps (after 2 warm-up steps: oneDNN picks kernels)."""
-    torch.manual_seed(0)
-    model = build_model(name, 10, 3, 32)
-    images, labels = torch.randn(batch, 3, 32, 32), torch.randint(0, 10, (batch,))
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-        images = images.contiguous(memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
-    runner = torch.compile(model) if compiled else model
-    timings = []
-    for index in range(steps + 2):
-        started = time.perf_counter()
-        _step(runner, optimizer, images, labels, bf16)
-        if index >= 2:
-            timings.append(time.perf_counter() - started)
-    return batch / sorted(timings)[len(timings) // 2]
+PEAK_DTYPES = {False: "float32", True: "bfloat16"}
 
 
 def machine() -> dict:
-    """CPU model and flags (kdedge bench's machine_info), torch version, date and load average now."""
+    """CPU model and flags (kdedge bench's machine_info), native bf16, torch version, date, load average now."""
     info = machine_info(SimpleNamespace(threads=torch.get_num_threads(), device="cpu"))
-    return info | {"cpus": os.cpu_count(), "torch": torch.__version__,
+    return info | {"cpus": os.cpu_count(), "torch": torch.__version__, "native_bf16": cpu_native_bf16(),
                    "cpu_capability": torch.backends.cpu.get_cpu_capability(),
                    "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                    "load_average_1min": round(os.getloadavg()[0], 2)}  # fmt: skip
 
 
-def measure(args: argparse.Namespace) -> dict:
-    """Peaks, then one row per (model, setting, batch, threads)."""
-    payload = {"device": "cpu", "threads": torch.get_num_threads(), "seconds": 2.0}
-    peaks = {dtype: measure_peak(payload | {"dtype": dtype})["peak_gflops"] for dtype in DTYPES}
-    print(f"GEMM peak (2048^3 matmul): fp32 {peaks['float32']:.0f}, bf16 {peaks['bfloat16']:.0f} GFLOP/s")
-    print(
-        "| model | setting | batch | threads | images/s | train GFLOP/img | GFLOP/s | "
-        "of fp32 peak | of own-dtype peak | load |"
-    )
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+def load_average() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def time_block(work: Workload, chosen: list[Setting], steps: int, flops: float, peak: float) -> list[dict]:
+    """One row per setting, all timed interleaved: images/s (batch / median step), GFLOP/s, share of
+    `peak` (GFLOP/s of the same precision), compile seconds (the warm-up steps beyond 2 timed steps)."""
+    closures = [make_step(work, setting) for setting in chosen]
+    warm = [warm_up(step) for step in closures]
+    timings = interleaved_seconds(closures, steps)
     rows = []
+    for setting, warm_seconds, seconds in zip(chosen, warm, timings, strict=True):
+        step = median(seconds)
+        rate = work.batch * setting.batch_factor / step
+        rows.append({
+            "model": work.model, "recipe": work.recipe, "setting": setting.label,
+            "precision": "bf16" if setting.bf16 else "fp32", "channels_last": setting.channels_last,
+            "compile_mode": setting.compile_mode, "batch": work.batch * setting.batch_factor,
+            "threads": torch.get_num_threads(), "images_per_s": round(rate, 2),
+            "train_gflop_per_image": round(flops / 1e9, 3), "achieved_gflops": round(rate * flops / 1e9, 1),
+            "fraction_of_native_peak": round(rate * flops / 1e9 / peak, 3), "median_step_s": round(step, 4),
+            "compile_s": None if setting.compile_mode is None else round(warm_seconds - WARM_UP_STEPS * step, 1),
+            "warm_up_s": round(warm_seconds, 2), "load_average_1min": load_average(),
+        })  # fmt: skip
+    return rows
+
+
+def ratios(rows: list[dict]) -> dict[str, float]:
+    """Each technique's images/s over its baseline within one block (same model, precision, threads)."""
+    base = next(r for r in rows if r["channels_last"] and r["compile_mode"] is None)
+    nchw = next(r for r in rows if not r["channels_last"])
+    found = {"channels_last / NCHW (eager)": base["images_per_s"] / nchw["images_per_s"]}
+    for row in rows:
+        if row["compile_mode"] is not None:
+            found[f"compiled ({row['compile_mode']}) / eager (channels_last)"] = (
+                row["images_per_s"] / base["images_per_s"]
+            )
+        elif row["batch"] != base["batch"]:
+            found[f"batch {row['batch']} / {base['batch']} (eager channels_last)"] = (
+                row["images_per_s"] / base["images_per_s"]
+            )
+    return {name: round(value, 3) for name, value in found.items()}
+
+
+def peaks_at(threads: int, precisions: list[bool]) -> dict[str, float]:
+    """The GEMM peak (GFLOP/s) of each precision at `threads`, measured now."""
+    payload = {"device": "cpu", "threads": threads, "seconds": 2.0}
+    return {
+        PEAK_DTYPES[bf16]: measure_peak(payload | {"dtype": PEAK_DTYPES[bf16]})["peak_gflops"] for bf16 in precisions
+    }
+
+
+def measure(args: argparse.Namespace) -> dict:
+    """Per model and thread count: the peaks, then one interleaved block per precision."""
+    precisions = [False, True] if cpu_native_bf16() else [False]
+    rows, blocks = [], []
     for name in args.models:
-        flops = train_flops_per_image(name)
+        work = workload(name)
+        flops = train_flops_per_image(work)
         for threads in args.threads:
             torch.set_num_threads(threads)
-            for setting in args.settings:
-                channels_last, bf16 = SETTINGS[setting]
-                for batch in args.batches:
-                    rate = images_per_second(name, batch, channels_last, bf16, args.steps, args.compile)
-                    peak = peaks["bfloat16" if bf16 else "float32"]
-                    row = {"model": name, "setting": setting + (" compiled" if args.compile else ""),
-                           "batch": batch, "threads": threads, "images_per_s": round(rate, 2),
-                           "train_gflop_per_image": round(flops / 1e9, 3),
-                           "achieved_gflops": round(rate * flops / 1e9, 1),
-                           "fraction_of_fp32_peak": round(rate * flops / 1e9 / peaks["float32"], 3),
-                           "fraction_of_own_dtype_peak": round(rate * flops / 1e9 / peak, 3),
-                           "load_average_1min": round(os.getloadavg()[0], 2)}  # fmt: skip
-                    rows.append(row)
+            peaks = peaks_at(threads, precisions)
+            data_path_ms = round(data_path_seconds(work) * 1000, 2)
+            print(f"{name} ({work.recipe}), {threads} threads: GEMM peak "
+                  + ", ".join(f"{k} {v:.0f}" for k, v in peaks.items()) + " GFLOP/s", flush=True)  # fmt: skip
+            for bf16 in precisions:
+                block = time_block(work, settings(bf16, args.max_autotune), args.steps, flops, peaks[PEAK_DTYPES[bf16]])
+                for row in block:
                     print(_line(row), flush=True)
-    return {"machine": machine(), "peak_gflops": peaks, "steps": args.steps, "rows": rows}
+                rows += block
+                blocks.append({"model": name, "threads": threads, "precision": block[0]["precision"],
+                               "peak_gflops": round(peaks[PEAK_DTYPES[bf16]], 1), "ratios": ratios(block),
+                               "data_path_ms_per_batch": data_path_ms})  # fmt: skip
+    return {"rows": rows, "blocks": blocks}
 
 
 def _line(row: dict) -> str:
-    return (f"| {row['model']} | {row['setting']} | {row['batch']} | {row['threads']} | "
-            f"{row['images_per_s']:.1f} | {row['train_gflop_per_image']:.2f} | "
-            f"{row['achieved_gflops']:.0f} | "
-            f"{row['fraction_of_fp32_peak']:.2f} | {row['fraction_of_own_dtype_peak']:.2f} | "
-            f"{row['load_average_1min']:.1f} |")  # fmt: skip
+    compile_s = "" if row["compile_s"] is None else f", compile {row['compile_s']:.0f} s"
+    return (f"  {row['setting']}, batch {row['batch']}: {row['images_per_s']:.1f} images/s, "
+            f"{row['achieved_gflops']:.0f} GFLOP/s = {100 * row['fraction_of_native_peak']:.0f} % of the "
+            f"{row['precision']} peak{compile_s} (load {row['load_average_1min']:.1f})")  # fmt: skip
+
+
+def print_ratios(blocks: list[dict]) -> None:
+    """The ratios of each block, one line per technique."""
+    print("\nratios measured in this run (images/s over the baseline, same load):")
+    for block in blocks:
+        for name, value in block["ratios"].items():
+            print(f"  {block['model']} {block['precision']} {block['threads']} threads: {name} {value:.2f}x")
+
+
+def arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=list(RECIPES), choices=list(RECIPES))
+    parser.add_argument("--threads", nargs="+", type=int, default=[torch.get_num_threads()])
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per setting (median), after 2 warm-up")
+    parser.add_argument("--max-autotune", action="store_true", help="also mode=max-autotune-no-cudagraphs")
+    parser.add_argument("--json", type=Path, help="write the rows, ratios and machine here")
+    args = parser.parse_args(argv)
+    if args.steps < 1 or min(args.threads) < 1:
+        parser.error("--steps and --threads must be at least 1")
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=["cifar_resnet18", "cifar_resnet50"])
-    parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
-    parser.add_argument("--batches", nargs="+", type=int, default=[32, 128])
-    parser.add_argument("--threads", nargs="+", type=int, default=[torch.get_num_threads()])
-    parser.add_argument("--steps", type=int, default=3, help="timed steps per row (median)")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the model (inductor)")
-    parser.add_argument("--json", type=Path, help="also write the rows and the machine here")
-    args = parser.parse_args(argv)
-    info = machine()
-    print(
-        f"{info['cpu']}, {info['cpus']} CPUs, torch {info['torch']} ({info['cpu_capability']}), "
-        f"{info['date']}, load average {info['load_average_1min']}"
-    )
-    result = measure(args)
+    args = arguments(argv)
+    cache = tempfile.mkdtemp(prefix="inductor-")  # an empty inductor cache: the compile times are cold ones
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache
+    torch._dynamo.config.recompile_limit = 64  # each setting compiles the same forward() (guards tell them apart)
+    info, started = machine(), time.perf_counter()
+    print(f"{info['cpu']}, {info['cpus']} CPUs, torch {info['torch']} ({info['cpu_capability']}), native bf16: "
+          f"{info['native_bf16']}, {info['date']}, load average {info['load_average_1min']}")  # fmt: skip
+    try:
+        result = measure(args)
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+    print_ratios(result["blocks"])
+    result = {"machine": info, "steps": args.steps, "warm_up_steps": WARM_UP_STEPS,
+              "command": "python bench/cifar10_train_throughput.py " + " ".join(sys.argv[1:] if argv is None else argv),
+              "seconds": round(time.perf_counter() - started), **result}  # fmt: skip
+    print(f"whole run: {result['seconds']} s")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=1) + "\n")

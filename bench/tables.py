@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's kdedge, whichever one is installed
 sys.path.insert(0, str(ROOT / "bench"))  # tablegen, also when a test imports this file
 
-from tablegen import deploy, retina, search, training  # noqa: E402
+from tablegen import deploy, retina, search, throughput, training  # noqa: E402
 from tablegen.fidelity import NAME as FIDELITY  # noqa: E402
 from tablegen.fidelity import fidelity_text  # noqa: E402
 from tablegen.files import RESULTS, ResultFileError, read_results, table_text  # noqa: E402
@@ -29,7 +29,7 @@ from tablegen.page import README, documents  # noqa: E402
 
 from kdedge.report.results_page import TableFileError  # noqa: E402
 
-GENERATORS = (retina.tables, training.tables, deploy.tables, search.tables)
+GENERATORS = (retina.tables, training.tables, throughput.tables, deploy.tables, search.tables)
 
 
 def generated(results: Path = RESULTS, readme: Path = README) -> dict[Path, str]:

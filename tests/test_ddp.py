@@ -135,3 +135,23 @@ def test_sweep_recipe_under_torchrun_is_refused(monkeypatch):
     monkeypatch.setenv("RANK", "0")
     result = CliRunner().invoke(app, ["distill", "cifar10_alexnet_smallcnn", "--out", "unused"])
     assert isinstance(result.exception, InputError) and "torchrun" in str(result.exception)
+
+
+def test_each_compiled_stage_gets_its_own_graphs_past_dynamos_recompile_limit(monkeypatch):
+    """Models of one class share their forward's compiled graphs; without a reset per stage, the stages of
+    a sweep beyond torch._dynamo's recompile limit (8) would silently train eager."""
+    from kdedge.train.distributed import training_module
+
+    compiled_graphs = []
+
+    def counting_backend(graph, example_inputs):
+        compiled_graphs.append(graph)
+        return graph.forward
+
+    real_compile = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda model: real_compile(model, backend=counting_backend))
+    for _ in range(6):  # 6 stages, each with a full batch and a smaller last one: 12 graphs
+        trained = training_module(torch.nn.Linear(4, 2), torch.device("cpu"), 1, compile_model=True)
+        for batch in (8, 3):
+            trained(torch.randn(batch, 4))
+    assert len(compiled_graphs) == 12

@@ -161,3 +161,22 @@ def test_a_student_trained_alone_keeps_its_stage_name() -> None:
         model, _split(), CFG, replace(_context(test=_split(40, seed=2)), progress=progress), None, None, checkpoint
     )
     assert {r["stage"] for r in records} == {"student"} and progress.lines[-1].startswith("student epoch 3/3")
+
+
+def test_a_compiled_model_trains_compiled_and_is_scored_by_its_plain_module() -> None:
+    """torch.compile wraps the model in a module holding it as `_orig_mod`; scoring through the wrapper
+    would compile again for eval mode and each evaluation batch size (minutes on a CPU)."""
+    plain, modes = _model(), []
+
+    class Compiled(nn.Module):  # what training_module returns with compile: true, without compiling
+        def __init__(self, module: nn.Module) -> None:
+            super().__init__()
+            self._orig_mod = module
+
+        def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+            modes.append(self.training)
+            return self._orig_mod(inputs)
+
+    records = fit(Compiled(plain), _split(), CFG, _context(test=_split(40, seed=2)))
+    assert modes == [True] * 9  # 3 epochs x 3 training steps through the wrapper, no scoring pass
+    assert len(records) == 3 and "test_accuracy" in records[-1]

@@ -1,7 +1,7 @@
 """CIFAR-10 tables from the raw files of the training side: the alpha study (cifar10_alpha_study.json and
 cifar10_alexnet_teacher.json; studies/cifar10_alpha.yaml), the ResNet subset table
 (cifar10_resnet_subset.json; studies/cifar10_resnet_subset.yaml) and the training throughput
-(cifar10_throughput_quiet.json, bench/cifar10_train_throughput.py)."""
+measured on an AMX CPU on 2026-12-04 (cifar10_throughput_quiet.json; eager vs torch.compile: throughput.py)."""
 
 from __future__ import annotations
 
@@ -140,8 +140,10 @@ def throughput(raw: dict) -> dict:
         "machine": f"{raw['machine']['cpu']}, {raw['machine']['cores']} cores, AMX-BF16, quiet (load average in "
         f"the last column); GEMM peak 2048^3 fp32 {peak['float32']:.0f} / bf16 {peak['bfloat16']:.0f} GFLOP/s",
         "commands": [
+            "# as measured on 2026-12-04, by bench/cifar10_train_throughput.py before its torch.compile rows "
+            "(its flags since: --models --threads --steps --max-autotune --json):",
             "python bench/cifar10_train_throughput.py --models cifar_resnet18 cifar_resnet50 --threads 2 1 "
-            "--batches 128 --steps 3 --json bench/results/cifar10_throughput_quiet.json"
+            "--batches 128 --steps 3 --json bench/results/cifar10_throughput_quiet.json",
         ],
         "source": "bench/results/cifar10_throughput_quiet.json, docs/cifar10.md",
         "columns": THROUGHPUT_COLUMNS,

@@ -258,6 +258,8 @@ class Recipe(_Strict):
     # autocast precision; auto = bf16/fp16 only where the device computes it natively (kdedge.devices)
     amp: Literal["auto", "off", "bf16", "fp16"] = "off"
     channels_last: bool = False
+    # torch.compile (inductor) of the trained module; on the 2-core CPUs here no gain yet worth its minutes
+    # of compilation (docs/cifar10.md, bench/cifar10_train_throughput.py): no `auto`, off by default
     compile: bool = False
     tensorboard: bool = False  # events next to metrics.jsonl (extra: kdedge-distill[tensorboard])
     data: DataConfig

@@ -120,11 +120,16 @@ def training_module(model: nn.Module, device: torch.device, world_size: int, com
 
     Both wrappers share the module's parameters, so saving the plain module saves the trained weights.
     (PyTorch's guidance: wrap in DDP first, then compile, so DDP's bucketing sees the graph breaks.)
+    Compiling forgets the graphs of earlier stages first: models of one class share their forward's
+    compiled graphs, and past torch._dynamo's recompile limit (8) a sweep's later points would run eager.
     """
     if world_size > 1:
         device_ids = [device.index] if device.type == "cuda" else None
         model = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
-    return torch.compile(model) if compile_model else model
+    if not compile_model:
+        return model
+    torch._dynamo.reset()  # only the module returned here is compiled: the earlier stages' graphs are done
+    return torch.compile(model)
 
 
 class SilentRunDir(RunDir):

@@ -19,6 +19,7 @@ from torch import nn
 
 from kdedge.data.types import Split, normalize
 from kdedge.errors import Diverged
+from kdedge.files.rundir import unwrapped
 from kdedge.losses import TrainingProgress
 from kdedge.recipe import DistillConfig, StageConfig
 from kdedge.train.augment import augment_with_variant
@@ -68,7 +69,9 @@ def fit(
         started = time.perf_counter()
         totals = _train_epoch(model, setup, cfg, ctx, checkpoint, epoch, task).all_reduced(ctx)
         record = _train_record(stage, epoch, totals, checkpoint.optimizer, time.perf_counter() - started)
-        record |= score_splits(model, ctx, cfg.eval_batch_size, teacher_scores)
+        # scored by the plain module: a compiled one would compile again for eval mode, inference mode and
+        # every evaluation batch size (minutes on a CPU) to save seconds of scoring
+        record |= score_splits(unwrapped(model), ctx, cfg.eval_batch_size, teacher_scores)
         checkpoint.save(model, record)  # the end-of-epoch checkpoint (rank 0 of a run; in memory otherwise)
         _report(ctx, task, record, cfg.epochs)
     checkpoint.use_kept_weights(model)  # keep: best_val -> that epoch's weights (keep: last: as they are)
