@@ -203,3 +203,11 @@ leaked = sorted(m for m in sys.modules if m == "torch" or m.startswith("torch.")
 assert not leaked, f"torch was imported: {leaked[:5]}"
 print(out.getvalue())
 """
+
+
+def sigint_as_in_a_terminal() -> None:
+    """Popen preexec_fn: SIGINT back to its default in the child, so Python installs its Ctrl-C handler there.
+    A shell starts background jobs (`make test &`, nohup) with SIGINT ignored, and a child inherits that."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cli_helpers import one_error_line, run_kdedge, write_recipe
+from cli_helpers import one_error_line, run_kdedge, sigint_as_in_a_terminal, write_recipe
 
 
 def test_ctrl_c_says_what_was_saved_and_the_resume_command_that_works(data_root: Path, tmp_path) -> None:
@@ -40,7 +40,12 @@ def test_ctrl_c_says_what_was_saved_and_the_resume_command_that_works(data_root:
     ]
     env = os.environ | {"OMP_NUM_THREADS": "1", "COLUMNS": "200"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "kdedge", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        [sys.executable, "-m", "kdedge", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        preexec_fn=sigint_as_in_a_terminal,
     )
     deadline = time.monotonic() + 120
     while not (out / "teacher.state.safetensors").exists() and time.monotonic() < deadline:

@@ -15,7 +15,16 @@ from pathlib import Path
 
 import pytest
 import torch
-from cli_helpers import ENV, KDEDGE, REPO, checksums, one_error_line, run_kdedge, write_recipe
+from cli_helpers import (
+    ENV,
+    KDEDGE,
+    REPO,
+    checksums,
+    one_error_line,
+    run_kdedge,
+    sigint_as_in_a_terminal,
+    write_recipe,
+)
 from fault_helpers import fill_disk, flip_byte, read_only, resize_disk, small_disk, truncate
 from hostile_files import good_model
 from safetensors.torch import load_file
@@ -108,6 +117,7 @@ def test_ctrl_c_in_a_real_process_saves_and_exits_130(world, tmp_path):
         env=ENV,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=sigint_as_in_a_terminal,
     )
     while not (tmp_path / "run" / "student.state.safetensors").exists() and victim.poll() is None:
         time.sleep(0.002)

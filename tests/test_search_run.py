@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from cli_helpers import CliResult, one_error_line, run_kdedge
+from cli_helpers import CliResult, one_error_line, run_kdedge, sigint_as_in_a_terminal
 
 SPACE = """\
 name: tiny
@@ -56,7 +56,12 @@ def subprocess_env(folder: Path) -> dict[str, str]:
 def kdedge_process(folder: Path, out: Path, *extra: str) -> subprocess.Popen:
     command = [sys.executable, "-m", "kdedge", *search_args(folder, out, *extra)]
     return subprocess.Popen(
-        command, env=subprocess_env(folder), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        command,
+        env=subprocess_env(folder),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=sigint_as_in_a_terminal,
     )
 
 
