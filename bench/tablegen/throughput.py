@@ -115,8 +115,9 @@ def machine_line(raw: dict) -> str:
     peaks = ", ".join(
         f"{b['model']} {_threads(b['threads'])} {b['precision']} {b['peak_gflops']:.0f}" for b in raw["blocks"]
     )
-    return (f"{info['cpu']}, {info['cpus']} CPUs, torch {info['torch']}; {bf16}; GEMM peak (2048^3 matmul, "
-            f"measured beside each block, GFLOP/s): {peaks}; load average in the last column")  # fmt: skip
+    return (f"{info['cpu']}, {info['cpus']} CPUs, torch {info['torch']}; {bf16}; GEMM peak (best square "
+            f"matmul of 512..2048, probed before and after each block, GFLOP/s): {peaks}; load average in the "
+            "last column")  # fmt: skip
 
 
 def throughput_table(raw: dict, accuracy: dict | None) -> dict:
