@@ -45,6 +45,7 @@ from throughput_steps import (  # noqa: E402  (bench/ is on sys.path when run as
     interleaved_seconds,
     make_step,
     median,
+    op_breakdown,
     settings,
     train_flops_per_image,
     warm_up,
@@ -127,6 +128,13 @@ def time_against_peak(work: Workload, bf16: bool, args: argparse.Namespace, flop
     before = peaks_at(threads, [bf16])[dtype]
     block = time_block(work, settings(bf16, args.max_autotune), args.steps, flops, before)
     peak = max(before, peaks_at(threads, [bf16])[dtype])
+    if args.breakdown:  # where the eager channels_last step's time goes, per op group (torch.profiler)
+        base = next(row for row in block if row["channels_last"] and row["compile_mode"] is None)
+        step = make_step(work, Setting(True, bf16))
+        warm_up(step)
+        base["op_seconds_per_step"] = op_breakdown(step)
+        print("  eager channels_last, seconds per step: "
+              + ", ".join(f"{k} {v:.3f}" for k, v in base["op_seconds_per_step"].items()), flush=True)  # fmt: skip
     for row in block:
         row["fraction_of_native_peak"] = round(row["achieved_gflops"] / peak, 3)
         if row["fraction_of_native_peak"] > 1:  # impossible for a real count: say so rather than publish it
@@ -179,6 +187,7 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", nargs="+", type=int, default=[torch.get_num_threads()])
     parser.add_argument("--steps", type=int, default=5, help="timed steps per setting (median), after 2 warm-up")
     parser.add_argument("--max-autotune", action="store_true", help="also mode=max-autotune-no-cudagraphs")
+    parser.add_argument("--breakdown", action="store_true", help="profile the eager channels_last step per op group")
     parser.add_argument("--json", type=Path, help="write the rows, ratios and machine here")
     args = parser.parse_args(argv)
     if args.steps < 1 or min(args.threads) < 1:

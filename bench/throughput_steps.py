@@ -153,6 +153,31 @@ def interleaved_seconds(steps: list[Callable[[], None]], rounds: int) -> list[li
     return timings
 
 
+# ATen ops reported by op_breakdown: convolutions forward and backward, normalisation, the GEMMs of MLP blocks
+BREAKDOWN_OPS = {
+    "conv forward": ("aten::mkldnn_convolution", "aten::convolution_overrideable"),
+    "conv backward": ("aten::convolution_backward",),
+    "norm forward + backward": ("aten::native_batch_norm", "aten::native_batch_norm_backward",
+                                "aten::native_layer_norm", "aten::native_layer_norm_backward"),
+    "matmul (linear layers)": ("aten::mm", "aten::addmm", "aten::bmm"),
+}  # fmt: skip
+
+
+def op_breakdown(step: Callable[[], None], steps: int = 3) -> dict[str, float]:
+    """Seconds per step in each BREAKDOWN_OPS group and in everything else (elementwise ops, copies, the
+    optimiser), from torch.profiler's self CPU time over `steps` already warmed-up steps."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as profiler:
+        for _ in range(steps):
+            step()
+    self_us = {event.key: event.self_cpu_time_total for event in profiler.key_averages()}
+    total = sum(self_us.values())
+    groups = {name: sum(self_us.get(op, 0.0) for op in ops) for name, ops in BREAKDOWN_OPS.items()}
+    groups["everything else"] = total - sum(groups.values())
+    return {name: round(us / 1e6 / steps, 4) for name, us in groups.items()}
+
+
 def median(values: list[float]) -> float:
     """The middle value (the upper one of an even count)."""
     return sorted(values)[len(values) // 2]
