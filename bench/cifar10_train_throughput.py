@@ -8,9 +8,10 @@ channels_last, and eager channels_last at 4x the recipe's batch; in fp32 and, on
 bf16 natively (AMX / AVX512-BF16: kdedge.train.devices.cpu_native_bf16), bf16 autocast. The settings of
 one model, precision and thread count run interleaved, one step each per round, so a ratio between them
 (printed at the end) is measured under the same load. It reports images/s, the achieved GFLOP/s (FLOPs per
-image from torch.utils.flop_counter), that as a share of the GEMM peak of the same precision measured
-beside it (kdedge.bench.peak.measure_peak, same threads), the compile time apart from the timing (the
-warm-up steps' extra seconds, from an empty inductor cache), threads and load average.
+image from torch.utils.flop_counter, with a convolution backward that respects groups), that as a share of
+the GEMM peak of the same precision (kdedge.bench.peak.measure_peak, same threads, probed before and after
+each block, the higher), the compile time apart from the timing (the warm-up steps' extra seconds, from an
+empty inductor cache), threads and load average.
 
     python bench/cifar10_train_throughput.py --threads 2 --json bench/results/train_throughput_compile.json
     python bench/cifar10_train_throughput.py --models cifar_resnet18 --threads 1 --steps 2 --json /tmp/t.json
@@ -44,6 +45,7 @@ from throughput_steps import (  # noqa: E402  (bench/ is on sys.path when run as
     interleaved_seconds,
     make_step,
     median,
+    op_breakdown,
     settings,
     train_flops_per_image,
     warm_up,
@@ -111,11 +113,34 @@ def ratios(rows: list[dict]) -> dict[str, float]:
 
 
 def peaks_at(threads: int, precisions: list[bool]) -> dict[str, float]:
-    """The GEMM peak (GFLOP/s) of each precision at `threads`, measured now."""
-    payload = {"device": "cpu", "threads": threads, "seconds": 2.0}
+    """The GEMM peak (GFLOP/s) of each precision at `threads`, measured now (best of kdedge.bench.peak's
+    square sides)."""
+    payload = {"device": "cpu", "threads": threads, "seconds": 3.0}
     return {
         PEAK_DTYPES[bf16]: measure_peak(payload | {"dtype": PEAK_DTYPES[bf16]})["peak_gflops"] for bf16 in precisions
     }
+
+
+def time_against_peak(work: Workload, bf16: bool, args: argparse.Namespace, flops: float, threads: int) -> tuple:
+    """One interleaved block and the GEMM peak of its precision, probed before AND after the block (the
+    higher one: a probe that ran while the machine was busier under-reads the peak); shares re-based on it."""
+    dtype = PEAK_DTYPES[bf16]
+    before = peaks_at(threads, [bf16])[dtype]
+    block = time_block(work, settings(bf16, args.max_autotune), args.steps, flops, before)
+    peak = max(before, peaks_at(threads, [bf16])[dtype])
+    if args.breakdown:  # where the eager channels_last step's time goes, per op group (torch.profiler)
+        base = next(row for row in block if row["channels_last"] and row["compile_mode"] is None)
+        step = make_step(work, Setting(True, bf16))
+        warm_up(step)
+        base["op_seconds_per_step"] = op_breakdown(step)
+        print("  eager channels_last, seconds per step: "
+              + ", ".join(f"{k} {v:.3f}" for k, v in base["op_seconds_per_step"].items()), flush=True)  # fmt: skip
+    for row in block:
+        row["fraction_of_native_peak"] = round(row["achieved_gflops"] / peak, 3)
+        if row["fraction_of_native_peak"] > 1:  # impossible for a real count: say so rather than publish it
+            print(f"  warning: {row['setting']} above the GEMM peak ({row['achieved_gflops']:.0f} > {peak:.0f} "
+                  "GFLOP/s): the FLOP count or the peak probe is wrong", flush=True)  # fmt: skip
+    return block, peak
 
 
 def measure(args: argparse.Namespace) -> dict:
@@ -127,17 +152,16 @@ def measure(args: argparse.Namespace) -> dict:
         flops = train_flops_per_image(work)
         for threads in args.threads:
             torch.set_num_threads(threads)
-            peaks = peaks_at(threads, precisions)
             data_path_ms = round(data_path_seconds(work) * 1000, 2)
-            print(f"{name} ({work.recipe}), {threads} threads: GEMM peak "
-                  + ", ".join(f"{k} {v:.0f}" for k, v in peaks.items()) + " GFLOP/s", flush=True)  # fmt: skip
+            print(f"{name} ({work.recipe}), {threads} threads, {flops / 1e9:.2f} training GFLOP per image", flush=True)
             for bf16 in precisions:
-                block = time_block(work, settings(bf16, args.max_autotune), args.steps, flops, peaks[PEAK_DTYPES[bf16]])
+                block, peak = time_against_peak(work, bf16, args, flops, threads)
+                print(f"  GEMM peak {block[0]['precision']}: {peak:.0f} GFLOP/s", flush=True)
                 for row in block:
                     print(_line(row), flush=True)
                 rows += block
                 blocks.append({"model": name, "threads": threads, "precision": block[0]["precision"],
-                               "peak_gflops": round(peaks[PEAK_DTYPES[bf16]], 1), "ratios": ratios(block),
+                               "peak_gflops": round(peak, 1), "ratios": ratios(block),
                                "data_path_ms_per_batch": data_path_ms})  # fmt: skip
     return {"rows": rows, "blocks": blocks}
 
@@ -163,6 +187,7 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", nargs="+", type=int, default=[torch.get_num_threads()])
     parser.add_argument("--steps", type=int, default=5, help="timed steps per setting (median), after 2 warm-up")
     parser.add_argument("--max-autotune", action="store_true", help="also mode=max-autotune-no-cudagraphs")
+    parser.add_argument("--breakdown", action="store_true", help="profile the eager channels_last step per op group")
     parser.add_argument("--json", type=Path, help="write the rows, ratios and machine here")
     args = parser.parse_args(argv)
     if args.steps < 1 or min(args.threads) < 1:

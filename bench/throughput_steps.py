@@ -72,12 +72,39 @@ def settings(bf16: bool, max_autotune: bool) -> list[Setting]:
     return [*chosen, Setting(True, bf16, batch_factor=LARGER_BATCH)]
 
 
+def _conv_backward_flops(
+    grad_out_shape,
+    x_shape,
+    w_shape,
+    _bias,
+    stride,
+    padding,
+    dilation,
+    transposed,
+    _output_padding,
+    groups,
+    output_mask,
+    out_shape=None,
+) -> int:
+    """FLOPs of aten.convolution_backward: each gradient asked for (input, weight) costs one forward
+    convolution. torch's own formula (torch.utils.flop_counter.conv_backward_flop, torch 2.14) ignores
+    `groups` for the weight gradient and counts a depthwise convolution's backward ~groups x too high
+    (97x the forward for a 96-channel 7x7 depthwise conv; ConvNeXt-T's training FLOPs came out 8.7x its
+    forward instead of ~3x)."""
+    from torch.utils.flop_counter import conv_flop_count
+
+    forward = conv_flop_count(list(x_shape), list(w_shape), list(grad_out_shape), transposed=transposed)
+    return forward * (int(output_mask[0]) + int(output_mask[1]))
+
+
 def train_flops_per_image(work: Workload, batch: int = 4) -> float:
-    """FLOPs (2 per multiply-add) of one forward + backward of the model on one image."""
+    """FLOPs (2 per multiply-add) of one forward + backward of the model on one image, counted by
+    torch.utils.flop_counter with a convolution backward that respects groups (_conv_backward_flops)."""
     model = build_model(work.model, work.classes, 3, work.image_size)
     images = torch.randn(batch, 3, work.image_size, work.image_size)
     labels = torch.randint(0, work.classes, (batch,))
-    with FlopCounterMode(display=False) as counter:
+    mapping = {torch.ops.aten.convolution_backward: _conv_backward_flops}
+    with FlopCounterMode(display=False, custom_mapping=mapping) as counter:
         torch.nn.functional.cross_entropy(model(images), labels).backward()
     return counter.get_total_flops() / batch
 
@@ -124,6 +151,31 @@ def interleaved_seconds(steps: list[Callable[[], None]], rounds: int) -> list[li
             step()
             timings[index].append(time.perf_counter() - started)
     return timings
+
+
+# ATen ops reported by op_breakdown: convolutions forward and backward, normalisation, the GEMMs of MLP blocks
+BREAKDOWN_OPS = {
+    "conv forward": ("aten::mkldnn_convolution", "aten::convolution_overrideable"),
+    "conv backward": ("aten::convolution_backward",),
+    "norm forward + backward": ("aten::native_batch_norm", "aten::native_batch_norm_backward",
+                                "aten::native_layer_norm", "aten::native_layer_norm_backward"),
+    "matmul (linear layers)": ("aten::mm", "aten::addmm", "aten::bmm"),
+}  # fmt: skip
+
+
+def op_breakdown(step: Callable[[], None], steps: int = 3) -> dict[str, float]:
+    """Seconds per step in each BREAKDOWN_OPS group and in everything else (elementwise ops, copies, the
+    optimiser), from torch.profiler's self CPU time over `steps` already warmed-up steps."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as profiler:
+        for _ in range(steps):
+            step()
+    self_us = {event.key: event.self_cpu_time_total for event in profiler.key_averages()}
+    total = sum(self_us.values())
+    groups = {name: sum(self_us.get(op, 0.0) for op in ops) for name, ops in BREAKDOWN_OPS.items()}
+    groups["everything else"] = total - sum(groups.values())
+    return {name: round(us / 1e6 / steps, 4) for name, us in groups.items()}
 
 
 def median(values: list[float]) -> float:

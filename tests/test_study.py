@@ -94,6 +94,28 @@ def test_a_self_kd_baseline_is_its_teachers_run(tmp_path: Path) -> None:
     assert [cell.stage for cell in other.cells] == ["student", "student"]  # another schedule: trained
 
 
+def test_a_baseline_that_another_recipe_trains_as_its_teacher_is_read_from_there(tmp_path: Path) -> None:
+    """Reverse KD's student trained alone (a big model) is the big model's self-KD teacher: trained once."""
+    big = TINY["teacher"] | {"model_kwargs": {"hidden": [64], "dropout": 0.2}}
+    reverse, self_kd = tmp_path / "reverse.yaml", tmp_path / "self.yaml"
+    reverse.write_text(yaml.safe_dump(TINY | {"student": big}))  # small teacher -> big student
+    self_kd.write_text(yaml.safe_dump(TINY | {"teacher": big, "student": big}))
+    plan = make_plan(spec_from({"recipes": [str(reverse), str(self_kd)], "seeds": [0, 1]}, "test"), tmp_path / "s")
+    big_runs = {t.seed: t.path for t in plan.teachers if t.entry == "self"}
+    for cell in (c for c in plan.cells if c.row == "no-kd"):
+        assert (cell.path, cell.stage) == (big_runs[cell.seed], "teacher"), cell.entry
+    assert sorted((c.entry, c.seed) for c in plan.trained_cells()) == [
+        ("reverse", 0),
+        ("reverse", 1),
+        ("self", 0),
+        ("self", 1),
+    ]
+    other = make_plan(
+        spec_from({"recipes": [str(reverse), str(self_kd)], "set": ["student.lr=0.01"]}, "t"), tmp_path / "o"
+    )
+    assert {c.entry for c in other.cells if c.row == "no-kd" and c.stage == "student"} == {"reverse", "self"}
+
+
 def test_study_file_and_command_line_combine(tiny: Path, tmp_path: Path) -> None:
     study = tmp_path / "methods.yaml"
     study.write_text(

@@ -8,7 +8,8 @@ STUDY/runs/<recipe>/<row>/seed<N>/        one ordinary run directory per recipe,
 
 A no-KD baseline whose student is its teacher (self-KD: the same model, schedule and data, trained alone at
 the same seed) is the teacher run itself: same initialisation, batch order and augmentation, so it is read
-from there, never trained twice.
+from there, never trained twice; so is a baseline that another recipe of the study trains as its teacher at
+that seed (reverse KD's ResNet50 trained alone is the ResNet50 self-KD row's teacher).
 
 A folder that already holds a run of another recipe (the study changed) is refused, never mixed in.
 """
@@ -123,7 +124,7 @@ def make_plan(spec: StudySpec, out: Path) -> Plan:
             first = _load(entry.recipe, common | {"seed": seed}, spec)
             for row, values in row_overrides(spec, first):
                 cells += _row_cells(spec, entry.recipe, name, row, (common, values), seed, out, teachers)
-    unique = _without_duplicates(cells)
+    unique = _without_duplicates([_read_from_a_teacher(cell, teachers) for cell in cells])
     plan = Plan(spec, out, tuple(teachers.values()), tuple(unique))
     for run in [*plan.teachers, *plan.trained_cells()]:
         check_folder(run.path, run.recipe)
@@ -170,6 +171,22 @@ def is_its_teacher(recipe: Recipe) -> bool:
     data = recipe.data
     whole = not data.omit_classes and data.keep_classes is None and recipe.distillation.bias_fix is None
     return whole and recipe.student.model_dump(mode="json") == teacher
+
+
+def _read_from_a_teacher(cell: Cell, teachers: dict[tuple[str, int], TeacherRun]) -> Cell:
+    """A no-KD baseline that is the very run some entry's teacher makes at the same seed (same model, stage
+    settings and data: a ResNet50 trained alone is the reverse-KD row's baseline and the ResNet50 self-KD
+    row's teacher) is read from that teacher's run rather than trained a second time."""
+    if not cell.is_baseline or cell.stage != "student" or cell.recipe.student is None:
+        return cell
+    data = cell.recipe.data
+    if data.omit_classes or data.keep_classes is not None or cell.recipe.distillation.bias_fix is not None:
+        return cell
+    config = cell.recipe.to_dict()
+    alone = config | {"teacher": config["student"] | {"checkpoint": None}, "student": None, "sweep": None}
+    key = teacher_key(validate_recipe(alone, source=f"{cell.recipe.name} (no-KD student as a teacher)"))
+    run = teachers.get((key, cell.seed))
+    return cell if run is None else replace(cell, path=run.path, stage="teacher")
 
 
 def _teacher_for(
