@@ -159,13 +159,13 @@ def test_pte_predicts_more_images_than_its_dynamic_batch_range(edge_run):
 
 
 def test_bench_row_per_file_with_accuracy(edge_run, data_root: Path, monkeypatch):
-    """One row per file, each scored on the run's test images; the fp32 .pte row in its own child process as
-    bench runs every row, the others measured by the same worker code in this process (an ExecuTorch child
-    spends ~6 s importing its runtime)."""
+    """One row per file, each scored on the run's test images. The rows are measured by the bench worker's code
+    in this process, not in a child each (an ExecuTorch child spends ~6 s importing its runtime): what a row
+    holds is tested here, a row's child process in tests/test_bench_timing.py and tests/test_ncnn_mnn.py."""
     from kdedge.bench.run import BenchOptions, run_bench
 
     run, rows = edge_run
-    rows_in_this_process(monkeypatch, in_a_child=lambda payload: payload["file"].endswith("student.fp32.pte"))
+    rows_in_this_process(monkeypatch)
     options = BenchOptions(
         batch_sizes=(1,),
         threads=1,
