@@ -99,10 +99,13 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 def _list_torchlib_functions_once() -> None:
     """torch.onnx.export (the dynamo exporter) lists onnxscript's ~4,000 torchlib functions again for every
-    export, building each one's IR: ~0.8 s per exported file on one core, the same list each time. Once the
-    exporter is imported, the tests keep the first list for the session; the files written are the same."""
-    registration = sys.modules.get("torch.onnx._internal.exporter._registration")
-    apis = getattr(registration, "onnxscript_apis", None)
+    export, building each one's IR: ~0.8 s per exported file on one core, the same list each time. Once torch
+    is imported, the tests keep the first list for the session; the files written are the same."""
+    if "torch" not in sys.modules:
+        return
+    from torch.onnx._internal.exporter import _registration
+
+    apis = getattr(_registration, "onnxscript_apis", None)
     listing = getattr(apis, "get_torchlib_ops", None)
     if listing is not None and not hasattr(listing, "cache_info"):
         apis.get_torchlib_ops = functools.cache(listing)
