@@ -80,6 +80,8 @@ def test_a_variant_without_kd_is_the_baseline_and_a_changed_study_is_refused(tin
     changed = spec_from({"recipes": [str(tiny)], "set": ["student.lr=0.5"]}, "test")
     with pytest.raises(InputError, match=r"kd/seed0 holds a run of another recipe \(student.lr differ\)"):
         make_plan(changed, tmp_path / "study")
+    reworded = spec_from({"recipes": [str(tiny)], "set": ["description=words about it, not part of the run"]}, "t")
+    make_plan(reworded, tmp_path / "study")  # a new description is the same experiment: its runs are kept
 
 
 def test_a_self_kd_baseline_is_its_teachers_run(tmp_path: Path) -> None:

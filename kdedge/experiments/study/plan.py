@@ -232,8 +232,9 @@ def _without_duplicates(cells: list[Cell]) -> list[Cell]:
 
 def comparable(recipe: Recipe) -> dict[str, Any]:
     """A recipe as two runs of the same study compare it: its teacher's path left out (the study folder
-    may have moved)."""
+    may have moved), and its description (words about the run, not part of it)."""
     config = recipe.to_dict()
+    config.pop("description", None)
     if config.get("teacher"):
         config["teacher"] = {k: v for k, v in config["teacher"].items() if k != "checkpoint"}
     return config
