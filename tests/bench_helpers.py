@@ -1,15 +1,20 @@
 """Shared fixtures for the bench tests: a small trained MNIST run and ONNX files made here (with the
 legacy TorchScript exporter: fast, one file) so the bench tests do not depend on kdedge.export.
-Also `abort_row`, a bench row whose child process crashes, and `sleepy_runner` with known delays."""
+Also `abort_row`, a bench row whose child process crashes, `sleepy_runner` with known delays, and
+`rows_in_this_process`, which measures bench rows without a child process each."""
 
 from __future__ import annotations
 
 import json
 import os
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pytest
 import torch
 
 MNIST_META = {
@@ -125,3 +130,26 @@ class SleepyRunner:
 
     def sync(self) -> None:
         pass
+
+
+def rows_in_this_process(monkeypatch: pytest.MonkeyPatch, in_a_child: Callable[[dict], bool] = lambda _: False) -> None:
+    """Bench rows measured by the bench worker's own code (request and answer files, a runner's exception as
+    the row's status) in this process, except those `in_a_child` picks: for tests of what a row holds, where a
+    runtime's start-up in a fresh process (ExecuTorch: ~6 s on one core) would be most of the test.
+    tests/test_bench_timing.py runs real children: a crash, a hang, a skipped and an unknown runtime."""
+    import kdedge.bench.run as bench_run
+    from kdedge.bench import worker
+    from kdedge.bench.isolate import DEFAULT_ENTRY
+
+    real = bench_run.run_isolated
+
+    def measured(payload: dict[str, Any], timeout_s: float, entry: str = DEFAULT_ENTRY) -> dict[str, Any]:
+        if in_a_child(payload):
+            return real(payload, timeout_s, entry)
+        with tempfile.TemporaryDirectory(prefix="kdedge-bench-") as folder:
+            request, answer = Path(folder) / "request.json", Path(folder) / "answer.json"
+            request.write_text(json.dumps(payload))
+            assert worker.main([entry, str(request), str(answer)]) == 0
+            return json.loads(answer.read_text())
+
+    monkeypatch.setattr(bench_run, "run_isolated", measured)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from bench_helpers import rows_in_this_process
 from cli_helpers import TORCH_FREE_PREDICT
 from export_helpers import make_exported_run
 from PIL import Image
@@ -157,10 +158,14 @@ def test_pte_predicts_more_images_than_its_dynamic_batch_range(edge_run):
     runner.bind(images)()  # the bench's timed call takes any batch too
 
 
-def test_bench_row_per_file_with_accuracy(edge_run, data_root: Path):
+def test_bench_row_per_file_with_accuracy(edge_run, data_root: Path, monkeypatch):
+    """One row per file, each scored on the run's test images. The rows are measured by the bench worker's code
+    in this process, not in a child each (an ExecuTorch child spends ~6 s importing its runtime): what a row
+    holds is tested here, a row's child process in tests/test_bench_timing.py and tests/test_ncnn_mnn.py."""
     from kdedge.bench.run import BenchOptions, run_bench
 
     run, rows = edge_run
+    rows_in_this_process(monkeypatch)
     options = BenchOptions(
         batch_sizes=(1,),
         threads=1,

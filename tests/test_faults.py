@@ -47,11 +47,11 @@ def _same_weights(a: Path, b: Path) -> bool:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> dict[str, Path]:
-    """A recipe, its uninterrupted reference run (subprocess, one thread) and a run stopped by SIGTERM
-    while its student trained (SIGSTOP first, so the signal lands mid-stage however loaded the box is)."""
+    """A recipe, a real process stopped by SIGTERM while its student trained (SIGSTOP first, so the signal lands
+    mid-stage however loaded the box is) and the recipe's uninterrupted reference run (in this process, one
+    thread, as the resumed runs below)."""
     tmp = tmp_path_factory.mktemp("faults")
     recipe = write_recipe(tmp / "r.yaml", student={"epochs": STUDENT_EPOCHS})
-    reference = subprocess.Popen(_distill(recipe, "--out", tmp / "reference"), cwd=REPO, env=ENV)
     victim = subprocess.Popen(
         _distill(recipe, "--out", tmp / "stopped"), cwd=REPO, env=ENV, stderr=subprocess.PIPE, text=True
     )
@@ -65,7 +65,8 @@ def world(tmp_path_factory) -> dict[str, Path]:
     victim.send_signal(signal.SIGCONT)
     _, stderr = victim.communicate(timeout=60)
     seconds = time.monotonic() - sent
-    assert reference.wait(timeout=300) == 0
+    code, _, err = run_kdedge("distill", recipe, "-q", "--out", tmp / "reference")
+    assert code == 0, err
     return {
         "tmp": tmp,
         "recipe": recipe,
@@ -97,15 +98,8 @@ def test_sigterm_saves_state_at_a_step_boundary_and_exits_143(world):
 
 def test_resume_after_sigterm_is_bit_identical(world, tmp_path):
     run = _copy(world, "stopped", tmp_path / "run")
-    result = subprocess.run(
-        _distill(world["recipe"], "--resume", run),
-        cwd=REPO,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
+    code, _, err = run_kdedge("distill", world["recipe"], "-q", "--resume", run)  # as the other faults' resumes
+    assert code == 0, err
     for stage in ("teacher", "student"):
         assert _same_weights(world["reference"] / f"{stage}.safetensors", run / f"{stage}.safetensors"), stage
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from cli_helpers import one_error_line, run_kdedge, write_recipe
+from resume_world import FITNETS, fitnets_world, restore_state
 from safetensors.torch import load_file
 
 from kdedge.errors import InputError
@@ -20,16 +21,11 @@ from kdedge.losses.attention import attention_transfer
 from kdedge.losses.fitnets import fitnets_hint
 from kdedge.models.builders import build_model
 from kdedge.recipe import validate_recipe
-from kdedge.train.features import FeatureMethod, WithAdapters, check_layer_names, make_adapter
-from kdedge.train.loop import Context, fit
-from kdedge.train.resume import Checkpointer
-from kdedge.train.state_file import state_path
+from kdedge.train.features import WithAdapters, check_layer_names, make_adapter
+from kdedge.train.loop import fit
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 LOGITS, TARGETS = torch.zeros(2, 3), torch.zeros(2, dtype=torch.long)
-
-# MLP layers (kdedge.models.builders.mlp): 0 Flatten, 1 Linear, 2 ReLU, ...: "2" is the first hidden layer
-FITNETS = {"features": [{"student": "2", "teacher": "2"}], "feature_loss": "fitnets", "feature_weight": 10}
 
 
 def test_fitnets_is_the_summed_mse_of_each_pair_by_hand() -> None:
@@ -165,44 +161,23 @@ def test_a_typo_in_a_layer_name_is_one_line_with_did_you_mean_before_training(tm
 
 def test_resume_with_fitnets_is_bit_exact_for_student_and_adapter(tmp_path: Path, monkeypatch) -> None:
     """As tests/test_resume.py: save a state after every step, restart from a mid-epoch one, compare."""
-    import kdedge.train.state_file as state_file
-
-    student_cfg = {"model": "mlp", "model_kwargs": {"hidden": [8], "dropout": 0.3}, "epochs": 2, "batch_size": 32}
-    recipe = validate_recipe(
-        {
-            "name": "t",
-            "data": {"name": "mnist"},
-            "teacher": {"model": "mlp"},
-            "student": student_cfg | {"optimizer": "adam", "lr": 0.01},
-            "distillation": FITNETS,
-        }
-    )
-    generator = torch.Generator().manual_seed(0)
-    split_images = torch.randint(0, 256, (128, 1, 8, 8), dtype=torch.uint8, generator=generator)
-    from kdedge.data.types import Split
-
-    split = Split(split_images, torch.randint(0, 4, (128,), generator=generator))
-    ctx = Context(device=torch.device("cpu"), mean=(0.5,), std=(0.25,), seed=3, num_classes=4)
-    torch.manual_seed(1)
-    teacher = build_model("mlp", 4, 1, 8, {"hidden": [12]}).eval()
-    run = RunDir(tmp_path / "run").open_for_writing(force=False)
-    saves, real_save = [], state_file.save_training_state
-
-    def counting_save(path, *args):
-        real_save(path, *args)
-        saves.append(path.read_bytes())
-
-    monkeypatch.setattr(state_file, "save_training_state", counting_save)
+    world = fitnets_world(tmp_path, monkeypatch, {"hidden": [8], "dropout": 0.3})
 
     def train(resuming: bool) -> dict[str, torch.Tensor]:
-        torch.manual_seed(0)
-        student = build_model("mlp", 4, 1, 8, {"hidden": [8], "dropout": 0.3})
-        method = FeatureMethod.build(recipe.distillation, recipe.student, student, teacher, split, ctx)
+        student, method = world.student()
         trained = WithAdapters(student, method.adapters)
         initial.append(method.adapters[0].weight.detach().clone())
-        checkpointer = Checkpointer(run, recipe, every_minutes=1e-9, resume=resuming)
-        checkpoint = checkpointer.open("student", trained, recipe.student, ctx.seed)
-        fit(trained, split, recipe.student, ctx, teacher, recipe.distillation, checkpoint, method=method)
+        checkpoint = world.checkpoint(trained, resuming)
+        fit(
+            trained,
+            world.split,
+            world.recipe.student,
+            world.ctx,
+            world.teacher,
+            world.recipe.distillation,
+            checkpoint,
+            method=method,
+        )
         method.capture.remove()
         return {k: v.clone() for k, v in trained.state_dict().items()}
 
@@ -210,7 +185,7 @@ def test_resume_with_fitnets_is_bit_exact_for_student_and_adapter(tmp_path: Path
     reference = train(resuming=False)
     assert reference["adapters.0.weight"].shape == (12, 8)  # a Linear 8 -> 12, trained with the student:
     assert not torch.equal(reference["adapters.0.weight"], initial[0])  # its parameters are in the optimiser
-    state_path(run, "student").write_bytes(saves[2])  # epoch 1 after step 3 of 4
+    restore_state(world.run, world.saves[2])  # epoch 1 after step 3 of 4
     torch.manual_seed(12345)
     resumed = train(resuming=True)
     assert reference.keys() == resumed.keys()

@@ -146,24 +146,36 @@ def test_the_cli_says_one_line_and_leaves_no_run_directory(tmp_path_factory, fie
     assert not (tmp / "run").exists()
 
 
-SLOW = pytest.mark.slow  # a process start costs seconds: two in `make test`, the rest in `make test-all`
+SLOW = pytest.mark.slow  # a process start costs seconds: one in `make test`, the rest in `make test-all`
+HANDFUL = [  # documents the fuzzing found or that stress the YAML parser
+    "student: {epochs: [1, {a: 2020-01-01}]}",
+    "data: !!binary AAAA",
+    "teacher: ~\nstudent: ~\n",
+    "? [1, 2]\n: 3",
+    "name: 1e999\n" * 3,
+    "student:\n  model_kwargs: {hidden: [-5]}\n",
+]
 
 
-@pytest.mark.parametrize(
-    "document",
-    [
-        "student: {epochs: [1, {a: 2020-01-01}]}",
-        "data: !!binary AAAA",
-        pytest.param("teacher: ~\nstudent: ~\n", marks=SLOW),
-        pytest.param("? [1, 2]\n: 3", marks=SLOW),
-        pytest.param("name: 1e999\n" * 3, marks=SLOW),
-        pytest.param("student:\n  model_kwargs: {hidden: [-5]}\n", marks=SLOW),
-    ],
-)
-def test_a_handful_through_the_real_entry_point(tmp_path, document):
-    """Documents the fuzzing found or that stress the YAML parser, through `python -m kdedge`."""
-    recipe = tmp_path / "r.yaml"
+def _handful_recipe(folder: Path, document: str) -> Path:
+    recipe = folder / "r.yaml"
     recipe.write_text(yaml.safe_dump({k: v for k, v in TINY.items() if k not in document}) + document)
+    return recipe
+
+
+@pytest.mark.parametrize("document", HANDFUL)
+def test_a_handful_through_the_cli(tmp_path, document):
+    """Each document through the CLI in this process: exit 2, one line, no run directory."""
+    recipe = _handful_recipe(tmp_path, document)
+    code, _, err = run_kdedge("distill", recipe, "-q", "--out", tmp_path / "run", "--data-root", tmp_path)
+    assert code == 2 and one_error_line(err).startswith("error: "), err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("document", [HANDFUL[0], *(pytest.param(d, marks=SLOW) for d in HANDFUL[1:])])
+def test_a_handful_through_the_real_entry_point(tmp_path, document):
+    """The same through `python -m kdedge` (a real process's warnings and logging count too)."""
+    recipe = _handful_recipe(tmp_path, document)
     command = [
         *KDEDGE,
         "distill",

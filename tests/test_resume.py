@@ -13,14 +13,13 @@ from pathlib import Path
 import pytest
 import torch
 from cli_helpers import ENV, KDEDGE, REPO, checksums, one_error_line, run_kdedge, write_recipe
+from resume_world import open_run, record_state_saves, restore_state, tiny_context, tiny_mlp, tiny_split
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from kdedge.data.types import Split
 from kdedge.files.rundir import RunDir
-from kdedge.models.builders import build_model
 from kdedge.recipe import validate_recipe
-from kdedge.train.loop import Context, fit
+from kdedge.train.loop import fit
 from kdedge.train.resume import Checkpointer
 from kdedge.train.state_file import HEADER_KEY, flatten, state_path, unflatten
 
@@ -54,22 +53,12 @@ def test_optimizer_state_round_trips_without_pickle():
             assert torch.equal(restored["state"][param_id][name], value)
 
 
-def _tiny_split(n: int = 120) -> Split:
-    generator = torch.Generator().manual_seed(1)
-    return Split(
-        torch.randint(0, 256, (n, 1, 8, 8), dtype=torch.uint8, generator=generator),
-        torch.randint(0, 4, (n,), generator=generator),
-    )
-
-
 # 4 steps per epoch, a save after every step and at every epoch end: save 1 = epoch 1 after step 2,
 # 3 = after the last step but before the epoch's record, 4 = end of epoch 1, 6 = epoch 2 after step 2
 @pytest.mark.parametrize(("snapshot", "position"), [(1, (0, 2)), (3, (0, 4)), (4, (1, 0)), (6, (1, 2))])
 def test_resume_from_any_snapshot_is_bit_exact(tmp_path, monkeypatch, snapshot, position):
     """In-process: train once saving a state after every step; restart from the snapshot-th save and
     compare final weights with the uninterrupted run (dropout + Adam + shuffling all exercised)."""
-    import kdedge.train.state_file as state_file
-
     student = {
         "model": "mlp",
         "model_kwargs": {"hidden": [8], "dropout": 0.3},
@@ -81,27 +70,19 @@ def test_resume_from_any_snapshot_is_bit_exact(tmp_path, monkeypatch, snapshot, 
     recipe = validate_recipe(
         {"name": "t", "data": {"name": "mnist"}, "distillation": {"loss": "none"}, "student": student}
     )
-    cfg, split = recipe.student, _tiny_split()
-    ctx = Context(device=torch.device("cpu"), mean=(0.5,), std=(0.25,), seed=3, num_classes=4)
-    run = RunDir(tmp_path / "run").open_for_writing(force=False)
-    saves, real_save = [], state_file.save_training_state
-
-    def counting_save(path, *args):
-        real_save(path, *args)
-        saves.append(path.read_bytes())
-
-    monkeypatch.setattr(state_file, "save_training_state", counting_save)
+    cfg, split, ctx = recipe.student, tiny_split(120, seed=1), tiny_context()
+    run, saves = open_run(tmp_path), record_state_saves(monkeypatch)
 
     def train(resuming: bool) -> torch.nn.Module:
         torch.manual_seed(0)
-        model = build_model("mlp", 4, 1, 8, {"hidden": [8], "dropout": 0.3})
+        model = tiny_mlp({"hidden": [8], "dropout": 0.3})
         checkpointer = Checkpointer(run, recipe, every_minutes=1e-9, resume=resuming)  # save every step
         checkpoint = checkpointer.open("student", model, cfg, ctx.seed)
         fit(model, split, cfg, ctx, None, recipe.distillation, checkpoint)
         return model
 
     reference = train(resuming=False).state_dict()
-    state_path(run, "student").write_bytes(saves[snapshot])
+    restore_state(run, saves[snapshot])
     header = _header(state_path(run, "student"))
     assert (header["epoch"], header["step"]) == position
     torch.manual_seed(12345)  # the global RNG (dropout) must come from the state file, not from here
@@ -112,31 +93,25 @@ def test_resume_from_any_snapshot_is_bit_exact(tmp_path, monkeypatch, snapshot, 
 def test_resume_keeps_the_same_best_validation_epoch(tmp_path, monkeypatch):
     """keep: best_val: the kept weights travel in the state file; a run resumed after the best epoch ends
     with that epoch's weights, as the uninterrupted run does."""
-    import kdedge.train.state_file as state_file
-
     stage = {"model": "mlp", "model_kwargs": {"hidden": [8]}, "epochs": 5, "batch_size": 40, "lr": 0.3}
     stage |= {"optimizer": "sgd", "keep": "best_val"}
     recipe = validate_recipe(
         {"name": "t", "data": {"name": "mnist"}, "distillation": {"loss": "none"}, "student": stage}
     )
-    cfg, split, val = recipe.student, _tiny_split(), _tiny_split(60)
-    ctx = Context(torch.device("cpu"), (0.5,), (0.25,), seed=3, num_classes=4, evaluation={"val": val})
-    run = RunDir(tmp_path / "run").open_for_writing(force=False)
-    saves, real_save = [], state_file.save_training_state
-    monkeypatch.setattr(
-        state_file, "save_training_state", lambda path, *a: real_save(path, *a) or saves.append(path.read_bytes())
-    )
+    cfg, split, val = recipe.student, tiny_split(120, seed=1), tiny_split(60, seed=1)
+    ctx = tiny_context(evaluation={"val": val})
+    run, saves = open_run(tmp_path), record_state_saves(monkeypatch)
 
     def train(resuming: bool) -> tuple[dict, int]:
         torch.manual_seed(0)
-        model = build_model("mlp", 4, 1, 8, {"hidden": [8]})
+        model = tiny_mlp({"hidden": [8]})
         checkpoint = Checkpointer(run, recipe, every_minutes=0, resume=resuming).open("student", model, cfg, ctx.seed)
         fit(model, split, cfg, ctx, None, recipe.distillation, checkpoint)
         return model.state_dict(), checkpoint.kept_epoch
 
     reference, kept = train(resuming=False)
     assert 1 < kept < 5, kept  # neither the first nor the last epoch: the test means something
-    state_path(run, "student").write_bytes(saves[kept])  # the state saved at the end of the epoch after it
+    restore_state(run, saves[kept])  # the state saved at the end of the epoch after it
     assert _header(state_path(run, "student"))["kept"]["epoch"] == kept
     resumed, kept_again = train(resuming=True)
     assert kept_again == kept and all(torch.equal(reference[k], resumed[k]) for k in reference)

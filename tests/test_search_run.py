@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -73,7 +74,20 @@ def searched(tmp_path_factory) -> tuple[Path, Path, CliResult]:
     (folder / "space.yaml").write_text(SPACE)
     out = folder / "undisturbed"
     cache = {"KDEDGE_CACHE": str(folder / "cache")}  # this module's own: every later search reads it
-    return folder, out, run_kdedge(*search_args(folder, out, "--seeds", "2"), env=cache)
+    with pytest.MonkeyPatch.context() as patch:
+        short_warmups(patch)
+        return folder, out, run_kdedge(*search_args(folder, out, "--seeds", "2"), env=cache)
+
+
+def short_warmups(patch: pytest.MonkeyPatch) -> None:
+    """The cost stage and the finalists' bench warm each file up for 0.5 s before timing it for --seconds (ten
+    files here): these tests check what a search decides from its figures, not how steady the figures are, so
+    the warm-up is 0.05 s (the cost cache's key leaves the warm-up out)."""
+    from kdedge.bench import run as bench_run
+    from kdedge.experiments.search import run as search_run
+
+    patch.setattr(search_run, "CostSettings", partial(search_run.CostSettings, warmup_s=0.05))
+    patch.setattr(bench_run, "BenchOptions", partial(bench_run.BenchOptions, warmup_s=0.05))
 
 
 def rows_of(out: Path) -> dict[str, dict]:

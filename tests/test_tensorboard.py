@@ -4,10 +4,11 @@ never otherwise; asking without the package installed is one line and exit 2."""
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
-from cli_helpers import TINY_ARGS, run_subprocess
+from cli_helpers import TINY_ARGS
 
 from kdedge.files.rundir import RunDir
 from kdedge.report.tensorboard import SCALARS, TensorBoardLogger
@@ -79,16 +80,13 @@ def test_cli_writes_events_only_when_asked(kdedge, finished_run, data_root: Path
     assert "tensorboard: true" in (out / "recipe.yaml").read_text()
 
 
-def test_tensorboard_missing_is_one_line_exit_2(tmp_path: Path) -> None:
-    """A `tensorboard` package that fails to import stands in for one that is not installed (a real process:
-    PYTHONPATH puts it first)."""
-    shadow = tmp_path / "shadow" / "tensorboard"
-    shadow.mkdir(parents=True)
-    (shadow / "__init__.py").write_text("raise ImportError('tensorboard is not installed (test stand-in)')\n")
+def test_tensorboard_missing_is_one_line_exit_2(tmp_path: Path, kdedge, monkeypatch) -> None:
+    """`tensorboard` as if not installed (None in sys.modules: how Python sees a package that is not there),
+    with torch's TensorBoard writer imported afresh, so that its own `import tensorboard` fails."""
+    monkeypatch.setitem(sys.modules, "tensorboard", None)
+    monkeypatch.delitem(sys.modules, "torch.utils.tensorboard", raising=False)
     out = tmp_path / "never"
-    result = run_subprocess(
-        "distill", "quickstart_mnist", "--tensorboard", "--out", out, env={"PYTHONPATH": str(shadow.parent)}
-    )
+    result = kdedge("distill", "quickstart_mnist", "--tensorboard", "--out", out)
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines() == [
         "error: tensorboard: the 'tensorboard' package is not installed; "

@@ -1,5 +1,5 @@
-"""`clip_grad_norm`: bounds each step's total gradient norm (a KD student's soft term at high temperature
-approaches logit regression, whose gradients grow with the teacher's logits)."""
+"""The `clip_grad_norm` option (kdedge.train.optim): bounds each step's total gradient norm (a KD student's
+soft term at high temperature approaches logit regression, whose gradients grow with the teacher's logits)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""A CNN's ExecuTorch `.pte` takes the batch bound export asks for in one call (1024 images at small sizes),
-not the 2..15 that XNNPACK's re-tracing passes used to narrow it to; fp32 and int8."""
+"""kdedge.export.executorch_convert: a CNN's ExecuTorch `.pte` takes the batch bound export asks for in one
+call (1024 images at small sizes), not the 2..15 that XNNPACK's re-tracing passes used to narrow it to; fp32
+and int8."""
 
 from __future__ import annotations
 
