@@ -6,10 +6,8 @@ need real data are skipped with a message saying so.
 
 from __future__ import annotations
 
-import functools
 import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -91,24 +89,6 @@ SLOW = {
     "test_teacher_check.py::test_a_teacher_at_chance_is_a_warning_line_and_a_summary_flag",
     "test_tensorboard.py::test_cli_writes_events_only_when_asked",
 }
-
-
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    _list_torchlib_functions_once()
-
-
-def _list_torchlib_functions_once() -> None:
-    """torch.onnx.export (the dynamo exporter) lists onnxscript's ~4,000 torchlib functions again for every
-    export, building each one's IR: ~0.8 s per exported file on one core, the same list each time. Once torch
-    is imported, the tests keep the first list for the session; the files written are the same."""
-    if "torch" not in sys.modules:
-        return
-    from torch.onnx._internal.exporter import _registration
-
-    apis = getattr(_registration, "onnxscript_apis", None)
-    listing = getattr(apis, "get_torchlib_ops", None)
-    if listing is not None and not hasattr(listing, "cache_info"):
-        apis.get_torchlib_ops = functools.cache(listing)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
