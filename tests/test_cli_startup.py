@@ -1,16 +1,24 @@
 """Commands that train nothing start at once: `--help` (of every command), `--version`, `recipes`, `recipes
 show`, `formats`, `init` and shell completion never import torch (predict on .onnx / .tflite: test_predict.py
 and test_edge_formats.py, cli_helpers.TORCH_FREE_PREDICT). Each runs through the real entry point in one
-fresh process that then lists the torch modules it holds; how long they take is bench/startup.py's job."""
+fresh process that then lists the torch modules it holds; how long they take is bench/startup.py's job.
+
+Bad input to the commands that do import torch (a misspelled recipe, a bad --set, a folder that is not a run,
+a bad option value) is said before torch loads: one line, the usual exit code, in a second, not after
+seconds of imports. Each case runs as `python -m kdedge` with PYTHONPROFILEIMPORTTIME, whose report on
+stderr names every module the process imported."""
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
+from cli_helpers import one_error_line, run_subprocess, write_recipe
 from PIL import Image
 
 # Runs each command of argv[1] (a JSON list of [env, argv]) through kdedge.cli.main in this process and
@@ -99,3 +107,57 @@ def test_commands_that_train_nothing_never_import_torch(tmp_path: Path) -> None:
         assert code == 0, f"`kdedge {command}` exited {code}: {output}"
     assert (tmp_path / "pets.yaml").is_file()
     assert results[" ".join(complete.values())][2].split() == ["distill"]
+
+
+# (argv template, the text the one error line holds), each exit code 2. {tmp}: a scratch folder with empty/
+# (not a run), run/ (a run folder holding only its recipe.yaml), student_only.yaml and study.yaml (a study
+# file naming a misspelled recipe).
+BAD_INPUT = [
+    ("train no_such_recipe", "no recipe file or packaged recipe named 'no_such_recipe'"),
+    ("distill hinton_mnst", "did you mean 'hinton_mnist'?"),
+    ("layers hinton_mnst", "did you mean 'hinton_mnist'?"),
+    ("sweep hinton_mnst", "did you mean 'hinton_mnist'?"),
+    ("distill {tmp}/nowhere.yaml", "recipe file not found: "),
+    ("distill hinton_mnist --set student.lrr=0.1", "unknown key 'student.lrr' in student: did you mean 'lr'?"),
+    ("train hinton_mnist --set student.epochs=-3", "student.epochs: Input should be greater than 0 (got -3)"),
+    ("train {tmp}/student_only.yaml", "this recipe has none; use distill"),
+    ("distill hinton_mnist --resume {tmp}/run --out {tmp}/other", "a resumed run continues in its own directory"),
+    ("study {tmp}/study.yaml", "did you mean 'hinton_mnist'?"),
+    ("study hinton_mnist --metric foo", "--metric 'foo': allowed are"),
+    ("search hinton_mnst --target onnx-int8 --latency-ms 2", "did you mean 'hinton_mnist'?"),
+    ("search hinton_mnist --target foo-int8 --latency-ms 2", "unknown target 'foo-int8'"),
+    ("search hinton_mnist --target onnx-int8 --latency-ms -2", "--latency-ms: must be a number > 0"),
+    ("report {tmp}/empty", "is neither a run directory (summary.json) nor a sweep directory"),
+    ("eval {tmp}/empty", "is not a kdedge run directory (no recipe.yaml)"),
+    ("export {tmp}/empty", "is not a kdedge run directory (no recipe.yaml)"),
+    ("export {tmp}/run --precision fp64", "unknown precision 'fp64'"),
+    ("export {tmp}/run --model teachr", "--model: must be student, teacher or both (got 'teachr')"),
+    ("bench {tmp}/empty", "is not a kdedge run directory (no recipe.yaml)"),
+    ("bench {tmp}/run --batch 0", "--batch: expected numbers >= 1"),
+]
+IMPORTED = re.compile(r"^import time:.*\|\s*(\S+)$")  # PYTHONPROFILEIMPORTTIME's line per imported module
+
+
+@pytest.fixture(scope="module")
+def bad_inputs(tmp_path_factory) -> Path:
+    """The files and folders BAD_INPUT names."""
+    tmp = tmp_path_factory.mktemp("bad_inputs")
+    (tmp / "empty").mkdir()
+    (tmp / "run").mkdir()
+    write_recipe(tmp / "run" / "recipe.yaml")
+    write_recipe(tmp / "student_only.yaml", teacher=None, distillation={"loss": "none"})
+    (tmp / "study.yaml").write_text("recipes: [hinton_mnst]\nseeds: [0]\n")
+    return tmp
+
+
+@pytest.mark.parametrize(("command", "expected"), BAD_INPUT, ids=[case[0].split(" {")[0] for case in BAD_INPUT])
+def test_bad_input_is_said_before_torch_loads(bad_inputs: Path, command: str, expected: str) -> None:
+    argv = command.format(tmp=bad_inputs).split()
+    done = run_subprocess(*argv, cwd=bad_inputs, env={"PYTHONPROFILEIMPORTTIME": "1"}, timeout=60)
+    modules = {m.group(1) for line in done.stderr.splitlines() if (m := IMPORTED.match(line))}
+    assert modules, "no import-time report: PYTHONPROFILEIMPORTTIME did not reach the child"
+    assert "torch" not in modules, f"`kdedge {command}` imported torch before saying it was wrong"
+    message = "\n".join(line for line in done.stderr.splitlines() if not line.startswith("import time:"))
+    line = one_error_line(message)
+    assert line.startswith("error: ") and expected in line, line
+    assert done.returncode == 2, (done.returncode, line)

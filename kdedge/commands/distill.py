@@ -1,16 +1,17 @@
 """What `kdedge distill` and `kdedge train` do: load the recipe, check everything that can be checked before
 the run directory is touched, then run the stages with progress and print the summary table.
 
-Imported lazily by kdedge.cli (never the other way round), so `kdedge --help` does not import torch.
+Imported lazily by kdedge.cli (never the other way round), so `kdedge --help` does not import torch; torch
+itself is imported only once the recipe and the options are checked, so a typo is one line at once.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kdedge.commands.options import BOTH_STAGES, DistillOptions
 from kdedge.commands.teacher_reuse import teacher_notice
-from kdedge.data.types import DataBundle
 from kdedge.errors import InputError, Interrupted
 from kdedge.files.fsguard import DiskFull, check_writable
 from kdedge.losses import describe_feature_term, describe_weights
@@ -18,12 +19,11 @@ from kdedge.recipe import Recipe, load_recipe, parse_set, weight_paths
 from kdedge.report.tensorboard import require_tensorboard
 from kdedge.runtime.threads import busy_hint
 from kdedge.runtime.threads import limit as limit_threads
-from kdedge.train import distributed
-from kdedge.train.devices import describe_device
-from kdedge.train.pipeline import check_stages_fit_data, prepare_data, run_recipe
-from kdedge.train.resume import Checkpointer, open_run
 from kdedge.train.stop import graceful_stop
 from kdedge.ui.console import console, make_progress, print_table, summary_table, table_width
+
+if TYPE_CHECKING:
+    from kdedge.data.types import DataBundle
 
 
 def default_out(name: str) -> Path:
@@ -40,12 +40,16 @@ def distill_command(options: DistillOptions) -> Path:
     directory; a recipe with a sweep section run as `distill` becomes a sweep. Returns the run (or sweep)
     folder. `kdedge train` is this with stages ("teacher",). Everything that can be checked is checked
     before the run directory is touched."""
-    recipe = load_recipe(options.recipe, parse_set(options.set_values()))
+    recipe = load_recipe(options.recipe, parse_set(options.set_values()))  # a typo: said before torch loads
     _use_threads(options)
     if recipe.sweep is not None and options.stages == BOTH_STAGES:  # one teacher, a student per grid point
         return _run_as_sweep(recipe, options)
     if recipe.tensorboard:
         require_tensorboard()
+    _check_options(recipe, options)
+    from kdedge.train.devices import describe_device
+    from kdedge.train.pipeline import check_stages_fit_data, prepare_data
+
     device_line = describe_device(recipe.device, recipe.amp)  # said once at start: where, in which precision
     run_path = options.resume or options.out or default_out(recipe.name)
     check_writable(run_path, "run directory")  # before any work
@@ -70,6 +74,10 @@ def _use_threads(options: DistillOptions) -> None:
 
 def _train(recipe: Recipe, options: DistillOptions, bundle: DataBundle, run_path: Path, device_line: str) -> Path:
     """Open (or resume) the run directory, train the stages with progress, print the summary table."""
+    from kdedge.train import distributed
+    from kdedge.train.pipeline import run_recipe
+    from kdedge.train.resume import Checkpointer, open_run
+
     resumed = options.resume is not None
     world = distributed.start(recipe.device)  # under torchrun: join the group; only rank 0 writes and prints
     quiet = options.quiet or not world.is_main
@@ -97,6 +105,7 @@ def _train(recipe: Recipe, options: DistillOptions, bundle: DataBundle, run_path
 
 def _run_as_sweep(recipe: Recipe, options: DistillOptions) -> Path:
     from kdedge.commands.sweep import run_sweep_recipe
+    from kdedge.train import distributed
 
     if distributed.world_from_env().distributed:  # every rank would run every point into the same folders
         raise InputError(
@@ -108,17 +117,22 @@ def _run_as_sweep(recipe: Recipe, options: DistillOptions) -> Path:
     return folder
 
 
-def _check_before_writing(recipe: Recipe, options: DistillOptions, num_classes: int) -> None:
-    """Bad input that is known before the run directory is touched: one InputError, nothing written."""
-    if "student" in options.stages and recipe.student is not None:  # a bad transfer set / bias fix
-        from kdedge.train.biasfix import check_transfer_set
-
-        check_transfer_set(recipe, num_classes)
+def _check_options(recipe: Recipe, options: DistillOptions) -> None:
+    """Bad input that the recipe and the options alone show (no torch, no data): one InputError."""
     if options.stages == ("teacher",) and recipe.teacher is None:
         raise InputError(f"{options.recipe}: `kdedge train` trains the teacher, and this recipe has none; use distill")
     out, resume = options.out, options.resume
     if resume is not None and out is not None and out.resolve() != resume.resolve():
         raise InputError(f"--out {out} and --resume {resume}: a resumed run continues in its own directory")
+
+
+def _check_before_writing(recipe: Recipe, options: DistillOptions, num_classes: int) -> None:
+    """Bad input that is known once the data is loaded, before the run directory is touched: one InputError,
+    nothing written."""
+    if "student" in options.stages and recipe.student is not None:  # a bad transfer set / bias fix
+        from kdedge.train.biasfix import check_transfer_set
+
+        check_transfer_set(recipe, num_classes)
 
 
 def _print_header(recipe: Recipe, run_path: Path, device_line: str, teacher_images: int | None) -> None:

@@ -7,14 +7,15 @@ from pathlib import Path
 
 from kdedge.commands.options import EvalOptions
 from kdedge.files.rundir import RunDir, remembered_data_root
-from kdedge.train.pipeline import make_context, prepare_data, stage_summary
 from kdedge.ui.console import print_table, summary_table, table_width
 
 
 def evaluate_run_dir(path: Path, data_root: str | None) -> dict:
     """{'data': ..., 'teacher': {...}, 'student': {...}} like summary.json, freshly measured."""
     run = RunDir(path)
-    recipe = run.read_recipe()
+    recipe = run.read_recipe()  # not a run: said before torch loads
+    from kdedge.train.pipeline import make_context, prepare_data, stage_summary
+
     bundle = prepare_data(recipe, remembered_data_root(run.read_summary(), data_root), run.path)
     ctx = make_context(recipe, bundle)
     summary: dict = {"data": run.read_summary().get("data", {})}

@@ -24,7 +24,12 @@ class ExportResult(list):
 
 def export_command(options: ExportOptions) -> ExportResult:
     """Export, check and publish every requested file; a file that fails its check is reported in the
-    result (and never written), the others are kept."""
+    result (and never written), the others are kept. Bad input (not a run, a precision, a stage) is said
+    before torch is imported: a typo costs no start-up time."""
+    from kdedge.export.options import check_request
+
+    settings = {"opset": options.opset, **options.settings()}
+    check_request(options.run_dir, options.models, options.precisions, options.formats, options.batches, settings)
     from kdedge.export.runner import ExportFailed, export_run
 
     try:

@@ -13,13 +13,13 @@ from kdedge.ui.console import console
 def layers_command(recipe_name: str, overrides: list[str], data_root: str | None, as_json: bool) -> dict[str, Any]:
     """{stage: [{name, type, shape}, ...]} for the recipe's teacher and student (built without pretrained
     weights; shapes from one pass on the first training images), printed as a table or JSON."""
+    recipe = load_recipe(recipe_name, parse_set(overrides))  # a typo: said before torch loads
     from kdedge.data.types import normalize
     from kdedge.files.rundir import data_info
     from kdedge.models.weights import build_stage_model
     from kdedge.train.features import layer_shapes
     from kdedge.train.pipeline import prepare_data
 
-    recipe = load_recipe(recipe_name, parse_set(overrides))
     bundle = prepare_data(recipe, data_root)
     inputs = normalize(bundle.train.images[:2], bundle.mean, bundle.std)
     tables = {}

@@ -5,15 +5,18 @@ it; `--show-space` prints the search space."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kdedge.commands.options import SearchOptions
 from kdedge.commands.sweep import backend_options
 from kdedge.errors import InputError, RuntimeFailure
-from kdedge.experiments.search.options import SearchConfig
-from kdedge.experiments.search.run import SearchResult, run_search
+from kdedge.experiments.search.options import SearchConfig, prepare
 from kdedge.experiments.search.space import space_text
 from kdedge.ui.console import console, make_progress, print_table, table_width
 from kdedge.ui.tables import Column, fitted_table, si
+
+if TYPE_CHECKING:
+    from kdedge.experiments.search.run import SearchResult
 
 COLUMNS = (
     Column("candidate", key=True, left=True),
@@ -53,7 +56,9 @@ def search_config(options: SearchOptions) -> SearchConfig:
 def search_command(options: SearchOptions) -> SearchResult:
     """Run the search with progress; print its table and what to do with the pick. No file meeting the
     budget (after the truth stage) is a RuntimeFailure naming the closest, once the table is printed."""
-    config = search_config(options)
+    setup = prepare(search_config(options))  # a typo'd recipe, target or budget: one line, before torch loads
+    from kdedge.experiments.search.run import run_search
+
     if not options.quiet:
         console.print(
             f"[bold]search[/] {options.recipe} -> {options.target}: latency {options.percentile} <= "
@@ -61,7 +66,7 @@ def search_command(options: SearchOptions) -> SearchResult:
             highlight=False,
         )
     with make_progress(options.quiet) as progress:
-        result = run_search(config, progress)
+        result = run_search(setup, progress)
     if not options.quiet:
         _print_result(result, options)
     if result.pick is None:

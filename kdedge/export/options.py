@@ -1,16 +1,19 @@
-"""Options of `kdedge export`, validated before any work: precisions, stages, resolved settings, and the
-real data (test images, calibration images) the checks run on."""
+"""Options of `kdedge export`, validated before any work (check_request: formats, run, precisions, stages and
+resolved settings, all without torch, so a typo is one line at once), and the real data (test images,
+calibration images) the checks run on."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
-import torch
 
 from kdedge.errors import InputError, did_you_mean
 from kdedge.export import INT8_METHODS, INT8_SCHEMES, PRECISIONS
+from kdedge.export.plan import FormatPlan, plan_formats
+from kdedge.files.fsguard import check_writable
 from kdedge.files.rundir import RunDir
 from kdedge.recipe import Recipe
 
@@ -106,8 +109,42 @@ def select_stages(run: RunDir, recipe: Recipe, which: str) -> list[str]:
     return present
 
 
+@dataclass(frozen=True)
+class Request:
+    """One export, checked: the formats' plan, the run and its recipe, the precisions, the stages, the settings."""
+
+    plan: FormatPlan
+    run: RunDir
+    recipe: Recipe
+    wanted: list[str]
+    stages: list[str]
+    settings: Settings
+
+
+def check_request(
+    run_path: str | Path,
+    models: str,
+    precisions: str | list[str],
+    formats: str | list[str],
+    batches: str | list[int],
+    overrides: dict,
+) -> Request:
+    """Every check of an export request that needs no torch and no data, in the order a user meets them:
+    a format whose converter is missing, a folder that is not a run, a precision, the settings, a read-only
+    RUN/export, a stage (`models`) the run lacks. overrides: the command's values for the export section."""
+    plan = plan_formats(formats, batches)  # before the run is even read: a missing extra fails first
+    run = RunDir(Path(run_path).resolve())  # absolute: int8 pre-processing runs in a temp working dir
+    recipe = run.read_recipe()
+    wanted = parse_precisions(precisions)
+    settings = resolve_settings(recipe, overrides)
+    check_writable(run.path / "export", "export folder")  # a read-only RUN: one line before any work
+    return Request(plan, run, recipe, wanted, select_stages(run, recipe, models), settings)
+
+
 def load_eval_data(recipe: Recipe, data_root: str | None, settings: Settings, need_calibration: bool) -> EvalData:
     """Real test images (first `limit`) and a seeded sample of training images for int8 calibration."""
+    import torch
+
     from kdedge.data.types import normalize
     from kdedge.train.pipeline import prepare_data
 

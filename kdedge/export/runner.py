@@ -27,17 +27,15 @@ from kdedge.export.options import (
     STAGES,
     EvalData,
     Settings,
+    check_request,
     load_eval_data,
-    parse_precisions,
-    resolve_settings,
-    select_stages,
 )
 from kdedge.export.outcome import ExportFailed, passed, report, threshold_failure
 from kdedge.export.plan import FormatPlan, plan_formats
 from kdedge.export.publish import file_metadata, publish, stage_metadata
 from kdedge.export.table import ExportRow, file_line
 from kdedge.export.verify import accuracy, agreement, check, onnx_logits, torch_parity
-from kdedge.files.fsguard import check_writable, disk_full_as_error
+from kdedge.files.fsguard import disk_full_as_error
 from kdedge.files.rundir import RunDir, remembered_data_root
 from kdedge.recipe import Recipe
 
@@ -75,10 +73,6 @@ def export_run(
     replaced as a whole (no file of an earlier export lingers), and only when every file passed; a failed
     forced export changes nothing.
     """
-    plan = plan_formats(formats, batches)  # before the run is even read: a missing extra fails first
-    run = RunDir(Path(run_path).resolve())  # absolute: int8 pre-processing runs in a temp working dir
-    recipe = run.read_recipe()
-    wanted = parse_precisions(precisions)
     overrides = {
         "opset": opset,
         "calibration_images": calibration_images,
@@ -88,13 +82,13 @@ def export_run(
         "fp32_rtol": fp32_rtol,
         "limit": limit,
     }
-    settings = resolve_settings(recipe, overrides)
-    check_writable(run.path / "export", "export folder")  # a read-only RUN: one line before any work
+    request = check_request(run_path, models, precisions, formats, batches, overrides)
+    run, recipe, wanted, settings = request.run, request.recipe, request.wanted, request.settings
     say = _printer(quiet)
-    stages = _stages_to_export(run, recipe, models, wanted, settings, say)
+    stages = _stages_to_export(run, models, request.stages, wanted, settings, say)
     root = remembered_data_root(run.read_summary(), data_root)  # the run's own data, without KDEDGE_DATA
     data = load_eval_data(recipe, root, settings, "int8" in wanted)
-    rows = _export_stages(run, recipe, stages, wanted, settings, data, say, force, plan)
+    rows = _export_stages(run, recipe, stages, wanted, settings, data, say, force, request.plan)
     report(rows, run.path, settings.opset, quiet, force, wide)
     return rows
 
@@ -109,11 +103,10 @@ def _printer(quiet: bool) -> Say:
 
 
 def _stages_to_export(
-    run: RunDir, recipe: Recipe, models: str, wanted: list[str], settings: Settings, say: Say
+    run: RunDir, models: str, stages: list[str], wanted: list[str], settings: Settings, say: Say
 ) -> list[str]:
-    """The trained stages that `models` asks for. A missing NNCF fails here, before any data is loaded
-    or anything exported; "both" with one stage trained says so and goes on."""
-    stages = select_stages(run, recipe, models)
+    """The trained stages that `models` asks for (check_request chose them). A missing NNCF fails here,
+    before any data is loaded or anything exported; "both" with one stage trained says so and goes on."""
     if "int8" in wanted and settings.int8_method == "nncf":
         require_nncf()
     if models == "both" and len(stages) < 2:

@@ -17,10 +17,9 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from torch import nn
 
 from kdedge.errors import InputError
 from kdedge.files.atomic import atomic_write_text, save_state
@@ -28,6 +27,9 @@ from kdedge.files.fsguard import disk_full_as_error
 from kdedge.losses import LOSSES, describe_weights
 from kdedge.recipe import Recipe, validate_recipe
 from kdedge.ui.console import warn
+
+if TYPE_CHECKING:  # torch only for the hints: reading a run's recipe or summary needs no torch
+    from torch import nn
 
 RESULTS_KEY = "kdedge.results"  # in a stage's weights file: the summary entries of that stage, as JSON
 

@@ -53,12 +53,13 @@ class SearchResult:
     best_file: str | None
 
 
-def run_search(options: SearchConfig, progress=None) -> SearchResult:
-    """Run (or resume) the search `options` describes; see the module docstring."""
+def run_search(options: SearchConfig | SearchSetup, progress=None) -> SearchResult:
+    """Run (or resume) the search `options` describes, given as its config or as the SearchSetup that
+    prepare() made of it (the command checks its input first, before torch loads); see the module docstring."""
     from kdedge.train.prepare import check_stages_fit_data, prepare_data
 
-    setup = prepare(options)
-    bundle = prepare_data(setup.recipe, options.data_root)  # bad data: one line before anything is written
+    setup = options if isinstance(options, SearchSetup) else prepare(options)
+    bundle = prepare_data(setup.recipe, setup.options.data_root)  # bad data: one line before anything is written
     check_stages_fit_data(setup.recipe, bundle)
     return Search(setup, bundle, progress).run()
 
