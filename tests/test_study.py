@@ -82,6 +82,8 @@ def test_a_variant_without_kd_is_the_baseline_and_a_changed_study_is_refused(tin
         make_plan(changed, tmp_path / "study")
     reworded = spec_from({"recipes": [str(tiny)], "set": ["description=words about it, not part of the run"]}, "t")
     make_plan(reworded, tmp_path / "study")  # a new description is the same experiment: its runs are kept
+    inert = spec_from({"recipes": [str(tiny)], "set": ["student.step_epochs=2", "student.step_gamma=0.5"]}, "t")
+    make_plan(inert, tmp_path / "study")  # step-decay keys under a cosine schedule change nothing
 
 
 def test_a_self_kd_baseline_is_its_teachers_run(tmp_path: Path) -> None:

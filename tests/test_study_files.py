@@ -20,7 +20,7 @@ PUBLISHED = {
     "retinamnist_6_epochs": "retinamnist_table",
     "retinamnist_30_epochs": "retinamnist_long_table",
     "retinamnist_students": "retinamnist_students_table",
-    "retinamnist_swin": "retinamnist_students_table",
+    "retinamnist_swin": "retinamnist_swin",
 }
 
 

@@ -232,11 +232,15 @@ def _without_duplicates(cells: list[Cell]) -> list[Cell]:
 
 def comparable(recipe: Recipe) -> dict[str, Any]:
     """A recipe as two runs of the same study compare it: its teacher's path left out (the study folder
-    may have moved), and its description (words about the run, not part of it)."""
+    may have moved), its description (words about the run, not part of it), and a stage's step-decay keys
+    when its schedule is not `step` (they change nothing then)."""
     config = recipe.to_dict()
     config.pop("description", None)
     if config.get("teacher"):
         config["teacher"] = {k: v for k, v in config["teacher"].items() if k != "checkpoint"}
+    for stage in ("teacher", "student"):
+        if config.get(stage) and config[stage].get("schedule") != "step":
+            config[stage] = {k: v for k, v in config[stage].items() if k not in ("step_epochs", "step_gamma")}
     return config
 
 
