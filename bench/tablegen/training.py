@@ -73,6 +73,7 @@ def _date(machine: dict) -> str:
 def subset_headline(raw: dict) -> str:
     """Self-KD against no KD on ResNet18; reverse KD on ResNet50 when its rows are there."""
     by_row = {r["row"].split(" (")[0]: r["mean"] for r in raw["rows"]}
+    seeds = {r["row"].split(" (")[0]: len(r["seeds"]) for r in raw["rows"]}
     plain, self_kd = by_row.get("ResNet18, no KD"), by_row.get("ResNet18 <- ResNet18")
     headline = (
         f"ResNet18 on the 4,000-image subset: self-KD {self_kd:.1f} % vs no KD {plain:.1f} % test "
@@ -81,9 +82,13 @@ def subset_headline(raw: dict) -> str:
     if {"ResNet50 <- ResNet18", "ResNet50, no KD"} <= set(by_row):
         headline += (
             f"; ResNet50 taught by ResNet18 {by_row['ResNet50 <- ResNet18']:.1f} % vs "
-            f"{by_row['ResNet50, no KD']:.1f} % alone (1 seed, short)"
+            f"{by_row['ResNet50, no KD']:.1f} % alone ({_seeds(seeds['ResNet50 <- ResNet18'])}, 8 epochs)"
         )
     return headline
+
+
+def _seeds(count: int) -> str:
+    return f"mean of {count} seeds" if count > 1 else "1 seed"
 
 
 def cifar10_resnet_subset(raw: dict) -> dict:
@@ -114,6 +119,7 @@ def cifar10_resnet_subset(raw: dict) -> dict:
             "are within what 2 seeds on 1,000 test images resolve (binomial std ~1.5 points)",
             "measured before the study file existed, with its recipes and settings (the ResNet50 rows at seed 0 "
             "only); the command lines as run: docs/cifar10.md",
+            *raw.get("notes", []),
             "the full-data table on a CUDA machine: kdedge study studies/cifar10_resnet_full.yaml; "
             "docs/cifar10.md gives the expected time per row",
         ],
