@@ -4,9 +4,12 @@ random or briefly trained (a few hundred Adam steps, so that classes are clear-c
 
 from __future__ import annotations
 
+import importlib.util
+import os
 from pathlib import Path
 from typing import Any
 
+import pytest
 import torch
 from torch import nn
 
@@ -89,3 +92,13 @@ def make_exported_run(
     run = make_run(path, data_root, model, **run_options)
     rows = export_run(run, models, precisions, data_root=str(data_root), quiet=True, **(export_options or {}))
     return run, rows
+
+
+def require_extras(modules: tuple[str, ...] | list[str], installed_by: str, install: str) -> None:
+    """Skip without `modules` (the message: `install` with {missing} filled in), except in CI, where
+    `installed_by` installs them: a skip there would hide a missing install step."""
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing and os.environ.get("CI"):
+        pytest.fail(f"CI must install the edge extras ({installed_by}): missing {missing}")
+    if missing:
+        pytest.skip(install.format(missing=missing))

@@ -21,7 +21,7 @@ from kdedge.models.builders import build_model
 from kdedge.recipe import Recipe, validate_recipe
 from kdedge.train.checkpoint import Checkpoint
 from kdedge.train.features import FeatureMethod
-from kdedge.train.loop import Context
+from kdedge.train.loop import Context, fit
 from kdedge.train.resume import Checkpointer
 from kdedge.train.state_file import state_path
 
@@ -96,6 +96,13 @@ class FitnetsWorld:
         """The student's checkpoint in the run folder, saving a state after every step."""
         checkpointer = Checkpointer(self.run, self.recipe, every_minutes=1e-9, resume=resuming)
         return checkpointer.open("student", model, self.recipe.student, self.ctx.seed)
+
+    def fit(self, model: torch.nn.Module, checkpoint: Checkpoint | None, method: FeatureMethod) -> list[dict]:
+        """kdedge's training loop on this world's split, student stage, teacher and distillation settings."""
+        return fit(
+            model, self.split, self.recipe.student, self.ctx, self.teacher, self.recipe.distillation, checkpoint,
+            method=method,
+        )  # fmt: skip
 
 
 def fitnets_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_kwargs: dict[str, Any]) -> FitnetsWorld:

@@ -15,7 +15,6 @@ from safetensors.torch import load_file
 
 from kdedge.train.distributed import training_module
 from kdedge.train.features import WithAdapters
-from kdedge.train.loop import fit
 from kdedge.train.state_file import state_path
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
@@ -31,16 +30,7 @@ def test_compiled_fitnets_student_matches_eager_and_resumes_bit_exact(tmp_path: 
         student, method = world.student()
         trained = training_module(WithAdapters(student, method.adapters), world.ctx.device, 1, compiled)
         checkpoint = world.checkpoint(trained, resuming) if compiled else None
-        records = fit(
-            trained,
-            world.split,
-            world.recipe.student,
-            world.ctx,
-            world.teacher,
-            world.recipe.distillation,
-            checkpoint,
-            method=method,
-        )
+        records = world.fit(trained, checkpoint, method)
         method.capture.remove()
         return {k: v.clone() for k, v in trained.state_dict().items()}, records
 

@@ -18,7 +18,7 @@ import pytest
 import torch
 from bench_helpers import rows_in_this_process
 from cli_helpers import TORCH_FREE_PREDICT
-from export_helpers import make_exported_run
+from export_helpers import make_exported_run, require_extras
 from PIL import Image
 
 from kdedge.data.types import normalize
@@ -33,13 +33,8 @@ NEEDED = {"executorch": "executorch", "litert_torch": "litert-convert", "ai_edge
 
 
 def _require_extras() -> None:
-    """Skip without the converters, except in CI, where `make test` installs them: a skip there would
-    hide a missing install step."""
-    missing = [m for m in NEEDED if importlib.util.find_spec(m) is None]
-    if missing and os.environ.get("CI"):
-        pytest.fail(f"CI must install the edge extras (make test does): missing {missing}")
-    if missing:
-        pytest.skip(f"edge extras not installed ({missing}): make edge (pip install -e '.[edge]')")
+    hint = "edge extras not installed ({missing}): make edge (pip install -e '.[edge]')"
+    require_extras(NEEDED, "make test does", hint)
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,6 @@ from kdedge.losses.fitnets import fitnets_hint
 from kdedge.models.builders import build_model
 from kdedge.recipe import validate_recipe
 from kdedge.train.features import WithAdapters, check_layer_names, make_adapter
-from kdedge.train.loop import fit
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 LOGITS, TARGETS = torch.zeros(2, 3), torch.zeros(2, dtype=torch.long)
@@ -168,16 +167,7 @@ def test_resume_with_fitnets_is_bit_exact_for_student_and_adapter(tmp_path: Path
         trained = WithAdapters(student, method.adapters)
         initial.append(method.adapters[0].weight.detach().clone())
         checkpoint = world.checkpoint(trained, resuming)
-        fit(
-            trained,
-            world.split,
-            world.recipe.student,
-            world.ctx,
-            world.teacher,
-            world.recipe.distillation,
-            checkpoint,
-            method=method,
-        )
+        world.fit(trained, checkpoint, method)
         method.capture.remove()
         return {k: v.clone() for k, v in trained.state_dict().items()}
 

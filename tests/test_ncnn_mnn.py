@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from export_helpers import make_exported_run
+from export_helpers import make_exported_run, require_extras
 from PIL import Image
 
 from kdedge.data.types import normalize
@@ -27,12 +26,7 @@ NEEDED = {"pnnx": "ncnn-convert", "ncnn": "ncnn", "MNN": "mnn"}
 
 
 def _require_extras() -> None:
-    """Skip without the extras, except in CI, where `make edge` installs them."""
-    missing = [m for m in NEEDED if importlib.util.find_spec(m) is None]
-    if missing and os.environ.get("CI"):
-        pytest.fail(f"CI must install the edge extras (make edge does): missing {missing}")
-    if missing:
-        pytest.skip(f"extras not installed ({missing}): pip install -e '.[ncnn-convert,mnn]'")
+    require_extras(NEEDED, "make edge does", "extras not installed ({missing}): pip install -e '.[ncnn-convert,mnn]'")
 
 
 @pytest.fixture(scope="module")
