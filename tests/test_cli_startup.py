@@ -120,6 +120,7 @@ BAD_INPUT = [
     ("distill {tmp}/nowhere.yaml", "recipe file not found: "),
     ("distill hinton_mnist --set student.lrr=0.1", "unknown key 'student.lrr' in student: did you mean 'lr'?"),
     ("train hinton_mnist --set student.epochs=-3", "student.epochs: Input should be greater than 0 (got -3)"),
+    ("distill hinton_mnist --set student.model=resnet_19", "unknown model 'resnet_19', did you mean 'resnet18'?"),
     ("train {tmp}/student_only.yaml", "this recipe has none; use distill"),
     ("distill hinton_mnist --resume {tmp}/run --out {tmp}/other", "a resumed run continues in its own directory"),
     ("study {tmp}/study.yaml", "did you mean 'hinton_mnist'?"),

@@ -5,9 +5,11 @@ DeiT, BEiT: built for the data's size), a network must not shrink the image to n
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import pytest
+import timm
 import torch
 from cli_helpers import one_error_line, run_kdedge, write_recipe
 
@@ -16,6 +18,8 @@ from kdedge.models.builders import build_model, check_input_size
 from kdedge.recipe import load_recipe, parse_set
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
+# the module itself: the package re-exports a function of that name
+timm_names = importlib.import_module("kdedge.models.timm_names")
 
 
 def test_any_timm_name_is_a_model_and_a_typo_gets_timms_names() -> None:
@@ -23,6 +27,24 @@ def test_any_timm_name_is_a_model_and_a_typo_gets_timms_names() -> None:
     assert (recipe.teacher.model, recipe.student.model) == ("resnet34", "regnetx_002")
     with pytest.raises(InputError, match="unknown model 'resnet3', did you mean 'resnet34'"):
         load_recipe("hinton_mnist", parse_set(["student.model=resnet3"]))
+
+
+def test_the_timm_name_snapshot_is_the_installed_timms_list() -> None:
+    """kdedge/models/timm_models.txt answers for the installed timm without importing it; when timm is
+    upgraded this fails until `python -m kdedge.models.timm_names` rewrites the snapshot."""
+    import timm
+
+    assert timm_names.snapshot_version() == timm.__version__ == timm_names._installed_timm()
+    assert timm_names.timm_names() == tuple(timm.list_models())
+
+
+def test_a_name_the_snapshot_lacks_is_asked_of_timm_only_when_timm_is_another_version(monkeypatch) -> None:
+    asked: list[str] = []
+    monkeypatch.setattr(timm, "is_model", lambda name: asked.append(name) or name == "resnet_from_the_future")
+    assert not timm_names.is_timm_name("resnet_19") and asked == []  # the snapshot's own timm: final answer
+    monkeypatch.setattr(timm_names, "_installed_timm", lambda: "99.0")
+    assert timm_names.is_timm_name("resnet_from_the_future") and asked == ["resnet_from_the_future"]
+    assert timm_names.is_timm_name("resnet18") and asked == ["resnet_from_the_future"]  # in the snapshot
 
 
 @pytest.mark.parametrize(

@@ -3,12 +3,14 @@ when the recipe is read, and `kdedge recipes` / `kdedge init` must start at once
 
 The names come from timm_models.txt beside this file, a snapshot of `timm.list_models()` written by
 `python -m kdedge.models.timm_names` (tests/test_models.py fails when it no longer matches the installed
-timm). A name missing from the snapshot is asked of the installed timm itself (a newer timm's model), which
-imports torch, but only for such a name.
+timm). A name missing from the snapshot is asked of the installed timm itself only when that timm is not the
+version the snapshot lists (a newer timm's model), which imports torch; with the snapshot's own timm, an
+unknown name is an error at once.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 from functools import lru_cache
 from importlib import resources
@@ -33,11 +35,22 @@ def is_timm_name(name: str) -> bool:
     """Whether timm builds an architecture of this name (timm names, no pretrained tag such as '.a1_in1k')."""
     if name in _name_set():
         return True
-    if importlib.util.find_spec("timm") is None or "." in name:
-        return False
-    import timm  # a name the snapshot lacks: maybe a newer timm knows it
+    if "." in name or _installed_timm() in (None, snapshot_version()):
+        return False  # no timm, or the very timm the snapshot lists: the snapshot's answer is final
+    import timm  # a name the snapshot lacks: maybe this newer (or older) timm knows it
 
     return timm.is_model(name)
+
+
+@lru_cache(maxsize=1)
+def _installed_timm() -> str | None:
+    """The installed timm's version from its package metadata (no import, so no torch), None without timm."""
+    if importlib.util.find_spec("timm") is None:
+        return None
+    try:
+        return importlib.metadata.version("timm")
+    except importlib.metadata.PackageNotFoundError:  # importable but not installed as a distribution
+        return "unknown"
 
 
 @lru_cache(maxsize=1)
