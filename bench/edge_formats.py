@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from kdedge.bench.run import BenchOptions, run_bench
+from kdedge.export.options import check_request
 from kdedge.export.runner import export_run
 
 FORMATS = "onnx,executorch,litert,coreml,ncnn,mnn"
@@ -31,16 +32,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def _export(run: Path, limit: int | None, min_agreement: float, formats: str) -> list[dict]:
     started = time.perf_counter()
-    rows = export_run(
-        run,
-        "student",
-        "fp32,fp16,int8",
-        limit=limit,
-        quiet=True,
-        force=True,
-        formats=formats,
-        min_top1_agreement=min_agreement,
-    )
+    overrides = {"limit": limit, "min_top1_agreement": min_agreement}
+    rows = export_run(check_request(run, "student", "fp32,fp16,int8", formats, "1", overrides), quiet=True, force=True)
     print(f"export: {time.perf_counter() - started:.0f} s")
     return [
         {

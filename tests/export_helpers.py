@@ -87,11 +87,29 @@ def make_exported_run(
 ) -> tuple[Path, list]:
     """make_run(path, data_root, model, **run_options), then a quiet `export_run` of it with
     `export_options` (calibration_images, int8_scheme, ...): (run directory, export rows)."""
+    run = make_run(path, data_root, model, **run_options)
+    return run, export_checked(run, models, precisions, data_root=str(data_root), quiet=True, **(export_options or {}))
+
+
+def export_checked(
+    run: Path,
+    models: str,
+    precisions: str,
+    *,
+    formats: str = "onnx",
+    batches: str = "1",
+    data_root: str | None = None,
+    quiet: bool = True,
+    force: bool = False,
+    **overrides: Any,
+) -> list:
+    """check_request(run, models, precisions, formats, batches, overrides), then export_run of that request
+    (overrides: the recipe's export section, e.g. limit=50, int8_method="nncf"): the export rows."""
+    from kdedge.export.options import check_request
     from kdedge.export.runner import export_run
 
-    run = make_run(path, data_root, model, **run_options)
-    rows = export_run(run, models, precisions, data_root=str(data_root), quiet=True, **(export_options or {}))
-    return run, rows
+    request = check_request(run, models, precisions, formats, batches, overrides)
+    return export_run(request, data_root=data_root, quiet=quiet, force=force)
 
 
 def require_extras(modules: tuple[str, ...] | list[str], installed_by: str, install: str) -> None:

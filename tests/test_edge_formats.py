@@ -18,7 +18,7 @@ import pytest
 import torch
 from bench_helpers import rows_in_this_process
 from cli_helpers import TORCH_FREE_PREDICT
-from export_helpers import make_exported_run, require_extras
+from export_helpers import export_checked, make_exported_run, require_extras
 from PIL import Image
 
 from kdedge.data.types import normalize
@@ -272,15 +272,11 @@ def test_missing_extra_is_one_line_before_any_work(edge_run, tmp_path: Path, kde
 
 
 def test_a_file_that_misses_its_bound_is_never_written(edge_run, data_root: Path):
-    from kdedge.export.runner import export_run
-
     run, _ = edge_run
     before = sorted(p.name for p in (run / "export").iterdir())
     target = run / "export" / "student.fp32.b4.tflite"
     with pytest.raises(RuntimeFailure, match="exported but failed its check"):
-        export_run(
-            run, "student", "fp32", data_root=str(data_root), quiet=True, formats="litert", batches="4", fp32_rtol=1e-12
-        )
+        export_checked(run, "student", "fp32", data_root=str(data_root), formats="litert", batches="4", fp32_rtol=1e-12)
     assert not target.exists() and sorted(p.name for p in (run / "export").iterdir()) == before
 
 
@@ -289,11 +285,10 @@ def test_coreml_converts_and_is_checked_structurally(edge_run, data_root: Path):
     if importlib.util.find_spec("coremltools") is None:
         pytest.skip("coremltools not installed: pip install 'kdedge-distill[coreml]'")
     from kdedge.bench.run import BenchOptions, run_bench
-    from kdedge.export.runner import export_run
     from kdedge.runtime.edge_meta import read_edge_metadata
 
     run, _ = edge_run
-    rows = export_run(run, "student", "fp32", data_root=str(data_root), quiet=True, formats="coreml")
+    rows = export_checked(run, "student", "fp32", data_root=str(data_root), formats="coreml")
     assert rows[0].status == "ok" and "structural" in rows[0].extra["check"]
     package = run / "export" / "student.fp32.mlpackage"
     meta = read_edge_metadata(package)  # inside the package, no sidecar

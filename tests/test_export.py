@@ -11,7 +11,7 @@ import onnx
 import pytest
 import torch
 from cli_helpers import checksums, run_kdedge
-from export_helpers import make_exported_run, make_run
+from export_helpers import export_checked, make_exported_run, make_run
 from torch import nn
 
 from kdedge.errors import InputError, RuntimeFailure
@@ -191,15 +191,13 @@ class _DataDependent(nn.Module):
 
 
 def test_a_model_that_cannot_export_leaves_nothing(data_root: Path, tmp_path: Path, monkeypatch):
-    from kdedge.export.runner import export_run
-
     monkeypatch.setitem(MODELS._builders, "data_dependent", _DataDependent)
     run = make_run(tmp_path / "run", data_root, "data_dependent", test_limit=50)
     (run / "export").mkdir()
     good = run / "export" / "student.fp32.onnx"
     good.write_bytes(b"a good file from an earlier export")
     with pytest.raises(RuntimeFailure, match="student.fp32.*cannot export"):
-        export_run(run, "student", "fp32,int8", data_root=str(data_root), quiet=True)
+        export_checked(run, "student", "fp32,int8", data_root=str(data_root))
     assert good.read_bytes() == b"a good file from an earlier export"
     assert sorted(p.name for p in (run / "export").iterdir()) == ["student.fp32.onnx"]  # no temp files left
 
@@ -208,18 +206,17 @@ def test_failed_parity_or_agreement_writes_no_file(mnist_export, data_root: Path
     import shutil
 
     from kdedge.export import runner
-    from kdedge.export.runner import export_run
     from kdedge.export.verify import Parity
 
     run = tmp_path / "run"
     shutil.copytree(mnist_export[0], run, ignore=shutil.ignore_patterns("export"))
     monkeypatch.setattr(runner, "agreement", lambda a, b: 0.5)
     with pytest.raises(RuntimeFailure, match="student.int8.*agreement"):
-        export_run(run, "student", "fp32,int8", data_root=str(data_root), limit=50, quiet=True)
+        export_checked(run, "student", "fp32,int8", data_root=str(data_root), limit=50)
     assert sorted(p.name for p in (run / "export").iterdir()) == ["student.fp32.onnx"]
     monkeypatch.setattr(runner, "torch_parity", lambda *a: Parity(0.5, 0.01, 1.0))
     with pytest.raises(RuntimeFailure, match="student.fp32.*fp32_rtol"):
-        export_run(run, "student", "fp32", data_root=str(data_root), limit=50, quiet=True)
+        export_checked(run, "student", "fp32", data_root=str(data_root), limit=50)
     assert sorted(p.name for p in (run / "export").iterdir()) == ["student.fp32.onnx"]
 
 
@@ -254,7 +251,6 @@ def test_force_replaces_the_whole_export_and_a_failed_one_keeps_the_old(
     import shutil
 
     from kdedge.export import runner
-    from kdedge.export.runner import export_run
 
     run = tmp_path / "run"
     shutil.copytree(mnist_export[0], run)
@@ -281,7 +277,7 @@ def test_force_replaces_the_whole_export_and_a_failed_one_keeps_the_old(
     stamps = {p.name: p.stat().st_mtime_ns for p in (run / "export").iterdir()}
     monkeypatch.setattr(runner, "agreement", lambda a, b: 0.5)  # the int8 file fails its check
     with pytest.raises(RuntimeFailure, match="student.int8.*agreement.*left as it was"):
-        export_run(run, "student", "fp32,int8", data_root=str(data_root), limit=50, quiet=True, force=True)
+        export_checked(run, "student", "fp32,int8", data_root=str(data_root), limit=50, force=True)
     assert checksums(run / "export") == good  # not even the new fp32 file, which passed
     assert stamps == {p.name: p.stat().st_mtime_ns for p in (run / "export").iterdir()}
     assert sorted(p.name for p in run.iterdir() if p.name.startswith(".export")) == []

@@ -12,7 +12,7 @@ from pathlib import Path
 import onnx
 import pytest
 from cli_helpers import run_kdedge
-from export_helpers import make_run
+from export_helpers import export_checked, make_run
 
 from kdedge.errors import InputError
 from kdedge.export import read_metadata
@@ -39,22 +39,14 @@ def both_int8(mnist_run: Path, data_root: Path, tmp_path_factory: pytest.TempPat
     """{'ort': {precision: row}, 'nncf': ...}: the same run exported twice (two copies), int8 calibrated on
     the same 64 training digits."""
     pytest.importorskip("nncf", reason="nncf is not installed (pip install 'kdedge-distill[openvino]')")
-    from kdedge.export.runner import export_run
-
     rows = {}
     for method in ("ort", "nncf"):
         run = tmp_path_factory.mktemp(method) / "run"
         shutil.copytree(mnist_run, run)
         rows[method] = {
             r.precision: r
-            for r in export_run(
-                run,
-                "student",
-                "fp32,int8",
-                data_root=str(data_root),
-                calibration_images=64,
-                int8_method=method,
-                quiet=True,
+            for r in export_checked(
+                run, "student", "fp32,int8", data_root=str(data_root), calibration_images=64, int8_method=method
             )
         }
     return rows
@@ -129,11 +121,9 @@ def test_bad_int8_method_options_are_one_line_exit_2(mnist_run, args, words):
 
 
 def test_export_run_raises_input_error_before_any_work(mnist_run, tmp_path, monkeypatch):
-    from kdedge.export.runner import export_run
-
     run = tmp_path / "run"
     shutil.copytree(mnist_run, run)
     monkeypatch.setitem(sys.modules, "nncf", None)
     with pytest.raises(InputError, match="pip install 'kdedge-distill\\[openvino\\]'"):
-        export_run(run, "student", "fp32,int8", int8_method="nncf", quiet=True)
+        export_checked(run, "student", "fp32,int8", int8_method="nncf")
     assert not (run / "export").exists()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from export_helpers import make_run
+from export_helpers import export_checked, make_run
 
 from kdedge.errors import RuntimeFailure
 from kdedge.export.table import file_line
@@ -31,10 +31,8 @@ def fake_agreement(monkeypatch, values: list[float]) -> None:
 
 
 def test_first_rescue_that_meets_the_bound_is_kept_and_named(mlp_run, data_root, monkeypatch):
-    from kdedge.export.runner import export_run
-
     fake_agreement(monkeypatch, [1.0, 0.5])  # as quantised first: 50 %; the rescue is measured for real
-    rows = export_run(mlp_run, "student", "fp32,int8", data_root=str(data_root), limit=200, quiet=True)
+    rows = export_checked(mlp_run, "student", "fp32,int8", data_root=str(data_root), limit=200)
     int8 = next(r for r in rows if r.precision == "int8")
     assert int8.status == "ok" and int8.test_agreement >= 0.97
     assert read_metadata(int8.path)["kdedge.int8_rescue"] == "ends-fp32"
@@ -42,11 +40,9 @@ def test_first_rescue_that_meets_the_bound_is_kept_and_named(mlp_run, data_root,
 
 
 def test_no_rescue_recovers_the_error_names_the_format_and_what_to_try(mlp_run, data_root, monkeypatch):
-    from kdedge.export.runner import export_run
-
     fake_agreement(monkeypatch, [1.0, 0.5, 0.6, 0.7, 0.65])
     with pytest.raises(RuntimeFailure) as failure:
-        export_run(mlp_run, "student", "fp32,int8", data_root=str(data_root), limit=200, quiet=True)
+        export_checked(mlp_run, "student", "fp32,int8", data_root=str(data_root), limit=200)
     message = str(failure.value)
     assert "student.int8 (onnx): exported but failed" in message
     assert "rescues reached ends-fp32 0.6000, ends-se-fp32 0.7000, percentile 0.6500" in message

@@ -28,23 +28,14 @@ def export_command(options: ExportOptions) -> ExportResult:
     before torch is imported: a typo costs no start-up time."""
     from kdedge.export.options import check_request
 
-    settings = {"opset": options.opset, **options.settings()}
-    check_request(options.run_dir, options.models, options.precisions, options.formats, options.batches, settings)
+    request = check_request(
+        options.run_dir, options.models, options.precisions, options.formats, options.batches, options.settings()
+    )
     from kdedge.export.runner import ExportFailed, export_run
 
     try:
         rows = export_run(
-            options.run_dir,
-            options.models,
-            options.precisions,
-            options.opset,
-            **options.settings(),
-            data_root=options.data_root,
-            quiet=options.quiet,
-            force=options.force,
-            wide=options.wide,
-            formats=options.formats,
-            batches=options.batches,
+            request, data_root=options.data_root, quiet=options.quiet, force=options.force, wide=options.wide
         )
     except ExportFailed as failure:
         written = [row for row in failure.rows if row.status == "ok" and row.path]

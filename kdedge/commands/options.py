@@ -166,8 +166,8 @@ class ExportOptions:
         _normalise(self, paths=("run_dir",))
 
     def settings(self) -> dict[str, Any]:
-        """The values that override the recipe's export section (kdedge.export.options.resolve_settings)."""
-        keys = ("calibration_images", "int8_scheme", "int8_method", "min_top1_agreement", "fp32_rtol", "limit")
+        """The values that override the recipe's export section (kdedge.export.options.check_request)."""
+        keys = ("opset", "calibration_images", "int8_scheme", "int8_method", "min_top1_agreement", "fp32_rtol", "limit")
         return {key: getattr(self, key) for key in keys}
 
 

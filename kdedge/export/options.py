@@ -4,9 +4,10 @@ calibration images) the checks run on."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -57,7 +58,7 @@ def parse_precisions(text: str | list[str] | tuple[str, ...]) -> list[str]:
     return [p for p in PRECISIONS if p in items]
 
 
-def resolve_settings(recipe: Recipe, overrides: dict) -> Settings:
+def resolve_settings(recipe: Recipe, overrides: Mapping[str, Any]) -> Settings:
     """Recipe defaults (recipe.export) with the non-None overrides applied and checked."""
     values = recipe.export.model_dump() | {"limit": None, "int8_method": "ort"}
     values |= {k: v for k, v in overrides.items() if v is not None}
@@ -111,7 +112,8 @@ def select_stages(run: RunDir, recipe: Recipe, which: str) -> list[str]:
 
 @dataclass(frozen=True)
 class Request:
-    """One export, checked: the formats' plan, the run and its recipe, the precisions, the stages, the settings."""
+    """One export, checked (check_request builds it; kdedge.export.runner.export_run runs it): the formats'
+    plan, the run and its recipe, the precisions, the stages `models` asked for that the run has, the settings."""
 
     plan: FormatPlan
     run: RunDir
@@ -119,26 +121,28 @@ class Request:
     wanted: list[str]
     stages: list[str]
     settings: Settings
+    models: str  # as asked: student | teacher | both ("both" with one stage trained is said when exporting)
 
 
 def check_request(
     run_path: str | Path,
     models: str,
     precisions: str | list[str],
-    formats: str | list[str],
-    batches: str | list[int],
-    overrides: dict,
+    formats: str | list[str] = "onnx",
+    batches: str | list[int] = "1",
+    overrides: Mapping[str, Any] | None = None,
 ) -> Request:
     """Every check of an export request that needs no torch and no data, in the order a user meets them:
     a format whose converter is missing, a folder that is not a run, a precision, the settings, a read-only
-    RUN/export, a stage (`models`) the run lacks. overrides: the command's values for the export section."""
+    RUN/export, a stage (`models`) the run lacks. overrides: values for the recipe's export section (opset,
+    calibration_images, int8_scheme, int8_method, min_top1_agreement, fp32_rtol, limit); None keeps the recipe's."""
     plan = plan_formats(formats, batches)  # before the run is even read: a missing extra fails first
     run = RunDir(Path(run_path).resolve())  # absolute: int8 pre-processing runs in a temp working dir
     recipe = run.read_recipe()
     wanted = parse_precisions(precisions)
-    settings = resolve_settings(recipe, overrides)
+    settings = resolve_settings(recipe, overrides or {})
     check_writable(run.path / "export", "export folder")  # a read-only RUN: one line before any work
-    return Request(plan, run, recipe, wanted, select_stages(run, recipe, models), settings)
+    return Request(plan, run, recipe, wanted, select_stages(run, recipe, models), settings, models)
 
 
 def load_eval_data(recipe: Recipe, data_root: str | None, settings: Settings, need_calibration: bool) -> EvalData:

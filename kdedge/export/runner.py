@@ -26,8 +26,8 @@ from kdedge.export.nncf_int8 import require_nncf, to_int8_nncf
 from kdedge.export.options import (
     STAGES,
     EvalData,
+    Request,
     Settings,
-    check_request,
     load_eval_data,
 )
 from kdedge.export.outcome import ExportFailed, passed, report, threshold_failure
@@ -44,48 +44,27 @@ __all__ = ["ExportFailed", "export_run", "export_stage"]
 
 
 def export_run(
-    run_path: str | Path,
-    models: str = "both",
-    precisions: str | list[str] = "fp32,fp16,int8",
-    opset: int | None = None,
+    request: Request,
     *,
     data_root: str | None = None,
-    calibration_images: int | None = None,
-    int8_scheme: str | None = None,
-    int8_method: str | None = None,
-    min_top1_agreement: float | None = None,
-    fp32_rtol: float | None = None,
-    limit: int | None = None,
     quiet: bool = False,
     force: bool = False,
     wide: bool = False,
-    formats: str | list[str] = "onnx",
-    batches: str | list[int] = "1",
 ) -> list[ExportRow]:
-    """Export a run's models to RUN/export/<stage>.<precision>.<suffix>; returns one row per file.
+    """Export a checked request's models (kdedge.export.options.check_request) to
+    RUN/export/<stage>.<precision>.<suffix>; returns one row per file.
 
-    int8_method: "ort" (onnxruntime quantize_static, the default) or "nncf" (needs kdedge-distill[openvino]).
-    formats: names from kdedge.runtime.formats (openvino / tensorrt run the ONNX files); a format whose
-    converter is not installed is an InputError naming the pip install, before any work. batches: the
-    batch sizes of fixed-batch formats (LiteRT), one file each.
+    The request's settings.int8_method: "ort" (onnxruntime quantize_static, the default) or "nncf" (needs
+    kdedge-distill[openvino], said here before any data is loaded). Its plan: the formats (openvino /
+    tensorrt run the ONNX files) and the batch sizes of fixed-batch formats (LiteRT), one file each.
     Raises ExportFailed (a RuntimeFailure holding every row; after reporting every file) when any file
     failed its checks; the files that passed are kept, a failed one is never written. force: RUN/export is
     replaced as a whole (no file of an earlier export lingers), and only when every file passed; a failed
     forced export changes nothing.
     """
-    overrides = {
-        "opset": opset,
-        "calibration_images": calibration_images,
-        "int8_scheme": int8_scheme,
-        "int8_method": int8_method,
-        "min_top1_agreement": min_top1_agreement,
-        "fp32_rtol": fp32_rtol,
-        "limit": limit,
-    }
-    request = check_request(run_path, models, precisions, formats, batches, overrides)
     run, recipe, wanted, settings = request.run, request.recipe, request.wanted, request.settings
     say = _printer(quiet)
-    stages = _stages_to_export(run, models, request.stages, wanted, settings, say)
+    stages = _stages_to_export(run, request.models, request.stages, wanted, settings, say)
     root = remembered_data_root(run.read_summary(), data_root)  # the run's own data, without KDEDGE_DATA
     data = load_eval_data(recipe, root, settings, "int8" in wanted)
     rows = _export_stages(run, recipe, stages, wanted, settings, data, say, force, request.plan)

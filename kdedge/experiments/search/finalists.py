@@ -51,18 +51,13 @@ def export_finalist(run_dir: Path, settings: TruthSettings) -> Path:
     path = target_file(run_dir, settings.target, settings.batch)
     if path.exists():
         return path
+    from kdedge.export.options import check_request
     from kdedge.export.runner import export_run
 
-    export_run(
-        run_dir,
-        "student",
-        settings.target.precision,
-        data_root=settings.data_root,
-        min_top1_agreement=0.0,
-        quiet=True,
-        formats=settings.target.export_format,
-        batches=str(settings.batch),
-    )
+    target = settings.target
+    overrides = {"min_top1_agreement": 0.0}
+    request = check_request(run_dir, "student", target.precision, target.export_format, str(settings.batch), overrides)
+    export_run(request, data_root=settings.data_root, quiet=True)
     return path
 
 
