@@ -1,7 +1,7 @@
 """Shared fixtures for the bench tests: a small trained MNIST run and ONNX files made here (with the
 legacy TorchScript exporter: fast, one file) so the bench tests do not depend on kdedge.export.
-Also `abort_row`, a bench row whose child process crashes, `sleepy_runner` with known delays, and
-`rows_in_this_process`, which measures bench rows without a child process each."""
+Also `SleepyRunner` with known delays and `rows_in_this_process`, which measures bench rows without a child
+process each (rows whose child crashes or hangs: bench_children.py)."""
 
 from __future__ import annotations
 
@@ -102,16 +102,6 @@ def quantize_int8(fp32: Path, out: Path, calibration: np.ndarray) -> Path:
     return out
 
 
-def abort_row(payload: dict) -> dict:
-    """A bench row whose runtime crashes the process (like OpenVINO compiling Swin int8 did)."""
-    os.abort()
-
-
-def hang_row(payload: dict) -> dict:
-    time.sleep(60)
-    return {"status": "ok"}
-
-
 class SleepyRunner:
     """A fake runner whose call takes `delays_ms[i % len]` ms: known latencies for the timing statistics."""
 
@@ -133,11 +123,13 @@ class SleepyRunner:
 
 
 def rows_in_this_process(monkeypatch: pytest.MonkeyPatch, in_a_child: Callable[[dict], bool] = lambda _: False) -> None:
-    """Bench rows measured by the bench worker's own code (request and answer files, a runner's exception as
-    the row's status) in this process, except those `in_a_child` picks: for tests of what a row holds, where a
-    runtime's start-up in a fresh process (ExecuTorch: ~6 s on one core) would be most of the test.
+    """Bench rows (kdedge bench's and the search's cost stage's) measured by the bench worker's own code (request
+    and answer files, a runner's exception as the row's status) in this process, except those `in_a_child`
+    picks: for tests of what a row holds or what is decided from it, where a runtime's start-up in a fresh
+    process (ExecuTorch: ~6 s on one core, onnxruntime ~0.4 s a row) would be most of the test.
     tests/test_bench_timing.py runs real children: a crash, a hang, a skipped and an unknown runtime."""
     import kdedge.bench.run as bench_run
+    import kdedge.experiments.search.cost as search_cost
     from kdedge.bench import worker
     from kdedge.bench.isolate import DEFAULT_ENTRY
 
@@ -153,3 +145,4 @@ def rows_in_this_process(monkeypatch: pytest.MonkeyPatch, in_a_child: Callable[[
             return json.loads(answer.read_text())
 
     monkeypatch.setattr(bench_run, "run_isolated", measured)
+    monkeypatch.setattr(search_cost, "run_isolated", measured)

@@ -6,6 +6,7 @@ $KDEDGE_DATA (real MNIST)."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import os
@@ -13,8 +14,9 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+import typer.main
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -22,6 +24,7 @@ KDEDGE = [sys.executable, "-m", "kdedge"]
 # one intra-op thread per test process: on a shared 2-core machine idle OpenMP workers spinning against
 # other jobs cost more CPU than the tiny models here gain (resumed and reference runs use the same setting)
 ENV = os.environ | {"OMP_NUM_THREADS": "1"}
+_TYPER_GET_COMMAND = typer.main.get_command
 
 # ~2 s of training on 2 CPU cores: 1,000 real MNIST digits, a 32-unit teacher, a 16-unit student
 TINY = {
@@ -117,10 +120,25 @@ def run_kdedge(*args: object, env: dict[str, str] | None = None) -> CliResult:
     return CliResult(code if isinstance(code, int) else (0 if code is None else 1), out.getvalue(), err.getvalue())
 
 
+@functools.cache
+def _click_command(app: Any, shell_detection_off: str | None) -> Any:
+    """typer.main.get_command(app), built once per test process: Typer builds the Click command of every
+    command anew on each call of the app (~25 ms: every command's signature read again), which the
+    hundreds of in-process calls here would pay each time. The build reads one environment variable
+    (Typer's shell-detection switch for --install-completion), so it is part of the key."""
+    return _TYPER_GET_COMMAND(app)
+
+
+def _cached_get_command(app: Any) -> Any:
+    """typer.main.get_command with the Click command of each app reused (_click_command)."""
+    return _click_command(app, os.environ.get("_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION"))
+
+
 @contextlib.contextmanager
 def _call_settings(words: list[str], env: dict[str, str]) -> Iterator[None]:
     """For one in-process call: sys.argv (kdedge WORDS), `env` (without a leftover KDEDGE_DEBUG), 200-column
-    consoles and one torch thread; each restored afterwards."""
+    consoles, one torch thread and the app's Click command built once (_click_command); each restored
+    afterwards."""
     from kdedge.ui import console
 
     saved_env = {key: os.environ.get(key) for key in {*env, "KDEDGE_DEBUG"}}
@@ -131,8 +149,10 @@ def _call_settings(words: list[str], env: dict[str, str]) -> Iterator[None]:
     try:
         sys.argv = ["kdedge", *words]
         console.console.width = console.error_console.width = 200
+        typer.main.get_command = _cached_get_command  # Typer.__call__ looks it up here on each call
         yield
     finally:
+        typer.main.get_command = _TYPER_GET_COMMAND
         sys.argv = saved_argv
         for key, value in saved_env.items():
             if value is None:

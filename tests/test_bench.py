@@ -187,7 +187,7 @@ def test_bare_onnx_files_with_a_crashing_and_a_skipped_row(run_dir, tmp_path, mo
     assert [r["precision"] for r in rows] == ["fp32", "fp16", "int8"]
     assert rows[1]["status"] == "skipped: fp16 ONNX is for the GPU (--device cuda)"
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))
-    rows[0]["_entry"] = "bench_helpers:abort_row"
+    rows[0]["_entry"] = "bench_children:abort_row"
     measure_rows(rows, models, options)
     score_rows(rows, models)
     assert rows[0]["status"].startswith("error: child process killed by SIGABRT")

@@ -49,15 +49,15 @@ def test_slow_calls_still_get_the_minimum_repetitions():
 
 def test_a_crashing_child_becomes_an_error_status(monkeypatch):
     monkeypatch.setenv("PYTHONPATH", TESTS)
-    result = run_isolated({"threads": 1}, timeout_s=60, entry="bench_helpers:abort_row")
+    result = run_isolated({"threads": 1}, timeout_s=60, entry="bench_children:abort_row")
     assert result["status"].startswith("error: child process killed by SIGABRT")
 
 
 def test_a_hanging_child_is_killed_at_the_timeout(monkeypatch):
     monkeypatch.setenv("PYTHONPATH", TESTS)
     started = time.perf_counter()
-    result = run_isolated({"threads": 1}, timeout_s=3, entry="bench_helpers:hang_row")
-    assert result["status"] == "error: timed out after 3 s (child killed)"
+    result = run_isolated({"threads": 1}, timeout_s=1, entry="bench_children:hang_row")
+    assert result["status"] == "error: timed out after 1 s (child killed)"
     assert time.perf_counter() - started < 20
 
 

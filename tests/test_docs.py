@@ -4,6 +4,7 @@ users read names dates, commands and features, never internal bookkeeping ("sess
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
@@ -58,13 +59,20 @@ def _documented_commands() -> list[tuple[str, list[str]]]:
     return found
 
 
+@functools.cache
+def _cli_group() -> typer.core.TyperGroup:
+    """The real CLI parser (the Click group Typer builds from kdedge.cli.app), built once: ~25 ms a build."""
+    from kdedge.cli import app
+
+    return typer.main.get_command(app)
+
+
 def _parse(argv: list[str]) -> tuple[str, dict]:
     """(command name, its parsed parameters) from the real CLI parser; for the training commands, "recipe"
     and "overrides" as the command reads them (the KEY=VALUE words after a --set included)."""
-    from kdedge.cli import app
     from kdedge.cli.training import recipe_and_overrides
 
-    group = typer.main.get_command(app)
+    group = _cli_group()
     if argv[0].startswith("--"):
         return argv[0], {}
     parent = group.make_context("kdedge", list(argv), resilient_parsing=False)
