@@ -35,8 +35,12 @@ demo: venv
 	$(BIN)/kdedge distill quickstart_mnist --out runs/demo --force
 
 # The suite without the checks marked slow (tests/conftest.py SLOW, @pytest.mark.slow); test-all runs them too.
+# `make test` runs one pytest worker per core (pytest-xdist), each test file whole in one worker (its module
+# fixtures built once) and each worker's torch on one thread (tests/conftest.py); TEST_WORKERS=0 runs serially.
+# test-all stays serial: its chaos and timeout checks time real processes against a deadline.
+TEST_WORKERS ?= auto
 test: venv
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow" -n $(TEST_WORKERS) --dist loadfile
 
 test-all: venv
 	$(BIN)/python -m pytest -q

@@ -16,6 +16,11 @@ from cli_helpers import TINY_ARGS, CliResult, run_kdedge, run_subprocess
 
 REPO = Path(__file__).resolve().parents[1]
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs a pytest worker per core: a second torch thread in each would only spin against the
+    # other worker (see one_torch_thread). Set before any test module imports torch, which reads it once.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 
 @pytest.fixture(scope="module")
 def one_torch_thread():
