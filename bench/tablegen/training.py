@@ -84,6 +84,13 @@ def subset_headline(raw: dict) -> str:
             f"; ResNet50 taught by ResNet18 {by_row['ResNet50 <- ResNet18']:.1f} % vs "
             f"{by_row['ResNet50, no KD']:.1f} % alone ({_seeds(seeds['ResNet50 <- ResNet18'])}, 8 epochs)"
         )
+    own = next((r for r in raw["rows"] if r["row"].startswith("ResNet50 <- ResNet50")), None)
+    if own and own.get("teacher_accuracy_percent"):  # self-KD beside its own teachers (retrained for it)
+        teachers = own["teacher_accuracy_percent"]
+        headline += (
+            f"; ResNet50 taught by itself {own['mean']:.1f} % vs its teachers' {sum(teachers) / len(teachers):.1f} %"
+            f" ({_seeds(len(own['seeds']))})"
+        )
     return headline
 
 
