@@ -2,7 +2,7 @@
 when the recipe is read, and `kdedge recipes` / `kdedge init` must start at once.
 
 The names come from timm_models.txt beside this file, a snapshot of `timm.list_models()` written by
-`python -m kdedge.models.timm_names` (tests/test_models.py fails when it no longer matches the installed
+`python -m kdedge.models.timm_names` (tests/test_models_input_size.py fails when it no longer matches the installed
 timm). A name missing from the snapshot is asked of the installed timm itself only when that timm is not the
 version the snapshot lists (a newer timm's model), which imports torch; with the snapshot's own timm, an
 unknown name is an error at once.
