@@ -71,6 +71,16 @@ def test_plan_shares_a_teacher_per_seed_across_rows_and_recipes(tiny: Path, tmp_
     assert by_row["kd"].path == tmp_path / "study" / "runs" / "small" / "kd" / "seed1"
 
 
+def test_seed_in_a_checkpoint_loads_each_seeds_own_teacher(tiny: Path, tmp_path: Path) -> None:
+    """teacher.checkpoint=.../t-s{seed}: no teacher is planned, and every run of seed N loads t-sN."""
+    each = f"teacher.checkpoint={tmp_path}/t-s{{seed}}"
+    spec = spec_from({"recipes": [str(tiny)], "seeds": [0, 1], "set": [each]}, "t")
+    plan = make_plan(spec, tmp_path / "study")
+    assert plan.teachers == ()
+    loaded = {(cell.row, cell.seed): cell.recipe.teacher.checkpoint for cell in plan.cells}
+    assert loaded == {(row, seed): f"{tmp_path}/t-s{seed}" for row in ("kd", "no-kd") for seed in (0, 1)}
+
+
 def test_a_variant_without_kd_is_the_baseline_and_a_changed_study_is_refused(tiny: Path, tmp_path: Path) -> None:
     spec = spec_from({"recipes": [str(tiny)], "variants": {"kd": [], "none": ["distillation.loss=none"]}}, "test")
     plan = make_plan(spec, tmp_path / "study")

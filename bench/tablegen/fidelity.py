@@ -5,6 +5,7 @@ names its file) by fidelity_rows.py, which also holds the reference numbers with
 
 from __future__ import annotations
 
+from tablegen.fidelity_hinton800 import mnist_800_paper
 from tablegen.fidelity_rows import (
     HINTON,
     MEDMNIST,
@@ -101,6 +102,7 @@ def headline(pairs: list[tuple[Ref, Measured]]) -> str:
 def build(files: Files) -> dict:
     """The table file (the keys of kdedge.report.results_page), every kdedge number read from `files`."""
     pairs: list[tuple[Ref, Measured]] = [
+        *mnist_800_paper(files),
         *mnist_800(files),
         *mnist_800_methods(files),
         *transfer_sets(files),

@@ -80,9 +80,9 @@ def mnist_800(files: Files) -> list[tuple[Ref, Measured]]:
     name, pairs = "mnist_hinton_800.json", []
     data = files[name]
     for start, command, paper, what in [
-        ("teacher", 0, 67, "Hinton MNIST: teacher 784-1200-1200-10"),
-        ("2x800 student, no KD", 2, 146, "Hinton MNIST: 2x800 student without KD"),
-        ("2x800 student, KD", 1, 74, "Hinton MNIST: 2x800 student with KD"),
+        ("teacher", 0, 67, "Hinton MNIST, 160-epoch teacher: teacher 784-1200-1200-10"),
+        ("2x800 student, no KD", 2, 146, "Hinton MNIST, 160-epoch teacher: 2x800 student without KD"),
+        ("2x800 student, KD", 1, 74, "Hinton MNIST, 160-epoch teacher: 2x800 student with KD"),
     ]:
         errors = number(cell(data, start, "test errors (of 10,000)"))
         wall = f"{number(cell(data, start, 'wall s')):,.0f} s"
@@ -114,30 +114,36 @@ def mnist_800_methods(files: Files) -> list[tuple[Ref, Measured]]:
         data,
         name,
     )
-    what = "Hinton MNIST: 2x800 student with KD, best of five methods, jittered images"
+    what = "Hinton MNIST, 120-epoch jitter teacher: 2x800 student with KD, best of five methods, jittered images"
     return [(Ref(what, 74, "errors", True, HINTON), measured)]
 
 
+# the transfer-set rows' teachers, newest first, each with the run folder its students' commands load
+TEACHERS = {"320-epoch teacher": "runs/hinton/teacher-s0", "160-epoch teacher": "runs/t/t160"}
+
+
 def transfer_sets(files: Files) -> list[tuple[Ref, Measured]]:
-    """The no-3 and the 7-and-8 transfer sets, before and after the bias fix (mnist_transfer_sets.json)."""
+    """The no-3 and the 7-and-8 transfer sets, before and after the bias fix, from each teacher's students
+    (mnist_transfer_sets.json: a row per set and teacher, its command found by the teacher's run folder)."""
     name, pairs = "mnist_transfer_sets.json", []
     data = files[name]
-    for start, column, index, paper, unit, what in [
-        ("omit 3", "before the bias fix", 0, 206, "errors", "no 3 in the transfer set, before the bias fix"),
-        ("omit 3", "before the bias fix", 1, 133, "errors", "no 3, before the bias fix: errors on the 3s"),
-        ("omit 3", "after (bias_fix: auto)", 0, 109, "errors", "no 3, after the bias fix"),
-        ("omit 3", "after (bias_fix: auto)", 1, 14, "errors", "no 3, after the bias fix: errors on the 3s"),
-        ("only 7 and 8", "before the bias fix", 0, 47.3, "% test error", "only 7s and 8s, before the bias fix"),
-        ("only 7 and 8", "after (bias_fix: auto)", 0, 13.2, "% test error", "only 7s and 8s, after the bias fix"),
-    ]:
-        value = number(cell(data, start, column), index)
-        command = data["commands"][0 if start == "omit 3" else 1]
-        recipe = command.split()[2]
-        measured = Measured(
-            value, show(value, unit), "-", command, recipe_seed(recipe) + " (the recipe's)", "not recorded", data, name
-        )
-        ref = Ref(f"Hinton MNIST: {what}", paper, unit, True, HINTON)
-        pairs.append((ref, measured))
+    for teacher, folder in TEACHERS.items():
+        for start, column, index, paper, unit, what in [
+            ("omit 3", "before the bias fix", 0, 206, "errors", "no 3 in the transfer set, before the bias fix"),
+            ("omit 3", "before the bias fix", 1, 133, "errors", "no 3, before the bias fix: errors on the 3s"),
+            ("omit 3", "after (bias_fix: auto)", 0, 109, "errors", "no 3, after the bias fix"),
+            ("omit 3", "after (bias_fix: auto)", 1, 14, "errors", "no 3, after the bias fix: errors on the 3s"),
+            ("only 7 and 8", "before the bias fix", 0, 47.3, "% test error", "only 7s and 8s, before the bias fix"),
+            ("only 7 and 8", "after (bias_fix: auto)", 0, 13.2, "% test error", "only 7s and 8s, after the bias fix"),
+        ]:
+            value = number(cell(data, f"{start}, {teacher}", column), index)
+            recipe = "hinton_mnist_omit3" if start == "omit 3" else "hinton_mnist_only78"
+            command = next(line for line in data["commands"] if f" {recipe} " in line and f"={folder} " in line)
+            wall = cell(data, f"{start}, {teacher}", "student s")
+            wall = f"{wall:,.0f} s (student)" if isinstance(wall, (int, float)) else "not recorded"
+            seeds = recipe_seed(recipe) + " (the recipe's)"
+            measured = Measured(value, show(value, unit), "-", command, seeds, wall, data, name)
+            pairs.append((Ref(f"Hinton MNIST, {teacher}: {what}", paper, unit, True, HINTON), measured))
     return pairs
 
 

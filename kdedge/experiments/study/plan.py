@@ -30,6 +30,7 @@ from kdedge.recipe.grid import grid_points, point_name
 
 BASELINE = "no-kd"  # the row name of a recipe's student trained alone
 # recipe keys a teacher does not depend on: two recipes that differ only here share one teacher per seed
+SEEDED_PATHS = ("teacher.checkpoint", "student.checkpoint")  # where `{seed}` names the seed's own run
 NOT_TEACHER = ("name", "description", "student", "distillation", "sweep", "export", "tensorboard", "seed")
 
 
@@ -90,6 +91,16 @@ def row_overrides(spec: StudySpec, recipe: Recipe) -> list[tuple[str, dict[str, 
     return rows
 
 
+def for_seed(overrides: dict[str, Any], seed: int) -> dict[str, Any]:
+    """The overrides of one run at `seed`: the seed set, and `{seed}` in a checkpoint path replaced by it, so
+    that each seed loads its own teacher trained beforehand (teacher.checkpoint=runs/teacher-s{seed})."""
+    seeded = {
+        key: value.replace("{seed}", str(seed)) if key in SEEDED_PATHS and isinstance(value, str) else value
+        for key, value in overrides.items()
+    }
+    return seeded | {"seed": seed}
+
+
 def _distills(recipe: Recipe) -> bool:
     return recipe.teacher is not None and recipe.student is not None and recipe.distillation.loss != "none"
 
@@ -121,7 +132,7 @@ def make_plan(spec: StudySpec, out: Path) -> Plan:
     for entry, name in zip(spec.recipes, names, strict=True):
         common = parse_set([*spec.set, *entry.set])
         for seed in spec.seeds:
-            first = _load(entry.recipe, common | {"seed": seed}, spec)
+            first = _load(entry.recipe, for_seed(common, seed), spec)
             for row, values in row_overrides(spec, first):
                 cells += _row_cells(spec, entry.recipe, name, row, (common, values), seed, out, teachers)
     unique = _without_duplicates([_read_from_a_teacher(cell, teachers) for cell in cells])
@@ -144,14 +155,14 @@ def _row_cells(
     """The row's cell at `seed`, and its baseline's when the study wants one. overrides: (the --set values
     of every row of the entry, the row's own)."""
     common, own = overrides
-    recipe = _load(recipe_name, common | own | {"seed": seed}, spec)
+    recipe = _load(recipe_name, for_seed(common | own, seed), spec)
     wanted = [(row, own, None)]
     if spec.baseline and _distills(recipe):
         base_name, base_values = baseline_overrides(own)
         wanted = [(row, own, base_name), (base_name, base_values, None)]
     cells = []
     for name, values, baseline in wanted:
-        values = common | values | {"seed": seed}
+        values = for_seed(common | values, seed)
         teacher = _teacher_for(_load(recipe_name, values, spec), entry, seed, out, teachers)
         extra = {"teacher.checkpoint": str(teacher.path.resolve())} if teacher else {}
         resolved = _load(recipe_name, values | extra, spec)

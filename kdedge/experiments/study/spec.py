@@ -8,7 +8,9 @@ Given on the command line (`kdedge study RECIPE... --seeds 0 1 --variant ... --g
       - cifar10_r18_smallcnn
       - {recipe: cifar10_resnet50, set: [data.train_limit=400], label: r50}
     seeds: [0, 1]
-    set: [student.epochs=10]        # every run
+    set: [student.epochs=10]        # every run; `{seed}` in teacher.checkpoint (or student.checkpoint) is
+                                    # the run's seed: teacher.checkpoint=runs/teacher-s{seed} loads each
+                                    # seed's own teacher, trained beforehand
     variants:                       # one table row each: NAME -> its --set values ([]: the recipe as it is)
       KD: []
       DKD: [distillation.loss=dkd, distillation.temperature=4]
