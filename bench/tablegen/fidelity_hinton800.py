@@ -36,14 +36,13 @@ def mnist_800_paper(files: Files) -> list[tuple[Ref, Measured]]:
     best = min(jittered, key=lambda row: row["mean"])
     what = "Hinton MNIST, 320-epoch teacher: "
     versus = f"{best['row']}; the same student without KD {best['baseline_mean']:.1f}"
-    pairs = [
-        ("teacher 784-1200-1200-10", rows["teacher"], ""),
-        ("2x800 student without KD", rows["no-kd"], ""),
-        ("2x800 student with KD (T 20)", rows["KD"], ""),
-        ("2x800 student with KD, best on jittered images", best, f" ({versus})"),
+    pairs = [  # (what, the paper's number, the study row, words after kdedge's number)
+        ("teacher 784-1200-1200-10", 67, rows["teacher"], ""),
+        ("2x800 student without KD", 146, rows["no-kd"], ""),
+        ("2x800 student with KD (T 20)", 74, rows["KD"], ""),
+        ("2x800 student with KD, best on jittered images", 74, best, f" ({versus})"),
     ]
     return [
-        (Ref(what + name, 74 if "with KD" in name else 146 if "without" in name else 67, "errors", True, HINTON),
-         _measured(data, row, f"{row['mean']:.1f} errors{extra}"))
-        for name, row, extra in pairs
-    ]  # fmt: skip
+        (Ref(what + name, paper, "errors", True, HINTON), _measured(data, row, f"{row['mean']:.1f} errors{extra}"))
+        for name, paper, row, extra in pairs
+    ]

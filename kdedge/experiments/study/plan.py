@@ -29,8 +29,8 @@ from kdedge.recipe import Recipe, load_recipe, parse_set, validate_recipe
 from kdedge.recipe.grid import grid_points, point_name
 
 BASELINE = "no-kd"  # the row name of a recipe's student trained alone
-# recipe keys a teacher does not depend on: two recipes that differ only here share one teacher per seed
 SEEDED_PATHS = ("teacher.checkpoint", "student.checkpoint")  # where `{seed}` names the seed's own run
+# recipe keys a teacher does not depend on: two recipes that differ only here share one teacher per seed
 NOT_TEACHER = ("name", "description", "student", "distillation", "sweep", "export", "tensorboard", "seed")
 
 
