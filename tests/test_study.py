@@ -245,6 +245,16 @@ def test_bad_input_is_one_line_and_trains_nothing(tiny: Path, tmp_path: Path, ex
     assert not (tmp_path / "study").exists()
 
 
+def test_a_missing_teacher_of_a_later_seed_is_refused_before_anything_trains(tiny: Path, tmp_path: Path) -> None:
+    """teacher.checkpoint=t-s{seed} with t-s1 missing: one line naming seed 1's path, and seed 0 not run."""
+    (tmp_path / "t-s0").mkdir()
+    (tmp_path / "t-s0" / "teacher.safetensors").write_bytes(b"only its presence is checked before training")
+    each = f"teacher.checkpoint={tmp_path}/t-s{{seed}}"
+    code, _, stderr = run_kdedge("study", tiny, "--seeds", "0", "1", "--set", each, "--out", tmp_path / "study")
+    assert code == 2 and f"study: seed 1: teacher.checkpoint: {tmp_path}/t-s1 does not exist" in one_error_line(stderr)
+    assert not (tmp_path / "study").exists()
+
+
 def test_a_bad_study_file_names_its_key(tmp_path: Path) -> None:
     study = tmp_path / "s.yaml"
     study.write_text("recipes: [hinton_mnist]\nseeds: [0, 0]\nbaselines: false\n")

@@ -23,16 +23,37 @@ FAILED = "failed.json"  # STUDY/failed.json: {run folder: the error line} of run
 
 
 def check_plan(plan: Plan, data_root: str | None) -> None:
-    """Every student's transfer set suits its data, checked once per data setting before anything trains."""
+    """Before anything trains: every checkpoint a run loads from outside the study exists, and every
+    student's transfer set suits its data (checked once per data setting)."""
     from kdedge.train.biasfix import check_transfer_set
     from kdedge.train.pipeline import prepare_data
 
+    _check_outside_checkpoints(plan)
     classes: dict[str, int] = {}
     for cell in plan.trained_cells():
         data = json.dumps(cell.recipe.data.model_dump(mode="json"), sort_keys=True)
         if data not in classes:
             classes[data] = prepare_data(cell.recipe, data_root).num_classes
         check_transfer_set(cell.recipe, classes[data])
+
+
+def _check_outside_checkpoints(plan: Plan) -> None:
+    """A teacher.checkpoint / student.checkpoint not trained by the study (teacher.checkpoint=runs/t-s{seed})
+    must be there now: found missing at seed 1's first run, the study would have trained seed 0 and
+    written that run's folder first."""
+    from kdedge.models.weights import weights_path
+
+    ours = {str(teacher.path.resolve()) for teacher in plan.teachers}
+    for run in [*plan.teachers, *plan.trained_cells()]:
+        if is_finished(run.path):
+            continue  # read from its folder, never trained again: what it loaded is not needed
+        for stage in ("teacher", "student"):
+            cfg = getattr(run.recipe, stage)
+            if cfg is not None and cfg.checkpoint and cfg.checkpoint not in ours:
+                try:
+                    weights_path(cfg.checkpoint, stage)
+                except InputError as err:
+                    raise InputError(f"study: seed {run.seed}: {err}") from None
 
 
 def run_plan(plan: Plan, data_root: str | None, progress=None) -> dict[str, str]:
