@@ -84,3 +84,6 @@ def test_fidelity_verdicts_count_fewer_errors_and_higher_accuracy_as_better() ->
     assert fidelity.verdict(accuracy, 0.549) == "meets (0.018)"
     assert fidelity.verdict(accuracy, 0.499) == "trails by 0.032"
     assert fidelity.verdict(accuracy, None) == "not run"
+    rate = fidelity.Ref("7s and 8s", 13.2, "% test error", True, "paper")
+    assert fidelity.verdict(rate, 13.21) == "trails by 0.01 points"  # not a rounded 'trails by 0.0'
+    assert fidelity.verdict(rate, 10.2) == "meets (3.0 points)"

@@ -119,30 +119,57 @@ def mnist_800_methods(files: Files) -> list[tuple[Ref, Measured]]:
 
 
 # the transfer-set rows' teachers, newest first, each with the run folder its students' commands load
-TEACHERS = {"320-epoch teacher": "runs/hinton/teacher-s0", "160-epoch teacher": "runs/t/t160"}
+# (the row's first words in mnist_transfer_sets.json, how the fidelity table names it, its run folders)
+TRANSFER_ROWS = [
+    (
+        "omit 3, 160-epoch teacher, the recipe",
+        "160-epoch teacher (the recipe, alpha 1.0)",
+        ("omit3_t160_s0_a1.0", "omit3_t160_s1_a1.0"),
+    ),
+    (
+        "only 7 and 8, 160-epoch teacher, the recipe",
+        "160-epoch teacher (the recipe)",
+        ("only78_t160_s0", "only78_t160_s1"),
+    ),
+    ("omit 3, 320-epoch teacher, alpha 1.0", "320-epoch teacher (alpha 1.0)", ("omit3_a1", "omit3_s1_a1.0")),
+    ("only 7 and 8, 320-epoch teacher", "320-epoch teacher", ("only78",)),
+]
+OMIT3 = [  # (column, which number of the cell, the paper's number, what)
+    ("before the bias fix", 0, 206, "no 3 in the transfer set, before the bias fix"),
+    ("before the bias fix", 1, 133, "no 3, before the bias fix: errors on the 3s"),
+    ("after (bias_fix: auto)", 0, 109, "no 3, after the bias fix"),
+    ("after (bias_fix: auto)", 1, 14, "no 3, after the bias fix: errors on the 3s"),
+]
+ONLY78 = [
+    ("before the bias fix", 0, 47.3, "only 7s and 8s, before the bias fix"),
+    ("after (bias_fix: auto)", 0, 13.2, "only 7s and 8s, after the bias fix"),
+]
 
 
 def transfer_sets(files: Files) -> list[tuple[Ref, Measured]]:
-    """The no-3 and the 7-and-8 transfer sets, before and after the bias fix, from each teacher's students
-    (mnist_transfer_sets.json: a row per set and teacher, its command found by the teacher's run folder)."""
+    """The no-3 and the 7-and-8 transfer sets, before and after the bias fix (mnist_transfer_sets.json: a row
+    per set, teacher and setting, the mean over its seeds; its commands found by the run folders)."""
     name, pairs = "mnist_transfer_sets.json", []
     data = files[name]
-    for teacher, folder in TEACHERS.items():
-        for start, column, index, paper, unit, what in [
-            ("omit 3", "before the bias fix", 0, 206, "errors", "no 3 in the transfer set, before the bias fix"),
-            ("omit 3", "before the bias fix", 1, 133, "errors", "no 3, before the bias fix: errors on the 3s"),
-            ("omit 3", "after (bias_fix: auto)", 0, 109, "errors", "no 3, after the bias fix"),
-            ("omit 3", "after (bias_fix: auto)", 1, 14, "errors", "no 3, after the bias fix: errors on the 3s"),
-            ("only 7 and 8", "before the bias fix", 0, 47.3, "% test error", "only 7s and 8s, before the bias fix"),
-            ("only 7 and 8", "after (bias_fix: auto)", 0, 13.2, "% test error", "only 7s and 8s, after the bias fix"),
-        ]:
-            value = number(cell(data, f"{start}, {teacher}", column), index)
-            recipe = "hinton_mnist_omit3" if start == "omit 3" else "hinton_mnist_only78"
-            command = next(line for line in data["commands"] if f" {recipe} " in line and f"={folder} " in line)
-            wall = cell(data, f"{start}, {teacher}", "student s")
-            wall = f"{wall:,.0f} s (student)" if isinstance(wall, (int, float)) else "not recorded"
-            seeds = recipe_seed(recipe) + " (the recipe's)"
-            measured = Measured(value, show(value, unit), "-", command, seeds, wall, data, name)
+    for start, teacher, folders in TRANSFER_ROWS:
+        omit = start.startswith("omit 3")
+        per_seed = str(cell(data, start, "per seed: before -> after"))
+        commands = [line for line in data["commands"] for f in folders if line.endswith(f"/{f}")]
+        wall = cell(data, start, "student s")
+        for column, index, paper, what in OMIT3 if omit else ONLY78:
+            unit = "errors" if omit else "% test error"
+            value = number(cell(data, start, column), index)
+            seeds = ", ".join(str(seed) for seed in range(len(folders)))
+            measured = Measured(
+                value,
+                show(value, unit),
+                per_seed,
+                "; ".join(commands),
+                seeds,
+                f"{wall:,.0f} s/run (student)",
+                data,
+                name,
+            )
             pairs.append((Ref(f"Hinton MNIST, {teacher}: {what}", paper, unit, True, HINTON), measured))
     return pairs
 
