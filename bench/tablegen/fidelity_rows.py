@@ -123,15 +123,19 @@ def mnist_800_methods(files: Files) -> list[tuple[Ref, Measured]]:
 TRANSFER_ROWS = [
     (
         "omit 3, 160-epoch teacher, the recipe",
-        "160-epoch teacher (the recipe, alpha 1.0)",
-        ("omit3_t160_s0_a1.0", "omit3_t160_s1_a1.0"),
+        "160-epoch teacher (the recipe)",
+        ("omit3_t160_s0_lr05_e50", "omit3_t160_s1_lr05_e50"),
     ),
     (
         "only 7 and 8, 160-epoch teacher, the recipe",
         "160-epoch teacher (the recipe)",
         ("only78_t160_s0", "only78_t160_s1"),
     ),
-    ("omit 3, 320-epoch teacher, alpha 1.0", "320-epoch teacher (alpha 1.0)", ("omit3_a1", "omit3_s1_a1.0")),
+    (
+        "omit 3, 320-epoch teacher, alpha 1.0",
+        "320-epoch teacher (alpha 1.0, lr 0.01, 25 epochs)",
+        ("omit3_a1", "omit3_s1_a1.0"),
+    ),
     ("only 7 and 8, 320-epoch teacher", "320-epoch teacher", ("only78",)),
 ]
 OMIT3 = [  # (column, which number of the cell, the paper's number, what)
