@@ -118,8 +118,8 @@ def mnist_800_methods(files: Files) -> list[tuple[Ref, Measured]]:
     return [(Ref(what, 74, "errors", True, HINTON), measured)]
 
 
-# the transfer-set rows' teachers, newest first, each with the run folder its students' commands load
-# (the row's first words in mnist_transfer_sets.json, how the fidelity table names it, its run folders)
+# (the row's first words in mnist_transfer_sets.json, how the fidelity table names it, its run folders, one
+# per seed from seed 0 up: they find the row's commands)
 TRANSFER_ROWS = [
     (
         "omit 3, 160-epoch teacher, the recipe",
