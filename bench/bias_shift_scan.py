@@ -16,15 +16,14 @@ paper's 3.5 and the test-best shift, and writes a PNG of errors against shift.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import torch
 
 from kdedge.files.rundir import RunDir
-from kdedge.models.builders import build_model
 from kdedge.models.weights import load_weights_into
+from kdedge.recipe import Recipe
 from kdedge.train.biasfix import missing_classes
 from kdedge.train.context import Context
 from kdedge.train.evaluation import predict_logits
@@ -33,15 +32,11 @@ from kdedge.train.prepare import prepare_data
 PAPER_SHIFT = 3.5  # Hinton et al. 2015, section 3 (omitting 3): tuned on the test set
 
 
-def unfixed_test_logits(run: Path) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+def unfixed_test_logits(run: RunDir, recipe: Recipe) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
     """(test logits (N, C) of the student before the bias fix, test labels (N,), the missing classes)."""
-    recipe = RunDir(run).read_recipe()
-    bundle = prepare_data(recipe, None, run)
-    info = json.loads((run / "summary.json").read_text())["data"]
-    model = build_model(
-        recipe.student.model, bundle.num_classes, info["in_channels"], info["image_size"], recipe.student.model_kwargs
-    )
-    load_weights_into(model, run / "student_unfixed.safetensors", "student")
+    bundle = prepare_data(recipe, None, run.path)
+    model, _ = run.load_model("student")  # the recipe's student, built for the run's data
+    load_weights_into(model, run.path / "student_unfixed.safetensors", "student")  # its weights before the fix
     ctx = Context(device=torch.device("cpu"), mean=bundle.mean, std=bundle.std)
     return (
         predict_logits(model, bundle.test.images, ctx),
@@ -87,13 +82,14 @@ def main() -> int:
     parser.add_argument("--step", type=float, default=0.05)
     parser.add_argument("--png", type=Path, default=None)
     args = parser.parse_args()
-    logits, labels, missing = unfixed_test_logits(args.run)
-    summary = json.loads((args.run / "summary.json").read_text())
+    run = RunDir(args.run)
+    recipe, summary = run.read_recipe(), run.read_summary()
+    logits, labels, missing = unfixed_test_logits(run, recipe)
     fitted = summary["student_bias_fixed"]["bias_shift"]
     steps = int(round(args.max / args.step))
     rows = [(round(i * args.step, 4), *errors_at(logits, labels, missing, i * args.step)) for i in range(steps + 1)]
     best = min(rows, key=lambda r: (r[1], r[0]))
-    marks = {"fitted (auto)": fitted, "paper": PAPER_SHIFT, "test-best": best[0]}
+    marks = {"fitted (auto)": fitted, "paper (no 3)": PAPER_SHIFT, "test-best": best[0]}
     print(f"{args.run}: missing classes {missing}; unfixed {rows[0][1]} errors ({rows[0][2]} on them)")
     print("| shift | test errors | on the missing classes | on the others |\n|---|---:|---:|---:|")
     for name, shift in marks.items():
@@ -104,9 +100,7 @@ def main() -> int:
         print(f"MISMATCH: summary.json says {recorded} errors at the fitted shift", file=sys.stderr)
         return 1
     if args.png:
-        plot(
-            rows, marks, f"{RunDir(args.run).read_recipe().name} ({args.run.name}): test errors by bias shift", args.png
-        )
+        plot(rows, marks, f"{recipe.name} ({args.run.name}): test errors by bias shift", args.png)
         print(f"wrote {args.png}")
     return 0
 

@@ -71,6 +71,10 @@ class Plan:
     teachers: tuple[TeacherRun, ...]
     cells: tuple[Cell, ...]
 
+    def teacher_checkpoints(self) -> set[str]:
+        """The teacher.checkpoint values that name the study's own teacher runs (resolved paths)."""
+        return {str(teacher.path.resolve()) for teacher in self.teachers}
+
     def trained_cells(self) -> list[Cell]:
         """The cells with a run of their own (not a baseline read from its teacher's run)."""
         return [cell for cell in self.cells if cell.stage == "student"]

@@ -43,7 +43,7 @@ def _check_outside_checkpoints(plan: Plan) -> None:
     written that run's folder first."""
     from kdedge.models.weights import weights_path
 
-    ours = {str(teacher.path.resolve()) for teacher in plan.teachers}
+    ours = plan.teacher_checkpoints()
     for run in [*plan.teachers, *plan.trained_cells()]:
         if is_finished(run.path):
             continue  # read from its folder, never trained again: what it loaded is not needed
@@ -98,8 +98,7 @@ def _logits_file(plan: Plan, run: TeacherRun | Cell) -> Path | None:
     """The students of one study teacher share its cached logits, kept in the teacher's folder (recomputed
     only when a row feeds the teacher other input: kdedge.train.teacher_cache keys them)."""
     checkpoint = run.recipe.teacher.checkpoint if isinstance(run, Cell) and run.recipe.teacher else None
-    ours = {str(teacher.path.resolve()) for teacher in plan.teachers}
-    return Path(checkpoint) / "teacher_logits.safetensors" if checkpoint in ours else None
+    return Path(checkpoint) / "teacher_logits.safetensors" if checkpoint in plan.teacher_checkpoints() else None
 
 
 def train_run(
