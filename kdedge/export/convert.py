@@ -181,7 +181,7 @@ def tidy_onnx(path: Path) -> None:
 def drop_unused_opsets(model: onnx.ModelProto) -> bool:
     """Remove opset imports no node uses; True if any went. onnxruntime's quantisation pre-processing imports
     every domain it knows (ai.onnx.training, com.microsoft.nchwc, org.pytorch.aten, ...) into the int8 file
-    although no node uses them, and kdedge.runtime.check rightly refuses a file that imports a custom-op
+    although no node uses them, and kdedge.runtime.check_onnx rightly refuses a file that imports a custom-op
     domain."""
     used = {node.domain for node in model.graph.node} | {"", "ai.onnx"}
     kept = [opset for opset in model.opset_import if opset.domain in used]
