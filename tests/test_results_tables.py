@@ -87,3 +87,12 @@ def test_fidelity_verdicts_count_fewer_errors_and_higher_accuracy_as_better() ->
     rate = fidelity.Ref("7s and 8s", 13.2, "% test error", True, "paper")
     assert fidelity.verdict(rate, 13.21) == "trails by 0.01 points"  # not a rounded 'trails by 0.0'
     assert fidelity.verdict(rate, 10.2) == "meets (3.0 points)"
+
+
+def test_a_mean_over_seeds_keeps_its_decimal_in_the_fidelity_table() -> None:
+    """14.7 errors (the mean of 13 / 17 / 14) is not shown as 15: the verdict beside it says 0.7."""
+    tables_tool()
+    from tablegen.fidelity_rows import show
+
+    assert show(14.7, "errors") == "14.7 errors"
+    assert show(84.0, "errors") == "84 errors"
