@@ -92,7 +92,10 @@ def test_fidelity_verdicts_count_fewer_errors_and_higher_accuracy_as_better() ->
 def test_a_mean_over_seeds_keeps_its_decimal_in_the_fidelity_table() -> None:
     """14.7 errors (the mean of 13 / 17 / 14) is not shown as 15: the verdict beside it says 0.7."""
     tables_tool()
+    from tablegen import fidelity
     from tablegen.fidelity_rows import show
 
     assert show(14.7, "errors") == "14.7 errors"
     assert show(84.0, "errors") == "84 errors"
+    errors = fidelity.Ref("teacher", 74, "errors", True, "paper")
+    assert fidelity.verdict(errors, 73 + 1 / 3) == "meets (0.7 fewer errors)"  # not 0.666667

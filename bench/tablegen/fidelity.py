@@ -45,7 +45,7 @@ def verdict(ref: Ref, value: float | None) -> str:
         return "not run"
     gap = (value - ref.value) * (-1 if ref.lower else 1)
     if ref.unit == "errors":
-        count = f"{abs(gap):g}"  # a mean over seeds may be half an error off: 0.5, not a rounded 0
+        count = f"{round(abs(gap), 1):g}"  # a mean over seeds keeps one decimal: 0.5 or 0.7, not a rounded 0
         size = f"{count} {'fewer ' if gap >= 0 else ''}{'error' if count == '1' else 'errors'}"
     elif ref.unit == "accuracy":
         size = f"{abs(gap):.3f}"

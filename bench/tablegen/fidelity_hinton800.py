@@ -1,6 +1,6 @@
 """The fidelity rows of the 2x800 studies (`kdedge study` tables): from the recipe's 320-epoch teacher
 (hinton_800_paper.json) and from the same teachers after a 100-epoch warm restart (hinton_800_restart.json).
-Each gives the teacher at 2 seeds, the paper's protocol (unaugmented student) with and without KD, and the
+Each gives the teacher at its seeds, the paper's protocol (unaugmented student) with and without KD, and the
 best KD row on jittered images beside the no-KD student trained on the same images for as long.
 """
 
