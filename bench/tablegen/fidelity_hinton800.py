@@ -65,7 +65,7 @@ def mnist_800_study(files: Files, table: str, what: str) -> list[tuple[Ref, Meas
     return [
         (
             Ref(what + label, paper, "errors", True, HINTON),
-            _measured(data, row, f"{row['mean']:.1f} errors{extra}", table, before if row is rows["teacher"] else None),
+            _measured(data, row, f"{row['mean']:.1f} errors{extra}", table, before),
         )
         for label, paper, row, extra in pairs
     ]

@@ -161,10 +161,10 @@ def transfer_sets(files: Files) -> list[tuple[Ref, Measured]]:
         per_seed = str(cell(data, start, "per seed: before -> after"))
         commands = [line for line in data["commands"] for f in folders if line.endswith(f"/{f}")]
         wall = cell(data, start, "student s")
+        unit = "errors" if omit else "% test error"
+        seeds = ", ".join(str(seed) for seed in range(len(folders)))
         for column, index, paper, what in OMIT3 if omit else ONLY78:
-            unit = "errors" if omit else "% test error"
             value = number(cell(data, start, column), index)
-            seeds = ", ".join(str(seed) for seed in range(len(folders)))
             measured = Measured(
                 value,
                 show(value, unit),
