@@ -180,3 +180,30 @@ def test_a_compiled_model_trains_compiled_and_is_scored_by_its_plain_module() ->
     records = fit(Compiled(plain), _split(), CFG, _context(test=_split(40, seed=2)))
     assert modes == [True] * 9  # 3 epochs x 3 training steps through the wrapper, no scoring pass
     assert len(records) == 3 and "test_accuracy" in records[-1]
+
+
+# -- ema_decay: the stage keeps a moving average of its weights -----------------------------------------------
+def test_ema_decay_keeps_the_step_by_step_average_and_logs_the_raw_weights_beside_it() -> None:
+    """The average follows every optimiser step (timm's decay for that step); the stage ends with it and
+    scores it as test_*, while raw_test_* are the scores the same run without an average logs."""
+    averaged_cfg, raw_weights = CFG.model_copy(update={"ema_decay": 0.6}), []
+
+    class Spy(Checkpoint):
+        def update_average(self, model: nn.Module, step: int) -> None:
+            raw_weights.append((step, {k: v.clone() for k, v in model.state_dict().items()}))
+            super().update_average(model, step)
+
+    ctx, model = _context(test=_split(40, seed=2)), _model()
+    checkpoint = Spy.fresh("teacher", model, averaged_cfg, seed=3)
+    records = fit(model, _split(), averaged_cfg, ctx, checkpoint=checkpoint)
+    plain_records = fit(_model(), _split(), CFG, ctx)
+    assert [step for step, _ in raw_weights] == list(range(9))  # 3 epochs x 3 steps
+    expected = dict(raw_weights[0][1])
+    for step, weights in raw_weights[1:]:
+        decay = checkpoint.average.get_decay(step)
+        expected = {k: decay * expected[k] + (1 - decay) * weights[k] for k in weights}
+    final = model.state_dict()
+    assert all(torch.allclose(expected[k], final[k], atol=1e-6) for k in final)
+    assert not all(torch.equal(raw_weights[-1][1][k], final[k]) for k in final)  # an average, not the last step
+    assert [r["raw_test_errors"] for r in records] == [r["test_errors"] for r in plain_records]
+    assert records[-1]["test_errors"] == score_splits(model, ctx, 1024)["test_errors"]

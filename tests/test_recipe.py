@@ -171,3 +171,12 @@ def test_keep_is_typed_and_its_default_leaves_fingerprints_as_they_were() -> Non
     assert best.to_dict()["student"]["keep"] == "best_val" and best.fingerprint() != plain.fingerprint()
     with pytest.raises(InputError, match=r"student.keep.*'last' or 'best_val'"):
         load_recipe("hinton_mnist", parse_set(["student.keep=best"]))
+
+
+def test_ema_decay_is_bounded_and_its_default_leaves_fingerprints_as_they_were() -> None:
+    plain = load_recipe("hinton_mnist")
+    assert plain.teacher.ema_decay is None and "ema_decay" not in plain.to_dict()["teacher"]
+    averaged = load_recipe("hinton_mnist", parse_set(["teacher.ema_decay=0.9998"]))
+    assert averaged.to_dict()["teacher"]["ema_decay"] == 0.9998 and averaged.fingerprint() != plain.fingerprint()
+    with pytest.raises(InputError, match=r"teacher.ema_decay"):
+        load_recipe("hinton_mnist", parse_set(["teacher.ema_decay=1"]))

@@ -17,6 +17,7 @@ from resume_world import open_run, record_state_saves, restore_state, tiny_conte
 from safetensors import safe_open
 from safetensors.torch import load_file
 
+from kdedge.errors import InputError
 from kdedge.files.rundir import RunDir
 from kdedge.recipe import validate_recipe
 from kdedge.train.loop import fit
@@ -115,6 +116,39 @@ def test_resume_keeps_the_same_best_validation_epoch(tmp_path, monkeypatch):
     assert _header(state_path(run, "student"))["kept"]["epoch"] == kept
     resumed, kept_again = train(resuming=True)
     assert kept_again == kept and all(torch.equal(reference[k], resumed[k]) for k in reference)
+
+
+def test_resume_continues_the_weight_average(tmp_path, monkeypatch):
+    """ema_decay: the average travels in the state file; a run resumed mid-epoch ends with the same
+    averaged weights as the uninterrupted run. A state saved without an average is refused, in one line."""
+    stage = {"model": "mlp", "model_kwargs": {"hidden": [8]}, "epochs": 2, "batch_size": 32, "ema_decay": 0.7}
+    recipe = validate_recipe(
+        {"name": "t", "data": {"name": "mnist"}, "distillation": {"loss": "none"}, "student": stage}
+    )
+    split, ctx = tiny_split(120, seed=1), tiny_context()
+    run, saves = open_run(tmp_path), record_state_saves(monkeypatch)
+
+    def train(resuming: bool, the_recipe=recipe) -> dict:
+        torch.manual_seed(0)
+        model = tiny_mlp({"hidden": [8]})
+        checkpoint = Checkpointer(run, the_recipe, every_minutes=1e-9, resume=resuming).open(
+            "student", model, the_recipe.student, ctx.seed
+        )
+        fit(model, split, the_recipe.student, ctx, None, the_recipe.distillation, checkpoint)
+        return model.state_dict()
+
+    reference = train(resuming=False)
+    restore_state(run, saves[6])  # epoch 2, after its second step
+    header = _header(state_path(run, "student"))
+    assert (header["epoch"], header["step"]) == (1, 2) and any(
+        k.startswith("average.") for k in load_file(run.path / "student.state.safetensors")
+    )
+    resumed = train(resuming=True)
+    assert all(torch.equal(reference[k], resumed[k]) for k in reference)
+    plain = validate_recipe(recipe.to_dict() | {"student": {**recipe.to_dict()["student"], "ema_decay": None}})
+    train(resuming=False, the_recipe=plain)  # a state file without an average
+    with pytest.raises(InputError, match=r"saved without a weight average \(ema_decay\); delete it to restart"):
+        train(resuming=True)
 
 
 @pytest.mark.slow

@@ -111,6 +111,10 @@ class StageConfig(_Strict):
     weight_decay: Annotated[float, Field(ge=0)] = 0.0
     max_norm: Annotated[float, Field(gt=0)] | None = None
     clip_grad_norm: Annotated[float, Field(gt=0)] | None = None  # total L2 norm per step (timm's --clip-grad)
+    # an exponential moving average of the weights, updated after every step (timm's ModelEmaV3, as its
+    # --model-ema-decay, with warm-up so a short run's average is not its initial weights): the stage keeps
+    # and scores the average; the raw weights' scores are logged beside it as raw_*. None: no average
+    ema_decay: Annotated[float, Field(gt=0, lt=1)] | None = None
     schedule: Literal["constant", "cosine", "step", "onecycle"] = "constant"
     step_epochs: Annotated[int, Field(gt=0)] | None = None
     step_gamma: Annotated[float, Field(gt=0, le=1)] = 0.1
@@ -247,7 +251,13 @@ _LATER_DISTILL_KEYS = {
 }
 
 # stage keys added after runs were saved, dropped from the fingerprint while at their default
-_LATER_STAGE_KEYS = {"momentum_start": None, "momentum_ramp_epochs": None, "dampening": False, "keep": "last"}
+_LATER_STAGE_KEYS = {
+    "momentum_start": None,
+    "momentum_ramp_epochs": None,
+    "dampening": False,
+    "keep": "last",
+    "ema_decay": None,
+}
 
 
 class Recipe(_Strict):
@@ -288,7 +298,7 @@ class Recipe(_Strict):
         for key, default in _LATER_DISTILL_KEYS.items():  # runs saved before these keys existed keep their
             if data["distillation"][key] == default:  # fingerprint (resume, sweep points)
                 del data["distillation"][key]
-        for stage in (data["teacher"], data["student"]):  # the same for the momentum ramp's keys and keep
+        for stage in (data["teacher"], data["student"]):  # the same for the later stage keys
             for key, default in _LATER_STAGE_KEYS.items():
                 if stage is not None and stage.get(key) == default:
                     del stage[key]

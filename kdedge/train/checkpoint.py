@@ -8,7 +8,9 @@ torchtune's knowledge_distillation_single_device recipe) and `checkpoint.after_s
 after every step, which saves when --checkpoint-minutes have passed and, on SIGTERM / Ctrl-C, saves and
 stops (kdedge.train.stop). A Checkpoint without a run (`Checkpoint.fresh`) keeps the state in memory only.
 With `keep: best_val` it also keeps the weights of the epoch with the best validation score so far (saved
-with the state, so a resumed run keeps the same epoch); `use_kept_weights` puts them into the model.
+with the state, so a resumed run keeps the same epoch); `use_kept_weights` puts them into the model. With
+`ema_decay` it carries the moving average of the weights (timm's ModelEmaV3, `average`), updated after
+every step and saved with the state; the stage keeps the average instead of the last weights.
 Which stages of a run are finished, and opening a stage's Checkpoint for a fresh or resumed run, is
 kdedge.train.resume.Checkpointer.
 """
@@ -20,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 
 import torch
+from timm.utils import ModelEmaV3
 from torch import nn
 
 from kdedge.errors import InputError
@@ -63,6 +66,7 @@ class Checkpoint:
     writes: bool = True
     last_save: float = field(default_factory=time.monotonic)
     last_good: str = ""
+    average: ModelEmaV3 | None = None
 
     @classmethod
     def fresh(cls, stage: str, model: nn.Module, cfg: StageConfig, seed: int, **where) -> Checkpoint:
@@ -70,13 +74,15 @@ class Checkpoint:
         run, recipe_sha, every_seconds and writes of a checkpoint saved to a run directory."""
         generator = torch.Generator().manual_seed(seed)
         checkpoint = cls(stage, make_optimizer(model, cfg), generator, keep=cfg.keep, **where)
+        checkpoint.average = _weight_average(model, cfg.ema_decay)
         checkpoint.last_good = f"none for the {stage} yet (it failed before its first checkpoint)"
         return checkpoint
 
     def restore(self, model: nn.Module) -> None:
         """Continue from the stage's state file: model, optimiser, RNGs, records, position."""
         path = state_path(self.run, self.stage)
-        header, self.position, kept = state_file.restore(path, model, self.optimizer, self.generator)
+        average = self.average.module if self.average is not None else None
+        header, self.position, kept = state_file.restore(path, model, self.optimizer, self.generator, average)
         if header.get("recipe_sha") != self.recipe_sha or header.get("stage") != self.stage:
             raise InputError(f"{path}: saved by another recipe or stage; delete it to restart {self.stage}")
         self.records, self.epochs_done = header["records"], header["epoch"]
@@ -90,7 +96,7 @@ class Checkpoint:
         self.records.append(record)
         self.epochs_done, self.position = record["epoch"], None
         if self.keep == "best_val":
-            self._keep_if_best(model, record)
+            self._keep_if_best(model if self.average is None else self.average.module, record)
         self._write(model, self.epochs_done, None)
 
     def after_step(self, model: nn.Module, position: EpochPosition) -> None:
@@ -104,11 +110,19 @@ class Checkpoint:
         if signum:
             raise stop.Stopped(signum, saved(self.run, self), self.run.path)
 
+    def update_average(self, model: nn.Module, step: int) -> None:
+        """After optimiser step `step` (0-based, over the whole stage): fold the weights into their moving
+        average (ema_decay; nothing without one)."""
+        if self.average is not None:
+            self.average.update(unwrapped(model), step=step)
+
     def use_kept_weights(self, model: nn.Module) -> None:
-        """After the last epoch: load the kept epoch's weights into `model` (keep: best_val; keep: last
-        leaves it as it is)."""
+        """After the last epoch: load the kept weights into `model`: the best validation epoch's (keep:
+        best_val), else the moving average (ema_decay); keep: last without an average leaves it as it is."""
         if self.kept is not None:
             unwrapped(model).load_state_dict(self.kept.weights)
+        elif self.average is not None:
+            unwrapped(model).load_state_dict(self.average.module.state_dict())
 
     @property
     def kept_epoch(self) -> int:
@@ -150,9 +164,23 @@ class Checkpoint:
             header["kept"] = {"epoch": self.kept.epoch, "score": list(self.kept.score)}
             kept = self.kept.weights
         path = state_path(self.run, self.stage)
-        state_file.save_training_state(path, header, model, self.optimizer, self.generator, position, kept)
+        average = self.average.module if self.average is not None else None
+        state_file.save_training_state(path, header, model, self.optimizer, self.generator, position, kept, average)
         self.last_save = time.monotonic()
         self.last_good = _describe(self.stage, path, epoch, step)
+
+
+def _weight_average(model: nn.Module, decay: float | None) -> ModelEmaV3 | None:
+    """A moving average of the weights of `model` (a copy, on its device), or None without a decay. With
+    warm-up (timm's: decay 1 - (1 + step)^-2/3 until it reaches `decay`), so the first steps are not
+    averaged with the random initial weights for thousands of steps."""
+    if decay is None:
+        return None
+    average = ModelEmaV3(unwrapped(model), decay=decay, use_warmup=True)
+    for module in average.module.modules():  # the copy must not feed a feature method's hooks when scored
+        module._forward_hooks.clear()
+        module._forward_pre_hooks.clear()
+    return average
 
 
 def saved(run: RunDir, current: Checkpoint | None) -> str:

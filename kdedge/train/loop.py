@@ -69,12 +69,10 @@ def fit(
         started = time.perf_counter()
         totals = _train_epoch(model, setup, cfg, ctx, checkpoint, epoch, task).all_reduced(ctx)
         record = _train_record(stage, epoch, totals, checkpoint.optimizer, time.perf_counter() - started)
-        # scored by the plain module: a compiled one would compile again for eval mode, inference mode and
-        # every evaluation batch size (minutes on a CPU) to save seconds of scoring
-        record |= score_splits(unwrapped(model), ctx, cfg.eval_batch_size, teacher_scores)
+        record |= _scores(model, checkpoint, ctx, cfg, teacher_scores)
         checkpoint.save(model, record)  # the end-of-epoch checkpoint (rank 0 of a run; in memory otherwise)
         _report(ctx, task, record, cfg.epochs)
-    checkpoint.use_kept_weights(model)  # keep: best_val -> that epoch's weights (keep: last: as they are)
+    checkpoint.use_kept_weights(model)  # best_val: that epoch's weights; ema_decay: the average; else as they are
     return checkpoint.records
 
 
@@ -207,6 +205,7 @@ def _train_step(
     )
     _check_finite(loss, checkpoint.stage, epoch, step, ctx)
     optimizer_step(loss, model, checkpoint.optimizer, setup.scaler, cfg)
+    checkpoint.update_average(model, global_step)  # the weights' moving average (ema_decay), if any
     if setup.capture is not None:
         setup.capture.clear()  # the step's activations are not kept until the next one
     return loss.detach(), student_logits.detach()
@@ -222,6 +221,20 @@ def _batch_inputs(
     if ctx.channels_last:
         inputs = inputs.contiguous(memory_format=torch.channels_last)
     return inputs, variant
+
+
+def _scores(
+    model: nn.Module, checkpoint: Checkpoint, ctx: Context, cfg: StageConfig, teacher_scores: torch.Tensor | None
+) -> dict:
+    """The end-of-epoch scores of the weights the stage keeps: the model's, or with a moving average of the
+    weights (ema_decay) the average's, followed by the raw weights' as raw_<key>."""
+    # scored by the plain module: a compiled one would compile again for eval mode, inference mode and
+    # every evaluation batch size (minutes on a CPU) to save seconds of scoring
+    scores = score_splits(unwrapped(model), ctx, cfg.eval_batch_size, teacher_scores)
+    if checkpoint.average is None:
+        return scores
+    raw = {f"raw_{key}": value for key, value in scores.items()}
+    return score_splits(checkpoint.average.module, ctx, cfg.eval_batch_size, teacher_scores) | raw
 
 
 def _check_finite(loss: torch.Tensor, stage: str, epoch: int, step: int, ctx: Context) -> None:

@@ -5,7 +5,8 @@ weights) are safetensors tensors; everything else (epoch, step, metrics so far, 
 scalars) is JSON in the same file's header. One file, written atomically (temp file + os.replace), so a
 crash can never pair tensors of one save with scalars of another; nothing is pickled.
 
-Shapes: model.* and kept.* as in the state dict; rng.torch / rng.shuffle / rng.cuda.<i>: (S,) uint8;
+Shapes: model.*, kept.* and average.* (the weights' moving average, ema_decay) as in the state dict;
+rng.torch / rng.shuffle / rng.cuda.<i>: (S,) uint8;
 position.permutation: (N,) int64; position.loss_sum: () float32; position.correct: () int64.
 When it is written (every epoch, every --checkpoint-minutes, on SIGTERM) is kdedge.train.checkpoint's.
 """
@@ -88,11 +89,15 @@ def save_training_state(
     generator: torch.Generator,
     position: EpochPosition | None,
     kept: dict[str, torch.Tensor] | None = None,
+    average: nn.Module | None = None,
 ) -> None:
     """Write everything needed to continue training into one safetensors file, atomically. `kept`: the
-    weights of the best validation epoch so far (keep: best_val), stored as kept.*."""
+    weights of the best validation epoch so far (keep: best_val), stored as kept.*; `average`: the
+    moving average of the weights (ema_decay), stored as average.*."""
     tensors = {f"model.{k}": v.clone() for k, v in unwrapped(model).state_dict().items()}
     tensors |= {f"kept.{k}": v for k, v in (kept or {}).items()}
+    if average is not None:
+        tensors |= {f"average.{k}": v.clone() for k, v in average.state_dict().items()}
     optimizer_json = flatten(optimizer.state_dict(), "optimizer", tensors)
     header = header | {"format": STATE_FORMAT, "optimizer": optimizer_json}
     tensors["rng.torch"] = torch.get_rng_state()
@@ -122,12 +127,20 @@ def read_training_state(path: Path) -> tuple[dict[str, Any], dict[str, torch.Ten
 
 
 def restore(
-    path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator
+    path: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+    average: nn.Module | None = None,
 ) -> tuple[dict[str, Any], EpochPosition | None, dict[str, torch.Tensor]]:
-    """Load a state file into model / optimiser / RNGs; returns (header, mid-epoch position or None, the
-    kept best-validation weights or {})."""
+    """Load a state file into model / optimiser / RNGs (and the weights' moving average, when the stage
+    keeps one); returns (header, mid-epoch position or None, the kept best-validation weights or {})."""
     header, tensors = read_training_state(path)
     unwrapped(model).load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    if average is not None:
+        if not any(k.startswith("average.") for k in tensors):
+            raise InputError(f"{path}: saved without a weight average (ema_decay); delete it to restart")
+        average.load_state_dict({k[8:]: v for k, v in tensors.items() if k.startswith("average.")})
     optimizer.load_state_dict(unflatten(header["optimizer"], tensors))
     torch.set_rng_state(tensors["rng.torch"])
     generator.set_state(tensors["rng.shuffle"])
