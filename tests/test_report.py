@@ -62,6 +62,8 @@ def test_plot_helpers_write_pngs(tmp_path: Path) -> None:
         for e in (1, 2, 3)
     ]
     assert is_png(plots.learning_curves(records, tmp_path / "c.png", "t"))
+    averaged = [r | {"raw_test_accuracy": r["test_accuracy"] - 0.02} for r in records]  # ema_decay's records
+    assert is_png(plots.learning_curves(averaged, tmp_path / "a.png", "t"))
     assert is_png(plots.curves({"a": ([1, 2], [3, 2]), "b": ([1, 2], [4, 1])}, tmp_path / "l.png", "t"))
     assert is_png(plots.heatmap(np.array([[1.0, np.nan]]), ["r"], ["x", "y"], tmp_path / "h.png", "t", "r", "c"))
 

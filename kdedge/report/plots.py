@@ -35,7 +35,8 @@ def _save(figure, path: Path, rect: tuple[float, float, float, float] = (0, 0, 1
 
 def learning_curves(records: Sequence[dict], path: Path, title: str) -> Path:
     """Three panels per epoch of ONE stage: the training objective (a KD loss can be T^2 times larger than
-    a CE, so it gets its own axis), test / val cross-entropy, and train / val / test accuracy."""
+    a CE, so it gets its own axis), test / val cross-entropy, and train / val / test accuracy (a stage that
+    keeps a weight average, ema_decay, also shows its raw weights' val / test accuracy, dashed)."""
     plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
 
@@ -47,6 +48,9 @@ def learning_curves(records: Sequence[dict], path: Path, title: str) -> Path:
             loss_ax.plot(epochs, [r[f"{split}_loss"] for r in records], style, ms=3, label=split)
         if f"{split}_accuracy" in records[0]:
             acc_ax.plot(epochs, [100 * r[f"{split}_accuracy"] for r in records], style, ms=3, label=split)
+        if f"raw_{split}_accuracy" in records[0]:  # ema_decay: the scores above are the average's
+            raw = [100 * r[f"raw_{split}_accuracy"] for r in records]
+            acc_ax.plot(epochs, raw, style[0] + "-", ms=0, alpha=0.6, label=f"{split}, raw weights")
     train_ax.set(xlabel="epoch", ylabel="loss", title="training objective")
     loss_ax.set(xlabel="epoch", ylabel="cross-entropy", title="held-out loss")
     acc_ax.set(xlabel="epoch", ylabel="accuracy %", title="accuracy")
