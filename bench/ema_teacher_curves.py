@@ -5,10 +5,12 @@ average, which the stage keeps; raw_test_errors: the raw weights), so one run is
 same initialisation, batches and dropout masks, with and without the average. The raw curve is also what
 the same recipe without `ema_decay` trains (the average never feeds back into training).
 
-    python bench/ema_teacher_curves.py RUN [RUN ...] [--stage teacher] [--last 20] [--png FILE] [--json FILE]
+    python bench/ema_teacher_curves.py RUN [RUN ...] [--stage teacher] [--last 20] [--target N] [--png FILE]
+        [--json FILE]
 
 Prints per run the final test errors of both and, over the last --last epochs, the mean, min and max of
-each (how much the average calms the epoch-to-epoch swing); writes a PNG of both curves per run.
+each (how much the average calms the epoch-to-epoch swing); writes a PNG of both curves per run, with a
+dashed line at --target (e.g. a paper's count) when given.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ def summary(records: list[dict], last: int) -> dict:
     return row
 
 
-def plot(series: dict[str, list[dict]], path: Path, title: str) -> None:
+def plot(series: dict[str, list[dict]], path: Path, title: str, target: float | None = None) -> None:
     """Test errors per epoch, raw weights (thin) and their average (thick), one colour per run; the y axis
     starts at the best count and stops at 3x it, where the end of the schedule can be read."""
     import matplotlib
@@ -54,6 +56,9 @@ def plot(series: dict[str, list[dict]], path: Path, title: str) -> None:
         axis.plot(epochs, [r["raw_test_errors"] for r in records], lw=0.7, alpha=0.6, color=colour)
         axis.plot(epochs, [r["test_errors"] for r in records], lw=2, color=colour, label=f"{label}: average")
     axis.plot([], [], lw=0.7, color="grey", label="thin: raw weights")
+    if target is not None:
+        axis.axhline(target, ls="--", color="black", lw=1, label=f"target: {target:g}")
+        best = min(best, target)
     axis.set_ylim(best - 5, 3 * best)
     axis.set(xlabel="epoch", ylabel="test errors (of 10,000)", title=title)
     axis.grid(alpha=0.3)
@@ -68,6 +73,7 @@ def main() -> None:
     parser.add_argument("runs", nargs="+", type=Path)
     parser.add_argument("--stage", default="teacher")
     parser.add_argument("--last", type=int, default=20, help="epochs at the end to summarise")
+    parser.add_argument("--target", type=float, help="a dashed line at this count (e.g. the paper's)")
     parser.add_argument("--png", type=Path, default=Path("ema_teacher_curves.png"))
     parser.add_argument("--json", type=Path, help="also write the per-run summary here")
     args = parser.parse_args()
@@ -77,7 +83,7 @@ def main() -> None:
     for name, row in rows.items():
         average, raw = (" / ".join(map(str, row[f"{k}_last"])) for k in ("average", "raw"))
         print(f"{name:<24} {row['epochs']:>6} {row['average']:>8} {row['raw']:>5}   {average:<20} {raw}")
-    plot(series, args.png, f"{args.stage}: test errors, raw weights and their moving average")
+    plot(series, args.png, f"{args.stage}: test errors, raw weights and their moving average", args.target)
     if args.json:
         args.json.write_text(json.dumps({"last": args.last, "runs": rows}, indent=1) + "\n")
 

@@ -81,6 +81,7 @@ def test_fidelity_verdicts_count_fewer_errors_and_higher_accuracy_as_better() ->
     accuracy = fidelity.Ref("student", 0.531, "accuracy", False, "paper")
     assert fidelity.verdict(errors, 84) == "trails by 17 errors"
     assert fidelity.verdict(errors, 60) == "meets (7 fewer errors)"
+    assert fidelity.verdict(errors, 67) == "meets (equal)"  # not 'meets (0 fewer errors)'
     assert fidelity.verdict(accuracy, 0.549) == "meets (0.018)"
     assert fidelity.verdict(accuracy, 0.499) == "trails by 0.032"
     assert fidelity.verdict(accuracy, None) == "not run"

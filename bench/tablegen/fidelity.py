@@ -44,6 +44,8 @@ def verdict(ref: Ref, value: float | None) -> str:
     if value is None:
         return "not run"
     gap = (value - ref.value) * (-1 if ref.lower else 1)
+    if gap == 0:
+        return "meets (equal)"
     if ref.unit == "errors":
         count = f"{round(abs(gap), 1):g}"  # a mean over seeds keeps one decimal: 0.5 or 0.7, not a rounded 0
         size = f"{count} {'fewer ' if gap >= 0 else ''}{'error' if count == '1' else 'errors'}"

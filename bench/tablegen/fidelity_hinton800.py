@@ -1,7 +1,9 @@
 """The fidelity rows of the 2x800 studies (`kdedge study` tables): from the recipe's 320-epoch teacher
-(hinton_800_paper.json) and from the same teachers after a 100-epoch warm restart (hinton_800_restart.json).
-Each gives the teacher at its seeds, the paper's protocol (unaugmented student) with and without KD, and the
-best KD row on jittered images beside the no-KD student trained on the same images for as long.
+(hinton_800_paper.json), from the same teachers after a 100-epoch warm restart (hinton_800_restart.json),
+from teachers that keep a moving average of their weights (hinton_800_ema.json) and students that keep one too
+(hinton_800_ema_students.json). Each gives the teacher at its seeds, the paper's protocol (unaugmented
+student) with and without KD, and the best KD row on jittered images beside the no-KD student trained on the
+same images for as long.
 """
 
 from __future__ import annotations
@@ -12,10 +14,15 @@ from tablegen.files import Files
 STUDIES = {  # table file: how its rows are named in the fidelity table
     "hinton_800_paper.json": "Hinton MNIST, 320-epoch teacher: ",
     "hinton_800_restart.json": "Hinton MNIST, 320-epoch teacher + 100-epoch warm restart: ",
+    "hinton_800_ema.json": "Hinton MNIST, 320-epoch teacher with a weight average (EMA 0.9998): ",
+    "hinton_800_ema_students.json": "Hinton MNIST, 320-epoch EMA teacher, students with a weight average too: ",
 }
-# table: the table whose teachers it trained further; its no-KD students are that table's runs, copied (a
-# no-KD student never reads the teacher), so their fidelity row is given once, under the earlier table
+# table: the table whose teachers it trained further (its teacher's wall time adds that table's)
 CONTINUES = {"hinton_800_restart.json": "hinton_800_paper.json"}
+# rows given once, under another table: the restart's no-KD students are the earlier table's runs, copied (a
+# no-KD student never reads the teacher); the EMA students' teachers are hinton_800_ema's, and their no-KD
+# student's count is that table's at both seeds (its notes)
+SHARED_ROWS = {"hinton_800_restart.json": {"no-kd"}, "hinton_800_ema_students.json": {"teacher", "no-kd"}}
 
 
 def _measured(data: dict, row: dict, text: str, table: str, before: float | None) -> Measured:
@@ -60,8 +67,7 @@ def mnist_800_study(files: Files, table: str, what: str) -> list[tuple[Ref, Meas
         ("2x800 student with KD (T 20)", 74, rows["KD"], ""),
         ("2x800 student with KD, best on jittered images", 74, best, f" ({versus})"),
     ]
-    if earlier:
-        pairs.pop(1)
+    pairs = [pair for pair in pairs if pair[2]["row"] not in SHARED_ROWS.get(table, set())]
     return [
         (
             Ref(what + label, paper, "errors", True, HINTON),

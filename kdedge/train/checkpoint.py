@@ -22,7 +22,6 @@ import time
 from dataclasses import dataclass, field
 
 import torch
-from timm.utils import ModelEmaV3
 from torch import nn
 
 from kdedge.errors import InputError
@@ -66,7 +65,7 @@ class Checkpoint:
     writes: bool = True
     last_save: float = field(default_factory=time.monotonic)
     last_good: str = ""
-    average: ModelEmaV3 | None = None
+    average: nn.Module | None = None  # timm.utils.ModelEmaV3 (imported when used: timm takes seconds to load)
 
     @classmethod
     def fresh(cls, stage: str, model: nn.Module, cfg: StageConfig, seed: int, **where) -> Checkpoint:
@@ -170,12 +169,14 @@ class Checkpoint:
         self.last_good = _describe(self.stage, path, epoch, step)
 
 
-def _weight_average(model: nn.Module, decay: float | None) -> ModelEmaV3 | None:
+def _weight_average(model: nn.Module, decay: float | None) -> nn.Module | None:
     """A moving average of the weights of `model` (a copy, on its device), or None without a decay. With
     warm-up (timm's: decay 1 - (1 + step)^-2/3 until it reaches `decay`), so the first steps are not
     averaged with the random initial weights for thousands of steps."""
     if decay is None:
         return None
+    from timm.utils import ModelEmaV3  # here, not at the top: a run without an average never loads timm
+
     average = ModelEmaV3(unwrapped(model), decay=decay, use_warmup=True)
     for module in average.module.modules():  # the copy must not feed a feature method's hooks when scored
         module._forward_hooks.clear()
