@@ -47,7 +47,8 @@ def fit(
     method: DistillationMethod | None = None,
 ) -> list[dict]:
     """Train `model` in place for cfg.epochs on `train`; return one metrics record per epoch. The model
-    ends with the weights of the epoch cfg.keep names (the last, or the best on the validation split).
+    ends with the weights of the epoch cfg.keep names (the last, or the best on the validation split), or
+    with cfg.ema_decay the moving average of its weights (kdedge.train.checkpoint).
 
     With a teacher, the loss is the distillation method on (student, teacher) logits: `method`, or the
     recipe's loss (methods.LogitLoss); without, plain cross-entropy. `checkpoint` (kdedge.train.checkpoint)
