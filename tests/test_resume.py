@@ -141,7 +141,7 @@ def test_resume_continues_the_weight_average(tmp_path, monkeypatch):
     restore_state(run, saves[6])  # epoch 2, after its second step
     header = _header(state_path(run, "student"))
     assert (header["epoch"], header["step"]) == (1, 2) and any(
-        k.startswith("average.") for k in load_file(run.path / "student.state.safetensors")
+        k.startswith("average.") for k in load_file(state_path(run, "student"))
     )
     resumed = train(resuming=True)
     assert all(torch.equal(reference[k], resumed[k]) for k in reference)

@@ -80,8 +80,7 @@ class Checkpoint:
     def restore(self, model: nn.Module) -> None:
         """Continue from the stage's state file: model, optimiser, RNGs, records, position."""
         path = state_path(self.run, self.stage)
-        average = self.average.module if self.average is not None else None
-        header, self.position, kept = state_file.restore(path, model, self.optimizer, self.generator, average)
+        header, self.position, kept = state_file.restore(path, model, self.optimizer, self.generator, self.averaged)
         if header.get("recipe_sha") != self.recipe_sha or header.get("stage") != self.stage:
             raise InputError(f"{path}: saved by another recipe or stage; delete it to restart {self.stage}")
         self.records, self.epochs_done = header["records"], header["epoch"]
@@ -95,7 +94,7 @@ class Checkpoint:
         self.records.append(record)
         self.epochs_done, self.position = record["epoch"], None
         if self.keep == "best_val":
-            self._keep_if_best(model if self.average is None else self.average.module, record)
+            self._keep_if_best(model if self.averaged is None else self.averaged, record)
         self._write(model, self.epochs_done, None)
 
     def after_step(self, model: nn.Module, position: EpochPosition) -> None:
@@ -120,8 +119,13 @@ class Checkpoint:
         best_val), else the moving average (ema_decay); keep: last without an average leaves it as it is."""
         if self.kept is not None:
             unwrapped(model).load_state_dict(self.kept.weights)
-        elif self.average is not None:
-            unwrapped(model).load_state_dict(self.average.module.state_dict())
+        elif self.averaged is not None:
+            unwrapped(model).load_state_dict(self.averaged.state_dict())
+
+    @property
+    def averaged(self) -> nn.Module | None:
+        """The weights' moving average as a model (ema_decay), or None without one."""
+        return self.average.module if self.average is not None else None
 
     @property
     def kept_epoch(self) -> int:
@@ -163,8 +167,9 @@ class Checkpoint:
             header["kept"] = {"epoch": self.kept.epoch, "score": list(self.kept.score)}
             kept = self.kept.weights
         path = state_path(self.run, self.stage)
-        average = self.average.module if self.average is not None else None
-        state_file.save_training_state(path, header, model, self.optimizer, self.generator, position, kept, average)
+        state_file.save_training_state(
+            path, header, model, self.optimizer, self.generator, position, kept, self.averaged
+        )
         self.last_save = time.monotonic()
         self.last_good = _describe(self.stage, path, epoch, step)
 

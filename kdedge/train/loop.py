@@ -232,10 +232,10 @@ def _scores(
     # scored by the plain module: a compiled one would compile again for eval mode, inference mode and
     # every evaluation batch size (minutes on a CPU) to save seconds of scoring
     scores = score_splits(unwrapped(model), ctx, cfg.eval_batch_size, teacher_scores)
-    if checkpoint.average is None:
+    if checkpoint.averaged is None:
         return scores
     raw = {f"raw_{key}": value for key, value in scores.items()}
-    return score_splits(checkpoint.average.module, ctx, cfg.eval_batch_size, teacher_scores) | raw
+    return score_splits(checkpoint.averaged, ctx, cfg.eval_batch_size, teacher_scores) | raw
 
 
 def _check_finite(loss: torch.Tensor, stage: str, epoch: int, step: int, ctx: Context) -> None:
