@@ -1,7 +1,8 @@
 """The fidelity rows of the 2x800 studies (`kdedge study` tables): from the recipe's 320-epoch teacher
 (hinton_800_paper.json), from the same teachers after a 100-epoch warm restart (hinton_800_restart.json),
 from teachers that keep a moving average of their weights (hinton_800_ema.json) and students that keep one too
-(hinton_800_ema_students.json). Each gives the teacher at its seeds, the paper's protocol (unaugmented
+(hinton_800_ema_students.json), and from teachers trained under bf16 autocast with the mlp's fast dropout
+masks (hinton_800_fast.json). Each gives the teacher at its seeds, the paper's protocol (unaugmented
 student) with and without KD, and the best KD row on jittered images beside the no-KD student trained on the
 same images for as long.
 """
@@ -16,6 +17,7 @@ STUDIES = {  # table file: how its rows are named in the fidelity table
     "hinton_800_restart.json": "Hinton MNIST, 320-epoch teacher + 100-epoch warm restart: ",
     "hinton_800_ema.json": "Hinton MNIST, 320-epoch teacher with a weight average (EMA 0.9998): ",
     "hinton_800_ema_students.json": "Hinton MNIST, 320-epoch EMA teacher, students with a weight average too: ",
+    "hinton_800_fast.json": "Hinton MNIST, 320-epoch teacher in bf16 with fast dropout masks: ",
 }
 # table: the table whose teachers it trained further (its teacher's wall time adds that table's)
 CONTINUES = {"hinton_800_restart.json": "hinton_800_paper.json"}

@@ -10,6 +10,7 @@ from torch import nn
 
 from kdedge.errors import InputError
 from kdedge.models import MODELS, check_model_name, is_timm_name
+from kdedge.models.dropout import BitDropout
 
 
 def mlp(
@@ -19,19 +20,23 @@ def mlp(
     hidden: Sequence[int] = (1200, 1200),
     dropout: float = 0.0,
     input_dropout: float = 0.0,
+    fast_dropout: bool = False,
 ) -> nn.Module:
     """Fully connected net on flattened pixels, ReLU between layers (Hinton et al. 2015 MNIST nets).
 
-    dropout applies after every hidden layer, input_dropout to the pixels themselves.
+    dropout applies after every hidden layer, input_dropout to the pixels themselves. fast_dropout draws
+    the CPU masks from random bits (kdedge.models.dropout.BitDropout: the same dropout, a fraction of the
+    cost, other masks than nn.Dropout's for a seed); the layers and their weights are the same either way.
     """
+    drop = BitDropout if fast_dropout else nn.Dropout
     layers: list[nn.Module] = [nn.Flatten()]
     if input_dropout > 0:
-        layers.append(nn.Dropout(input_dropout))
+        layers.append(drop(input_dropout))
     width = in_channels * image_size * image_size
     for size in hidden:
         layers += [nn.Linear(width, size), nn.ReLU(inplace=True)]
         if dropout > 0:
-            layers.append(nn.Dropout(dropout))
+            layers.append(drop(dropout))
         width = size
     layers.append(nn.Linear(width, num_classes))
     return nn.Sequential(*layers)
