@@ -35,7 +35,7 @@ from kdedge.models.builders import build_model  # noqa: E402
 from kdedge.recipe.load import load_recipe  # noqa: E402
 from kdedge.train.augment import augment  # noqa: E402
 from kdedge.train.devices import cpu_native_bf16  # noqa: E402
-from kdedge.train.optim import apply_max_norm, make_optimizer  # noqa: E402
+from kdedge.train.optim import make_optimizer, optimizer_step  # noqa: E402
 
 RECIPE = "hinton_mnist_800"
 EPOCH_IMAGES = 60_000
@@ -56,16 +56,13 @@ def make_step(setting: Setting) -> Callable[[], None]:
     generator = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (batch, 1, 28, 28), dtype=torch.uint8)
     labels = torch.randint(0, 10, (batch,))
+    scaler = torch.amp.GradScaler("cpu", enabled=False)  # loss scaling is for fp16 on CUDA only
 
     def step() -> None:
         inputs = normalize(augment(images, stage.augment, generator), (0.1307,), (0.3081,))
         with torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else nullcontext():
             loss = torch.nn.functional.cross_entropy(model(inputs).float(), labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if stage.max_norm:
-            apply_max_norm(model, stage.max_norm)
+        optimizer_step(loss, model, optimizer, scaler, stage)  # the loop's update: backward, step, max-norm
 
     return step
 
